@@ -1,0 +1,22 @@
+# Convenience targets; each is the README's command of the same purpose.
+PY := .venv/bin/python
+
+.PHONY: setup demo test test-slow bench figures
+
+setup:
+	python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]'
+
+demo: setup
+	$(PY) -m experiments.train --config experiments/configs/digits_gan.py --workdir runs/digits_gan
+
+test: setup
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+bench: setup
+	.venv/bin/pip install -q -e '.[bench]' && $(PY) -m benchmarks.run --quick --json benchmarks/results.json
+
+figures: setup
+	$(PY) -m experiments.figures --preset quick --workdir runs/figures

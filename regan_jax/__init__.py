@@ -1,0 +1,25 @@
+"""regan_jax: norm penalties on the weights of image generative models, in JAX.
+
+Submodules (one concept each): ``penalties``, ``models``, ``losses``, ``steps``,
+``parallel``, ``sweep``, ``checkpoint``, ``data``, ``metrics``, ``evaluation``,
+``train``. They are imported on first attribute access so that
+``import regan_jax`` stays cheap and has no side effects.
+"""
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "checkpoint", "data", "evaluation", "losses", "metrics", "models",
+    "parallel", "penalties", "steps", "sweep", "train",
+)
+
+
+def __getattr__(name):
+  if name in _SUBMODULES:
+    return importlib.import_module(f"{__name__}.{name}")
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(list(globals()) + list(_SUBMODULES))
