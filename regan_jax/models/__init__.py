@@ -1,0 +1,162 @@
+"""Flax linen models and :func:`make_models`, the one place that builds them from a config.
+
+``make_models(config.model, data_spec)`` returns the networks of the model
+kind selected by ``config.model.kind``:
+
+============  =========================  ===================================
+kind          networks                   notes
+============  =========================  ===================================
+``'gan'``     ``{'g', 'd'}``             unconditional
+``'cgan'``    ``{'g', 'd'}``             label-embedding generator, projection
+                                         discriminator (Miyato & Koyama 2018)
+``'vae'``     ``{'encoder', 'decoder'}`` Bernoulli or Gaussian likelihood
+============  =========================  ===================================
+
+``config.model.arch`` picks the networks' shape: ``'mlp'`` (any data shape,
+flattened; the 2-D mixtures) or ``'dcgan'`` (images ``(H, W, C)``). The DCGAN
+nets have ``stages`` stride-2 down/up-sampling stages, derived from the image
+size when ``stages`` = 0: the most (up to 3) that leave a base of at least 2x2
+(8x8 -> 2 stages from 2x2, 28x28 -> 2 from 7x7, 32x32 -> 3 from 4x4). The
+discriminator (and VAE encoder) sizes come from ``d_width``, the generator
+(and VAE decoder) sizes from ``g_width``. No BatchNorm anywhere; kernels use
+flax's default init (see :mod:`regan_jax.models.layers`); float32.
+"""
+from typing import NamedTuple
+
+import flax.linen as nn
+import ml_collections
+
+from regan_jax.models.gan import Discriminator, Generator
+from regan_jax.models.layers import (UPSAMPLERS, ConvBody, ConvTrunk, MLPBody, MLPTrunk,
+                                     choose, depth_to_space)
+from regan_jax.models.vae import Decoder, Encoder
+
+__all__ = ["ARCHITECTURES", "KINDS", "DataSpec", "Decoder", "Discriminator", "Encoder",
+           "Generator", "default_config", "depth_to_space", "make_models", "num_stages"]
+
+MAX_STAGES = 3
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+class DataSpec(NamedTuple):
+    """What the models need to know about the data: one example's shape and the classes."""
+    shape: tuple[int, ...]
+    num_classes: int = 0
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """``config.model``: sized for Fashion-MNIST GANs on a 2-core CPU."""
+    return ml_collections.ConfigDict({
+        "kind": "gan",            # 'gan' | 'cgan' | 'vae' (KINDS)
+        "arch": "dcgan",          # 'mlp' | 'dcgan' (ARCHITECTURES)
+        "latent_dim": 64,         # size of z
+        "g_width": 64,            # generator/decoder: channels of the last stage (MLP: hidden width)
+        "d_width": 64,            # discriminator/encoder: channels of the first stage (MLP: hidden width)
+        "stages": 0,              # DCGAN up/down-sampling stages; 0 = derived from the image size
+        "mlp_layers": 2,          # MLP hidden layers in each network
+        "upsample": "subpixel",   # 'subpixel' (conv then depth-to-space) | 'conv_transpose'
+        "spectral_norm": False,   # spectrally normalise every discriminator layer (baseline)
+        "likelihood": "bernoulli",  # VAE p(x|z): 'bernoulli' | 'gaussian'
+        "gaussian_std": 0.1,      # fixed std of the Gaussian likelihood (data in [-1, 1])
+    })
+
+
+def num_stages(shape: tuple[int, ...], stages: int = 0) -> int:
+    """Stride-2 stages of a DCGAN net for images of ``shape = (H, W, C)``.
+
+    ``stages`` > 0 is checked (H and W must be divisible by 2**stages);
+    0 derives the most stages, up to 3, that leave a base of at least 2x2.
+
+    Raises:
+      ValueError: the shape is not an image, or its size cannot be reached.
+    """
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"arch 'dcgan' needs image data of shape (H, W, C), got {shape}; "
+                         "use arch 'mlp' for other data")
+    height, width, _ = shape
+    if stages < 0:
+        raise ValueError(f"stages must be >= 0 (0 = derived), got {stages}")
+    if stages == 0:
+        stages = max((k for k in range(MAX_STAGES + 1)
+                      if height % 2**k == 0 and width % 2**k == 0
+                      and min(height, width) // 2**k >= 2), default=0)
+        if stages == 0:
+            raise ValueError(f"image size {height}x{width} is not reachable by stride-2 "
+                             "stages: it needs an even size of at least 4")
+    elif height % 2**stages or width % 2**stages:
+        raise ValueError(f"image size {height}x{width} is not reachable by {stages} stride-2 "
+                         f"stages: both sides must be divisible by {2**stages}")
+    return stages
+
+
+def _mlp_nets(cfg, shape, spectral_norm):
+    """(trunk, body) of arch 'mlp'."""
+    return (MLPTrunk(cfg.d_width, cfg.mlp_layers, spectral_norm),
+            MLPBody(cfg.g_width, cfg.mlp_layers, tuple(shape)))
+
+
+def _dcgan_nets(cfg, shape, spectral_norm):
+    """(trunk, body) of arch 'dcgan'."""
+    stages = num_stages(shape, cfg.stages)
+    return (ConvTrunk(cfg.d_width, stages, spectral_norm),
+            ConvBody(cfg.g_width, stages, tuple(shape), cfg.upsample))
+
+
+ARCHITECTURES = {"mlp": _mlp_nets, "dcgan": _dcgan_nets}
+
+
+def _gan(cfg, spec, num_classes=0):
+    trunk, body = choose("arch", cfg.arch, ARCHITECTURES)(cfg, spec.shape, cfg.spectral_norm)
+    return {"g": Generator(body, cfg.latent_dim, num_classes),
+            "d": Discriminator(trunk, tuple(spec.shape), num_classes, cfg.spectral_norm)}
+
+
+def _cgan(cfg, spec):
+    if spec.num_classes < 2:
+        raise ValueError(f"kind 'cgan' needs labelled data with >= 2 classes, got "
+                         f"num_classes = {spec.num_classes}")
+    return _gan(cfg, spec, spec.num_classes)
+
+
+def _vae(cfg, spec):
+    if cfg.spectral_norm:
+        raise ValueError("spectral_norm is a discriminator baseline; it is not available "
+                         "for kind 'vae'")
+    choose("likelihood", cfg.likelihood, dict.fromkeys(LIKELIHOODS))
+    if cfg.likelihood == "gaussian" and not cfg.gaussian_std > 0:
+        raise ValueError(f"gaussian_std must be > 0, got {cfg.gaussian_std}")
+    trunk, body = choose("arch", cfg.arch, ARCHITECTURES)(cfg, spec.shape, False)
+    return {"encoder": Encoder(trunk, tuple(spec.shape), cfg.latent_dim),
+            "decoder": Decoder(body, cfg.latent_dim)}
+
+
+KINDS = {"gan": _gan, "cgan": _cgan, "vae": _vae}
+
+
+def make_models(model_cfg: ml_collections.ConfigDict, data_spec) -> dict[str, nn.Module]:
+    """Builds the networks of ``model_cfg.kind`` for data described by ``data_spec``.
+
+    Args:
+      model_cfg: ``config.model`` (see :func:`default_config`).
+      data_spec: anything with ``shape`` (one example, e.g. ``(2,)`` or
+        ``(28, 28, 1)``) and ``num_classes`` (e.g. :class:`DataSpec`).
+
+    Returns:
+      ``{'g': Generator, 'd': Discriminator}`` for ``'gan'``/``'cgan'``,
+      ``{'encoder': Encoder, 'decoder': Decoder}`` for ``'vae'``.
+
+    Raises:
+      ValueError: an unknown kind, arch, upsample or likelihood name, a
+        non-positive size, a shape the architecture cannot produce, or a
+        conditional model on unlabelled data — before any compute.
+    """
+    build = choose("model kind", model_cfg.kind, KINDS)
+    choose("arch", model_cfg.arch, ARCHITECTURES)
+    choose("upsample", model_cfg.upsample, UPSAMPLERS)
+    for key in ("latent_dim", "g_width", "d_width", "mlp_layers"):
+        if model_cfg[key] < 1:
+            raise ValueError(f"config.model.{key} must be >= 1, got {model_cfg[key]}")
+    shape = tuple(int(s) for s in data_spec.shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"data shape must be non-empty and positive, got {data_spec.shape}")
+    return build(model_cfg, DataSpec(shape, int(data_spec.num_classes)))
