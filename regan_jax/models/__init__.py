@@ -26,6 +26,7 @@ from typing import NamedTuple
 import flax.linen as nn
 import ml_collections
 
+from regan_jax.losses import LIKELIHOODS
 from regan_jax.models.gan import Discriminator, Generator
 from regan_jax.models.layers import (UPSAMPLERS, ConvBody, ConvTrunk, MLPBody, MLPTrunk,
                                      choose, depth_to_space)
@@ -35,7 +36,6 @@ __all__ = ["ARCHITECTURES", "KINDS", "DataSpec", "Decoder", "Discriminator", "En
            "Generator", "default_config", "depth_to_space", "make_models", "num_stages"]
 
 MAX_STAGES = 3
-LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 class DataSpec(NamedTuple):
@@ -56,7 +56,7 @@ def default_config() -> ml_collections.ConfigDict:
         "mlp_layers": 2,          # MLP hidden layers in each network
         "upsample": "subpixel",   # 'subpixel' (conv then depth-to-space) | 'conv_transpose'
         "spectral_norm": False,   # spectrally normalise every discriminator layer (baseline)
-        "likelihood": "bernoulli",  # VAE p(x|z): 'bernoulli' | 'gaussian'
+        "likelihood": "bernoulli",  # VAE p(x|z): 'bernoulli' | 'gaussian' (losses.LIKELIHOODS)
         "gaussian_std": 0.1,      # fixed std of the Gaussian likelihood (data in [-1, 1])
     })
 
@@ -122,7 +122,7 @@ def _vae(cfg, spec):
     if cfg.spectral_norm:
         raise ValueError("spectral_norm is a discriminator baseline; it is not available "
                          "for kind 'vae'")
-    choose("likelihood", cfg.likelihood, dict.fromkeys(LIKELIHOODS))
+    choose("likelihood", cfg.likelihood, LIKELIHOODS)
     if cfg.likelihood == "gaussian" and not cfg.gaussian_std > 0:
         raise ValueError(f"gaussian_std must be > 0, got {cfg.gaussian_std}")
     trunk, body = choose("arch", cfg.arch, ARCHITECTURES)(cfg, spec.shape, False)
