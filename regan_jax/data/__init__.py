@@ -1,0 +1,32 @@
+"""Data: TFDS array_record builders, the IDX reader, 2-D mixtures, the batch iterator.
+
+``load(name, split)`` gives an image dataset in memory (float32 NHWC in
+[-1, 1], int32 labels); ``mixture(name)`` a 2-D Gaussian mixture sampled on
+the fly; ``make_iterator(config.data, seed)`` the resumable batch stream.
+"""
+from regan_jax.data.builders import (
+    DEBIAN_DATASETS_DIR,
+    LOCAL_DATASETS,
+    data_dir_or_default,
+    idx_directory,
+    load,
+)
+from regan_jax.data.idx import read_idx, read_idx_split
+from regan_jax.data.mixtures import MIXTURES, Mixture, mixture
+from regan_jax.data.pipeline import (
+    BatchIterator,
+    Prefetcher,
+    default_config,
+    from_config,
+    make_iterator,
+    prefetch_to_device,
+    split_for_devices,
+)
+from regan_jax.data.spec import ArrayDataset, DataSpec
+
+__all__ = [
+    "ArrayDataset", "BatchIterator", "DEBIAN_DATASETS_DIR", "DataSpec", "LOCAL_DATASETS",
+    "MIXTURES", "Mixture", "Prefetcher", "data_dir_or_default", "default_config",
+    "from_config", "idx_directory", "load", "make_iterator", "mixture", "prefetch_to_device",
+    "read_idx", "read_idx_split", "split_for_devices",
+]

@@ -1,0 +1,274 @@
+"""The batch iterator: deterministic, resumable, with member and device axes.
+
+Image datasets: epoch e of member k visits the examples in the order
+``default_rng([seed, k, e]).permutation(N)``, cut into ``N // B`` batches of
+B (``drop_remainder``; otherwise a last, smaller batch). Mixtures: batch i of
+member k is ``mixture.sample_labelled(fold_in(fold_in(key(seed), k), i), B)``.
+The iterator's :attr:`BatchIterator.position` ``{'seed', 'epoch', 'index',
+...}`` is plain JSON; passing it back to :func:`make_iterator` resumes with
+exactly the batches that would have come next.
+"""
+import queue
+import threading
+from typing import Any, Callable, Iterator
+
+import jax
+import ml_collections
+import numpy as np
+
+from regan_jax.data.builders import load
+from regan_jax.data.mixtures import MIXTURES, Mixture, mixture
+from regan_jax.data.spec import ArrayDataset, DataSpec
+
+Batch = dict[str, np.ndarray]
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """``config.data``: which dataset, the batch, and where data lives."""
+    return ml_collections.ConfigDict({
+        "name": "digits",          # LOCAL_DATASETS, MIXTURES or a TFDS catalog name
+        "batch_size": 64,          # global batch (all devices, per member)
+        "drop_remainder": True,    # False: each epoch ends with a smaller batch
+        "data_dir": "",            # prepared-data cache ('': $TFDS_DATA_DIR, ~/tensorflow_datasets)
+        "idx_dir": "",             # fashion_mnist/mnist IDX files ('': REGAN_DATA_DIR, Debian, ...)
+        "download": True,          # catalog datasets may be downloaded
+        "prefetch": 2,             # batches prefetch_to_device keeps ready
+        "stacked_size": 10_000,    # stacked_digits train examples
+        "stacked_test_size": 1_000,  # stacked_digits test examples
+        "stacked_seed": 0,         # stacked_digits draws
+        "ring_radius": 2.0,        # ring8 radius
+        "grid_spacing": 2.0,       # grid25 spacing
+        "sigma": 0.02,             # ring8/grid25 per-mode standard deviation
+    })
+
+
+def from_config(data_cfg: ml_collections.ConfigDict,
+                split: str = "train") -> ArrayDataset | Mixture:
+    """The dataset ``data_cfg.name`` (an :class:`ArrayDataset`) or mixture."""
+    if data_cfg.name in MIXTURES:
+        return mixture(data_cfg.name, radius=data_cfg.ring_radius,
+                       spacing=data_cfg.grid_spacing, sigma=data_cfg.sigma)
+    return load(data_cfg.name, split, data_dir=data_cfg.data_dir, idx_dir=data_cfg.idx_dir,
+                download=data_cfg.download, size=data_cfg.stacked_size,
+                test_size=data_cfg.stacked_test_size, seed=data_cfg.stacked_seed)
+
+
+class BatchIterator:
+    """An endless iterator of global batches ``{'image', 'label'}`` (numpy).
+
+    Shapes: ``[B, *spec.shape]`` / ``[B]``, or ``[K, B, ...]`` with K members.
+
+    Attributes:
+      spec: the data's :class:`DataSpec`.
+      position: JSON-serialisable position of the next batch.
+      steps_per_epoch: batches per epoch (None for mixtures).
+    """
+
+    def __init__(self, fetch: Callable[[int, int], Batch], steps_per_epoch: int | None,
+                 spec: DataSpec, position: dict):
+        self._fetch = fetch
+        self.steps_per_epoch = steps_per_epoch
+        self.spec = spec
+        self._position = dict(position)
+
+    @property
+    def position(self) -> dict:
+        return dict(self._position)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        epoch, index = self._position["epoch"], self._position["index"]
+        batch = self._fetch(epoch, index)
+        index += 1
+        if self.steps_per_epoch is not None and index == self.steps_per_epoch:
+            epoch, index = epoch + 1, 0
+        self._position.update(epoch=epoch, index=index)
+        return batch
+
+
+def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
+                  position: dict | None = None, num_members: int | None = None,
+                  source: ArrayDataset | Mixture | None = None) -> BatchIterator:
+    """The training batch iterator of ``data_cfg`` (see the module docstring).
+
+    Args:
+      data_cfg: ``config.data`` (:func:`default_config`).
+      seed: data-order seed (>= 0).
+      position: a :attr:`BatchIterator.position` to resume from (its seed,
+        batch size, dataset and member count must match).
+      num_members: K for a vmapped sweep: batches get a leading member axis
+        and member k its own order; None: no member axis.
+      source: the data already loaded (default: ``from_config(data_cfg)``).
+
+    Raises:
+      ValueError: a negative seed, a non-positive batch size or member count,
+        a batch larger than the dataset, or a position that does not belong
+        to this iterator.
+    """
+    batch_size = data_cfg.batch_size
+    if seed < 0 or batch_size <= 0 or (num_members is not None and num_members <= 0):
+        raise ValueError(f"make_iterator needs seed >= 0, batch_size > 0, num_members > 0 "
+                         f"or None; got seed={seed}, batch_size={batch_size}, "
+                         f"num_members={num_members}")
+    source = from_config(data_cfg) if source is None else source
+    start = {"name": data_cfg.name, "seed": seed, "batch_size": batch_size,
+             "num_members": num_members, "epoch": 0, "index": 0}
+    if position is not None:
+        start = _checked_position(start, position)
+    members = range(num_members or 1)
+    if isinstance(source, Mixture):
+        fetch, steps = _mixture_fetch(source, batch_size, seed, members)
+    else:
+        fetch, steps = _array_fetch(source, batch_size, seed, members, data_cfg.drop_remainder)
+    if num_members is None:
+        fetch = _drop_member_axis(fetch)
+    return BatchIterator(fetch, steps, source.spec, start)
+
+
+def split_for_devices(batch: Any, num_devices: int, axis: int = 0) -> Any:
+    """Reshapes axis ``axis`` of every leaf from B to a leading ``[n, B / n]``.
+
+    ``[B, ...] -> [n, B/n, ...]`` (``axis=0``); with a member axis first,
+    ``axis=1``: ``[K, B, ...] -> [n, K, B/n, ...]``. Device d gets rows
+    ``d B/n .. (d+1) B/n - 1``, the order ``jax.pmap`` expects.
+
+    Raises:
+      ValueError: B not divisible by ``num_devices``.
+    """
+    def split(x):
+        size = x.shape[axis]
+        if size % num_devices:
+            raise ValueError(f"batch of {size} along axis {axis} is not divisible by "
+                             f"{num_devices} devices")
+        x = x.reshape(x.shape[:axis] + (num_devices, size // num_devices) + x.shape[axis + 1:])
+        return np.moveaxis(x, axis, 0)
+    return jax.tree.map(split, batch)
+
+
+class Prefetcher:
+    """A :class:`BatchIterator` read ahead onto devices by a background thread.
+
+    ``jax.device_put(batch, sharding)`` of the next ``size`` batches happens
+    in the thread while the accelerator runs the current step, so the step
+    never waits on the host's gather and copy. :attr:`position` is that of the
+    next batch *yielded* (not of the read-ahead), so it can be checkpointed.
+    An error in the thread is raised by the ``next`` that would have got the
+    batch. :meth:`close` (or ``with``) stops the thread.
+
+    Attributes:
+      spec: the data's :class:`DataSpec`.
+      position: JSON-serialisable position of the next batch yielded.
+    """
+
+    def __init__(self, iterator: BatchIterator, size: int, sharding):
+        self.spec = iterator.spec
+        self._position = iterator.position
+        self._queue = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(iterator, sharding),
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def position(self) -> dict:
+        return dict(self._position)
+
+    def _fill(self, iterator, sharding):
+        try:
+            while not self._stop.is_set():
+                self._put((jax.device_put(next(iterator), sharding), iterator.position, None))
+        except Exception as e:  # Handed to the consumer, raised there.
+            self._put((None, None, e))
+
+    def _put(self, item):
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch, position, error = self._queue.get()
+        if error is not None:
+            raise error
+        self._position = position
+        return batch
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def prefetch_to_device(iterator: BatchIterator, size: int = 2, sharding=None) -> Prefetcher:
+    """Wraps ``iterator`` in a :class:`Prefetcher` keeping ``size`` batches ready.
+
+    Args:
+      iterator: a :class:`BatchIterator`.
+      size: batches kept ready (>= 1; ``config.data.prefetch``).
+      sharding: where to put them (e.g. a ``NamedSharding`` over a mesh's
+        ``'batch'`` axis); None: the default device.
+
+    Raises:
+      ValueError: ``size`` < 1.
+    """
+    if size < 1:
+        raise ValueError(f"prefetch size must be >= 1, got {size}")
+    return Prefetcher(iterator, size, sharding)
+
+
+def _checked_position(start: dict, position: dict) -> dict:
+    for key in ("name", "seed", "batch_size", "num_members"):
+        if position.get(key) != start[key]:
+            raise ValueError(f"data position {position} does not belong to this iterator: "
+                             f"{key} is {position.get(key)!r}, the iterator has {start[key]!r}")
+    if not (isinstance(position.get("epoch"), int) and isinstance(position.get("index"), int)
+            and position["epoch"] >= 0 and position["index"] >= 0):
+        raise ValueError(f"data position {position} needs integer epoch >= 0 and index >= 0")
+    return {**start, "epoch": position["epoch"], "index": position["index"]}
+
+
+def _array_fetch(dataset: ArrayDataset, batch_size: int, seed: int, members: range,
+                 drop_remainder: bool):
+    n = len(dataset)
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} is larger than dataset {dataset.name!r} "
+                         f"({n} examples)")
+    steps = n // batch_size if drop_remainder else -(-n // batch_size)
+    orders = {}  # Only the current epoch's permutations are kept.
+
+    def fetch(epoch, index):
+        if epoch not in orders:
+            orders.clear()
+            orders[epoch] = [np.random.default_rng([seed, k, epoch]).permutation(n)
+                             for k in members]
+        rows = np.stack([order[index * batch_size:(index + 1) * batch_size]
+                         for order in orders[epoch]])
+        return {"image": dataset.images[rows], "label": dataset.labels[rows]}
+    return fetch, steps
+
+
+def _mixture_fetch(source: Mixture, batch_size: int, seed: int, members: range):
+    keys = [jax.random.fold_in(jax.random.key(seed), k) for k in members]
+
+    def fetch(epoch, index):
+        del epoch  # A mixture's stream is one endless epoch.
+        points, labels = zip(*(source.sample_labelled(jax.random.fold_in(key, index),
+                                                      batch_size) for key in keys))
+        return {"image": np.stack(points), "label": np.stack(labels)}
+    return fetch, None
+
+
+def _drop_member_axis(fetch):
+    return lambda epoch, index: {k: v[0] for k, v in fetch(epoch, index).items()}
