@@ -29,6 +29,7 @@ Every transform takes a ``mask`` (default :func:`kernel_mask`: leaves with
 ndim >= 2, so biases and normalisation scales are left alone); masking is
 delegated to ``optax.masked``, and a mask that selects no parameter raises.
 """
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -62,24 +63,38 @@ def path_mask(
     pattern matches it (``re.search``; None = every leaf) and no ``exclude``
     pattern does.
     """
-    def compile_all(patterns):
-        patterns = [patterns] if isinstance(patterns, str) else list(patterns or ())
-        try:
-            return [re.compile(p) for p in patterns]
-        except re.error as err:
-            raise ValueError(f"invalid mask pattern in {patterns!r}: {err}") from None
+    return _PathMask(_compile(include), _compile(exclude))
 
-    includes, excludes = compile_all(include), compile_all(exclude)
 
-    def mask_fn(params):
-        def selected(path, _):
-            name = ops.path_str(path)
-            return (not includes or any(p.search(name) for p in includes)) and not any(
-                p.search(name) for p in excludes
-            )
-        return jax.tree_util.tree_map_with_path(selected, params)
+def _compile(patterns: str | Iterable[str] | None) -> tuple[re.Pattern, ...]:
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns or ())
+    try:
+        return tuple(re.compile(p) for p in patterns)
+    except re.error as err:
+        raise ValueError(f"invalid mask pattern in {patterns!r}: {err}") from None
 
-    return mask_fn
+
+@dataclasses.dataclass(frozen=True)
+class _PathMask:
+    """A callable path mask (a class so that errors can print its patterns).
+
+    Deliberately not a NamedTuple: optax.masked would take a pytree for a mask tree.
+    """
+
+    include: tuple[re.Pattern, ...]
+    exclude: tuple[re.Pattern, ...]
+
+    def selects(self, path: str) -> bool:
+        return (not self.include or any(p.search(path) for p in self.include)) and not any(
+            p.search(path) for p in self.exclude)
+
+    def __call__(self, params: Any) -> Any:
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: self.selects(ops.path_str(path)), params)
+
+    def __repr__(self) -> str:
+        return (f"path_mask(include={[p.pattern for p in self.include]}, "
+                f"exclude={[p.pattern for p in self.exclude]})")
 
 
 def _resolve_mask(mask: Mask) -> Any:
