@@ -1,0 +1,89 @@
+"""Experiment configs and the command-line entry points (train, sweep, figures).
+
+A config is named on the command line as ``PATH.py`` or ``PATH.py:ARG`` (the
+``ARG`` string, e.g. ``smoke``, is passed to the file's ``get_config(arg)``),
+or by bare experiment name (``digits_gan`` means
+``experiments/configs/digits_gan.py``). Overrides are ``--config.a.b=value``
+tokens, type-checked against the field they replace (see
+:func:`regan_jax.config.override`).
+"""
+import importlib.util
+import pathlib
+
+from regan_jax import config as config_lib
+
+CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
+OVERRIDE_PREFIX = "--config."
+
+
+class UsageError(ValueError):
+    """Bad command-line input; the entry points print it and exit with code 2."""
+
+
+def experiment_names() -> list[str]:
+    """Names of the experiments under ``experiments/configs`` (one file each)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def load_config(spec: str, overrides=()):
+    """Loads ``get_config(arg)`` from a config file and applies overrides.
+
+    Args:
+      spec: ``path/to/file.py``, ``path/to/file.py:ARG`` or an experiment name
+        (``digits_gan``, ``digits_gan:smoke``).
+      overrides: ``(dotted_key, raw_value)`` pairs, applied in order.
+
+    Returns:
+      The locked, validated ``ConfigDict``.
+
+    Raises:
+      UsageError: missing file, a file without ``get_config``, an unknown key or
+        a value of the wrong type (the message names it and lists valid keys).
+    """
+    path, _, arg = spec.partition(":")
+    file = pathlib.Path(path)
+    if file.suffix != ".py":
+        file = CONFIG_DIR / f"{path}.py"
+    if not file.is_file():
+        raise UsageError(f"config file {str(file)!r} not found; experiments: "
+                         f"{', '.join(experiment_names())}")
+    module_spec = importlib.util.spec_from_file_location(f"_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise UsageError(f"config file {str(file)!r} defines no get_config()")
+    try:
+        config = module.get_config(arg or None)
+        for key, value in overrides:
+            config_lib.override(config, key, value)
+        config_lib.validate(config)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(_message(e)) from e
+    return config
+
+
+def split_overrides(tokens: list[str]) -> list[tuple[str, str]]:
+    """Parses ``--config.a.b=v`` / ``--config.a.b v`` tokens into pairs.
+
+    Raises:
+      UsageError: a token that is not a config override.
+    """
+    pairs, i = [], 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith(OVERRIDE_PREFIX):
+            raise UsageError(f"unrecognised argument {token!r} (config overrides "
+                             f"look like --config.penalty.g.kind=prox_l1)")
+        key, eq, value = token[len(OVERRIDE_PREFIX):].partition("=")
+        if not eq:
+            if i + 1 >= len(tokens):
+                raise UsageError(f"{token} needs a value (--config.{key}=VALUE)")
+            value, i = tokens[i + 1], i + 1
+        pairs.append((key, value))
+        i += 1
+    return pairs
+
+
+def _message(error: Exception) -> str:
+    # KeyError repr-quotes its message; show the text itself.
+    return error.args[0] if isinstance(error, KeyError) and error.args else str(error)

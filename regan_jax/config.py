@@ -1,0 +1,306 @@
+"""The experiment config: one schema, built from each module's defaults.
+
+An experiment config is a locked ``ml_collections.ConfigDict`` (unknown keys
+fail)::
+
+    name, model_type, seed, steps
+    data            regan_jax.data.default_config()
+    model           regan_jax.models.default_config()
+    loss            regan_jax.losses.default_config()
+    optimizer.<net> regan_jax.penalties.default_optimizer_config()
+    penalty.<net>   regan_jax.penalties.default_penalty_config()
+    eval            sample counts and the interval of the cheap in-training FD
+    log             intervals of metrics, sample grids and checkpoints
+
+Networks are ``g``, ``d`` for ``gan``/``cgan`` and ``encoder``, ``decoder``
+for ``vae`` (:data:`NETWORKS`). ``experiments/configs/*.py`` start from
+:func:`base_config` and override a few fields.
+"""
+import ast
+import copy
+
+import ml_collections
+
+NETWORKS = {"gan": ("g", "d"), "cgan": ("g", "d"), "vae": ("encoder", "decoder")}
+TOP_LEVEL = ("name", "model_type", "seed", "steps", "data", "model", "loss",
+             "optimizer", "penalty", "eval", "log")
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def networks(model_type: str) -> tuple[str, ...]:
+    """Names of the trained networks of a model type (``'gan'`` -> ``('g', 'd')``)."""
+    if model_type not in NETWORKS:
+        raise ValueError(f"model_type {model_type!r} unknown; expected one of "
+                         f"{sorted(NETWORKS)}")
+    return NETWORKS[model_type]
+
+
+def base_config(model_type: str, dataset: str) -> ml_collections.ConfigDict:
+    """The full default config of a ``model_type`` on ``dataset``, locked.
+
+    Every section comes from the module that reads it, so a new field there is
+    a new (overridable, validated) config key here with no further change.
+
+    Args:
+      model_type: ``'gan'``, ``'cgan'`` or ``'vae'``.
+      dataset: ``config.data.name`` (e.g. ``'digits'``, ``'ring8'``).
+    """
+    from regan_jax import data, losses, models, penalties  # Heavy; only when building.
+
+    nets = networks(model_type)
+    config = ml_collections.ConfigDict()
+    config.name = f"{dataset}_{model_type}"
+    config.model_type = model_type
+    config.seed = 0
+    config.steps = 2000
+    config.data = data.default_config()
+    config.data.name = dataset
+    config.model = models.default_config()
+    config.model.kind = model_type
+    config.loss = losses.default_config()
+    config.optimizer = {net: penalties.default_optimizer_config() for net in nets}
+    config.penalty = {net: penalties.default_penalty_config() for net in nets}
+    config.eval = eval_config()
+    config.log = log_config()
+    config.lock()
+    return config
+
+
+def eval_config() -> ml_collections.ConfigDict:
+    """Evaluation sizes: final sample count, and the cheap FD logged while training.
+
+    ``fd_every`` = 0 turns the in-training FD off; it is what the stability
+    figure plots against steps.
+    """
+    return ml_collections.ConfigDict({
+        "num_samples": 2000,   # samples drawn for the final summary
+        "fd_every": 0,         # steps between cheap FDs logged to metrics.jsonl
+        "fd_samples": 500,     # samples per cheap FD
+        "batch_size": 500,     # sampling/feature batch
+    })
+
+
+def log_config() -> ml_collections.ConfigDict:
+    """Intervals (in steps; 0 = never, except at the end) of logging and I/O."""
+    return ml_collections.ConfigDict({
+        "every": 50,             # metrics pulled to host and appended to metrics.jsonl
+        "samples_every": 500,    # PNG sample grids in samples/
+        "checkpoint_every": 500,  # orbax checkpoints in checkpoints/
+        "num_images": 64,        # images per sample grid (points for 2-D data: 1000)
+        "progress": True,        # tqdm progress bar with live losses
+    })
+
+
+def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The config at test size: a few steps, tiny widths, small evaluation.
+
+    The same code paths run (logging, cheap FD, samples, checkpoints all fire
+    at least once); only sizes change.
+    """
+    config.steps = 12
+    config.data.batch_size = min(config.data.batch_size, 32)
+    config.data.stacked_size = min(config.data.stacked_size, 500)
+    config.data.stacked_test_size = min(config.data.stacked_test_size, 200)
+    config.model.latent_dim = min(config.model.latent_dim, 8)
+    config.model.g_width = min(config.model.g_width, 8)
+    config.model.d_width = min(config.model.d_width, 8)
+    config.eval.num_samples = min(config.eval.num_samples, 200)
+    config.eval.fd_samples = min(config.eval.fd_samples, 100)
+    config.eval.batch_size = min(config.eval.batch_size, 100)
+    config.eval.fd_every = 6 if config.eval.fd_every else 0
+    config.log.every = 3
+    config.log.samples_every = 6
+    config.log.checkpoint_every = 6
+    config.log.num_images = min(config.log.num_images, 100)
+    return config
+
+
+OPTIONS = {"smoke": shrink_for_smoke}
+
+
+def with_options(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+    """Applies the ``get_config`` argument: comma-separated names of :data:`OPTIONS`.
+
+    ``experiments/configs/digits_gan.py:smoke`` on the command line passes
+    ``'smoke'`` here.
+
+    Raises:
+      ValueError: an unknown option (the valid ones are listed).
+    """
+    for option in filter(None, (arg or "").split(",")):
+        if option not in OPTIONS:
+            raise ValueError(f"unknown config option {option!r}; valid options: "
+                             f"{', '.join(sorted(OPTIONS))}")
+        config = OPTIONS[option](config)
+    return config
+
+
+def flatten(config) -> dict:
+    """``{'a.b': value}`` for every leaf, tuples as lists (JSON-ready, sorted)."""
+    out = {}
+
+    def visit(prefix, node):
+        for key in sorted(node.keys()):
+            value = node[key]
+            path = f"{prefix}{key}"
+            if isinstance(value, (ml_collections.ConfigDict, dict)):
+                visit(path + ".", value)
+            else:
+                out[path] = list(value) if isinstance(value, tuple) else value
+
+    visit("", config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config)
+    return out
+
+
+def to_json_dict(config) -> dict:
+    """The nested plain-dict form of a config (what ``config.json`` holds)."""
+    return _jsonable(config.to_dict())
+
+
+def from_json_dict(data: dict) -> ml_collections.ConfigDict:
+    """Inverse of :func:`to_json_dict` (lists back to tuples), locked."""
+    config = ml_collections.ConfigDict(_tuplify(data))
+    config.lock()
+    return config
+
+
+def differing_keys(a, b) -> list[str]:
+    """Dotted keys whose values differ between two configs (or their JSON dicts)."""
+    fa = flatten(a if isinstance(a, dict) else to_json_dict(a))
+    fb = flatten(b if isinstance(b, dict) else to_json_dict(b))
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, _MISSING) != fb.get(k, _MISSING))
+
+
+def override(config: ml_collections.ConfigDict, key: str, value) -> None:
+    """Sets ``config.<key> = value``, parsing a string to the field's type.
+
+    Args:
+      config: a locked config.
+      key: dotted path, e.g. ``'penalty.g.strength'``.
+      value: the new value; a string (from the command line) is parsed to the
+        type of the field it replaces: bool (true/false/1/0/yes/no), int,
+        float, str, tuple (Python literal); a field whose default is ``None``
+        takes a Python literal or, failing that, the string.
+
+    Raises:
+      KeyError: an unknown key; the message lists the valid keys at that level.
+      TypeError: a value that does not parse as the field's type.
+    """
+    parts = key.split(".")
+    node, path = config, []
+    for part in parts:
+        if not isinstance(node, ml_collections.ConfigDict):
+            raise KeyError(f"unknown config key {key!r}: {'.'.join(path)!r} is a "
+                           f"value ({node!r}), not a group")
+        if part not in node:
+            where = ".".join(path) or "the top level"
+            raise KeyError(f"unknown config key {key!r}: valid keys at {where} are "
+                           f"{', '.join(sorted(node.keys()))}")
+        parent, node = node, node[part]
+        path.append(part)
+    if isinstance(node, ml_collections.ConfigDict):
+        raise KeyError(f"config key {key!r} is a group; set one of its keys: "
+                       f"{', '.join(f'{key}.{k}' for k in sorted(node.keys()))}")
+    new = _parse(key, node, value) if isinstance(value, str) else value
+    try:
+        parent[parts[-1]] = new
+    except TypeError as e:
+        raise TypeError(f"config key {key!r} holds a {type(node).__name__} "
+                        f"({node!r}); got {value!r}") from e
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks the schema and the values that select code, before any compute.
+
+    Raises:
+      ValueError: a missing or extra top-level key, an unknown model type,
+        networks that do not match the model type, an invalid optimizer,
+        penalty or loss name or value, non-positive steps or negative
+        intervals.
+    """
+    keys = set(config.keys())
+    if keys != set(TOP_LEVEL):
+        raise ValueError(f"config keys {sorted(keys)} do not match the schema "
+                         f"{list(TOP_LEVEL)} (missing {sorted(set(TOP_LEVEL) - keys)}, "
+                         f"extra {sorted(keys - set(TOP_LEVEL))})")
+    nets = networks(config.model_type)
+    for group in ("optimizer", "penalty"):
+        if tuple(sorted(config[group].keys())) != tuple(sorted(nets)):
+            raise ValueError(f"config.{group} has networks {sorted(config[group].keys())}; "
+                             f"model_type {config.model_type!r} trains {list(nets)}")
+    if config.model.kind != config.model_type:
+        raise ValueError(f"config.model.kind {config.model.kind!r} differs from "
+                         f"config.model_type {config.model_type!r}; set both")
+    from regan_jax import losses, penalties  # Heavy; only when validating.
+
+    for net in nets:
+        try:
+            penalties.validate_optimizer_config(config.optimizer[net])
+            penalties.validate_penalty_config(config.penalty[net])
+        except ValueError as e:
+            raise ValueError(f"config.optimizer.{net} / config.penalty.{net}: {e}") from None
+    if config.model_type != "vae":
+        losses.gan_loss(config.loss.kind)
+        losses.gradient_penalty_fn(config.loss.gradient_penalty)
+    if config.steps <= 0:
+        raise ValueError(f"config.steps must be positive, got {config.steps}")
+    for key in ("every", "samples_every", "checkpoint_every"):
+        if config.log[key] < 0:
+            raise ValueError(f"config.log.{key} must be >= 0, got {config.log[key]}")
+    if config.eval.fd_every < 0 or config.eval.num_samples <= 0:
+        raise ValueError(f"config.eval needs fd_every >= 0 and num_samples > 0, got "
+                         f"{config.eval.fd_every}, {config.eval.num_samples}")
+
+
+_MISSING = object()
+
+
+def _parse(key, current, raw: str):
+    """Parses a command-line string to the type of ``current``."""
+    kind = type(current)
+    try:
+        if kind is bool:
+            if raw.lower() in _TRUE + _FALSE:
+                return raw.lower() in _TRUE
+            raise ValueError
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is str:
+            return raw
+        if kind in (tuple, list):
+            value = ast.literal_eval(raw)
+            if not isinstance(value, (tuple, list)):
+                value = (value,)
+            return kind(value)
+        if current is None:
+            try:
+                return ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                return raw
+    except (ValueError, SyntaxError):
+        pass
+    raise TypeError(f"config key {key!r} expects a {kind.__name__} "
+                    f"(current value {current!r}); cannot parse {raw!r}")
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _tuplify(value):
+    if isinstance(value, dict):
+        return {k: _tuplify(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuplify(v) for v in value)
+    return value
+
+
+def copy_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A deep, still-locked copy (for sweeps that derive one config per member)."""
+    return copy.deepcopy(config)
