@@ -21,11 +21,12 @@ _PREFIX = {"train": "train", "test": "t10k"}
 _IMAGE_MAGIC, _LABEL_MAGIC = 0x00000803, 0x00000801
 
 
-def read_idx(path: str) -> np.ndarray:
+def read_idx(path: str, magic: int | None = None) -> np.ndarray:
     """Reads one IDX file (``.gz`` decompressed) into a native-endian array.
 
     Args:
       path: the file; a name ending in ``.gz`` is read through gzip.
+      magic: the magic number the file must have (None: any valid one).
 
     Returns:
       The array, shape given by the header, dtype by its type code.
@@ -51,10 +52,15 @@ def read_idx(path: str) -> np.ndarray:
     if len(raw) < 4:
         raise ValueError(f"IDX file {path!r} has {len(raw)} bytes; expected at least "
                          f"a 4-byte magic number")
-    zero, code, ndim = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
+    found = int.from_bytes(raw[:4], "big")
+    if magic is not None and found != magic:
+        raise ValueError(f"IDX file {path!r} has magic number 0x{found:08x}; expected "
+                         f"magic number 0x{magic:08x} "
+                         f"({np.dtype(_DTYPES[magic >> 8 & 0xFF]).name}, {magic & 0xFF} dims)")
+    zero, code, ndim = found >> 16, raw[2], raw[3]
     if zero != 0 or code not in _DTYPES or ndim == 0:
-        raise ValueError(f"IDX file {path!r} has magic number 0x{raw[:4].hex()}; expected "
-                         f"0x0000<type><ndim> with type in "
+        raise ValueError(f"IDX file {path!r} has magic number 0x{found:08x}; expected "
+                         f"magic number 0x0000<type><ndim> with type in "
                          f"{sorted(hex(c) for c in _DTYPES)} and ndim >= 1")
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -104,12 +110,7 @@ def read_idx_split(directory: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         (``0x00000801``) IDX file, or image and label counts that differ.
     """
     image_path, label_path = find_split_files(directory, split)
-    images, labels = read_idx(image_path), read_idx(label_path)
-    for path, array, magic, ndim in ((image_path, images, _IMAGE_MAGIC, 3),
-                                     (label_path, labels, _LABEL_MAGIC, 1)):
-        if array.dtype != np.uint8 or array.ndim != ndim:
-            raise ValueError(f"IDX file {path!r} holds {array.dtype.name} with {array.ndim} "
-                             f"dims; expected magic 0x{magic:08x} (uint8, {ndim} dims)")
+    images, labels = read_idx(image_path, _IMAGE_MAGIC), read_idx(label_path, _LABEL_MAGIC)
     if len(images) != len(labels):
         raise ValueError(f"IDX split {split!r} in {directory!r}: {len(images)} images in "
                          f"{image_path!r} but {len(labels)} labels in {label_path!r}")
