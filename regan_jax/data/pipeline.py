@@ -1,16 +1,19 @@
 """The batch iterator: deterministic, resumable, with member and device axes.
 
-Image datasets: epoch e of member k visits the examples in the order
-``default_rng([seed, k, e]).permutation(N)``, cut into ``N // B`` batches of
-B (``drop_remainder``; otherwise a last, smaller batch). Mixtures: batch i of
-member k is ``mixture.sample_labelled(fold_in(fold_in(key(seed), k), i), B)``.
-The iterator's :attr:`BatchIterator.position` ``{'seed', 'epoch', 'index',
-...}`` is plain JSON; passing it back to :func:`make_iterator` resumes with
-exactly the batches that would have come next.
+Image datasets: epoch e with seed s visits the N examples in the order
+``numpy.random.default_rng([s, e]).permutation(N)``, cut into ``N // B``
+batches of B (``drop_remainder``; otherwise ``ceil(N / B)``, the last one
+smaller). Mixtures: batch i with seed s is
+``mixture.sample_labelled(fold_in(key(s), i), B)``, one endless epoch.
+The iterator's :attr:`BatchIterator.position` ``{'name', 'seed',
+'batch_size', 'epoch', 'index'}`` is plain JSON; passing it back to
+:func:`make_iterator` resumes with exactly the batches that would have come
+next. (numpy's seeded ``Generator``, not global state, permutes the host-side
+index arrays; JAX keys drive everything sampled.)
 """
 import queue
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import ml_collections
@@ -90,39 +93,54 @@ class BatchIterator:
 
 def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
                   position: dict | None = None, num_members: int | None = None,
+                  member_seeds: Sequence[int] | None = None,
                   source: ArrayDataset | Mixture | None = None) -> BatchIterator:
     """The training batch iterator of ``data_cfg`` (see the module docstring).
+
+    With members, batches get a leading member axis ``[K, B, ...]`` and member
+    k sees exactly the batches of a single run with seed ``member_seeds[k]``
+    (``num_members=K``: seeds ``seed, seed + 1, ..., seed + K - 1``). Members
+    that share a seed share their data, as a sweep over strengths wants.
 
     Args:
       data_cfg: ``config.data`` (:func:`default_config`).
       seed: data-order seed (>= 0).
-      position: a :attr:`BatchIterator.position` to resume from (its seed,
-        batch size, dataset and member count must match).
-      num_members: K for a vmapped sweep: batches get a leading member axis
-        and member k its own order; None: no member axis.
+      position: a :attr:`BatchIterator.position` to resume from (its dataset,
+        seed(s) and batch size must match).
+      num_members: K members with seeds ``seed + k``; None: no member axis.
+      member_seeds: explicit member seeds (instead of ``num_members``).
       source: the data already loaded (default: ``from_config(data_cfg)``).
 
     Raises:
       ValueError: a negative seed, a non-positive batch size or member count,
-        a batch larger than the dataset, or a position that does not belong
-        to this iterator.
+        both ``num_members`` and ``member_seeds``, a batch larger than the
+        dataset, or a position that does not belong to this iterator.
     """
+    if num_members is not None and member_seeds is not None:
+        raise ValueError(f"give num_members ({num_members}) or member_seeds "
+                         f"({member_seeds}), not both")
+    if num_members is not None:
+        if num_members <= 0:
+            raise ValueError(f"num_members must be > 0 or None, got {num_members}")
+        member_seeds = [seed + k for k in range(num_members)]
+    seeds = [seed] if member_seeds is None else [int(s) for s in member_seeds]
     batch_size = data_cfg.batch_size
-    if seed < 0 or batch_size <= 0 or (num_members is not None and num_members <= 0):
-        raise ValueError(f"make_iterator needs seed >= 0, batch_size > 0, num_members > 0 "
-                         f"or None; got seed={seed}, batch_size={batch_size}, "
-                         f"num_members={num_members}")
+    if not seeds or min(seeds) < 0 or batch_size <= 0:
+        raise ValueError(f"make_iterator needs seeds >= 0 (at least one) and batch_size > 0; "
+                         f"got seeds {seeds}, batch_size {batch_size}")
     source = from_config(data_cfg) if source is None else source
-    start = {"name": data_cfg.name, "seed": seed, "batch_size": batch_size,
-             "num_members": num_members, "epoch": 0, "index": 0}
+    start = {"name": data_cfg.name, "seed": seed if member_seeds is None else seeds,
+             "batch_size": batch_size, "epoch": 0, "index": 0}
     if position is not None:
         start = _checked_position(start, position)
-    members = range(num_members or 1)
     if isinstance(source, Mixture):
-        fetch, steps = _mixture_fetch(source, batch_size, seed, members)
+        fetch, steps = _mixture_fetch(source, batch_size, seeds)
     else:
-        fetch, steps = _array_fetch(source, batch_size, seed, members, data_cfg.drop_remainder)
-    if num_members is None:
+        fetch, steps = _array_fetch(source, batch_size, seeds, data_cfg.drop_remainder)
+    if steps is not None and start["index"] >= steps:
+        raise ValueError(f"data position index {start['index']} is past the end of an epoch "
+                         f"of {steps} batches")
+    if member_seeds is None:
         fetch = _drop_member_axis(fetch)
     return BatchIterator(fetch, steps, source.spec, start)
 
@@ -229,7 +247,7 @@ def prefetch_to_device(iterator: BatchIterator, size: int = 2, sharding=None) ->
 
 
 def _checked_position(start: dict, position: dict) -> dict:
-    for key in ("name", "seed", "batch_size", "num_members"):
+    for key in ("name", "seed", "batch_size"):
         if position.get(key) != start[key]:
             raise ValueError(f"data position {position} does not belong to this iterator: "
                              f"{key} is {position.get(key)!r}, the iterator has {start[key]!r}")
@@ -239,7 +257,7 @@ def _checked_position(start: dict, position: dict) -> dict:
     return {**start, "epoch": position["epoch"], "index": position["index"]}
 
 
-def _array_fetch(dataset: ArrayDataset, batch_size: int, seed: int, members: range,
+def _array_fetch(dataset: ArrayDataset, batch_size: int, seeds: list[int],
                  drop_remainder: bool):
     n = len(dataset)
     if batch_size > n:
@@ -251,16 +269,16 @@ def _array_fetch(dataset: ArrayDataset, batch_size: int, seed: int, members: ran
     def fetch(epoch, index):
         if epoch not in orders:
             orders.clear()
-            orders[epoch] = [np.random.default_rng([seed, k, epoch]).permutation(n)
-                             for k in members]
+            orders[epoch] = [np.random.default_rng([seed, epoch]).permutation(n)
+                             for seed in seeds]
         rows = np.stack([order[index * batch_size:(index + 1) * batch_size]
                          for order in orders[epoch]])
         return {"image": dataset.images[rows], "label": dataset.labels[rows]}
     return fetch, steps
 
 
-def _mixture_fetch(source: Mixture, batch_size: int, seed: int, members: range):
-    keys = [jax.random.fold_in(jax.random.key(seed), k) for k in members]
+def _mixture_fetch(source: Mixture, batch_size: int, seeds: list[int]):
+    keys = [jax.random.key(seed) for seed in seeds]
 
     def fetch(epoch, index):
         del epoch  # A mixture's stream is one endless epoch.
