@@ -1,13 +1,19 @@
-"""Array math and argument checks behind ``regan_jax.penalties`` (private).
+"""Machinery behind ``regan_jax.penalties`` (private; import from there).
 
-Everything here acts on a single array (one parameter leaf) and is pure jnp, so
-it runs under ``jit``/``vmap`` and inside optax transforms. Groups are slices
-along ``axis`` (default: the last axis = output units/channels of a Dense
-``[in, out]`` or Conv ``[kh, kw, in, out]`` kernel); a group's norm is taken
-over all the other axes.
+- argument checks and schedule helpers;
+- array math on one parameter leaf (pure jnp: runs under ``jit``/``vmap``):
+  subgradients, proximal operators, projections. Groups are slices along
+  ``axis`` (default: the last axis = output units/channels of a Dense
+  ``[in, out]`` or Conv ``[kh, kw, in, out]`` kernel); a group's norm is
+  taken over all the other axes;
+- masks (``kernel_mask``, ``path_mask``, checked resolution for optax.masked);
+- the two transform factories (additive term, terminal step) and the
+  penalty terms R(w) used by ``penalty_value``.
 """
-from collections.abc import Callable
-from typing import Any
+import dataclasses
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -158,3 +164,189 @@ def scaled(base: Any, multiplier: Callable | None) -> Any:
         return base
     return lambda count: base * multiplier(count)
 
+
+Mask = None | str | Callable[[Any], Any] | Any
+
+
+# ----------------------------------------------------------------------------
+# Masks (kernel_mask and path_mask are re-exported by regan_jax.penalties)
+# ----------------------------------------------------------------------------
+
+def kernel_mask(params: Any) -> Any:
+    """True for kernels (leaves with ndim >= 2), False for biases and scales."""
+    return jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
+
+
+def path_mask(
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+) -> Callable[[Any], Any]:
+    """A mask selecting leaves by regexes on their '/'-joined path.
+
+    A leaf (e.g. path 'Dense_0/kernel') is selected when some ``include``
+    pattern matches it (``re.search``; None = every leaf) and no ``exclude``
+    pattern does.
+    """
+    return _PathMask(_compile(include), _compile(exclude))
+
+
+def _compile(patterns: str | Iterable[str] | None) -> tuple[re.Pattern, ...]:
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns or ())
+    try:
+        return tuple(re.compile(p) for p in patterns)
+    except re.error as err:
+        raise ValueError(f"invalid mask pattern in {patterns!r}: {err}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class _PathMask:
+    """A callable path mask (a class so that errors can print its patterns).
+
+    Deliberately not a NamedTuple: optax.masked would take a pytree for a mask tree.
+    """
+
+    include: tuple[re.Pattern, ...]
+    exclude: tuple[re.Pattern, ...]
+
+    def selects(self, path: str) -> bool:
+        return (not self.include or any(p.search(path) for p in self.include)) and not any(
+            p.search(path) for p in self.exclude)
+
+    def __call__(self, params: Any) -> Any:
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: self.selects(path_str(path)), params)
+
+    def __repr__(self) -> str:
+        return (f"path_mask(include={[p.pattern for p in self.include]}, "
+                f"exclude={[p.pattern for p in self.exclude]})")
+
+
+def resolve_mask(mask: Mask) -> Any:
+    """None → kernel_mask; str → path_mask(include=str); else as given."""
+    if mask is None:
+        return kernel_mask
+    if isinstance(mask, str):
+        return path_mask(include=mask)
+    return mask
+
+
+def full_mask(mask: Mask, params: Any) -> Any:
+    """The mask as a bool tree with exactly the structure of ``params``."""
+    resolved = resolve_mask(mask)
+    tree = resolved(params) if callable(resolved) else resolved
+    return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), tree, params)
+
+
+def selected_leaves(params: Any, mask: Mask = None) -> list[tuple[str, jax.Array]]:
+    """(path, leaf) for every leaf the mask selects; ValueError if none is."""
+    flat_mask = jax.tree.leaves(full_mask(mask, params))
+    flat_params = jax.tree_util.tree_flatten_with_path(params)[0]
+    chosen = [(path_str(p), x) for (p, x), m in zip(flat_params, flat_mask) if m]
+    if not chosen:
+        paths = [path_str(p) for p, _ in flat_params]
+        name = "kernel_mask (the default: leaves with ndim >= 2)" if mask is None else repr(mask)
+        raise ValueError(f"mask {name} matches no parameter; parameter paths: {paths}")
+    return chosen
+
+
+def checked_mask(mask: Mask) -> Callable[[Any], Any]:
+    """A callable mask for ``optax.masked`` that raises when it selects nothing."""
+    resolved = resolve_mask(mask)
+
+    def mask_fn(params):
+        selected_leaves(params, mask)
+        return resolved(params) if callable(resolved) else resolved
+
+    return mask_fn
+
+
+# ----------------------------------------------------------------------------
+# Transform machinery: one factory for additive terms, one for terminal steps
+# ----------------------------------------------------------------------------
+
+class PenaltyState(NamedTuple):
+    """Step count of a penalty whose strength or learning rate is a schedule."""
+
+    count: jax.Array  # shape=(), dtype=jnp.int32
+
+
+class TerminalTransformation(optax.GradientTransformationExtraArgs):
+    """A transform that must come last in a chain (a proximal step or projection).
+
+    Only a marker type, so that :func:`chain` can check placement.
+    """
+
+    __slots__ = ()
+
+
+def _init_fn(hyperparams):
+    def init_fn(params):
+        del params
+        if any_schedule(*hyperparams):
+            return PenaltyState(count=jnp.zeros([], jnp.int32))
+        return optax.EmptyState()
+    return init_fn
+
+
+def _next_state(state, hyperparams):
+    values = [value_at(h, getattr(state, "count", None)) for h in hyperparams]
+    if any_schedule(*hyperparams):
+        state = PenaltyState(count=optax.safe_increment(state.count))
+    return values, state
+
+
+def _require_params(params):
+    if params is None:
+        raise ValueError("this penalty transform needs `params` passed to update()")
+
+
+def additive(term: Callable, hyperparams: tuple, mask: Mask):
+    """updates + term(params, *hyperparams) on the masked leaves."""
+    def update_fn(updates, state, params=None):
+        _require_params(params)
+        values, state = _next_state(state, hyperparams)
+        updates = jax.tree.map(
+            lambda g, p: g + term(p, *values).astype(g.dtype), updates, params
+        )
+        return updates, state
+
+    inner = optax.GradientTransformation(_init_fn(hyperparams), update_fn)
+    return optax.masked(inner, checked_mask(mask))
+
+
+def terminal(operator: Callable, hyperparams: tuple, mask: Mask) -> TerminalTransformation:
+    """operator(params + updates, *hyperparams) - params on the masked leaves."""
+    def update_fn(updates, state, params=None):
+        _require_params(params)
+        values, state = _next_state(state, hyperparams)
+        updates = jax.tree.map(
+            lambda u, p: (operator(p + u, *values) - p).astype(u.dtype), updates, params
+        )
+        return updates, state
+
+    inner = optax.GradientTransformation(_init_fn(hyperparams), update_fn)
+    return TerminalTransformation(*optax.masked(inner, checked_mask(mask)))
+
+
+# ----------------------------------------------------------------------------
+# Penalty terms R(w) of one leaf (hp: the kind's hyperparameters)
+# ----------------------------------------------------------------------------
+
+def l2_value(w, hp, axis):
+    return 0.5 * hp["strength"] * jnp.sum(jnp.square(w))
+
+
+def l1_value(w, hp, axis):
+    return hp["strength"] * jnp.sum(jnp.abs(w))
+
+
+def elastic_net_value(w, hp, axis):
+    return hp["strength"] * jnp.sum(jnp.abs(w)) + 0.5 * hp["l2_strength"] * jnp.sum(jnp.square(w))
+
+
+def group_l1_value(w, hp, axis):
+    return hp["strength"] * jnp.sum(group_norms(w, axis))
+
+
+def no_value(w, hp, axis):
+    return jnp.zeros([], w.dtype)

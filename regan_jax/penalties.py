@@ -29,8 +29,6 @@ Every transform takes a ``mask`` (default :func:`kernel_mask`: leaves with
 ndim >= 2, so biases and normalisation scales are left alone); masking is
 delegated to ``optax.masked``, and a mask that selects no parameter raises.
 """
-import dataclasses
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -40,168 +38,28 @@ import ml_collections
 import optax
 
 from regan_jax import _penalty_ops as ops
+from regan_jax._penalty_ops import (
+    Mask, PenaltyState, TerminalTransformation, kernel_mask, path_mask, selected_leaves)
 
-Mask = None | str | Callable[[Any], Any] | Any
-
-
-# ----------------------------------------------------------------------------
-# Masks
-# ----------------------------------------------------------------------------
-
-def kernel_mask(params: Any) -> Any:
-    """True for kernels (leaves with ndim >= 2), False for biases and scales."""
-    return jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
-
-
-def path_mask(
-    include: str | Iterable[str] | None = None,
-    exclude: str | Iterable[str] | None = None,
-) -> Callable[[Any], Any]:
-    """A mask selecting leaves by regexes on their '/'-joined path.
-
-    A leaf (e.g. path 'Dense_0/kernel') is selected when some ``include``
-    pattern matches it (``re.search``; None = every leaf) and no ``exclude``
-    pattern does.
-    """
-    return _PathMask(_compile(include), _compile(exclude))
-
-
-def _compile(patterns: str | Iterable[str] | None) -> tuple[re.Pattern, ...]:
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns or ())
-    try:
-        return tuple(re.compile(p) for p in patterns)
-    except re.error as err:
-        raise ValueError(f"invalid mask pattern in {patterns!r}: {err}") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class _PathMask:
-    """A callable path mask (a class so that errors can print its patterns).
-
-    Deliberately not a NamedTuple: optax.masked would take a pytree for a mask tree.
-    """
-
-    include: tuple[re.Pattern, ...]
-    exclude: tuple[re.Pattern, ...]
-
-    def selects(self, path: str) -> bool:
-        return (not self.include or any(p.search(path) for p in self.include)) and not any(
-            p.search(path) for p in self.exclude)
-
-    def __call__(self, params: Any) -> Any:
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: self.selects(ops.path_str(path)), params)
-
-    def __repr__(self) -> str:
-        return (f"path_mask(include={[p.pattern for p in self.include]}, "
-                f"exclude={[p.pattern for p in self.exclude]})")
-
-
-def _resolve_mask(mask: Mask) -> Any:
-    """None → kernel_mask; str → path_mask(include=str); else as given."""
-    if mask is None:
-        return kernel_mask
-    if isinstance(mask, str):
-        return path_mask(include=mask)
-    return mask
-
-
-def _full_mask(mask: Mask, params: Any) -> Any:
-    """The mask as a bool tree with exactly the structure of ``params``."""
-    resolved = _resolve_mask(mask)
-    tree = resolved(params) if callable(resolved) else resolved
-    return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), tree, params)
-
-
-def selected_leaves(params: Any, mask: Mask = None) -> list[tuple[str, jax.Array]]:
-    """(path, leaf) for every leaf the mask selects; ValueError if none is."""
-    flat_mask = jax.tree.leaves(_full_mask(mask, params))
-    flat_params = jax.tree_util.tree_flatten_with_path(params)[0]
-    chosen = [(ops.path_str(p), x) for (p, x), m in zip(flat_params, flat_mask) if m]
-    if not chosen:
-        paths = [ops.path_str(p) for p, _ in flat_params]
-        raise ValueError(f"mask {mask!r} matches no parameter; parameter paths: {paths}")
-    return chosen
-
-
-def _checked_mask(mask: Mask) -> Callable[[Any], Any]:
-    """A callable mask for ``optax.masked`` that raises when it selects nothing."""
-    resolved = _resolve_mask(mask)
-
-    def mask_fn(params):
-        selected_leaves(params, mask)
-        return resolved(params) if callable(resolved) else resolved
-
-    return mask_fn
+__all__ = [
+    # masks
+    "Mask", "kernel_mask", "path_mask", "selected_leaves",
+    # transforms
+    "PenaltyState", "TerminalTransformation", "l2", "l1", "elastic_net", "group_l1",
+    "prox_l1", "prox_elastic_net", "prox_group_l1", "project_l2_ball", "max_norm",
+    "is_terminal", "chain",
+    # builder
+    "OPTIMIZERS", "PENALTY_KINDS", "COUPLINGS", "default_optimizer_config",
+    "default_penalty_config", "validate_optimizer_config", "validate_penalty_config",
+    "build_optimizer", "get_hyperparams", "set_hyperparams",
+    # logging
+    "penalty_value", "weight_stats",
+]
 
 
 # ----------------------------------------------------------------------------
 # Transforms
 # ----------------------------------------------------------------------------
-
-class PenaltyState(NamedTuple):
-    """Step count of a penalty whose strength or learning rate is a schedule."""
-
-    count: jax.Array  # shape=(), dtype=jnp.int32
-
-
-class TerminalTransformation(optax.GradientTransformationExtraArgs):
-    """A transform that must come last in a chain (a proximal step or projection).
-
-    Only a marker type, so that :func:`chain` can check placement.
-    """
-
-    __slots__ = ()
-
-
-def _init_fn(hyperparams):
-    def init_fn(params):
-        del params
-        if ops.any_schedule(*hyperparams):
-            return PenaltyState(count=jnp.zeros([], jnp.int32))
-        return optax.EmptyState()
-    return init_fn
-
-
-def _next_state(state, hyperparams):
-    values = [ops.value_at(h, getattr(state, "count", None)) for h in hyperparams]
-    if ops.any_schedule(*hyperparams):
-        state = PenaltyState(count=optax.safe_increment(state.count))
-    return values, state
-
-
-def _require_params(params):
-    if params is None:
-        raise ValueError("this penalty transform needs `params` passed to update()")
-
-
-def _additive(term: Callable, hyperparams: tuple, mask: Mask):
-    """updates + term(params, *hyperparams) on the masked leaves."""
-    def update_fn(updates, state, params=None):
-        _require_params(params)
-        values, state = _next_state(state, hyperparams)
-        updates = jax.tree.map(
-            lambda g, p: g + term(p, *values).astype(g.dtype), updates, params
-        )
-        return updates, state
-
-    inner = optax.GradientTransformation(_init_fn(hyperparams), update_fn)
-    return optax.masked(inner, _checked_mask(mask))
-
-
-def _terminal(operator: Callable, hyperparams: tuple, mask: Mask) -> TerminalTransformation:
-    """operator(params + updates, *hyperparams) - params on the masked leaves."""
-    def update_fn(updates, state, params=None):
-        _require_params(params)
-        values, state = _next_state(state, hyperparams)
-        updates = jax.tree.map(
-            lambda u, p: (operator(p + u, *values) - p).astype(u.dtype), updates, params
-        )
-        return updates, state
-
-    inner = optax.GradientTransformation(_init_fn(hyperparams), update_fn)
-    return TerminalTransformation(*optax.masked(inner, _checked_mask(mask)))
-
 
 def l2(strength: optax.ScalarOrSchedule, mask: Mask = None) -> optax.GradientTransformation:
     """Coupled/decoupled L2: ``optax.add_decayed_weights`` with a kernels-only default.
@@ -213,7 +71,7 @@ def l2(strength: optax.ScalarOrSchedule, mask: Mask = None) -> optax.GradientTra
       mask: see :func:`path_mask` / :func:`kernel_mask` (default kernels).
     """
     ops.check_hyperparam("strength", strength)
-    return optax.add_decayed_weights(strength, _checked_mask(mask))
+    return optax.add_decayed_weights(strength, ops.checked_mask(mask))
 
 
 def l1(strength: optax.ScalarOrSchedule, mask: Mask = None) -> optax.GradientTransformation:
@@ -226,7 +84,7 @@ def l1(strength: optax.ScalarOrSchedule, mask: Mask = None) -> optax.GradientTra
       mask: leaves to penalise (default kernels).
     """
     ops.check_hyperparam("strength", strength)
-    return _additive(lambda w, s: s * ops.l1_subgradient(w), (strength,), mask)
+    return ops.additive(lambda w, s: s * ops.l1_subgradient(w), (strength,), mask)
 
 
 def elastic_net(
@@ -241,7 +99,7 @@ def elastic_net(
     """
     ops.check_hyperparam("l1", l1)
     ops.check_hyperparam("l2", l2)
-    return _additive(
+    return ops.additive(
         lambda w, s1, s2: s1 * ops.l1_subgradient(w) + s2 * w, (l1, l2), mask
     )
 
@@ -258,7 +116,7 @@ def group_l1(
         units / filters), its norm taken over all other axes.
     """
     ops.check_hyperparam("strength", strength)
-    return _additive(
+    return ops.additive(
         lambda w, s: s * ops.group_l1_subgradient(w, axis), (strength,), mask
     )
 
@@ -282,7 +140,7 @@ def prox_l1(
     """
     ops.check_hyperparam("strength", strength)
     ops.check_hyperparam("learning_rate", learning_rate)
-    return _terminal(
+    return ops.terminal(
         lambda z, s, t: ops.soft_threshold(z, t * s), (strength, learning_rate), mask
     )
 
@@ -305,7 +163,7 @@ def prox_elastic_net(
     ops.check_hyperparam("l1", l1)
     ops.check_hyperparam("l2", l2)
     ops.check_hyperparam("learning_rate", learning_rate)
-    return _terminal(
+    return ops.terminal(
         lambda z, s1, s2, t: ops.soft_threshold(z, t * s1) / (1.0 + t * s2),
         (l1, l2, learning_rate),
         mask,
@@ -329,7 +187,7 @@ def prox_group_l1(
     """
     ops.check_hyperparam("strength", strength)
     ops.check_hyperparam("learning_rate", learning_rate)
-    return _terminal(
+    return ops.terminal(
         lambda z, s, t: ops.block_soft_threshold(z, t * s, axis),
         (strength, learning_rate),
         mask,
@@ -345,7 +203,7 @@ def project_l2_ball(radius: optax.ScalarOrSchedule, mask: Mask = None) -> Termin
       radius: r > 0 (float or schedule). mask: leaves to constrain (default kernels).
     """
     ops.check_hyperparam("radius", radius, positive=True)
-    return _terminal(ops.project_l2_ball, (radius,), mask)
+    return ops.terminal(ops.project_l2_ball, (radius,), mask)
 
 
 def max_norm(
@@ -361,7 +219,7 @@ def max_norm(
       axis: group axis (default -1).
     """
     ops.check_hyperparam("radius", radius, positive=True)
-    return _terminal(lambda z, r: ops.project_max_norm(z, r, axis), (radius,), mask)
+    return ops.terminal(lambda z, r: ops.project_max_norm(z, r, axis), (radius,), mask)
 
 
 def is_terminal(transform: optax.GradientTransformation) -> bool:
@@ -420,54 +278,34 @@ class _Kind(NamedTuple):
     value: Callable  # (leaf, hyperparams, axis) -> penalty term of that leaf
 
 
-def _l2_value(w, hp, axis):
-    return 0.5 * hp["strength"] * jnp.sum(jnp.square(w))
-
-
-def _l1_value(w, hp, axis):
-    return hp["strength"] * jnp.sum(jnp.abs(w))
-
-
-def _elastic_net_value(w, hp, axis):
-    return hp["strength"] * jnp.sum(jnp.abs(w)) + 0.5 * hp["l2_strength"] * jnp.sum(jnp.square(w))
-
-
-def _group_l1_value(w, hp, axis):
-    return hp["strength"] * jnp.sum(ops.group_norms(w, axis))
-
-
-def _no_value(w, hp, axis):
-    return jnp.zeros([], w.dtype)
-
-
 PENALTY_KINDS: dict[str, _Kind] = {
-    "none": _Kind("none", (), None, _no_value),
+    "none": _Kind("none", (), None, ops.no_value),
     "l2": _Kind("additive", ("strength",),
-                lambda hp, lr, mask, axis: l2(hp["strength"], mask), _l2_value),
+                lambda hp, lr, mask, axis: l2(hp["strength"], mask), ops.l2_value),
     "l1": _Kind("additive", ("strength",),
-                lambda hp, lr, mask, axis: l1(hp["strength"], mask), _l1_value),
+                lambda hp, lr, mask, axis: l1(hp["strength"], mask), ops.l1_value),
     "elastic_net": _Kind(
         "additive", ("strength", "l2_strength"),
         lambda hp, lr, mask, axis: elastic_net(hp["strength"], hp["l2_strength"], mask),
-        _elastic_net_value),
+        ops.elastic_net_value),
     "group_l1": _Kind("additive", ("strength",),
                       lambda hp, lr, mask, axis: group_l1(hp["strength"], mask, axis),
-                      _group_l1_value),
+                      ops.group_l1_value),
     "prox_l1": _Kind("terminal", ("strength",),
-                     lambda hp, lr, mask, axis: prox_l1(hp["strength"], lr, mask), _l1_value),
+                     lambda hp, lr, mask, axis: prox_l1(hp["strength"], lr, mask), ops.l1_value),
     "prox_elastic_net": _Kind(
         "terminal", ("strength", "l2_strength"),
         lambda hp, lr, mask, axis: prox_elastic_net(hp["strength"], hp["l2_strength"], lr, mask),
-        _elastic_net_value),
+        ops.elastic_net_value),
     "prox_group_l1": _Kind(
         "terminal", ("strength",),
         lambda hp, lr, mask, axis: prox_group_l1(hp["strength"], lr, mask, axis),
-        _group_l1_value),
+        ops.group_l1_value),
     # Hard constraints: the penalty is the ball's indicator, 0 on the feasible set.
     "l2_ball": _Kind("terminal", ("radius",),
-                     lambda hp, lr, mask, axis: project_l2_ball(hp["radius"], mask), _no_value),
+                     lambda hp, lr, mask, axis: project_l2_ball(hp["radius"], mask), ops.no_value),
     "max_norm": _Kind("terminal", ("radius",),
-                      lambda hp, lr, mask, axis: max_norm(hp["radius"], mask, axis), _no_value),
+                      lambda hp, lr, mask, axis: max_norm(hp["radius"], mask, axis), ops.no_value),
 }
 
 
@@ -510,9 +348,9 @@ def default_penalty_config() -> ml_collections.ConfigDict:
     return cfg
 
 
-def _check_name(field: str, value: Any, valid: Iterable[str]) -> None:
+def _check_name(field: str, value: Any, valid: Iterable[str], hint: str = "") -> None:
     if value not in valid:
-        raise ValueError(f"unknown {field} {value!r}; expected one of {sorted(valid)}")
+        raise ValueError(f"unknown {field} {value!r}; expected one of {sorted(valid)}{hint}")
 
 
 def validate_optimizer_config(cfg: ml_collections.ConfigDict) -> None:
@@ -529,7 +367,9 @@ def validate_optimizer_config(cfg: ml_collections.ConfigDict) -> None:
 def validate_penalty_config(cfg: ml_collections.ConfigDict) -> None:
     """Raises ``ValueError`` naming the first invalid field of a penalty config."""
     _check_name("penalty kind", cfg.kind, PENALTY_KINDS)
-    _check_name("coupling", cfg.coupling, COUPLINGS)
+    _check_name("coupling", cfg.coupling, COUPLINGS,
+                " (proximal steps are kinds: 'prox_l1', 'prox_elastic_net', 'prox_group_l1';"
+                " proximal L2 is 'prox_elastic_net' with strength=0)")
     kind = PENALTY_KINDS[cfg.kind]
     if kind.role == "terminal" and cfg.coupling == "decoupled":
         raise ValueError(
@@ -553,7 +393,7 @@ def validate_penalty_config(cfg: ml_collections.ConfigDict) -> None:
 
 def _config_mask(name: str) -> Mask:
     if name == "kernels":
-        return kernel_mask
+        return None  # the transforms' default, kernel_mask
     if name == "all":
         return path_mask()
     return path_mask(include=name)
