@@ -28,6 +28,28 @@ Where a transform sits in an optax chain sets its meaning:
 Every transform takes a ``mask`` (default :func:`kernel_mask`: leaves with
 ndim >= 2, so biases and normalisation scales are left alone); masking is
 delegated to ``optax.masked``, and a mask that selects no parameter raises.
+
+Example (a proximal step zeroes weak kernels exactly; biases are untouched)::
+
+    >>> import jax.numpy as jnp, optax
+    >>> from regan_jax import penalties
+    >>> params = {"Dense_0": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)}}
+    >>> grads = {"Dense_0": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}
+    >>> opt = penalties.chain(optax.scale_by_adam(), optax.scale(-1e-2),
+    ...                       penalties.prox_l1(strength=200.0, learning_rate=1e-2))
+    >>> updates, _ = opt.update(grads, opt.init(params), params)
+    >>> new = optax.apply_updates(params, updates)
+    >>> print(new["Dense_0"]["kernel"].sum(), new["Dense_0"]["bias"])
+    0.0 [1. 1.]
+
+A whole optimizer from configs (AdamW), its strength overridden in the state::
+
+    >>> opt_cfg, pen_cfg = penalties.default_optimizer_config(), penalties.default_penalty_config()
+    >>> pen_cfg.kind, pen_cfg.coupling, pen_cfg.strength = "l2", "decoupled", 1e-4
+    >>> opt = penalties.build_optimizer(opt_cfg, pen_cfg)
+    >>> state = penalties.set_hyperparams(opt.init(params), strength=1e-3)
+    >>> sorted(penalties.get_hyperparams(state))
+    ['learning_rate', 'strength']
 """
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -385,6 +407,8 @@ def validate_penalty_config(cfg: ml_collections.ConfigDict) -> None:
                 f"{field}={cfg[field]!r} has no effect for kind {cfg.kind!r} "
                 f"(it uses {list(kind.hyperparams) or 'no strength'})"
             )
+    if not isinstance(cfg.group_axis, int):
+        raise ValueError(f"group_axis must be an int, got {cfg.group_axis!r}")
     if not isinstance(cfg.mask, str) or not cfg.mask:
         raise ValueError(f"mask must be 'kernels', 'all' or a path regex, got {cfg.mask!r}")
     _config_mask(cfg.mask)
@@ -542,6 +566,7 @@ def weight_stats(
     Σ|w| and ``l2`` = sqrt(Σw²) over all masked weights, and per leaf
     ``l1/<path>``, ``l2/<path>``, ``sparsity/<path>``.
     """
+    ops.check_hyperparam("near_zero_tol", near_zero_tol)
     leaves = selected_leaves(params, mask)
     size = sum(w.size for _, w in leaves)
     filters = sum(w.shape[-1] if w.ndim else 1 for _, w in leaves)
