@@ -545,6 +545,8 @@ def penalty_value(
     """
     validate_penalty_config(penalty_cfg)
     kind = PENALTY_KINDS[penalty_cfg.kind]
+    if kind.role == "none":  # no mask is used, so none is checked
+        return jnp.zeros([], jnp.float32)
     hp = {name: penalty_cfg[name] for name in kind.hyperparams}
     hp.update({k: v for k, v in (hyperparams or {}).items() if k in hp})
     multiplier = ops.multiplier_schedule(

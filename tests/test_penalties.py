@@ -574,6 +574,8 @@ def test_penalty_value_matches_definition(kind):
 def test_penalty_value_is_zero_for_none_and_projections():
     for kind in ("none", "l2_ball", "max_norm"):
         assert float(P.penalty_value(make_params(), configs(kind)[1])) == 0.0
+    # kind 'none' uses no mask, so a network without kernels is fine
+    assert float(P.penalty_value({"bias": jnp.ones(3)}, configs("none")[1])) == 0.0
 
 
 def test_weight_stats_match_numpy():
