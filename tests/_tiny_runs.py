@@ -1,0 +1,216 @@
+"""Tiny runs shared by the steps/parallel/sweep/checkpoint tests, and their subprocess entry.
+
+Imported by the tests (which put this directory on ``sys.path``) and run as a
+script by the tests that need their own process::
+
+    python tests/_tiny_runs.py parallel OUT.npz          # 1 device vs 4 (shard_map, pmap)
+    python tests/_tiny_runs.py train WORKDIR STEPS [--die-saving S]
+    python tests/_tiny_runs.py multihost OUT.npz PROCESS_ID NUM_PROCESSES PORT
+
+Everything is sized to compile and run in seconds on a CPU.
+"""
+import functools
+import os
+import signal
+import sys
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from regan_jax import checkpoint, losses, models, penalties, steps
+
+NUM_CLASSES = 3
+STEPS = 3
+
+
+def tiny_gan(kind="gan", gradient_penalty="none", d_steps=1, spectral_norm=False,
+             shape=(2,), arch="mlp", d_strength=1e-2, learning_rate=1e-2):
+    """``(models, optimizers, loss_cfg, penalty_cfgs)`` of a GAN a few units wide.
+
+    D carries a coupled L2 penalty so that the optimizer's hyperparameters matter.
+    """
+    model_cfg = models.default_config()
+    model_cfg.update(kind=kind, arch=arch, latent_dim=3, g_width=8, d_width=8,
+                     mlp_layers=1, spectral_norm=spectral_norm)
+    nets = models.make_models(model_cfg, models.DataSpec(shape, NUM_CLASSES))
+    optimizer_cfg = penalties.default_optimizer_config()
+    optimizer_cfg.learning_rate = learning_rate
+    penalty_cfgs = {"g": penalties.default_penalty_config(),
+                    "d": penalties.default_penalty_config()}
+    penalty_cfgs["d"].update(kind="l2", strength=d_strength)
+    optimizers = {net: penalties.build_optimizer(optimizer_cfg, cfg)
+                  for net, cfg in penalty_cfgs.items()}
+    loss_cfg = losses.default_config()
+    loss_cfg.update(gradient_penalty=gradient_penalty, d_steps=d_steps)
+    return nets, optimizers, loss_cfg, penalty_cfgs
+
+
+def tiny_vae(shape=(2,), likelihood="gaussian"):
+    """``(models, optimizers)`` of a VAE a few units wide."""
+    model_cfg = models.default_config()
+    model_cfg.update(kind="vae", arch="mlp", latent_dim=3, g_width=8, d_width=8,
+                     mlp_layers=1, likelihood=likelihood)
+    nets = models.make_models(model_cfg, models.DataSpec(shape, 0))
+    optimizer_cfg = penalties.default_optimizer_config()
+    optimizer_cfg.learning_rate = 1e-2
+    return nets, {net: penalties.build_optimizer(optimizer_cfg) for net in nets}
+
+
+def batches(seed, count, rows, shape=(2,)):
+    """``count`` batches ``{'image': [rows, *shape], 'label': [rows]}`` from numpy's PCG64."""
+    rng = np.random.default_rng(seed)
+    return [{"image": rng.uniform(-1, 1, (rows,) + shape).astype(np.float32),
+             "label": rng.integers(0, NUM_CLASSES, rows).astype(np.int32)}
+            for _ in range(count)]
+
+
+def run(step, state, stream):
+    """``state`` after one ``step`` per batch of ``stream``, and the last metrics."""
+    metrics = None
+    for batch in stream:
+        state, metrics = step(state, batch)
+    return state, metrics
+
+
+def unkey(tree):
+    """``tree`` with typed RNG keys replaced by their key data (for chex and numpy)."""
+    return jax.tree.map(
+        lambda x: jax.random.key_data(x)
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree)
+
+
+def flat(tree) -> dict[str, np.ndarray]:
+    """``{'/'-joined path: numpy array}`` of a pytree's leaves (keys as key data)."""
+    return {"/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path):
+            np.asarray(leaf)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(unkey(tree))[0]}
+
+
+# ----------------------------------------------------------------------------
+# Data parallelism: the same global batches on 1 device and on 4
+# ----------------------------------------------------------------------------
+
+def parallel_cases():
+    """``{name: (step, init_state, stream)}``: a cGAN with everything on, and a VAE."""
+    nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan(
+        "cgan", "r1", d_steps=2, spectral_norm=True)
+    gan_stream = batches(1, STEPS, 2 * 8)
+    gan = (functools.partial(steps.gan_step, models=nets, optimizers=optimizers,
+                             loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs),
+           steps.init_gan_state(nets, optimizers, jax.random.key(0), gan_stream[0]),
+           gan_stream)
+    vae_nets, vae_optimizers = tiny_vae()
+    vae_stream = batches(2, STEPS, 8)
+    vae = (functools.partial(steps.vae_step, models=vae_nets, optimizers=vae_optimizers,
+                             likelihood="gaussian", gaussian_std=0.5),
+           steps.init_vae_state(vae_nets, vae_optimizers, jax.random.key(1), vae_stream[0]),
+           vae_stream)
+    return {"gan": gan, "vae": vae}
+
+
+def main_parallel(out):
+    from regan_jax import parallel
+    assert jax.device_count() == 4, jax.devices()
+    results = {}
+    mesh = parallel.make_mesh(4)
+    for name, (step, state, stream) in parallel_cases().items():
+        single = jax.jit(step, donate_argnums=0)
+        # Each wrapper donates its input state: give each its own copy.
+        for wrapper, wrapped in (("single", single),
+                                 ("shard_map", parallel.shard_map_step(step, mesh)),
+                                 ("pmap", parallel.pmap_step(step))):
+            final, metrics = run(wrapped, jax.tree.map(jnp.copy, state), stream)
+            for key, value in flat({"state": final, "metrics": metrics}).items():
+                results[f"{name}/{wrapper}/{key}"] = value
+    np.savez(out, **results)
+
+
+def main_multihost(out, process_id, num_processes, port):
+    """One process of a multi-host run: 2 local devices each, a 4-device global mesh."""
+    from regan_jax import parallel
+    parallel.initialize_distributed(f"localhost:{port}", num_processes, process_id)
+    assert jax.device_count() == 2 * num_processes and jax.local_device_count() == 2
+    step, state, stream = parallel_cases()["gan"]
+    wrapped = parallel.shard_map_step(step, parallel.make_mesh())
+    rows = stream[0]["image"].shape[0] // num_processes
+    local = [jax.tree.map(lambda x: x[process_id * rows:(process_id + 1) * rows], b)
+             for b in stream]
+    final, metrics = run(wrapped, state, local)
+    if process_id == 0:
+        np.savez(out, **{key: value for key, value in
+                         flat({"state": final, "metrics": metrics}).items()})
+
+
+# ----------------------------------------------------------------------------
+# Checkpoint / resume
+# ----------------------------------------------------------------------------
+
+CHECKPOINT_EVERY = 2
+
+
+def resumable_setup():
+    """``(step, init_state, data_cfg)``: a GAN on the ring8 mixture stream."""
+    from regan_jax import data
+    nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan()
+    data_cfg = data.default_config()
+    data_cfg.update(name="ring8", batch_size=8)
+    step = jax.jit(functools.partial(steps.gan_step, models=nets, optimizers=optimizers,
+                                     loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs),
+                   donate_argnums=0)
+    example = next(data.make_iterator(data_cfg, seed=0))
+    return step, steps.init_gan_state(nets, optimizers, jax.random.key(0), example), data_cfg
+
+
+def _die_when_saving(directory):
+    """SIGKILLs this process as soon as orbax's temporary directory appears (mid-save)."""
+    def watch():
+        while True:
+            if os.path.isdir(directory) and any("tmp" in n for n in os.listdir(directory)):
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(1e-4)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def train(workdir, num_steps, die_saving=None):
+    """Trains to ``num_steps``, resuming from ``workdir`` and checkpointing every 2 steps.
+
+    With ``die_saving`` = s the process kills itself (SIGKILL) while checkpoint
+    s is being written. Returns the final state.
+    """
+    from regan_jax import data
+    step, state, data_cfg = resumable_setup()
+    directory = os.path.join(workdir, "checkpoints")
+    restored = checkpoint.restore_latest(directory, state)
+    position = None
+    if restored is not None:
+        state, position = restored
+    stream = data.make_iterator(data_cfg, seed=0, position=position)
+    while int(state.step) < num_steps:
+        state, _ = step(state, next(stream))
+        done = int(state.step)
+        if done % CHECKPOINT_EVERY == 0:
+            if done == die_saving:
+                _die_when_saving(directory)
+            checkpoint.save(directory, done, state, stream.position)
+    return state
+
+
+def main_train(workdir, num_steps, die_saving=None):
+    final = train(workdir, num_steps, die_saving)
+    np.savez(os.path.join(workdir, "final.npz"), **flat(final))
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "parallel":
+        main_parallel(args[0])
+    elif command == "multihost":
+        main_multihost(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif command == "train":
+        die = int(args[3]) if len(args) > 3 and args[2] == "--die-saving" else None
+        main_train(args[0], int(args[1]), die)
+    else:
+        raise SystemExit(f"unknown command {command!r}")

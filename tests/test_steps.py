@@ -1,0 +1,235 @@
+"""Training steps: one step equals a plain, unoptimised reference; divergence freezes; bad input fails early."""
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from _tiny_runs import batches, tiny_gan, tiny_vae, unkey
+from regan_jax import losses, steps
+
+ROWS = 8  # per discriminator update
+
+
+def _fold(key, k, purpose):
+    return jax.random.fold_in(jax.random.fold_in(key, k), purpose)
+
+
+def reference_gan_step(state, batch, *, models, optimizers, loss_cfg):
+    """The GAN step written plainly: separate D calls, a fresh G forward, Python loops.
+
+    Follows the documented contract: update k uses rows k::n, latents from
+    fold_in(fold_in(key, k), 0), ε from fold_in(fold_in(key, k), 1), cGAN fakes
+    conditioned on the real labels; spectral-norm statistics advance once per D update.
+    """
+    g, d = models["g"], models["d"]
+    objective = losses.gan_loss(loss_cfg.kind)
+    penalty = losses.gradient_penalty_fn(loss_cfg.gradient_penalty)
+    key = jax.random.fold_in(state.key, state.step)
+    n = loss_cfg.d_steps
+    g_params, d_params = state.params["g"], state.params["d"]
+    g_opt, d_opt = state.opt_state["g"], state.opt_state["d"]
+    d_state = state.model_state.get("d", {})
+    for k in range(n):
+        real = batch["image"][k::n]
+        y = batch["label"][k::n] if g.num_classes else None
+        z = jax.random.normal(_fold(key, k, 0), (real.shape[0], g.latent_dim))
+        fake = g.apply({"params": g_params}, z, y)
+
+        def d_loss(p, real=real, fake=fake, y=y, k=k):
+            variables = {"params": p, **d_state}
+            real_logits, new_state = d.apply(variables, real, y, update_stats=True,
+                                             mutable=list(d_state))
+            fake_logits, _ = d.apply(variables, fake, y, update_stats=True,
+                                     mutable=list(d_state))
+            gp = penalty(lambda x: d.apply({"params": p, **new_state}, x, y), real, fake,
+                         _fold(key, k, 1))
+            adversarial = objective.d(real_logits, fake_logits)
+            return adversarial + loss_cfg.gp_weight * gp, (new_state, adversarial, gp)
+
+        grads, (d_state, adversarial, gp) = jax.grad(d_loss, has_aux=True)(d_params)
+        updates, d_opt = optimizers["d"].update(grads, d_opt, d_params)
+        d_params = optax.apply_updates(d_params, updates)
+
+    def g_loss(p):
+        fake = g.apply({"params": p}, z, y)
+        return objective.g(d.apply({"params": d_params, **d_state}, fake, y))
+
+    g_value, grads = jax.value_and_grad(g_loss)(g_params)
+    updates, g_opt = optimizers["g"].update(grads, g_opt, g_params)
+    g_params = optax.apply_updates(g_params, updates)
+    new = state.replace(step=state.step + 1, params={"g": g_params, "d": d_params},
+                        opt_state={"g": g_opt, "d": d_opt},
+                        model_state={"d": d_state} if d_state else {})
+    return new, {"d_loss": adversarial, "gp": gp, "g_loss": g_value}
+
+
+GAN_CASES = {
+    # Everything at once (one compile): labels, spectral-norm statistics, a random
+    # gradient penalty, two D updates per G update. R1 runs in test_parallel.
+    "cgan_sn_wgan_gp_2d": dict(kind="cgan", gradient_penalty="wgan_gp", d_steps=2,
+                               spectral_norm=True, loss="hinge"),
+}
+CASE = "cgan_sn_wgan_gp_2d"
+
+
+@functools.lru_cache(maxsize=None)
+def gan_case(name):
+    """``(jitted step, reference, init state, batches)``, compiled once per module."""
+    case = dict(GAN_CASES[name])
+    loss = case.pop("loss")
+    nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan(**case)
+    loss_cfg.kind = loss
+    stream = batches(0, 3, case["d_steps"] * ROWS)
+    state = steps.init_gan_state(nets, optimizers, jax.random.key(0), stream[0])
+    step = jax.jit(functools.partial(steps.gan_step, models=nets, optimizers=optimizers,
+                                     loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs))
+    reference = jax.jit(functools.partial(reference_gan_step, models=nets,
+                                          optimizers=optimizers, loss_cfg=loss_cfg))
+    return step, reference, state, stream
+
+
+@pytest.mark.parametrize("name", sorted(GAN_CASES))
+def test_gan_step_matches_plain_reference(name):
+    step, reference, state, stream = gan_case(name)
+    ours, theirs = state, state
+    for batch in stream:
+        ours, metrics = step(ours, batch)
+        theirs, expected = reference(theirs, batch)
+        for key, value in expected.items():
+            np.testing.assert_allclose(metrics[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    chex.assert_trees_all_close(unkey(ours), unkey(theirs), rtol=1e-5, atol=1e-6)
+    assert int(ours.step) == len(stream) and not bool(ours.diverged)
+    assert step._cache_size() == 1  # the state's dtypes survive a step: no retrace
+    # the configured D penalty is logged: (λ/2)‖W‖² over D's kernels
+    kernels = [w for w in jax.tree.leaves(ours.params["d"]) if w.ndim >= 2]
+    np.testing.assert_allclose(
+        metrics["penalty_d"], 0.5 * 1e-2 * sum(np.sum(np.asarray(w, np.float64) ** 2)
+                                               for w in kernels), rtol=1e-5)
+
+
+def reference_vae_step(state, batch, *, models, optimizers, std):
+    """The VAE step written plainly, with the Gaussian NLL and KL written out here."""
+    encoder, decoder = models["encoder"], models["decoder"]
+    key = jax.random.fold_in(state.key, state.step)
+    x = batch["image"]
+
+    def neg_elbo(params):
+        mean, logvar = encoder.apply({"params": params["encoder"]}, x)
+        eps = jax.random.normal(key, mean.shape)
+        out = decoder.apply({"params": params["decoder"]}, mean + jnp.exp(logvar / 2) * eps)
+        nll = 0.5 * ((x - out) / std) ** 2 + jnp.log(std) + 0.5 * jnp.log(2 * jnp.pi)
+        kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1 - logvar, axis=-1)
+        return jnp.mean(jnp.sum(nll, axis=-1) + kl)
+
+    loss, grads = jax.value_and_grad(neg_elbo)(state.params)
+    params, opt_state = {}, {}
+    for net in grads:
+        updates, opt_state[net] = optimizers[net].update(grads[net], state.opt_state[net],
+                                                         state.params[net])
+        params[net] = optax.apply_updates(state.params[net], updates)
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
+
+
+def test_vae_step_matches_plain_reference():
+    nets, optimizers = tiny_vae()
+    stream = batches(3, 2, ROWS)
+    state = steps.init_vae_state(nets, optimizers, jax.random.key(4), stream[0])
+    step = jax.jit(functools.partial(steps.vae_step, models=nets, optimizers=optimizers,
+                                     likelihood="gaussian", gaussian_std=0.5))
+    reference = jax.jit(functools.partial(reference_vae_step, models=nets,
+                                          optimizers=optimizers, std=0.5))
+    ours, theirs = state, state
+    for batch in stream:
+        ours, metrics = step(ours, batch)
+        theirs, loss = reference(theirs, batch)
+        np.testing.assert_allclose(metrics["loss"], loss, rtol=1e-5)
+        np.testing.assert_allclose(metrics["recon"] + metrics["kl"], loss, rtol=1e-5)
+    chex.assert_trees_all_close(unkey(ours), unkey(theirs), rtol=1e-5, atol=1e-6)
+
+
+def test_nonfinite_loss_freezes_the_state():
+    step, _, state, stream = gan_case(CASE)
+    state, _ = step(state, stream[0])
+    before = state
+    poisoned = dict(stream[1], image=stream[1]["image"].copy())
+    poisoned["image"][3, 0] = np.nan
+    frozen, metrics = step(state, poisoned)
+    assert not np.isfinite(float(metrics["d_loss"]))
+    assert bool(frozen.diverged)
+    assert int(frozen.diverged_step) == 1 == int(frozen.step)
+    assert steps.divergence_reason(frozen.diverged_reason) == "nonfinite_loss"
+    unmarked = frozen.replace(diverged=before.diverged, diverged_step=before.diverged_step,
+                              diverged_reason=before.diverged_reason)
+    chex.assert_trees_all_equal(unkey(unmarked), unkey(before))
+    later, _ = step(frozen, stream[2])  # a good batch leaves a diverged state alone
+    chex.assert_trees_all_equal(unkey(later), unkey(frozen))
+
+
+def test_nonfinite_params_freeze_with_their_reason():
+    nets, _ = tiny_vae()
+    exploding = {net: optax.sgd(float("inf")) for net in nets}
+    batch = batches(5, 1, ROWS)[0]
+    state = steps.init_vae_state(nets, exploding, jax.random.key(0), batch)
+    frozen, metrics = jax.jit(functools.partial(
+        steps.vae_step, models=nets, optimizers=exploding, likelihood="gaussian"))(state, batch)
+    assert np.isfinite(float(metrics["loss"]))  # the loss was fine; the update was not
+    assert bool(frozen.diverged) and int(frozen.diverged_step) == 0
+    assert steps.divergence_reason(frozen.diverged_reason) == "nonfinite_params"
+    chex.assert_trees_all_equal(frozen.params, state.params)
+
+
+def test_divergence_reason_names():
+    assert [steps.divergence_reason(c) for c in range(3)] == list(steps.DIVERGENCE_REASONS)
+    with pytest.raises(ValueError, match="reason code 7"):
+        steps.divergence_reason(7)
+
+
+def test_bad_loss_config_fails_before_compute():
+    _, _, loss_cfg, _ = tiny_gan()
+    for field, value, message in (("kind", "least_squares", "GAN loss 'least_squares'"),
+                                  ("gradient_penalty", "dragan", "gradient penalty 'dragan'"),
+                                  ("d_steps", 0, "d_steps must be >= 1")):
+        bad = loss_cfg.copy_and_resolve_references()
+        bad[field] = value
+        with pytest.raises(ValueError, match=message):
+            steps.check_loss_config(bad)
+
+
+def test_make_step_rejects_unknown_names():
+    _, _, loss_cfg, penalty_cfgs = tiny_gan()
+    loss_cfg.kind = "least_squares"
+    config = ml_collections.ConfigDict({"model_type": "gan", "loss": loss_cfg,
+                                        "penalty": penalty_cfgs})
+    with pytest.raises(ValueError, match="least_squares"):
+        steps.make_step(config, {}, {})
+    config.model_type = "flow"
+    with pytest.raises(ValueError, match="model_type 'flow'"):
+        steps.make_step(config, {}, {})
+
+
+def test_batch_not_a_multiple_of_d_steps_fails_at_trace():
+    step, _, state, stream = gan_case(CASE)
+    short = {k: v[:-1] for k, v in stream[0].items()}
+    with pytest.raises(ValueError, match="multiple of 2 rows"):
+        step(state, short)
+
+
+def test_wrong_data_shape_fails_at_trace():
+    step, _, state, stream = gan_case(CASE)
+    wide = dict(stream[0], image=np.zeros((2 * ROWS, 3), np.float32))
+    with pytest.raises(ValueError, match="shape \\(3,\\); the model expects \\(2,\\)"):
+        step(state, wide)
+    with pytest.raises(ValueError, match="'label' \\(conditional model\\)"):
+        step(state, {"image": stream[0]["image"]})
+
+
+def test_init_checks_network_names():
+    nets, optimizers, _, _ = tiny_gan()
+    with pytest.raises(ValueError, match="expected \\['d', 'g'\\]"):
+        steps.init_gan_state({"g": nets["g"]}, optimizers, jax.random.key(0),
+                             batches(0, 1, ROWS)[0])
