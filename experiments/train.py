@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         config = experiments.load_config(args.config, experiments.split_overrides(rest))
         train.train_and_evaluate(config, args.workdir, overwrite=args.overwrite,
                                  progress=False if args.no_progress else None)
-    except (experiments.UsageError, train.WorkdirError) as e:
+    except (experiments.UsageError, ValueError) as e:  # WorkdirError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"done: {args.workdir}/summary.json")

@@ -33,11 +33,16 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import tqdm.auto
 
+from regan_jax import checkpoint, data, penalties, steps, sweep
 from regan_jax import config as config_lib
+from regan_jax import models as models_lib
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -223,43 +228,7 @@ def save_samples_png(path, samples: np.ndarray, title: str, *, columns: int | No
 
 
 # ----------------------------------------------------------------------------
-# Sampling
-# ----------------------------------------------------------------------------
-
-def make_sampler(config, models, spec):
-    """``sample(params, key, n, start=0) -> (x [n, *shape] in [-1, 1], labels [n] or None)``.
-
-    GAN: ``G(z)``, z ~ N(0, I). Conditional GAN: ``G(z, y)`` with y cycling
-    through the classes (``y_i = (start + i) mod C``, so a grid with C columns
-    shows one class per column, and batches drawn at offsets continue the cycle). VAE: the decoder's mean at z ~ N(0, I) — for the
-    Bernoulli likelihood of pixels mapped to [0, 1] that is ``2 σ(logits) - 1``.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    if config.model_type == "vae":
-        decoder = models["decoder"]
-        bernoulli = config.model.likelihood == "bernoulli"
-
-        def sample(params, key, n, start=0):
-            del start  # Unconditional.
-            z = jax.random.normal(key, (n, decoder.latent_dim))
-            out = decoder.apply({"params": params["decoder"]}, z)
-            return (2 * jax.nn.sigmoid(out) - 1 if bernoulli else jnp.clip(out, -1, 1)), None
-        return sample
-    g = models["g"]
-    conditional = config.model_type == "cgan"
-
-    def sample(params, key, n, start=0):
-        z = jax.random.normal(key, (n, g.latent_dim))
-        labels = ((start + jnp.arange(n, dtype=jnp.int32)) % spec.num_classes
-                  if conditional else None)
-        return g.apply({"params": params["g"]}, z, labels), labels
-    return sample
-
-
-# ----------------------------------------------------------------------------
-# The loop
+# The program: what every member of a run shares
 # ----------------------------------------------------------------------------
 
 # Config keys that may differ between members of one vmapped program: the seed
@@ -282,6 +251,131 @@ def program_key(config) -> str:
         for net in config[group].keys() for name in names}
     return json.dumps({k: v for k, v in flat.items() if k not in varying}, sort_keys=True)
 
+
+def make_sampler(config, models, spec):
+    """``sample(params, key, n, start=0) -> (x [n, *shape] in [-1, 1], labels [n] or None)``.
+
+    GAN: ``G(z)``, z ~ N(0, I). Conditional GAN: ``G(z, y)`` with y cycling
+    through the classes (``y_i = (start + i) mod C``, so a grid with C columns
+    shows one class per column, and batches drawn at offsets continue the
+    cycle). VAE: the decoder's mean at z ~ N(0, I) — for the Bernoulli
+    likelihood of pixels mapped to [0, 1] that is ``2 σ(logits) - 1``.
+    """
+    if config.model_type == "vae":
+        decoder = models["decoder"]
+        bernoulli = config.model.likelihood == "bernoulli"
+
+        def sample(params, key, n, start=0):
+            del start  # Unconditional.
+            out = decoder.apply({"params": params["decoder"]},
+                                jax.random.normal(key, (n, decoder.latent_dim)))
+            return (2 * jax.nn.sigmoid(out) - 1 if bernoulli else jnp.clip(out, -1, 1)), None
+        return sample
+    g = models["g"]
+    conditional = config.model_type == "cgan"
+
+    def sample(params, key, n, start=0):
+        z = jax.random.normal(key, (n, g.latent_dim))
+        labels = ((start + jnp.arange(n, dtype=jnp.int32)) % spec.num_classes
+                  if conditional else None)
+        return g.apply({"params": params["g"]}, z, labels), labels
+    return sample
+
+
+class Program(NamedTuple):
+    """The static parts every member of a run shares (built once per program).
+
+    Attributes:
+      config: the first member's config (all agree on :func:`program_key`).
+      source: the loaded dataset or mixture.
+      spec: its :class:`regan_jax.data.DataSpec`.
+      models: the networks by name.
+      step: the pure step ``(state, batch, key=None) -> (state, metrics)``.
+      init: jitted ``key -> state`` (the first member's hyperparameters).
+      sample: jitted sampler (see :func:`make_sampler`), ``n`` static.
+      data_config: ``config.data`` with the rows one step consumes.
+    """
+    config: Any
+    source: Any
+    spec: Any
+    models: dict
+    step: Callable
+    init: Callable
+    sample: Callable
+    data_config: Any
+
+
+def build_program(config) -> Program:
+    """Loads the data and builds networks, optimizers, step, init and sampler.
+
+    Raises:
+      ValueError: a bad dataset, model, optimizer, penalty or loss setting,
+        before any training compute.
+    """
+    source = data.from_config(config.data)
+    spec = source.spec
+    nets = models_lib.make_models(config.model, spec)
+    optimizers = _optimizers(config)
+    example = {"image": np.zeros((1, *spec.shape), np.float32),
+               "label": np.zeros((1,), np.int32)}
+    data_cfg = config_lib.copy_config(config.data)
+    if config.model_type != "vae":
+        data_cfg.batch_size = steps.examples_per_step(config.loss, config.data.batch_size)
+    return Program(
+        config=config, source=source, spec=spec, models=nets,
+        step=steps.make_step(config, nets, optimizers),
+        init=jax.jit(lambda key: steps.init_state(config, nets, optimizers, key, example)),
+        sample=jax.jit(make_sampler(config, nets, spec), static_argnums=2),
+        data_config=data_cfg)
+
+
+def init_member(program: Program, config):
+    """A fresh state of ``config``'s run: ``program.init(key(seed))`` with its hyperparameters.
+
+    Equal to ``steps.init_state`` with ``config``'s own optimizers: the
+    injected scalars (learning rate, strengths) are the only optimizer-state
+    values that depend on them.
+    """
+    state = program.init(jax.random.key(config.seed))
+    opt_state = {}
+    for net, net_state in state.opt_state.items():
+        injected = penalties.get_hyperparams(net_state)
+        values = {name: config[group][net][name]
+                  for group, names in MEMBER_HYPERPARAMS.items() for name in names
+                  if name in injected}
+        opt_state[net] = penalties.set_hyperparams(net_state, **values)
+    return state.replace(opt_state=opt_state)
+
+
+def _optimizers(config) -> dict:
+    return {net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
+            for net in config_lib.networks(config.model_type)}
+
+
+def draw_samples(program: Program, params, config, n: int, key=None):
+    """``n`` samples as numpy ``(x, labels or None)``, in batches of ``config.eval.batch_size``.
+
+    The default key is the run's fixed sample key (:func:`sample_key`), so
+    grids at different steps show the same latents.
+    """
+    key = sample_key(config) if key is None else key
+    images, labels = [], []
+    for i, start in enumerate(range(0, n, config.eval.batch_size)):
+        x, y = program.sample(params, jax.random.fold_in(key, i),
+                              min(config.eval.batch_size, n - start), start)
+        images.append(np.asarray(x))
+        labels.append(None if y is None else np.asarray(y))
+    return np.concatenate(images), (None if labels[0] is None else np.concatenate(labels))
+
+
+def sample_key(config):
+    """The key of a run's sample grids and evaluation draws (apart from its training stream)."""
+    return jax.random.fold_in(jax.random.key(config.seed), 0x5A3)
+
+
+# ----------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------
 
 def train_and_evaluate(config, workdir, *, overwrite: bool = False,
                        progress: bool | None = None):
@@ -314,8 +408,8 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
     K = 1 runs the jitted step; K > 1 stacks the K states on a member axis and
     runs ``sweep.vmap_step`` (each member with its own seed, data order and
     hyperparameters, equal to its own single run up to float reassociation).
-    Each member has its own workdir with the full contract; the group is
-    checkpointed member by member at the same steps and resumes together.
+    Each member has its own workdir with the full contract; the members are
+    checkpointed at the same steps and resume together.
 
     Returns:
       The K final train states (unstacked).
@@ -324,10 +418,6 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
       ValueError: no members, a workdir given twice, members that do not share
         a program, an invalid config; WorkdirError (see :func:`prepare_workdir`).
     """
-    import jax
-
-    from regan_jax import checkpoint, data, models as models_lib, penalties, steps, sweep
-
     configs, workdirs = list(configs), [pathlib.Path(w) for w in workdirs]
     if not configs or len(configs) != len(workdirs):
         raise ValueError(f"train_members needs one workdir per config and at least one; got "
@@ -336,82 +426,85 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
         raise ValueError(f"workdirs must be distinct, got {[str(w) for w in workdirs]}")
     for c in configs:
         config_lib.validate(c)
-    keys = {program_key(c) for c in configs}
-    if len(keys) != 1:
+    if len({program_key(c) for c in configs}) != 1:
         raise ValueError("configs trained as one vmapped program may differ only in "
                          f"{MEMBER_KEYS} and {MEMBER_HYPERPARAMS}")
+    program = build_program(configs[0])
+    evaluator = evaluation_hooks(program)
     for c, w in zip(configs, workdirs):
         prepare_workdir(w, c, overwrite)
+    group = _Group(configs, workdirs, stacked=len(configs) > 1)
+    state, iterators = _start(program, group)
+    state, wall, trained = _loop(program, group, state, iterators, evaluator, progress)
+    return _finish(program, group, state, iterators, evaluator, wall, trained)
 
-    config = configs[0]
-    source = data.from_config(config.data)
-    spec = source.spec
-    nets = models_lib.make_models(config.model, spec)
-    step_fn = steps.make_step(config, nets, _optimizers(config, penalties))
-    data_cfg = _data_config(config, steps)
-    example = {"image": np.zeros((1, *spec.shape), np.float32),
-               "label": np.zeros((1,), np.int32)}
 
-    states, positions = [], []
-    for c in configs:
-        state = steps.init_state(c, nets, _optimizers(c, penalties), jax.random.key(c.seed),
-                                 example)
-        states.append(state)
+class _Group(NamedTuple):
+    """The members of one program: their configs and workdirs; stacked when K > 1."""
+    configs: list
+    workdirs: list
+    stacked: bool
+
+    def member(self, tree, index: int):
+        return _take(tree, index) if self.stacked else tree
+
+
+@jax.jit
+def _take(tree, index):
+    return jax.tree.map(lambda x: x[index], tree)
+
+
+def _start(program: Program, group: _Group):
+    """The (stacked) state to train from, and one data iterator per member.
+
+    Restores the latest checkpoints if every member has one at the same step;
+    otherwise (a fresh run, or a crash between member saves) starts over.
+    Rows of metrics.jsonl after the restored step are dropped.
+    """
+    fresh = [init_member(program, c) for c in group.configs]
     restored = [checkpoint.restore_latest(str(w / CHECKPOINT_DIR), s)
-                for w, s in zip(workdirs, states)]
+                for w, s in zip(group.workdirs, fresh)]
     restored_steps = {None if r is None else int(r[0].step) for r in restored}
     if len(restored_steps) == 1 and None not in restored_steps:
-        states = [r[0] for r in restored]
-        positions = [r[1] for r in restored]
+        states, positions = [r[0] for r in restored], [r[1] for r in restored]
     else:
-        # Fresh start (or members checkpointed at different steps: a crash
-        # between member saves); drop whatever a previous attempt left.
-        for w in workdirs:
+        for w in group.workdirs:
             shutil.rmtree(w / CHECKPOINT_DIR, ignore_errors=True)
-        positions = [None] * len(configs)
-    start = int(states[0].step)
-    for w in workdirs:
-        truncate_metrics(w, start)
-    iterators = [data.make_iterator(data_cfg, c.seed, position=p, source=source)
-                 for c, p in zip(configs, positions)]
+        states, positions = fresh, [None] * len(fresh)
+    for w in group.workdirs:
+        truncate_metrics(w, int(states[0].step))
+    iterators = [data.make_iterator(program.data_config, c.seed, position=p,
+                                    source=program.source)
+                 for c, p in zip(group.configs, positions)]
+    return (sweep.stack_members(states) if group.stacked else states[0]), iterators
 
-    stacked = len(configs) > 1
-    if stacked:
-        state = sweep.stack_members(states)
-        run_step = sweep.vmap_step(step_fn, shared_batch=False)
+
+def _loop(program: Program, group: _Group, state, iterators, evaluator, progress):
+    """Runs the steps from ``state.step`` to ``config.steps`` (or until all diverge).
+
+    Returns ``(state, wall seconds, steps trained here)``.
+    """
+    config, log = program.config, program.config.log
+    if group.stacked:
+        run_step = sweep.vmap_step(program.step, shared_batch=False)
 
         def next_batch():
             batches = [next(it) for it in iterators]
             return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
     else:
-        state = states[0]
-        run_step = jax.jit(step_fn, donate_argnums=0)
+        run_step = jax.jit(program.step, donate_argnums=0)
 
         def next_batch():
             return next(iterators[0])
 
-    sampler = make_sampler(config, nets, spec)
-    centres = getattr(source, "centres", None)
-    evaluator = _make_evaluator(config, source, sampler)
-    members = [_member_fn(stacked, i) for i in range(len(configs))]
-    previous_wall = [_last_wall(w) for w in workdirs]
-    log = config.log
-
     def due(interval, step):
         return interval > 0 and step % interval == 0
 
-    def save_grids(state, step):
-        for i, (c, w) in enumerate(zip(configs, workdirs)):
-            images, _ = _draw(sampler, members[i](state.params), c, log.num_images, spec)
-            save_samples_png(w / SAMPLES_DIR / f"step_{step:07d}.png", images,
-                             f"{c.name} seed {c.seed}, step {step}",
-                             columns=spec.num_classes if c.model_type == "cgan" else None,
-                             centres=centres)
-
-    bar = _progress_bar(config, start, len(configs),
-                        config.log.progress if progress is None else progress)
+    start = step = int(group.member(state, 0).step)
+    previous_wall = [_last_wall(w) for w in group.workdirs]
+    bar = _progress_bar(config, start, len(group.configs),
+                        log.progress if progress is None else progress)
     t0 = time.perf_counter()
-    step = start
     try:
         while step < config.steps:
             state, metrics = run_step(state, next_batch())
@@ -421,89 +514,65 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
             if due(log.every, step) or fd_due or step == config.steps:
                 host, diverged = jax.device_get((metrics, state.diverged))
                 wall = time.perf_counter() - t0
-                for i, w in enumerate(workdirs):
+                for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
                     row = {"step": step, "wall_s": previous_wall[i] + wall,
-                           **{k: float(v) for k, v in members[i](host).items()}}
-                    if fd_due and not members[i](diverged):
-                        row["fd"] = evaluator.cheap_fd(members[i](state.params),
-                                                       jax.random.fold_in(_eval_key(configs[i]), step))
+                           **{k: float(np.asarray(v)[i] if group.stacked else v)
+                              for k, v in host.items()}}
+                    if fd_due and not np.asarray(diverged).reshape(-1)[i]:
+                        row["fd"] = evaluator.cheap_fd(
+                            group.member(state, i).params, jax.random.fold_in(sample_key(c), step))
                     append_metrics(w, row)
-                bar.set_postfix(_postfix(host, stacked), refresh=False)
+                bar.set_postfix(_postfix(host, group.stacked), refresh=False)
                 if np.all(diverged):
                     break
             if due(log.samples_every, step):
-                save_grids(state, step)
+                _save_grids(program, group, state, step)
             if due(log.checkpoint_every, step):
-                _save_checkpoints(checkpoint, workdirs, members, state, iterators, step)
+                _save_checkpoints(group, state, iterators, step)
         jax.block_until_ready(state)
-        wall = time.perf_counter() - t0
+        return state, time.perf_counter() - t0, step - start
     finally:
         bar.close()
-    if checkpoint.latest_step(str(workdirs[0] / CHECKPOINT_DIR)) != step:
-        _save_checkpoints(checkpoint, workdirs, members, state, iterators, step)
-    save_grids(state, step)
 
+
+def _finish(program: Program, group: _Group, state, iterators, evaluator, wall, trained):
+    """Final checkpoint, sample grid, ``samples/final.npz`` and ``summary.json`` per member."""
+    step = int(group.member(state, 0).step)
+    if checkpoint.latest_step(str(group.workdirs[0] / CHECKPOINT_DIR)) != step:
+        _save_checkpoints(group, state, iterators, step)
+    _save_grids(program, group, state, step)
     finals = []
-    for i, (c, w) in enumerate(zip(configs, workdirs)):
-        member_state = members[i](state)
-        done = step - start
-        summary = {"steps": int(member_state.step), "wall_s": previous_wall[i] + wall,
-                   "steps_per_s": done / wall if wall > 0 and done else None,
-                   **_divergence(member_state, steps)}
-        if stacked:
-            summary["sweep_members"] = len(configs)
-        samples, labels = _draw(sampler, member_state.params, c, c.eval.num_samples, spec,
-                                key=jax.random.fold_in(_eval_key(c), -1 % (2**31)))
-        np.savez_compressed(w / SAMPLES_DIR / "final.npz", samples=samples[:log.num_images],
-                            **({} if labels is None else {"labels": labels[:log.num_images]}))
-        summary.update(evaluator.final(member_state, samples, labels,
-                                       diverged=summary["diverged"]))
+    for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
+        member = group.member(state, i)
+        # wall_s: training time over all attempts (the last row of metrics.jsonl);
+        # steps_per_s: this attempt's rate (None if it had nothing left to train).
+        summary = {"steps": int(member.step), "wall_s": _last_wall(w),
+                   "steps_per_s": trained / wall if trained and wall > 0 else None,
+                   **_divergence(member)}
+        if group.stacked:
+            summary["sweep_members"] = len(group.configs)
+        samples, labels = draw_samples(program, member.params, c, c.log.num_images)
+        np.savez_compressed(w / SAMPLES_DIR / "final.npz", samples=samples,
+                            **({} if labels is None else {"labels": labels}))
+        summary.update(evaluator.final(member, c, diverged=summary["diverged"]))
         write_json(w / SUMMARY_FILE, finite_or_none(summary))
-        finals.append(member_state)
+        finals.append(member)
     return finals
 
 
-def _optimizers(config, penalties) -> dict:
-    return {net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
-            for net in config_lib.networks(config.model_type)}
+def _save_grids(program: Program, group: _Group, state, step: int) -> None:
+    for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
+        images, _ = draw_samples(program, group.member(state, i).params, c, c.log.num_images)
+        save_samples_png(w / SAMPLES_DIR / f"step_{step:07d}.png", images,
+                         f"{c.name} seed {c.seed}, step {step}",
+                         columns=program.spec.num_classes if c.model_type == "cgan" else None,
+                         centres=getattr(program.source, "centres", None))
 
 
-def _data_config(config, steps):
-    """``config.data`` with the batch a step consumes (GANs: ``d_steps`` batches)."""
-    data_cfg = config_lib.copy_config(config.data)
-    if config.model_type != "vae":
-        data_cfg.batch_size = steps.examples_per_step(config.loss, config.data.batch_size)
-    return data_cfg
-
-
-def _member_fn(stacked: bool, index: int):
-    """Member ``index`` of a stacked pytree (identity for a single run)."""
-    import jax
-
-    if not stacked:
-        return lambda tree: tree
-    return lambda tree: jax.tree.map(lambda x: x[index], tree)
-
-
-def _eval_key(config):
-    """The key of a run's sample grids and evaluation draws (not the training stream)."""
-    import jax
-
-    return jax.random.fold_in(jax.random.key(config.seed), 0x5A3)
-
-
-def _draw(sampler, params, config, n: int, spec, key=None):
-    """``n`` samples (numpy) in batches of ``config.eval.batch_size``; fixed key by default."""
-    import jax
-
-    key = _eval_key(config) if key is None else key
-    images, labels = [], []
-    for i, start in enumerate(range(0, n, config.eval.batch_size)):
-        size = min(config.eval.batch_size, n - start)
-        x, y = sampler(params, jax.random.fold_in(key, i), size, start)
-        images.append(np.asarray(x))
-        labels.append(None if y is None else np.asarray(y))
-    return np.concatenate(images), (None if labels[0] is None else np.concatenate(labels))
+def _save_checkpoints(group: _Group, state, iterators, step: int) -> None:
+    for i, w in enumerate(group.workdirs):
+        checkpoint.save(str(w / CHECKPOINT_DIR), step, group.member(state, i),
+                        iterators[i].position)
 
 
 def _last_wall(workdir) -> float:
@@ -511,12 +580,7 @@ def _last_wall(workdir) -> float:
     return float(rows[-1]["wall_s"]) if rows else 0.0
 
 
-def _save_checkpoints(checkpoint, workdirs, members, state, iterators, step) -> None:
-    for i, w in enumerate(workdirs):
-        checkpoint.save(str(w / CHECKPOINT_DIR), step, members[i](state), iterators[i].position)
-
-
-def _divergence(state, steps) -> dict:
+def _divergence(state) -> dict:
     diverged = bool(state.diverged)
     return {"diverged": diverged,
             "diverged_reason": steps.divergence_reason(state.diverged_reason) if diverged else None,
@@ -524,47 +588,51 @@ def _divergence(state, steps) -> dict:
 
 
 def _progress_bar(config, start: int, members: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    desc = config.name + (f" ×{members}" if members > 1 else "")
-    return tqdm(total=config.steps, initial=start, desc=desc, disable=not enabled,
-                dynamic_ncols=True, leave=True)
+    desc = config.name + (f" x{members}" if members > 1 else "")
+    return tqdm.auto.tqdm(total=config.steps, initial=start, desc=desc, disable=not enabled,
+                          dynamic_ncols=True, leave=True)
 
 
 def _postfix(host_metrics: dict, stacked: bool) -> dict:
-    """Live losses for the bar: the member median in a sweep."""
+    """Live losses for the bar (the median over members in a sweep)."""
     shown = {}
     for k in ("d_loss", "g_loss", "loss", "recon", "kl"):
         if k in host_metrics:
-            v = np.asarray(host_metrics[k])
+            v = np.asarray(host_metrics[k], np.float64)
             shown[k] = f"{float(np.nanmedian(v) if stacked else v):.3f}"
     return shown
 
 
-class _Evaluator(NamedTuple):
-    """The evaluation hooks of the loop.
+# ----------------------------------------------------------------------------
+# Evaluation hooks
+# ----------------------------------------------------------------------------
 
-    ``cheap_fd(params, key) -> float | None``: the in-training FD (None where
-    no feature space applies); ``final(state, samples, labels, diverged) ->
-    dict``: the summary's scores.
+class EvaluationHooks(NamedTuple):
+    """What the loop asks of the evaluation.
+
+    ``cheap_fd(params, key) -> float | None``: the in-training FD logged to
+    metrics.jsonl (None where no feature space applies); ``final(state,
+    config, diverged) -> dict``: the summary's scores and weight statistics
+    (a diverged run gets weight statistics only: its scores would describe
+    the frozen pre-divergence parameters, not the run).
     """
     cheap_fd: Callable
     final: Callable
 
 
-def _make_evaluator(config, source, sampler) -> _Evaluator:
+def evaluation_hooks(program: Program) -> EvaluationHooks:
     # PROVISIONAL until regan_jax.evaluation lands: weight statistics only.
-    from regan_jax import penalties
+    stats = jax.jit(penalties.weight_stats)
 
     def cheap_fd(params, key):
         return None
 
-    def final(state, samples, labels, diverged):
+    def final(state, config, diverged):
         out = {}
         for net, params in state.params.items():
-            stats = penalties.weight_stats(params)
-            out[f"sparsity_{net}"] = float(stats["sparsity"])
-            out[f"norm_{net}"] = float(stats["l2"])
+            s = stats(params)
+            out[f"sparsity_{net}"] = float(s["sparsity"])
+            out[f"norm_{net}"] = float(s["l2"])
         return out
 
-    return _Evaluator(cheap_fd, final)
+    return EvaluationHooks(cheap_fd, final)

@@ -1,8 +1,11 @@
-"""THE DEFAULT: unconditional DCGAN-style GAN on scikit-learn's bundled 8x8 digits.
+"""THE DEFAULT: unconditional GAN on scikit-learn's bundled 8x8 digits (1,797 images).
 
-Trains to recognisable digits in a few minutes on a 2-core CPU; scored with
-the shipped digits feature classifier (FD, KID, precision/recall,
-density/coverage, class-histogram KL).
+MLP generator and discriminator (2 hidden layers of 256): on 8x8 images they
+give recognisable digits in about a minute on a 2-core CPU, roughly 10x
+faster than the DCGAN nets (``--config.model.arch=dcgan``), which is what
+lets the study's sweeps run on a laptop. Scored with the shipped digits
+feature classifier (FD, KID, precision/recall, density/coverage,
+class-histogram KL).
 
     python -m experiments.train --config experiments/configs/digits_gan.py --workdir runs/digits_gan
     python -m experiments.train --config experiments/configs/digits_gan.py \\
@@ -14,13 +17,16 @@ from regan_jax import config as config_lib
 
 def get_config(arg: str | None = None):
     config = config_lib.base_config("gan", "digits")
-    config.steps = 3000
+    config.steps = 5000
     config.data.batch_size = 64
-    config.model.arch = "dcgan"
+    config.model.arch = "mlp"
     config.model.latent_dim = 32
-    config.model.g_width = 32
-    config.model.d_width = 32
+    config.model.g_width = 256
+    config.model.d_width = 256
+    config.model.mlp_layers = 2
     for net in ("g", "d"):
         config.optimizer[net].learning_rate = 2e-4
     config.eval.fd_every = 500
+    config.log.samples_every = 1000
+    config.log.checkpoint_every = 1000
     return config_lib.with_options(config, arg)

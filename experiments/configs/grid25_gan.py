@@ -1,0 +1,17 @@
+"""Unconditional GAN on ``grid25`` (5x5 grid of Gaussians), MLP G and D.
+
+The harder 2-D mode-collapse setting: modes covered (of 25), high-quality
+fraction and reverse KL. Same networks as ``ring8_gan``.
+
+    python -m experiments.train --config experiments/configs/grid25_gan.py --workdir runs/grid25_gan
+"""
+from experiments.configs import ring8_gan
+from regan_jax import config as config_lib
+
+
+def get_config(arg: str | None = None):
+    config = ring8_gan.get_config()
+    config.name = "grid25_gan"
+    config.data.name = "grid25"
+    config.steps = 4000
+    return config_lib.with_options(config, arg)

@@ -1,0 +1,213 @@
+"""The study's vocabulary: named penalties, targets, member configs and their labels.
+
+A *penalty* here is a named setting of the config (a registry, so a name on
+the command line selects code through one validated table):
+
+=================  ==========================================================
+name               setting (on each target network)
+=================  ==========================================================
+``none``           no penalty (the unregularised baseline)
+``l2``             coupled L2: Adam on loss + (λ/2)‖w‖² (``l2``, coupled)
+``weight_decay``   decoupled weight decay, AdamW (``l2``, decoupled)
+``l1``             L1 by subgradient, coupled (``l1``)
+``prox_l1``        L1 by its proximal step (``prox_l1``): exact zeros
+``elastic_net``    proximal elastic net, λ₁ = λ₂ = λ (``prox_elastic_net``)
+``group_l1``       proximal group L1 over output units/filters (``prox_group_l1``)
+``max_norm``       projection of every unit's weights onto the ball ‖w_j‖ ≤ r
+``spectral_norm``  baseline: spectrally normalised D, no weight penalty
+``r1``             baseline: R1 gradient penalty on D (γ = 10), no weight penalty
+``wgan_gp``        baseline: Wasserstein loss + gradient penalty (λ = 10)
+=================  ==========================================================
+
+The swept value is the strength λ, except for ``max_norm`` where it is the
+radius r; the baselines and ``none`` have no swept value. A *target* is one
+network (``g``, ``d``; ``encoder``, ``decoder``) or ``both``.
+:func:`describe` reads these labels back from any run's config, so
+``collect`` labels runs that were trained by hand too.
+"""
+import itertools
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from regan_jax import config as config_lib
+
+
+class Penalty(NamedTuple):
+    """A named penalty setting.
+
+    Attributes:
+      kind: ``config.penalty.<net>.kind`` on the target networks.
+      coupling: ``config.penalty.<net>.coupling``.
+      swept: the penalty field the swept value sets (``'strength'``,
+        ``'radius'``) or None (nothing to sweep).
+      model: other config fields, ``{'model.spectral_norm': True}`` (baselines).
+      gan_only: only meaningful for GANs (the discriminator baselines).
+    """
+    kind: str
+    coupling: str = "coupled"
+    swept: str | None = "strength"
+    model: tuple = ()
+    gan_only: bool = False
+
+
+PENALTIES = {
+    "none": Penalty("none", swept=None),
+    "l2": Penalty("l2"),
+    "weight_decay": Penalty("l2", coupling="decoupled"),
+    "l1": Penalty("l1"),
+    "prox_l1": Penalty("prox_l1"),
+    "elastic_net": Penalty("prox_elastic_net"),
+    "group_l1": Penalty("prox_group_l1"),
+    "max_norm": Penalty("max_norm", swept="radius"),
+    "spectral_norm": Penalty("none", swept=None, model=(("model.spectral_norm", True),),
+                             gan_only=True),
+    "r1": Penalty("none", swept=None, model=(("loss.gradient_penalty", "r1"),
+                                             ("loss.gp_weight", 10.0)), gan_only=True),
+    "wgan_gp": Penalty("none", swept=None, model=(("loss.kind", "wasserstein"),
+                                                  ("loss.gradient_penalty", "wgan_gp"),
+                                                  ("loss.gp_weight", 10.0)), gan_only=True),
+}
+WEIGHT_PENALTIES = ("l2", "weight_decay", "l1", "prox_l1", "elastic_net", "group_l1", "max_norm")
+BASELINES = ("none", "spectral_norm", "r1", "wgan_gp")
+
+
+class Member(NamedTuple):
+    """One run of a sweep: its labels and its full config (target None: unswept)."""
+    penalty: str
+    target: str | None
+    value: float | None
+    seed: int
+    config: object
+
+    @property
+    def name(self) -> str:
+        """The member's directory name, e.g. ``prox_l1-g-1e-04-seed0``."""
+        value = "" if self.value is None else f"-{self.value:.3g}"
+        target = "" if self.value is None else f"-{self.target}"
+        return f"{self.penalty}{target}{value}-seed{self.seed}"
+
+
+def targets(model_type: str) -> tuple[str, ...]:
+    """Valid targets of a model type: each network, then ``'both'``."""
+    return config_lib.networks(model_type) + ("both",)
+
+
+def check_names(penalties, target_names, model_type: str) -> None:
+    """Raises ValueError naming an unknown penalty or target (listing the valid ones)."""
+    for p in penalties:
+        if p not in PENALTIES:
+            raise ValueError(f"unknown penalty {p!r}; valid: {', '.join(PENALTIES)}")
+        if PENALTIES[p].gan_only and model_type == "vae":
+            raise ValueError(f"penalty {p!r} is a discriminator baseline; model_type 'vae' "
+                             "has no discriminator")
+    valid = targets(model_type)
+    for t in target_names:
+        if t not in valid:
+            raise ValueError(f"unknown target {t!r} for model_type {model_type!r}; valid: "
+                             f"{', '.join(valid)}")
+
+
+def member_config(base, penalty: str, target: str, value: float | None, seed: int):
+    """``base`` with ``penalty`` at ``value`` on ``target`` and the given seed (a copy).
+
+    Unswept penalties (``none`` and the baselines) take ``value`` None and
+    ignore ``target``.
+
+    Raises:
+      ValueError: an unknown penalty or target, or a missing value for a
+        swept penalty.
+    """
+    spec = PENALTIES.get(penalty)
+    check_names([penalty], [] if spec is None or spec.swept is None else [target],
+                base.model_type)
+    if (spec.swept is None) != (value is None):
+        raise ValueError(f"penalty {penalty!r} {'takes no' if spec.swept is None else 'needs a'} "
+                         f"swept value, got {value!r}")
+    config = config_lib.copy_config(base)
+    config.seed = seed
+    for key, setting in spec.model:
+        config_lib.override(config, key, setting)
+    nets = config_lib.networks(config.model_type) if target == "both" else (target,)
+    for net in nets if spec.swept is not None else ():
+        cfg = config.penalty[net]
+        cfg.kind, cfg.coupling = spec.kind, spec.coupling
+        cfg[spec.swept] = float(value)
+        if spec.kind in ("elastic_net", "prox_elastic_net"):
+            cfg.l2_strength = float(value)
+    config_lib.validate(config)
+    return config
+
+
+def grid(base, penalties, target_names, values, seeds) -> list[Member]:
+    """Every (penalty, target, value, seed); unswept penalties once per seed.
+
+    ``values`` maps a swept field (``'strength'``, ``'radius'``) to its list.
+    """
+    check_names(penalties, target_names, base.model_type)
+    members = []
+    for p in penalties:
+        swept = PENALTIES[p].swept
+        cells = [(None, None)] if swept is None else itertools.product(
+            target_names, values[swept])
+        for (target, value), seed in itertools.product(cells, seeds):
+            members.append(Member(p, target, value, seed,
+                                  member_config(base, p, target, value, seed)))
+    return _unique(members)
+
+
+def random_search(base, penalties, target_names, ranges, seeds, draws: int,
+                  search_seed: int) -> list[Member]:
+    """``draws`` log-uniform values per (swept penalty, target), as in compare_gan.
+
+    ``ranges`` maps a swept field to ``(low, high)``; value = exp(U[log low,
+    log high]) from ``numpy.random.default_rng(search_seed)``.
+    """
+    rng = np.random.default_rng(search_seed)
+    values = {}
+    for field, (low, high) in ranges.items():
+        if not 0 < low < high:
+            raise ValueError(f"range of {field} must satisfy 0 < low < high, got {low}, {high}")
+        values[field] = [float(f"{v:.3g}") for v in
+                         np.exp(rng.uniform(math.log(low), math.log(high), draws))]
+    return grid(base, penalties, target_names, values, seeds)
+
+
+def describe(flat_config: dict) -> dict:
+    """The study labels of a run from its flattened config (``config.json``).
+
+    Returns ``{'penalty', 'target', 'value'}``: the registry name whose
+    setting the config carries (``'custom'`` if none does), the networks it
+    is on (None for unswept penalties) and the swept value. Inverse of
+    :func:`member_config`.
+    """
+    nets = sorted(k.split(".")[1] for k in flat_config
+                  if k.startswith("penalty.") and k.endswith(".kind"))
+    on = [n for n in nets if flat_config[f"penalty.{n}.kind"] != "none"]
+    if not on:
+        for name in BASELINES[1:]:
+            if all(flat_config.get(k) == v for k, v in PENALTIES[name].model):
+                return {"penalty": name, "target": None, "value": None}
+        plain = (not flat_config.get("model.spectral_norm")
+                 and flat_config.get("loss.gradient_penalty", "none") == "none")
+        return {"penalty": "none" if plain else "custom", "target": None, "value": None}
+    fields = ("kind", "coupling", "strength", "l2_strength", "radius")
+    settings = {tuple(flat_config[f"penalty.{n}.{f}"] for f in fields) for n in on}
+    kind, coupling = flat_config[f"penalty.{on[0]}.kind"], flat_config[f"penalty.{on[0]}.coupling"]
+    target = "both" if len(on) == len(nets) > 1 else ",".join(on)
+    for name in WEIGHT_PENALTIES:
+        spec = PENALTIES[name]
+        if len(settings) == 1 and (spec.kind, spec.coupling) == (kind, coupling):
+            return {"penalty": name, "target": target,
+                    "value": flat_config[f"penalty.{on[0]}.{spec.swept}"]}
+    return {"penalty": "custom", "target": target, "value": None}
+
+
+def _unique(members: list[Member]) -> list[Member]:
+    seen, out = set(), []
+    for m in members:
+        if m.name not in seen:
+            seen.add(m.name)
+            out.append(m)
+    return out
