@@ -336,12 +336,18 @@ def l2_value(w, hp, axis):
     return 0.5 * hp["strength"] * jnp.sum(jnp.square(w))
 
 
+def _l1_norm(w):
+    # ‖w‖₁ written as Σ w·sign(w) so that jax.grad gives sign(w), 0 at w = 0 (the
+    # transforms' convention); jax.grad(jnp.abs)(0.) is 1.
+    return jnp.sum(w * jax.lax.stop_gradient(jnp.sign(w)))
+
+
 def l1_value(w, hp, axis):
-    return hp["strength"] * jnp.sum(jnp.abs(w))
+    return hp["strength"] * _l1_norm(w)
 
 
 def elastic_net_value(w, hp, axis):
-    return hp["strength"] * jnp.sum(jnp.abs(w)) + 0.5 * hp["l2_strength"] * jnp.sum(jnp.square(w))
+    return hp["strength"] * _l1_norm(w) + 0.5 * hp["l2_strength"] * jnp.sum(jnp.square(w))
 
 
 def group_l1_value(w, hp, axis):

@@ -568,7 +568,11 @@ def test_penalty_value_matches_definition(kind):
     np.testing.assert_allclose(base, reference(params, 0.3, 0.7), rtol=1e-6)
     np.testing.assert_allclose(overridden, reference(params, 0.9, 0.7), rtol=1e-6)
     np.testing.assert_allclose(scheduled, reference(params, 0.3 / 4, 0.7 / 4), rtol=1e-6)
-    chex.assert_tree_all_finite(grads)  # zero groups/entries: no NaN
+    # its gradient (finite at zero entries/groups) is the additive transform's term
+    additive = {"l2": P.l2(0.3), "l1": P.l1(0.3), "elastic_net": P.elastic_net(0.3, 0.7),
+                "group_l1": P.group_l1(0.3)}[kind.removeprefix("prox_")]
+    term = first_update(additive, jax.tree.map(jnp.zeros_like, params), params)
+    chex.assert_trees_all_close(grads, term, rtol=1e-6, atol=1e-7)
 
 
 def test_penalty_value_is_zero_for_none_and_projections():
