@@ -281,7 +281,7 @@ def _parse(key, current, raw: str):
                 return raw
     except (ValueError, SyntaxError):
         pass
-    raise TypeError(f"config key {key!r} expects a {kind.__name__} "
+    raise TypeError(f"config key {key!r} expects type {kind.__name__} "
                     f"(current value {current!r}); cannot parse {raw!r}")
 
 

@@ -1,0 +1,194 @@
+"""The training loop and its workdir contract, end to end at smoke size.
+
+Compiles dominate these tests, so they share XLA's persistent compilation
+cache (a per-session directory) with the subprocesses they start.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+import experiments
+from experiments import train as train_cli
+from regan_jax import checkpoint, penalties, train
+from regan_jax import config as config_lib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SUMMARY_KEYS = {"steps", "wall_s", "steps_per_s", "diverged", "diverged_reason"}
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("xla_cache"))
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    return path
+
+
+def run_cli(args, cache, timeout=300):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory, compile_cache):
+    """The smoke runs of digits_gan and ring8_gan, trained by the command line."""
+    runs = {}
+    for name in ("digits_gan", "ring8_gan"):
+        workdir = tmp_path_factory.mktemp(name)
+        result = run_cli(["--config", f"experiments/configs/{name}.py:smoke",
+                          "--workdir", str(workdir), "--no-progress"], compile_cache)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = workdir
+    return runs
+
+
+def snapshot(directory: pathlib.Path) -> dict:
+    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["digits_gan", "ring8_gan"])
+def test_cli_run_writes_the_whole_contract(finished_runs, name):
+    workdir = finished_runs[name]
+    config = experiments.load_config(f"{name}:smoke")
+    assert train.read_json(workdir / "config.json") == json.loads(
+        json.dumps(config_lib.to_json_dict(config)))
+
+    rows = train.read_metrics(workdir)
+    assert [r["step"] for r in rows] == [3, 6, 9, 12]
+    for r in rows:
+        assert np.isfinite([r["d_loss"], r["g_loss"], r["wall_s"]]).all()
+    walls = [r["wall_s"] for r in rows]
+    assert walls == sorted(walls) and walls[0] > 0
+
+    summary = train.read_json(workdir / "summary.json")
+    assert SUMMARY_KEYS | {"sparsity_g", "sparsity_d", "norm_g", "norm_d"} <= set(summary)
+    assert summary["steps"] == 12 and summary["diverged"] is False
+    assert summary["diverged_reason"] is None
+    assert summary["wall_s"] == walls[-1] and summary["steps_per_s"] > 0
+    assert summary["sparsity_g"] == 0.0 and summary["sparsity_d"] == 0.0  # no penalty
+
+    samples = workdir / "samples"
+    assert {p.name for p in samples.glob("*.png")} == {"step_0000006.png", "step_0000012.png"}
+    final = np.load(samples / "final.npz")["samples"]
+    shape = (2,) if name == "ring8_gan" else (8, 8, 1)
+    assert final.shape == (config.log.num_images, *shape)
+    if name == "digits_gan":
+        assert final.min() >= -1 and final.max() <= 1
+    assert checkpoint.latest_step(str(workdir / "checkpoints")) == 12
+
+
+def test_summary_norms_equal_float64_norms_of_the_checkpoint(finished_runs):
+    workdir = finished_runs["digits_gan"]
+    config = experiments.load_config("digits_gan:smoke")
+    program = train.build_program(config)
+    state, position = checkpoint.restore_latest(str(workdir / "checkpoints"),
+                                                train.init_member(program, config))
+    summary = train.read_json(workdir / "summary.json")
+    assert position["index"] >= 0 and int(state.step) == 12
+    for net in ("g", "d"):
+        kernels = [np.asarray(x, np.float64) for x in jax.tree.leaves(state.params[net])
+                   if np.ndim(x) >= 2]
+        expected = np.sqrt(sum(np.sum(k ** 2) for k in kernels))
+        np.testing.assert_allclose(summary[f"norm_{net}"], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "finished run"),
+    (["--config", "ring8_gan:smoke"], "data.name"),
+])
+def test_refuses_to_clobber_a_finished_or_different_run(finished_runs, capsys, extra, message):
+    workdir = finished_runs["digits_gan"]
+    before = snapshot(workdir)
+    argv = ["--config", "digits_gan:smoke", "--workdir", str(workdir), "--no-progress", *extra]
+    assert train_cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert snapshot(workdir) == before
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.penalty.g.knd=l1", "valid keys at penalty.g are coupling, decay_steps"),
+    ("--config.stepz=5", "valid keys at the top level are data, eval, log"),
+    ("--config.steps=abc", "expects type int"),
+    ("--config.penalty.g.kind=l3", "unknown penalty kind 'l3'"),
+    ("--config.log.progress=maybe", "expects type bool"),
+])
+def test_bad_overrides_exit_nonzero_naming_the_problem(tmp_path, capsys, override, message):
+    workdir = tmp_path / "run"
+    assert train_cli.main(["--config", "digits_gan:smoke", "--workdir", str(workdir),
+                           override]) == 2
+    assert message in capsys.readouterr().err
+    assert not workdir.exists()
+
+
+def test_cli_errors_exit_nonzero_in_a_subprocess(compile_cache, tmp_path):
+    result = run_cli(["--config", "digits_gan:smoke", "--workdir", str(tmp_path / "r"),
+                      "--config.stepz=5"], compile_cache)
+    assert result.returncode == 2 and "stepz" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def ring8_single(tmp_path_factory, compile_cache):
+    config = experiments.load_config("ring8_gan:smoke")
+    workdir = tmp_path_factory.mktemp("ring8_single")
+    return config, workdir, train.train_and_evaluate(config, workdir, progress=False)
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(ring8_single, tmp_path,
+                                                             monkeypatch):
+    config, reference_dir, reference = ring8_single
+    save = train._save_checkpoints
+
+    def save_then_die(*args):
+        save(*args)
+        raise Interrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(train, "_save_checkpoints", save_then_die)
+        with pytest.raises(Interrupt):
+            train.train_and_evaluate(config, tmp_path, progress=False)
+    assert not train.is_finished(tmp_path)
+    assert [r["step"] for r in train.read_metrics(tmp_path)] == [3, 6]
+    resumed = train.train_and_evaluate(config, tmp_path, progress=False)
+    chex.assert_trees_all_equal(resumed.params, reference.params)
+    rows, reference_rows = train.read_metrics(tmp_path), train.read_metrics(reference_dir)
+    assert [r["step"] for r in rows] == [3, 6, 9, 12]
+    for r, ref in zip(rows, reference_rows):
+        assert {k: v for k, v in r.items() if k != "wall_s"} == \
+            {k: v for k, v in ref.items() if k != "wall_s"}
+
+
+def test_vmapped_members_equal_single_runs_and_diverge_alone(ring8_single, tmp_path):
+    config, reference_dir, reference = ring8_single
+    blowup = experiments.load_config("ring8_gan:smoke", [("optimizer.g.learning_rate", "1e30"),
+                                                         ("optimizer.d.learning_rate", "1e30")])
+    workdirs = [tmp_path / "ok", tmp_path / "blowup"]
+    finals = train.train_members([config, blowup], workdirs, progress=False)
+
+    chex.assert_trees_all_close(finals[0].params, reference.params, rtol=1e-5, atol=1e-6)
+    ok = train.read_json(workdirs[0] / "summary.json")
+    assert ok["diverged"] is False and ok["steps"] == 12 and ok["sweep_members"] == 2
+
+    bad = train.read_json(workdirs[1] / "summary.json")
+    assert bad["diverged"] is True
+    assert bad["diverged_reason"] in ("nonfinite_loss", "nonfinite_params")
+    assert 0 <= bad["diverged_step"] < 3
+    assert all(v is None or np.isfinite(v) for v in bad.values() if isinstance(v, float))
+    # The diverged member was frozen with finite parameters.
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(finals[1].params))
+    stats = penalties.weight_stats(finals[1].params["g"])
+    np.testing.assert_allclose(bad["norm_g"], float(stats["l2"]), rtol=1e-6)
