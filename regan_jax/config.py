@@ -77,6 +77,7 @@ def eval_config() -> ml_collections.ConfigDict:
         "fd_every": 0,         # steps between cheap FDs logged to metrics.jsonl
         "fd_samples": 500,     # samples per cheap FD
         "batch_size": 500,     # sampling/feature batch
+        "inception_weights": "",  # pytorch-fid Inception-v3 weights file: FID features
     })
 
 

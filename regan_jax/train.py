@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm.auto
 
-from regan_jax import checkpoint, data, penalties, steps, sweep
+from regan_jax import checkpoint, data, evaluation, losses, penalties, steps, sweep
 from regan_jax import config as config_lib
 from regan_jax import models as models_lib
 
@@ -253,20 +253,19 @@ def program_key(config) -> str:
 
 
 def make_sampler(config, models, spec):
-    """``sample(params, key, n, start=0) -> (x [n, *shape] in [-1, 1], labels [n] or None)``.
+    """``sample(params, key, n) -> (x [n, *shape] in [-1, 1], labels [n] or None)``.
 
     GAN: ``G(z)``, z ~ N(0, I). Conditional GAN: ``G(z, y)`` with y cycling
-    through the classes (``y_i = (start + i) mod C``, so a grid with C columns
-    shows one class per column, and batches drawn at offsets continue the
-    cycle). VAE: the decoder's mean at z ~ N(0, I) — for the Bernoulli
-    likelihood of pixels mapped to [0, 1] that is ``2 σ(logits) - 1``.
+    through the classes, ``y_i = i mod C`` (a grid with C columns shows one
+    class per column; a batch whose size is a multiple of C is balanced). VAE:
+    the decoder's mean at z ~ N(0, I) — for the Bernoulli likelihood of pixels
+    mapped to [0, 1] that is ``2 σ(logits) - 1``.
     """
     if config.model_type == "vae":
         decoder = models["decoder"]
         bernoulli = config.model.likelihood == "bernoulli"
 
-        def sample(params, key, n, start=0):
-            del start  # Unconditional.
+        def sample(params, key, n):
             out = decoder.apply({"params": params["decoder"]},
                                 jax.random.normal(key, (n, decoder.latent_dim)))
             return (2 * jax.nn.sigmoid(out) - 1 if bernoulli else jnp.clip(out, -1, 1)), None
@@ -274,10 +273,9 @@ def make_sampler(config, models, spec):
     g = models["g"]
     conditional = config.model_type == "cgan"
 
-    def sample(params, key, n, start=0):
+    def sample(params, key, n):
         z = jax.random.normal(key, (n, g.latent_dim))
-        labels = ((start + jnp.arange(n, dtype=jnp.int32)) % spec.num_classes
-                  if conditional else None)
+        labels = jnp.arange(n, dtype=jnp.int32) % spec.num_classes if conditional else None
         return g.apply({"params": params["g"]}, z, labels), labels
     return sample
 
@@ -352,20 +350,15 @@ def _optimizers(config) -> dict:
             for net in config_lib.networks(config.model_type)}
 
 
-def draw_samples(program: Program, params, config, n: int, key=None):
-    """``n`` samples as numpy ``(x, labels or None)``, in batches of ``config.eval.batch_size``.
+def grid_samples(program: Program, params, config):
+    """The run's ``config.log.num_images`` samples for grids: ``(x, labels or None)`` (numpy).
 
-    The default key is the run's fixed sample key (:func:`sample_key`), so
-    grids at different steps show the same latents.
+    Always drawn with the run's fixed :func:`sample_key`, so grids at
+    different steps show the same latents.
     """
-    key = sample_key(config) if key is None else key
-    images, labels = [], []
-    for i, start in enumerate(range(0, n, config.eval.batch_size)):
-        x, y = program.sample(params, jax.random.fold_in(key, i),
-                              min(config.eval.batch_size, n - start), start)
-        images.append(np.asarray(x))
-        labels.append(None if y is None else np.asarray(y))
-    return np.concatenate(images), (None if labels[0] is None else np.concatenate(labels))
+    return evaluation.draw_samples(
+        lambda key, n: _unconditional(program.sample(params, key, n)), sample_key(config),
+        config.log.num_images, program.spec.shape, batch_size=config.eval.batch_size)
 
 
 def sample_key(config):
@@ -519,8 +512,8 @@ def _loop(program: Program, group: _Group, state, iterators, evaluator, progress
                            **{k: float(np.asarray(v)[i] if group.stacked else v)
                               for k, v in host.items()}}
                     if fd_due and not np.asarray(diverged).reshape(-1)[i]:
-                        row["fd"] = evaluator.cheap_fd(
-                            group.member(state, i).params, jax.random.fold_in(sample_key(c), step))
+                        row.update(evaluator.cheap(group.member(state, i).params,
+                                                   jax.random.fold_in(sample_key(c), step)))
                     append_metrics(w, row)
                 bar.set_postfix(_postfix(host, group.stacked), refresh=False)
                 if np.all(diverged):
@@ -551,7 +544,7 @@ def _finish(program: Program, group: _Group, state, iterators, evaluator, wall, 
                    **_divergence(member)}
         if group.stacked:
             summary["sweep_members"] = len(group.configs)
-        samples, labels = draw_samples(program, member.params, c, c.log.num_images)
+        samples, labels = grid_samples(program, member.params, c)
         np.savez_compressed(w / SAMPLES_DIR / "final.npz", samples=samples,
                             **({} if labels is None else {"labels": labels}))
         summary.update(evaluator.final(member, c, diverged=summary["diverged"]))
@@ -562,7 +555,7 @@ def _finish(program: Program, group: _Group, state, iterators, evaluator, wall, 
 
 def _save_grids(program: Program, group: _Group, state, step: int) -> None:
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
-        images, _ = draw_samples(program, group.member(state, i).params, c, c.log.num_images)
+        images, _ = grid_samples(program, group.member(state, i).params, c)
         save_samples_png(w / SAMPLES_DIR / f"step_{step:07d}.png", images,
                          f"{c.name} seed {c.seed}, step {step}",
                          columns=program.spec.num_classes if c.model_type == "cgan" else None,
@@ -608,31 +601,104 @@ def _postfix(host_metrics: dict, stacked: bool) -> dict:
 # ----------------------------------------------------------------------------
 
 class EvaluationHooks(NamedTuple):
-    """What the loop asks of the evaluation.
+    """What the loop asks of :mod:`regan_jax.evaluation`.
 
-    ``cheap_fd(params, key) -> float | None``: the in-training FD logged to
-    metrics.jsonl (None where no feature space applies); ``final(state,
-    config, diverged) -> dict``: the summary's scores and weight statistics
-    (a diverged run gets weight statistics only: its scores would describe
-    the frozen pre-divergence parameters, not the run).
+    ``cheap(params, key) -> dict``: the in-training scores logged to
+    metrics.jsonl (``fd`` for images, the mode metrics for 2-D data; empty
+    where no feature space applies); ``final(state, config, diverged) ->
+    dict``: the summary's scores and weight statistics. A diverged run gets
+    weight statistics only: scores of its frozen pre-divergence parameters
+    would not describe the run.
     """
-    cheap_fd: Callable
+    cheap: Callable
     final: Callable
 
 
 def evaluation_hooks(program: Program) -> EvaluationHooks:
-    # PROVISIONAL until regan_jax.evaluation lands: weight statistics only.
-    stats = jax.jit(penalties.weight_stats)
+    """The evaluation of ``program``'s runs against the held-out split (or the mixture).
 
-    def cheap_fd(params, key):
-        return None
+    Sample metrics need a feature space: the mixture itself, a shipped
+    feature classifier (digits, stacked_digits, fashion_mnist) or Inception
+    weights named by ``config.eval.inception_weights``; without one the
+    summary holds the weight statistics (and, for VAEs, the ELBO) only.
+    """
+    config = program.config
+    reference = _reference(program)
 
-    def final(state, config, diverged):
-        out = {}
-        for net, params in state.params.items():
-            s = stats(params)
-            out[f"sparsity_{net}"] = float(s["sparsity"])
-            out[f"norm_{net}"] = float(s["l2"])
+    def sample_fn(params):
+        return lambda key, n: _unconditional(program.sample(params, key, n))
+
+    def cheap(params, key):
+        if reference is None:
+            return {}
+        scores = evaluation.evaluate(sample_fn(params), key, reference,
+                                     num_samples=config.eval.fd_samples,
+                                     batch_size=config.eval.batch_size, cheap=True)
+        return {k: v for k, v in scores.items() if k not in ("num_samples", "nonfinite_samples")}
+
+    def final(state, member_config, diverged):
+        out = evaluation.weight_summary(state.params)
+        if diverged:
+            return out
+        key = jax.random.fold_in(sample_key(member_config), 1)
+        if reference is not None:
+            out.update(evaluation.evaluate(
+                sample_fn(state.params), key, reference,
+                num_samples=member_config.eval.num_samples,
+                batch_size=member_config.eval.batch_size))
+        if config.model_type == "vae":
+            out.update(_vae_scores(program, state.params, key))
         return out
 
-    return EvaluationHooks(cheap_fd, final)
+    return EvaluationHooks(cheap, final)
+
+
+def _unconditional(out):
+    """The sampler's ``(x, None)`` as ``x``; a conditional ``(x, labels)`` unchanged."""
+    x, labels = out
+    return x if labels is None else (x, labels)
+
+
+def _reference(program: Program):
+    """The evaluation reference of the program's data, or None if it has no feature space."""
+    config = program.config
+    if isinstance(program.source, data.Mixture):
+        return evaluation.make_reference(
+            config.data.name, data_options=dict(radius=config.data.ring_radius,
+                                                spacing=config.data.grid_spacing,
+                                                sigma=config.data.sigma))
+    feature_net = (evaluation.load_inception(config.eval.inception_weights)
+                   if config.eval.inception_weights else None)
+    if feature_net is None and evaluation.evaluator.default_classifier(config.data.name) is None:
+        return None
+    test = data.from_config(config.data, "test")
+    return evaluation.make_reference(config.data.name, images=test.images, labels=test.labels,
+                                     feature_net=feature_net)
+
+
+def _vae_scores(program: Program, params, key) -> dict:
+    """``elbo`` and ``recon`` (nats per example) of the held-out split, one z draw each.
+
+    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) ‖ p(z)), estimated with one
+    z ~ q(z|x); ``recon`` is the estimate's -log p(x|z) term.
+    """
+    config = program.config
+    encoder, decoder = program.models["encoder"], program.models["decoder"]
+    test = data.from_config(config.data, "test")
+
+    def per_example(x, key):
+        mean, logvar = encoder.apply({"params": params["encoder"]}, x[None])
+        z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)
+        out = decoder.apply({"params": params["decoder"]}, z)
+        loss, parts = losses.negative_elbo(x[None], out, mean, logvar, config.model.likelihood,
+                                           config.model.gaussian_std)
+        return jnp.stack([-loss, parts["recon"]])
+
+    @jax.jit
+    def scores(images):
+        keys = jax.random.split(key, images.shape[0])
+        return jax.vmap(per_example)(images, keys)
+
+    elbo = evaluation.mean_elbo(lambda x: scores(x)[:, 0], test.images, config.eval.batch_size)
+    recon = evaluation.mean_elbo(lambda x: scores(x)[:, 1], test.images, config.eval.batch_size)
+    return {"elbo": elbo, "recon": recon}
