@@ -1,0 +1,190 @@
+"""The JAX side of the benchmarks: configs, train states, jitted steps, batches.
+
+Everything here goes through the library's public pieces — the experiment
+configs, ``models.make_models``, ``penalties.build_optimizer``,
+``steps.make_step`` / ``steps.init_state`` and ``sweep.init_sweep`` /
+``sweep.vmap_step`` — so the benchmark times the code users run.
+
+Throughput benchmarks feed a small pool of synthetic batches (uniform in
+[-1, 1], or points of the ring for 2-D data) already on the device, so that
+the input pipeline is not part of a step's time; the memory benchmark
+(:mod:`benchmarks.memory`) uses the real data iterator.
+"""
+import dataclasses
+import importlib.util
+import pathlib
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from regan_jax import config as config_lib
+from regan_jax import data, models, penalties, steps, sweep
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "experiments" / "configs"
+
+# XLA:CPU compiler options for the step. By default jaxlib 0.10 hands every
+# convolution to YNNPACK ("ynn_fusion"); its kernel for the *weight gradient*
+# of a stride-1 3x3 conv (an HLO convolution whose window is the whole
+# 14x14 feature map) ran ~3x slower than XLA's own (Eigen) convolution, and
+# that one op was ~40% of the DCGAN step. Keeping YNNPACK for dots only is
+# the measured fix (see BENCHMARKS.md); it is passed per jit, never globally.
+CPU_CONV_FIX = {"xla_cpu_experimental_ynn_fusion_type":
+                "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+CPU_NO_YNN = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def experiment_config(name: str, dataset: str | None = None) -> ml_collections.ConfigDict:
+    """``experiments/configs/<name>.py``'s ``get_config()``, else the library default.
+
+    Args:
+      name: config file stem, e.g. ``'digits_gan'``, ``'fashion_mnist_gan'``.
+      dataset: the dataset of the fallback ``config.base_config('gan', dataset)``
+        used when that file does not exist (yet); None = no fallback.
+
+    Raises:
+      FileNotFoundError: no such config file and no fallback dataset.
+    """
+    path = CONFIG_DIR / f"{name}.py"
+    if path.is_file():
+        spec = importlib.util.spec_from_file_location(f"_bench_config_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.get_config()
+    if dataset is None:
+        raise FileNotFoundError(f"no experiment config {path} and no fallback dataset given")
+    return config_lib.base_config("gan", dataset)
+
+
+def data_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """One example's shape, without loading the data (mixtures: ``(2,)``)."""
+    if config.data.name in data.MIXTURES:
+        return (2,)
+    known = {"digits": (8, 8, 1), "fashion_mnist": (28, 28, 1), "mnist": (28, 28, 1),
+             "stacked_digits": (8, 8, 3), "cifar10": (32, 32, 3)}
+    if config.data.name not in known:
+        raise ValueError(f"benchmarks know the shapes of {sorted(known)} and the mixtures, "
+                         f"got dataset {config.data.name!r}")
+    return known[config.data.name]
+
+
+def synthetic_batches(shape: tuple[int, ...], batch_size: int, count: int,
+                      seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """``count`` numpy batches ``{'image': [B, *shape] in [-1, 1], 'label': zeros [B]}``."""
+    rng = np.random.default_rng(seed)
+    return [{"image": rng.uniform(-1, 1, (batch_size,) + tuple(shape)).astype(np.float32),
+             "label": np.zeros((batch_size,), np.int32)} for _ in range(count)]
+
+
+@dataclasses.dataclass
+class GanSetup:
+    """A GAN config made concrete: networks, optimizers, the (unjitted) step.
+
+    Attributes:
+      config: the experiment config.
+      shape: one example's shape.
+      models: ``{'g', 'd'}`` Flax modules.
+      optimizers: ``{'g', 'd'}`` optax transformations (``build_optimizer``).
+      step: ``(state, batch, key=None) -> (state, metrics)`` from ``steps.make_step``.
+      batches: device batches of ``config.data.batch_size`` rows.
+    """
+    config: ml_collections.ConfigDict
+    shape: tuple[int, ...]
+    models: dict
+    optimizers: dict
+    step: Callable
+    batches: list
+
+    def init(self, seed: int = 0) -> Any:
+        """A fresh train state from ``jax.random.key(seed)``."""
+        return self.init_from_key(jax.random.key(seed))
+
+    def init_from_key(self, key: jax.Array) -> Any:
+        """A fresh train state from ``key`` (what ``sweep.init_sweep`` calls)."""
+        return steps.init_state(self.config, self.models, self.optimizers, key,
+                                self.batches[0])
+
+    def jit(self, compiler_options: dict | None = None) -> Callable:
+        """A *fresh* ``jax.jit`` of the step (state donated), so its compile is cold."""
+        return jax.jit(self.step, donate_argnums=0, compiler_options=compiler_options)
+
+
+def gan_setup(config: ml_collections.ConfigDict, *, num_batches: int = 4,
+              seed: int = 0) -> GanSetup:
+    """Builds :class:`GanSetup` for ``config`` with synthetic device batches."""
+    shape = data_shape(config)
+    nets = models.make_models(config.model, models.DataSpec(shape))
+    optimizers = {net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
+                  for net in ("g", "d")}
+    rows = steps.examples_per_step(config.loss, config.data.batch_size)
+    batches = [jax.device_put(b) for b in synthetic_batches(shape, rows, num_batches, seed)]
+    return GanSetup(config, shape, nets, optimizers,
+                    steps.make_step(config, nets, optimizers), batches)
+
+
+def loop_side(jitted: Callable, state: Any, batches: Sequence[Any]) -> Callable[[int], None]:
+    """``run(n)``: n steps of a (donating) jitted step over ``batches``, then block.
+
+    The state lives in the closure; keys come from the state
+    (``fold_in(state.key, state.step)``), as in a training run.
+    """
+    box = [state]
+    counter = [0]
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            box[0], _ = jitted(box[0], batches[counter[0] % len(batches)])
+            counter[0] += 1
+        jax.block_until_ready(box[0])
+
+    return run
+
+
+def sweep_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` with a decoupled L2 penalty on D: the swept strength lives in its state."""
+    config = config_lib.copy_config(config)
+    config.penalty.d.kind = "l2"
+    config.penalty.d.coupling = "decoupled"
+    config.penalty.d.strength = 1e-4
+    return config
+
+
+def sweep_states(setup: GanSetup, members: int) -> Any:
+    """``members`` states (seeds 0..K-1, D's L2 strength log-spaced 1e-5..1e-2), stacked."""
+    strengths = np.logspace(-5, -2, members).tolist()
+    return sweep.init_sweep(setup.init_from_key, list(range(members)), {"d": {"strength": strengths}})
+
+
+def vmapped_side(setup: GanSetup, stacked: Any,
+                 compiler_options: dict | None = None) -> Callable[[int], None]:
+    """``run(n)``: n vmapped steps of all members (one shared batch per step)."""
+    if compiler_options:
+        mapped = jax.jit(jax.vmap(setup.step, in_axes=(0, None, None)), donate_argnums=0,
+                         compiler_options=compiler_options)
+        step = lambda states, batch: mapped(states, batch, None)  # noqa: E731
+    else:
+        step = sweep.vmap_step(setup.step)
+    return loop_side(step, stacked, setup.batches)
+
+
+def sequential_side(step: Callable, setup: GanSetup, stacked: Any) -> Callable[[int], None]:
+    """``run(n)``: n steps of each member, one member after another (K runs).
+
+    Each of the K single runs is advanced by n steps in turn (run 0 for n
+    steps, then run 1, ...), as K separate training runs would execute.
+
+    Args:
+      step: the single-run step, jitted (or compiled) with the state donated.
+      setup: gives the batches.
+      stacked: the members' states (sliced, not donated).
+    """
+    runs = [loop_side(step, member, setup.batches) for member in sweep.unstack(stacked)]
+
+    def run(n: int) -> None:
+        for member_run in runs:
+            member_run(n)
+
+    return run

@@ -1,0 +1,352 @@
+"""The measurements of the benchmark, one function per figure group.
+
+Each suite returns a flat ``dict`` of JSON-ready numbers (seconds, rates,
+ratios); :mod:`benchmarks.run` compares some of them with the targets.
+Ratios are always "how many times faster the JAX side is" (> 1 = JAX wins)
+except where the name says otherwise (``k64_over_one_time``).
+"""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import harness, jax_setups
+from regan_jax import config as config_lib
+
+ON_CPU = jax.default_backend() == "cpu"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How long each measurement runs (``--quick`` or the full run).
+
+    Attributes:
+      matmul_n: side of the square float32 matmul of the peak probe.
+      blocks: timed blocks per side (the median is over these).
+      conv_steps: steps per block of the 28x28 conv GAN.
+      mlp_steps: steps per block of the ring8 MLP GAN (and its sweeps).
+      digits_steps: steps per block of the digits conv sweep.
+      eval_samples: generated (and real) samples scored by the evaluation.
+      memory_steps: training steps of the peak-memory runs.
+      k_large: members of the large vmapped sweep (vs one run).
+      smoke: shrink every model to test size (``config.shrink_for_smoke``).
+    """
+    matmul_n: int = 2048
+    blocks: int = 7
+    conv_steps: int = 3
+    mlp_steps: int = 50
+    digits_steps: int = 5
+    eval_samples: int = 10_000
+    memory_steps: int = 30
+    k_large: int = 64
+    smoke: bool = False
+
+
+QUICK = Sizes(matmul_n=2048, blocks=5, conv_steps=2, mlp_steps=20, digits_steps=3,
+              memory_steps=10)
+FULL = Sizes()
+SMOKE = Sizes(matmul_n=64, blocks=1, conv_steps=1, mlp_steps=1, digits_steps=1,
+              eval_samples=200, memory_steps=2, k_large=4, smoke=True)
+
+
+def _config(name: str, dataset: str, sizes: Sizes):
+    """The experiment config ``name`` (fallback: the library default for ``dataset``)."""
+    config = jax_setups.experiment_config(name, dataset)
+    return config_lib.shrink_for_smoke(config) if sizes.smoke else config
+
+
+def _timings(timings: dict[str, harness.Timing]) -> dict:
+    return {name: t.as_dict() for name, t in timings.items()}
+
+
+# --------------------------------------------------------------------------- #
+# Peak matmul
+# --------------------------------------------------------------------------- #
+
+def matmul_peak(sizes: Sizes, with_torch: bool) -> dict:
+    """Measured float32 matmul FLOP/s of JAX (and torch): the "physical limit"."""
+    n = sizes.matmul_n
+    timings = harness.time_alternating(harness.matmul_sides(n, with_torch=with_torch),
+                                       steps_per_block=2, blocks=sizes.blocks)
+    flops = 2.0 * n**3
+    out = {"n": n, "jax_flops_per_s": flops / timings["jax"].median_s,
+           "timings": _timings(timings)}
+    if with_torch:
+        out["torch_flops_per_s"] = flops / timings["torch"].median_s
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# PyTorch sides
+# --------------------------------------------------------------------------- #
+
+def torch_gan_side(setup: jax_setups.GanSetup, kind: str, seed: int = 0):
+    """``run(n)`` of the torch reference of ``setup``'s GAN with step ``kind``.
+
+    ``kind='idiomatic'`` uses the ConvTranspose2d generator (DCGAN models);
+    ``'same_math'`` the generator of ``config.model.upsample``. Batches are
+    ``setup``'s, moved to NCHW on torch's device.
+    """
+    import torch  # pylint: disable=g-import-not-at-top
+    from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
+
+    torch.manual_seed(seed)
+    config = setup.config
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    upsample = "conv_transpose" if kind == "idiomatic" else config.model.upsample
+    g, d = tr.make_gan(config.model, setup.shape, upsample=upsample)
+    g, d = g.to(device), d.to(device)
+    step = tr.STEPS[kind](g, d, tr.adam(g, config.optimizer.g), tr.adam(d, config.optimizer.d),
+                          config.model.latent_dim)
+    reals = []
+    for batch in setup.batches:
+        x = np.asarray(batch["image"])
+        if x.ndim == 4:
+            x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+        reals.append(torch.from_numpy(x).to(device))
+    counter = [0]
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            step(reals[counter[0] % len(reals)])
+            counter[0] += 1
+        harness.torch_sync()
+
+    return run, (g, d)
+
+
+# --------------------------------------------------------------------------- #
+# Training-step throughput
+# --------------------------------------------------------------------------- #
+
+def _compiled_side(setup, options, label, out):
+    """Compiles a fresh jit of ``setup``'s step, records compile/FLOPs under ``label``."""
+    state = setup.init(0)
+    compiled = harness.compile_seconds(setup.jit(options), state, setup.batches[0])
+    out[f"{label}_trace_lower_s"] = compiled.trace_lower_s
+    out[f"{label}_compile_s"] = compiled.compile_s
+    out[f"{label}_flops_per_step"] = compiled.flops
+    return jax_setups.loop_side(compiled.executable, state, setup.batches), compiled
+
+
+def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> dict:
+    """The 28x28 DCGAN step (batch 64, Fashion-MNIST widths): JAX vs both torch references.
+
+    Sides: ``jax`` (the library's step, XLA defaults), ``jax_conv_fix`` (the
+    same step with :data:`jax_setups.CPU_CONV_FIX`, CPU only),
+    ``torch_idiomatic``, ``torch_same_math``. Also XLA's FLOPs of one step and
+    the achieved fraction of the measured matmul peak.
+    """
+    config = _config("fashion_mnist_gan", "fashion_mnist", sizes)
+    config.data.batch_size = min(64, config.data.batch_size) if sizes.smoke else 64
+    setup = jax_setups.gan_setup(config)
+    batch_size = config.data.batch_size
+    out: dict[str, Any] = {"batch_size": batch_size, "model": config.model.to_dict()}
+    sides = {}
+    sides["jax"], compiled = _compiled_side(setup, None, "jax", out)
+    if ON_CPU:
+        sides["jax_conv_fix"], _ = _compiled_side(setup, jax_setups.CPU_CONV_FIX,
+                                                  "jax_conv_fix", out)
+    if with_torch:
+        sides["torch_idiomatic"], (g_t, _) = torch_gan_side(setup, "idiomatic")
+        sides["torch_same_math"], _ = torch_gan_side(setup, "same_math")
+        from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
+        out["torch_idiomatic_g_params"] = tr.num_params(g_t)
+    timings = harness.time_alternating(sides, steps_per_block=sizes.conv_steps,
+                                       blocks=sizes.blocks)
+    out["timings"] = _timings(timings)
+    for name, t in timings.items():
+        out[f"{name}_images_per_s"] = batch_size / t.median_s
+    for name in [s for s in timings if s.startswith("jax")]:
+        achieved = compiled.flops / timings[name].median_s
+        out[f"{name}_flops_per_s"] = achieved
+        out[f"{name}_fraction_of_peak"] = achieved / peak_flops
+        for ref in ("torch_idiomatic", "torch_same_math"):
+            if ref in timings:
+                out[f"{name}_vs_{ref}"] = timings[ref].median_s / timings[name].median_s
+    if "torch_same_math" in timings:
+        # Same math, so XLA's FLOP count is torch's too.
+        out["torch_same_math_flops_per_s"] = compiled.flops / timings["torch_same_math"].median_s
+    return out
+
+
+def mlp_gan_throughput(sizes: Sizes, with_torch: bool) -> dict:
+    """The ring8 MLP GAN step (its experiment config): jitted JAX vs torch eager."""
+    config = _config("ring8_gan", "ring8", sizes)
+    setup = jax_setups.gan_setup(config)
+    out: dict[str, Any] = {"batch_size": config.data.batch_size, "model": config.model.to_dict()}
+    sides = {}
+    sides["jax"], _ = _compiled_side(setup, None, "jax", out)
+    if with_torch:
+        sides["torch_eager"], _ = torch_gan_side(setup, "same_math")
+    timings = harness.time_alternating(sides, steps_per_block=sizes.mlp_steps,
+                                       blocks=sizes.blocks)
+    out["timings"] = _timings(timings)
+    out["jax_steps_per_s"] = timings["jax"].per_s
+    if with_torch:
+        out["torch_eager_steps_per_s"] = timings["torch_eager"].per_s
+        out["jax_vs_torch_eager"] = timings["torch_eager"].median_s / timings["jax"].median_s
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Vmapped sweeps
+# --------------------------------------------------------------------------- #
+
+def _sweep_pair(setup, members, steps_per_block, blocks, options=None) -> dict:
+    """K members vmapped vs the same K members run one after another."""
+    sequential_states = jax_setups.sweep_states(setup, members)
+    vmapped_states = jax_setups.sweep_states(setup, members)
+    single = setup.jit(options)
+    sides = {"vmapped": jax_setups.vmapped_side(setup, vmapped_states, options),
+             "sequential": jax_setups.sequential_side(single, setup, sequential_states)}
+    timings = harness.time_alternating(sides, steps_per_block=steps_per_block, blocks=blocks)
+    return {"members": members, "timings": _timings(timings),
+            "speedup": timings["sequential"].median_s / timings["vmapped"].median_s}
+
+
+def sweeps(sizes: Sizes) -> dict:
+    """Vmapped sweeps: ring8 K=8 vs 8 runs, K=k_large vs 1 run, digits K=8 vs 8 runs."""
+    out = {}
+    ring = jax_setups.gan_setup(jax_setups.sweep_config(_config("ring8_gan", "ring8", sizes)))
+    out["ring8_k8"] = _sweep_pair(ring, 8, sizes.mlp_steps, sizes.blocks)
+    big = jax_setups.vmapped_side(ring, jax_setups.sweep_states(ring, sizes.k_large))
+    one = jax_setups.vmapped_side(ring, jax_setups.sweep_states(ring, 1))
+    timings = harness.time_alternating({"k_large": big, "one": one},
+                                       steps_per_block=sizes.mlp_steps, blocks=sizes.blocks)
+    out["ring8_k_large"] = {
+        "members": sizes.k_large, "timings": _timings(timings),
+        "time_ratio": timings["k_large"].median_s / timings["one"].median_s}
+    digits = jax_setups.gan_setup(jax_setups.sweep_config(_config("digits_gan", "digits",
+                                                                  sizes)))
+    out["digits_k8"] = _sweep_pair(digits, 8, sizes.digits_steps, sizes.blocks)
+    if ON_CPU:
+        out["digits_k8_conv_fix"] = _sweep_pair(digits, 8, sizes.digits_steps, sizes.blocks,
+                                                jax_setups.CPU_CONV_FIX)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Compile time
+# --------------------------------------------------------------------------- #
+
+COMPILE_MODELS = {"digits_gan": "digits", "ring8_gan": "ring8",
+                  "fashion_mnist_gan": "fashion_mnist"}
+
+
+def compile_times(sizes: Sizes) -> dict:
+    """Cold trace+lower and XLA compile of the first step of each default model."""
+    out = {}
+    for name, dataset in COMPILE_MODELS.items():
+        setup = jax_setups.gan_setup(_config(name, dataset, sizes), num_batches=1)
+        compiled = harness.compile_seconds(setup.jit(), setup.init(0), setup.batches[0])
+        out[name] = {"trace_lower_s": compiled.trace_lower_s, "compile_s": compiled.compile_s,
+                     "total_s": compiled.total_s}
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Evaluation
+# --------------------------------------------------------------------------- #
+
+def _classifier(name: str):
+    """The shipped feature classifier, or one with random weights (same cost) if absent."""
+    from regan_jax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+    try:
+        return classifier.load_classifier(name), "shipped"
+    except (ValueError, FileNotFoundError, OSError):
+        spec = classifier.spec_for(name)
+        params = classifier.init_params(spec, jax.random.key(0))
+        return classifier.FeatureClassifier(name, spec, params, {}), "random_init"
+
+
+def _real_images(shape, n):
+    """``n`` Fashion-MNIST test images if present, else uniform noise of ``shape``."""
+    from regan_jax import data  # pylint: disable=g-import-not-at-top
+    try:
+        images = np.asarray(data.load("fashion_mnist", "test").images[:n])
+        if len(images) == n:
+            return images, "fashion_mnist_test"
+    except (ValueError, FileNotFoundError, OSError):
+        pass
+    return jax_setups.synthetic_batches(shape, n, 1)[0]["image"], "synthetic"
+
+
+def evaluation_time(sizes: Sizes) -> dict:
+    """Wall time to score ``eval_samples`` generated images: sample, features, FD, PRDC.
+
+    Generator samples (batches of 500) -> classifier features of the fakes and
+    of as many real images -> ``metrics.frechet_distance`` ->
+    ``metrics.prdc(k=5)``. Timed twice: ``cold`` (first call, compiles
+    included, as a run's final evaluation sees it) and ``warm``.
+    """
+    from regan_jax import metrics  # pylint: disable=g-import-not-at-top
+
+    n = sizes.eval_samples
+    setup = jax_setups.gan_setup(_config("fashion_mnist_gan", "fashion_mnist", sizes),
+                                 num_batches=1)
+    g = setup.models["g"]
+    g_params = setup.init(0).params["g"]
+    clf, weights = _classifier("fashion_mnist")
+    real, real_source = _real_images(setup.shape, n)
+    sample = jax.jit(lambda p, key: g.apply({"params": p},
+                                            jax.random.normal(key, (500, g.latent_dim))))
+
+    def evaluate():
+        fakes = np.concatenate([np.asarray(sample(g_params, jax.random.key(i)))
+                                for i in range(-(-n // 500))])[:n]
+        fake_feats = clf.features(fakes)
+        real_feats = clf.features(real)
+        fd = metrics.frechet_distance(real_feats, fake_feats)
+        pr = metrics.prdc(real_feats, fake_feats, k=5)
+        return fd, pr
+
+    parts = {}
+    start = time.perf_counter()
+    evaluate()
+    parts["cold_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    evaluate()
+    parts["warm_s"] = time.perf_counter() - start
+    return {"samples": n, "classifier_weights": weights, "real_source": real_source, **parts}
+
+
+# --------------------------------------------------------------------------- #
+# Peak memory (subprocesses: a process's peak RSS is its whole life's)
+# --------------------------------------------------------------------------- #
+
+def _memory_run(args: list[str]) -> dict:
+    env = dict(os.environ)
+    command = [sys.executable, "-m", "benchmarks.memory", *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env,
+                          cwd=jax_setups.REPO_ROOT, check=False)
+    if done.returncode:
+        return {"error": f"{' '.join(args)} exited {done.returncode}: {done.stderr[-800:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def peak_memory(sizes: Sizes, with_torch: bool) -> dict:
+    """Peak RSS (and device memory on accelerators) of default training runs.
+
+    One subprocess per run: the digits default (``digits_gan``, real data) in
+    JAX, and the 28x28 conv GAN in JAX and in the torch same-math reference.
+    """
+    common = ["--steps", str(sizes.memory_steps)] + (["--smoke"] if sizes.smoke else [])
+    out = {"digits_gan_jax": _memory_run(["--side", "jax", "--config", "digits_gan", *common]),
+           "fashion_mnist_gan_jax": _memory_run(["--side", "jax", "--config",
+                                                 "fashion_mnist_gan", *common])}
+    if with_torch:
+        out["fashion_mnist_gan_torch"] = _memory_run(["--side", "torch", "--config",
+                                                      "fashion_mnist_gan", *common])
+        jax_peak = out["fashion_mnist_gan_jax"].get("peak_rss_bytes")
+        torch_peak = out["fashion_mnist_gan_torch"].get("peak_rss_bytes")
+        if jax_peak and torch_peak:
+            out["fashion_mnist_rss_jax_over_torch"] = jax_peak / torch_peak
+    return out
