@@ -171,14 +171,16 @@ def test_nonfinite_loss_freezes_the_state():
 
 
 def test_nonfinite_params_freeze_with_their_reason():
-    nets, _ = tiny_vae()
-    exploding = {net: optax.sgd(float("inf")) for net in nets}
-    batch = batches(5, 1, ROWS)[0]
-    state = steps.init_vae_state(nets, exploding, jax.random.key(0), batch)
-    frozen, metrics = jax.jit(functools.partial(
-        steps.vae_step, models=nets, optimizers=exploding, likelihood="gaussian"))(state, batch)
-    assert np.isfinite(float(metrics["loss"]))  # the loss was fine; the update was not
-    assert bool(frozen.diverged) and int(frozen.diverged_step) == 0
+    step, _, state, stream = gan_case(CASE)
+    # An infinite learning rate for G, written into the state past set_hyperparams'
+    # checks: the losses (computed before G's update) stay finite, G's params do not.
+    g_opt = state.opt_state["g"]
+    exploding = g_opt._replace(hyperparams={**g_opt.hyperparams,
+                                            "learning_rate": jnp.float32(jnp.inf)})
+    start = state.replace(opt_state={**state.opt_state, "g": exploding})
+    frozen, metrics = step(start, stream[0])
+    assert np.isfinite(float(metrics["d_loss"])) and np.isfinite(float(metrics["g_loss"]))
+    assert bool(frozen.diverged) and int(frozen.diverged_step) == 0 == int(frozen.step)
     assert steps.divergence_reason(frozen.diverged_reason) == "nonfinite_params"
     chex.assert_trees_all_equal(frozen.params, state.params)
 
