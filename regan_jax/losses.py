@@ -94,7 +94,7 @@ def gradient_penalty(d_fn: Callable, real: jnp.ndarray, fake: jnp.ndarray,
         (and labels) closed over; use ``update_stats=False`` inside.
       real: real examples ``x``, ``[N, ...]``.
       fake: generated examples ``x̃``, same shape.
-      key: draws ε.
+      key: draws ε = ``jax.random.uniform(key, (N,))``.
 
     Returns:
       The scalar GP.
@@ -102,7 +102,10 @@ def gradient_penalty(d_fn: Callable, real: jnp.ndarray, fake: jnp.ndarray,
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {real.shape} "
                          f"and {fake.shape}")
-    eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
+    # Drawn as a vector: XLA's CPU compile of rank >= 3 threefry draws is slow
+    # (see regan_jax.models.layers.matrix_init).
+    eps = jax.random.uniform(key, (real.shape[0],), real.dtype)
+    eps = eps.reshape((-1,) + (1,) * (real.ndim - 1))
     interpolates = eps * real + (1.0 - eps) * fake
     norms = _per_example_norm(_input_grads(d_fn, interpolates))
     return jnp.mean((norms - 1.0) ** 2)
@@ -160,13 +163,16 @@ def negative_elbo(x: jnp.ndarray, recon_out: jnp.ndarray, mean: jnp.ndarray,
     """Negative ELBO of a VAE with posterior N(mean, exp(logvar)) and prior N(0, I).
 
     .. math::
-        -\\mathrm{ELBO} = \\frac1N \\sum_i \\Big[\\underbrace{-\\sum_p \\log p(x_{ip} | z_i)}_{\\text{recon}}
-        + \\underbrace{\\tfrac12 \\sum_k (e^{ℓ_{ik}} + μ_{ik}^2 - 1 - ℓ_{ik})}_{\\mathrm{KL}(q \\Vert p)}\\Big]
+        -\\mathrm{ELBO} = \\frac1N \\sum_i \\Big[
+            \\underbrace{-\\sum_p \\log p(x_{ip} | z_i)}_{\\text{recon}}
+          + \\underbrace{\\tfrac12 \\sum_k (e^{ℓ_{ik}} + μ_{ik}^2 - 1 - ℓ_{ik})}_{\\mathrm{KL}}
+        \\Big]
 
-    with one sample ``z_i`` (the decoder output ``recon_out`` was computed
-    from it). Likelihoods: ``'bernoulli'`` — ``recon_out`` are logits over
-    the pixels mapped from [-1, 1] to [0, 1]; ``'gaussian'`` — ``recon_out``
-    is the mean, the std is the fixed ``gaussian_std``.
+    (KL(q(z|x_i) ‖ N(0, I)) in closed form), with one sample ``z_i`` (the
+    decoder output ``recon_out`` was computed from it). Likelihoods:
+    ``'bernoulli'`` — ``recon_out`` are logits over the pixels mapped from
+    [-1, 1] to [0, 1]; ``'gaussian'`` — ``recon_out`` is the mean, the std is
+    the fixed ``gaussian_std``.
 
     Args:
       x: data ``[N, ...]`` in [-1, 1].

@@ -50,8 +50,8 @@ def default_config() -> ml_collections.ConfigDict:
         "kind": "gan",            # 'gan' | 'cgan' | 'vae' (KINDS)
         "arch": "dcgan",          # 'mlp' | 'dcgan' (ARCHITECTURES)
         "latent_dim": 64,         # size of z
-        "g_width": 64,            # generator/decoder: channels of the last stage (MLP: hidden width)
-        "d_width": 64,            # discriminator/encoder: channels of the first stage (MLP: hidden width)
+        "g_width": 64,            # G/decoder: channels of the last stage (MLP: hidden width)
+        "d_width": 64,            # D/encoder: channels of the first stage (MLP: hidden width)
         "stages": 0,              # DCGAN up/down-sampling stages; 0 = derived from the image size
         "mlp_layers": 2,          # MLP hidden layers in each network
         "upsample": "subpixel",   # 'subpixel' (conv then depth-to-space) | 'conv_transpose'

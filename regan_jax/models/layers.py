@@ -16,7 +16,8 @@ the data.
 
 Kernels use flax's default initialisation (LeCun normal, zero biases) rather
 than DCGAN's N(0, 0.02²): without BatchNorm the small DCGAN init shrinks the
-activations by about 2x per layer.
+activations by about 2x per layer. Conv kernels draw that same distribution
+through :func:`matrix_init` (see there for why).
 """
 from collections.abc import Sequence
 
@@ -55,14 +56,37 @@ def depth_to_space(x: jnp.ndarray, block_size: int) -> jnp.ndarray:
     return x.reshape(n, h * b, w * b, out_c)
 
 
+def matrix_init(init):
+    """``init`` drawn as a ``[prod(shape[:-1]), shape[-1]]`` matrix, reshaped to ``shape``.
+
+    For a conv kernel ``[kh, kw, c_in, c_out]`` the LeCun fan-in is
+    ``kh * kw * c_in`` either way, so the distribution is the same as
+    ``init(key, shape)``. Why: with jax's default partitionable threefry, XLA's
+    CPU compiler takes seconds for random draws of rank >= 3 (measured 5.7 s
+    for a ``[3, 3, 8, 16]`` draw vs 0.2 s for the same 1,152 numbers as a
+    vector), and every init and sweep would pay it for each conv kernel.
+    """
+
+    def init_fn(key, shape, dtype=jnp.float32):
+        matrix = init(key, (int(np.prod(shape[:-1])), shape[-1]), dtype)
+        return matrix.reshape(shape)
+
+    return init_fn
+
+
+CONV_INIT = matrix_init(nn.initializers.lecun_normal())
+
+
 def _subpixel(features: int, x: jnp.ndarray) -> jnp.ndarray:
     """3x3 conv to ``4 * features`` channels at low resolution, then depth-to-space."""
-    return depth_to_space(nn.Conv(4 * features, (3, 3), name="conv")(x), 2)
+    conv = nn.Conv(4 * features, (3, 3), kernel_init=CONV_INIT, name="conv")
+    return depth_to_space(conv(x), 2)
 
 
 def _conv_transpose(features: int, x: jnp.ndarray) -> jnp.ndarray:
     """Stride-2 4x4 transposed convolution (DCGAN's upsampling)."""
-    return nn.ConvTranspose(features, (4, 4), strides=(2, 2), name="conv_transpose")(x)
+    return nn.ConvTranspose(features, (4, 4), strides=(2, 2), kernel_init=CONV_INIT,
+                            name="conv_transpose")(x)
 
 
 # Sub-pixel is the default: on XLA's CPU backend the backward pass of a
@@ -158,7 +182,8 @@ class ConvTrunk(nn.Module):
     def __call__(self, x, update_stats: bool = False):
         h = x
         for i in range(self.stages):
-            conv = nn.Conv(self.width * 2**i, (4, 4), strides=(2, 2), name=f"conv_{i}")
+            conv = nn.Conv(self.width * 2**i, (4, 4), strides=(2, 2), kernel_init=CONV_INIT,
+                           name=f"conv_{i}")
             h = maybe_spectral_norm(conv, h, enabled=self.spectral_norm,
                                     update_stats=update_stats)
             h = nn.leaky_relu(h, LEAKY_SLOPE)
@@ -187,4 +212,4 @@ class ConvBody(nn.Module):
         for i in range(self.stages):
             features = self.width * 2**(self.stages - 1 - i)
             h = nn.relu(Upsample2x(features, self.upsample, name=f"up_{i}")(h))
-        return nn.Conv(channels, (3, 3), name="out")(h)
+        return nn.Conv(channels, (3, 3), kernel_init=CONV_INIT, name="out")(h)
