@@ -153,7 +153,7 @@ def _init_gan(models, optimizers, key, x, labels) -> TrainState:
 def init_vae_state(models: Mapping[str, nn.Module],
                    optimizers: Mapping[str, optax.GradientTransformation],
                    key: jax.Array, example_batch: Mapping[str, Any]) -> TrainState:
-    """A fresh VAE state (``encoder`` from ``fold_in(k, 0)``, ``decoder`` from ``fold_in(k, 1)``)."""
+    """A fresh VAE state: ``encoder`` from ``fold_in(k, 0)``, ``decoder`` from ``fold_in(k, 1)``."""
     _check_networks(models, optimizers, ("encoder", "decoder"))
     return _init_vae(_hashable(models), _hashable(optimizers), key,
                      jnp.asarray(example_batch["image"])[:1])
@@ -363,8 +363,9 @@ def gan_step(state: TrainState, batch: Mapping[str, jax.Array], key: jax.Array |
     carry = (state.params["d"], state.opt_state["d"], state.model_state.get("d", {}),
              jnp.ones((), bool))
     # Updates 0..n-2 need the fakes only; the last one keeps G's forward for G's gradient.
-    carry = lax.fori_loop(
-        0, n - 1, lambda k, c: d_update(k, c, generate_fn(k)(g_params))[0], carry)
+    if n > 1:  # (a zero-trip loop would still be traced and compiled)
+        carry = lax.fori_loop(
+            0, n - 1, lambda k, c: d_update(k, c, generate_fn(k)(g_params))[0], carry)
     fake, g_vjp = jax.vjp(generate_fn(n - 1), g_params)
     (d_params, d_opt, d_state, finite), metrics = d_update(n - 1, carry, fake)
 

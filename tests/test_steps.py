@@ -1,4 +1,4 @@
-"""Training steps: one step equals a plain, unoptimised reference; divergence freezes; bad input fails early."""
+"""Training steps equal plain, unoptimised references; divergence freezes; bad input fails early."""
 import functools
 
 import chex

@@ -1,4 +1,4 @@
-"""Vmapped sweeps: member k after N steps equals the single run with k's seed and hyperparameters."""
+"""Vmapped sweeps: member k after N steps equals the single run of k's seed and hyperparameters."""
 import functools
 
 import chex
