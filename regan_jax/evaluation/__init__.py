@@ -1,0 +1,39 @@
+"""Evaluation: feature classifiers (shipped weights), pytorch-fid's Inception-v3, the evaluator.
+
+``load_classifier(name)`` gives a dataset's trained feature classifier
+(``features``, ``logits``, ``predict``); ``load_inception(path)`` the FID
+network from a user-supplied weights file; ``make_reference`` and
+``evaluate`` the summary metrics of a generator; ``weight_summary`` the
+per-network sparsity and norm.
+"""
+from regan_jax.evaluation.classifier import (
+    CLASSIFIER_SPECS,
+    ClassifierCNN,
+    ClassifierSpec,
+    FeatureClassifier,
+    PerChannelClassifier,
+    load_classifier,
+)
+from regan_jax.evaluation.evaluator import (
+    Reference,
+    count_nonfinite,
+    draw_samples,
+    evaluate,
+    make_reference,
+    mean_elbo,
+    metric_names,
+    weight_summary,
+)
+from regan_jax.evaluation.inception import (
+    FIDInceptionV3,
+    InceptionFeatures,
+    load_inception,
+    resize_bilinear,
+)
+
+__all__ = [
+    "CLASSIFIER_SPECS", "ClassifierCNN", "ClassifierSpec", "FIDInceptionV3", "FeatureClassifier",
+    "InceptionFeatures", "PerChannelClassifier", "Reference", "count_nonfinite", "draw_samples",
+    "evaluate", "load_classifier", "load_inception", "make_reference", "mean_elbo",
+    "metric_names", "resize_bilinear", "weight_summary",
+]

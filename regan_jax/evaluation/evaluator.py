@@ -1,0 +1,339 @@
+"""The evaluator: draws samples from a model and computes every metric that applies.
+
+A :class:`Reference` holds what samples are compared with — the real split's
+features and labels in a feature network's space, or a 2-D mixture — and is
+built once per run by :func:`make_reference`. :func:`evaluate` then draws
+``num_samples`` samples with ``sample_fn`` and returns the flat, JSON-ready
+dict that becomes ``summary.json`` (or, with ``cheap=True``, the in-training
+FD). Which metrics apply (keys of the result):
+
+=================  ===========================================================
+reference          metrics
+=================  ===========================================================
+image dataset      ``fd``, ``kid``, ``precision``, ``recall``, ``density``,
+                   ``coverage`` in the feature network's space; with a class
+                   classifier also ``class_kl`` (predicted-class histogram vs
+                   uniform) and ``inception_score`` (its IS analogue); for
+                   class-conditional samples also ``cond_accuracy`` and
+                   ``intra_fd`` (mean per-class FD)
+``stacked_digits`` the six feature metrics on the three channels' digits
+                   features concatenated, ``modes`` (of 1,000, each channel
+                   classified by the digits classifier) and ``class_kl`` (the
+                   mode histogram's KL to uniform)
+2-D mixture        ``modes``, ``hq_fraction``, ``reverse_kl``
+cheap              ``fd`` (images), the mixture metrics (2-D)
+=================  ===========================================================
+
+Always: ``num_samples`` and ``nonfinite_samples`` (samples with a NaN/inf
+entry). If any sample is non-finite, every sample metric is ``None``: a
+score is never averaged over NaN, and dropping the bad samples would flatter
+a model that emits them. With ``elbo_fn`` (VAEs) also ``elbo``, the mean
+per-example ELBO of the reference images. Non-finite scores (e.g. a
+``reverse_kl`` of inf when no sample is near a mode) are reported as
+``None``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import numpy as np
+import tqdm.auto
+
+from regan_jax import data, metrics, penalties
+from regan_jax.evaluation import classifier as classifier_lib
+
+FEATURE_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage")
+CLASS_METRICS = ("class_kl", "inception_score")
+CONDITIONAL_METRICS = ("cond_accuracy", "intra_fd")
+STACKED_METRICS = ("modes", "class_kl")
+MIXTURE_METRICS = ("modes", "hq_fraction", "reverse_kl")
+STACKED_DATASET = "stacked_digits"
+
+Classifier = classifier_lib.FeatureClassifier | classifier_lib.PerChannelClassifier
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What generated samples are compared with.
+
+    Attributes:
+        dataset: dataset name.
+        sample_shape: one sample's shape, ``(H, W, C)`` or ``(2,)``.
+        images: real images ``[N, H, W, C]`` (None for mixtures).
+        labels: their int labels ``[N]`` (None for mixtures).
+        num_classes: number of classes (modes for mixtures, 1,000 for stacked digits).
+        features: the real images' features ``[N, D]`` (None for mixtures).
+        feature_net: the network that gave them (anything with ``features(images)``).
+        classifier: the class classifier (``FeatureClassifier``, or the per-channel
+            digits classifier for stacked digits), None if the dataset has none.
+        mixture: the 2-D mixture (None for image datasets).
+    """
+
+    dataset: str
+    sample_shape: tuple[int, ...]
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    num_classes: int = 0
+    features: np.ndarray | None = None
+    feature_net: Any = None
+    classifier: Classifier | None = None
+    mixture: data.Mixture | None = None
+
+
+def default_classifier(dataset: str) -> Classifier | None:
+    """The shipped class classifier of ``dataset`` (per channel for stacked digits), or None."""
+    if dataset == STACKED_DATASET:
+        return classifier_lib.PerChannelClassifier(classifier_lib.load_classifier("digits"))
+    if dataset in classifier_lib.CLASSIFIER_SPECS:
+        return classifier_lib.load_classifier(dataset)
+    return None
+
+
+def make_reference(
+    dataset: str,
+    *,
+    split: str = "test",
+    images: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    feature_net: Any = None,
+    data_options: Mapping[str, Any] | None = None,
+) -> Reference:
+    """Builds the reference of ``dataset``: real features, or the mixture.
+
+    The default reference is the test split: the feature classifiers were
+    trained on the train split, whose features are in-sample and would make
+    even a perfect generator look worse than held-out real images.
+
+    Args:
+        dataset: a dataset name (``regan_jax.data``), a mixture included.
+        split: the split loaded when ``images`` is not given.
+        images: real images to use instead of loading ``split`` (with ``labels``).
+        labels: their labels.
+        feature_net: feature network (e.g. ``load_inception(path)``); default the
+            dataset's shipped classifier.
+        data_options: keyword options of ``data.load`` / ``data.mixture``.
+
+    Raises:
+        ValueError: ``images`` without ``labels`` (or the reverse), or an image
+            dataset with neither a shipped classifier nor ``feature_net``.
+    """
+    options = dict(data_options or {})
+    if dataset in data.MIXTURES:
+        source = data.mixture(dataset, **options)
+        return Reference(dataset=dataset, sample_shape=(2,), num_classes=source.num_modes,
+                         mixture=source)
+    if (images is None) != (labels is None):
+        raise ValueError("make_reference needs both images and labels, or neither")
+    clf = default_classifier(dataset)
+    if images is None:
+        split_data = data.load(dataset, split, **options)
+        images, labels, num_classes = split_data.images, split_data.labels, split_data.num_classes
+    else:
+        num_classes = 1000 if dataset == STACKED_DATASET else int(np.max(labels)) + 1
+        if isinstance(clf, classifier_lib.FeatureClassifier):
+            num_classes = clf.spec.num_classes
+    feature_net = clf if feature_net is None else feature_net
+    if feature_net is None:
+        raise ValueError(
+            f"dataset {dataset!r} has no shipped feature classifier (those: "
+            f"{sorted(classifier_lib.CLASSIFIER_SPECS)} and {STACKED_DATASET!r}); pass "
+            "feature_net=regan_jax.evaluation.load_inception(path)"
+        )
+    images = np.asarray(images, np.float32)
+    return Reference(
+        dataset=dataset,
+        sample_shape=tuple(images.shape[1:]),
+        images=images,
+        labels=np.asarray(labels, np.int32),
+        num_classes=int(num_classes),
+        features=np.asarray(feature_net.features(images)),
+        feature_net=feature_net,
+        classifier=clf,
+    )
+
+
+def metric_names(reference: Reference, *, conditional: bool = False, cheap: bool = False) -> tuple[str, ...]:
+    """The sample-metric keys :func:`evaluate` reports for ``reference``."""
+    if reference.mixture is not None:
+        return MIXTURE_METRICS
+    if cheap:
+        return ("fd",)
+    if isinstance(reference.classifier, classifier_lib.PerChannelClassifier):
+        return FEATURE_METRICS + STACKED_METRICS
+    if reference.classifier is None:
+        return FEATURE_METRICS
+    return FEATURE_METRICS + CLASS_METRICS + (CONDITIONAL_METRICS if conditional else ())
+
+
+def draw_samples(
+    sample_fn: Callable[[jax.Array, int], Any],
+    key: jax.Array,
+    num_samples: int,
+    sample_shape: tuple[int, ...],
+    *,
+    batch_size: int = 500,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``num_samples`` samples from ``sample_fn(fold_in(key, i), n_i)``, batch ``i`` of ``n_i``.
+
+    ``sample_fn`` returns samples ``[n, *sample_shape]``, or ``(samples,
+    labels [n])`` for a class-conditional model (the labels it conditioned on).
+
+    Returns:
+        ``(samples as float32 numpy, labels as int32 numpy or None)``.
+
+    Raises:
+        ValueError: bad ``num_samples``/``batch_size``, or a batch of the wrong
+            shape, size or label count.
+    """
+    if num_samples < 1 or batch_size < 1:
+        raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
+    samples, labels = [], []
+    starts = range(0, num_samples, batch_size)
+    for i, start in enumerate(tqdm.auto.tqdm(starts, desc="sampling", disable=not progress)):
+        n = min(batch_size, num_samples - start)
+        out = sample_fn(jax.random.fold_in(key, i), n)
+        x, y = out if isinstance(out, tuple) else (out, None)
+        x = np.asarray(x, np.float32)
+        if x.shape != (n, *sample_shape):
+            raise ValueError(f"sample_fn(key, {n}) returned samples of shape {x.shape}, "
+                             f"expected {(n, *sample_shape)}")
+        if y is not None and np.shape(y) != (n,):
+            raise ValueError(f"sample_fn(key, {n}) returned labels of shape {np.shape(y)}, expected ({n},)")
+        samples.append(x)
+        labels.append(y)
+    has_labels = [y is not None for y in labels]
+    if any(has_labels) and not all(has_labels):
+        raise ValueError("sample_fn returned labels for some batches only")
+    return np.concatenate(samples), (np.concatenate(labels).astype(np.int32) if all(has_labels) else None)
+
+
+def count_nonfinite(samples: np.ndarray) -> int:
+    """Number of samples with at least one NaN or infinite entry."""
+    flat = samples.reshape(samples.shape[0], -1)
+    return int(np.sum(~np.all(np.isfinite(flat), axis=1)))
+
+
+def _softmax(logits: Any) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _sample_scores(
+    reference: Reference, samples: np.ndarray, labels: np.ndarray | None, key: jax.Array, *, cheap: bool, k: int
+) -> dict[str, Any]:
+    if reference.mixture is not None:
+        return metrics.mode_metrics(samples, reference.mixture.centres, reference.mixture.sigma)
+    fake = np.asarray(reference.feature_net.features(samples))
+    scores: dict[str, Any] = {"fd": metrics.frechet_distance(reference.features, fake)}
+    if cheap:
+        return scores
+    scores["kid"] = metrics.kid(reference.features, fake, key=key)
+    scores.update(metrics.prdc(reference.features, fake, k))
+    clf = reference.classifier
+    if isinstance(clf, classifier_lib.PerChannelClassifier):
+        scores.update(metrics.stacked_modes(np.asarray(clf.predict(samples))))
+    elif clf is not None:
+        probs = _softmax(clf.logits(samples))
+        scores["class_kl"] = metrics.class_histogram_kl(probs, reference.num_classes)
+        scores["inception_score"] = metrics.inception_score(probs, num_splits=min(10, len(probs)))
+        if labels is not None:
+            scores["cond_accuracy"] = metrics.conditional_accuracy(np.argmax(probs, axis=1), labels)
+            scores["intra_fd"] = metrics.intra_class_frechet_distance(
+                reference.features, reference.labels, fake, labels, reference.num_classes)
+    return scores
+
+
+def mean_elbo(elbo_fn: Callable[[jax.Array], jax.Array], images: np.ndarray, batch_size: int = 500) -> float:
+    """Mean over ``images`` of ``elbo_fn(batch) -> per-example ELBO [B]`` (NaN stays NaN)."""
+    values = classifier_lib.batched_apply(elbo_fn, images, batch_size)
+    if values.shape != (images.shape[0],):
+        raise ValueError(f"elbo_fn must return one ELBO per image, got shape {values.shape[1:]} per batch")
+    return float(np.mean(np.asarray(values, np.float64)))
+
+
+def _json_ready(value: Any) -> Any:
+    """Python scalars; non-finite floats become None."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def evaluate(
+    sample_fn: Callable[[jax.Array, int], Any],
+    key: jax.Array,
+    reference: Reference,
+    *,
+    num_samples: int,
+    batch_size: int = 500,
+    cheap: bool = False,
+    elbo_fn: Callable[[jax.Array], jax.Array] | None = None,
+    k: int = 5,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Draws ``num_samples`` samples and computes every metric that applies (module docstring).
+
+    Args:
+        sample_fn: ``(key, n) -> samples [n, *sample_shape]`` (images in [-1, 1]
+            or 2-D points), or ``-> (samples, labels [n])`` for class-conditional
+            models.
+        key: PRNG key; batch ``i`` is drawn with ``fold_in(split(key)[0], i)``,
+            KID's subsets use ``split(key)[1]``.
+        reference: from :func:`make_reference`.
+        num_samples: samples drawn (the study uses 10,000).
+        batch_size: samples per ``sample_fn`` call.
+        cheap: only the cheap metrics (``fd`` for images): for periodic
+            evaluation during training on a few thousand samples.
+        elbo_fn: ``images [B, H, W, C] -> ELBO [B]`` of a VAE; adds ``elbo``,
+            the mean over the reference images (not with ``cheap``).
+        k: neighbourhood size of precision/recall/density/coverage.
+        progress: show a progress bar while sampling.
+
+    Returns:
+        Flat dict of Python ints/floats/None: ``num_samples``,
+        ``nonfinite_samples`` and the metrics of :func:`metric_names`
+        (``elbo`` too with ``elbo_fn``).
+    """
+    sample_key, metric_key = jax.random.split(key)
+    samples, labels = draw_samples(sample_fn, sample_key, num_samples, reference.sample_shape,
+                                   batch_size=batch_size, progress=progress)
+    nonfinite = count_nonfinite(samples)
+    names = metric_names(reference, conditional=labels is not None, cheap=cheap)
+    if nonfinite:
+        warnings.warn(f"{nonfinite} of {num_samples} samples are not finite; sample metrics "
+                      "are reported as None", RuntimeWarning, stacklevel=2)
+        scores = dict.fromkeys(names)
+    else:
+        scores = _sample_scores(reference, samples, labels, metric_key, cheap=cheap, k=k)
+    result = {"num_samples": num_samples, "nonfinite_samples": nonfinite, **scores}
+    if elbo_fn is not None and not cheap:
+        if reference.images is None:
+            raise ValueError(f"elbo_fn needs reference images; {reference.dataset!r} has none")
+        result["elbo"] = mean_elbo(elbo_fn, reference.images, batch_size)
+    return {name: _json_ready(value) for name, value in result.items()}
+
+
+def weight_summary(params_by_net: Mapping[str, Any], mask: Any = None) -> dict[str, float]:
+    """``sparsity_<net>`` (exact-zero fraction) and ``norm_<net>`` (L2 norm) of masked weights.
+
+    ``norm = sqrt(sum_w w^2)`` and ``sparsity = #{w = 0} / #w`` over the
+    weights selected by ``mask`` (default: kernels only), from
+    ``penalties.weight_stats``.
+    """
+    summary = {}
+    for net, params in params_by_net.items():
+        stats = penalties.weight_stats(params, mask)
+        summary[f"sparsity_{net}"] = float(stats["sparsity"])
+        summary[f"norm_{net}"] = float(stats["l2"])
+    return summary
