@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from regan_jax._names import check_name
+
 
 def check_hyperparam(name: str, value: Any, *, positive: bool = False) -> None:
     """Raises ``ValueError`` unless ``value`` is finite and >= 0 (> 0 if ``positive``).
@@ -135,10 +137,7 @@ def multiplier_schedule(
     - 'warmup_cosine': linear 0 → 1 over ``warmup_steps``, then cosine decay
       to 0 at ``decay_steps`` (total, warm-up included).
     """
-    if name not in MULTIPLIER_SCHEDULES:
-        raise ValueError(
-            f"unknown schedule {name!r}; expected one of {sorted(MULTIPLIER_SCHEDULES)}"
-        )
+    check_name("schedule", name, MULTIPLIER_SCHEDULES)
     if name == "constant":
         return None
     if name == "linear_warmup":

@@ -26,6 +26,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from regan_jax._names import choose
+
 
 def default_config() -> ml_collections.ConfigDict:
     """``config.loss`` for GANs (ignored by VAEs)."""
@@ -35,12 +37,6 @@ def default_config() -> ml_collections.ConfigDict:
         "gp_weight": 10.0,             # λ of WGAN-GP, γ of R1 (see gradient_penalty, r1_penalty)
         "d_steps": 1,                  # discriminator steps per generator step
     })
-
-
-def _choose(what: str, name: str, registry: dict):
-    if name not in registry:
-        raise ValueError(f"{what} {name!r} unknown; expected one of {sorted(registry)}")
-    return registry[name]
 
 
 class GanLoss(NamedTuple):
@@ -64,7 +60,7 @@ GAN_LOSSES = {
 
 def gan_loss(name: str) -> GanLoss:
     """The :class:`GanLoss` registered as ``name`` (see the module table)."""
-    return _choose("GAN loss", name, GAN_LOSSES)
+    return choose("GAN loss", name, GAN_LOSSES)
 
 
 def _input_grads(d_fn, x):
@@ -138,7 +134,7 @@ GRADIENT_PENALTIES = {
 def gradient_penalty_fn(name: str) -> Callable:
     """``(d_fn, real, fake, key) -> scalar`` for ``name`` in :data:`GRADIENT_PENALTIES`,
     unweighted ('none' gives 0)."""
-    return _choose("gradient penalty", name, GRADIENT_PENALTIES)
+    return choose("gradient penalty", name, GRADIENT_PENALTIES)
 
 
 def _bernoulli_nll(x, logits, gaussian_std):
@@ -185,7 +181,7 @@ def negative_elbo(x: jnp.ndarray, recon_out: jnp.ndarray, mean: jnp.ndarray,
       ``(loss, {'recon': ..., 'kl': ...})``; loss = recon + kl, each a batch mean
       of per-example sums (nats per example).
     """
-    nll = _choose("likelihood", likelihood, LIKELIHOODS)
+    nll = choose("likelihood", likelihood, LIKELIHOODS)
     if recon_out.shape != x.shape:
         raise ValueError(f"decoder output shape {recon_out.shape} does not match data "
                          f"shape {x.shape}")

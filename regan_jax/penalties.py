@@ -51,7 +51,7 @@ A whole optimizer from configs (AdamW), its strength overridden in the state::
     >>> sorted(penalties.get_hyperparams(state))
     ['learning_rate', 'strength']
 """
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -60,6 +60,7 @@ import ml_collections
 import optax
 
 from regan_jax import _penalty_ops as ops
+from regan_jax._names import check_name
 from regan_jax._penalty_ops import (
     Mask, PenaltyState, TerminalTransformation, kernel_mask, path_mask, selected_leaves)
 
@@ -370,14 +371,9 @@ def default_penalty_config() -> ml_collections.ConfigDict:
     return cfg
 
 
-def _check_name(field: str, value: Any, valid: Iterable[str], hint: str = "") -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {field} {value!r}; expected one of {sorted(valid)}{hint}")
-
-
 def validate_optimizer_config(cfg: ml_collections.ConfigDict) -> None:
     """Raises ``ValueError`` naming the first invalid field of an optimizer config."""
-    _check_name("optimizer", cfg.name, OPTIMIZERS)
+    check_name("optimizer", cfg.name, OPTIMIZERS)
     ops.check_hyperparam("learning_rate", cfg.learning_rate)
     ops.check_hyperparam("eps", cfg.eps)
     for field in ("b1", "b2", "momentum"):
@@ -388,8 +384,8 @@ def validate_optimizer_config(cfg: ml_collections.ConfigDict) -> None:
 
 def validate_penalty_config(cfg: ml_collections.ConfigDict) -> None:
     """Raises ``ValueError`` naming the first invalid field of a penalty config."""
-    _check_name("penalty kind", cfg.kind, PENALTY_KINDS)
-    _check_name("coupling", cfg.coupling, COUPLINGS,
+    check_name("penalty kind", cfg.kind, PENALTY_KINDS)
+    check_name("coupling", cfg.coupling, COUPLINGS,
                 " (proximal steps are kinds: 'prox_l1', 'prox_elastic_net', 'prox_group_l1';"
                 " proximal L2 is 'prox_elastic_net' with strength=0)")
     kind = PENALTY_KINDS[cfg.kind]

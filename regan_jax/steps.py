@@ -45,7 +45,9 @@ import optax
 from jax import lax
 
 from regan_jax import losses, penalties
+from regan_jax._names import check_name
 
+MODEL_TYPES = ("gan", "cgan", "vae")
 DIVERGENCE_REASONS = ("none", "nonfinite_loss", "nonfinite_params")
 NOT_DIVERGED, NONFINITE_LOSS, NONFINITE_PARAMS = range(len(DIVERGENCE_REASONS))
 # Purposes of the sub-keys of discriminator update k: fold_in(fold_in(key, k), purpose).
@@ -455,27 +457,23 @@ def make_step(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module]
       ValueError: an unknown model type, loss or gradient penalty name, or
         ``d_steps`` < 1, before any compute.
     """
+    check_name("model_type", config.model_type, MODEL_TYPES)
     penalty_cfgs = dict(config.penalty)
     if config.model_type in ("gan", "cgan"):
         check_loss_config(config.loss)
         return functools.partial(gan_step, models=models, optimizers=optimizers,
                                  loss_cfg=config.loss, penalty_cfgs=penalty_cfgs)
-    if config.model_type == "vae":
-        return functools.partial(vae_step, models=models, optimizers=optimizers,
-                                 likelihood=config.model.likelihood,
-                                 gaussian_std=config.model.gaussian_std,
-                                 penalty_cfgs=penalty_cfgs)
-    raise ValueError(f"model_type {config.model_type!r} unknown; expected 'gan', 'cgan' "
-                     "or 'vae'")
+    return functools.partial(vae_step, models=models, optimizers=optimizers,
+                             likelihood=config.model.likelihood,
+                             gaussian_std=config.model.gaussian_std,
+                             penalty_cfgs=penalty_cfgs)
 
 
 def init_state(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module],
                optimizers: Mapping[str, optax.GradientTransformation], key: jax.Array,
                example_batch: Mapping[str, Any]) -> TrainState:
     """:func:`init_gan_state` or :func:`init_vae_state` by ``config.model_type``."""
+    check_name("model_type", config.model_type, MODEL_TYPES)
     if config.model_type in ("gan", "cgan"):
         return init_gan_state(models, optimizers, key, example_batch)
-    if config.model_type == "vae":
-        return init_vae_state(models, optimizers, key, example_batch)
-    raise ValueError(f"model_type {config.model_type!r} unknown; expected 'gan', 'cgan' "
-                     "or 'vae'")
+    return init_vae_state(models, optimizers, key, example_batch)

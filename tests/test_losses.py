@@ -46,11 +46,11 @@ def test_non_saturating_is_stable_for_large_logits():
 
 
 def test_unknown_names_raise():
-    with pytest.raises(ValueError, match=r"GAN loss 'lsgan' unknown.*'hinge', 'non_saturating'"):
+    with pytest.raises(ValueError, match=r"unknown GAN loss 'lsgan'.*'hinge', 'non_saturating'"):
         losses.gan_loss("lsgan")
-    with pytest.raises(ValueError, match=r"gradient penalty 'dragan' unknown.*'r1'"):
+    with pytest.raises(ValueError, match=r"unknown gradient penalty 'dragan'.*'r1'"):
         losses.gradient_penalty_fn("dragan")
-    with pytest.raises(ValueError, match=r"likelihood 'laplace' unknown"):
+    with pytest.raises(ValueError, match=r"unknown likelihood 'laplace'"):
         losses.negative_elbo(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.zeros((1, 1)),
                              jnp.zeros((1, 1)), "laplace")
 

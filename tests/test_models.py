@@ -284,9 +284,9 @@ def test_conditional_generator_concatenates_label_embedding():
 # --- bad input ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("overrides,spec,match", [
-    (dict(arch="resnet"), DataSpec((8, 8, 1)), r"arch 'resnet' unknown.*'dcgan', 'mlp'"),
-    (dict(kind="wgan"), DataSpec((8, 8, 1)), r"kind 'wgan' unknown.*'cgan', 'gan', 'vae'"),
-    (dict(upsample="nearest"), DataSpec((8, 8, 1)), r"upsample 'nearest' unknown"),
+    (dict(arch="resnet"), DataSpec((8, 8, 1)), r"unknown arch 'resnet'.*'dcgan', 'mlp'"),
+    (dict(kind="wgan"), DataSpec((8, 8, 1)), r"unknown model kind 'wgan'.*'cgan', 'gan', 'vae'"),
+    (dict(upsample="nearest"), DataSpec((8, 8, 1)), r"unknown upsample 'nearest'"),
     (dict(kind="vae", likelihood="laplace"), DataSpec((8, 8, 1)), r"likelihood 'laplace'"),
     (dict(), DataSpec((2,)), r"needs image data of shape \(H, W, C\), got \(2,\)"),
     (dict(), DataSpec((7, 7, 1)), r"7x7 is not reachable"),

@@ -14,8 +14,8 @@ class DataSpec(NamedTuple):
       name: the dataset name.
     """
     shape: tuple[int, ...]
-    num_classes: int
-    name: str
+    num_classes: int = 0
+    name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

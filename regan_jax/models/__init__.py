@@ -21,27 +21,21 @@ discriminator (and VAE encoder) sizes come from ``d_width``, the generator
 (and VAE decoder) sizes from ``g_width``. No BatchNorm anywhere; kernels use
 flax's default init (see :mod:`regan_jax.models.layers`); float32.
 """
-from typing import NamedTuple
-
 import flax.linen as nn
 import ml_collections
 
+from regan_jax._names import choose
+from regan_jax.data.spec import DataSpec
 from regan_jax.losses import LIKELIHOODS
 from regan_jax.models.gan import Discriminator, Generator
 from regan_jax.models.layers import (UPSAMPLERS, ConvBody, ConvTrunk, MLPBody, MLPTrunk,
-                                     choose, depth_to_space)
+                                     depth_to_space)
 from regan_jax.models.vae import Decoder, Encoder
 
 __all__ = ["ARCHITECTURES", "KINDS", "DataSpec", "Decoder", "Discriminator", "Encoder",
            "Generator", "default_config", "depth_to_space", "make_models", "num_stages"]
 
 MAX_STAGES = 3
-
-
-class DataSpec(NamedTuple):
-    """What the models need to know about the data: one example's shape and the classes."""
-    shape: tuple[int, ...]
-    num_classes: int = 0
 
 
 def default_config() -> ml_collections.ConfigDict:

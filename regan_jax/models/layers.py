@@ -25,6 +25,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from regan_jax._names import choose
+
 LEAKY_SLOPE = 0.2
 
 
@@ -102,13 +104,6 @@ class Upsample2x(nn.Module):
     @nn.compact
     def __call__(self, x):
         return choose("upsample", self.method, UPSAMPLERS)(self.features, x)
-
-
-def choose(what: str, name: str, registry: dict):
-    """``registry[name]``; an unknown name raises ValueError listing the valid ones."""
-    if name not in registry:
-        raise ValueError(f"{what} {name!r} unknown; expected one of {sorted(registry)}")
-    return registry[name]
 
 
 def maybe_spectral_norm(layer: nn.Module, x, *, enabled: bool, update_stats: bool):
