@@ -10,14 +10,14 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-      "checkpoint", "data", "evaluation", "losses", "metrics", "models",
-      "parallel", "penalties", "steps", "sweep", "train",
+    "checkpoint", "data", "evaluation", "losses", "metrics", "models",
+    "parallel", "penalties", "steps", "sweep", "train",
 )
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
-      return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
