@@ -25,6 +25,7 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm.auto
 
 WEIGHTS_DIR = pathlib.Path(__file__).parent / "weights"
 
@@ -128,10 +129,27 @@ def _apply(module: ClassifierCNN, params: Any, x: jax.Array) -> tuple[jax.Array,
     return module.apply({"params": params}, x)
 
 
-def batched_apply(fn: Callable[[jax.Array], jax.Array], x: np.ndarray, batch_size: int) -> jax.Array:
-    """``fn`` over ``x`` in fixed-size batches (last one zero-padded: one compile)."""
+def batched_apply(
+    fn: Callable[[jax.Array], jax.Array],
+    x: np.ndarray,
+    batch_size: int,
+    *,
+    progress: bool | None = False,
+    desc: str = "features",
+) -> jax.Array:
+    """``fn`` over ``x`` in fixed-size batches (last one zero-padded: one compile).
+
+    Args:
+        fn: maps a ``[batch_size, ...]`` batch to outputs with a leading batch axis.
+        x: inputs ``[N, ...]``.
+        batch_size: rows per call.
+        progress: progress bar over the batches: True shows it, False hides it,
+            None shows it only on a terminal (tqdm's ``disable=None``).
+        desc: the progress bar's label.
+    """
     outputs = []
-    for start in range(0, x.shape[0], batch_size):
+    starts = range(0, x.shape[0], batch_size)
+    for start in tqdm.auto.tqdm(starts, desc=desc, disable=None if progress is None else not progress):
         chunk = x[start : start + batch_size]
         n = chunk.shape[0]
         if n < batch_size:
@@ -161,7 +179,7 @@ class FeatureClassifier:
     metadata: Mapping[str, Any]
     batch_size: int = 1000
 
-    def _outputs(self, images: Any, index: int) -> jax.Array:
+    def _outputs(self, images: Any, index: int, progress: bool | None = False) -> jax.Array:
         x = np.asarray(images, np.float32)
         if x.ndim != 4 or x.shape[1:] != self.spec.image_shape:
             raise ValueError(
@@ -169,11 +187,12 @@ class FeatureClassifier:
                     f"got shape {x.shape}"
             )
         module = make_module(self.spec)
-        return batched_apply(lambda b: _apply(module, self.params, b)[index], x, self.batch_size)
+        return batched_apply(lambda b: _apply(module, self.params, b)[index], x, self.batch_size,
+                             progress=progress, desc=f"{self.name} features")
 
-    def features(self, images: Any) -> jax.Array:
-        """Penultimate-layer activations ``[N, feature_dim]``."""
-        return self._outputs(images, 0)
+    def features(self, images: Any, *, progress: bool | None = False) -> jax.Array:
+        """Penultimate-layer activations ``[N, feature_dim]`` (``progress``: see :func:`batched_apply`)."""
+        return self._outputs(images, 0, progress)
 
     def logits(self, images: Any) -> jax.Array:
         """Class logits ``[N, num_classes]``."""
@@ -206,10 +225,10 @@ class PerChannelClassifier:
 
     base: FeatureClassifier
 
-    def features(self, images: Any) -> jax.Array:
+    def features(self, images: Any, *, progress: bool | None = False) -> jax.Array:
         """Per-channel features concatenated: ``[N, C * feature_dim]``."""
         n = np.shape(images)[0]
-        return self.base.features(_split_channels(images)).reshape(n, -1)
+        return self.base.features(_split_channels(images), progress=progress).reshape(n, -1)
 
     def predict(self, images: Any) -> jax.Array:
         """Per-channel predicted classes, int32 ``[N, C]``."""
@@ -287,7 +306,10 @@ def load_classifier(name: str, weights_path: str | pathlib.Path | None = None) -
                 f"{path} has sha256 {digest}, but its metadata {meta_path} names "
                 f"{metadata.get('weights_sha256')}: the weights file is not the one the metadata describes"
         )
-    state = flax.serialization.msgpack_restore(path.read_bytes())
+    try:
+        state = flax.serialization.msgpack_restore(path.read_bytes())
+    except ValueError as err:  # msgpack's errors subclass ValueError; say which file and why
+        raise ValueError(f"{path} is not a flax msgpack file: {err}") from err
     if not isinstance(state, dict) or "params" not in state:
         raise ValueError(f"{path} is not a classifier weights file (no 'params' entry)")
     _check_shapes(name, path, state["params"], spec)

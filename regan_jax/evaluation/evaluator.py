@@ -12,7 +12,8 @@ reference          metrics
 =================  ===========================================================
 image dataset      ``fd``, ``kid``, ``precision``, ``recall``, ``density``,
                    ``coverage`` in the feature network's space; with a class
-                   classifier also ``class_kl`` (predicted-class histogram vs
+                   classifier also ``modes`` (classes predicted at least
+                   once), ``class_kl`` (predicted-class histogram vs
                    uniform) and ``inception_score`` (its IS analogue); for
                    class-conditional samples also ``cond_accuracy`` and
                    ``intra_fd`` (mean per-class FD)
@@ -48,7 +49,7 @@ from regan_jax import data, metrics, penalties
 from regan_jax.evaluation import classifier as classifier_lib
 
 FEATURE_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage")
-CLASS_METRICS = ("class_kl", "inception_score")
+CLASS_METRICS = ("modes", "class_kl", "inception_score")
 CONDITIONAL_METRICS = ("cond_accuracy", "intra_fd")
 STACKED_METRICS = ("modes", "class_kl")
 MIXTURE_METRICS = ("modes", "hq_fraction", "reverse_kl")
@@ -68,7 +69,9 @@ class Reference:
         labels: their int labels ``[N]`` (None for mixtures).
         num_classes: number of classes (modes for mixtures, 1,000 for stacked digits).
         features: the real images' features ``[N, D]`` (None for mixtures).
-        feature_net: the network that gave them (anything with ``features(images)``).
+        feature_net: the network that gave them: anything with
+            ``features(images, *, progress) -> [N, D]`` (a ``FeatureClassifier``,
+            ``PerChannelClassifier`` or ``InceptionFeatures``).
         classifier: the class classifier (``FeatureClassifier``, or the per-channel
             digits classifier for stacked digits), None if the dataset has none.
         mixture: the 2-D mixture (None for image datasets).
@@ -102,6 +105,7 @@ def make_reference(
     labels: np.ndarray | None = None,
     feature_net: Any = None,
     data_options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> Reference:
     """Builds the reference of ``dataset``: real features, or the mixture.
 
@@ -117,6 +121,8 @@ def make_reference(
         feature_net: feature network (e.g. ``load_inception(path)``); default the
             dataset's shipped classifier.
         data_options: keyword options of ``data.load`` / ``data.mixture``.
+        progress: progress bar while extracting the real features (None: only
+            on a terminal).
 
     Raises:
         ValueError: ``images`` without ``labels`` (or the reverse), or an image
@@ -151,7 +157,7 @@ def make_reference(
         images=images,
         labels=np.asarray(labels, np.int32),
         num_classes=int(num_classes),
-        features=np.asarray(feature_net.features(images)),
+        features=np.asarray(feature_net.features(images, progress=progress)),
         feature_net=feature_net,
         classifier=clf,
     )
@@ -177,7 +183,7 @@ def draw_samples(
     sample_shape: tuple[int, ...],
     *,
     batch_size: int = 500,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``num_samples`` samples from ``sample_fn(fold_in(key, i), n_i)``, batch ``i`` of ``n_i``.
 
@@ -195,7 +201,8 @@ def draw_samples(
         raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
     samples, labels = [], []
     starts = range(0, num_samples, batch_size)
-    for i, start in enumerate(tqdm.auto.tqdm(starts, desc="sampling", disable=not progress)):
+    bar = tqdm.auto.tqdm(starts, desc="sampling", disable=None if progress is None else not progress)
+    for i, start in enumerate(bar):
         n = min(batch_size, num_samples - start)
         out = sample_fn(jax.random.fold_in(key, i), n)
         x, y = out if isinstance(out, tuple) else (out, None)
@@ -226,11 +233,18 @@ def _softmax(logits: Any) -> np.ndarray:
 
 
 def _sample_scores(
-    reference: Reference, samples: np.ndarray, labels: np.ndarray | None, key: jax.Array, *, cheap: bool, k: int
+    reference: Reference,
+    samples: np.ndarray,
+    labels: np.ndarray | None,
+    key: jax.Array,
+    *,
+    cheap: bool,
+    k: int,
+    progress: bool | None,
 ) -> dict[str, Any]:
     if reference.mixture is not None:
         return metrics.mode_metrics(samples, reference.mixture.centres, reference.mixture.sigma)
-    fake = np.asarray(reference.feature_net.features(samples))
+    fake = np.asarray(reference.feature_net.features(samples, progress=progress))
     scores: dict[str, Any] = {"fd": metrics.frechet_distance(reference.features, fake)}
     if cheap:
         return scores
@@ -241,6 +255,7 @@ def _sample_scores(
         scores.update(metrics.stacked_modes(np.asarray(clf.predict(samples))))
     elif clf is not None:
         probs = _softmax(clf.logits(samples))
+        scores["modes"] = metrics.modes_covered(probs, reference.num_classes)
         scores["class_kl"] = metrics.class_histogram_kl(probs, reference.num_classes)
         scores["inception_score"] = metrics.inception_score(probs, num_splits=min(10, len(probs)))
         if labels is not None:
@@ -280,7 +295,7 @@ def evaluate(
     cheap: bool = False,
     elbo_fn: Callable[[jax.Array], jax.Array] | None = None,
     k: int = 5,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Draws ``num_samples`` samples and computes every metric that applies (module docstring).
 
@@ -298,7 +313,8 @@ def evaluate(
         elbo_fn: ``images [B, H, W, C] -> ELBO [B]`` of a VAE; adds ``elbo``,
             the mean over the reference images (not with ``cheap``).
         k: neighbourhood size of precision/recall/density/coverage.
-        progress: show a progress bar while sampling.
+        progress: progress bars while sampling and extracting features: True
+            shows them, False hides them, None shows them only on a terminal.
 
     Returns:
         Flat dict of Python ints/floats/None: ``num_samples``,
@@ -315,7 +331,8 @@ def evaluate(
                       "are reported as None", RuntimeWarning, stacklevel=2)
         scores = dict.fromkeys(names)
     else:
-        scores = _sample_scores(reference, samples, labels, metric_key, cheap=cheap, k=k)
+        scores = _sample_scores(reference, samples, labels, metric_key, cheap=cheap, k=k,
+                                progress=progress)
     result = {"num_samples": num_samples, "nonfinite_samples": nonfinite, **scores}
     if elbo_fn is not None and not cheap:
         if reference.images is None:

@@ -327,12 +327,16 @@ class InceptionFeatures:
     variables: Any
     batch_size: int = 50
 
-    def features(self, images: Any) -> jax.Array:
-        """Final-average-pool activations ``[N, 2048]`` (the FID features)."""
+    def features(self, images: Any, *, progress: bool | None = False) -> jax.Array:
+        """Final-average-pool activations ``[N, 2048]`` (the FID features).
+
+        ``progress``: a progress bar over the batches (None: only on a terminal).
+        """
         x = np.asarray(images, np.float32)
         if x.ndim != 4 or x.shape[-1] not in (1, 3):
             raise ValueError(f"Inception features need images [N, H, W, 1 or 3], got shape {x.shape}")
-        return batched_apply(functools.partial(_apply, FIDInceptionV3(), self.variables), x, self.batch_size)
+        return batched_apply(functools.partial(_apply, FIDInceptionV3(), self.variables), x,
+                             self.batch_size, progress=progress, desc="inception features")
 
 
 def load_inception(path: str | pathlib.Path, batch_size: int = 50) -> InceptionFeatures:
