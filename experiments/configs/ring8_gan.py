@@ -14,6 +14,10 @@ def get_config(arg: str | None = None):
     config = config_lib.base_config("gan", "ring8")
     config.steps = 3000
     config.data.batch_size = 256
+    # The MLP generator ends in tanh (outputs in [-1, 1]), so the ring lies
+    # inside that box: the usual ring of radius 2 with sigma 0.05, scaled by 0.4.
+    config.data.ring_radius = 0.8
+    config.data.sigma = 0.02
     config.model.arch = "mlp"
     config.model.latent_dim = 16
     config.model.g_width = 128

@@ -1,0 +1,279 @@
+"""Reproduces the study's figures: ``python -m experiments.figures --preset {smoke,quick,full} --workdir DIR``.
+
+1. trains every member of the preset's grids (:data:`experiments.presets.PRESETS`)
+   that has no finished run under ``DIR/<experiment>/`` yet — members that
+   share a compiled program as one vmapped program, through
+   :func:`experiments.sweep.run_members` — and reuses the finished ones;
+2. collects every finished run into ``DIR/results.csv`` (one row per run:
+   labels, summary, full config; run paths relative to DIR);
+3. draws the figures of FIGURES.md into ``DIR/figures/`` (PNG and PDF) and
+   writes ``DIR/results.md`` (the table and the figure list).
+
+``--no-train`` redraws from what DIR holds. Redraw from a notebook with
+:func:`load_results` and :func:`draw_figures`. The preset is recorded in
+``DIR/preset.json``; a DIR trained with another preset is refused (its runs
+hold other configs) unless ``--no-train``.
+"""
+import argparse
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import experiments
+from experiments import plots, presets, study, sweep
+from regan_jax import train
+
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
+PRESET_FILE = "preset.json"
+FIGURES_DIR = "figures"
+MIXTURES = ("ring8", "grid25")
+
+
+# ----------------------------------------------------------------------------
+# Training the grids
+# ----------------------------------------------------------------------------
+
+def preset_members(preset: str) -> dict:
+    """``{experiment: [study.Member, ...]}`` of every grid in ``PRESETS[preset]``.
+
+    Raises:
+      ValueError: an unknown preset (the valid ones are listed).
+    """
+    if preset not in presets.PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(presets.PRESETS)}")
+    out = {}
+    for name, grid in presets.PRESETS[preset].items():
+        base = experiments.load_config(grid.config, grid.overrides)
+        out[name] = study.grid(base, grid.penalties, grid.targets,
+                               {"strength": grid.strengths, "radius": grid.radii}, grid.seeds)
+    return out
+
+
+def train_preset(preset: str, workdir, *, progress: bool = True, log=print) -> dict:
+    """Trains what ``preset`` needs under ``workdir`` (finished members reused).
+
+    Returns ``{experiment: sweep.run_members(...) counts}``.
+
+    Raises:
+      ValueError: an unknown preset, or ``workdir`` recorded for another preset.
+    """
+    workdir = pathlib.Path(workdir)
+    members = preset_members(preset)
+    record = workdir / PRESET_FILE
+    if record.exists() and train.read_json(record)["preset"] != preset:
+        raise train.WorkdirError(
+            f"{str(workdir)!r} holds the {train.read_json(record)['preset']!r} preset; "
+            f"use another --workdir for {preset!r}")
+    train.write_json(record, {"preset": preset})
+    counts = {}
+    for name, ms in members.items():
+        t0 = time.perf_counter()
+        log(f"[{name}] {len(ms)} runs")
+        counts[name] = sweep.run_members(ms, workdir / name, progress=progress, log=log)
+        log(f"[{name}] done in {time.perf_counter() - t0:.0f} s")
+    return counts
+
+
+# ----------------------------------------------------------------------------
+# Results
+# ----------------------------------------------------------------------------
+
+def collect_results(workdir) -> list[dict]:
+    """Collects every finished run under ``workdir`` into ``workdir/results.csv``.
+
+    The ``run`` column is relative to ``workdir`` so the directory can move.
+    """
+    workdir = pathlib.Path(workdir)
+    rows = sweep.collect([workdir])
+    for r in rows:
+        r["run"] = os.path.relpath(r["run"], workdir)
+    sweep.write_csv(workdir / RESULTS_CSV, rows)
+    return rows
+
+
+def load_results(workdir) -> tuple[list[dict], str]:
+    """``(rows of results.csv, preset name)`` of a results directory."""
+    workdir = pathlib.Path(workdir)
+    preset = (train.read_json(workdir / PRESET_FILE)["preset"]
+              if (workdir / PRESET_FILE).exists() else "custom")
+    return sweep.read_csv(workdir / RESULTS_CSV), preset
+
+
+def headline_metric(rows) -> str:
+    """The table's score of an experiment: FD where images are scored, else modes covered."""
+    return "fd" if any(r.get("fd") is not None for r in rows) else "modes"
+
+
+def results_table(rows, preset: str) -> str:
+    """The Markdown table of one experiment (FIGURES.md's table).
+
+    One line per penalty and target: the best median score over its strengths
+    (only cells where every seed finished), the spread over seeds (min–max),
+    the strength where it is reached, modes covered there (where the data has
+    modes), and the runs that diverged out of all of that penalty's runs.
+    """
+    metric = headline_metric(rows)
+    label, lower = plots.METRICS[metric][0], plots.METRICS[metric][1]
+    show_modes = metric != "modes" and any(r.get("modes") is not None for r in rows)
+    head = ["penalty", "target", f"best median {label}", "seeds min–max", "at λ (r)",
+            *(["modes at best"] if show_modes else []), "diverged"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    entries = [(p, None) for p in plots.penalties_present(rows, swept=False)]
+    entries += [(p, t) for p in plots.penalties_present(rows, swept=True)
+                for t in plots.swept_targets(rows) if any(
+                    r["penalty"] == p and r["target"] == t for r in rows)]
+    for penalty, target in entries:
+        mine = [r for r in rows if r["penalty"] == penalty and r["target"] == target]
+        diverged = sum(bool(r.get("diverged")) for r in mine)
+        best = plots.best_cell(rows, metric, penalty, target)
+        if best is None:
+            cells = ["—", "—", "—", *(["—"] if show_modes else [])]
+        else:
+            value, cell = best
+            modes = plots.cells(rows, "modes").get((penalty, target, value)) if show_modes else None
+            cells = [f"**{_fmt(cell.median)}**", f"{_fmt(cell.low)}–{_fmt(cell.high)}",
+                     "—" if value is None else f"{value:.3g}",
+                     *([_fmt(modes.median) if modes and modes.median is not None else "—"]
+                       if show_modes else [])]
+        lines.append("| " + " | ".join([plots.LABELS[penalty], target or "—", *cells,
+                                         f"{diverged}/{len(mine)}"]) + " |")
+    direction = "lower" if lower else "higher"
+    return (f"**{rows[0]['config.name']}** — {plots.caption(rows, preset)}; "
+            f"{label} ({direction} is better)\n\n" + "\n".join(lines) + "\n")
+
+
+def _fmt(value) -> str:
+    """A score for the table: 3 significant digits, integers and values >= 1000 as integers."""
+    if value is None:
+        return "—"
+    value = float(value)
+    return f"{value:.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:.3g}"
+
+
+def write_results_md(workdir, rows, preset: str, figure_files: dict) -> None:
+    """Writes ``workdir/results.md``: the tables, then the list of figures."""
+    parts = [f"# Results — preset `{preset}`\n",
+             f"`python -m experiments.figures --preset {preset} --workdir {workdir}`; "
+             f"{len(rows)} runs. Medians over seeds; spread = min–max over seeds; "
+             "a cell with a diverged seed never counts as best.\n"]
+    for name in plots.experiments_present(rows):
+        parts.append(results_table(plots.experiment_rows(rows, name), preset))
+    parts.append("## Figures\n")
+    for name, path in figure_files.items():
+        parts.append(f"- `{name}`: ![{name}]({os.path.relpath(path, workdir)})")
+    train._write_text_atomic(pathlib.Path(workdir) / RESULTS_MD, "\n".join(parts) + "\n")
+
+
+# ----------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------
+
+def figure_specs(rows, root, preset: str) -> dict:
+    """``{file stem: () -> Figure}``: every figure of FIGURES.md that ``rows`` can support."""
+    by_name = {n: plots.experiment_rows(rows, n) for n in plots.experiments_present(rows)}
+
+    def kind(name):
+        r = by_name[name][0]
+        return r["config.model_type"], r["config.data.name"]
+
+    image_gans = [n for n in by_name if kind(n)[0] == "gan" and kind(n)[1] not in MIXTURES
+                  and kind(n)[1] != "stacked_digits"]
+    mixtures = [n for n in by_name if kind(n)[1] in MIXTURES]
+    specs = {}
+    for name in image_gans:
+        rows_n = by_name[name]
+        specs[f"fig1_sparsity_{name}"] = lambda r=rows_n: plots.fig_sparsity(r, preset)
+        specs[f"fig4_stability_{name}"] = lambda r=rows_n: plots.fig_stability(r, root, preset)
+        specs[f"fig5_samples_{name}"] = lambda r=rows_n: plots.fig_samples(r, root, preset)
+        specs[f"fig9_precision_recall_{name}"] = (
+            lambda r=rows_n: plots.fig_precision_recall(r, preset))
+    if image_gans:
+        specs["fig3_quality"] = lambda: plots.fig_quality({n: by_name[n] for n in image_gans},
+                                                          preset)
+    if mixtures:
+        chosen = {n: by_name[n] for n in mixtures}
+        specs["fig2a_mixture_samples"] = lambda: plots.fig_mixture_scatter(chosen, root, preset)
+        specs["fig2b_mixture_metrics"] = lambda: plots.fig_mixture_metrics(chosen, preset)
+    for name in by_name:
+        model_type, dataset = kind(name)
+        if model_type == "vae":
+            specs[f"fig6_vae_{name}"] = lambda r=by_name[name]: plots.fig_vae(r, preset)
+        elif model_type == "cgan":
+            specs[f"fig7_cgan_{name}"] = lambda r=by_name[name]: plots.fig_cgan(r, preset)
+            specs[f"fig5_samples_{name}"] = (
+                lambda r=by_name[name]: plots.fig_samples(r, root, preset, metric="intra_fd"))
+        elif dataset == "stacked_digits":
+            specs[f"fig8_stacked_{name}"] = lambda r=by_name[name]: plots.fig_stacked(r, preset)
+    return dict(sorted(specs.items()))
+
+
+def draw_figures(rows, root, preset: str, out_dir) -> dict:
+    """Draws every figure of :func:`figure_specs` as PNG and PDF into ``out_dir``.
+
+    Returns ``{stem: PNG path}``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_pdf import FigureCanvasPdf
+
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for stem, make in figure_specs(rows, root, preset).items():
+        fig = make()
+        for suffix, canvas in ((".png", FigureCanvasAgg), (".pdf", FigureCanvasPdf)):
+            path = out_dir / f"{stem}{suffix}"
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=suffix)
+            os.close(fd)
+            try:
+                getattr(canvas(fig), f"print_{suffix[1:]}")(tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                pathlib.Path(tmp).unlink(missing_ok=True)
+                raise
+        written[stem] = out_dir / f"{stem}.png"
+    return written
+
+
+def make_figures(preset: str, workdir, *, train_missing: bool = True, progress: bool = True,
+                 log=print) -> dict:
+    """The whole pipeline: train what is missing, collect, draw, write results.md.
+
+    Returns ``{stem: PNG path}`` of the figures.
+    """
+    workdir = pathlib.Path(workdir)
+    if train_missing:
+        train_preset(preset, workdir, progress=progress, log=log)
+    elif preset not in presets.PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(presets.PRESETS)}")
+    rows = collect_results(workdir)
+    written = draw_figures(rows, workdir, preset, workdir / FIGURES_DIR)
+    write_results_md(workdir, rows, preset, written)
+    log(f"figures: {len(written)} figures, {len(rows)} runs -> {workdir / RESULTS_MD}")
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.figures",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", required=True, choices=list(presets.PRESETS))
+    parser.add_argument("--workdir", required=True, help="results directory (reused)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="redraw from the finished runs in --workdir only")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    t0 = time.perf_counter()
+    try:
+        make_figures(args.preset, args.workdir, train_missing=not args.no_train,
+                     progress=not args.no_progress)
+    except (experiments.UsageError, ValueError) as e:  # WorkdirError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"figures: preset {args.preset} done in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
