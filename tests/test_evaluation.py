@@ -301,6 +301,19 @@ def test_resize_bilinear_matches_torch_formula(in_size, out_size):
     np.testing.assert_allclose(np.asarray(out), _torch_bilinear(x, out_size), atol=1e-5)
 
 
+def test_fid_average_pool_ignores_padding():
+    # FIDInceptionA/C/E_1 pool with count_include_pad=False: border outputs average
+    # only the neighbours inside the image.
+    x = np.random.default_rng(0).normal(size=(2, 5, 6, 3))
+    expected = np.zeros_like(x)
+    for i in range(5):
+        for j in range(6):
+            window = x[:, max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]
+            expected[:, i, j] = window.mean(axis=(1, 2))
+    out = inception._avg_pool_3x3(jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(np.asarray(out), expected, atol=1e-6)
+
+
 def test_inception_param_count_is_torchvisions():
     # torchvision's inception_v3 has 27,161,264 parameters (its documented
     # num_params); without AuxLogits (3,326,696) and the 1000-class fc
@@ -310,13 +323,22 @@ def test_inception_param_count_is_torchvisions():
 
 
 def _fake_state_dict(seed=0):
-    """A pytorch-fid-shaped state dict of random arrays (torch layouts)."""
+    """A pytorch-fid-shaped state dict of random arrays (torch layouts).
+
+    He-scaled conv weights and batch-norm statistics near (0, 1) keep the
+    activations of the 94 conv layers finite.
+    """
     rng = np.random.default_rng(seed)
-    state = {key: rng.normal(size=shape).astype(np.float32)
-             for key, (_, _, shape) in inception.torch_key_map().items()}
-    for key in list(state):
+    state = {}
+    for key, (_, _, shape) in inception.torch_key_map().items():
+        if key.endswith("conv.weight"):
+            value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[1:]))
+        elif key.endswith(("bn.weight", "bn.running_var")):
+            value = rng.uniform(0.5, 1.5, size=shape)
+        else:  # bn.bias, bn.running_mean
+            value = rng.normal(size=shape) * 0.1
+        state[key] = value.astype(np.float32)
         if key.endswith("bn.running_var"):
-            state[key] = np.abs(state[key]) + 0.5
             state[key.replace("running_var", "num_batches_tracked")] = np.array(0)
     state["fc.weight"] = np.zeros((1008, 2048), np.float32)
     state["fc.bias"] = np.zeros((1008,), np.float32)
@@ -372,6 +394,7 @@ def test_inception_features_shape_and_determinism(tmp_path):
     grey = np.random.default_rng(0).uniform(-1, 1, (3, 8, 8, 1)).astype(np.float32)
     first, second = np.asarray(net.features(grey)), np.asarray(net.features(grey))
     assert first.shape == (3, 2048) and np.all(np.isfinite(first))
+    assert np.abs(first[0] - first[1]).max() > 1e-3 * np.abs(first).max()  # inputs matter
     np.testing.assert_array_equal(first, second)
     # Grey images are repeated to RGB; the padded last batch does not leak into row 2.
     np.testing.assert_allclose(np.asarray(net.features(np.repeat(grey, 3, axis=-1))), first,
@@ -570,6 +593,16 @@ def test_draw_samples_checks_what_the_sampler_returns():
     x, y = evaluation.draw_samples(lambda key, n: (np.zeros((n, 2)), np.arange(n)),
                                    jax.random.key(0), 7, (2,), batch_size=3)
     assert x.shape == (7, 2) and y.tolist() == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_progress_bars_show_on_request(capsys):
+    ring = evaluation.make_reference("ring8")
+    evaluation.evaluate(ring.mixture.sample, jax.random.key(0), ring, num_samples=NUM_POINTS,
+                        progress=True)
+    assert "sampling" in capsys.readouterr().err
+    evaluation.evaluate(ring.mixture.sample, jax.random.key(0), ring, num_samples=NUM_POINTS,
+                        progress=False)
+    assert "sampling" not in capsys.readouterr().err
 
 
 def test_make_reference_needs_a_feature_space():

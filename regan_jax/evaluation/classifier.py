@@ -149,7 +149,8 @@ def batched_apply(
     """
     outputs = []
     starts = range(0, x.shape[0], batch_size)
-    for start in tqdm.auto.tqdm(starts, desc=desc, disable=None if progress is None else not progress):
+    for start in tqdm.auto.tqdm(starts, desc=desc, leave=False,
+                                disable=None if progress is None else not progress):
         chunk = x[start : start + batch_size]
         n = chunk.shape[0]
         if n < batch_size:

@@ -201,7 +201,8 @@ def draw_samples(
         raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
     samples, labels = [], []
     starts = range(0, num_samples, batch_size)
-    bar = tqdm.auto.tqdm(starts, desc="sampling", disable=None if progress is None else not progress)
+    bar = tqdm.auto.tqdm(starts, desc="sampling", leave=False,
+                         disable=None if progress is None else not progress)
     for i, start in enumerate(bar):
         n = min(batch_size, num_samples - start)
         out = sample_fn(jax.random.fold_in(key, i), n)

@@ -234,8 +234,9 @@ def init_variables(key: jax.Array) -> Any:
     return FIDInceptionV3().init(key, jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), jnp.float32))
 
 
+@functools.cache  # tracing the whole network takes seconds; the shapes never change
 def variable_shapes() -> Any:
-    """Pytree of ``ShapeDtypeStruct`` of the variables (traced, nothing computed)."""
+    """Pytree of ``ShapeDtypeStruct`` of the variables (traced, nothing computed; do not mutate)."""
     return jax.eval_shape(init_variables, jax.random.key(0))
 
 
