@@ -190,6 +190,15 @@ def draw_samples(
     ``sample_fn`` returns samples ``[n, *sample_shape]``, or ``(samples,
     labels [n])`` for a class-conditional model (the labels it conditioned on).
 
+    Args:
+        sample_fn: ``(key, n) -> samples`` or ``-> (samples, labels)``.
+        key: PRNG key; batch ``i`` uses ``fold_in(key, i)``.
+        num_samples: total samples drawn.
+        sample_shape: one sample's shape, ``(H, W, C)`` or ``(2,)``.
+        batch_size: samples per call (the last call may get fewer).
+        progress: progress bar over the batches: True shows it, False hides
+            it, None shows it only on a terminal.
+
     Returns:
         ``(samples as float32 numpy, labels as int32 numpy or None)``.
 
