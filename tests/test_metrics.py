@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from regan_jax import metrics
+from regan_jax import _metrics_kernels, metrics
 
 
 def _rng(seed):
@@ -182,6 +182,15 @@ def test_kid_bad_input():
 
 
 # ---------------------------------------------------------------------- PRDC
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_kth_smallest_matches_numpy_partition_with_ties(k):
+    rng = np.random.default_rng(k)
+    d2 = rng.integers(0, 5, size=(7, 9)).astype(np.float32)  # many ties
+    d2[0] = 2.0  # a row of equal values
+    expected = np.partition(d2, k - 1, axis=1)[:, k - 1]
+    np.testing.assert_array_equal(np.asarray(_metrics_kernels.kth_smallest(d2, k)), expected)
+
+
 def test_prdc_matches_brute_force():
     rng = _rng(10)
     real = _gaussian_feats(rng, 70, 4)
