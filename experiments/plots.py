@@ -36,6 +36,11 @@ LABELS = {
     "spectral_norm": "spectral norm D", "r1": "R1 penalty", "wgan_gp": "WGAN-GP",
     "custom": "custom",
 }
+SHORT = {
+    "none": "none", "l2": "L2", "weight_decay": "AdamW", "l1": "L1 subgrad", "prox_l1": "L1 prox",
+    "elastic_net": "elastic net", "group_l1": "group L1", "max_norm": "max-norm",
+    "spectral_norm": "spectral norm", "r1": "R1", "wgan_gp": "WGAN-GP", "custom": "custom",
+}
 # Metric: (axis label, lower is better?) -- None: no "better" direction.
 METRICS = {
     "fd": ("Fréchet distance (features) ↓", True),
@@ -290,7 +295,7 @@ def fig_mixture_scatter(runs_by_experiment: dict, root, preset: str) -> Figure:
             ax.set_aspect("equal")
             where = "" if value is None else f" λ={value:.3g}" if penalty != "max_norm" else f" r={value:.3g}"
             modes = run.get("modes")
-            ax.set_title(f"{LABELS[penalty].split(' (')[0]}{where}\n"
+            ax.set_title(f"{SHORT[penalty]}{where}\n"
                          f"{'diverged' if run.get('diverged') else f'{modes} modes'}", fontsize=6.5)
             if j == 0:
                 ax.set_ylabel(name, fontsize=8)
@@ -389,7 +394,7 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
     target = "both" if "both" in swept_targets(rows) else (swept_targets(rows) or [None])[0]
     columns = min(6, len(names))
     fig_rows = math.ceil(len(names) / columns)
-    fig = Figure(figsize=(max(7.5, 2.1 * columns + 0.2), 2.3 * fig_rows + 1.1), dpi=110)
+    fig = Figure(figsize=(max(7.5, 2.1 * columns + 0.2), 2.8 * fig_rows + 1.1), dpi=110)
     axes = fig.subplots(fig_rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -404,7 +409,7 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
                   interpolation="nearest")
         score = run.get(metric)
         where = "" if value is None else f"{' r' if penalty == 'max_norm' else ' λ'}={value:.3g}"
-        ax.set_title(f"{LABELS[penalty].split(' (')[0]}{where}\n"
+        ax.set_title(f"{SHORT[penalty]}{where}\n"
                      f"{'diverged' if run.get('diverged') else f'{metric.upper()} {score:.3g}'}",
                      fontsize=7)
     _layout(fig, f"5. Samples — {rows[0]['config.name']}, each penalty on {target} at its best "
