@@ -46,8 +46,8 @@ class Timing:
 
     def as_dict(self) -> dict:
         return dict(median_s=self.median_s, q25_s=self.q25_s, q75_s=self.q75_s,
-                                blocks=self.blocks, steps_per_block=self.steps_per_block,
-                                steps_per_s=self.per_s)
+                    blocks=self.blocks, steps_per_block=self.steps_per_block,
+                    steps_per_s=self.per_s)
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -56,8 +56,8 @@ def _check_positive(name: str, value: int) -> None:
 
 
 def time_alternating(sides: Mapping[str, Callable[[int], Any]], *,
-                                          steps_per_block: int, blocks: int,
-                                          warmup_steps: int = 2) -> dict[str, Timing]:
+                     steps_per_block: int, blocks: int, warmup_steps: int = 2,
+                     clock: Callable[[], float] = time.perf_counter) -> dict[str, Timing]:
     """Times several sides against each other, alternating them block by block.
 
     Round ``r`` runs every side for ``steps_per_block`` steps, in the given order
@@ -70,6 +70,7 @@ def time_alternating(sides: Mapping[str, Callable[[int], Any]], *,
         steps_per_block: steps per timed block (amortises timer and sync overhead).
         blocks: timed blocks per side.
         warmup_steps: untimed steps per side first (compilation, allocator, caches).
+        clock: seconds now (injectable so that the statistics can be tested exactly).
 
     Returns:
         name -> :class:`Timing`.
@@ -85,15 +86,15 @@ def time_alternating(sides: Mapping[str, Callable[[int], Any]], *,
     per_step = {name: [] for name in names}
     for r in range(blocks):
         for name in (names if r % 2 == 0 else names[::-1]):
-            start = time.perf_counter()
+            start = clock()
             sides[name](steps_per_block)
-            per_step[name].append((time.perf_counter() - start) / steps_per_block)
+            per_step[name].append((clock() - start) / steps_per_block)
     out = {}
     for name, times in per_step.items():
         q25, _, q75 = (np.quantile(times, [0.25, 0.5, 0.75]) if len(times) > 1
                                       else (times[0],) * 3)
         out[name] = Timing(statistics.median(times), float(q25), float(q75),
-                                              blocks, steps_per_block)
+                           blocks, steps_per_block)
     return out
 
 
@@ -116,18 +117,27 @@ class Compiled:
         executable: the compiled step (callable like the jitted function).
         trace_lower_s: seconds to trace the Python function and lower it to HLO.
         compile_s: seconds for XLA to compile the lowered module.
+        cpu_s: CPU seconds (all threads of this process) of trace, lower and
+            compile together: on a loaded shared machine the wall time also
+            counts the time other processes held the cores, this does not.
         flops: XLA's cost-analysis FLOP count of one call (``nan`` if absent).
         bytes_accessed: XLA's cost-analysis bytes read+written (``nan`` if absent).
     """
     executable: Any
     trace_lower_s: float
     compile_s: float
+    cpu_s: float
     flops: float
     bytes_accessed: float
 
     @property
     def total_s(self) -> float:
         return self.trace_lower_s + self.compile_s
+
+    def as_dict(self) -> dict:
+        """The JSON figures: ``trace_lower_s``, ``compile_s``, ``total_s``, ``cpu_s``."""
+        return dict(trace_lower_s=self.trace_lower_s, compile_s=self.compile_s,
+                    total_s=self.total_s, cpu_s=self.cpu_s)
 
 
 def _cost(cost_analysis: Any) -> dict:
@@ -151,15 +161,17 @@ def compile_seconds(jitted: Any, *args: Any) -> Compiled:
     Returns:
         :class:`Compiled` with timings and XLA's FLOP/byte counts for one call.
     """
+    cpu_start = time.process_time()
     start = time.perf_counter()
     lowered = jitted.lower(*args)
     lowered_at = time.perf_counter()
     executable = lowered.compile()
     compiled_at = time.perf_counter()
+    cpu_s = time.process_time() - cpu_start
     cost = _cost(executable.cost_analysis())
-    return Compiled(executable, lowered_at - start, compiled_at - lowered_at,
-                                    float(cost.get("flops", float("nan"))),
-                                    float(cost.get("bytes accessed", float("nan"))))
+    return Compiled(executable, lowered_at - start, compiled_at - lowered_at, cpu_s,
+                    float(cost.get("flops", float("nan"))),
+                    float(cost.get("bytes accessed", float("nan"))))
 
 
 # --------------------------------------------------------------------------- #

@@ -34,7 +34,6 @@ CONFIG_DIR = REPO_ROOT / "experiments" / "configs"
 # the measured fix (see BENCHMARKS.md); it is passed per jit, never globally.
 CPU_CONV_FIX = {"xla_cpu_experimental_ynn_fusion_type":
                 "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
-CPU_NO_YNN = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def experiment_config(name: str, dataset: str | None = None) -> ml_collections.ConfigDict:
@@ -156,18 +155,6 @@ def sweep_states(setup: GanSetup, members: int) -> Any:
     """``members`` states (seeds 0..K-1, D's L2 strength log-spaced 1e-5..1e-2), stacked."""
     strengths = np.logspace(-5, -2, members).tolist()
     return sweep.init_sweep(setup.init_from_key, list(range(members)), {"d": {"strength": strengths}})
-
-
-def vmapped_side(setup: GanSetup, stacked: Any,
-                 compiler_options: dict | None = None) -> Callable[[int], None]:
-    """``run(n)``: n vmapped steps of all members (one shared batch per step)."""
-    if compiler_options:
-        mapped = jax.jit(jax.vmap(setup.step, in_axes=(0, None, None)), donate_argnums=0,
-                         compiler_options=compiler_options)
-        step = lambda states, batch: mapped(states, batch, None)  # noqa: E731
-    else:
-        step = sweep.vmap_step(setup.step)
-    return loop_side(step, stacked, setup.batches)
 
 
 def sequential_side(step: Callable, setup: GanSetup, stacked: Any) -> Callable[[int], None]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from benchmarks import harness, jax_setups
 from regan_jax import config as config_lib
+from regan_jax import sweep
 
 ON_CPU = jax.default_backend() == "cpu"
 
@@ -31,29 +32,40 @@ class Sizes:
       matmul_n: side of the square float32 matmul of the peak probe.
       blocks: timed blocks per side (the median is over these).
       conv_steps: steps per block of the 28x28 conv GAN.
-      mlp_steps: steps per block of the ring8 MLP GAN (and its sweeps).
+      mlp_steps: steps per block of the ring8 MLP GAN (and its K-member sweep).
       digits_steps: steps per block of the digits conv sweep.
+      members: K of the "K vmapped vs K sequential runs" sweeps (the issue's 8).
+      k_large: members of the large vmapped sweep (vs one run; the issue's 64).
+      k_large_steps: steps per block of that large sweep.
       eval_samples: generated (and real) samples scored by the evaluation.
+      eval_warm: time the evaluation a second time, compiled (the cold time is
+        the figure a run's final evaluation sees).
       memory_steps: training steps of the peak-memory runs.
-      k_large: members of the large vmapped sweep (vs one run).
-      smoke: shrink every model to test size (``config.shrink_for_smoke``).
+      conv_fix: also time the conv steps with :data:`jax_setups.CPU_CONV_FIX` (CPU).
+      smoke: shrink every model to test size (``config.shrink_for_smoke``), run
+        only the default model's memory run: checks the machinery, numbers mean nothing.
     """
     matmul_n: int = 2048
     blocks: int = 7
     conv_steps: int = 3
     mlp_steps: int = 50
     digits_steps: int = 5
-    eval_samples: int = 10_000
-    memory_steps: int = 30
+    members: int = 8
     k_large: int = 64
+    k_large_steps: int = 10
+    eval_samples: int = 10_000
+    eval_warm: bool = True
+    memory_steps: int = 30
+    conv_fix: bool = True
     smoke: bool = False
 
 
-QUICK = Sizes(matmul_n=2048, blocks=5, conv_steps=2, mlp_steps=20, digits_steps=3,
-              memory_steps=10)
+QUICK = Sizes(matmul_n=2048, blocks=5, conv_steps=1, mlp_steps=20, digits_steps=2,
+              k_large_steps=3, eval_warm=False, memory_steps=3)
 FULL = Sizes()
-SMOKE = Sizes(matmul_n=64, blocks=1, conv_steps=1, mlp_steps=1, digits_steps=1,
-              eval_samples=200, memory_steps=2, k_large=4, smoke=True)
+SMOKE = Sizes(matmul_n=64, blocks=1, conv_steps=1, mlp_steps=1, digits_steps=1, members=2,
+              k_large=3, k_large_steps=1, eval_samples=200, eval_warm=False, memory_steps=1,
+              conv_fix=False, smoke=True)
 
 
 def _config(name: str, dataset: str, sizes: Sizes):
@@ -107,7 +119,7 @@ def torch_gan_side(setup: jax_setups.GanSetup, kind: str, seed: int = 0):
                           config.model.latent_dim)
     reals = []
     for batch in setup.batches:
-        x = np.asarray(batch["image"])
+        x = np.array(batch["image"])  # a writable copy: torch refuses read-only arrays
         if x.ndim == 4:
             x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
         reals.append(torch.from_numpy(x).to(device))
@@ -127,11 +139,15 @@ def torch_gan_side(setup: jax_setups.GanSetup, kind: str, seed: int = 0):
 # --------------------------------------------------------------------------- #
 
 def _compiled_side(setup, options, label, out):
-    """Compiles a fresh jit of ``setup``'s step, records compile/FLOPs under ``label``."""
+    """Compiles a fresh jit of ``setup``'s step, records compile/FLOPs under ``label``.
+
+    The first compile of a config's step in the process is cold, so the
+    ``jax`` side's figures double as that config's first-step compile time
+    (:func:`compile_times` reuses them instead of compiling again).
+    """
     state = setup.init(0)
     compiled = harness.compile_seconds(setup.jit(options), state, setup.batches[0])
-    out[f"{label}_trace_lower_s"] = compiled.trace_lower_s
-    out[f"{label}_compile_s"] = compiled.compile_s
+    out[f"{label}_compile"] = compiled.as_dict()
     out[f"{label}_flops_per_step"] = compiled.flops
     return jax_setups.loop_side(compiled.executable, state, setup.batches), compiled
 
@@ -145,13 +161,16 @@ def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> di
     the achieved fraction of the measured matmul peak.
     """
     config = _config("fashion_mnist_gan", "fashion_mnist", sizes)
+    default_batch = config.data.batch_size
     config.data.batch_size = min(64, config.data.batch_size) if sizes.smoke else 64
     setup = jax_setups.gan_setup(config)
     batch_size = config.data.batch_size
-    out: dict[str, Any] = {"batch_size": batch_size, "model": config.model.to_dict()}
+    # The jax side's cold compile is the default config's first-step compile iff unchanged.
+    out: dict[str, Any] = {"batch_size": batch_size, "model": config.model.to_dict(),
+                           "is_default_config": batch_size == default_batch}
     sides = {}
     sides["jax"], compiled = _compiled_side(setup, None, "jax", out)
-    if ON_CPU:
+    if ON_CPU and sizes.conv_fix:
         sides["jax_conv_fix"], _ = _compiled_side(setup, jax_setups.CPU_CONV_FIX,
                                                   "jax_conv_fix", out)
     if with_torch:
@@ -181,15 +200,17 @@ def mlp_gan_throughput(sizes: Sizes, with_torch: bool) -> dict:
     """The ring8 MLP GAN step (its experiment config): jitted JAX vs torch eager."""
     config = _config("ring8_gan", "ring8", sizes)
     setup = jax_setups.gan_setup(config)
-    out: dict[str, Any] = {"batch_size": config.data.batch_size, "model": config.model.to_dict()}
+    out: dict[str, Any] = {"batch_size": config.data.batch_size, "model": config.model.to_dict(),
+                           "is_default_config": True}
     sides = {}
-    sides["jax"], _ = _compiled_side(setup, None, "jax", out)
+    sides["jax"], compiled = _compiled_side(setup, None, "jax", out)
     if with_torch:
         sides["torch_eager"], _ = torch_gan_side(setup, "same_math")
     timings = harness.time_alternating(sides, steps_per_block=sizes.mlp_steps,
                                        blocks=sizes.blocks)
     out["timings"] = _timings(timings)
     out["jax_steps_per_s"] = timings["jax"].per_s
+    out["jax_flops_per_s"] = compiled.flops / timings["jax"].median_s
     if with_torch:
         out["torch_eager_steps_per_s"] = timings["torch_eager"].per_s
         out["jax_vs_torch_eager"] = timings["torch_eager"].median_s / timings["jax"].median_s
@@ -200,36 +221,68 @@ def mlp_gan_throughput(sizes: Sizes, with_torch: bool) -> dict:
 # Vmapped sweeps
 # --------------------------------------------------------------------------- #
 
-def _sweep_pair(setup, members, steps_per_block, blocks, options=None) -> dict:
-    """K members vmapped vs the same K members run one after another."""
-    sequential_states = jax_setups.sweep_states(setup, members)
-    vmapped_states = jax_setups.sweep_states(setup, members)
-    single = setup.jit(options)
-    sides = {"vmapped": jax_setups.vmapped_side(setup, vmapped_states, options),
-             "sequential": jax_setups.sequential_side(single, setup, sequential_states)}
+def _copy(tree: Any) -> Any:
+    """Fresh device buffers of ``tree`` (each side donates its own state)."""
+    return jax.tree.map(jnp.copy, tree)
+
+
+def _sweep_pair(setup, stacked, single, vmapped, steps_per_block, blocks) -> dict:
+    """The K members of ``stacked`` vmapped vs the same K members run one after another.
+
+    ``single`` is the jitted (or compiled) single-run step and ``vmapped`` the
+    jitted vmapped step, both donating the state; each side gets its own copy.
+    """
+    sides = {"vmapped": jax_setups.loop_side(vmapped, _copy(stacked), setup.batches),
+             "sequential": jax_setups.sequential_side(single, setup, _copy(stacked))}
     timings = harness.time_alternating(sides, steps_per_block=steps_per_block, blocks=blocks)
-    return {"members": members, "timings": _timings(timings),
+    return {"members": sweep.num_members(stacked), "timings": _timings(timings),
             "speedup": timings["sequential"].median_s / timings["vmapped"].median_s}
 
 
-def sweeps(sizes: Sizes) -> dict:
-    """Vmapped sweeps: ring8 K=8 vs 8 runs, K=k_large vs 1 run, digits K=8 vs 8 runs."""
+def sweeps(sizes: Sizes, peak_flops: float) -> dict:
+    """Vmapped sweeps: ring8 K vs K runs, K=k_large vs 1 run, digits K vs K runs.
+
+    "One run" is the single (unvmapped) jitted step; the sequential side runs
+    the K members' single steps one member after another.
+
+    Beside each measured ratio, the bound that the FLOPs allow: a vmapped step
+    of K members does K times the work of one step (XLA's cost analysis), so
+    at the measured matmul peak it cannot take less than ``K * flops / peak``.
+    ``speedup_bound`` is the sequential time over that floor (no vmapped
+    program can beat it); ``time_ratio_bound`` is that floor over one run's
+    measured step. A target beyond its bound is out of reach on the machine.
+    """
     out = {}
     ring = jax_setups.gan_setup(jax_setups.sweep_config(_config("ring8_gan", "ring8", sizes)))
-    out["ring8_k8"] = _sweep_pair(ring, 8, sizes.mlp_steps, sizes.blocks)
-    big = jax_setups.vmapped_side(ring, jax_setups.sweep_states(ring, sizes.k_large))
-    one = jax_setups.vmapped_side(ring, jax_setups.sweep_states(ring, 1))
-    timings = harness.time_alternating({"k_large": big, "one": one},
-                                       steps_per_block=sizes.mlp_steps, blocks=sizes.blocks)
+    single = harness.compile_seconds(ring.jit(), ring.init(0), ring.batches[0])
+    vmapped = sweep.vmap_step(ring.step)  # one jit: K = members and K = k_large share it
+    members = jax_setups.sweep_states(ring, sizes.members)
+    pair = _sweep_pair(ring, members, single.executable, vmapped, sizes.mlp_steps, sizes.blocks)
+    pair["speedup_bound"] = (pair["timings"]["sequential"]["median_s"]
+                             / (sizes.members * single.flops / peak_flops))
+    out["ring8_k8"] = pair
+    out["ring8_flops_per_step"] = single.flops
+    big = (members if sizes.k_large == sizes.members
+           else jax_setups.sweep_states(ring, sizes.k_large))
+    sides = {"k_large": jax_setups.loop_side(vmapped, _copy(big), ring.batches),
+             "one": jax_setups.loop_side(single.executable, ring.init(0), ring.batches)}
+    timings = harness.time_alternating(sides, steps_per_block=sizes.k_large_steps,
+                                       blocks=sizes.blocks)
     out["ring8_k_large"] = {
         "members": sizes.k_large, "timings": _timings(timings),
-        "time_ratio": timings["k_large"].median_s / timings["one"].median_s}
+        "time_ratio": timings["k_large"].median_s / timings["one"].median_s,
+        "time_ratio_bound": sizes.k_large * single.flops / peak_flops / timings["one"].median_s}
     digits = jax_setups.gan_setup(jax_setups.sweep_config(_config("digits_gan", "digits",
                                                                   sizes)))
-    out["digits_k8"] = _sweep_pair(digits, 8, sizes.digits_steps, sizes.blocks)
-    if ON_CPU:
-        out["digits_k8_conv_fix"] = _sweep_pair(digits, 8, sizes.digits_steps, sizes.blocks,
-                                                jax_setups.CPU_CONV_FIX)
+    members = jax_setups.sweep_states(digits, sizes.members)
+    out["digits_k8"] = _sweep_pair(digits, members, digits.jit(), sweep.vmap_step(digits.step),
+                                   sizes.digits_steps, sizes.blocks)
+    if ON_CPU and sizes.conv_fix:
+        options = jax_setups.CPU_CONV_FIX
+        vmapped = jax.jit(jax.vmap(digits.step, in_axes=(0, None)), donate_argnums=0,
+                          compiler_options=options)
+        out["digits_k8_conv_fix"] = _sweep_pair(digits, members, digits.jit(options), vmapped,
+                                                sizes.digits_steps, sizes.blocks)
     return out
 
 
@@ -241,14 +294,24 @@ COMPILE_MODELS = {"digits_gan": "digits", "ring8_gan": "ring8",
                   "fashion_mnist_gan": "fashion_mnist"}
 
 
-def compile_times(sizes: Sizes) -> dict:
-    """Cold trace+lower and XLA compile of the first step of each default model."""
+def compile_times(sizes: Sizes, measured: dict | None = None) -> dict:
+    """Cold trace+lower and XLA compile of the first step of each default model.
+
+    Args:
+      sizes: the run's sizes.
+      measured: ``{config name: Compiled.as_dict()}`` already measured cold by
+        an earlier suite on the same config (the throughput suites compile the
+        ``fashion_mnist_gan`` and ``ring8_gan`` steps first); those are reused,
+        marked ``reused_from``, and the rest compiled here.
+    """
     out = {}
     for name, dataset in COMPILE_MODELS.items():
+        if measured and name in measured:
+            out[name] = {**measured[name]["figures"], "reused_from": measured[name]["suite"]}
+            continue
         setup = jax_setups.gan_setup(_config(name, dataset, sizes), num_batches=1)
-        compiled = harness.compile_seconds(setup.jit(), setup.init(0), setup.batches[0])
-        out[name] = {"trace_lower_s": compiled.trace_lower_s, "compile_s": compiled.compile_s,
-                     "total_s": compiled.total_s}
+        out[name] = harness.compile_seconds(setup.jit(), setup.init(0),
+                                            setup.batches[0]).as_dict()
     return out
 
 
@@ -280,12 +343,16 @@ def _real_images(shape, n):
 
 
 def evaluation_time(sizes: Sizes) -> dict:
-    """Wall time to score ``eval_samples`` generated images: sample, features, FD, PRDC.
+    """Wall time to score ``eval_samples`` generated images: features, FD, PRDC.
 
     Generator samples (batches of 500) -> classifier features of the fakes and
     of as many real images -> ``metrics.frechet_distance`` ->
-    ``metrics.prdc(k=5)``. Timed twice: ``cold`` (first call, compiles
-    included, as a run's final evaluation sees it) and ``warm``.
+    ``metrics.prdc(k=5)``. Timed on the first call (compiles included, as a
+    run's final evaluation sees it), part by part (``cold_parts``), and with
+    ``sizes.eval_warm`` a second time (``warm_parts``). ``cold_s`` /
+    ``warm_s`` are the issue's figure, features + FD + PRDC; drawing the
+    samples is the generator's cost, not the evaluation's, and is reported
+    apart (``*_parts['sample_s']``, ``cold_with_sampling_s``).
     """
     from regan_jax import metrics  # pylint: disable=g-import-not-at-top
 
@@ -299,23 +366,37 @@ def evaluation_time(sizes: Sizes) -> dict:
     sample = jax.jit(lambda p, key: g.apply({"params": p},
                                             jax.random.normal(key, (500, g.latent_dim))))
 
-    def evaluate():
+    def evaluate() -> dict:
+        parts, start = {}, time.perf_counter()
+
+        def lap(name):
+            nonlocal start
+            now = time.perf_counter()
+            parts[name], start = now - start, now
+
         fakes = np.concatenate([np.asarray(sample(g_params, jax.random.key(i)))
                                 for i in range(-(-n // 500))])[:n]
-        fake_feats = clf.features(fakes)
-        real_feats = clf.features(real)
-        fd = metrics.frechet_distance(real_feats, fake_feats)
-        pr = metrics.prdc(real_feats, fake_feats, k=5)
-        return fd, pr
+        lap("sample_s")
+        fake_feats = jax.block_until_ready(clf.features(fakes))
+        real_feats = jax.block_until_ready(clf.features(real))
+        lap("features_s")
+        metrics.frechet_distance(real_feats, fake_feats)
+        lap("fd_s")
+        metrics.prdc(real_feats, fake_feats, k=5)
+        lap("prdc_s")
+        return parts
 
-    parts = {}
-    start = time.perf_counter()
-    evaluate()
-    parts["cold_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    evaluate()
-    parts["warm_s"] = time.perf_counter() - start
-    return {"samples": n, "classifier_weights": weights, "real_source": real_source, **parts}
+    out = {"samples": n, "classifier_weights": weights, "real_source": real_source}
+    def scoring_s(parts):
+        return parts["features_s"] + parts["fd_s"] + parts["prdc_s"]
+
+    out["cold_parts"] = evaluate()
+    out["cold_s"] = scoring_s(out["cold_parts"])
+    out["cold_with_sampling_s"] = sum(out["cold_parts"].values())
+    if sizes.eval_warm:
+        out["warm_parts"] = evaluate()
+        out["warm_s"] = scoring_s(out["warm_parts"])
+    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -336,12 +417,15 @@ def peak_memory(sizes: Sizes, with_torch: bool) -> dict:
     """Peak RSS (and device memory on accelerators) of default training runs.
 
     One subprocess per run: the digits default (``digits_gan``, real data) in
-    JAX, and the 28x28 conv GAN in JAX and in the torch same-math reference.
+    JAX, and (not with ``sizes.smoke``) the 28x28 conv GAN in JAX and in the
+    torch same-math reference.
     """
     common = ["--steps", str(sizes.memory_steps)] + (["--smoke"] if sizes.smoke else [])
-    out = {"digits_gan_jax": _memory_run(["--side", "jax", "--config", "digits_gan", *common]),
-           "fashion_mnist_gan_jax": _memory_run(["--side", "jax", "--config",
-                                                 "fashion_mnist_gan", *common])}
+    out = {"digits_gan_jax": _memory_run(["--side", "jax", "--config", "digits_gan", *common])}
+    if sizes.smoke:
+        return out
+    out["fashion_mnist_gan_jax"] = _memory_run(["--side", "jax", "--config", "fashion_mnist_gan",
+                                                *common])
     if with_torch:
         out["fashion_mnist_gan_torch"] = _memory_run(["--side", "torch", "--config",
                                                       "fashion_mnist_gan", *common])

@@ -1,0 +1,165 @@
+"""Tests of the benchmark machinery (not of speed: speed is measured by the benchmark).
+
+The pure pieces of the harness are checked against independent references
+(statistics by hand, XLA's FLOP count of a matmul against 2mnk, the torch
+references' parameter counts against the Flax models'); the entry point runs
+end to end in ``--smoke`` mode in a subprocess and its JSON is checked for
+every figure of the performance issue.
+"""
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks import harness, jax_setups, run
+from regan_jax import config as config_lib
+from regan_jax import models
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_time_alternating_alternates_sides_and_takes_medians():
+    """Block order a,b / b,a / a,b; figures are medians and quartiles of block time / steps."""
+    now, calls = [0.0], []
+    # The first duration of each side is its warm-up call, which must not be timed.
+    durations = {"a": [100.0, 4.0, 1.0, 7.0], "b": [100.0, 2.0, 8.0, 3.0]}
+
+    def side(name):
+        def run_steps(n):
+            calls.append((name, n))
+            now[0] += durations[name].pop(0)
+        return run_steps
+
+    timings = harness.time_alternating({"a": side("a"), "b": side("b")}, steps_per_block=2,
+                                       blocks=3, warmup_steps=5, clock=lambda: now[0])
+    assert calls == [("a", 5), ("b", 5), ("a", 2), ("b", 2), ("b", 2), ("a", 2),
+                     ("a", 2), ("b", 2)]
+    for name, blocks in (("a", [2.0, 0.5, 3.5]), ("b", [1.0, 4.0, 1.5])):
+        ordered = sorted(blocks)
+        t = timings[name]
+        assert t.median_s == ordered[1]
+        # Linear interpolation between order statistics at 0.25 and 0.75 of the range.
+        assert t.q25_s == pytest.approx(ordered[0] + 0.5 * (ordered[1] - ordered[0]))
+        assert t.q75_s == pytest.approx(ordered[1] + 0.5 * (ordered[2] - ordered[1]))
+        assert (t.blocks, t.steps_per_block) == (3, 2)
+        assert t.per_s == pytest.approx(1.0 / ordered[1])
+
+
+def test_time_alternating_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="blocks"):
+        harness.time_alternating({"a": lambda n: None}, steps_per_block=1, blocks=0)
+    with pytest.raises(ValueError, match="at least one side"):
+        harness.time_alternating({}, steps_per_block=1, blocks=1)
+
+
+def test_compile_seconds_counts_matmul_flops_as_2mnk():
+    m, k, n = 32, 48, 64
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    compiled = harness.compile_seconds(jax.jit(jnp.matmul), a, b)
+    assert compiled.flops == 2 * m * n * k
+    np.testing.assert_allclose(np.asarray(compiled.executable(a, b)),
+                               a.astype(np.float64) @ b.astype(np.float64), rtol=1e-4,
+                               atol=1e-4)
+    figures = compiled.as_dict()
+    assert figures["total_s"] == pytest.approx(figures["trace_lower_s"] + figures["compile_s"])
+    assert figures["cpu_s"] > 0
+
+
+def test_targets_are_scored_so_that_one_passes():
+    at_least = run.Target("speed-up", ("s", "x"), 4.0)
+    at_most = run.Target("time", ("s", "t"), 5.0, at_least=False, unit="s")
+    rows = run.judge({"s": {"x": 2.0, "t": 2.5}}, (at_least, at_most))
+    assert [r["score"] for r in rows] == [0.5, 2.0]
+    assert [r["verdict"] for r in rows] == ["MISS", "PASS"]
+    assert run.judge({"s": {}}, (at_least,))[0]["verdict"] == "NOT MEASURED"
+
+
+def _flax_param_count(config, upsample):
+    config.model.upsample = upsample
+    shape = jax_setups.data_shape(config)
+    nets = models.make_models(config.model, models.DataSpec(shape))
+    batch = jax_setups.synthetic_batches(shape, 2, 1)[0]
+    z = jnp.zeros((2, config.model.latent_dim))
+    # eval_shape: the shapes of the params without computing (or compiling) them.
+    shapes = {"g": jax.eval_shape(nets["g"].init, jax.random.key(0), z)["params"],
+              "d": jax.eval_shape(nets["d"].init, jax.random.key(1), batch["image"])["params"]}
+    return {net: sum(math.prod(x.shape) for x in jax.tree.leaves(p))
+            for net, p in shapes.items()}
+
+
+@pytest.mark.parametrize("name,upsample", [("digits_gan", "subpixel"),
+                                           ("fashion_mnist_gan", "subpixel"),
+                                           ("fashion_mnist_gan", "conv_transpose"),
+                                           ("ring8_gan", "subpixel")])
+def test_torch_references_have_the_flax_models_parameter_counts(name, upsample):
+    pytest.importorskip("torch")
+    from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
+
+    config = config_lib.shrink_for_smoke(jax_setups.experiment_config(name))
+    expected = _flax_param_count(config, upsample)
+    g, d = torch_reference.make_gan(config.model, jax_setups.data_shape(config),
+                                    upsample=upsample)
+    assert {"g": torch_reference.num_params(g), "d": torch_reference.num_params(d)} == expected
+
+
+def _run_smoke(tmp_path, only=None):
+    out = tmp_path / "smoke.json"
+    command = [sys.executable, "-m", "benchmarks.run", "--smoke", "--json", str(out)]
+    if only:
+        command += ["--only", ",".join(only)]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def _check_figures(results, suites):
+    """Every target of ``suites`` measured, and the issue's other figures present."""
+    rows = [r for r in results["targets"] if r["path"][0] in suites]
+    assert rows and all(r["verdict"] in ("PASS", "MISS") for r in rows), rows
+    for row in rows:
+        assert math.isfinite(row["value"]) and row["value"] > 0, row
+    figures = results["results"]
+    if "matmul" in suites:
+        assert figures["matmul"]["jax_flops_per_s"] > 0
+    if "conv" in suites:
+        conv = figures["conv"]
+        assert conv["jax_flops_per_step"] > 0 and conv["jax_images_per_s"] > 0
+        if "torch" in results["machine"]:
+            assert conv["torch_idiomatic_images_per_s"] > 0
+            assert conv["torch_same_math_images_per_s"] > 0
+    if "compile" in suites:
+        for name in ("digits_gan", "ring8_gan", "fashion_mnist_gan"):
+            assert figures["compile"][name]["cpu_s"] > 0
+    if "evaluation" in suites:
+        parts = figures["evaluation"]["cold_parts"]
+        assert set(parts) == {"sample_s", "features_s", "fd_s", "prdc_s"}
+    if "sweeps" in suites:
+        assert figures["sweeps"]["ring8_k_large"]["time_ratio_bound"] > 0
+    if "memory" in suites:
+        assert figures["memory"]["digits_gan_jax"]["peak_rss_bytes"] > 2**20
+    machine = results["machine"]
+    assert machine["nproc"] >= 1 and len(results["load_average_before"]) == 3
+    assert len(results["load_average_after"]) == 3
+
+
+def test_smoke_run_writes_the_step_compile_and_evaluation_figures(tmp_path):
+    """The entry point end to end (test-size models) for the single-step suites."""
+    suites = ("matmul", "conv", "mlp", "compile", "evaluation")
+    _check_figures(_run_smoke(tmp_path, suites), suites)
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_every_figure(tmp_path):
+    """All suites, sweeps and the memory subprocess included (about 1-2 minutes)."""
+    _check_figures(_run_smoke(tmp_path), run.SUITES)
