@@ -113,13 +113,16 @@ def results_table(rows, preset: str) -> str:
     One line per penalty and target: the best median score over its strengths
     (only cells where every seed finished), the spread over seeds (min–max),
     the strength where it is reached, modes covered there (where the data has
-    modes), and the runs that diverged out of all of that penalty's runs.
+    modes; for the 2-D mixtures, whose score is modes covered, the
+    high-quality fraction and reverse KL there), and the runs that diverged
+    out of all of that penalty's runs.
     """
     metric = headline_metric(rows)
     label, lower = plots.METRICS[metric][0], plots.METRICS[metric][1]
-    show_modes = metric != "modes" and any(r.get("modes") is not None for r in rows)
+    extras = [m for m in (("hq_fraction", "reverse_kl") if metric == "modes" else ("modes",))
+              if any(r.get(m) is not None for r in rows)]
     head = ["penalty", "target", f"best median {label}", "seeds min–max", "at λ (r)",
-            *(["modes at best"] if show_modes else []), "diverged"]
+            *(f"{m} at best" for m in extras), "diverged"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     entries = [(p, None) for p in plots.penalties_present(rows, swept=False)]
     entries += [(p, t) for p in plots.penalties_present(rows, swept=True)
@@ -130,14 +133,13 @@ def results_table(rows, preset: str) -> str:
         diverged = sum(bool(r.get("diverged")) for r in mine)
         best = plots.best_cell(rows, metric, penalty, target)
         if best is None:
-            cells = ["—", "—", "—", *(["—"] if show_modes else [])]
+            cells = ["—"] * (3 + len(extras))
         else:
             value, cell = best
-            modes = plots.cells(rows, "modes").get((penalty, target, value)) if show_modes else None
+            at_best = [plots.cells(rows, m).get((penalty, target, value)) for m in extras]
             cells = [f"**{_fmt(cell.median)}**", f"{_fmt(cell.low)}–{_fmt(cell.high)}",
                      "—" if value is None else f"{value:.3g}",
-                     *([_fmt(modes.median) if modes and modes.median is not None else "—"]
-                       if show_modes else [])]
+                     *(_fmt(c.median) if c else "—" for c in at_best)]
         lines.append("| " + " | ".join([plots.LABELS[penalty], target or "—", *cells,
                                          f"{diverged}/{len(mine)}"]) + " |")
     direction = "lower" if lower else "higher"
@@ -159,7 +161,10 @@ def write_results_md(workdir, rows, preset: str, figure_files: dict) -> None:
              f"`python -m experiments.figures --preset {preset} --workdir {workdir}`; "
              f"{len(rows)} runs. Medians over seeds; spread = min–max over seeds; "
              "a cell with a diverged seed never counts as best.\n"]
-    for name in plots.experiments_present(rows):
+    order = list(presets.PRESETS.get(preset, {}))
+    names = sorted(plots.experiments_present(rows),
+                   key=lambda n: (order.index(n) if n in order else len(order), n))
+    for name in names:
         parts.append(results_table(plots.experiment_rows(rows, name), preset))
     parts.append("## Figures\n")
     for name, path in figure_files.items():

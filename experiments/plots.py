@@ -148,8 +148,8 @@ def caption(rows, preset: str) -> str:
     """``preset P · seeds 0,1 · N steps · batch B``: what every figure states."""
     seeds = sorted({int(r["seed"]) for r in rows})
     steps = sorted({int(r["config.steps"]) for r in rows})
-    return (f"preset {preset} · seeds {','.join(map(str, seeds))} (median, bars min–max) · "
-            f"{'/'.join(map(str, steps))} steps")
+    return (f"preset {preset} · seeds {','.join(map(str, seeds))} (median, bars min–max; red ×: "
+            f"a seed diverged or has no finite score) · {'/'.join(map(str, steps))} steps")
 
 
 def _target_nets(row) -> list[str]:
@@ -267,10 +267,10 @@ def fig_mixture_scatter(runs_by_experiment: dict, root, preset: str) -> Figure:
     ``runs_by_experiment``: ``{experiment: rows}``. Best = best median modes
     covered over the strengths (ties: median high-quality fraction).
     """
-    names = list(runs_by_experiment)
+    names = sorted(runs_by_experiment, key=_mixture_order)
     penalties = sorted({p for rs in runs_by_experiment.values() for p in _all_penalties(rs)},
                        key=list(study.PENALTIES).index)
-    fig = Figure(figsize=(max(7.5, 1.7 * len(penalties) + 0.3), 1.9 * len(names) + 1.2), dpi=110)
+    fig = Figure(figsize=(max(7.5, 1.7 * len(penalties) + 0.3), 2.2 * len(names) + 1.2), dpi=110)
     axes = fig.subplots(len(names), len(penalties), squeeze=False)
     all_rows = []
     for i, name in enumerate(names):
@@ -283,7 +283,7 @@ def fig_mixture_scatter(runs_by_experiment: dict, root, preset: str) -> Figure:
             ax.set_yticks([])
             run, value = representative_run(rows, penalty, target, "modes")
             if run is None:
-                ax.set_title(f"{LABELS[penalty]}\n(no run)", fontsize=6.5)
+                ax.axis("off")
                 continue
             points = np.load(pathlib.Path(root) / run["run"] / "samples" / "final.npz")["samples"]
             centres = _mixture_centres(run)
@@ -308,7 +308,7 @@ def fig_mixture_scatter(runs_by_experiment: dict, root, preset: str) -> Figure:
 def fig_mixture_metrics(runs_by_experiment: dict, preset: str) -> Figure:
     """2b. Modes covered, high-quality fraction and reverse KL vs λ (rows: ring8, grid25)."""
     metrics = ("modes", "hq_fraction", "reverse_kl")
-    names = list(runs_by_experiment)
+    names = sorted(runs_by_experiment, key=_mixture_order)
     fig = Figure(figsize=(3.6 * len(metrics) + 0.4, 2.9 * len(names) + 1.6), dpi=110)
     axes = fig.subplots(len(names), len(metrics), squeeze=False)
     all_rows = []
@@ -392,9 +392,13 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
 
     names = _all_penalties(rows)
     target = "both" if "both" in swept_targets(rows) else (swept_targets(rows) or [None])[0]
-    columns = min(6, len(names))
+    conditional = rows[0]["config.model_type"] == "cgan"  # grids of 4 rows x 10 classes
+    columns = min(3 if conditional else 6, len(names))
     fig_rows = math.ceil(len(names) / columns)
-    fig = Figure(figsize=(max(7.5, 2.1 * columns + 0.2), 2.8 * fig_rows + 1.1), dpi=110)
+    panel_width = 3.4 if conditional else 2.1
+    panel_height = panel_width * (0.4 if conditional else 1.0) + 0.7
+    fig = Figure(figsize=(max(7.5, panel_width * columns + 0.2), panel_height * fig_rows + 1.1),
+                 dpi=110)
     axes = fig.subplots(fig_rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -403,7 +407,6 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
         if run is None:
             continue
         final = np.load(pathlib.Path(root) / run["run"] / "samples" / "final.npz")
-        conditional = "labels" in final  # one class per column
         grid = image_grid(final["samples"][:40 if conditional else 36], 10 if conditional else 6)
         ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
                   interpolation="nearest")
@@ -504,6 +507,11 @@ def _metric_curve(root, run: str, metric: str) -> dict:
             if row.get(metric) is not None:
                 out[row["step"]] = float(row[metric])
     return out
+
+
+def _mixture_order(name: str):
+    """ring8 before grid25 (easy before hard), others after by name."""
+    return (0 if name.startswith("ring8") else 1 if name.startswith("grid25") else 2, name)
 
 
 def _mixture_centres(row) -> np.ndarray:
