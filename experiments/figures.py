@@ -143,7 +143,7 @@ def results_table(rows, preset: str) -> str:
         lines.append("| " + " | ".join([plots.LABELS[penalty], target or "—", *cells,
                                          f"{diverged}/{len(mine)}"]) + " |")
     direction = "lower" if lower else "higher"
-    return (f"**{rows[0]['config.name']}** — {plots.caption(rows, preset)}; "
+    return (f"**{rows[0]['config.name']}** — {plots.caption(rows, preset, figure=False)}; "
             f"{label} ({direction} is better)\n\n" + "\n".join(lines) + "\n")
 
 

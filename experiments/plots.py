@@ -144,12 +144,13 @@ def penalties_present(rows, swept: bool) -> list[str]:
     return [p for p in list(study.PENALTIES) + ["custom"] if p in present]
 
 
-def caption(rows, preset: str) -> str:
-    """``preset P · seeds 0,1 · N steps · batch B``: what every figure states."""
+def caption(rows, preset: str, *, figure: bool = True) -> str:
+    """``preset P · seeds 0,1 (...) · N steps``: what every figure and table states."""
     seeds = sorted({int(r["seed"]) for r in rows})
     steps = sorted({int(r["config.steps"]) for r in rows})
-    return (f"preset {preset} · seeds {','.join(map(str, seeds))} (median, bars min–max; red ×: "
-            f"a seed diverged or has no finite score) · {'/'.join(map(str, steps))} steps")
+    marks = "bars min–max; red ×: a seed diverged or has no finite score" if figure else "min–max"
+    return (f"preset {preset} · seeds {','.join(map(str, seeds))} (median, {marks}) · "
+            f"{'/'.join(map(str, steps))} steps")
 
 
 def _target_nets(row) -> list[str]:
