@@ -9,7 +9,8 @@
 3. draws the figures of FIGURES.md into ``DIR/figures/`` (PNG and PDF) and
    writes ``DIR/results.md`` (the table and the figure list).
 
-``--no-train`` redraws from what DIR holds. Redraw from a notebook with
+``--no-train`` redraws from what DIR holds; ``--export DIR2`` also writes
+web-sized PNG copies (how ``docs/figures`` was made). Redraw from a notebook with
 :func:`load_results` and :func:`draw_figures`. The preset is recorded in
 ``DIR/preset.json``; a DIR trained with another preset is refused (its runs
 hold other configs) unless ``--no-train``.
@@ -242,8 +243,35 @@ def draw_figures(rows, root, preset: str, out_dir) -> dict:
     return written
 
 
+def export_small_pngs(figure_files: dict, out_dir, max_width: int = 1200) -> None:
+    """Writes web-sized copies of the PNGs into ``out_dir`` (e.g. ``docs/figures``).
+
+    Each is resized to at most ``max_width`` pixels wide and stored with a
+    256-colour palette (no dithering, so the plot colours stay distinct);
+    sample-grid figures, whose pixels are grey, are stored as greyscale.
+    """
+    from PIL import Image
+
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stem, path in figure_files.items():
+        grey = stem.startswith("fig5_samples") and "cgan" not in stem
+        image = Image.open(path).convert("L" if grey else "RGB")
+        scale = min(1.0, max_width / image.width)
+        if scale < 1:
+            image = image.resize((round(image.width * scale), round(image.height * scale)),
+                                 Image.LANCZOS)
+        if not grey:
+            image = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                                   dither=Image.Dither.NONE)
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=".png")
+        os.close(fd)
+        image.save(tmp, optimize=True)
+        os.replace(tmp, out_dir / f"{stem}.png")
+
+
 def make_figures(preset: str, workdir, *, train_missing: bool = True, progress: bool = True,
-                 log=print) -> dict:
+                 export=None, log=print) -> dict:
     """The whole pipeline: train what is missing, collect, draw, write results.md.
 
     Returns ``{stem: PNG path}`` of the figures.
@@ -256,6 +284,8 @@ def make_figures(preset: str, workdir, *, train_missing: bool = True, progress: 
     rows = collect_results(workdir)
     written = draw_figures(rows, workdir, preset, workdir / FIGURES_DIR)
     write_results_md(workdir, rows, preset, written)
+    if export is not None:
+        export_small_pngs(written, export)
     log(f"figures: {len(written)} figures, {len(rows)} runs -> {workdir / RESULTS_MD}")
     return written
 
@@ -268,11 +298,13 @@ def main(argv=None) -> int:
     parser.add_argument("--no-train", action="store_true",
                         help="redraw from the finished runs in --workdir only")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--export", metavar="DIR",
+                        help="also write web-sized PNG copies into DIR (e.g. docs/figures)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
     try:
         make_figures(args.preset, args.workdir, train_missing=not args.no_train,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, export=args.export)
     except (experiments.UsageError, ValueError) as e:  # WorkdirError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import pathlib
 import subprocess
 import sys
 
+import matplotlib.colors
 import matplotlib.image
 import numpy as np
 import pytest
@@ -211,3 +212,23 @@ def test_smoke_rerun_reuses_the_finished_runs(smoke_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "0 to train" in result.stdout
     assert {p: p.stat().st_mtime_ns for p in workdir.rglob("summary.json")} == before
+
+
+def test_export_small_pngs_resizes_and_keeps_plot_colours(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    fig = Figure(figsize=(20, 5), dpi=100)  # 2000 x 500 pixels
+    ax = fig.add_subplot()
+    for colour in ("tab:orange", "tab:olive"):  # neighbours that a coarse palette merges
+        ax.axvspan(0 if colour == "tab:orange" else 1, 1 if colour == "tab:orange" else 2,
+                   color=colour)
+    FigureCanvasAgg(fig).print_png(str(tmp_path / "fig3_test.png"))
+    figures.export_small_pngs({"fig3_test": tmp_path / "fig3_test.png"}, tmp_path / "web")
+    image = Image.open(tmp_path / "web" / "fig3_test.png")
+    assert image.size == (1200, 300)
+    colours = {c for _, c in image.convert("RGB").getcolors(1 << 16)}
+    for name in ("tab:orange", "tab:olive"):
+        rgb = tuple(round(255 * v) for v in matplotlib.colors.to_rgb(name))
+        assert min(sum(abs(a - b) for a, b in zip(rgb, c)) for c in colours) <= 6
