@@ -196,6 +196,8 @@ def figure_specs(rows, root, preset: str) -> dict:
         specs[f"fig5_samples_{name}"] = lambda r=rows_n: plots.fig_samples(r, root, preset)
         specs[f"fig9_precision_recall_{name}"] = (
             lambda r=rows_n: plots.fig_precision_recall(r, preset))
+        specs[f"fig10_smoothness_{name}"] = (
+            lambda r=rows_n: plots.fig_smoothness(r, root, preset, _held_out_tv(root, r[0])))
     if image_gans:
         specs["fig3_quality"] = lambda: plots.fig_quality({n: by_name[n] for n in image_gans},
                                                           preset)
@@ -214,6 +216,16 @@ def figure_specs(rows, root, preset: str) -> dict:
         elif dataset == "stacked_digits":
             specs[f"fig8_stacked_{name}"] = lambda r=by_name[name]: plots.fig_stacked(r, preset)
     return dict(sorted(specs.items()))
+
+
+def _held_out_tv(root, row) -> float:
+    """Total variation of the held-out split of a run's dataset (the smoothness reference)."""
+    from regan_jax import config as config_lib
+    from regan_jax import data
+
+    config = config_lib.from_json_dict(train.read_json(pathlib.Path(root) / row["run"] /
+                                                       train.CONFIG_FILE))
+    return plots.total_variation(data.from_config(config.data, "test").images)
 
 
 def draw_figures(rows, root, preset: str, out_dir) -> dict:

@@ -57,6 +57,7 @@ METRICS = {
     "recall": ("recall ↑", False),
     "density": ("density ↑", False),
     "coverage": ("coverage ↑", False),
+    "sample_tv": ("total variation of samples (lower = smoother)", None),
     "sparsity": ("fraction of exactly-zero weights", None),
     "filter_sparsity": ("fraction of all-zero units", None),
 }
@@ -419,6 +420,41 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
     _layout(fig, f"5. Samples — {rows[0]['config.name']}, each penalty on {target} at its best "
             f"strength (best median {metric.upper()}), seed 0\n{caption(rows, preset)}")
     return fig
+
+
+def total_variation(images: np.ndarray) -> float:
+    """Mean anisotropic total variation of images ``[N, H, W, C]`` in [-1, 1].
+
+    TV(x) = mean over pixels of |x[i+1, j] - x[i, j]| + |x[i, j+1] - x[i, j]|
+    (channels averaged); the mean over the N images. Lower is smoother.
+    """
+    x = np.asarray(images, np.float64)
+    vertical = np.abs(np.diff(x, axis=1)).mean(axis=(1, 2, 3))
+    horizontal = np.abs(np.diff(x, axis=2)).mean(axis=(1, 2, 3))
+    return float(np.mean(vertical + horizontal))
+
+
+def with_sample_tv(rows, root) -> list[dict]:
+    """Copies of ``rows`` with ``sample_tv``: :func:`total_variation` of the run's final samples."""
+    out = []
+    for r in rows:
+        path = pathlib.Path(root) / r["run"] / "samples" / "final.npz"
+        tv = total_variation(np.load(path)["samples"]) if path.exists() else None
+        out.append({**r, "sample_tv": tv})
+    return out
+
+
+def fig_smoothness(rows, root, preset: str, real_tv: float | None = None) -> Figure:
+    """10. Total variation of generated samples vs λ: does L2 make samples smoother?
+
+    ``real_tv``: the held-out images' total variation, stated in the title.
+    """
+    rows = with_sample_tv(rows, root)
+    real = "" if real_tv is None else f"; held-out images: {real_tv:.3f}"
+    return strength_figure(
+        rows, ("sample_tv",), swept_targets(rows),
+        f"10. Smoothness — {rows[0]['config.name']}: total variation of the final samples "
+        f"(64 per run){real}\n{caption(rows, preset)}")
 
 
 def fig_vae(rows, preset: str) -> Figure:

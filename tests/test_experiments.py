@@ -26,6 +26,7 @@ SMOKE_FIGURES = {
     "fig3_quality", "fig4_stability_digits_gan", "fig5_samples_digits_gan",
     "fig5_samples_digits_cgan", "fig6_vae_digits_vae", "fig7_cgan_digits_cgan",
     "fig8_stacked_stacked_digits_gan", "fig9_precision_recall_digits_gan",
+    "fig10_smoothness_digits_gan",
 }
 
 
@@ -95,6 +96,14 @@ def test_results_table_reports_best_median_strength_and_divergence(rows):
     none = next(line for line in lines if line.startswith("| none |"))
     assert [c.strip() for c in none.strip("|").split("|")][2:] == ["**65**", "60–70", "—", "0/3"]
     assert "seeds 0,1,2" in lines[0] and "100 steps" in lines[0] and "preset quick" in lines[0]
+
+
+def test_total_variation_matches_a_hand_computed_value():
+    image = np.array([[0.0, 1.0], [1.0, -1.0]]).reshape(1, 2, 2, 1)
+    # vertical |1-0| + |-1-1| = 3 over 2 pairs, horizontal |1-0| + |-1-1| = 3 over 2 pairs
+    assert plots.total_variation(image) == pytest.approx(1.5 + 1.5)
+    flat = np.zeros((3, 4, 4, 3))
+    assert plots.total_variation(flat) == 0.0
 
 
 def test_presets_are_valid_grids():
