@@ -142,6 +142,21 @@ def loop_side(jitted: Callable, state: Any, batches: Sequence[Any]) -> Callable[
     return run
 
 
+def conv_variant(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` with the library's default DCGAN nets (``arch='dcgan'``, default widths).
+
+    The default ``digits_gan`` is an MLP; its documented conv variant
+    (``--config.model.arch=dcgan``) with the model defaults' widths and latent
+    size is the "digits conv GAN" of the benchmarks.
+    """
+    config = config_lib.copy_config(config)
+    defaults = models.default_config()
+    config.model.arch = "dcgan"
+    for field in ("latent_dim", "g_width", "d_width", "stages", "upsample"):
+        config.model[field] = defaults[field]
+    return config
+
+
 def sweep_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """``config`` with a decoupled L2 penalty on D: the swept strength lives in its state."""
     config = config_lib.copy_config(config)

@@ -240,7 +240,7 @@ def _sweep_pair(setup, stacked, single, vmapped, steps_per_block, blocks) -> dic
 
 
 def sweeps(sizes: Sizes, peak_flops: float) -> dict:
-    """Vmapped sweeps: ring8 K vs K runs, K=k_large vs 1 run, digits K vs K runs.
+    """Vmapped sweeps: ring8 K vs K runs, K=k_large vs 1 run, digits conv GAN K vs K runs.
 
     "One run" is the single (unvmapped) jitted step; the sequential side runs
     the K members' single steps one member after another.
@@ -272,8 +272,10 @@ def sweeps(sizes: Sizes, peak_flops: float) -> dict:
         "members": sizes.k_large, "timings": _timings(timings),
         "time_ratio": timings["k_large"].median_s / timings["one"].median_s,
         "time_ratio_bound": sizes.k_large * single.flops / peak_flops / timings["one"].median_s}
-    digits = jax_setups.gan_setup(jax_setups.sweep_config(_config("digits_gan", "digits",
-                                                                  sizes)))
+    digits_conv = jax_setups.conv_variant(jax_setups.experiment_config("digits_gan", "digits"))
+    if sizes.smoke:
+        digits_conv = config_lib.shrink_for_smoke(digits_conv)
+    digits = jax_setups.gan_setup(jax_setups.sweep_config(digits_conv))
     members = jax_setups.sweep_states(digits, sizes.members)
     out["digits_k8"] = _sweep_pair(digits, members, digits.jit(), sweep.vmap_step(digits.step),
                                    sizes.digits_steps, sizes.blocks)
