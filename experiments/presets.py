@@ -5,8 +5,10 @@
 figures of FIGURES.md from the results. A preset differs from another only in
 these numbers — the figures code has no per-preset branches.
 
-- ``smoke``: seconds per experiment, for tests (tiny widths and steps; the
-  numbers mean nothing).
+- ``smoke``: for tests (tiny widths, 12 steps; the numbers mean nothing). Its
+  time is XLA compiles of its 6 programs: ~90 s on a 2-core CPU, ~50 s with
+  ``XLA_FLAGS="--xla_backend_optimization_level=0
+  --xla_llvm_disable_expensive_passes=true"`` (what the tests use).
 - ``quick``: the whole figure set on a 2-core CPU in under 45 minutes:
   4 log-spaced strengths (+ the unregularised run as the λ = 0 band), 2 seeds,
   short training (500 steps; 1,000 for the 2-D mixtures). Every penalty on G

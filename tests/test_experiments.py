@@ -156,8 +156,10 @@ def test_figures_rejects_an_unknown_preset(tmp_path):
 # ----------------------------------------------------------------------------
 
 def run_figures(workdir, cache, *extra):
+    # Tiny programs: XLA's optimisation passes cost more than they save (halves the run).
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+           "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"}
     return subprocess.run([sys.executable, "-m", "experiments.figures", "--preset", "smoke",
                            "--workdir", str(workdir), "--no-progress", *extra], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=900)
