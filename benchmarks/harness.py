@@ -30,12 +30,15 @@ class Timing:
     Attributes:
         median_s: median over blocks of (block wall time / steps in the block).
         q25_s, q75_s: the quartiles of the same per-step times (the noise band).
+        min_s: the fastest block's per-step time (load only ever adds time, so on
+            a shared machine this is the estimate closest to an idle one).
         blocks: how many timed blocks the median is over.
         steps_per_block: steps in each block.
     """
     median_s: float
     q25_s: float
     q75_s: float
+    min_s: float
     blocks: int
     steps_per_block: int
 
@@ -46,7 +49,7 @@ class Timing:
 
     def as_dict(self) -> dict:
         return dict(median_s=self.median_s, q25_s=self.q25_s, q75_s=self.q75_s,
-                    blocks=self.blocks, steps_per_block=self.steps_per_block,
+                    min_s=self.min_s, blocks=self.blocks, steps_per_block=self.steps_per_block,
                     steps_per_s=self.per_s)
 
 
@@ -93,7 +96,7 @@ def time_alternating(sides: Mapping[str, Callable[[int], Any]], *,
     for name, times in per_step.items():
         q25, _, q75 = (np.quantile(times, [0.25, 0.5, 0.75]) if len(times) > 1
                                       else (times[0],) * 3)
-        out[name] = Timing(statistics.median(times), float(q25), float(q75),
+        out[name] = Timing(statistics.median(times), float(q25), float(q75), min(times),
                            blocks, steps_per_block)
     return out
 
