@@ -638,9 +638,7 @@ def evaluation_hooks(program: Program) -> EvaluationHooks:
         return {k: v for k, v in scores.items() if k not in ("num_samples", "nonfinite_samples")}
 
     def final(state, member_config, diverged):
-        out = {f"{name}_{net}": float(v) for net, stats in
-               jax.device_get(_weight_summary(state.params)).items()
-               for name, v in stats.items()}
+        out = evaluation.weight_summary(state.params)
         if diverged:
             return out
         key = jax.random.fold_in(sample_key(member_config), 1)
@@ -654,24 +652,6 @@ def evaluation_hooks(program: Program) -> EvaluationHooks:
         return out
 
     return EvaluationHooks(cheap, final)
-
-
-@jax.jit
-def _weight_summary(params) -> dict:
-    """Per network: ``sparsity`` (exact-zero fraction), ``norm`` (‖w‖₂) and ``filter_sparsity``.
-
-    Over the kernels-only mask, from ``penalties.weight_stats``: the values of
-    ``evaluation.weight_summary`` plus the unit-level sparsity of group L1
-    (fraction of kernel columns that are entirely 0). Jitted here because the
-    eager version dispatches a few dozen small ops per network, about a second
-    per member on a busy 2-core CPU -- minutes over a sweep.
-    """
-    out = {}
-    for net, p in params.items():
-        stats = penalties.weight_stats(p)
-        out[net] = {"sparsity": stats["sparsity"], "norm": stats["l2"],
-                    "filter_sparsity": stats["zero_filter_fraction"]}
-    return out
 
 
 def _unconditional(out):

@@ -568,21 +568,26 @@ def test_cheap_evaluation_is_fd_only(digits_reference):
     assert set(summary) == {"num_samples", "nonfinite_samples", "fd"}
 
 
-def test_weight_summary_matches_numpy():
+def test_weight_summary_matches_numpy_on_kernels_with_zero_units():
     rng = np.random.default_rng(0)
-    kernel = rng.normal(size=(4, 3)).astype(np.float32)
-    kernel[0] = 0.0
-    conv = rng.normal(size=(3, 3, 2, 5)).astype(np.float32)
-    conv[..., 1] = 0.0
-    params = {"g": {"Dense_0": {"kernel": kernel, "bias": np.zeros(3, np.float32)},
-                    "Conv_0": {"kernel": conv, "bias": np.ones(5, np.float32)}},
-              "d": {"Dense_0": {"kernel": np.ones((2, 2), np.float32), "bias": np.ones(2, np.float32)}}}
+    g_kernel = rng.normal(size=(4, 6)).astype(np.float32)
+    g_kernel[:, [1, 4]] = 0.0          # two all-zero output units
+    g_kernel[0, 0] = 0.0               # one more zero weight, unit 0 stays alive
+    d_kernel = rng.normal(size=(3, 3, 2, 5)).astype(np.float32)
+    d_kernel[..., 2] = 0.0             # one all-zero filter
+    params = {"g": {"Dense_0": {"kernel": g_kernel, "bias": np.zeros(6, np.float32)}},
+              "d": {"Conv_0": {"kernel": d_kernel, "bias": np.ones(5, np.float32)}}}
     summary = evaluation.weight_summary(params)
-    weights = np.concatenate([kernel.ravel(), conv.ravel()]).astype(np.float64)
-    assert set(summary) == {"sparsity_g", "norm_g", "sparsity_d", "norm_d"}
-    assert summary["sparsity_g"] == pytest.approx(np.mean(weights == 0), abs=1e-7)
-    assert summary["norm_g"] == pytest.approx(np.sqrt(np.sum(weights ** 2)), rel=1e-6)
-    assert summary["sparsity_d"] == 0.0 and summary["norm_d"] == pytest.approx(2.0)
+    assert set(summary) == {f"{name}_{net}" for net in ("g", "d")
+                            for name in ("sparsity", "norm", "filter_sparsity")}
+    for net, kernel in (("g", g_kernel), ("d", d_kernel)):  # biases are not counted
+        k = kernel.astype(np.float64)
+        columns = k.reshape(-1, k.shape[-1])
+        assert summary[f"sparsity_{net}"] == pytest.approx(np.mean(k == 0), abs=1e-7)
+        assert summary[f"norm_{net}"] == pytest.approx(np.sqrt(np.sum(k ** 2)), rel=1e-6)
+        assert summary[f"filter_sparsity_{net}"] == pytest.approx(
+            np.mean(np.all(columns == 0, axis=0)), abs=1e-7)
+    assert summary["filter_sparsity_g"] == pytest.approx(2 / 6)
 
 
 def test_draw_samples_checks_what_the_sampler_returns():
