@@ -24,6 +24,13 @@ Several runs whose configs differ only in seeds and injected hyperparameters
 (strengths, learning rates) train as one vmapped program
 (:func:`train_members`, used by ``experiments.sweep``); each member keeps its
 own workdir with the same contract.
+
+A single run uses every device JAX sees: with more than one, the step is
+data-parallel (:func:`regan_jax.parallel.shard_map_step`: state replicated,
+global batch split, gradients averaged), so it trains the same run as on one
+device with the same global batch. A vmapped group of members runs on one
+device, and the loop is single-process (multi-host training composes
+:mod:`regan_jax.parallel` with a per-process slice of the data; see its docs).
 """
 import json
 import math
@@ -40,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm.auto
 
-from regan_jax import checkpoint, data, evaluation, losses, penalties, steps, sweep
+from regan_jax import checkpoint, data, evaluation, losses, parallel, penalties, steps, sweep
 from regan_jax import config as config_lib
 from regan_jax import models as models_lib
 
@@ -423,12 +430,16 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
         raise ValueError("configs trained as one vmapped program may differ only in "
                          f"{MEMBER_KEYS} and {MEMBER_HYPERPARAMS}")
     program = build_program(configs[0])
+    stacked = len(configs) > 1
+    run_step = (sweep.vmap_step(program.step, shared_batch=False) if stacked
+                else data_parallel(program.step, program.data_config.batch_size))
     evaluator = evaluation_hooks(program)
     for c, w in zip(configs, workdirs):
         prepare_workdir(w, c, overwrite)
-    group = _Group(configs, workdirs, stacked=len(configs) > 1)
+    group = _Group(configs, workdirs, stacked)
     state, iterators = _start(program, group)
-    state, wall, trained = _loop(program, group, state, iterators, evaluator, progress)
+    state, wall, trained = _loop(program, group, run_step, state, iterators, evaluator,
+                                 progress)
     return _finish(program, group, state, iterators, evaluator, wall, trained)
 
 
@@ -445,6 +456,21 @@ class _Group(NamedTuple):
 @jax.jit
 def _take(tree, index):
     return jax.tree.map(lambda x: x[index], tree)
+
+
+def data_parallel(step: Callable, batch_size: int) -> Callable:
+    """``step`` jitted with its state donated; data-parallel over all devices when there are several.
+
+    Raises:
+      ValueError: a batch size that the device count does not divide (before any compute).
+    """
+    devices = jax.device_count()
+    if devices == 1:
+        return jax.jit(step, donate_argnums=0)
+    if batch_size % devices:
+        raise ValueError(f"the batch of {batch_size} rows per step is not divisible by the "
+                         f"{devices} devices; set config.data.batch_size to a multiple of {devices}")
+    return parallel.shard_map_step(step, parallel.make_mesh())
 
 
 def _start(program: Program, group: _Group):
@@ -472,21 +498,17 @@ def _start(program: Program, group: _Group):
     return (sweep.stack_members(states) if group.stacked else states[0]), iterators
 
 
-def _loop(program: Program, group: _Group, state, iterators, evaluator, progress):
+def _loop(program: Program, group: _Group, run_step, state, iterators, evaluator, progress):
     """Runs the steps from ``state.step`` to ``config.steps`` (or until all diverge).
 
     Returns ``(state, wall seconds, steps trained here)``.
     """
     config, log = program.config, program.config.log
     if group.stacked:
-        run_step = sweep.vmap_step(program.step, shared_batch=False)
-
         def next_batch():
             batches = [next(it) for it in iterators]
             return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
     else:
-        run_step = jax.jit(program.step, donate_argnums=0)
-
         def next_batch():
             return next(iterators[0])
 

@@ -35,9 +35,10 @@ def compile_cache(tmp_path_factory):
     return path
 
 
-def run_cli(args, cache, timeout=300):
+def run_cli(args, cache, timeout=300, devices=1):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -111,6 +112,30 @@ def test_summary_norms_equal_float64_norms_of_the_checkpoint(finished_runs):
                    if np.ndim(x) >= 2]
         expected = np.sqrt(sum(np.sum(k ** 2) for k in kernels))
         np.testing.assert_allclose(summary[f"norm_{net}"], expected, rtol=1e-5)
+
+
+def _final_params(workdir, config):
+    program = train.build_program(config)
+    state, _ = checkpoint.restore_latest(str(workdir / "checkpoints"),
+                                         train.init_member(program, config))
+    return state.params
+
+
+def test_cli_on_four_devices_trains_the_one_device_run(finished_runs, compile_cache, tmp_path):
+    """The loop is data-parallel over all devices: same global batch, same run."""
+    workdir = tmp_path / "four"
+    result = run_cli(["--config", "experiments/configs/digits_gan.py:smoke", "--workdir",
+                      str(workdir), "--no-progress"], compile_cache, devices=4)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = experiments.load_config("digits_gan:smoke")
+    chex.assert_trees_all_close(_final_params(workdir, config),
+                                _final_params(finished_runs["digits_gan"], config),
+                                rtol=1e-4, atol=1e-6)
+    bad = run_cli(["--config", "experiments/configs/digits_gan.py:smoke", "--workdir",
+                   str(tmp_path / "bad"), "--no-progress", "--config.data.batch_size=30"],
+                  compile_cache, devices=4)
+    assert bad.returncode == 2 and "not divisible by the 4 devices" in bad.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("extra, message", [
