@@ -16,8 +16,8 @@ for parameter, in torch's NCHW layout:
   place of conv + pixel shuffle;
 * discriminator, DCGAN: ``s x (Conv2d 4x4 stride 2 padding 1 to d_width 2^i
   -> LeakyReLU 0.2) -> flatten -> Linear(F, 1)``;
-* MLP (2-D mixtures): generator ``layers x (Linear g_width, ReLU) -> Linear`` (no tanh:
-  points are unbounded), discriminator ``layers x (Linear d_width, LeakyReLU 0.2) -> Linear(1)``.
+* MLP (2-D mixtures): generator ``layers x (Linear g_width, ReLU) -> Linear -> tanh``,
+  discriminator ``layers x (Linear d_width, LeakyReLU 0.2) -> Linear(1)``.
 
 Parameter counts equal the Flax models' (``tests/test_benchmarks.py`` checks
 it); the NCHW reshape of the projection and the channel order of the pixel
@@ -111,7 +111,7 @@ class ConvDiscriminator(nn.Module):
 
 
 class MLPGenerator(nn.Module):
-    """``layers x (Linear width, ReLU) -> Linear out_dim``: linear output, as regan_jax's point generator."""
+    """``layers x (Linear width, ReLU) -> Linear out_dim -> tanh`` (as regan_jax's Generator)."""
 
     def __init__(self, latent_dim: int, width: int, layers: int, out_dim: int):
         super().__init__()
@@ -123,7 +123,7 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*blocks, nn.Linear(in_dim, out_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        return torch.tanh(self.net(z))
 
 
 class MLPDiscriminator(nn.Module):
