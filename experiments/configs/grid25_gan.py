@@ -13,8 +13,8 @@ def get_config(arg: str | None = None):
     config = ring8_gan.get_config()
     config.name = "grid25_gan"
     config.data.name = "grid25"
-    # The protocol's grid has spacing 2 and sigma 0.02; scaled down like ring8's
-    # (see there): corner modes at +-0.8.
+    # Inside the generator's tanh box [-1, 1]: the usual 5x5 grid of spacing 2
+    # with sigma 0.05, scaled by 0.2 (corner modes at +-0.8).
     config.data.grid_spacing = 0.4
     config.data.sigma = 0.01
     config.steps = 4000

@@ -101,8 +101,7 @@ ARCHITECTURES = {"mlp": _mlp_nets, "dcgan": _dcgan_nets}
 
 def _gan(cfg, spec, num_classes=0):
     trunk, body = choose("arch", cfg.arch, ARCHITECTURES)(cfg, spec.shape, cfg.spectral_norm)
-    images = len(spec.shape) == 3  # points ([2]) are unbounded: no tanh
-    return {"g": Generator(body, cfg.latent_dim, num_classes, squash=images),
+    return {"g": Generator(body, cfg.latent_dim, num_classes),
             "d": Discriminator(trunk, tuple(spec.shape), num_classes, cfg.spectral_norm)}
 
 

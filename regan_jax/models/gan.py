@@ -4,8 +4,7 @@ Both wrap a body/trunk from :mod:`regan_jax.models.layers` (MLP or DCGAN
 conv), so the conditioning and the checks of input shapes live here once.
 No BatchNorm (see :mod:`regan_jax.models.layers` for why).
 
-* :class:`Generator`: ``x = tanh(body([z, e(y)]))`` in [-1, 1] for images, ``body(...)``
-  (no squashing) for points such as the 2-D mixtures; ``e`` is a
+* :class:`Generator`: ``x = tanh(body([z, e(y)]))`` in [-1, 1]; ``e`` is a
   learned label embedding of size ``latent_dim``, concatenated to ``z`` only
   when ``num_classes > 0``.
 * :class:`Discriminator` (projection discriminator, Miyato & Koyama 2018):
@@ -35,7 +34,7 @@ def check_labels(labels, batch_size: int, num_classes: int) -> None:
 
 
 class Generator(nn.Module):
-    """``g.apply({'params': p}, z, labels=None) -> x`` of the data's shape.
+    """``g.apply({'params': p}, z, labels=None) -> x`` in [-1, 1] of the data's shape.
 
     Attributes:
       body: code ``[N, K] -> [N, *data_shape]`` (pre-activation).
@@ -43,14 +42,10 @@ class Generator(nn.Module):
       num_classes: 0 for an unconditional generator, else the number of classes
         whose embedding (size ``latent_dim``, init N(0, 1) like ``z``) is
         concatenated to ``z``.
-      squash: ``tanh`` the output into [-1, 1] (images, which the data
-        pipeline scales to [-1, 1]); False for unbounded data such as points
-        of a 2-D mixture (the Unrolled-GAN generators end in a linear layer).
     """
     body: nn.Module
     latent_dim: int
     num_classes: int = 0
-    squash: bool = True
 
     @nn.compact
     def __call__(self, z, labels=None):
@@ -60,8 +55,7 @@ class Generator(nn.Module):
             embed = nn.Embed(self.num_classes, self.latent_dim,
                              embedding_init=nn.initializers.normal(1.0), name="label_embed")
             z = jnp.concatenate([z, embed(labels)], axis=-1)
-        x = self.body(z)
-        return jnp.tanh(x) if self.squash else x
+        return jnp.tanh(self.body(z))
 
 
 class Discriminator(nn.Module):
