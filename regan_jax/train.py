@@ -310,6 +310,23 @@ class Program(NamedTuple):
     data_config: Any
 
 
+def check_reachable(source) -> None:
+    """Raises if a 2-D mixture's modes lie outside the generator's tanh range [-1, 1].
+
+    The generator squashes every output with tanh (see :mod:`regan_jax.models`),
+    so modes beyond ±1 (e.g. the protocol's ring of radius 2) cannot be
+    reached; the configs scale the mixtures down instead.
+    """
+    if not hasattr(source, "centres"):
+        return
+    extent = float(np.max(np.abs(source.centres))) + 3 * float(source.sigma)
+    if extent > 1.0:
+        raise ValueError(
+            f"{source.spec.name}'s modes reach {extent:.3g} (centres + 3 sigma) but the "
+            "generator's tanh output is bounded by 1: shrink config.data.ring_radius / "
+            "grid_spacing / sigma (e.g. ring_radius=0.8, sigma=0.02)")
+
+
 def build_program(config) -> Program:
     """Loads the data and builds networks, optimizers, step, init and sampler.
 
@@ -319,6 +336,7 @@ def build_program(config) -> Program:
     """
     source = data.from_config(config.data)
     spec = source.spec
+    check_reachable(source)
     nets = models_lib.make_models(config.model, spec)
     optimizers = _optimizers(config)
     example = {"image": np.zeros((1, *spec.shape), np.float32),
