@@ -152,7 +152,7 @@ def test_figures_rejects_an_unknown_preset(tmp_path):
 
 
 # ----------------------------------------------------------------------------
-# End to end: the smoke preset
+# End to end: the smoke preset (in the default suite: ~70 s on an idle 2-core CPU)
 # ----------------------------------------------------------------------------
 
 def run_figures(workdir, cache, *extra):
@@ -174,7 +174,6 @@ def smoke_dir(tmp_path_factory):
     return workdir, cache
 
 
-@pytest.mark.slow
 def test_smoke_preset_draws_every_figure(smoke_dir):
     workdir, _ = smoke_dir
     out = workdir / figures.FIGURES_DIR
@@ -187,7 +186,6 @@ def test_smoke_preset_draws_every_figure(smoke_dir):
         assert (out / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
 
 
-@pytest.mark.slow
 def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     workdir, _ = smoke_dir
     summaries = {str(p.parent.relative_to(workdir)): json.loads(p.read_text())
@@ -215,7 +213,6 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     assert "preset smoke" in md and "12 steps" in md
 
 
-@pytest.mark.slow
 def test_smoke_rerun_reuses_the_finished_runs(smoke_dir):
     workdir, cache = smoke_dir
     before = {p: p.stat().st_mtime_ns for p in workdir.rglob("summary.json")}
