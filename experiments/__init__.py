@@ -9,6 +9,7 @@ tokens, type-checked against the field they replace (see
 """
 import importlib.util
 import pathlib
+import sys
 
 from regan_jax import config as config_lib
 
@@ -18,6 +19,16 @@ OVERRIDE_PREFIX = "--config."
 
 class UsageError(ValueError):
     """Bad command-line input; the entry points print it and exit with code 2."""
+
+
+def bad_input(error: ValueError) -> int:
+    """Prints ``error: <message>`` to stderr; returns 2, the entry points' exit code for bad input.
+
+    The entry points catch ``ValueError``: :class:`UsageError`, ``WorkdirError``
+    and every config, data and model check raise one, before anything is written.
+    """
+    print(f"error: {error}", file=sys.stderr)
+    return 2
 
 
 def experiment_names() -> list[str]:

@@ -317,9 +317,8 @@ def main(argv=None) -> int:
     try:
         make_figures(args.preset, args.workdir, train_missing=not args.no_train,
                      progress=not args.no_progress, export=args.export)
-    except (experiments.UsageError, ValueError) as e:  # WorkdirError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:
+        return experiments.bad_input(e)
     print(f"figures: preset {args.preset} done in {time.perf_counter() - t0:.0f} s")
     return 0
 

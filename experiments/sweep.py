@@ -271,9 +271,8 @@ def main(argv=None) -> int:
             return 0
         run_members(mine, args.workdir, max_members=args.max_members,
                     progress=not args.no_progress)
-    except (experiments.UsageError, ValueError) as e:  # WorkdirError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:
+        return experiments.bad_input(e)
     return 0
 
 

@@ -37,9 +37,8 @@ def main(argv=None) -> int:
         config = experiments.load_config(args.config, experiments.split_overrides(rest))
         train.train_and_evaluate(config, args.workdir, overwrite=args.overwrite,
                                  progress=False if args.no_progress else None)
-    except (experiments.UsageError, ValueError) as e:  # WorkdirError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:
+        return experiments.bad_input(e)
     print(f"done: {args.workdir}/summary.json")
     return 0
 
