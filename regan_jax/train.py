@@ -28,9 +28,11 @@ own workdir with the same contract.
 A single run uses every device JAX sees: with more than one, the step is
 data-parallel (:func:`regan_jax.parallel.shard_map_step`: state replicated,
 global batch split, gradients averaged), so it trains the same run as on one
-device with the same global batch. A vmapped group of members runs on one
-device, and the loop is single-process (multi-host training composes
-:mod:`regan_jax.parallel` with a per-process slice of the data; see its docs).
+device with the same global batch. A vmapped group of K members is split
+member-wise across the devices when their count divides K
+(:func:`member_parallel`). The loop is single-process (multi-host training
+composes :mod:`regan_jax.parallel` with a per-process slice of the data; see
+its docs).
 """
 import json
 import math
@@ -46,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tqdm.auto
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from regan_jax import checkpoint, data, evaluation, losses, parallel, penalties, steps, sweep
 from regan_jax import config as config_lib
@@ -449,7 +452,7 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
                          f"{MEMBER_KEYS} and {MEMBER_HYPERPARAMS}")
     program = build_program(configs[0])
     stacked = len(configs) > 1
-    run_step = (sweep.vmap_step(program.step, shared_batch=False) if stacked
+    run_step = (member_parallel(program.step, len(configs)) if stacked
                 else data_parallel(program.step, program.data_config.batch_size))
     evaluator = evaluation_hooks(program)
     for c, w in zip(configs, workdirs):
@@ -489,6 +492,28 @@ def data_parallel(step: Callable, batch_size: int) -> Callable:
         raise ValueError(f"the batch of {batch_size} rows per step is not divisible by the "
                          f"{devices} devices; set config.data.batch_size to a multiple of {devices}")
     return parallel.shard_map_step(step, parallel.make_mesh())
+
+
+def member_parallel(step: Callable, num_members: int) -> Callable:
+    """``step`` vmapped over stacked members; split across the devices when their count divides K.
+
+    Members are independent, so splitting the member axis (state and per-member
+    batches) over a one-axis mesh needs no communication: XLA partitions the
+    vmapped program and each device trains K / D members.
+    """
+    vmapped = sweep.vmap_step(step, shared_batch=False)
+    devices = jax.device_count()
+    if devices == 1 or num_members % devices:
+        return vmapped
+    # A plain Mesh (automatic axes): the loop's other jitted code (member slices,
+    # sampling) then just follows the data, with no sharding in the types.
+    mesh = Mesh(np.array(jax.devices()), (parallel.BATCH_AXIS,))
+    split = NamedSharding(mesh, PartitionSpec(parallel.BATCH_AXIS))
+
+    def run(states, batch):
+        return vmapped(jax.device_put(states, split), jax.device_put(batch, split))
+
+    return run
 
 
 def _start(program: Program, group: _Group):

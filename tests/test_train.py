@@ -209,6 +209,35 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(ring8_single, tmp_p
             {k: v for k, v in ref.items() if k != "wall_s"}
 
 
+MEMBERS_SCRIPT = """
+import sys, numpy as np, jax, experiments
+from regan_jax import train
+configs = [experiments.load_config("ring8_gan:smoke", [("penalty.g.kind", "l2"),
+                                                        ("penalty.g.strength", str(s))])
+           for s in (0.0, 1e-3, 1e-2, 1e-1)]
+finals = train.train_members(configs, [f"{sys.argv[1]}/m{i}" for i in range(4)], progress=False)
+np.savez(f"{sys.argv[1]}/params.npz", **{f"{i}/{j}": np.asarray(x) for i, f in enumerate(finals)
+                                          for j, x in enumerate(jax.tree.leaves(f.params))})
+"""
+
+
+def test_members_split_across_four_devices_equal_one_device(compile_cache, tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": compile_cache}
+    results = {}
+    for devices in (1, 4):
+        out = tmp_path / str(devices)
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        done = subprocess.run([sys.executable, "-c", MEMBERS_SCRIPT, str(out)], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[devices] = dict(np.load(out / "params.npz"))
+    assert len(results[1]) > 4 and results[1].keys() == results[4].keys()
+    for key, expected in results[1].items():
+        np.testing.assert_allclose(results[4][key], expected, rtol=1e-5, atol=1e-6, err_msg=key)
+    # The members differ (the strengths reached the optimizer), so the comparison is not vacuous.
+    assert not np.allclose(results[1]["0/0"], results[1]["3/0"])
+
+
 def test_vmapped_members_equal_single_runs_and_diverge_alone(ring8_single, tmp_path):
     config, reference_dir, reference = ring8_single
     blowup = experiments.load_config("ring8_gan:smoke", [("optimizer.g.learning_rate", "1e30"),
