@@ -16,7 +16,7 @@ test-slow: setup
 	$(PY) -m pytest -m slow
 
 bench: setup
-	.venv/bin/pip install -q -e '.[bench]' && $(PY) -m benchmarks.run --quick --json benchmarks/results.json
+	.venv/bin/pip install -q -e '.[bench]' && $(PY) -m benchmarks.run --quick --json benchmarks/results/cpu_quick.json
 
 figures: setup
 	$(PY) -m experiments.figures --preset quick --workdir runs/figures
