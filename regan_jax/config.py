@@ -119,6 +119,25 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.Config
 OPTIONS = {"smoke": shrink_for_smoke}
 
 
+def conditional(gan_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A GAN config made class-conditional, everything else kept.
+
+    Sets ``model_type`` and ``model.kind`` (which must agree) to ``'cgan'``,
+    the name to ``<dataset>_cgan``, and 100-image sample grids (10 per class
+    of a 10-class dataset, one class per column).
+
+    Raises:
+      ValueError: ``gan_config`` is not a GAN config.
+    """
+    if gan_config.model_type != "gan":
+        raise ValueError(f"conditional() takes a 'gan' config, got model_type "
+                         f"{gan_config.model_type!r}")
+    gan_config.model_type = gan_config.model.kind = "cgan"
+    gan_config.name = f"{gan_config.data.name}_cgan"
+    gan_config.log.num_images = 100
+    return gan_config
+
+
 def with_options(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
     """Applies the ``get_config`` argument: comma-separated names of :data:`OPTIONS`.
 

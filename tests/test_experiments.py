@@ -17,7 +17,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+import experiments
 from experiments import figures, plots, presets, study, sweep
+from regan_jax import config as config_lib
 from regan_jax import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -240,3 +242,11 @@ def test_export_small_pngs_resizes_and_keeps_plot_colours(tmp_path):
     for name in ("tab:orange", "tab:olive"):
         rgb = tuple(round(255 * v) for v in matplotlib.colors.to_rgb(name))
         assert min(sum(abs(a - b) for a, b in zip(rgb, c)) for c in colours) <= 6
+
+
+def test_conditional_turns_a_gan_config_into_a_cgan_config_only():
+    cgan = config_lib.conditional(experiments.load_config("digits_gan"))
+    assert (cgan.name, cgan.model_type, cgan.model.kind) == ("digits_cgan", "cgan", "cgan")
+    config_lib.validate(cgan)
+    with pytest.raises(ValueError, match="takes a 'gan' config, got model_type 'vae'"):
+        config_lib.conditional(config_lib.base_config("vae", "digits"))

@@ -9,9 +9,4 @@ from regan_jax import config as config_lib
 
 
 def get_config(arg: str | None = None):
-    config = fashion_mnist_gan.get_config()
-    config.name = "fashion_mnist_cgan"
-    config.model_type = "cgan"
-    config.model.kind = "cgan"
-    config.log.num_images = 100  # 10 per class
-    return config_lib.with_options(config, arg)
+    return config_lib.with_options(config_lib.conditional(fashion_mnist_gan.get_config()), arg)
