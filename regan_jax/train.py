@@ -689,7 +689,10 @@ def evaluation_hooks(program: Program) -> EvaluationHooks:
     summary holds the weight statistics (and, for VAEs, the ELBO) only.
     """
     config = program.config
-    reference = _reference(program)
+    # The held-out split, loaded once for the reference and every member's VAE scores.
+    test = (None if isinstance(program.source, data.Mixture)
+            else data.from_config(config.data, "test"))
+    reference = _reference(program, test)
 
     def sample_fn(params):
         return lambda key, n: _unconditional(program.sample(params, key, n))
@@ -713,7 +716,7 @@ def evaluation_hooks(program: Program) -> EvaluationHooks:
                 num_samples=member_config.eval.num_samples,
                 batch_size=member_config.eval.batch_size))
         if config.model_type == "vae":
-            out.update(_vae_scores(program, state.params, key))
+            out.update(_vae_scores(program, test, state.params, key))
         return out
 
     return EvaluationHooks(cheap, final)
@@ -725,10 +728,11 @@ def _unconditional(out):
     return x if labels is None else (x, labels)
 
 
-def _reference(program: Program):
-    """The evaluation reference of the program's data, or None if it has no feature space."""
+def _reference(program: Program, test):
+    """The evaluation reference of the program's data (``test``: its held-out split, None for
+    a mixture), or None if it has no feature space."""
     config = program.config
-    if isinstance(program.source, data.Mixture):
+    if test is None:
         return evaluation.make_reference(
             config.data.name, data_options=dict(radius=config.data.ring_radius,
                                                 spacing=config.data.grid_spacing,
@@ -737,20 +741,18 @@ def _reference(program: Program):
                    if config.eval.inception_weights else None)
     if feature_net is None and evaluation.evaluator.default_classifier(config.data.name) is None:
         return None
-    test = data.from_config(config.data, "test")
     return evaluation.make_reference(config.data.name, images=test.images, labels=test.labels,
                                      feature_net=feature_net)
 
 
-def _vae_scores(program: Program, params, key) -> dict:
-    """``elbo`` and ``recon`` (nats per example) of the held-out split, one z draw each.
+def _vae_scores(program: Program, test, params, key) -> dict:
+    """``elbo`` and ``recon`` (nats per example) of the held-out split ``test``, one z draw each.
 
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) ‖ p(z)), estimated with one
     z ~ q(z|x); ``recon`` is the estimate's -log p(x|z) term.
     """
     config = program.config
     encoder, decoder = program.models["encoder"], program.models["decoder"]
-    test = data.from_config(config.data, "test")
 
     def per_example(x, key):
         mean, logvar = encoder.apply({"params": params["encoder"]}, x[None])
@@ -765,6 +767,6 @@ def _vae_scores(program: Program, params, key) -> dict:
         keys = jax.random.split(key, images.shape[0])
         return jax.vmap(per_example)(images, keys)
 
-    elbo = evaluation.mean_elbo(lambda x: scores(x)[:, 0], test.images, config.eval.batch_size)
-    recon = evaluation.mean_elbo(lambda x: scores(x)[:, 1], test.images, config.eval.batch_size)
-    return {"elbo": elbo, "recon": recon}
+    values = np.asarray(evaluation.classifier.batched_apply(scores, test.images,
+                                                            config.eval.batch_size), np.float64)
+    return {"elbo": float(np.mean(values[:, 0])), "recon": float(np.mean(values[:, 1]))}
