@@ -64,10 +64,10 @@ def train_preset(preset: str, workdir, *, progress: bool = True, log=print) -> d
     workdir = pathlib.Path(workdir)
     members = preset_members(preset)
     record = workdir / PRESET_FILE
-    if record.exists() and train.read_json(record)["preset"] != preset:
-        raise train.WorkdirError(
-            f"{str(workdir)!r} holds the {train.read_json(record)['preset']!r} preset; "
-            f"use another --workdir for {preset!r}")
+    recorded = train.read_json(record)["preset"] if record.exists() else preset
+    if recorded != preset:
+        raise train.WorkdirError(f"{str(workdir)!r} holds the {recorded!r} preset; "
+                                 f"use another --workdir for {preset!r}")
     train.write_json(record, {"preset": preset})
     counts = {}
     for name, ms in members.items():

@@ -11,7 +11,6 @@ over the seeds whose run finished with a score, and the min–max range as the
 spread. A cell where some seed diverged (or produced no score) is marked
 with a red ×, and never counts as a "best" setting.
 """
-import json
 import math
 import pathlib
 import textwrap
@@ -21,6 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from experiments import study
+from regan_jax import train
 
 # One colour per penalty, fixed across figures (colour-blind-safe tab10 order).
 COLOURS = {
@@ -534,16 +534,9 @@ def representative_run(rows, penalty: str, target, metric: str):
 
 def _metric_curve(root, run: str, metric: str) -> dict:
     """``{step: value}`` of ``metric`` in a run's metrics.jsonl (finite values only)."""
-    path = pathlib.Path(root) / run / "metrics.jsonl"
-    if not path.exists():
-        return {}
-    out = {}
-    with open(path) as f:
-        for line in f:
-            row = json.loads(line)
-            if row.get(metric) is not None:
-                out[row["step"]] = float(row[metric])
-    return out
+    return {row["step"]: float(row[metric])
+            for row in train.read_metrics(pathlib.Path(root) / run)
+            if row.get(metric) is not None}
 
 
 def _mixture_order(name: str):
