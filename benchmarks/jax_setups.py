@@ -1,9 +1,10 @@
 """The JAX side of the benchmarks: configs, train states, jitted steps, batches.
 
 Everything here goes through the library's public pieces — the experiment
-configs, ``models.make_models``, ``penalties.build_optimizer``,
-``steps.make_step`` / ``steps.init_state`` and ``sweep.init_sweep`` /
-``sweep.vmap_step`` — so the benchmark times the code users run.
+configs (``experiments.load_config``), the model family's ``make_models``,
+``make_step`` and ``init_state`` (``regan_jax.families``),
+``penalties.build_optimizer``, and ``sweep.init_sweep`` / ``sweep.vmap_step``
+— so the benchmark times the code users run.
 
 Throughput benchmarks feed a small pool of synthetic batches (uniform in
 [-1, 1], or points of the ring for 2-D data) already on the device, so that
@@ -11,20 +12,15 @@ the input pipeline is not part of a step's time; the memory benchmark
 (:mod:`benchmarks.memory`) uses the real data iterator.
 """
 import dataclasses
-import importlib.util
-import pathlib
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+import experiments
 from regan_jax import config as config_lib
-from regan_jax import data, models, penalties, steps, sweep
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "experiments" / "configs"
+from regan_jax import data, families, models, penalties, sweep
 
 # XLA:CPU compiler options for the step. By default jaxlib 0.10 hands every
 # convolution to YNNPACK ("ynn_fusion"); its kernel for the *weight gradient*
@@ -47,14 +43,11 @@ def experiment_config(name: str, dataset: str | None = None) -> ml_collections.C
     Raises:
       FileNotFoundError: no such config file and no fallback dataset.
     """
-    path = CONFIG_DIR / f"{name}.py"
-    if path.is_file():
-        spec = importlib.util.spec_from_file_location(f"_bench_config_{name}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.get_config()
+    if name in experiments.experiment_names():
+        return experiments.load_config(name)
     if dataset is None:
-        raise FileNotFoundError(f"no experiment config {path} and no fallback dataset given")
+        raise FileNotFoundError(f"no experiment config {name!r} in {experiments.CONFIG_DIR} "
+                                "and no fallback dataset given")
     return config_lib.base_config("gan", dataset)
 
 
@@ -87,7 +80,7 @@ class GanSetup:
       shape: one example's shape.
       models: ``{'g', 'd'}`` Flax modules.
       optimizers: ``{'g', 'd'}`` optax transformations (``build_optimizer``).
-      step: ``(state, batch, key=None) -> (state, metrics)`` from ``steps.make_step``.
+      step: ``(state, batch, key=None) -> (state, metrics)`` from the family's ``make_step``.
       batches: device batches of ``config.data.batch_size`` rows.
     """
     config: ml_collections.ConfigDict
@@ -103,8 +96,8 @@ class GanSetup:
 
     def init_from_key(self, key: jax.Array) -> Any:
         """A fresh train state from ``key`` (what ``sweep.init_sweep`` calls)."""
-        return steps.init_state(self.config, self.models, self.optimizers, key,
-                                self.batches[0])
+        family = families.get(self.config.model_type)
+        return family.init_state(self.models, self.optimizers, key, self.batches[0])
 
     def jit(self, compiler_options: dict | None = None) -> Callable:
         """A *fresh* ``jax.jit`` of the step (state donated), so its compile is cold."""
@@ -114,14 +107,15 @@ class GanSetup:
 def gan_setup(config: ml_collections.ConfigDict, *, num_batches: int = 4,
               seed: int = 0) -> GanSetup:
     """Builds :class:`GanSetup` for ``config`` with synthetic device batches."""
+    family = families.get(config.model_type)
     shape = data_shape(config)
-    nets = models.make_models(config.model, models.DataSpec(shape))
+    nets = family.make_models(config.model, models.DataSpec(shape))
     optimizers = {net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
-                  for net in ("g", "d")}
-    rows = steps.examples_per_step(config.loss, config.data.batch_size)
+                  for net in family.networks}
+    rows = family.rows_per_step(config)
     batches = [jax.device_put(b) for b in synthetic_batches(shape, rows, num_batches, seed)]
     return GanSetup(config, shape, nets, optimizers,
-                    steps.make_step(config, nets, optimizers), batches)
+                    family.make_step(config, nets, optimizers), batches)
 
 
 def loop_side(jitted: Callable, state: Any, batches: Sequence[Any]) -> Callable[[int], None]:

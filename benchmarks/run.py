@@ -18,10 +18,11 @@ import os
 import pathlib
 import platform
 import sys
-import tempfile
 import time
 import traceback
 from typing import Any, Callable
+
+from regan_jax import workdir
 
 SUITES = ("matmul", "conv", "mlp", "sweeps", "compile", "evaluation", "memory")
 
@@ -275,16 +276,7 @@ def report(results: dict, rows: list[dict], fix_rows: list[dict]) -> str:
 
 def write_json(path: pathlib.Path, obj: dict) -> None:
     """Writes ``obj`` as JSON atomically (temp file in the same directory, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    workdir.write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -144,7 +144,7 @@ class MLPDiscriminator(nn.Module):
 
 def make_gan(model_cfg, data_shape: tuple[int, ...], *,
              upsample: str | None = None) -> tuple[nn.Module, nn.Module]:
-    """The torch ``(generator, discriminator)`` of a regan_jax ``config.model``.
+    """The torch ``(generator, discriminator)`` of a regan_jax unconditional GAN's ``config.model``.
 
     Args:
       model_cfg: ``config.model`` (``arch`` 'mlp' or 'dcgan', widths, ...).
@@ -153,12 +153,10 @@ def make_gan(model_cfg, data_shape: tuple[int, ...], *,
       upsample: override of ``model_cfg.upsample`` (DCGAN only).
 
     Raises:
-      ValueError: an arch other than 'mlp'/'dcgan' or a conditional model.
+      ValueError: an arch other than 'mlp'/'dcgan'.
     """
     from regan_jax import models  # Only for the stage rule shared with the JAX side.
 
-    if model_cfg.kind != "gan":
-        raise ValueError(f"the torch reference covers kind 'gan' only, got {model_cfg.kind!r}")
     if model_cfg.arch == "mlp":
         size = math.prod(data_shape)
         return (MLPGenerator(model_cfg.latent_dim, model_cfg.g_width, model_cfg.mlp_layers,

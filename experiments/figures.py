@@ -19,18 +19,17 @@ import argparse
 import os
 import pathlib
 import sys
-import tempfile
 import time
 
 import experiments
-from experiments import plots, presets, study, sweep
-from regan_jax import train
+from experiments import plots, presets, sample_figures, study, sweep
+from regan_jax import config as config_lib
+from regan_jax import data, families, workdir
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 PRESET_FILE = "preset.json"
 FIGURES_DIR = "figures"
-MIXTURES = ("ring8", "grid25")
 
 
 # ----------------------------------------------------------------------------
@@ -64,11 +63,11 @@ def train_preset(preset: str, workdir, *, progress: bool = True, log=print) -> d
     workdir = pathlib.Path(workdir)
     members = preset_members(preset)
     record = workdir / PRESET_FILE
-    recorded = train.read_json(record)["preset"] if record.exists() else preset
+    recorded = workdir.read_json(record)["preset"] if record.exists() else preset
     if recorded != preset:
-        raise train.WorkdirError(f"{str(workdir)!r} holds the {recorded!r} preset; "
+        raise workdir.WorkdirError(f"{str(workdir)!r} holds the {recorded!r} preset; "
                                  f"use another --workdir for {preset!r}")
-    train.write_json(record, {"preset": preset})
+    workdir.write_json(record, {"preset": preset})
     counts = {}
     for name, ms in members.items():
         t0 = time.perf_counter()
@@ -98,7 +97,7 @@ def collect_results(workdir) -> list[dict]:
 def load_results(workdir) -> tuple[list[dict], str]:
     """``(rows of results.csv, preset name)`` of a results directory."""
     workdir = pathlib.Path(workdir)
-    preset = (train.read_json(workdir / PRESET_FILE)["preset"]
+    preset = (workdir.read_json(workdir / PRESET_FILE)["preset"]
               if (workdir / PRESET_FILE).exists() else "custom")
     return sweep.read_csv(workdir / RESULTS_CSV), preset
 
@@ -170,7 +169,7 @@ def write_results_md(workdir, rows, preset: str, figure_files: dict) -> None:
     parts.append("## Figures\n")
     for name, path in figure_files.items():
         parts.append(f"- `{name}`: ![{name}]({os.path.relpath(path, workdir)})")
-    train._write_text_atomic(pathlib.Path(workdir) / RESULTS_MD, "\n".join(parts) + "\n")
+    workdir.write_text_atomic(pathlib.Path(workdir) / RESULTS_MD, "\n".join(parts) + "\n")
 
 
 # ----------------------------------------------------------------------------
@@ -183,36 +182,40 @@ def figure_specs(rows, root, preset: str) -> dict:
 
     def kind(name):
         r = by_name[name][0]
-        return r["config.model_type"], r["config.data.name"]
+        return families.get(r["config.model_type"]), r["config.data.name"]
 
-    image_gans = [n for n in by_name if kind(n)[0] == "gan" and kind(n)[1] not in MIXTURES
-                  and kind(n)[1] != "stacked_digits"]
-    mixtures = [n for n in by_name if kind(n)[1] in MIXTURES]
+    def unconditional_gan(family):
+        return family.adversarial and not family.conditional
+
+    image_gans = [n for n in by_name if unconditional_gan(kind(n)[0])
+                  and kind(n)[1] not in data.MIXTURES and kind(n)[1] != "stacked_digits"]
+    mixtures = [n for n in by_name if kind(n)[1] in data.MIXTURES]
     specs = {}
     for name in image_gans:
         rows_n = by_name[name]
         specs[f"fig1_sparsity_{name}"] = lambda r=rows_n: plots.fig_sparsity(r, preset)
         specs[f"fig4_stability_{name}"] = lambda r=rows_n: plots.fig_stability(r, root, preset)
-        specs[f"fig5_samples_{name}"] = lambda r=rows_n: plots.fig_samples(r, root, preset)
+        specs[f"fig5_samples_{name}"] = lambda r=rows_n: sample_figures.fig_samples(r, root, preset)
         specs[f"fig9_precision_recall_{name}"] = (
             lambda r=rows_n: plots.fig_precision_recall(r, preset))
         specs[f"fig10_smoothness_{name}"] = (
-            lambda r=rows_n: plots.fig_smoothness(r, root, preset, _held_out_tv(root, r[0])))
+            lambda r=rows_n: sample_figures.fig_smoothness(r, root, preset, _held_out_tv(root, r[0])))
     if image_gans:
         specs["fig3_quality"] = lambda: plots.fig_quality({n: by_name[n] for n in image_gans},
                                                           preset)
     if mixtures:
         chosen = {n: by_name[n] for n in mixtures}
-        specs["fig2a_mixture_samples"] = lambda: plots.fig_mixture_scatter(chosen, root, preset)
+        specs["fig2a_mixture_samples"] = lambda: sample_figures.fig_mixture_scatter(chosen, root, preset)
         specs["fig2b_mixture_metrics"] = lambda: plots.fig_mixture_metrics(chosen, preset)
     for name in by_name:
-        model_type, dataset = kind(name)
-        if model_type == "vae":
+        family, dataset = kind(name)
+        if family.score_fn is not None:  # held-out ELBO: the VAE figure
             specs[f"fig6_vae_{name}"] = lambda r=by_name[name]: plots.fig_vae(r, preset)
-        elif model_type == "cgan":
+        elif family.conditional:
             specs[f"fig7_cgan_{name}"] = lambda r=by_name[name]: plots.fig_cgan(r, preset)
             specs[f"fig5_samples_{name}"] = (
-                lambda r=by_name[name]: plots.fig_samples(r, root, preset, metric="intra_fd"))
+                lambda r=by_name[name]: sample_figures.fig_samples(r, root, preset,
+                                                                   metric="intra_fd"))
         elif dataset == "stacked_digits":
             specs[f"fig8_stacked_{name}"] = lambda r=by_name[name]: plots.fig_stacked(r, preset)
     return dict(sorted(specs.items()))
@@ -220,12 +223,9 @@ def figure_specs(rows, root, preset: str) -> dict:
 
 def _held_out_tv(root, row) -> float:
     """Total variation of the held-out split of a run's dataset (the smoothness reference)."""
-    from regan_jax import config as config_lib
-    from regan_jax import data
-
-    config = config_lib.from_json_dict(train.read_json(pathlib.Path(root) / row["run"] /
-                                                       train.CONFIG_FILE))
-    return plots.total_variation(data.from_config(config.data, "test").images)
+    config = config_lib.from_json_dict(workdir.read_json(pathlib.Path(root) / row["run"] /
+                                                         workdir.CONFIG_FILE))
+    return sample_figures.total_variation(data.from_config(config.data, "test").images)
 
 
 def draw_figures(rows, root, preset: str, out_dir) -> dict:
@@ -242,15 +242,8 @@ def draw_figures(rows, root, preset: str, out_dir) -> dict:
     for stem, make in figure_specs(rows, root, preset).items():
         fig = make()
         for suffix, canvas in ((".png", FigureCanvasAgg), (".pdf", FigureCanvasPdf)):
-            path = out_dir / f"{stem}{suffix}"
-            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=suffix)
-            os.close(fd)
-            try:
-                getattr(canvas(fig), f"print_{suffix[1:]}")(tmp)
-                os.replace(tmp, path)
-            except BaseException:
-                pathlib.Path(tmp).unlink(missing_ok=True)
-                raise
+            with workdir.atomic_path(out_dir / f"{stem}{suffix}") as tmp:
+                getattr(canvas(fig), f"print_{suffix[1:]}")(str(tmp))
         written[stem] = out_dir / f"{stem}.png"
     return written
 
@@ -276,10 +269,8 @@ def export_small_pngs(figure_files: dict, out_dir, max_width: int = 1200) -> Non
         if not grey:
             image = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE,
                                    dither=Image.Dither.NONE)
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=".png")
-        os.close(fd)
-        image.save(tmp, optimize=True)
-        os.replace(tmp, out_dir / f"{stem}.png")
+        with workdir.atomic_path(out_dir / f"{stem}.png") as tmp:
+            image.save(tmp, optimize=True)
 
 
 def make_figures(preset: str, workdir, *, train_missing: bool = True, progress: bool = True,

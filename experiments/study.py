@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from regan_jax import config as config_lib
+from regan_jax import families
 
 
 class Penalty(NamedTuple):
@@ -99,9 +100,9 @@ def check_names(penalties, target_names, model_type: str) -> None:
     for p in penalties:
         if p not in PENALTIES:
             raise ValueError(f"unknown penalty {p!r}; valid: {', '.join(PENALTIES)}")
-        if PENALTIES[p].gan_only and model_type == "vae":
-            raise ValueError(f"penalty {p!r} is a discriminator baseline; model_type 'vae' "
-                             "has no discriminator")
+        if PENALTIES[p].gan_only and not families.get(model_type).adversarial:
+            raise ValueError(f"penalty {p!r} is a discriminator baseline; model_type "
+                             f"{model_type!r} has no discriminator")
     valid = targets(model_type)
     for t in target_names:
         if t not in valid:

@@ -31,7 +31,8 @@ import sys
 import experiments
 from experiments import study
 from regan_jax import config as config_lib
-from regan_jax import train
+from regan_jax import program, train
+from regan_jax import workdir as workdir_lib
 
 LABELS = ("run", "penalty", "target", "value", "seed")
 
@@ -69,20 +70,14 @@ def run_members(members: list, workdir, *, max_members: int = 64, progress: bool
     todo, reused = [], 0
     for m in members:
         run_dir = workdir / m.name
-        if (run_dir / train.CONFIG_FILE).exists():
-            saved = train.read_json(run_dir / train.CONFIG_FILE)
-            differing = config_lib.differing_keys(saved, config_lib.to_json_dict(m.config))
-            if differing:
-                raise train.WorkdirError(
-                    f"{run_dir} holds a different run (keys {', '.join(differing[:6])} differ); "
-                    "use another --workdir")
-        if train.is_finished(run_dir):
+        workdir_lib.check_same_experiment(run_dir, m.config)
+        if workdir_lib.is_finished(run_dir):
             reused += 1
         else:
             todo.append(m)
     groups = {}
     for m in todo:
-        groups.setdefault(train.program_key(m.config), []).append(m)
+        groups.setdefault(program.program_key(m.config), []).append(m)
     chunks = [g[i:i + max_members] for g in groups.values() for i in range(0, len(g), max_members)]
     log(f"sweep: {len(members)} members, {reused} finished already, {len(todo)} to train "
         f"as {len(chunks)} program(s)")
@@ -109,15 +104,15 @@ def collect(directories, out=None) -> list[dict]:
     for directory in map(pathlib.Path, directories):
         if not directory.is_dir():
             raise ValueError(f"collect: {str(directory)!r} is not a directory")
-        for config_path in sorted(directory.rglob(train.CONFIG_FILE)):
+        for config_path in sorted(directory.rglob(workdir_lib.CONFIG_FILE)):
             run_dir = config_path.parent
-            if not train.is_finished(run_dir):
+            if not workdir_lib.is_finished(run_dir):
                 unfinished += 1
                 continue
-            flat = config_lib.flatten(train.read_json(config_path))
+            flat = config_lib.flatten(workdir_lib.read_json(config_path))
             labels = study.describe(flat)
             rows.append({"run": str(run_dir), **labels, "seed": flat["seed"],
-                         **train.read_json(run_dir / train.SUMMARY_FILE),
+                         **workdir_lib.read_json(run_dir / workdir_lib.SUMMARY_FILE),
                          **{f"config.{k}": v for k, v in flat.items()}})
     if unfinished:
         print(f"collect: skipped {unfinished} unfinished run(s)", file=sys.stderr)
@@ -140,7 +135,7 @@ def write_csv(path, rows: list[dict]) -> None:
     writer.writeheader()
     for r in rows:
         writer.writerow({k: _cell(v) for k, v in r.items()})
-    train._write_text_atomic(pathlib.Path(path), buffer.getvalue())
+    workdir_lib.write_text_atomic(path, buffer.getvalue())
 
 
 def read_csv(path) -> list[dict]:

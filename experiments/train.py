@@ -25,6 +25,8 @@ def parse_args(argv):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a finished run or another experiment's files in --workdir")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--data-parallel", choices=("shard_map", "pmap"), default="shard_map",
+                        help="how the step is split over several devices (same numbers)")
     args, rest = parser.parse_known_args(argv)
     return args, rest
 
@@ -36,7 +38,8 @@ def main(argv=None) -> int:
     try:
         config = experiments.load_config(args.config, experiments.split_overrides(rest))
         train.train_and_evaluate(config, args.workdir, overwrite=args.overwrite,
-                                 progress=False if args.no_progress else None)
+                                 progress=False if args.no_progress else None,
+                                 data_parallel=args.data_parallel)
     except ValueError as e:
         return experiments.bad_input(e)
     print(f"done: {args.workdir}/summary.json")

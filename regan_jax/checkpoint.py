@@ -17,6 +17,7 @@ synchronous (the state is small next to a step's compute and a synchronous save
 cannot be lost by a crash after it returns).
 """
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -110,3 +111,8 @@ def restore_latest(directory: str, template_state: Any) -> tuple[Any, dict] | No
         if _is_key(like) else x,
         template_state, restored["state"])
     return state, restored["data"]
+
+
+def remove_all(directory: str) -> None:
+    """Deletes every checkpoint under ``directory`` (a group whose members must start over)."""
+    shutil.rmtree(directory, ignore_errors=True)

@@ -12,27 +12,30 @@ fail)::
     eval            sample counts and the interval of the cheap in-training FD
     log             intervals of metrics, sample grids and checkpoints
 
-Networks are ``g``, ``d`` for ``gan``/``cgan`` and ``encoder``, ``decoder``
-for ``vae`` (:data:`NETWORKS`). ``experiments/configs/*.py`` start from
-:func:`base_config` and override a few fields.
+``model_type`` names the model family (:mod:`regan_jax.families`), which
+says the networks: ``g``, ``d`` for ``gan``/``cgan`` and ``encoder``,
+``decoder`` for ``vae``. ``experiments/configs/*.py`` start from
+:func:`base_config` and override a few fields. :func:`validate` is the one
+validation pass over every field; the layers after it trust the config.
 """
 import ast
 import copy
+import os
 
 import ml_collections
 
-NETWORKS = {"gan": ("g", "d"), "cgan": ("g", "d"), "vae": ("encoder", "decoder")}
 TOP_LEVEL = ("name", "model_type", "seed", "steps", "data", "model", "loss",
              "optimizer", "penalty", "eval", "log")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+# Keys that were removed, with what replaces them (an override of one names its replacement).
+REMOVED = {"model.kind": "model_type (the model family: gan, cgan, vae)"}
 
 
 def networks(model_type: str) -> tuple[str, ...]:
-    """Names of the trained networks of a model type (``'gan'`` -> ``('g', 'd')``)."""
-    if model_type not in NETWORKS:
-        raise ValueError(f"model_type {model_type!r} unknown; expected one of "
-                         f"{sorted(NETWORKS)}")
-    return NETWORKS[model_type]
+    """Names of the trained networks of a model family (``'gan'`` -> ``('g', 'd')``)."""
+    from regan_jax import families  # Heavy; only when asked.
+
+    return families.get(model_type).networks
 
 
 def base_config(model_type: str, dataset: str) -> ml_collections.ConfigDict:
@@ -56,7 +59,6 @@ def base_config(model_type: str, dataset: str) -> ml_collections.ConfigDict:
     config.data = data.default_config()
     config.data.name = dataset
     config.model = models.default_config()
-    config.model.kind = model_type
     config.loss = losses.default_config()
     config.optimizer = {net: penalties.default_optimizer_config() for net in nets}
     config.penalty = {net: penalties.default_penalty_config() for net in nets}
@@ -122,8 +124,7 @@ OPTIONS = {"smoke": shrink_for_smoke}
 def conditional(gan_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """A GAN config made class-conditional, everything else kept.
 
-    Sets ``model_type`` and ``model.kind`` (which must agree) to ``'cgan'``,
-    the name to ``<dataset>_cgan``, and 100-image sample grids (10 per class
+    Sets ``model_type`` to ``'cgan'``, the name to ``<dataset>_cgan``, and 100-image sample grids (10 per class
     of a 10-class dataset, one class per column).
 
     Raises:
@@ -132,7 +133,7 @@ def conditional(gan_config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     if gan_config.model_type != "gan":
         raise ValueError(f"conditional() takes a 'gan' config, got model_type "
                          f"{gan_config.model_type!r}")
-    gan_config.model_type = gan_config.model.kind = "cgan"
+    gan_config.model_type = "cgan"
     gan_config.name = f"{gan_config.data.name}_cgan"
     gan_config.log.num_images = 100
     return gan_config
@@ -172,14 +173,46 @@ def flatten(config) -> dict:
     return out
 
 
+def unflatten(flat: dict) -> dict:
+    """Inverse of :func:`flatten`: ``{'a.b': v}`` -> ``{'a': {'b': v}}``."""
+    nested = {}
+    for dotted, value in flat.items():
+        *groups, leaf = dotted.split(".")
+        node = nested
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[leaf] = value
+    return nested
+
+
 def to_json_dict(config) -> dict:
     """The nested plain-dict form of a config (what ``config.json`` holds)."""
     return _jsonable(config.to_dict())
 
 
+def upgrade(data: dict) -> dict:
+    """A saved ``config.json`` dict in today's schema: removed keys that agree are dropped.
+
+    ``model.kind`` (removed: it repeated ``model_type``) is dropped when it
+    equals ``model_type``, so runs written before its removal still resume
+    and collect.
+
+    Raises:
+      ValueError: a saved ``model.kind`` that disagrees with ``model_type``.
+    """
+    model = data.get("model")
+    if isinstance(model, dict) and "kind" in model:
+        if model["kind"] != data.get("model_type"):
+            raise ValueError(f"saved config has model.kind {model['kind']!r} but model_type "
+                             f"{data.get('model_type')!r}; model.kind was removed, "
+                             "model_type names the family")
+        data = {**data, "model": {k: v for k, v in model.items() if k != "kind"}}
+    return data
+
+
 def from_json_dict(data: dict) -> ml_collections.ConfigDict:
-    """Inverse of :func:`to_json_dict` (lists back to tuples), locked."""
-    config = ml_collections.ConfigDict(_tuplify(data))
+    """Inverse of :func:`to_json_dict` (lists back to tuples), locked; see :func:`upgrade`."""
+    config = ml_collections.ConfigDict(_tuplify(upgrade(data)))
     config.lock()
     return config
 
@@ -206,6 +239,8 @@ def override(config: ml_collections.ConfigDict, key: str, value) -> None:
       KeyError: an unknown key; the message lists the valid keys at that level.
       TypeError: a value that does not parse as the field's type.
     """
+    if key in REMOVED:
+        raise KeyError(f"config key {key!r} was removed; use {REMOVED[key]}")
     parts = key.split(".")
     node, path = config, []
     for part in parts:
@@ -230,46 +265,82 @@ def override(config: ml_collections.ConfigDict, key: str, value) -> None:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Checks the schema and the values that select code, before any compute.
+    """The one validation pass over every field of a resolved config, before anything runs.
+
+    Checks the schema (top level and every section against its defaults),
+    the model family and its networks, every optimizer and penalty setting,
+    the family's own fields (the GAN loss), and the values of ``seed``,
+    ``steps``, ``data``, ``eval`` and ``log``. What needs the data or the
+    networks (batch against the dataset and device count, masks against the
+    parameter paths, architecture against the data shape) is checked by
+    ``regan_jax.program.build_program``, also before anything is written.
 
     Raises:
-      ValueError: a missing or extra top-level key, an unknown model type,
-        networks that do not match the model type, an invalid optimizer,
-        penalty or loss name or value, non-positive steps or negative
-        intervals.
+      ValueError: naming the config key, its value and what was expected.
     """
+    from regan_jax import families, penalties  # Heavy; only when validating.
+
     keys = set(config.keys())
     if keys != set(TOP_LEVEL):
         raise ValueError(f"config keys {sorted(keys)} do not match the schema "
                          f"{list(TOP_LEVEL)} (missing {sorted(set(TOP_LEVEL) - keys)}, "
                          f"extra {sorted(keys - set(TOP_LEVEL))})")
-    nets = networks(config.model_type)
+    family = families.get(config.model_type)
+    _check_sections(config)
     for group in ("optimizer", "penalty"):
-        if tuple(sorted(config[group].keys())) != tuple(sorted(nets)):
+        if tuple(sorted(config[group].keys())) != tuple(sorted(family.networks)):
             raise ValueError(f"config.{group} has networks {sorted(config[group].keys())}; "
-                             f"model_type {config.model_type!r} trains {list(nets)}")
-    if config.model.kind != config.model_type:
-        raise ValueError(f"config.model.kind {config.model.kind!r} differs from "
-                         f"config.model_type {config.model_type!r}; set both")
-    from regan_jax import losses, penalties  # Heavy; only when validating.
-
-    for net in nets:
+                             f"model_type {config.model_type!r} trains {list(family.networks)}")
+    for net in family.networks:
         try:
             penalties.validate_optimizer_config(config.optimizer[net])
             penalties.validate_penalty_config(config.penalty[net])
         except ValueError as e:
             raise ValueError(f"config.optimizer.{net} / config.penalty.{net}: {e}") from None
-    if config.model_type != "vae":
-        losses.gan_loss(config.loss.kind)
-        losses.gradient_penalty_fn(config.loss.gradient_penalty)
-    if config.steps <= 0:
-        raise ValueError(f"config.steps must be positive, got {config.steps}")
-    for key in ("every", "samples_every", "checkpoint_every"):
-        if config.log[key] < 0:
-            raise ValueError(f"config.log.{key} must be >= 0, got {config.log[key]}")
-    if config.eval.fd_every < 0 or config.eval.num_samples <= 0:
-        raise ValueError(f"config.eval needs fd_every >= 0 and num_samples > 0, got "
-                         f"{config.eval.fd_every}, {config.eval.num_samples}")
+    family.validate(config)
+    for key, low in _MINIMA.items():
+        value = _get(config, key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low:
+            raise ValueError(f"config.{key} must be a number >= {low}, got {value!r}")
+    for key in _POSITIVE:
+        value = _get(config, key)
+        if not value > 0:
+            raise ValueError(f"config.{key} must be > 0, got {value!r}")
+    if config.eval.inception_weights and not os.path.isfile(config.eval.inception_weights):
+        raise ValueError(f"config.eval.inception_weights: no file at "
+                         f"{config.eval.inception_weights!r}")
+
+
+# Lower bounds of integer fields (inclusive). eval.num_samples: precision and
+# recall use k = 5 nearest neighbours, so more than 5 samples; fd_samples:
+# a covariance needs 2.
+_MINIMA = {
+    "seed": 0, "steps": 1, "data.batch_size": 1, "data.prefetch": 0,
+    "data.stacked_size": 1, "data.stacked_test_size": 1, "data.stacked_seed": 0,
+    "eval.num_samples": 6, "eval.fd_every": 0, "eval.fd_samples": 2, "eval.batch_size": 1,
+    "log.every": 0, "log.samples_every": 0, "log.checkpoint_every": 0, "log.num_images": 1,
+}
+_POSITIVE = ("data.ring_radius", "data.grid_spacing", "data.sigma")
+
+
+def _get(config, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _check_sections(config: ml_collections.ConfigDict) -> None:
+    """Every section holds exactly the keys of its module's defaults (unknown keys fail)."""
+    from regan_jax import data, losses, models  # Heavy; only when validating.
+
+    defaults = {"data": data.default_config(), "model": models.default_config(),
+                "loss": losses.default_config(), "eval": eval_config(), "log": log_config()}
+    for section, default in defaults.items():
+        have, want = set(config[section].keys()), set(default.keys())
+        if have != want:
+            raise ValueError(f"config.{section} keys do not match the schema: missing "
+                             f"{sorted(want - have)}, unknown {sorted(have - want)}")
 
 
 _MISSING = object()

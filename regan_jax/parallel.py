@@ -17,6 +17,11 @@ Randomness that must match the single-device run (latents, interpolation
 weights) is drawn by the steps for the *global* batch from a replicated key and
 sliced per device with ``lax.axis_index`` (see ``steps._local_draw``).
 
+The training loop asks this module how to run its step: :func:`data_parallel`
+for one run (jitted on one device; split over all devices under
+``shard_map`` or ``pmap`` when there are several) and :func:`member_parallel`
+for a vmapped group of members (split member-wise across the devices).
+
 Multi-host: call :func:`initialize_distributed` first in every process; then
 :func:`make_mesh` spans all processes' devices and each process passes its own
 slice of the global batch (the rows of its devices, in process order) to the
@@ -192,3 +197,61 @@ def _place(tree: Any, sharding: NamedSharding) -> Any:
         return jax.make_array_from_process_local_data(sharding, np.asarray(x))
 
     return jax.tree.map(place, tree)
+
+
+# ----------------------------------------------------------------------------
+# What the training loop runs
+# ----------------------------------------------------------------------------
+
+BACKENDS = ("shard_map", "pmap")
+
+
+def data_parallel(step: Step, batch_rows: int, backend: str = "shard_map") -> Callable:
+    """``step`` jitted with its state donated; data-parallel over all devices when there are several.
+
+    Args:
+      step: ``(state, batch, key=None, axis_name=None) -> (state, metrics)``.
+      batch_rows: the global rows of one step's batch.
+      backend: ``'shard_map'`` (:func:`shard_map_step`) or ``'pmap'``
+        (:func:`pmap_step`); both give the same numbers.
+
+    Raises:
+      ValueError: an unknown backend, or a batch that the device count does not
+        divide (naming ``config.data.batch_size``), before any compute.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown data-parallel backend {backend!r}; expected one of "
+                         f"{list(BACKENDS)}")
+    devices = jax.device_count()
+    if devices == 1:
+        return jax.jit(step, donate_argnums=0)
+    if batch_rows % devices:
+        raise ValueError(f"the batch of {batch_rows} rows per step is not divisible by the "
+                         f"{devices} devices; set config.data.batch_size to a multiple of {devices}")
+    if backend == "pmap":
+        return pmap_step(step)
+    return shard_map_step(step, make_mesh())
+
+
+def member_parallel(step: Step, num_members: int) -> Callable:
+    """``step`` vmapped over stacked members; split across the devices when their count divides K.
+
+    Members are independent, so splitting the member axis (state and per-member
+    batches) over a one-axis mesh needs no communication: XLA partitions the
+    vmapped program and each device trains K / D members.
+    """
+    from regan_jax import sweep  # sweep imports penalties; keep this module light.
+
+    vmapped = sweep.vmap_step(step, shared_batch=False)
+    devices = jax.device_count()
+    if devices == 1 or num_members % devices:
+        return vmapped
+    # A plain Mesh (automatic axes): the loop's other jitted code (member slices,
+    # sampling) then just follows the data, with no sharding in the types.
+    mesh = Mesh(np.array(jax.devices()), (BATCH_AXIS,))
+    split = NamedSharding(mesh, P(BATCH_AXIS))
+
+    def run(states, batch):
+        return vmapped(jax.device_put(states, split), jax.device_put(batch, split))
+
+    return run

@@ -10,8 +10,11 @@ after N vmapped steps equals the single run with member ``k``'s seed and
 hyperparameters (up to float reassociation in batched kernels).
 
 Divergence is per member: a step freezes and marks only the member whose loss
-or parameters became non-finite (``steps`` selects with ``jnp.where``, which
-vmaps element-wise), the others go on.
+or parameters became non-finite (``steps.freeze_if_diverged`` selects with
+``lax.cond``, which vmaps to a per-member select), the others go on.
+
+The training loop (:mod:`regan_jax.train`) uses this module to initialise,
+stack and take members; the data iterator gives the per-member batches.
 """
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -60,7 +63,14 @@ def member(stacked: Any, index: int) -> Any:
     size = num_members(stacked)
     if not -size <= index < size:
         raise ValueError(f"member index {index} out of range for {size} members")
-    return jax.tree.map(lambda x: x[index], stacked)
+    return _take(stacked, index % size)
+
+
+@jax.jit
+def _take(tree, index):
+    # One jitted gather for the whole tree: eagerly, a slice per leaf is one
+    # dispatch each, which the loop pays at every logging step and member.
+    return jax.tree.map(lambda x: x[index], tree)
 
 
 def unstack(stacked: Any) -> list[Any]:
@@ -68,20 +78,41 @@ def unstack(stacked: Any) -> list[Any]:
     return [member(stacked, k) for k in range(num_members(stacked))]
 
 
-def init_sweep(init_member: Callable[[jax.Array], Any], seeds: Sequence[int],
-               hyperparams: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> Any:
-    """Initialises K members, one per seed, with per-member hyperparameters.
-
-    Member k is ``init_member(jax.random.key(seeds[k]))`` (all members in one
-    vmapped call) with, for every network ``net`` and hyperparameter ``name``
-    in ``hyperparams``, ``opt_state[net]``'s injected ``name`` set to
-    ``hyperparams[net][name][k]``.
+def init_member(init: Callable[[jax.Array], Any], seed: int,
+                hyperparams: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+    """``init(jax.random.key(seed))`` with each ``opt_state[net]``'s injected hyperparameters set.
 
     Args:
-      init_member: key -> train state (with ``opt_state`` a dict by network of
-        ``optax.inject_hyperparams`` states), vmappable over the key, e.g.
-        ``functools.partial(steps.init_gan_state, models, optimizers,
-        example_batch=batch)``.
+      init: key -> train state (``opt_state`` a dict by network of
+        ``optax.inject_hyperparams`` states), e.g. a program's jitted init.
+      seed: the member's seed.
+      hyperparams: ``{net: {name: value}}``, e.g. ``{'d': {'strength': 1e-4}}``.
+
+    Raises:
+      ValueError: a network the state does not have.
+    """
+    state = init(jax.random.key(seed))
+    opt_state = dict(state.opt_state)
+    for net, values in (hyperparams or {}).items():
+        if net not in opt_state:
+            raise ValueError(f"hyperparams name network {net!r}; the state has "
+                             f"{sorted(opt_state)}")
+        opt_state[net] = penalties.set_hyperparams(opt_state[net], **values)
+    return state.replace(opt_state=opt_state)
+
+
+def init_sweep(init: Callable[[jax.Array], Any], seeds: Sequence[int],
+               hyperparams: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> Any:
+    """Initialises K members, one per seed, with per-member hyperparameters, stacked.
+
+    Member k is :func:`init_member` of ``seeds[k]`` with, for every network
+    ``net`` and hyperparameter ``name`` in ``hyperparams``, the value
+    ``hyperparams[net][name][k]`` -- exactly the state its own single run
+    starts from.
+
+    Args:
+      init: key -> train state, e.g. ``functools.partial(family.init_state,
+        models, optimizers, example_batch=batch)``.
       seeds: K integer seeds (repeat one seed to sweep hyperparameters only).
       hyperparams: ``{net: {name: K values}}``, e.g.
         ``{'d': {'strength': [0.0, 1e-4, 1e-3]}}``.
@@ -102,15 +133,10 @@ def init_sweep(init_member: Callable[[jax.Array], Any], seeds: Sequence[int],
             if len(column) != size:
                 raise ValueError(f"hyperparams[{net!r}][{name!r}] has {len(column)} values "
                                  f"but the sweep has {size} members (seeds {list(seeds)})")
-    states = jax.vmap(init_member)(jnp.stack([jax.random.key(seed) for seed in seeds]))
-    opt_state = dict(states.opt_state)
-    for net, values in hyperparams.items():
-        if net not in opt_state:
-            raise ValueError(f"hyperparams name network {net!r}; the state has "
-                             f"{sorted(opt_state)}")
-        opt_state[net] = penalties.set_hyperparams(
-            opt_state[net], **{name: jnp.asarray(column) for name, column in values.items()})
-    return states.replace(opt_state=opt_state)
+    return stack_members([
+        init_member(init, seed, {net: {name: column[k] for name, column in values.items()}
+                                 for net, values in hyperparams.items()})
+        for k, seed in enumerate(seeds)])
 
 
 def vmap_step(step: Callable, shared_batch: bool = True) -> Callable:

@@ -21,7 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from regan_jax import checkpoint, losses, models, penalties, steps
+from regan_jax import checkpoint, families, losses, models, penalties
+from regan_jax.families import gan as gan_family
+from regan_jax.families import vae as vae_family
 
 NUM_CLASSES = 3
 STEPS = 3
@@ -34,9 +36,9 @@ def tiny_gan(kind="gan", gradient_penalty="none", d_steps=1, spectral_norm=False
     D carries a coupled L2 penalty so that the optimizer's hyperparameters matter.
     """
     model_cfg = models.default_config()
-    model_cfg.update(kind=kind, arch=arch, latent_dim=3, g_width=8, d_width=8,
+    model_cfg.update(arch=arch, latent_dim=3, g_width=8, d_width=8,
                      mlp_layers=1, spectral_norm=spectral_norm)
-    nets = models.make_models(model_cfg, models.DataSpec(shape, NUM_CLASSES))
+    nets = families.get(kind).make_models(model_cfg, models.DataSpec(shape, NUM_CLASSES))
     optimizer_cfg = penalties.default_optimizer_config()
     optimizer_cfg.learning_rate = learning_rate
     penalty_cfgs = {"g": penalties.default_penalty_config(),
@@ -52,9 +54,9 @@ def tiny_gan(kind="gan", gradient_penalty="none", d_steps=1, spectral_norm=False
 def tiny_vae(shape=(2,), likelihood="gaussian"):
     """``(models, optimizers)`` of a VAE a few units wide."""
     model_cfg = models.default_config()
-    model_cfg.update(kind="vae", arch="mlp", latent_dim=3, g_width=8, d_width=8,
+    model_cfg.update(arch="mlp", latent_dim=3, g_width=8, d_width=8,
                      mlp_layers=1, likelihood=likelihood)
-    nets = models.make_models(model_cfg, models.DataSpec(shape, 0))
+    nets = families.get("vae").make_models(model_cfg, models.DataSpec(shape, 0))
     optimizer_cfg = penalties.default_optimizer_config()
     optimizer_cfg.learning_rate = 1e-2
     return nets, {net: penalties.build_optimizer(optimizer_cfg) for net in nets}
@@ -99,15 +101,15 @@ def parallel_cases():
     nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan(
         "cgan", "r1", d_steps=2, spectral_norm=True)
     gan_stream = batches(1, STEPS, 2 * 8)
-    gan = (functools.partial(steps.gan_step, models=nets, optimizers=optimizers,
+    gan = (functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
                              loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs),
-           steps.init_gan_state(nets, optimizers, jax.random.key(0), gan_stream[0]),
+           gan_family.init_gan_state(nets, optimizers, jax.random.key(0), gan_stream[0]),
            gan_stream)
     vae_nets, vae_optimizers = tiny_vae()
     vae_stream = batches(2, STEPS, 8)
-    vae = (functools.partial(steps.vae_step, models=vae_nets, optimizers=vae_optimizers,
+    vae = (functools.partial(vae_family.vae_step, models=vae_nets, optimizers=vae_optimizers,
                              likelihood="gaussian", gaussian_std=0.5),
-           steps.init_vae_state(vae_nets, vae_optimizers, jax.random.key(1), vae_stream[0]),
+           vae_family.init_vae_state(vae_nets, vae_optimizers, jax.random.key(1), vae_stream[0]),
            vae_stream)
     return {"gan": gan, "vae": vae}
 
@@ -171,11 +173,11 @@ def resumable_setup():
     nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan()
     data_cfg = data.default_config()
     data_cfg.update(name="ring8", batch_size=8)
-    step = jax.jit(functools.partial(steps.gan_step, models=nets, optimizers=optimizers,
+    step = jax.jit(functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
                                      loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs),
                    donate_argnums=0)
     example = next(data.make_iterator(data_cfg, seed=0))
-    return step, steps.init_gan_state(nets, optimizers, jax.random.key(0), example), data_cfg
+    return step, gan_family.init_gan_state(nets, optimizers, jax.random.key(0), example), data_cfg
 
 
 def _die_when_saving(directory):

@@ -169,18 +169,22 @@ def test_config_selects_the_dataset(tmp_path):
     assert data.from_config(cfg).centres.max() == 6.0
 
 
-def test_split_for_devices():
-    batch = {"image": np.arange(8 * 3).reshape(8, 3), "label": np.arange(8)}
-    split = data.split_for_devices(batch, 4)
-    assert split["image"].shape == (4, 2, 3)
-    for d in range(4):
-        np.testing.assert_array_equal(split["image"][d], batch["image"][2 * d:2 * d + 2])
-    members = {"label": np.arange(2 * 8).reshape(2, 8)}
-    out = data.split_for_devices(members, 4, axis=1)["label"]
-    assert out.shape == (4, 2, 2)
-    np.testing.assert_array_equal(out[3, 1], members["label"][1, 6:8])
-    with pytest.raises(ValueError, match="batch of 8 along axis 0 is not divisible by 3"):
-        data.split_for_devices(batch, 3)
+def test_member_positions_resume_a_group_as_its_members(dataset):
+    """A group's member k is at its own single run's position; the group resumes from them."""
+    group = data.make_iterator(_cfg(), 0, member_seeds=[3, 5], source=dataset)
+    for _ in range(4):
+        next(group)
+    positions = [data.member_position(group.position, k) for k in range(2)]
+    for k, seed in enumerate((3, 5)):
+        single = data.make_iterator(_cfg(), seed, source=dataset)
+        for _ in range(4):
+            next(single)
+        assert positions[k] == single.position
+    resumed = data.make_iterator(_cfg(), 0, member_seeds=[3, 5], source=dataset,
+                                 position=data.group_position(positions))
+    np.testing.assert_array_equal(next(resumed)["image"], next(group)["image"])
+    with pytest.raises(ValueError, match="different data positions"):
+        data.group_position([positions[0], {**positions[1], "index": 0}])
 
 
 def test_prefetch_yields_the_same_batches_and_positions(dataset):
@@ -192,8 +196,9 @@ def test_prefetch_yields_the_same_batches_and_positions(dataset):
             assert isinstance(got["image"], jax.Array)
             np.testing.assert_array_equal(np.asarray(got["image"]), want["image"])
             assert ahead.position == plain.position  # Not the read-ahead's position.
-    with pytest.raises(ValueError, match="prefetch size must be >= 1"):
-        data.prefetch_to_device(plain, 0)
+    with pytest.raises(ValueError, match="prefetch size must be >= 0"):
+        data.prefetch_to_device(plain, -1)
+    assert data.prefetch_to_device(plain, 0) is plain  # No read-ahead: the iterator itself.
 
 
 def test_prefetch_raises_the_source_error():

@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import os
-import pathlib
 import shutil
 
 import flax.serialization

@@ -4,11 +4,13 @@ import math
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
 
-from regan_jax import _metrics_kernels, metrics
+from regan_jax import metrics
+from regan_jax.metrics import _kernels
 
 
 def _rng(seed):
@@ -188,7 +190,7 @@ def test_kth_smallest_matches_numpy_partition_with_ties(k):
     d2 = rng.integers(0, 5, size=(7, 9)).astype(np.float32)  # many ties
     d2[0] = 2.0  # a row of equal values
     expected = np.partition(d2, k - 1, axis=1)[:, k - 1]
-    np.testing.assert_array_equal(np.asarray(_metrics_kernels.kth_smallest(d2, k)), expected)
+    np.testing.assert_array_equal(np.asarray(_kernels.kth_smallest(d2, k)), expected)
 
 
 def test_prdc_matches_brute_force():
@@ -367,3 +369,54 @@ def test_inception_score():
         metrics.inception_score(probs[:5], num_splits=10)
     with pytest.raises(ValueError, match="not logits"):
         metrics.inception_score(np.log(probs))
+
+
+# ----------------------------------------------------------------- weight statistics
+# Parameter helpers as in test_penalties.py.
+def make_params(seed=0):
+    """A small conv + MLP parameter tree (Flax naming), kernels and biases."""
+    rng = np.random.default_rng(seed)
+    shapes = {"Conv_0": {"kernel": (2, 2, 3, 4), "bias": (4,)},
+              "Dense_0": {"kernel": (4, 5), "bias": (5,)},
+              "Dense_1": {"kernel": (5, 2), "bias": (2,)}}
+    return jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s), jnp.float32), shapes,
+                        is_leaf=lambda s: isinstance(s, tuple))
+
+
+def is_kernel_path(path):
+    return path.endswith("kernel")
+
+
+def leaves_by_path(tree):
+    """{'Dense_0/kernel': float64 array, ...}."""
+    return {jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(x, np.float64)
+            for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def params_with_zeros():
+    """Params with exact-zero entries and one all-zero filter in each kernel."""
+    params = make_params(1)
+    def zero_out(x):
+        if x.ndim < 2:
+            return x
+        x = x.at[..., 0].set(0.0)
+        return x.reshape(-1).at[1::3].set(0.0).reshape(x.shape)
+    return jax.tree.map(zero_out, params)
+
+
+def test_weight_stats_match_numpy():
+    params = params_with_zeros()
+    stats = jax.jit(lambda p: metrics.weight_stats(p, near_zero_tol=0.5))(params)
+    kernels = {p: w for p, w in leaves_by_path(params).items() if is_kernel_path(p)}
+    flat = np.concatenate([w.ravel() for w in kernels.values()])
+    np.testing.assert_allclose(stats["sparsity"], np.mean(flat == 0), rtol=1e-6)
+    np.testing.assert_allclose(stats["near_zero"], np.mean(np.abs(flat) <= 0.5), rtol=1e-6)
+    np.testing.assert_allclose(stats["l1"], np.abs(flat).sum(), rtol=1e-5)
+    np.testing.assert_allclose(stats["l2"], np.linalg.norm(flat), rtol=1e-5)
+    filters = [np.all(w.reshape(-1, w.shape[-1]) == 0, axis=0) for w in kernels.values()]
+    np.testing.assert_allclose(stats["zero_filter_fraction"],
+                               np.concatenate(filters).mean(), rtol=1e-6)
+    for path, w in kernels.items():
+        np.testing.assert_allclose(stats[f"l2/{path}"], np.linalg.norm(w), rtol=1e-5)
+        np.testing.assert_allclose(stats[f"sparsity/{path}"], np.mean(w == 0), rtol=1e-6)
+    assert not any("bias" in key for key in stats)

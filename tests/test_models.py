@@ -1,5 +1,8 @@
-"""Models: shapes and ranges for every kind x arch x data shape, depth-to-space,
-spectral normalisation, the projection discriminator, and bad input."""
+"""Models: shapes and ranges for every family x arch x data shape, depth-to-space,
+spectral normalisation, the projection discriminator, and bad input.
+
+The networks are built as the runs build them, by their model family
+(``families.get(kind).make_models``)."""
 import itertools
 
 import chex
@@ -8,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from regan_jax.models import DataSpec, default_config, depth_to_space, make_models, num_stages
+from regan_jax import families
+from regan_jax.models import DataSpec, default_config, depth_to_space, num_stages
 from regan_jax.models.layers import CONV_INIT
 
 SHAPES = [(2,), (8, 8, 1), (28, 28, 1), (32, 32, 3), (8, 8, 3)]
@@ -16,10 +20,16 @@ N, LATENT, CLASSES = 3, 3, 4
 
 
 def tiny_config(kind="gan", arch="dcgan", **overrides):
+    """``(family name, config.model)`` of networks a few units wide."""
     cfg = default_config()
-    cfg.update(dict(kind=kind, arch=arch, latent_dim=LATENT, g_width=2, d_width=2,
-                    mlp_layers=1), **overrides)
-    return cfg
+    cfg.update(dict(arch=arch, latent_dim=LATENT, g_width=2, d_width=2, mlp_layers=1),
+               **overrides)
+    return kind, cfg
+
+
+def make_models(family_and_config, spec):
+    kind, cfg = family_and_config
+    return families.get(kind).make_models(cfg, spec)
 
 
 def gan_forward(models, shape, conditional):
@@ -285,7 +295,7 @@ def test_conditional_generator_concatenates_label_embedding():
 
 @pytest.mark.parametrize("overrides,spec,match", [
     (dict(arch="resnet"), DataSpec((8, 8, 1)), r"unknown arch 'resnet'.*'dcgan', 'mlp'"),
-    (dict(kind="wgan"), DataSpec((8, 8, 1)), r"unknown model kind 'wgan'.*'cgan', 'gan', 'vae'"),
+    (dict(kind="wgan"), DataSpec((8, 8, 1)), r"unknown model_type 'wgan'.*'cgan', 'gan', 'vae'"),
     (dict(upsample="nearest"), DataSpec((8, 8, 1)), r"unknown upsample 'nearest'"),
     (dict(kind="vae", likelihood="laplace"), DataSpec((8, 8, 1)), r"likelihood 'laplace'"),
     (dict(), DataSpec((2,)), r"needs image data of shape \(H, W, C\), got \(2,\)"),

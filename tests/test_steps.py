@@ -10,7 +10,9 @@ import optax
 import pytest
 
 from _tiny_runs import batches, tiny_gan, tiny_vae, unkey
-from regan_jax import losses, steps
+from regan_jax import families, losses, steps
+from regan_jax.families import gan as gan_family
+from regan_jax.families import vae as vae_family
 
 ROWS = 8  # per discriminator update
 
@@ -85,8 +87,8 @@ def gan_case(name):
     nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan(**case)
     loss_cfg.kind = loss
     stream = batches(0, 3, case["d_steps"] * ROWS)
-    state = steps.init_gan_state(nets, optimizers, jax.random.key(0), stream[0])
-    step = jax.jit(functools.partial(steps.gan_step, models=nets, optimizers=optimizers,
+    state = gan_family.init_gan_state(nets, optimizers, jax.random.key(0), stream[0])
+    step = jax.jit(functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
                                      loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs))
     reference = jax.jit(functools.partial(reference_gan_step, models=nets,
                                           optimizers=optimizers, loss_cfg=loss_cfg))
@@ -138,8 +140,8 @@ def reference_vae_step(state, batch, *, models, optimizers, std):
 def test_vae_step_matches_plain_reference():
     nets, optimizers = tiny_vae()
     stream = batches(3, 2, ROWS)
-    state = steps.init_vae_state(nets, optimizers, jax.random.key(4), stream[0])
-    step = jax.jit(functools.partial(steps.vae_step, models=nets, optimizers=optimizers,
+    state = vae_family.init_vae_state(nets, optimizers, jax.random.key(4), stream[0])
+    step = jax.jit(functools.partial(vae_family.vae_step, models=nets, optimizers=optimizers,
                                      likelihood="gaussian", gaussian_std=0.5))
     reference = jax.jit(functools.partial(reference_vae_step, models=nets,
                                           optimizers=optimizers, std=0.5))
@@ -199,19 +201,18 @@ def test_bad_loss_config_fails_before_compute():
         bad = loss_cfg.copy_and_resolve_references()
         bad[field] = value
         with pytest.raises(ValueError, match=message):
-            steps.check_loss_config(bad)
+            gan_family.check_loss_config(bad)
 
 
-def test_make_step_rejects_unknown_names():
+def test_family_validation_rejects_unknown_names():
     _, _, loss_cfg, penalty_cfgs = tiny_gan()
     loss_cfg.kind = "least_squares"
     config = ml_collections.ConfigDict({"model_type": "gan", "loss": loss_cfg,
                                         "penalty": penalty_cfgs})
-    with pytest.raises(ValueError, match="least_squares"):
-        steps.make_step(config, {}, {})
-    config.model_type = "flow"
+    with pytest.raises(ValueError, match="config.loss.kind: .*least_squares"):
+        families.get(config.model_type).validate(config)
     with pytest.raises(ValueError, match="model_type 'flow'"):
-        steps.make_step(config, {}, {})
+        families.get("flow")
 
 
 def test_batch_not_a_multiple_of_d_steps_fails_at_trace():
@@ -233,5 +234,5 @@ def test_wrong_data_shape_fails_at_trace():
 def test_init_checks_network_names():
     nets, optimizers, _, _ = tiny_gan()
     with pytest.raises(ValueError, match="expected \\['d', 'g'\\]"):
-        steps.init_gan_state({"g": nets["g"]}, optimizers, jax.random.key(0),
+        gan_family.init_gan_state({"g": nets["g"]}, optimizers, jax.random.key(0),
                              batches(0, 1, ROWS)[0])

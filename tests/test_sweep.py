@@ -9,6 +9,7 @@ import pytest
 
 from _tiny_runs import batches, tiny_gan, unkey
 from regan_jax import penalties, steps, sweep
+from regan_jax.families import gan as gan_family
 
 ROWS, STEPS = 8, 3
 SEEDS = (0, 1, 0, 2, 3)
@@ -23,12 +24,12 @@ HEALTHY = [k for k in range(len(SEEDS)) if k not in DIVERGED_AT]
 @functools.lru_cache(maxsize=None)
 def setup():
     nets, optimizers, loss_cfg, _ = tiny_gan()
-    step = functools.partial(steps.gan_step, models=nets, optimizers=optimizers,
+    step = functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
                              loss_cfg=loss_cfg)
     # member k reads its own stream of batches (shared_batch=False)
     streams = [batches(100 + k, STEPS, ROWS) for k in range(len(SEEDS))]
     streams[POISONED][1]["image"][0, 0] = np.nan
-    init_member = functools.partial(steps.init_gan_state, nets, optimizers,
+    init_member = functools.partial(gan_family.init_gan_state, nets, optimizers,
                                     example_batch=streams[0][0])
     return step, init_member, streams
 

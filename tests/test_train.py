@@ -16,7 +16,8 @@ import pytest
 
 import experiments
 from experiments import train as train_cli
-from regan_jax import checkpoint, penalties, train
+from regan_jax import checkpoint, metrics, train
+from regan_jax import program as program_lib
 from regan_jax import config as config_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -102,9 +103,9 @@ def test_cli_run_writes_the_whole_contract(finished_runs, name):
 def test_summary_norms_equal_float64_norms_of_the_checkpoint(finished_runs):
     workdir = finished_runs["digits_gan"]
     config = experiments.load_config("digits_gan:smoke")
-    program = train.build_program(config)
+    program = program_lib.build_program(config)
     state, position = checkpoint.restore_latest(str(workdir / "checkpoints"),
-                                                train.init_member(program, config))
+                                                program_lib.init_member(program, config))
     summary = train.read_json(workdir / "summary.json")
     assert position["index"] >= 0 and int(state.step) == 12
     for net in ("g", "d"):
@@ -115,22 +116,27 @@ def test_summary_norms_equal_float64_norms_of_the_checkpoint(finished_runs):
 
 
 def _final_params(workdir, config):
-    program = train.build_program(config)
+    program = program_lib.build_program(config)
     state, _ = checkpoint.restore_latest(str(workdir / "checkpoints"),
-                                         train.init_member(program, config))
+                                         program_lib.init_member(program, config))
     return state.params
 
 
-def test_cli_on_four_devices_trains_the_one_device_run(finished_runs, compile_cache, tmp_path):
+@pytest.mark.parametrize("backend", ["shard_map", "pmap"])
+def test_cli_on_four_devices_trains_the_one_device_run(finished_runs, compile_cache, tmp_path,
+                                                       backend):
     """The loop is data-parallel over all devices: same global batch, same run."""
     workdir = tmp_path / "four"
     result = run_cli(["--config", "experiments/configs/digits_gan.py:smoke", "--workdir",
-                      str(workdir), "--no-progress"], compile_cache, devices=4)
+                      str(workdir), "--no-progress", "--data-parallel", backend],
+                     compile_cache, devices=4)
     assert result.returncode == 0, result.stderr[-3000:]
     config = experiments.load_config("digits_gan:smoke")
     chex.assert_trees_all_close(_final_params(workdir, config),
                                 _final_params(finished_runs["digits_gan"], config),
                                 rtol=1e-4, atol=1e-6)
+    if backend == "pmap":
+        return
     bad = run_cli(["--config", "experiments/configs/digits_gan.py:smoke", "--workdir",
                    str(tmp_path / "bad"), "--no-progress", "--config.data.batch_size=30"],
                   compile_cache, devices=4)
@@ -157,12 +163,29 @@ def test_refuses_to_clobber_a_finished_or_different_run(finished_runs, capsys, e
     ("--config.steps=abc", "expects type int"),
     ("--config.penalty.g.kind=l3", "unknown penalty kind 'l3'"),
     ("--config.log.progress=maybe", "expects type bool"),
+    # The one validation pass: every field, before anything is written.
+    ("--config.model.kind=vae", "'model.kind' was removed; use model_type"),
+    ("--config.eval.num_samples=3", "config.eval.num_samples must be a number >= 6, got 3"),
+    ("--config.eval.fd_samples=1", "config.eval.fd_samples must be a number >= 2, got 1"),
+    ("--config.eval.batch_size=0", "config.eval.batch_size must be a number >= 1, got 0"),
+    ("--config.data.batch_size=0", "config.data.batch_size must be a number >= 1, got 0"),
+    ("--config.seed=-1", "config.seed must be a number >= 0, got -1"),
+    ("--config.log.num_images=0", "config.log.num_images must be a number >= 1, got 0"),
+    ("--config.loss.d_steps=0", "config.loss.d_steps must be >= 1, got 0"),
+    ("--config.loss.gp_weight=-1", "config.loss.gp_weight must be >= 0, got -1"),
+    ("--config.data.batch_size=5000", "batch_size 5000 is larger than dataset"),
+    ("--config.penalty.g.kind=l1", None),  # valid: a control for the mask case below
+    ("--config.penalty.d.kind=l1 --config.penalty.d.mask=^nothing$", "no parameter"),
 ])
 def test_bad_overrides_exit_nonzero_naming_the_problem(tmp_path, capsys, override, message):
     workdir = tmp_path / "run"
-    assert train_cli.main(["--config", "digits_gan:smoke", "--workdir", str(workdir),
-                           override]) == 2
-    assert message in capsys.readouterr().err
+    argv = ["--config", "digits_gan:smoke", "--workdir", str(workdir), *override.split()]
+    if message is None:  # A valid override trains (the checks refuse only what is wrong).
+        assert train_cli.main([*argv, "--no-progress", "--config.steps=1"]) == 0
+        return
+    assert train_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
     assert not workdir.exists()
 
 
@@ -256,5 +279,5 @@ def test_vmapped_members_equal_single_runs_and_diverge_alone(ring8_single, tmp_p
     assert all(v is None or np.isfinite(v) for v in bad.values() if isinstance(v, float))
     # The diverged member was frozen with finite parameters.
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(finals[1].params))
-    stats = penalties.weight_stats(finals[1].params["g"])
+    stats = metrics.weight_stats(finals[1].params["g"])
     np.testing.assert_allclose(bad["norm_g"], float(stats["l2"]), rtol=1e-6)

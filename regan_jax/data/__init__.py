@@ -19,14 +19,15 @@ from regan_jax.data.pipeline import (
     default_config,
     from_config,
     make_iterator,
+    group_position,
+    member_position,
     prefetch_to_device,
-    split_for_devices,
 )
 from regan_jax.data.spec import ArrayDataset, DataSpec
 
 __all__ = [
     "ArrayDataset", "BatchIterator", "DEBIAN_DATASETS_DIR", "DataSpec", "LOCAL_DATASETS",
     "MIXTURES", "Mixture", "Prefetcher", "data_dir_or_default", "default_config",
-    "from_config", "idx_directory", "load", "make_iterator", "mixture", "prefetch_to_device",
-    "read_idx", "read_idx_split", "split_for_devices",
+    "from_config", "group_position", "idx_directory", "load", "make_iterator",
+    "member_position", "mixture", "prefetch_to_device", "read_idx", "read_idx_split",
 ]

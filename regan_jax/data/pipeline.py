@@ -13,7 +13,7 @@ index arrays; JAX keys drive everything sampled.)
 """
 import queue
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import jax
 import ml_collections
@@ -90,17 +90,23 @@ class BatchIterator:
         self._position.update(epoch=epoch, index=index)
         return batch
 
+    def close(self) -> None:
+        """Nothing to release (the same interface as :class:`Prefetcher`)."""
+
 
 def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
                   position: dict | None = None, num_members: int | None = None,
                   member_seeds: Sequence[int] | None = None,
+                  rows_per_step: int | None = None,
                   source: ArrayDataset | Mixture | None = None) -> BatchIterator:
     """The training batch iterator of ``data_cfg`` (see the module docstring).
 
     With members, batches get a leading member axis ``[K, B, ...]`` and member
     k sees exactly the batches of a single run with seed ``member_seeds[k]``
     (``num_members=K``: seeds ``seed, seed + 1, ..., seed + K - 1``). Members
-    that share a seed share their data, as a sweep over strengths wants.
+    that share a seed share their data, as a sweep over strengths wants. Each
+    member's own position is :func:`member_position`; a group resumes from
+    :func:`group_position` of its members' positions.
 
     Args:
       data_cfg: ``config.data`` (:func:`default_config`).
@@ -109,6 +115,8 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
         seed(s) and batch size must match).
       num_members: K members with seeds ``seed + k``; None: no member axis.
       member_seeds: explicit member seeds (instead of ``num_members``).
+      rows_per_step: rows of one batch, when a step consumes other than
+        ``data_cfg.batch_size`` (a GAN with several discriminator steps).
       source: the data already loaded (default: ``from_config(data_cfg)``).
 
     Raises:
@@ -124,7 +132,7 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
             raise ValueError(f"num_members must be > 0 or None, got {num_members}")
         member_seeds = [seed + k for k in range(num_members)]
     seeds = [seed] if member_seeds is None else [int(s) for s in member_seeds]
-    batch_size = data_cfg.batch_size
+    batch_size = data_cfg.batch_size if rows_per_step is None else rows_per_step
     if not seeds or min(seeds) < 0 or batch_size <= 0:
         raise ValueError(f"make_iterator needs seeds >= 0 (at least one) and batch_size > 0; "
                          f"got seeds {seeds}, batch_size {batch_size}")
@@ -145,24 +153,22 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
     return BatchIterator(fetch, steps, source.spec, start)
 
 
-def split_for_devices(batch: Any, num_devices: int, axis: int = 0) -> Any:
-    """Reshapes axis ``axis`` of every leaf from B to a leading ``[n, B / n]``.
+def member_position(position: dict, index: int) -> dict:
+    """Member ``index``'s own position within a group iterator's ``position`` (its seed alone)."""
+    seeds = position["seed"]
+    return {**position, "seed": seeds[index] if isinstance(seeds, list) else seeds}
 
-    ``[B, ...] -> [n, B/n, ...]`` (``axis=0``); with a member axis first,
-    ``axis=1``: ``[K, B, ...] -> [n, K, B/n, ...]``. Device d gets rows
-    ``d B/n .. (d+1) B/n - 1``, the order ``jax.pmap`` expects.
+
+def group_position(positions: Sequence[dict]) -> dict:
+    """The position of a group iterator whose members are at ``positions`` (their own).
 
     Raises:
-      ValueError: B not divisible by ``num_devices``.
+      ValueError: members at different points of the data (a group steps together).
     """
-    def split(x):
-        size = x.shape[axis]
-        if size % num_devices:
-            raise ValueError(f"batch of {size} along axis {axis} is not divisible by "
-                             f"{num_devices} devices")
-        x = x.reshape(x.shape[:axis] + (num_devices, size // num_devices) + x.shape[axis + 1:])
-        return np.moveaxis(x, axis, 0)
-    return jax.tree.map(split, batch)
+    places = {(p["name"], p["batch_size"], p["epoch"], p["index"]) for p in positions}
+    if len(places) != 1:
+        raise ValueError(f"members of one group are at different data positions: {positions}")
+    return {**positions[0], "seed": [p["seed"] for p in positions]}
 
 
 class Prefetcher:
@@ -229,21 +235,25 @@ class Prefetcher:
         self.close()
 
 
-def prefetch_to_device(iterator: BatchIterator, size: int = 2, sharding=None) -> Prefetcher:
+def prefetch_to_device(iterator: BatchIterator, size: int = 2,
+                       sharding=None) -> "Prefetcher | BatchIterator":
     """Wraps ``iterator`` in a :class:`Prefetcher` keeping ``size`` batches ready.
+
+    The training loop reads its batches through this (``config.data.prefetch``).
 
     Args:
       iterator: a :class:`BatchIterator`.
-      size: batches kept ready (>= 1; ``config.data.prefetch``).
+      size: batches kept ready (``config.data.prefetch``); 0 returns
+        ``iterator`` itself (no thread).
       sharding: where to put them (e.g. a ``NamedSharding`` over a mesh's
         ``'batch'`` axis); None: the default device.
 
     Raises:
       ValueError: ``size`` < 1.
     """
-    if size < 1:
-        raise ValueError(f"prefetch size must be >= 1, got {size}")
-    return Prefetcher(iterator, size, sharding)
+    if size < 0:
+        raise ValueError(f"prefetch size must be >= 0, got {size}")
+    return Prefetcher(iterator, size, sharding) if size else iterator
 
 
 def _checked_position(start: dict, position: dict) -> dict:

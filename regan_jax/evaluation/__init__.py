@@ -4,7 +4,8 @@
 (``features``, ``logits``, ``predict``); ``load_inception(path)`` the FID
 network from a user-supplied weights file; ``make_reference`` and
 ``evaluate`` the summary metrics of a generator; ``weight_summary`` the
-per-network sparsity and norm.
+per-network sparsity and norm; ``run_hooks`` what the training loop asks
+(in-training scores, the final summary).
 """
 from regan_jax.evaluation.classifier import (
     CLASSIFIER_SPECS,
@@ -21,9 +22,11 @@ from regan_jax.evaluation.evaluator import (
     evaluate,
     make_reference,
     mean_elbo,
+    mean_scores,
     metric_names,
     weight_summary,
 )
+from regan_jax.evaluation.hooks import RunHooks, run_hooks
 from regan_jax.evaluation.inception import (
     FIDInceptionV3,
     InceptionFeatures,
@@ -35,5 +38,5 @@ __all__ = [
     "CLASSIFIER_SPECS", "ClassifierCNN", "ClassifierSpec", "FIDInceptionV3", "FeatureClassifier",
     "InceptionFeatures", "PerChannelClassifier", "Reference", "count_nonfinite", "draw_samples",
     "evaluate", "load_classifier", "load_inception", "make_reference", "mean_elbo",
-    "metric_names", "resize_bilinear", "weight_summary",
+    "mean_scores", "metric_names", "resize_bilinear", "RunHooks", "run_hooks", "weight_summary",
 ]

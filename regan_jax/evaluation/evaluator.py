@@ -42,10 +42,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tqdm.auto
 
-from regan_jax import data, metrics, penalties
+from regan_jax import data, metrics
 from regan_jax.evaluation import classifier as classifier_lib
 
 FEATURE_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage")
@@ -105,6 +106,7 @@ def make_reference(
     labels: np.ndarray | None = None,
     feature_net: Any = None,
     data_options: Mapping[str, Any] | None = None,
+    mixture: data.Mixture | None = None,
     progress: bool | None = None,
 ) -> Reference:
     """Builds the reference of ``dataset``: real features, or the mixture.
@@ -121,6 +123,8 @@ def make_reference(
         feature_net: feature network (e.g. ``load_inception(path)``); default the
             dataset's shipped classifier.
         data_options: keyword options of ``data.load`` / ``data.mixture``.
+        mixture: the 2-D mixture itself (e.g. a run's training source), instead
+            of building it from ``data_options``.
         progress: progress bar while extracting the real features (None: only
             on a terminal).
 
@@ -130,7 +134,7 @@ def make_reference(
     """
     options = dict(data_options or {})
     if dataset in data.MIXTURES:
-        source = data.mixture(dataset, **options)
+        source = data.mixture(dataset, **options) if mixture is None else mixture
         return Reference(dataset=dataset, sample_shape=(2,), num_classes=source.num_modes,
                          mixture=source)
     if (images is None) != (labels is None):
@@ -275,12 +279,36 @@ def _sample_scores(
     return scores
 
 
+def mean_scores(score_fn: Callable[[jax.Array], Mapping[str, jax.Array]], images: np.ndarray,
+                batch_size: int = 500) -> dict[str, float]:
+    """Means over ``images`` of per-example scores: ``score_fn(batch) -> {name: [B]}`` (NaN stays NaN).
+
+    The scores are averaged in float64 on the host. A model family's held-out
+    scores (the VAE's ELBO and reconstruction term) come through here.
+
+    Raises:
+        ValueError: a score that is not one value per image.
+    """
+    names = []
+
+    def columns(x):
+        out = score_fn(x)
+        names[:] = sorted(out)
+        return jnp.stack([out[name] for name in names], axis=1)
+
+    try:
+        values = np.asarray(classifier_lib.batched_apply(columns, images, batch_size), np.float64)
+    except TypeError as e:  # jnp.stack of scores that are not one value per example.
+        raise ValueError(f"score_fn must return one value per image for every score: {e}") from None
+    if values.shape != (images.shape[0], len(names)):
+        raise ValueError(f"score_fn must return one value per image, got shape "
+                         f"{values.shape[1:]} per image")
+    return {name: float(np.mean(values[:, j])) for j, name in enumerate(names)}
+
+
 def mean_elbo(elbo_fn: Callable[[jax.Array], jax.Array], images: np.ndarray, batch_size: int = 500) -> float:
-    """Mean over ``images`` of ``elbo_fn(batch) -> per-example ELBO [B]`` (NaN stays NaN)."""
-    values = classifier_lib.batched_apply(elbo_fn, images, batch_size)
-    if values.shape != (images.shape[0],):
-        raise ValueError(f"elbo_fn must return one ELBO per image, got shape {values.shape[1:]} per batch")
-    return float(np.mean(np.asarray(values, np.float64)))
+    """Mean over ``images`` of ``elbo_fn(batch) -> per-example ELBO [B]`` (:func:`mean_scores`)."""
+    return mean_scores(lambda x: {"elbo": elbo_fn(x)}, images, batch_size)["elbo"]
 
 
 def _json_ready(value: Any) -> Any:
@@ -352,7 +380,7 @@ def evaluate(
 
 
 def weight_summary(params_by_net: Mapping[str, Any]) -> dict[str, float]:
-    """Per network, over its kernels (``penalties.kernel_mask``), from ``penalties.weight_stats``.
+    """Per network, over its kernels (``penalties.kernel_mask``), from ``metrics.weight_stats``.
 
     ``sparsity_<net>`` = #{w = 0} / #w, ``norm_<net>`` = sqrt(Σ w²) and
     ``filter_sparsity_<net>`` = the fraction of output units (kernel columns)
@@ -369,7 +397,7 @@ def _weight_stats(params_by_net):
     # about a second per run on a busy 2-core CPU -- minutes over a sweep.
     out = {}
     for net, params in params_by_net.items():
-        stats = penalties.weight_stats(params)
+        stats = metrics.weight_stats(params)
         out[net] = {"sparsity": stats["sparsity"], "norm": stats["l2"],
                     "filter_sparsity": stats["zero_filter_fraction"]}
     return out

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import pathlib
 import sys
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from regan_jax import data
+from regan_jax import data, workdir
 from regan_jax.evaluation import classifier
 
 
@@ -177,15 +175,8 @@ def accuracy(clf: classifier.FeatureClassifier, images: np.ndarray, labels: np.n
 
 
 def _write_atomic(path: pathlib.Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the weights ship in the package
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with workdir.atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
 
 
 def train_and_save(

@@ -1,16 +1,12 @@
-"""Flax linen models and :func:`make_models`, the one place that builds them from a config.
+"""Flax linen networks and the architecture rules; the model families assemble them.
 
-``make_models(config.model, data_spec)`` returns the networks of the model
-kind selected by ``config.model.kind``:
-
-============  =========================  ===================================
-kind          networks                   notes
-============  =========================  ===================================
-``'gan'``     ``{'g', 'd'}``             unconditional
-``'cgan'``    ``{'g', 'd'}``             label-embedding generator, projection
-                                         discriminator (Miyato & Koyama 2018)
-``'vae'``     ``{'encoder', 'decoder'}`` Bernoulli or Gaussian likelihood
-============  =========================  ===================================
+Which networks a run trains is its model family's business
+(:mod:`regan_jax.families`: ``{'g', 'd'}`` for the GANs, ``{'encoder',
+'decoder'}`` for the VAE); this package holds the modules (:class:`Generator`,
+:class:`Discriminator` with an optional projection head, :class:`Encoder`,
+:class:`Decoder`) and :func:`trunk_and_body`, the one place that turns
+``config.model`` into the feature trunk and the generating body of the
+chosen architecture.
 
 ``config.model.arch`` picks the networks' shape: ``'mlp'`` (any data shape,
 flattened; the 2-D mixtures) or ``'dcgan'`` (images ``(H, W, C)``). The DCGAN
@@ -21,19 +17,17 @@ discriminator (and VAE encoder) sizes come from ``d_width``, the generator
 (and VAE decoder) sizes from ``g_width``. No BatchNorm anywhere; kernels use
 flax's default init (see :mod:`regan_jax.models.layers`); float32.
 """
-import flax.linen as nn
 import ml_collections
 
 from regan_jax._names import choose
 from regan_jax.data.spec import DataSpec
-from regan_jax.losses import LIKELIHOODS
 from regan_jax.models.gan import Discriminator, Generator
 from regan_jax.models.layers import (UPSAMPLERS, ConvBody, ConvTrunk, MLPBody, MLPTrunk,
                                      depth_to_space)
 from regan_jax.models.vae import Decoder, Encoder
 
-__all__ = ["ARCHITECTURES", "KINDS", "DataSpec", "Decoder", "Discriminator", "Encoder",
-           "Generator", "default_config", "depth_to_space", "make_models", "num_stages"]
+__all__ = ["ARCHITECTURES", "DataSpec", "Decoder", "Discriminator", "Encoder", "Generator",
+           "default_config", "depth_to_space", "num_stages", "trunk_and_body"]
 
 MAX_STAGES = 3
 
@@ -41,7 +35,6 @@ MAX_STAGES = 3
 def default_config() -> ml_collections.ConfigDict:
     """``config.model``: sized for Fashion-MNIST GANs on a 2-core CPU."""
     return ml_collections.ConfigDict({
-        "kind": "gan",            # 'gan' | 'cgan' | 'vae' (KINDS)
         "arch": "dcgan",          # 'mlp' | 'dcgan' (ARCHITECTURES)
         "latent_dim": 64,         # size of z
         "g_width": 64,            # G/decoder: channels of the last stage (MLP: hidden width)
@@ -99,53 +92,27 @@ def _dcgan_nets(cfg, shape, spectral_norm):
 ARCHITECTURES = {"mlp": _mlp_nets, "dcgan": _dcgan_nets}
 
 
-def _gan(cfg, spec, num_classes=0):
-    trunk, body = choose("arch", cfg.arch, ARCHITECTURES)(cfg, spec.shape, cfg.spectral_norm)
-    return {"g": Generator(body, cfg.latent_dim, num_classes),
-            "d": Discriminator(trunk, tuple(spec.shape), num_classes, cfg.spectral_norm)}
+def trunk_and_body(model_cfg: ml_collections.ConfigDict, data_spec,
+                   spectral_norm: bool = False):
+    """``(trunk, body, spec)``: the architecture's feature trunk and generating body.
 
-
-def _cgan(cfg, spec):
-    if spec.num_classes < 2:
-        raise ValueError(f"kind 'cgan' needs labelled data with >= 2 classes, got "
-                         f"num_classes = {spec.num_classes}")
-    return _gan(cfg, spec, spec.num_classes)
-
-
-def _vae(cfg, spec):
-    if cfg.spectral_norm:
-        raise ValueError("spectral_norm is a discriminator baseline; it is not available "
-                         "for kind 'vae'")
-    choose("likelihood", cfg.likelihood, LIKELIHOODS)
-    if cfg.likelihood == "gaussian" and not cfg.gaussian_std > 0:
-        raise ValueError(f"gaussian_std must be > 0, got {cfg.gaussian_std}")
-    trunk, body = choose("arch", cfg.arch, ARCHITECTURES)(cfg, spec.shape, False)
-    return {"encoder": Encoder(trunk, tuple(spec.shape), cfg.latent_dim),
-            "decoder": Decoder(body, cfg.latent_dim)}
-
-
-KINDS = {"gan": _gan, "cgan": _cgan, "vae": _vae}
-
-
-def make_models(model_cfg: ml_collections.ConfigDict, data_spec) -> dict[str, nn.Module]:
-    """Builds the networks of ``model_cfg.kind`` for data described by ``data_spec``.
+    The trunk maps data to features (the discriminator's or encoder's body),
+    the body maps a latent vector to data (the generator's or decoder's).
 
     Args:
       model_cfg: ``config.model`` (see :func:`default_config`).
       data_spec: anything with ``shape`` (one example, e.g. ``(2,)`` or
         ``(28, 28, 1)``) and ``num_classes`` (e.g. :class:`DataSpec`).
+      spectral_norm: spectrally normalise the trunk's layers.
 
     Returns:
-      ``{'g': Generator, 'd': Discriminator}`` for ``'gan'``/``'cgan'``,
-      ``{'encoder': Encoder, 'decoder': Decoder}`` for ``'vae'``.
+      The two modules and ``data_spec`` as a :class:`DataSpec` of Python ints.
 
     Raises:
-      ValueError: an unknown kind, arch, upsample or likelihood name, a
-        non-positive size, a shape the architecture cannot produce, or a
-        conditional model on unlabelled data — before any compute.
+      ValueError: an unknown arch or upsample name, a non-positive size, or a
+        shape the architecture cannot produce -- before any compute.
     """
-    build = choose("model kind", model_cfg.kind, KINDS)
-    choose("arch", model_cfg.arch, ARCHITECTURES)
+    build = choose("arch", model_cfg.arch, ARCHITECTURES)
     choose("upsample", model_cfg.upsample, UPSAMPLERS)
     for key in ("latent_dim", "g_width", "d_width", "mlp_layers"):
         if model_cfg[key] < 1:
@@ -153,4 +120,5 @@ def make_models(model_cfg: ml_collections.ConfigDict, data_spec) -> dict[str, nn
     shape = tuple(int(s) for s in data_spec.shape)
     if not shape or min(shape) < 1:
         raise ValueError(f"data shape must be non-empty and positive, got {data_spec.shape}")
-    return build(model_cfg, DataSpec(shape, int(data_spec.num_classes)))
+    trunk, body = build(model_cfg, shape, spectral_norm)
+    return trunk, body, DataSpec(shape, int(data_spec.num_classes))

@@ -1,0 +1,87 @@
+"""What the training loop asks of the evaluation: in-training scores and the final summary.
+
+:func:`run_hooks` builds, once per program, the reference its runs are
+scored against (the mixture itself, or the held-out split in a feature
+network's space) and returns :class:`RunHooks`, two functions the loop calls.
+"""
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+
+from regan_jax import data
+from regan_jax.evaluation import evaluator, inception
+
+
+class RunHooks(NamedTuple):
+    """What the loop asks of the evaluation.
+
+    ``cheap(params, key) -> dict``: the in-training scores logged to
+    metrics.jsonl (``fd`` for images, the mode metrics for 2-D data; empty
+    where no feature space applies); ``final(state, config, key, diverged) ->
+    dict``: the summary's scores and weight statistics (``sparsity_<net>``,
+    ``norm_<net>`` and the unit-level ``filter_sparsity_<net>``) plus the
+    family's held-out scores (the VAE's ``elbo`` and ``recon``). A diverged
+    run gets weight statistics only: scores of its frozen pre-divergence
+    parameters would not describe the run.
+    """
+    cheap: Callable
+    final: Callable
+
+
+def run_hooks(program) -> RunHooks:
+    """The evaluation of ``program``'s runs (a :class:`regan_jax.program.Program`).
+
+    Sample metrics need a feature space: the mixture itself, a shipped
+    feature classifier (digits, stacked_digits, fashion_mnist) or Inception
+    weights named by ``config.eval.inception_weights``; without one the
+    summary holds the weight statistics (and the family's scores) only.
+    """
+    config = program.config
+    # The held-out split, loaded once for the reference and every member's family scores.
+    test = (None if isinstance(program.source, data.Mixture)
+            else data.from_config(config.data, "test"))
+    reference = _reference(program, test)
+
+    def sample_fn(params):
+        def sample(key, n):
+            x, labels = program.sample(params, key, n)
+            return x if labels is None else (x, labels)
+        return sample
+
+    def cheap(params, key):
+        if reference is None:
+            return {}
+        scores = evaluator.evaluate(sample_fn(params), key, reference,
+                                    num_samples=config.eval.fd_samples,
+                                    batch_size=config.eval.batch_size, cheap=True)
+        return {k: v for k, v in scores.items() if k not in ("num_samples", "nonfinite_samples")}
+
+    def final(state, member_config, key, diverged):
+        out = evaluator.weight_summary(state.params)
+        if diverged:
+            return out
+        if reference is not None:
+            out.update(evaluator.evaluate(
+                sample_fn(state.params), key, reference,
+                num_samples=member_config.eval.num_samples,
+                batch_size=member_config.eval.batch_size))
+        if program.family.score_fn is not None and test is not None:
+            score = program.family.score_fn(config, program.models, state.params, key)
+            out.update(evaluator.mean_scores(score, test.images, config.eval.batch_size))
+        return out
+
+    return RunHooks(cheap, final)
+
+
+def _reference(program, test) -> Any:
+    """The evaluation reference of the program's data (``test``: its held-out split, None for
+    a mixture), or None if it has no feature space."""
+    config = program.config
+    if test is None:
+        return evaluator.make_reference(config.data.name, mixture=program.source)
+    feature_net = (inception.load_inception(config.eval.inception_weights)
+                   if config.eval.inception_weights else None)
+    if feature_net is None and evaluator.default_classifier(config.data.name) is None:
+        return None
+    return evaluator.make_reference(config.data.name, images=test.images, labels=test.labels,
+                                    feature_net=feature_net)

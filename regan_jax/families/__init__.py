@@ -1,0 +1,41 @@
+"""Model families: the one place the model type is dispatched.
+
+``config.model_type`` names a :class:`Family`, which declares its networks,
+how to build and initialise them, its training step, its sampler, the rows
+of data a step consumes, its config checks and its extra held-out scores.
+The loop, the sweep, the evaluator, the figures and the benchmarks ask
+:func:`get` and nothing else:
+
+==========  =========================  ==========================================
+name        networks                   notes
+==========  =========================  ==========================================
+``gan``     ``g``, ``d``               unconditional GAN
+``cgan``    ``g``, ``d``               class-conditional: label-embedding G,
+                                       projection D (Miyato & Koyama 2018)
+``vae``     ``encoder``, ``decoder``   Bernoulli or Gaussian likelihood
+==========  =========================  ==========================================
+
+Adding a family (a WGAN variant, another autoencoder) is one module that
+builds a :class:`Family` and one line in :data:`FAMILIES`.
+"""
+from regan_jax._names import choose
+from regan_jax.families import gan, vae
+from regan_jax.families.base import Family
+
+__all__ = ["FAMILIES", "Family", "get", "names"]
+
+FAMILIES: dict[str, Family] = {
+    "gan": gan.GAN,
+    "cgan": gan.CGAN,
+    "vae": vae.VAE,
+}
+
+
+def get(model_type: str) -> Family:
+    """The family named ``model_type``; an unknown name raises ``ValueError`` listing the valid ones."""
+    return choose("model_type", model_type, FAMILIES)
+
+
+def names() -> tuple[str, ...]:
+    """The registered family names."""
+    return tuple(FAMILIES)

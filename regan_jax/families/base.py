@@ -1,0 +1,47 @@
+"""What a model family declares: :class:`Family`."""
+import dataclasses
+from collections.abc import Callable
+
+# Signatures of a family's functions (``models``/``optimizers``: ``{network: ...}``;
+# ``spec``: a ``regan_jax.data.DataSpec``; ``config``: a validated experiment config).
+MakeModels = Callable  # (model_cfg, spec) -> {network: flax module}
+InitState = Callable   # (models, optimizers, key, example_batch) -> steps.TrainState
+MakeStep = Callable    # (config, models, optimizers) -> step(state, batch, key=None, axis_name=None)
+MakeSampler = Callable  # (config, models, spec) -> sample(params, key, n) -> (x, labels | None)
+RowsPerStep = Callable  # (config) -> rows of data one step consumes
+Validate = Callable    # (config) -> None; raises ValueError naming the config key
+ScoreFn = Callable     # (config, models, params, key) -> (images [B, ...] -> {score: [B]})
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A model family: its networks and everything the loop, sweep and evaluator ask of it.
+
+    Adding a family is one module that builds a :class:`Family` plus one line
+    in ``regan_jax.families.FAMILIES``; nothing else dispatches on the family.
+
+    Attributes:
+      name: the ``config.model_type`` that selects it.
+      networks: the trained networks, in config order (``config.optimizer.<net>``,
+        ``config.penalty.<net>``).
+      sampler_network: the network whose weights make the samples.
+      adversarial: trained against a discriminator (GAN-only baselines such as
+        spectral normalisation and gradient penalties apply).
+      conditional: samples are drawn per class (grids have one class per column).
+      make_models, init_state, make_step, make_sampler, rows_per_step, validate:
+        see the signatures above.
+      score_fn: per-example held-out scores of a run (the VAE's ELBO and
+        reconstruction term), or None.
+    """
+    name: str
+    networks: tuple[str, ...]
+    sampler_network: str
+    adversarial: bool
+    conditional: bool
+    make_models: MakeModels
+    init_state: InitState
+    make_step: MakeStep
+    make_sampler: MakeSampler
+    rows_per_step: RowsPerStep
+    validate: Validate
+    score_fn: ScoreFn | None = None

@@ -1,0 +1,188 @@
+"""A program: what every member of a run (or of a vmapped sweep group) shares, built once.
+
+:func:`build_program` loads the data, asks the model family
+(:mod:`regan_jax.families`) for the networks, step, initialiser and sampler,
+builds each network's optimizer, and checks what needs the data or the
+networks -- batch against the dataset and device count, masks against the
+parameter paths, a mixture against the generator's range -- before anything
+is written or compiled. Runs may share a program when their configs agree on
+everything but :data:`MEMBER_KEYS` and :data:`MEMBER_HYPERPARAMS`
+(:func:`program_key`).
+"""
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+import optax
+
+from regan_jax import config as config_lib
+from regan_jax import data, evaluation, families, penalties, sweep
+
+# Config keys that may differ between members of one vmapped program: the seed
+# and the scalars that live in the optimizer state (optax.inject_hyperparams).
+MEMBER_KEYS = ("seed",)
+MEMBER_HYPERPARAMS = {"optimizer": ("learning_rate",),
+                      "penalty": ("strength", "l2_strength", "radius")}
+
+
+def program_key(config) -> str:
+    """What must agree for runs to share one compiled program (JSON text).
+
+    Everything in the config except the seed and the per-network injected
+    hyperparameters (``optimizer.<net>.learning_rate``, ``penalty.<net>.strength``,
+    ``l2_strength``, ``radius``).
+    """
+    flat = config_lib.flatten(config_lib.to_json_dict(config))
+    varying = set(MEMBER_KEYS) | {
+        f"{group}.{net}.{name}" for group, names in MEMBER_HYPERPARAMS.items()
+        for net in config[group].keys() for name in names}
+    return json.dumps({k: v for k, v in flat.items() if k not in varying}, sort_keys=True)
+
+
+class Program(NamedTuple):
+    """The static parts every member of a run shares (built once per program).
+
+    Attributes:
+      config: the first member's config (all agree on :func:`program_key`).
+      family: its :class:`regan_jax.families.Family`.
+      source: the loaded dataset or mixture.
+      spec: its :class:`regan_jax.data.DataSpec`.
+      models: the networks by name.
+      step: the pure step ``(state, batch, key=None) -> (state, metrics)``.
+      init: jitted ``key -> state`` (the first member's hyperparameters).
+      sample: jitted sampler ``(params, key, n) -> (x, labels or None)``, ``n`` static.
+      rows_per_step: rows of data one step consumes (per member).
+    """
+    config: Any
+    family: families.Family
+    source: Any
+    spec: Any
+    models: dict
+    step: Callable
+    init: Callable
+    sample: Callable
+    rows_per_step: int
+
+
+def check_reachable(source) -> None:
+    """Raises if a 2-D mixture's modes lie outside the generator's tanh range [-1, 1].
+
+    The generator squashes every output with tanh (see :mod:`regan_jax.models`),
+    so modes beyond ±1 (e.g. the protocol's ring of radius 2) cannot be
+    reached; the configs scale the mixtures down instead.
+    """
+    if not isinstance(source, data.Mixture):
+        return
+    extent = float(np.max(np.abs(source.centres))) + 3 * float(source.sigma)
+    if extent > 1.0:
+        raise ValueError(
+            f"{source.spec.name}'s modes reach {extent:.3g} (centres + 3 sigma) but the "
+            "generator's tanh output is bounded by 1: shrink config.data.ring_radius / "
+            "grid_spacing / sigma (e.g. ring_radius=0.8, sigma=0.02)")
+
+
+def build_program(config) -> Program:
+    """Loads the data and builds networks, optimizers, step, init and sampler.
+
+    ``config`` has passed :func:`regan_jax.config.validate`. Each optimizer's
+    initialisation is traced here (``jax.eval_shape``: no compile, no
+    compute), so a mask that selects no parameter fails now, not after the
+    workdir is written.
+
+    Raises:
+      ValueError: a dataset, architecture, batch or mask that does not fit,
+        naming the config key -- before any training compute.
+    """
+    family = families.get(config.model_type)
+    with _naming("config.data"):
+        source = data.from_config(config.data)
+        check_reachable(source)
+    spec = source.spec
+    with _naming("config.model"):
+        nets = family.make_models(config.model, spec)
+    optimizers = {net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
+                  for net in family.networks}
+    rows = family.rows_per_step(config)
+    with _naming(f"config.data.batch_size ({rows} rows per step)"):
+        # The iterator checks the batch against the dataset when made (no data is read).
+        data.make_iterator(config.data, config.seed, rows_per_step=rows, source=source)
+    example = {"image": np.zeros((1, *spec.shape), np.float32),
+               "label": np.zeros((1,), np.int32)}
+    _check_masks(family, nets, optimizers, example)
+    init = jax.jit(lambda key: family.init_state(nets, optimizers, key, example))
+    return Program(
+        config=config, family=family, source=source, spec=spec, models=nets,
+        step=family.make_step(config, nets, optimizers), init=init,
+        sample=jax.jit(family.make_sampler(config, nets, spec), static_argnums=2),
+        rows_per_step=rows)
+
+
+@contextlib.contextmanager
+def _naming(key: str):
+    """Prefixes a ``ValueError`` raised inside with the config key it is about."""
+    try:
+        yield
+    except ValueError as e:
+        raise ValueError(f"{key}: {e}") from None
+
+
+def _check_masks(family, nets, optimizers, example) -> None:
+    """Traces each network's optimizer init on its parameter shapes: a mask that selects
+    nothing raises here, naming ``config.penalty.<net>`` (``jax.eval_shape``: no compute)."""
+    plain = {net: optax.identity() for net in family.networks}
+    shapes = jax.eval_shape(lambda key: family.init_state(nets, plain, key, example).params,
+                            jax.random.key(0))
+    for net in family.networks:
+        with _naming(f"config.penalty.{net}"):
+            jax.eval_shape(optimizers[net].init, shapes[net])
+
+
+def member_hyperparams(program: Program, config) -> dict:
+    """``{net: {name: value}}``: ``config``'s injected hyperparameters (see :data:`MEMBER_HYPERPARAMS`)."""
+    injected = {net: penalties.get_hyperparams(opt_state)
+                for net, opt_state in jax.eval_shape(program.init, jax.random.key(0))
+                .opt_state.items()}
+    return {net: {name: config[group][net][name]
+                  for group, names in MEMBER_HYPERPARAMS.items() for name in names
+                  if name in injected[net]}
+            for net in injected}
+
+
+def init_member(program: Program, config):
+    """A fresh state of ``config``'s run: ``program.init(key(seed))`` with its hyperparameters.
+
+    Equal to the family's ``init_state`` with ``config``'s own optimizers: the
+    injected scalars (learning rate, strengths) are the only optimizer-state
+    values that depend on them.
+    """
+    return sweep.init_member(program.init, config.seed, member_hyperparams(program, config))
+
+
+def sample_key(config):
+    """The key of a run's sample grids and evaluation draws (apart from its training stream)."""
+    return jax.random.fold_in(jax.random.key(config.seed), 0x5A3)
+
+
+def unconditional(out):
+    """The sampler's ``(x, None)`` as ``x``; a conditional ``(x, labels)`` unchanged."""
+    x, labels = out
+    return x if labels is None else (x, labels)
+
+
+def grid_samples(program: Program, params, config):
+    """The run's ``config.log.num_images`` samples for grids: ``(x, labels or None)`` (numpy).
+
+    Always drawn with the run's fixed :func:`sample_key`, so grids at
+    different steps show the same latents.
+    """
+    return evaluation.draw_samples(
+        lambda key, n: unconditional(program.sample(params, key, n)), sample_key(config),
+        config.log.num_images, program.spec.shape, batch_size=config.eval.batch_size)
+
+
+def grid_columns(program: Program) -> int | None:
+    """Columns of a sample grid: one per class for a conditional family, else square."""
+    return program.spec.num_classes if program.family.conditional else None

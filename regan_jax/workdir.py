@@ -1,0 +1,182 @@
+"""The run directory: its file contract, atomic writes, and the refusal to clobber another run.
+
+A run's workdir holds (DESIGN.md)::
+
+    config.json     the full resolved config (written first, atomically)
+    metrics.jsonl   one JSON object per logged step: losses, penalty terms,
+                    the cheap in-training scores, wall time
+    samples/        PNG sample grids (scatter plots for 2-D data), and
+                    final.npz (the final samples, for redrawing figures)
+    checkpoints/    orbax checkpoints of the whole run state + data position
+    summary.json    the final evaluation (written last: its presence marks a
+                    finished run)
+
+Every file the project writes whole (JSON, CSV, Markdown, PNG, PDF, weights)
+goes through :func:`atomic_path`: a temporary file in the same directory,
+then ``os.replace``, so a reader never sees half a file; its permissions
+follow the umask like any new file's.
+"""
+import contextlib
+import json
+import math
+import os
+import pathlib
+import shutil
+import tempfile
+
+from regan_jax import config as config_lib
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+SAMPLES_DIR = "samples"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class WorkdirError(ValueError):
+    """The workdir holds something this run must not overwrite."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # The only way to read it; set straight back.
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside ``path``; when the block succeeds it replaces ``path``.
+
+    The temporary file keeps ``path``'s suffix (writers that pick a format
+    from it, e.g. matplotlib, still work) and gets the mode a new file would
+    get under the umask (``mkstemp`` alone gives 0600). If the block raises,
+    the temporary file is removed and ``path`` is untouched.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                               suffix=".tmp" + path.suffix)
+    os.close(fd)
+    try:
+        yield pathlib.Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path, obj) -> None:
+    """Writes ``obj`` as JSON atomically.
+
+    Raises:
+      ValueError: ``obj`` holds NaN or infinity (never a valid score).
+    """
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+    write_text_atomic(path, text + "\n")
+
+
+def read_json(path) -> dict:
+    """The JSON object in ``path``."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def finite_or_none(row: dict) -> dict:
+    """``row`` with every non-finite float replaced by None (JSON null)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in row.items()}
+
+
+def read_metrics(workdir) -> list[dict]:
+    """The rows of ``metrics.jsonl`` (empty if there is none yet)."""
+    path = pathlib.Path(workdir) / METRICS_FILE
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def append_metrics(workdir, row: dict) -> None:
+    """Appends one row to ``metrics.jsonl`` (non-finite values become null)."""
+    with open(pathlib.Path(workdir) / METRICS_FILE, "a") as f:
+        f.write(json.dumps(finite_or_none(row), allow_nan=False) + "\n")
+
+
+def truncate_metrics(workdir, last_step: int) -> None:
+    """Drops ``metrics.jsonl`` rows after ``last_step`` (a resumed run re-logs them)."""
+    rows = [r for r in read_metrics(workdir) if r["step"] <= last_step]
+    write_text_atomic(pathlib.Path(workdir) / METRICS_FILE,
+                      "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+
+
+def last_wall(workdir) -> float:
+    """Training seconds over all attempts so far: ``wall_s`` of the last metrics row (0 if none)."""
+    rows = read_metrics(workdir)
+    return float(rows[-1]["wall_s"]) if rows else 0.0
+
+
+def is_finished(workdir) -> bool:
+    """Whether ``workdir`` holds a finished run (its ``summary.json``)."""
+    return (pathlib.Path(workdir) / SUMMARY_FILE).is_file()
+
+
+def check_same_experiment(workdir, config) -> None:
+    """Raises if ``workdir``'s ``config.json`` describes a different experiment than ``config``.
+
+    The message names up to eight differing keys with both values. A workdir
+    with no ``config.json`` passes.
+
+    Raises:
+      WorkdirError: the saved config differs.
+    """
+    workdir = pathlib.Path(workdir)
+    config_path = workdir / CONFIG_FILE
+    if not config_path.exists():
+        return
+    saved, now = read_json(config_path), config_lib.to_json_dict(config)
+    differing = config_lib.differing_keys(saved, now)
+    if not differing:
+        return
+    flat_saved, flat_now = config_lib.flatten(saved), config_lib.flatten(now)
+    shown = ", ".join(f"{k} (saved {flat_saved.get(k, '<absent>')!r}, now "
+                      f"{flat_now.get(k, '<absent>')!r})" for k in differing[:8])
+    more = f" and {len(differing) - 8} more" if len(differing) > 8 else ""
+    raise WorkdirError(f"workdir {str(workdir)!r} holds a different experiment: {shown}{more}; "
+                       "use another --workdir, or --overwrite to replace it")
+
+
+def prepare(workdir, config, overwrite: bool = False) -> None:
+    """Makes ``workdir`` ready for ``config``'s run, refusing to clobber another.
+
+    - empty or missing: created, ``config.json`` written;
+    - the same experiment, unfinished: kept as is (the run resumes);
+    - finished (``summary.json``): refused unless ``overwrite``;
+    - a different experiment's ``config.json``: refused unless ``overwrite``,
+      naming the differing keys;
+    - ``overwrite``: the contract's files are deleted first (nothing else).
+
+    Raises:
+      WorkdirError: the refusals above; nothing is modified.
+    """
+    workdir = pathlib.Path(workdir)
+    if not overwrite:
+        check_same_experiment(workdir, config)
+        if is_finished(workdir):
+            raise WorkdirError(
+                f"workdir {str(workdir)!r} holds a finished run (summary.json); "
+                "use another --workdir, or --overwrite to train it again")
+    else:
+        for name in (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE):
+            (workdir / name).unlink(missing_ok=True)
+        for name in (SAMPLES_DIR, CHECKPOINT_DIR):
+            shutil.rmtree(workdir / name, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not (workdir / CONFIG_FILE).exists():
+        write_json(workdir / CONFIG_FILE, config_lib.to_json_dict(config))
