@@ -21,14 +21,35 @@ class UsageError(ValueError):
     """Bad command-line input; the entry points print it and exit with code 2."""
 
 
-def bad_input(error: ValueError) -> int:
+def bad_input(error: Exception) -> int:
     """Prints ``error: <message>`` to stderr; returns 2, the entry points' exit code for bad input.
 
-    The entry points catch ``ValueError``: :class:`UsageError`, ``WorkdirError``
-    and every config, data and model check raise one, before anything is written.
+    :class:`UsageError`, ``WorkdirError`` and every config, data and model
+    check raise a ``ValueError``, before anything is written; a missing or
+    unwritable path raises an ``OSError`` (its message names the path).
     """
-    print(f"error: {error}", file=sys.stderr)
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def run_main(body) -> int:
+    """Runs an entry point's ``body() -> exit code`` with the command lines' error contract.
+
+    Bad input (``ValueError``, ``OSError``): one line on stderr, exit 2. A run
+    stopped by SIGINT/SIGTERM after saving its checkpoint
+    (``regan_jax.train.Interrupted``): one line, exit 128 + the signal number
+    (130, 143).
+    """
+    from regan_jax import train  # Heavy; only when running.
+
+    try:
+        return body()
+    except train.Interrupted as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except (ValueError, OSError) as e:
+        return bad_input(e)
 
 
 def experiment_names() -> list[str]:

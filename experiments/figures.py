@@ -24,7 +24,8 @@ import time
 import experiments
 from experiments import plots, presets, sample_figures, study, sweep
 from regan_jax import config as config_lib
-from regan_jax import data, families, workdir
+from regan_jax import data, families
+from regan_jax import workdir as workdir_lib
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -63,11 +64,11 @@ def train_preset(preset: str, workdir, *, progress: bool = True, log=print) -> d
     workdir = pathlib.Path(workdir)
     members = preset_members(preset)
     record = workdir / PRESET_FILE
-    recorded = workdir.read_json(record)["preset"] if record.exists() else preset
+    recorded = workdir_lib.read_json(record)["preset"] if record.exists() else preset
     if recorded != preset:
-        raise workdir.WorkdirError(f"{str(workdir)!r} holds the {recorded!r} preset; "
+        raise workdir_lib.WorkdirError(f"{str(workdir)!r} holds the {recorded!r} preset; "
                                  f"use another --workdir for {preset!r}")
-    workdir.write_json(record, {"preset": preset})
+    workdir_lib.write_json(record, {"preset": preset})
     counts = {}
     for name, ms in members.items():
         t0 = time.perf_counter()
@@ -97,7 +98,7 @@ def collect_results(workdir) -> list[dict]:
 def load_results(workdir) -> tuple[list[dict], str]:
     """``(rows of results.csv, preset name)`` of a results directory."""
     workdir = pathlib.Path(workdir)
-    preset = (workdir.read_json(workdir / PRESET_FILE)["preset"]
+    preset = (workdir_lib.read_json(workdir / PRESET_FILE)["preset"]
               if (workdir / PRESET_FILE).exists() else "custom")
     return sweep.read_csv(workdir / RESULTS_CSV), preset
 
@@ -169,7 +170,7 @@ def write_results_md(workdir, rows, preset: str, figure_files: dict) -> None:
     parts.append("## Figures\n")
     for name, path in figure_files.items():
         parts.append(f"- `{name}`: ![{name}]({os.path.relpath(path, workdir)})")
-    workdir.write_text_atomic(pathlib.Path(workdir) / RESULTS_MD, "\n".join(parts) + "\n")
+    workdir_lib.write_text_atomic(pathlib.Path(workdir) / RESULTS_MD, "\n".join(parts) + "\n")
 
 
 # ----------------------------------------------------------------------------
@@ -223,8 +224,8 @@ def figure_specs(rows, root, preset: str) -> dict:
 
 def _held_out_tv(root, row) -> float:
     """Total variation of the held-out split of a run's dataset (the smoothness reference)."""
-    config = config_lib.from_json_dict(workdir.read_json(pathlib.Path(root) / row["run"] /
-                                                         workdir.CONFIG_FILE))
+    config = config_lib.from_json_dict(workdir_lib.read_json(pathlib.Path(root) / row["run"] /
+                                                         workdir_lib.CONFIG_FILE))
     return sample_figures.total_variation(data.from_config(config.data, "test").images)
 
 
@@ -242,7 +243,7 @@ def draw_figures(rows, root, preset: str, out_dir) -> dict:
     for stem, make in figure_specs(rows, root, preset).items():
         fig = make()
         for suffix, canvas in ((".png", FigureCanvasAgg), (".pdf", FigureCanvasPdf)):
-            with workdir.atomic_path(out_dir / f"{stem}{suffix}") as tmp:
+            with workdir_lib.atomic_path(out_dir / f"{stem}{suffix}") as tmp:
                 getattr(canvas(fig), f"print_{suffix[1:]}")(str(tmp))
         written[stem] = out_dir / f"{stem}.png"
     return written
@@ -269,7 +270,7 @@ def export_small_pngs(figure_files: dict, out_dir, max_width: int = 1200) -> Non
         if not grey:
             image = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE,
                                    dither=Image.Dither.NONE)
-        with workdir.atomic_path(out_dir / f"{stem}.png") as tmp:
+        with workdir_lib.atomic_path(out_dir / f"{stem}.png") as tmp:
             image.save(tmp, optimize=True)
 
 
@@ -305,13 +306,14 @@ def main(argv=None) -> int:
                         help="also write web-sized PNG copies into DIR (e.g. docs/figures)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
-    try:
+
+    def body():
         make_figures(args.preset, args.workdir, train_missing=not args.no_train,
                      progress=not args.no_progress, export=args.export)
-    except ValueError as e:
-        return experiments.bad_input(e)
-    print(f"figures: preset {args.preset} done in {time.perf_counter() - t0:.0f} s")
-    return 0
+        print(f"figures: preset {args.preset} done in {time.perf_counter() - t0:.0f} s")
+        return 0
+
+    return experiments.run_main(body)
 
 
 if __name__ == "__main__":

@@ -226,6 +226,12 @@ def members_from_args(args, overrides) -> list:
         seeds = [int(s) for s in args.seeds.split(",") if s]
     except ValueError:
         raise experiments.UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    if any(s < 0 for s in seeds):
+        raise experiments.UsageError(f"--seeds must be integers >= 0, got {args.seeds!r}")
+    if args.random < 0:
+        raise experiments.UsageError(f"--random N needs N >= 0 (0 = the grids), got {args.random}")
+    if args.max_members < 1:
+        raise experiments.UsageError(f"--max-members must be >= 1, got {args.max_members}")
     try:
         if args.random:
             return study.random_search(
@@ -242,32 +248,33 @@ def members_from_args(args, overrides) -> list:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        if argv[:1] == ["collect"]:
-            parser = argparse.ArgumentParser(prog="python -m experiments.sweep collect")
-            parser.add_argument("directories", nargs="+")
-            parser.add_argument("--out", help="CSV path (default: FIRST_DIR/results.csv)")
-            args = parser.parse_args(argv[1:])
-            out = args.out or str(pathlib.Path(args.directories[0]) / "results.csv")
-            rows = collect(args.directories, out)
-            print(f"collect: {len(rows)} runs -> {out}")
-            return 0
-        args, rest = parse_run_args(argv)
-        members = members_from_args(args, experiments.split_overrides(rest))
-        if not members:
-            raise experiments.UsageError("the sweep has zero members: give at least one "
-                                         "penalty, target, strength and seed")
-        mine = shard_members(members, _shard(args.shard))
-        if args.dry_run:
-            print("\n".join(m.name for m in mine))
-            return 0
-        if not mine:
-            print(f"sweep: shard {args.shard} of {len(members)} members is empty")
-            return 0
-        run_members(mine, args.workdir, max_members=args.max_members,
-                    progress=not args.no_progress)
-    except ValueError as e:
-        return experiments.bad_input(e)
+    return experiments.run_main(lambda: _main(argv))
+
+
+def _main(argv) -> int:
+    if argv[:1] == ["collect"]:
+        parser = argparse.ArgumentParser(prog="python -m experiments.sweep collect")
+        parser.add_argument("directories", nargs="+")
+        parser.add_argument("--out", help="CSV path (default: FIRST_DIR/results.csv)")
+        args = parser.parse_args(argv[1:])
+        out = args.out or str(pathlib.Path(args.directories[0]) / "results.csv")
+        rows = collect(args.directories, out)
+        print(f"collect: {len(rows)} runs -> {out}")
+        return 0
+    args, rest = parse_run_args(argv)
+    members = members_from_args(args, experiments.split_overrides(rest))
+    if not members:
+        raise experiments.UsageError("the sweep has zero members: give at least one "
+                                     "penalty, target, strength and seed")
+    mine = shard_members(members, _shard(args.shard))
+    if args.dry_run:
+        print("\n".join(m.name for m in mine))
+        return 0
+    if not mine:
+        print(f"sweep: shard {args.shard} of {len(members)} members is empty")
+        return 0
+    run_members(mine, args.workdir, max_members=args.max_members,
+                progress=not args.no_progress)
     return 0
 
 

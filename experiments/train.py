@@ -3,10 +3,13 @@
 Writes config.json, metrics.jsonl, samples/, checkpoints/ and summary.json
 into DIR (see :mod:`regan_jax.train`); resumes DIR if it holds an interrupted
 run of the same config; refuses a finished run or another experiment's DIR
-unless ``--overwrite``. Config fields are overridden with
+unless ``--overwrite`` (which moves the old run aside and deletes it only
+once the new one has started). Config fields are overridden with
 ``--config.a.b=value`` (e.g. ``--config.penalty.g.kind=prox_l1
 --config.penalty.g.strength=1e-4``). Bad input exits with code 2 and one
-line saying what was wrong.
+line saying what was wrong; a second process on the same workdir is refused
+(exit 2, naming the pid that holds it); Ctrl-C or SIGTERM saves a checkpoint
+after the current step and exits 130 / 143 (run again to resume).
 """
 import argparse
 import sys
@@ -35,15 +38,16 @@ def main(argv=None) -> int:
     from regan_jax import train
 
     args, rest = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def body():
         config = experiments.load_config(args.config, experiments.split_overrides(rest))
         train.train_and_evaluate(config, args.workdir, overwrite=args.overwrite,
                                  progress=False if args.no_progress else None,
                                  data_parallel=args.data_parallel)
-    except ValueError as e:
-        return experiments.bad_input(e)
-    print(f"done: {args.workdir}/summary.json")
-    return 0
+        print(f"done: {args.workdir}/summary.json")
+        return 0
+
+    return experiments.run_main(body)
 
 
 if __name__ == "__main__":

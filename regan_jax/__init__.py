@@ -1,17 +1,20 @@
 """regan_jax: norm penalties on the weights of image generative models, in JAX.
 
-Submodules (one concept each): ``penalties``, ``models``, ``losses``, ``steps``,
-``parallel``, ``sweep``, ``checkpoint``, ``data``, ``metrics``, ``evaluation``,
-``train``. They are imported on first attribute access so that
-``import regan_jax`` stays cheap and has no side effects.
+Submodules (one concept each; docs/INTERNALS.md maps them): ``config``,
+``families``, ``models``, ``losses``, ``penalties``, ``steps``, ``program``,
+``parallel``, ``sweep``, ``data``, ``metrics``, ``evaluation``, ``checkpoint``,
+``workdir``, ``plotting``, ``events``, ``sampling``, ``train``. They are
+imported on first attribute access so that ``import regan_jax`` stays cheap
+and has no side effects.
 """
 import importlib
 
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "checkpoint", "data", "evaluation", "losses", "metrics", "models",
-    "parallel", "penalties", "steps", "sweep", "train",
+    "checkpoint", "config", "data", "evaluation", "events", "families", "losses", "metrics",
+    "models", "parallel", "penalties", "plotting", "program", "sampling", "steps", "sweep",
+    "train", "workdir",
 )
 
 

@@ -79,11 +79,42 @@ def latest_step(directory: str) -> int | None:
         manager.close()
 
 
+def all_steps(directory: str) -> list[int]:
+    """The numbers of the complete checkpoints in ``directory``, ascending (empty if none)."""
+    if not os.path.isdir(directory):
+        return []
+    manager = _manager(directory)
+    try:
+        return sorted(manager.all_steps())
+    finally:
+        manager.close()
+
+
+def remove_after(directory: str, step: int) -> None:
+    """Deletes the checkpoints numbered above ``step`` (a group resuming from an earlier one)."""
+    manager = _manager(directory)
+    try:
+        for later in [s for s in manager.all_steps() if s > step]:
+            manager.delete(later)
+    finally:
+        manager.close()
+
+
 def restore_latest(directory: str, template_state: Any) -> tuple[Any, dict] | None:
     """The latest complete checkpoint as ``(state, data_position)``, or None if there is none.
 
+    See :func:`restore`.
+    """
+    step = latest_step(directory)
+    return None if step is None else restore(directory, step, template_state)
+
+
+def restore(directory: str, step: int, template_state: Any) -> tuple[Any, dict]:
+    """Checkpoint ``step`` as ``(state, data_position)``.
+
     Args:
       directory: the run's checkpoint directory.
+      step: the checkpoint's number.
       template_state: a state of the same structure, shapes, dtypes and
         shardings (e.g. a freshly initialised one); its typed keys give the
         key implementation.
@@ -91,9 +122,6 @@ def restore_latest(directory: str, template_state: Any) -> tuple[Any, dict] | No
     Raises:
       ValueError: the checkpoint does not match the template's structure or shapes.
     """
-    step = latest_step(directory)
-    if step is None:
-        return None
     manager = _manager(directory)
     template = _storable(template_state)
     try:

@@ -91,6 +91,7 @@ def log_config() -> ml_collections.ConfigDict:
         "checkpoint_every": 500,  # orbax checkpoints in checkpoints/
         "num_images": 64,        # images per sample grid (points for 2-D data: 1000)
         "progress": True,        # tqdm progress bar with live losses
+        "tensorboard": True,     # TensorBoard event files (scalars, sample grids) in the workdir
     })
 
 

@@ -26,8 +26,11 @@ def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
 
 
 def save_samples_png(path, samples: np.ndarray, title: str, *, columns: int | None = None,
-                     centres: np.ndarray | None = None) -> None:
+                     centres: np.ndarray | None = None) -> np.ndarray:
     """Saves a PNG of generated samples: an image grid, or a scatter for 2-D points.
+
+    Returns the rendered figure as an ``[H, W, 3]`` uint8 array (what the PNG
+    shows; the loop also hands it to TensorBoard).
 
     Args:
       path: the PNG file (written atomically).
@@ -60,5 +63,7 @@ def save_samples_png(path, samples: np.ndarray, title: str, *, columns: int | No
         ax.axis("off")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
+    canvas = FigureCanvasAgg(fig)
     with workdir.atomic_path(path) as tmp:
-        FigureCanvasAgg(fig).print_png(str(tmp))
+        canvas.print_png(str(tmp))
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

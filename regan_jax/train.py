@@ -10,6 +10,12 @@ notices at the next logging step, stops, and the summary says ``diverged``
 with the reason and step and reports no scores (a diverged run is a result,
 not a crash; no NaN is ever a score).
 
+A run holds its workdir's lock (:func:`regan_jax.workdir.lock`) from before
+anything is written until it ends. SIGINT and SIGTERM let the current step
+finish, save a checkpoint and raise :class:`Interrupted`; the resumed run is
+bitwise the uninterrupted one. Scalars and sample grids also go to
+TensorBoard event files in the workdir (:mod:`regan_jax.events`).
+
 Several runs whose configs differ only in seeds and injected hyperparameters
 (strengths, learning rates) train as one vmapped program
 (:func:`train_members`, used by ``experiments.sweep``); each member keeps its
@@ -22,7 +28,10 @@ over every device JAX sees, a vmapped group of K members is split
 member-wise when the device count divides K); member stacking from
 :mod:`regan_jax.sweep`; the scores from :mod:`regan_jax.evaluation`.
 """
+import contextlib
 import pathlib
+import signal
+import threading
 import time
 from typing import NamedTuple
 
@@ -30,7 +39,7 @@ import jax
 import numpy as np
 import tqdm.auto
 
-from regan_jax import checkpoint, data, evaluation, parallel, plotting, steps, sweep
+from regan_jax import checkpoint, data, evaluation, events, parallel, plotting, steps, sweep
 from regan_jax import config as config_lib
 from regan_jax import program as program_lib
 from regan_jax import workdir as workdir_lib
@@ -39,9 +48,23 @@ from regan_jax.workdir import (CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, SAMPLE
                                SUMMARY_FILE, WorkdirError, is_finished, read_json, read_metrics,
                                write_json)
 
-__all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "METRICS_FILE", "SAMPLES_DIR", "SUMMARY_FILE",
-           "WorkdirError", "is_finished", "read_json", "read_metrics", "train_and_evaluate",
-           "train_members", "write_json"]
+__all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "Interrupted", "METRICS_FILE", "SAMPLES_DIR",
+           "SUMMARY_FILE", "WorkdirError", "is_finished", "read_json", "read_metrics",
+           "train_and_evaluate", "train_members", "write_json"]
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the run after a step; its checkpoint was saved.
+
+    Attributes:
+      signum: the signal's number (the command line exits with 128 + signum).
+      step: the step the checkpoint holds.
+    """
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; "
+                         "checkpoint saved, run the same command again to resume")
+        self.signum, self.step = signum, step
 
 
 def train_and_evaluate(config, workdir, *, overwrite: bool = False,
@@ -105,14 +128,29 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
     run_step = (parallel.member_parallel(program.step, len(configs)) if group.stacked
                 else parallel.data_parallel(program.step, program.rows_per_step, data_parallel))
     hooks = evaluation.run_hooks(program)
-    for c, w in zip(configs, workdirs):
-        workdir_lib.prepare(w, c, overwrite)
-    state, batches = _start(program, group)
-    try:
-        state, wall, trained = _loop(program, group, run_step, state, batches, hooks, progress)
-        return _finish(program, group, state, batches, hooks, wall, trained)
-    finally:
-        batches.close()
+    for c, w in zip(configs, workdirs):  # Refusals first: a refused run touches nothing.
+        workdir_lib.check_can_prepare(w, c, overwrite)
+    with contextlib.ExitStack() as stack:
+        for w in workdirs:
+            stack.enter_context(workdir_lib.lock(w))
+        for c, w in zip(configs, workdirs):
+            workdir_lib.prepare(w, c, overwrite)
+        logs = [stack.enter_context(contextlib.closing(events.EventLog(w, c.log.tensorboard)))
+                for c, w in zip(configs, workdirs)]
+        stop = stack.enter_context(_StopOnSignal())
+        try:
+            state, batches = _start(program, group)
+            stack.callback(batches.close)
+            state, wall, trained = _loop(program, group, run_step, state, batches, hooks,
+                                         progress, logs, stop)
+        except BaseException:
+            for w in workdirs:  # An --overwrite'n run comes back if this one never started.
+                started = bool(workdir_lib.read_metrics(w))
+                (workdir_lib.discard_previous if started else workdir_lib.restore_previous)(w)
+            raise
+        for w in workdirs:
+            workdir_lib.discard_previous(w)
+        return _finish(program, group, state, batches, hooks, wall, trained, logs)
 
 
 class _Group(NamedTuple):
@@ -131,19 +169,24 @@ class _Group(NamedTuple):
 def _start(program: Program, group: _Group):
     """The (stacked) state to train from, and the group's batch stream.
 
-    Restores the latest checkpoints if every member has one at the same step;
-    otherwise (a fresh run, or a crash between member saves) starts over.
-    Rows of metrics.jsonl after the restored step are dropped.
+    Restores the newest step that every member has checkpointed (a sweep
+    killed between its members' saves loses only the members' newer
+    checkpoints); with none in common it starts over. Rows of metrics.jsonl
+    after the restored step are dropped.
     """
     fresh = [program_lib.init_member(program, c) for c in group.configs]
-    restored = [checkpoint.restore_latest(str(w / CHECKPOINT_DIR), s)
-                for w, s in zip(group.workdirs, fresh)]
-    restored_steps = {None if r is None else int(r[0].step) for r in restored}
-    if len(restored_steps) == 1 and None not in restored_steps:
+    directories = [str(w / CHECKPOINT_DIR) for w in group.workdirs]
+    common = set.intersection(*(set(checkpoint.all_steps(d)) for d in directories))
+    if common:
+        step = max(common)  # A crash between member saves: the newest step all of them have.
+        restored = []
+        for d, template in zip(directories, fresh):
+            checkpoint.remove_after(d, step)
+            restored.append(checkpoint.restore(d, step, template))
         states, positions = [r[0] for r in restored], [r[1] for r in restored]
     else:
-        for w in group.workdirs:
-            checkpoint.remove_all(str(w / CHECKPOINT_DIR))
+        for d in directories:
+            checkpoint.remove_all(d)
         states, positions = fresh, None
     for w in group.workdirs:
         workdir_lib.truncate_metrics(w, int(states[0].step))
@@ -162,10 +205,15 @@ def _start(program: Program, group: _Group):
     return state, data.prefetch_to_device(iterator, cfg.data.prefetch)
 
 
-def _loop(program: Program, group: _Group, run_step, state, batches, hooks, progress):
+def _loop(program: Program, group: _Group, run_step, state, batches, hooks, progress, logs,
+          stop):
     """Runs the steps from ``state.step`` to ``config.steps`` (or until all diverge).
 
-    Returns ``(state, wall seconds, steps trained here)``.
+    A member found diverged writes one last row (``frozen``, with the step
+    and reason) and no more. Returns ``(state, wall seconds, steps trained here)``.
+
+    Raises:
+      Interrupted: a signal arrived; the checkpoint of the step reached is saved.
     """
     config, log = program.config, program.config.log
 
@@ -174,6 +222,8 @@ def _loop(program: Program, group: _Group, run_step, state, batches, hooks, prog
 
     start = step = int(group.member(state, 0).step)
     previous_wall = [workdir_lib.last_wall(w) for w in group.workdirs]
+    already = np.asarray(jax.device_get(state.diverged)).reshape(-1)
+    frozen = [bool(already[i]) for i in range(len(group.configs))]
     bar = _progress_bar(config, start, len(group.configs),
                         log.progress if progress is None else progress)
     t0 = time.perf_counter()
@@ -184,35 +234,54 @@ def _loop(program: Program, group: _Group, run_step, state, batches, hooks, prog
             bar.update(1)
             fd_due = due(config.eval.fd_every, step)
             if due(log.every, step) or fd_due or step == config.steps:
-                host, diverged = jax.device_get((metrics, state.diverged))
+                host, divergence = jax.device_get((metrics, (
+                    state.diverged, state.diverged_step, state.diverged_reason)))
                 wall = time.perf_counter() - t0
                 for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
-                    row = {"step": step, "wall_s": previous_wall[i] + wall,
-                           **{k: float(np.asarray(v)[i] if group.stacked else v)
-                              for k, v in host.items()}}
-                    if fd_due and not np.asarray(diverged).reshape(-1)[i]:
-                        row.update(hooks.cheap(group.member(state, i).params,
-                                               jax.random.fold_in(program_lib.sample_key(c), step)))
+                    if frozen[i]:
+                        continue
+                    diverged, at, reason = (np.asarray(x).reshape(-1)[i] for x in divergence)
+                    row = {"step": step, "wall_s": previous_wall[i] + wall}
+                    if diverged:
+                        frozen[i] = True
+                        row.update(frozen=True, diverged_step=int(at),
+                                   diverged_reason=steps.divergence_reason(reason))
+                    else:
+                        row.update({k: float(np.asarray(v)[i] if group.stacked else v)
+                                    for k, v in host.items()})
+                        if fd_due:
+                            row.update(hooks.cheap(
+                                group.member(state, i).params,
+                                jax.random.fold_in(program_lib.sample_key(c), step)))
                     workdir_lib.append_metrics(w, row)
+                    logs[i].scalars(row)
                 bar.set_postfix(_postfix(host, group.stacked), refresh=False)
-                if np.all(diverged):
+                if all(frozen):
                     break
             if due(log.samples_every, step):
-                _save_grids(program, group, state, step)
+                _save_grids(program, group, state, step, logs)
             if due(log.checkpoint_every, step):
                 _save_checkpoints(group, state, batches, step)
+            if stop.signum is not None:
+                if not due(log.checkpoint_every, step):
+                    _save_checkpoints(group, state, batches, step)
+                raise Interrupted(stop.signum, step)
         jax.block_until_ready(state)
         return state, time.perf_counter() - t0, step - start
     finally:
         bar.close()
 
 
-def _finish(program: Program, group: _Group, state, batches, hooks, wall, trained):
-    """Final checkpoint, sample grid, ``samples/final.npz`` and ``summary.json`` per member."""
+def _finish(program: Program, group: _Group, state, batches, hooks, wall, trained, logs):
+    """Final checkpoint, sample grid, ``samples/final.npz`` and ``summary.json`` per member.
+
+    A diverged member's ``final.npz`` is written only if its (frozen) samples
+    are finite: never a NaN sample.
+    """
     step = int(group.member(state, 0).step)
     if checkpoint.latest_step(str(group.workdirs[0] / CHECKPOINT_DIR)) != step:
         _save_checkpoints(group, state, batches, step)
-    _save_grids(program, group, state, step)
+    _save_grids(program, group, state, step, logs)
     finals = []
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
         member = group.member(state, i)
@@ -224,8 +293,10 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
         if group.stacked:
             summary["sweep_members"] = len(group.configs)
         samples, labels = program_lib.grid_samples(program, member.params, c)
-        np.savez_compressed(w / SAMPLES_DIR / "final.npz", samples=samples,
-                            **({} if labels is None else {"labels": labels}))
+        if np.all(np.isfinite(samples)):
+            with workdir_lib.atomic_path(w / SAMPLES_DIR / "final.npz") as tmp:
+                np.savez_compressed(tmp, samples=samples,
+                                    **({} if labels is None else {"labels": labels}))
         summary.update(hooks.final(member, c, jax.random.fold_in(program_lib.sample_key(c), 1),
                                    summary["diverged"]))
         write_json(w / SUMMARY_FILE, workdir_lib.finite_or_none(summary))
@@ -233,13 +304,14 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
     return finals
 
 
-def _save_grids(program: Program, group: _Group, state, step: int) -> None:
+def _save_grids(program: Program, group: _Group, state, step: int, logs) -> None:
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
         images, _ = program_lib.grid_samples(program, group.member(state, i).params, c)
-        plotting.save_samples_png(w / SAMPLES_DIR / f"step_{step:07d}.png", images,
-                                  f"{c.name} seed {c.seed}, step {step}",
-                                  columns=program_lib.grid_columns(program),
-                                  centres=getattr(program.source, "centres", None))
+        rgb = plotting.save_samples_png(w / SAMPLES_DIR / f"step_{step:07d}.png", images,
+                                        f"{c.name} seed {c.seed}, step {step}",
+                                        columns=program_lib.grid_columns(program),
+                                        centres=getattr(program.source, "centres", None))
+        logs[i].image("samples", rgb, step)
 
 
 def _save_checkpoints(group: _Group, state, batches, step: int) -> None:
@@ -247,6 +319,30 @@ def _save_checkpoints(group: _Group, state, batches, step: int) -> None:
     for i, w in enumerate(group.workdirs):
         checkpoint.save(str(w / CHECKPOINT_DIR), step, group.member(state, i),
                         data.member_position(position, i) if group.stacked else position)
+
+
+class _StopOnSignal:
+    """Records SIGINT/SIGTERM instead of dying mid-step (main thread only; handlers restored)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._record)
+        return self
+
+    def _record(self, signum, frame):
+        del frame
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _divergence(state) -> dict:

@@ -11,18 +11,26 @@ A run's workdir holds (DESIGN.md)::
     summary.json    the final evaluation (written last: its presence marks a
                     finished run)
 
+While a run owns its workdir it holds an exclusive lock on ``W/.lock``
+(:func:`lock`): a second process that wants the same workdir is refused at
+once, naming the holder's pid. The lock is an ``fcntl.flock`` on an open file,
+which the kernel drops when its process ends, however it ends -- a lock left
+by a killed run is stale by construction and the next run takes it over.
+
 Every file the project writes whole (JSON, CSV, Markdown, PNG, PDF, weights)
 goes through :func:`atomic_path`: a temporary file in the same directory,
 then ``os.replace``, so a reader never sees half a file; its permissions
 follow the umask like any new file's.
 """
 import contextlib
+import fcntl
 import json
 import math
 import os
 import pathlib
 import shutil
 import tempfile
+import warnings
 
 from regan_jax import config as config_lib
 
@@ -31,6 +39,9 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 SAMPLES_DIR = "samples"
 CHECKPOINT_DIR = "checkpoints"
+LOCK_FILE = ".lock"
+PREVIOUS_DIR = ".overwritten"  # an --overwrite'n run, kept until the new one has started
+CONTRACT = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, SAMPLES_DIR, CHECKPOINT_DIR)
 
 
 class WorkdirError(ValueError):
@@ -95,12 +106,31 @@ def finite_or_none(row: dict) -> dict:
 
 
 def read_metrics(workdir) -> list[dict]:
-    """The rows of ``metrics.jsonl`` (empty if there is none yet)."""
+    """The rows of ``metrics.jsonl`` (empty if there is none yet).
+
+    A truncated last line (what a short write on a full disk, or a kill
+    mid-write, leaves) is dropped with a warning naming the file; the resumed
+    run logs that step again.
+
+    Raises:
+      ValueError: a malformed line before the last, naming the file and line.
+    """
     path = pathlib.Path(workdir) / METRICS_FILE
     if not path.exists():
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1)
+             if line.strip()]
+    rows = []
+    for i, (number, line) in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}: line {number} is not JSON ({e}); the file is "
+                                 "corrupt, not just cut short") from None
+            warnings.warn(f"{path}: dropped a truncated last line ({len(line)} characters)",
+                          RuntimeWarning, stacklevel=2)
+    return rows
 
 
 def append_metrics(workdir, row: dict) -> None:
@@ -152,6 +182,33 @@ def check_same_experiment(workdir, config) -> None:
                        "use another --workdir, or --overwrite to replace it")
 
 
+@contextlib.contextmanager
+def lock(workdir):
+    """Holds the exclusive lock of ``workdir`` (creating it) for the ``with`` block.
+
+    Raises:
+      WorkdirError: another live process holds it (its pid is named); a
+        workdir that is not a directory.
+    """
+    workdir = pathlib.Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise WorkdirError(f"workdir {str(workdir)!r} is not a directory")
+    workdir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise WorkdirError(f"workdir {str(workdir)!r} is in use by another run (pid "
+                               f"{holder}); wait for it, or use another --workdir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # Releases the flock.
+
+
 def prepare(workdir, config, overwrite: bool = False) -> None:
     """Makes ``workdir`` ready for ``config``'s run, refusing to clobber another.
 
@@ -160,23 +217,65 @@ def prepare(workdir, config, overwrite: bool = False) -> None:
     - finished (``summary.json``): refused unless ``overwrite``;
     - a different experiment's ``config.json``: refused unless ``overwrite``,
       naming the differing keys;
-    - ``overwrite``: the contract's files are deleted first (nothing else).
+    - ``overwrite``: the contract's files are moved aside into
+      ``.overwritten/`` (nothing else is touched); :func:`discard_previous`
+      deletes them once the new run has started, :func:`restore_previous`
+      puts them back if it fails before.
+
+    Call it holding :func:`lock`.
 
     Raises:
       WorkdirError: the refusals above; nothing is modified.
     """
     workdir = pathlib.Path(workdir)
-    if not overwrite:
-        check_same_experiment(workdir, config)
-        if is_finished(workdir):
-            raise WorkdirError(
-                f"workdir {str(workdir)!r} holds a finished run (summary.json); "
-                "use another --workdir, or --overwrite to train it again")
-    else:
-        for name in (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE):
-            (workdir / name).unlink(missing_ok=True)
-        for name in (SAMPLES_DIR, CHECKPOINT_DIR):
-            shutil.rmtree(workdir / name, ignore_errors=True)
+    check_can_prepare(workdir, config, overwrite)
+    if overwrite:
+        previous = workdir / PREVIOUS_DIR
+        shutil.rmtree(previous, ignore_errors=True)  # a leftover of an earlier attempt
+        for name in CONTRACT:
+            if (workdir / name).exists():
+                previous.mkdir(parents=True, exist_ok=True)
+                os.replace(workdir / name, previous / name)
     workdir.mkdir(parents=True, exist_ok=True)
     if not (workdir / CONFIG_FILE).exists():
         write_json(workdir / CONFIG_FILE, config_lib.to_json_dict(config))
+
+
+def check_can_prepare(workdir, config, overwrite: bool = False) -> None:
+    """The refusals of :func:`prepare`, reading only (a run checks before it takes the lock).
+
+    Raises:
+      WorkdirError: ``workdir`` is not a directory, holds a finished run or a
+        different experiment (unless ``overwrite``).
+    """
+    workdir = pathlib.Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise WorkdirError(f"workdir {str(workdir)!r} is not a directory")
+    if overwrite:
+        return
+    check_same_experiment(workdir, config)
+    if is_finished(workdir):
+        raise WorkdirError(
+            f"workdir {str(workdir)!r} holds a finished run (summary.json); "
+            "use another --workdir, or --overwrite to train it again")
+
+
+def discard_previous(workdir) -> None:
+    """Deletes the run that ``--overwrite`` moved aside (the new one has started cleanly)."""
+    shutil.rmtree(pathlib.Path(workdir) / PREVIOUS_DIR, ignore_errors=True)
+
+
+def restore_previous(workdir) -> None:
+    """Puts back the run that ``--overwrite`` moved aside (the new one failed before starting)."""
+    workdir = pathlib.Path(workdir)
+    previous = workdir / PREVIOUS_DIR
+    if not previous.is_dir():
+        return
+    for name in CONTRACT:
+        if (previous / name).exists():
+            if (workdir / name).is_dir():
+                shutil.rmtree(workdir / name)
+            elif (workdir / name).exists():
+                (workdir / name).unlink()
+            os.replace(previous / name, workdir / name)
+    shutil.rmtree(previous, ignore_errors=True)

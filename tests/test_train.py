@@ -28,14 +28,6 @@ SCORES = {"digits_gan": {"fd", "kid", "precision", "recall", "density", "coverag
 CHEAP = {"digits_gan": {"fd"}, "ring8_gan": {"modes", "hq_fraction", "reverse_kl"}}
 
 
-@pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("xla_cache"))
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    return path
-
-
 def run_cli(args, cache, timeout=300, devices=1):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
@@ -281,3 +273,10 @@ def test_vmapped_members_equal_single_runs_and_diverge_alone(ring8_single, tmp_p
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(finals[1].params))
     stats = metrics.weight_stats(finals[1].params["g"])
     np.testing.assert_allclose(bad["norm_g"], float(stats["l2"]), rtol=1e-6)
+    # It wrote one last row saying it froze (step, reason), then nothing; no NaN samples.
+    rows = train.read_metrics(workdirs[1])
+    assert rows == [{"step": 3, "wall_s": rows[0]["wall_s"], "frozen": True,
+                     "diverged_step": bad["diverged_step"],
+                     "diverged_reason": bad["diverged_reason"]}]
+    final = workdirs[1] / "samples" / "final.npz"
+    assert not final.exists() or np.isfinite(np.load(final)["samples"]).all()

@@ -10,6 +10,19 @@ The iterator's :attr:`BatchIterator.position` ``{'name', 'seed',
 :func:`make_iterator` resumes with exactly the batches that would have come
 next. (numpy's seeded ``Generator``, not global state, permutes the host-side
 index arrays; JAX keys drive everything sampled.)
+
+With members (a vmapped sweep group) the iterator owns the member axis: one
+stacked ``[K, B, ...]`` batch per step, member k's rows exactly those of its
+own single run. The training loop reads it through :func:`prefetch_to_device`
+(``config.data.prefetch`` batches read ahead by a thread).
+
+Why not grain: ``grain``'s ``MapDataset`` would give the same shape of
+pipeline (random-access source, seeded shuffle, checkpointable position), but
+its shuffle is its own permutation, so every recorded run (the study's
+results, the bitwise resume and golden-hash tests) would change order; the
+datasets here fit in memory and a batch is one numpy gather, so there is no
+throughput for it to win on a 2-core CPU. The sources stay TFDS array_record
+builders read with ``tfds.data_source``.
 """
 import queue
 import threading
@@ -34,7 +47,7 @@ def default_config() -> ml_collections.ConfigDict:
         "drop_remainder": True,    # False: each epoch ends with a smaller batch
         "data_dir": "",            # prepared-data cache ('': $TFDS_DATA_DIR, ~/tensorflow_datasets)
         "idx_dir": "",             # fashion_mnist/mnist IDX files ('': REGAN_DATA_DIR, Debian, ...)
-        "download": True,          # catalog datasets may be downloaded
+        "download": False,         # True: a TFDS catalog dataset may be downloaded
         "prefetch": 2,             # batches prefetch_to_device keeps ready
         "stacked_size": 10_000,    # stacked_digits train examples
         "stacked_test_size": 1_000,  # stacked_digits test examples

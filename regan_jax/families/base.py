@@ -7,7 +7,8 @@ from collections.abc import Callable
 MakeModels = Callable  # (model_cfg, spec) -> {network: flax module}
 InitState = Callable   # (models, optimizers, key, example_batch) -> steps.TrainState
 MakeStep = Callable    # (config, models, optimizers) -> step(state, batch, key=None, axis_name=None)
-MakeSampler = Callable  # (config, models, spec) -> sample(params, key, n) -> (x, labels | None)
+# (config, models, spec) -> sample(params, key, n, labels=None) -> (x, labels | None)
+MakeSampler = Callable
 RowsPerStep = Callable  # (config) -> rows of data one step consumes
 Validate = Callable    # (config) -> None; raises ValueError naming the config key
 ScoreFn = Callable     # (config, models, params, key) -> (images [B, ...] -> {score: [B]})

@@ -239,18 +239,21 @@ def make_step(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module]
 
 
 def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], spec):
-    """``sample(params, key, n) -> (G(z), labels or None)``, z ~ N(0, I).
+    """``sample(params, key, n, labels=None) -> (G(z), labels or None)``, z ~ N(0, I).
 
     Conditional: ``G(z, y)`` with y cycling through the classes,
     ``y_i = i mod C`` (a grid with C columns shows one class per column; a
-    batch whose size is a multiple of C is balanced).
+    batch whose size is a multiple of C is balanced), or the given integer
+    ``labels [n]`` (e.g. one class throughout; the latents are the same
+    either way). An unconditional generator refuses labels.
     """
     g = models["g"]
     conditional = g.num_classes > 0
 
-    def sample(params, key, n):
+    def sample(params, key, n, labels=None):
         z = jax.random.normal(key, (n, g.latent_dim))
-        labels = jnp.arange(n, dtype=jnp.int32) % spec.num_classes if conditional else None
+        if labels is None and conditional:
+            labels = jnp.arange(n, dtype=jnp.int32) % spec.num_classes
         return g.apply({"params": params["g"]}, z, labels), labels
     return sample
 
