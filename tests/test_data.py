@@ -234,6 +234,24 @@ def test_bad_idx_files_raise_and_leave_no_cache(tmp_path, name, transform, messa
     assert not list(cache.glob("**/incomplete*"))
 
 
+@pytest.mark.parametrize("what, message", [
+    ("8x8 images", r"train-images-idx3-ubyte: images of shape \(8, 8\); .* expects \(28, 28\)"),
+    ("label 42", r"train-labels-idx1-ubyte: label 42 at index 3 is not a class .*\(0..9\)"),
+])
+def test_idx_files_of_the_wrong_shape_or_classes_name_the_file(tmp_path, what, message):
+    root, arrays = _idx_dir(tmp_path / "fm", gz=False)
+    images, labels = arrays["train"]
+    if what == "8x8 images":
+        _write(root / "train-images-idx3-ubyte", _idx_bytes(images[:, :8, :8]), gz=False)
+    else:
+        labels = labels.copy()
+        labels[3] = 42
+        _write(root / "train-labels-idx1-ubyte", _idx_bytes(labels), gz=False)
+    with pytest.raises(ValueError, match=message) as info:
+        data.load("fashion_mnist", idx_dir=str(root), data_dir=str(tmp_path / "c"))
+    assert len(str(info.value)) < 300  # one line naming the file, no pixel dump
+
+
 def test_image_label_count_mismatch(tmp_path):
     root, _ = _idx_dir(tmp_path / "fm", gz=False)
     _write(root / "t10k-labels-idx1-ubyte", _idx_bytes(np.zeros(4, np.uint8)), gz=False)

@@ -119,7 +119,19 @@ class _IdxBuilder(_ArrayRecordBuilder, skip_registration=True):
         super().__init__(variant=_source_variant(directory), data_dir=data_dir)
 
     def _arrays(self, split):
-        return idx.read_idx_split(self._directory, split)
+        images, labels = idx.read_idx_split(self._directory, split)
+        # Checked here, naming the files: TFDS's encoder would fail later with the
+        # offending example's pixels in its message and no file name.
+        image_path, label_path = idx.find_split_files(self._directory, split)
+        if tuple(images.shape[1:]) != self.IMAGE_SHAPE:
+            raise ValueError(f"{image_path}: images of shape {tuple(images.shape[1:3])}; "
+                             f"{self.name} expects {self.IMAGE_SHAPE[:2]}")
+        bad = np.flatnonzero(labels >= self.NUM_CLASSES)
+        if bad.size:
+            raise ValueError(f"{label_path}: label {int(labels[bad[0]])} at index {int(bad[0])} "
+                             f"is not a class of {self.name} (0..{self.NUM_CLASSES - 1}); "
+                             f"{bad.size} such label(s)")
+        return images, labels
 
 
 class ReganFashionMnist(_IdxBuilder, skip_registration=True):
