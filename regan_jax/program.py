@@ -166,12 +166,6 @@ def sample_key(config):
     return jax.random.fold_in(jax.random.key(config.seed), 0x5A3)
 
 
-def unconditional(out):
-    """The sampler's ``(x, None)`` as ``x``; a conditional ``(x, labels)`` unchanged."""
-    x, labels = out
-    return x if labels is None else (x, labels)
-
-
 def grid_samples(program: Program, params, config):
     """The run's ``config.log.num_images`` samples for grids: ``(x, labels or None)`` (numpy).
 
@@ -179,7 +173,7 @@ def grid_samples(program: Program, params, config):
     different steps show the same latents.
     """
     return evaluation.draw_samples(
-        lambda key, n: unconditional(program.sample(params, key, n)), sample_key(config),
+        lambda key, n: evaluation.as_sample_fn_output(program.sample(params, key, n)), sample_key(config),
         config.log.num_images, program.spec.shape, batch_size=config.eval.batch_size)
 
 

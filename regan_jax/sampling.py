@@ -127,7 +127,7 @@ def draw(run: LoadedRun, num: int, *, seed: int | None = None, label: int | None
     params = run.state.params
     if label is None:
         def sample_fn(k, n):
-            return program_lib.unconditional(program.sample(params, k, n))
+            return evaluation.as_sample_fn_output(program.sample(params, k, n))
     else:
         label = _class(program, label)
 

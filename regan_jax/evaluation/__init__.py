@@ -17,6 +17,7 @@ from regan_jax.evaluation.classifier import (
 )
 from regan_jax.evaluation.evaluator import (
     Reference,
+    as_sample_fn_output,
     count_nonfinite,
     draw_samples,
     evaluate,
@@ -35,7 +36,7 @@ from regan_jax.evaluation.inception import (
 )
 
 __all__ = [
-    "CLASSIFIER_SPECS", "ClassifierCNN", "ClassifierSpec", "FIDInceptionV3", "FeatureClassifier",
+    "CLASSIFIER_SPECS", "ClassifierCNN", "as_sample_fn_output", "ClassifierSpec", "FIDInceptionV3", "FeatureClassifier",
     "InceptionFeatures", "PerChannelClassifier", "Reference", "count_nonfinite", "draw_samples",
     "evaluate", "load_classifier", "load_inception", "make_reference", "mean_elbo",
     "mean_scores", "metric_names", "resize_bilinear", "RunHooks", "run_hooks", "weight_summary",

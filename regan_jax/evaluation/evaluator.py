@@ -234,6 +234,13 @@ def draw_samples(
     return np.concatenate(samples), (np.concatenate(labels).astype(np.int32) if all(has_labels) else None)
 
 
+def as_sample_fn_output(out):
+    """A family sampler's ``(x, labels or None)`` as :func:`evaluate`'s ``sample_fn`` returns it:
+    ``x`` for an unconditional sampler, ``(x, labels)`` for a conditional one."""
+    x, labels = out
+    return x if labels is None else (x, labels)
+
+
 def count_nonfinite(samples: np.ndarray) -> int:
     """Number of samples with at least one NaN or infinite entry."""
     flat = samples.reshape(samples.shape[0], -1)

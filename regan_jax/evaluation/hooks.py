@@ -43,10 +43,7 @@ def run_hooks(program) -> RunHooks:
     reference = _reference(program, test)
 
     def sample_fn(params):
-        def sample(key, n):
-            x, labels = program.sample(params, key, n)
-            return x if labels is None else (x, labels)
-        return sample
+        return lambda key, n: evaluator.as_sample_fn_output(program.sample(params, key, n))
 
     def cheap(params, key):
         if reference is None:
