@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks import harness, jax_setups, run
 from regan_jax import config as config_lib
-from regan_jax import models
+from regan_jax import families, models
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -86,7 +86,7 @@ def test_targets_are_scored_so_that_one_passes():
 def _flax_param_count(config, upsample):
     config.model.upsample = upsample
     shape = jax_setups.data_shape(config)
-    nets = models.make_models(config.model, models.DataSpec(shape))
+    nets = families.get(config.model_type).make_models(config.model, models.DataSpec(shape))
     batch = jax_setups.synthetic_batches(shape, 2, 1)[0]
     z = jnp.zeros((2, config.model.latent_dim))
     # eval_shape: the shapes of the params without computing (or compiling) them.
