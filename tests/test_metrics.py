@@ -4,11 +4,11 @@ import math
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
 
+from _params import is_kernel_path, leaves_by_path, make_params
 from regan_jax import metrics
 from regan_jax.metrics import _kernels
 
@@ -372,25 +372,6 @@ def test_inception_score():
 
 
 # ----------------------------------------------------------------- weight statistics
-# Parameter helpers as in test_penalties.py.
-def make_params(seed=0):
-    """A small conv + MLP parameter tree (Flax naming), kernels and biases."""
-    rng = np.random.default_rng(seed)
-    shapes = {"Conv_0": {"kernel": (2, 2, 3, 4), "bias": (4,)},
-              "Dense_0": {"kernel": (4, 5), "bias": (5,)},
-              "Dense_1": {"kernel": (5, 2), "bias": (2,)}}
-    return jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s), jnp.float32), shapes,
-                        is_leaf=lambda s: isinstance(s, tuple))
-
-
-def is_kernel_path(path):
-    return path.endswith("kernel")
-
-
-def leaves_by_path(tree):
-    """{'Dense_0/kernel': float64 array, ...}."""
-    return {jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(x, np.float64)
-            for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def params_with_zeros():
