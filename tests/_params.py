@@ -22,3 +22,15 @@ def leaves_by_path(tree):
     """{'Dense_0/kernel': float64 array, ...}."""
     return {jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(x, np.float64)
             for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def params_with_zeros():
+    """Params with exact-zero entries and one all-zero filter in each kernel."""
+    params = make_params(1)
+
+    def zero_out(x):
+        if x.ndim < 2:
+            return x
+        x = x.at[..., 0].set(0.0)
+        return x.reshape(-1).at[1::3].set(0.0).reshape(x.shape)
+    return jax.tree.map(zero_out, params)

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from _params import is_kernel_path, leaves_by_path, make_params
+from _params import is_kernel_path, leaves_by_path, make_params, params_with_zeros
 from regan_jax import metrics
 from regan_jax import penalties as P
 
@@ -182,17 +182,6 @@ def test_optimizer_registry_matches_optax(name, reference):
 
 
 # ---------------------------------------------------------------- additive transforms
-
-def params_with_zeros():
-    """Params with exact-zero entries and one all-zero filter in each kernel."""
-    params = make_params(1)
-    def zero_out(x):
-        if x.ndim < 2:
-            return x
-        x = x.at[..., 0].set(0.0)
-        return x.reshape(-1).at[1::3].set(0.0).reshape(x.shape)
-    return jax.tree.map(zero_out, params)
-
 
 def numpy_group_direction(w):
     flat = w.reshape(-1, w.shape[-1])
