@@ -12,12 +12,15 @@ from _params import is_kernel_path, leaves_by_path, params_with_zeros
 from regan_jax import metrics
 from regan_jax.metrics import _kernels
 
+
 def _rng(seed):
     return np.random.default_rng(seed)
+
 
 def _gaussian_feats(rng, n, d, shift=0.0, scale=1.0):
     mixing = rng.normal(size=(d, d)) * scale / math.sqrt(d)
     return (rng.normal(size=(n, d)) @ mixing + shift).astype(np.float32)
+
 
 # ----------------------------------------------------------------- references
 def _fd_reference(a, b):
@@ -27,6 +30,7 @@ def _fd_reference(a, b):
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean = scipy.linalg.sqrtm(s1 @ s2).real
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
 
 def _mmd2_double_loop(x, y):
     """Unbiased MMD^2 with k(x, y) = (x.y / D + 1)^3, written as explicit sums."""
@@ -41,6 +45,7 @@ def _mmd2_double_loop(x, y):
     kyy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     kxy = sum(k(x[i], y[j]) for i in range(n) for j in range(m)) / (n * m)
     return kxx + kyy - 2 * kxy
+
 
 def _prdc_brute_force(real, fake, k):
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
@@ -62,6 +67,7 @@ def _prdc_brute_force(real, fake, k):
         "coverage": (d_rf.min(axis=1) <= r_real).mean(),
     }
 
+
 # ----------------------------------------------------------- Fréchet distance
 def test_frechet_distance_matches_scipy_sqrtm():
     rng = _rng(0)
@@ -71,9 +77,11 @@ def test_frechet_distance_matches_scipy_sqrtm():
     assert ref > 1.0
     assert metrics.frechet_distance(a, b) == pytest.approx(ref, rel=1e-3)
 
+
 def test_frechet_distance_identical_sets_is_zero():
     a = _gaussian_feats(_rng(1), 500, 16, shift=2.0, scale=3.0)
     assert abs(metrics.frechet_distance(a, a)) <= 1e-4
+
 
 def test_frechet_distance_from_stats_diagonal_closed_form():
     rng = _rng(2)
@@ -83,6 +91,7 @@ def test_frechet_distance_from_stats_diagonal_closed_form():
     expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)
     got = metrics.frechet_distance_from_stats(mu1, np.diag(v1), mu2, np.diag(v2))
     assert got == pytest.approx(expected, rel=1e-10)
+
 
 def test_frechet_distance_from_stats_full_covariances_match_sqrtm():
     rng = _rng(3)
@@ -94,6 +103,7 @@ def test_frechet_distance_from_stats_full_covariances_match_sqrtm():
     got = metrics.frechet_distance_from_stats(mu1, s1, mu2, s2)
     assert got == pytest.approx(expected, rel=1e-8)
 
+
 def test_feature_stats_matches_numpy():
     x = _gaussian_feats(_rng(4), 300, 5, shift=10.0)
     mu, sigma = metrics.feature_stats(x)
@@ -101,6 +111,7 @@ def test_feature_stats_matches_numpy():
         (np.asarray(mu, np.float64), np.asarray(sigma, np.float64)),
         (x.astype(np.float64).mean(0), np.cov(x.astype(np.float64), rowvar=False)),
         rtol=1e-4, atol=1e-5)
+
 
 def test_frechet_distance_bad_input():
     rng = _rng(5)
@@ -122,6 +133,7 @@ def test_frechet_distance_bad_input():
     with pytest.raises(ValueError, match=r"sigma1 \[D, D\]"):
         metrics.frechet_distance_from_stats(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
 
+
 # ----------------------------------------------------------------------- KID
 def test_kid_single_subset_equals_double_loop():
     rng = _rng(6)
@@ -136,6 +148,7 @@ def test_kid_single_subset_equals_double_loop():
     assert mean == pytest.approx(ref, rel=1e-5)
     assert std <= 1e-5 * abs(ref)
 
+
 def test_kid_subset_average_is_unbiased_for_the_full_set_estimate():
     # With m = Na, subsetting only the larger set keeps the estimator's expectation
     # equal to the full-set unbiased MMD^2 (with the 1/(Na Nb) cross term).
@@ -149,6 +162,7 @@ def test_kid_subset_average_is_unbiased_for_the_full_set_estimate():
     assert std > 0
     assert abs(mean - ref) <= 4 * std / math.sqrt(num_subsets)
 
+
 def test_kid_uses_its_key():
     rng = _rng(8)
     x, y = _gaussian_feats(rng, 40, 4), _gaussian_feats(rng, 40, 4, shift=0.2)
@@ -156,6 +170,7 @@ def test_kid_uses_its_key():
     first = metrics.kid(x, y, key=jax.random.key(1), **kwargs)
     assert metrics.kid(x, y, key=jax.random.key(1), **kwargs) == first
     assert metrics.kid(x, y, key=jax.random.key(2), **kwargs) != first
+
 
 def test_kid_bad_input():
     rng = _rng(9)
@@ -167,6 +182,7 @@ def test_kid_bad_input():
     with pytest.raises(ValueError, match="NaN"):
         metrics.kid(x, np.full((10, 3), np.nan))
 
+
 # ---------------------------------------------------------------------- PRDC
 @pytest.mark.parametrize("k", [1, 3, 6])
 def test_kth_smallest_matches_numpy_partition_with_ties(k):
@@ -176,6 +192,7 @@ def test_kth_smallest_matches_numpy_partition_with_ties(k):
     expected = np.partition(d2, k - 1, axis=1)[:, k - 1]
     np.testing.assert_array_equal(np.asarray(_kernels.kth_smallest(d2, k)), expected)
 
+
 def test_prdc_matches_brute_force():
     rng = _rng(10)
     real = _gaussian_feats(rng, 70, 4)
@@ -183,6 +200,7 @@ def test_prdc_matches_brute_force():
     ref = _prdc_brute_force(real, fake, k=3)
     assert 0 < ref["precision"] < 1 and 0 < ref["coverage"] < 1
     chex.assert_trees_all_close(metrics.prdc(real, fake, k=3), ref, rtol=0, atol=1e-12)
+
 
 def test_prdc_chunked_equals_unchunked():
     rng = _rng(11)
@@ -193,6 +211,7 @@ def test_prdc_chunked_equals_unchunked():
     chex.assert_trees_all_close(chunked, whole, rtol=0, atol=1e-12)
     chex.assert_trees_all_close(whole, _prdc_brute_force(real, fake, k=3), rtol=0, atol=1e-12)
 
+
 def test_prdc_identical_sets():
     x = _gaussian_feats(_rng(12), 40, 3)
     got = metrics.prdc(x, x, k=4)
@@ -201,11 +220,13 @@ def test_prdc_identical_sets():
         got, {"precision": 1.0, "recall": 1.0, "density": 5 / 4, "coverage": 1.0},
         rtol=0, atol=1e-12)
 
+
 def test_prdc_disjoint_sets_score_zero():
     x = _gaussian_feats(_rng(13), 30, 3)
     got = metrics.prdc(x, x + 100.0, k=2)
     chex.assert_trees_all_close(
         got, {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}, rtol=0, atol=0)
+
 
 def test_prdc_collapsed_generator_matches_brute_force():
     rng = _rng(17)
@@ -214,6 +235,7 @@ def test_prdc_collapsed_generator_matches_brute_force():
     got = metrics.prdc(real, fake, k=3)
     assert got["recall"] == 0.0 and got["precision"] == 1.0
     chex.assert_trees_all_close(got, _prdc_brute_force(real, fake, k=3), rtol=0, atol=1e-12)
+
 
 def test_prdc_bad_input():
     x = _gaussian_feats(_rng(14), 5, 3)
@@ -224,8 +246,10 @@ def test_prdc_bad_input():
     with pytest.raises(ValueError, match="feature dimensions"):
         metrics.prdc(x, x[:, :2], k=2)
 
+
 # --------------------------------------------------------------- 2-D mixtures
 _RING = np.array([[2 * np.cos(t), 2 * np.sin(t)] for t in np.arange(8) * np.pi / 4])
+
 
 def test_mode_metrics_hand_built():
     sigma = 0.05  # 3 sigma = 0.15
@@ -244,6 +268,7 @@ def test_mode_metrics_hand_built():
     assert metrics.mode_metrics(samples, _RING, sigma, min_count=5)["modes"] == 2
     assert metrics.mode_metrics(samples, _RING, sigma, num_std=5.0)["modes"] == 4
 
+
 def test_mode_metrics_extremes():
     balanced = metrics.mode_metrics(np.repeat(_RING, 3, axis=0), _RING, 0.1)
     assert balanced == {"modes": 8, "hq_fraction": 1.0, "reverse_kl": pytest.approx(0, abs=1e-6)}
@@ -257,6 +282,7 @@ def test_mode_metrics_extremes():
         metrics.mode_metrics(np.zeros((5, 3)), _RING, 0.1)
     with pytest.raises(ValueError, match="positive"):
         metrics.mode_metrics(np.zeros((5, 2)), _RING, 0.0)
+
 
 # ---------------------------------------------------------- classifier-based
 def test_class_histogram_kl_closed_forms():
@@ -274,6 +300,7 @@ def test_class_histogram_kl_closed_forms():
     with pytest.raises(ValueError, match="expected 4"):
         metrics.class_histogram_kl(probs, 4)
 
+
 def test_modes_covered_and_conditional_accuracy():
     labels = np.array([0, 0, 0, 2, 2, 5])
     assert metrics.modes_covered(labels, 10) == 3
@@ -283,6 +310,7 @@ def test_modes_covered_and_conditional_accuracy():
         metrics.conditional_accuracy(np.array([1, 2]), np.array([1, 2, 3]))
     with pytest.raises(ValueError, match="integer"):
         metrics.modes_covered(np.array([0.0, 1.0]), 10)
+
 
 def test_stacked_modes():
     every_mode = np.array(list(itertools.product(range(10), repeat=3)))
@@ -298,6 +326,7 @@ def test_stacked_modes():
         metrics.stacked_modes(np.array([[1, 2, 10]]))
     with pytest.raises(ValueError, match=r"\[N, 3\]"):
         metrics.stacked_modes(np.array([[1, 2]]))
+
 
 def test_intra_class_frechet_distance():
     rng = _rng(15)
@@ -316,6 +345,7 @@ def test_intra_class_frechet_distance():
     with pytest.raises(ValueError, match="one label per feature row"):
         metrics.intra_class_frechet_distance(real, real_y[:-1], fake, fake_y, 3)
 
+
 def _inception_score_reference(probs, splits):
     """The original Salimans et al. loop, in float64."""
     probs = np.asarray(probs, np.float64)
@@ -326,6 +356,7 @@ def _inception_score_reference(probs, splits):
         kl = np.sum(part * (np.log(part) - np.log(py)), axis=1)
         scores.append(np.exp(kl.mean()))
     return np.mean(scores), np.std(scores)
+
 
 def test_inception_score():
     assert metrics.inception_score(np.full((100, 5), 1 / 5)) == pytest.approx(1.0, rel=1e-6)
@@ -339,7 +370,9 @@ def test_inception_score():
     with pytest.raises(ValueError, match="not logits"):
         metrics.inception_score(np.log(probs))
 
+
 # ----------------------------------------------------------------- weight statistics
+
 
 def test_weight_stats_match_numpy():
     params = params_with_zeros()
