@@ -13,7 +13,6 @@ workdir is written or locked, so a run that is still training can be read
 
 The command line is ``python -m experiments.sample --workdir W --num N --out grid.png``.
 """
-import json
 import pathlib
 from typing import Any, NamedTuple
 
@@ -24,7 +23,7 @@ import numpy as np
 from regan_jax import checkpoint, evaluation
 from regan_jax import config as config_lib
 from regan_jax import program as program_lib
-from regan_jax.workdir import CHECKPOINT_DIR, CONFIG_FILE
+from regan_jax.workdir import CHECKPOINT_DIR, CONFIG_FILE, read_json
 
 
 SEED_LIMIT = 2**32  # jax.random.key keeps 32 bits of a seed (without x64): larger ones collide
@@ -71,7 +70,7 @@ def load_run(workdir) -> LoadedRun:
     if not config_path.is_file():
         raise RunLoadError(f"workdir {str(workdir)!r} has no {CONFIG_FILE}: not a run directory")
     try:
-        config = config_lib.from_json_dict(json.loads(config_path.read_text()))
+        config = config_lib.from_json_dict(read_json(config_path))
         config_lib.validate(config)
     except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError is a ValueError.
         raise RunLoadError(f"{str(config_path)!r} is not a valid config: {e}") from None

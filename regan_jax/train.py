@@ -222,8 +222,7 @@ def _loop(program: Program, group: _Group, run_step, state, batches, hooks, prog
 
     start = step = int(group.member(state, 0).step)
     previous_wall = [workdir_lib.last_wall(w) for w in group.workdirs]
-    already = np.asarray(jax.device_get(state.diverged)).reshape(-1)
-    frozen = [bool(already[i]) for i in range(len(group.configs))]
+    frozen = [bool(d) for d in np.asarray(jax.device_get(state.diverged)).reshape(-1)]
     bar = _progress_bar(config, start, len(group.configs),
                         log.progress if progress is None else progress)
     t0 = time.perf_counter()
@@ -281,7 +280,7 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
     step = int(group.member(state, 0).step)
     if checkpoint.latest_step(str(group.workdirs[0] / CHECKPOINT_DIR)) != step:
         _save_checkpoints(group, state, batches, step)
-    _save_grids(program, group, state, step, logs)
+    grids = _save_grids(program, group, state, step, logs)
     finals = []
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
         member = group.member(state, i)
@@ -292,7 +291,7 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
                    **_divergence(member)}
         if group.stacked:
             summary["sweep_members"] = len(group.configs)
-        samples, labels = program_lib.grid_samples(program, member.params, c)
+        samples, labels = grids[i]
         if np.all(np.isfinite(samples)):
             with workdir_lib.atomic_path(w / SAMPLES_DIR / "final.npz") as tmp:
                 np.savez_compressed(tmp, samples=samples,
@@ -304,14 +303,18 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
     return finals
 
 
-def _save_grids(program: Program, group: _Group, state, step: int, logs) -> None:
+def _save_grids(program: Program, group: _Group, state, step: int, logs) -> list:
+    """Each member's grid PNG (and TensorBoard image); returns its ``(samples, labels)``."""
+    grids = []
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
-        images, _ = program_lib.grid_samples(program, group.member(state, i).params, c)
+        images, labels = program_lib.grid_samples(program, group.member(state, i).params, c)
         rgb = plotting.save_samples_png(w / SAMPLES_DIR / f"step_{step:07d}.png", images,
                                         f"{c.name} seed {c.seed}, step {step}",
                                         columns=program_lib.grid_columns(program),
                                         centres=getattr(program.source, "centres", None))
         logs[i].image("samples", rgb, step)
+        grids.append((images, labels))
+    return grids
 
 
 def _save_checkpoints(group: _Group, state, batches, step: int) -> None:

@@ -42,6 +42,7 @@ CHECKPOINT_DIR = "checkpoints"
 LOCK_FILE = ".lock"
 PREVIOUS_DIR = ".overwritten"  # an --overwrite'n run, kept until the new one has started
 CONTRACT = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, SAMPLES_DIR, CHECKPOINT_DIR)
+EVENTS_GLOB = "events.out.tfevents.*"  # TensorBoard event files (regan_jax.events)
 
 
 class WorkdirError(ValueError):
@@ -172,7 +173,7 @@ def check_same_experiment(workdir, config) -> None:
     config_path = workdir / CONFIG_FILE
     if not config_path.exists():
         return
-    saved, now = read_json(config_path), config_lib.to_json_dict(config)
+    saved, now = config_lib.upgrade(read_json(config_path)), config_lib.to_json_dict(config)
     differing = config_lib.differing_keys(saved, now)
     if not differing:
         return
@@ -219,8 +220,8 @@ def prepare(workdir, config, overwrite: bool = False) -> None:
     - finished (``summary.json``): refused unless ``overwrite``;
     - a different experiment's ``config.json``: refused unless ``overwrite``,
       naming the differing keys;
-    - ``overwrite``: the contract's files are moved aside into
-      ``.overwritten/`` (nothing else is touched); :func:`discard_previous`
+    - ``overwrite``: the contract's files and the TensorBoard event files are
+      moved aside into ``.overwritten/`` (nothing else is touched); :func:`discard_previous`
       deletes them once the new run has started, :func:`restore_previous`
       puts them back if it fails before.
 
@@ -234,25 +235,22 @@ def prepare(workdir, config, overwrite: bool = False) -> None:
     if overwrite:
         previous = workdir / PREVIOUS_DIR
         shutil.rmtree(previous, ignore_errors=True)  # a leftover of an earlier attempt
-        for name in CONTRACT:
-            if (workdir / name).exists():
-                previous.mkdir(parents=True, exist_ok=True)
-                os.replace(workdir / name, previous / name)
+        for path in _run_files(workdir):
+            previous.mkdir(parents=True, exist_ok=True)
+            os.replace(path, previous / path.name)
     workdir.mkdir(parents=True, exist_ok=True)
     if not (workdir / CONFIG_FILE).exists():
         write_json(workdir / CONFIG_FILE, config_lib.to_json_dict(config))
 
 
 def check_can_prepare(workdir, config, overwrite: bool = False) -> None:
-    """The refusals of :func:`prepare`, reading only (a run checks before it takes the lock).
+    """The refusals of :func:`prepare`, reading only (a run checks before it takes the lock;
+    a workdir that is not a directory is refused by :func:`lock`).
 
     Raises:
-      WorkdirError: ``workdir`` is not a directory, holds a finished run or a
-        different experiment (unless ``overwrite``).
+      WorkdirError: ``workdir`` holds a finished run or a different experiment
+        (unless ``overwrite``).
     """
-    workdir = pathlib.Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise WorkdirError(f"workdir {str(workdir)!r} is not a directory")
     if overwrite:
         return
     check_same_experiment(workdir, config)
@@ -273,11 +271,17 @@ def restore_previous(workdir) -> None:
     previous = workdir / PREVIOUS_DIR
     if not previous.is_dir():
         return
-    for name in CONTRACT:
-        if (previous / name).exists():
-            if (workdir / name).is_dir():
-                shutil.rmtree(workdir / name)
-            elif (workdir / name).exists():
-                (workdir / name).unlink()
-            os.replace(previous / name, workdir / name)
-    shutil.rmtree(previous, ignore_errors=True)
+    for path in _run_files(workdir):  # what the failed run wrote
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    for path in previous.iterdir():
+        os.replace(path, workdir / path.name)
+    previous.rmdir()
+
+
+def _run_files(workdir: pathlib.Path) -> list[pathlib.Path]:
+    """The files and folders a run writes in ``workdir``: the contract and its event files."""
+    return ([workdir / name for name in CONTRACT if (workdir / name).exists()]
+            + sorted(workdir.glob(EVENTS_GLOB)))

@@ -16,6 +16,7 @@ import experiments
 from experiments import sweep as sweep_cli
 from experiments import train as train_cli
 from regan_jax import checkpoint, train, workdir
+from regan_jax import config as config_lib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SMOKE = ["--config", "ring8_gan:smoke", "--no-progress"]
@@ -110,11 +111,12 @@ def test_overwrite_moves_the_old_run_aside_until_the_new_one_started(finished, t
         m.setattr(train, "_loop", fail_at_start)
         with pytest.raises(RuntimeError, match="compile failed"):
             train.train_and_evaluate(config, copy, overwrite=True)
-    after = _snapshot(copy)
-    assert {k: v for k, v in after.items() if not k.startswith("events.out")} == \
-        {k: v for k, v in before.items() if not k.startswith("events.out")}
+    assert _snapshot(copy) == before  # TensorBoard events included: the old run's are back
+    old_events = {p.name for p in copy.glob(workdir.EVENTS_GLOB)}
+    assert old_events
     train.train_and_evaluate(config, copy, overwrite=True)  # Started, finished: old one gone.
     assert not (copy / workdir.PREVIOUS_DIR).exists() and train.is_finished(copy)
+    assert not old_events & {p.name for p in copy.glob(workdir.EVENTS_GLOB)}
 
 
 # --- metrics.jsonl --------------------------------------------------------------------
@@ -258,3 +260,15 @@ def _event_tags(path) -> set:
         event = event_pb2.Event.FromString(record)
         tags |= {v.tag for v in event.summary.value}
     return tags
+
+
+def test_a_saved_config_with_the_removed_model_kind_is_the_same_experiment(tmp_path):
+    config = experiments.load_config("ring8_gan:smoke")
+    saved = config_lib.to_json_dict(config)
+    saved["model"]["kind"] = config.model_type  # written before model.kind was removed
+    workdir.write_json(tmp_path / workdir.CONFIG_FILE, saved)
+    workdir.check_same_experiment(tmp_path, config)  # resumes: no refusal
+    saved["model"]["kind"] = "vae"
+    workdir.write_json(tmp_path / workdir.CONFIG_FILE, saved)
+    with pytest.raises(ValueError, match="model.kind 'vae' but model_type 'gan'"):
+        workdir.check_same_experiment(tmp_path, config)

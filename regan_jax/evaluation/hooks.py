@@ -7,7 +7,6 @@ network's space) and returns :class:`RunHooks`, two functions the loop calls.
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-
 from regan_jax import data
 from regan_jax.evaluation import evaluator, inception
 
