@@ -200,13 +200,15 @@ def figure_specs(rows, root, preset: str) -> dict:
         specs[f"fig9_precision_recall_{name}"] = (
             lambda r=rows_n: plots.fig_precision_recall(r, preset))
         specs[f"fig10_smoothness_{name}"] = (
-            lambda r=rows_n: sample_figures.fig_smoothness(r, root, preset, _held_out_tv(root, r[0])))
+            lambda r=rows_n: sample_figures.fig_smoothness(r, root, preset,
+                                                           _held_out_tv(root, r[0])))
     if image_gans:
         specs["fig3_quality"] = lambda: plots.fig_quality({n: by_name[n] for n in image_gans},
                                                           preset)
     if mixtures:
         chosen = {n: by_name[n] for n in mixtures}
-        specs["fig2a_mixture_samples"] = lambda: sample_figures.fig_mixture_scatter(chosen, root, preset)
+        specs["fig2a_mixture_samples"] = (
+            lambda: sample_figures.fig_mixture_scatter(chosen, root, preset))
         specs["fig2b_mixture_metrics"] = lambda: plots.fig_mixture_metrics(chosen, preset)
     for name in by_name:
         family, dataset = kind(name)

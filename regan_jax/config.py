@@ -125,8 +125,9 @@ OPTIONS = {"smoke": shrink_for_smoke}
 def conditional(gan_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """A GAN config made class-conditional, everything else kept.
 
-    Sets ``model_type`` to ``'cgan'``, the name to ``<dataset>_cgan``, and 100-image sample grids (10 per class
-    of a 10-class dataset, one class per column).
+    Sets ``model_type`` to ``'cgan'``, the name to ``<dataset>_cgan``, and
+    100-image sample grids (10 per class of a 10-class dataset, one class per
+    column).
 
     Raises:
       ValueError: ``gan_config`` is not a GAN config.

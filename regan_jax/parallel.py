@@ -207,7 +207,7 @@ BACKENDS = ("shard_map", "pmap")
 
 
 def data_parallel(step: Step, batch_rows: int, backend: str = "shard_map") -> Callable:
-    """``step`` jitted with its state donated; data-parallel over all devices when there are several.
+    """``step`` jitted, state donated; data-parallel over all devices when there are several.
 
     Args:
       step: ``(state, batch, key=None, axis_name=None) -> (state, metrics)``.
@@ -227,7 +227,8 @@ def data_parallel(step: Step, batch_rows: int, backend: str = "shard_map") -> Ca
         return jax.jit(step, donate_argnums=0)
     if batch_rows % devices:
         raise ValueError(f"the batch of {batch_rows} rows per step is not divisible by the "
-                         f"{devices} devices; set config.data.batch_size to a multiple of {devices}")
+                         f"{devices} devices; set config.data.batch_size to a multiple of "
+                         f"{devices}")
     if backend == "pmap":
         return pmap_step(step)
     return shard_map_step(step, make_mesh())

@@ -141,7 +141,11 @@ def _check_masks(family, nets, optimizers, example) -> None:
 
 
 def member_hyperparams(program: Program, config) -> dict:
-    """``{net: {name: value}}``: ``config``'s injected hyperparameters (see :data:`MEMBER_HYPERPARAMS`)."""
+    """``{net: {name: value}}``: ``config``'s injected hyperparameters.
+
+    The names are those of :data:`MEMBER_HYPERPARAMS` that the network's
+    optimizer state holds.
+    """
     injected = {net: penalties.get_hyperparams(opt_state)
                 for net, opt_state in jax.eval_shape(program.init, jax.random.key(0))
                 .opt_state.items()}
@@ -172,9 +176,11 @@ def grid_samples(program: Program, params, config):
     Always drawn with the run's fixed :func:`sample_key`, so grids at
     different steps show the same latents.
     """
-    return evaluation.draw_samples(
-        lambda key, n: evaluation.as_sample_fn_output(program.sample(params, key, n)), sample_key(config),
-        config.log.num_images, program.spec.shape, batch_size=config.eval.batch_size)
+    def sample_fn(key, n):
+        return evaluation.as_sample_fn_output(program.sample(params, key, n))
+
+    return evaluation.draw_samples(sample_fn, sample_key(config), config.log.num_images,
+                                   program.spec.shape, batch_size=config.eval.batch_size)
 
 
 def grid_columns(program: Program) -> int | None:

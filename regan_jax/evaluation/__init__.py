@@ -36,7 +36,8 @@ from regan_jax.evaluation.inception import (
 )
 
 __all__ = [
-    "CLASSIFIER_SPECS", "ClassifierCNN", "as_sample_fn_output", "ClassifierSpec", "FIDInceptionV3", "FeatureClassifier",
+    "CLASSIFIER_SPECS", "ClassifierCNN", "ClassifierSpec", "FIDInceptionV3", "FeatureClassifier",
+    "as_sample_fn_output",
     "InceptionFeatures", "PerChannelClassifier", "Reference", "count_nonfinite", "draw_samples",
     "evaluate", "load_classifier", "load_inception", "make_reference", "mean_elbo",
     "mean_scores", "metric_names", "resize_bilinear", "RunHooks", "run_hooks", "weight_summary",

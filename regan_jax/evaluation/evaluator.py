@@ -288,7 +288,9 @@ def _sample_scores(
 
 def mean_scores(score_fn: Callable[[jax.Array], Mapping[str, jax.Array]], images: np.ndarray,
                 batch_size: int = 500) -> dict[str, float]:
-    """Means over ``images`` of per-example scores: ``score_fn(batch) -> {name: [B]}`` (NaN stays NaN).
+    """Means over ``images`` of per-example scores ``score_fn(batch) -> {name: [B]}``.
+
+    NaN stays NaN.
 
     The scores are averaged in float64 on the host. A model family's held-out
     scores (the VAE's ELBO and reconstruction term) come through here.

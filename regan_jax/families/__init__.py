@@ -32,7 +32,7 @@ FAMILIES: dict[str, Family] = {
 
 
 def get(model_type: str) -> Family:
-    """The family named ``model_type``; an unknown name raises ``ValueError`` listing the valid ones."""
+    """The family named ``model_type``; an unknown name raises ``ValueError`` listing the rest."""
     return choose("model_type", model_type, FAMILIES)
 
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 # ``spec``: a ``regan_jax.data.DataSpec``; ``config``: a validated experiment config).
 MakeModels = Callable  # (model_cfg, spec) -> {network: flax module}
 InitState = Callable   # (models, optimizers, key, example_batch) -> steps.TrainState
-MakeStep = Callable    # (config, models, optimizers) -> step(state, batch, key=None, axis_name=None)
+# (config, models, optimizers) -> step(state, batch, key=None, axis_name=None)
+MakeStep = Callable
 # (config, models, spec) -> sample(params, key, n, labels=None) -> (x, labels | None)
 MakeSampler = Callable
 RowsPerStep = Callable  # (config) -> rows of data one step consumes
