@@ -22,7 +22,7 @@ from regan_jax._names import choose
 from regan_jax.families import gan, vae
 from regan_jax.families.base import Family
 
-__all__ = ["FAMILIES", "Family", "get", "names"]
+__all__ = ["FAMILIES", "Family", "get"]
 
 FAMILIES: dict[str, Family] = {
     "gan": gan.GAN,
@@ -34,8 +34,3 @@ FAMILIES: dict[str, Family] = {
 def get(model_type: str) -> Family:
     """The family named ``model_type``; an unknown name raises ``ValueError`` listing the rest."""
     return choose("model_type", model_type, FAMILIES)
-
-
-def names() -> tuple[str, ...]:
-    """The registered family names."""
-    return tuple(FAMILIES)

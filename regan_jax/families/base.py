@@ -26,7 +26,6 @@ class Family:
       name: the ``config.model_type`` that selects it.
       networks: the trained networks, in config order (``config.optimizer.<net>``,
         ``config.penalty.<net>``).
-      sampler_network: the network whose weights make the samples.
       adversarial: trained against a discriminator (GAN-only baselines such as
         spectral normalisation and gradient penalties apply).
       conditional: samples are drawn per class (grids have one class per column).
@@ -37,7 +36,6 @@ class Family:
     """
     name: str
     networks: tuple[str, ...]
-    sampler_network: str
     adversarial: bool
     conditional: bool
     make_models: MakeModels

@@ -265,7 +265,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def _family(name: str, conditional: bool) -> Family:
     return Family(
-        name=name, networks=("g", "d"), sampler_network="g", adversarial=True,
+        name=name, networks=("g", "d"), adversarial=True,
         conditional=conditional,
         make_models=functools.partial(make_models, conditional=conditional),
         init_state=init_gan_state, make_step=make_step, make_sampler=make_sampler,

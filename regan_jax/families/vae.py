@@ -178,7 +178,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 VAE = Family(
-    name="vae", networks=("encoder", "decoder"), sampler_network="decoder",
+    name="vae", networks=("encoder", "decoder"),
     adversarial=False, conditional=False, make_models=make_models,
     init_state=init_vae_state, make_step=make_step, make_sampler=make_sampler,
     rows_per_step=rows_per_step, validate=validate, score_fn=score_fn)
