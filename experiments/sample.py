@@ -59,7 +59,8 @@ def main(argv=None) -> int:
     from regan_jax import plotting, program, sampling, workdir
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def body():
         out = check_output(args.out, ".png", "--out")
         npz = None if args.npz is None else check_output(args.npz, ".npz", "--npz")
         if npz is not None and npz.absolute() == out.absolute():
@@ -89,11 +90,11 @@ def main(argv=None) -> int:
                 with open(outputs.enter_context(workdir.atomic_path(npz)), "wb") as f:
                     np.savez_compressed(f, samples=samples,
                                         **({} if labels is None else {"labels": labels}))
-    except (ValueError, OSError) as e:
-        return experiments.bad_input(e)
-    written = str(out) + ("" if npz is None else f" and {npz}")
-    print(f"wrote {args.num} samples of {args.workdir} (step {run.step}) to {written}")
-    return 0
+        written = str(out) + ("" if npz is None else f" and {npz}")
+        print(f"wrote {args.num} samples of {args.workdir} (step {run.step}) to {written}")
+        return 0
+
+    return experiments.run_main(body)
 
 
 if __name__ == "__main__":
