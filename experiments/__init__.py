@@ -116,6 +116,36 @@ def split_overrides(tokens: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def parse_floats(text: str, flag: str, *, positive: bool = False) -> list[float]:
+    """``'1e-3,0.1'`` -> ``[0.001, 0.1]``.
+
+    Raises:
+      UsageError: a token that is not a number (or not > 0 with ``positive``).
+    """
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} must be comma-separated numbers, got {text!r}") from None
+    if positive and not all(v > 0 for v in values):
+        raise UsageError(f"{flag} must be numbers > 0, got {text!r}")
+    return values
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """``'0,1,2'`` -> ``[0, 1, 2]``.
+
+    Raises:
+      UsageError: no seed, or a token that is not an integer >= 0.
+    """
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise UsageError(f"{flag} must be integers >= 0, got {text!r}")
+    return seeds
+
+
 def _message(error: Exception) -> str:
     # KeyError repr-quotes its message; show the text itself.
     return error.args[0] if isinstance(error, KeyError) and error.args else str(error)

@@ -27,10 +27,12 @@ network (``g``, ``d``; ``encoder``, ``decoder``) or ``both``.
 """
 import itertools
 import math
+import pathlib
 from typing import NamedTuple
 
 import numpy as np
 
+from regan_jax import calibration as calibration_lib
 from regan_jax import config as config_lib
 from regan_jax import families
 
@@ -75,17 +77,23 @@ BASELINES = ("none", "spectral_norm", "r1", "wgan_gp")
 
 
 class Member(NamedTuple):
-    """One run of a sweep: its labels and its full config (target None: unswept)."""
+    """One run of a sweep: its labels and its full config (target None: unswept).
+
+    ``value`` is the swept value as given: a raw strength (radius), or an
+    effective strength when ``calibrated`` (see :mod:`regan_jax.calibration`).
+    """
     penalty: str
     target: str | None
     value: float | None
     seed: int
     config: object
+    calibrated: bool = False
 
     @property
     def name(self) -> str:
-        """The member's directory name, e.g. ``prox_l1-g-1e-04-seed0``."""
-        value = "" if self.value is None else f"-{self.value:.3g}"
+        """The member's directory name, e.g. ``prox_l1-g-1e-04-seed0`` (``-e0.1-`` if calibrated)."""
+        unit = "e" if self.calibrated else ""
+        value = "" if self.value is None else f"-{unit}{self.value:.3g}"
         target = "" if self.value is None else f"-{self.target}"
         return f"{self.penalty}{target}{value}-seed{self.seed}"
 
@@ -110,11 +118,16 @@ def check_names(penalties, target_names, model_type: str) -> None:
                              f"{', '.join(valid)}")
 
 
-def member_config(base, penalty: str, target: str, value: float | None, seed: int):
+def member_config(base, penalty: str, target: str, value: float | None, seed: int,
+                  calibration: str | None = None):
     """``base`` with ``penalty`` at ``value`` on ``target`` and the given seed (a copy).
 
     Unswept penalties (``none`` and the baselines) take ``value`` None and
-    ignore ``target``.
+    ignore ``target``. With ``calibration`` (the path of a
+    :mod:`regan_jax.calibration` record, set as ``config.eval.calibration`` on
+    every member so that all share one program) ``value`` is an effective
+    strength: each target network gets the raw strength (radius) that means
+    ``value`` on it, so ``both`` may carry a different raw λ per network.
 
     Raises:
       ValueError: an unknown penalty or target, or a missing value for a
@@ -128,23 +141,48 @@ def member_config(base, penalty: str, target: str, value: float | None, seed: in
                          f"swept value, got {value!r}")
     config = config_lib.copy_config(base)
     config.seed = seed
+    record = None
+    if calibration is not None:
+        # Absolute: runs resume and collect from any working directory.
+        config.eval.calibration = str(pathlib.Path(calibration).resolve())
+        record = calibration_lib.load(calibration)
     for key, setting in spec.model:
         config_lib.override(config, key, setting)
     nets = config_lib.networks(config.model_type) if target == "both" else (target,)
     for net in nets if spec.swept is not None else ():
-        cfg = config.penalty[net]
-        cfg.kind, cfg.coupling = spec.kind, spec.coupling
-        cfg[spec.swept] = float(value)
-        if spec.kind in ("elastic_net", "prox_elastic_net"):
-            cfg.l2_strength = float(value)
+        raw = float(value) if record is None else raw_value(config, penalty, net, value, record)
+        _set_penalty(config.penalty[net], spec, raw)
     config_lib.validate(config)
     return config
 
 
-def grid(base, penalties, target_names, values, seeds) -> list[Member]:
+def _set_penalty(cfg, spec: Penalty, value: float) -> None:
+    """One network's penalty config set to ``spec`` at the raw ``value`` (λ₂ = λ₁ for elastic net)."""
+    cfg.kind, cfg.coupling = spec.kind, spec.coupling
+    cfg[spec.swept] = float(value)
+    if spec.kind in ("elastic_net", "prox_elastic_net"):
+        cfg.l2_strength = float(value)
+
+
+def raw_value(base, penalty: str, net: str, effective: float, record) -> float:
+    """The raw strength (radius) of ``penalty`` on ``net`` at ``effective`` strength.
+
+    For a run of ``base.steps`` steps with ``base``'s optimizer, from the
+    calibration ``record`` (:func:`regan_jax.calibration.raw_strength`).
+    """
+    spec = PENALTIES[penalty]
+    cfg = config_lib.copy_config(base.penalty[net])
+    _set_penalty(cfg, spec, 1.0)
+    return calibration_lib.raw_strength(cfg, base.optimizer[net], base.steps,
+                                        record["networks"][net], effective)
+
+
+def grid(base, penalties, target_names, values, seeds, calibration=None) -> list[Member]:
     """Every (penalty, target, value, seed); unswept penalties once per seed.
 
-    ``values`` maps a swept field (``'strength'``, ``'radius'``) to its list.
+    ``values`` maps a swept field (``'strength'``, ``'radius'``) to its list;
+    with ``calibration`` (a record's path) both lists are effective strengths
+    (see :func:`member_config`).
     """
     check_names(penalties, target_names, base.model_type)
     members = []
@@ -154,16 +192,18 @@ def grid(base, penalties, target_names, values, seeds) -> list[Member]:
             target_names, values[swept])
         for (target, value), seed in itertools.product(cells, seeds):
             members.append(Member(p, target, value, seed,
-                                  member_config(base, p, target, value, seed)))
+                                  member_config(base, p, target, value, seed, calibration),
+                                  calibration is not None))
     return _unique(members)
 
 
 def random_search(base, penalties, target_names, ranges, seeds, draws: int,
-                  search_seed: int) -> list[Member]:
+                  search_seed: int, calibration=None) -> list[Member]:
     """``draws`` log-uniform values per (swept penalty, target), as in compare_gan.
 
     ``ranges`` maps a swept field to ``(low, high)``; value = exp(U[log low,
-    log high]) from ``numpy.random.default_rng(search_seed)``.
+    log high]) from ``numpy.random.default_rng(search_seed)`` (effective
+    strengths with ``calibration``, see :func:`grid`).
     """
     rng = np.random.default_rng(search_seed)
     values = {}
@@ -172,7 +212,7 @@ def random_search(base, penalties, target_names, ranges, seeds, draws: int,
             raise ValueError(f"range of {field} must satisfy 0 < low < high, got {low}, {high}")
         values[field] = [float(f"{v:.3g}") for v in
                          np.exp(rng.uniform(math.log(low), math.log(high), draws))]
-    return grid(base, penalties, target_names, values, seeds)
+    return grid(base, penalties, target_names, values, seeds, calibration)
 
 
 def describe(flat_config: dict) -> dict:
@@ -180,7 +220,9 @@ def describe(flat_config: dict) -> dict:
 
     Returns ``{'penalty', 'target', 'value'}``: the registry name whose
     setting the config carries (``'custom'`` if none does), the networks it
-    is on (None for unswept penalties) and the swept value. Inverse of
+    is on (None for unswept penalties) and the swept raw value (of the first
+    target network, in sorted order, for a calibrated run on ``both``; the
+    effective strength is the summary's ``effective_strength``). Inverse of
     :func:`member_config`.
     """
     nets = sorted(k.split(".")[1] for k in flat_config
@@ -193,7 +235,9 @@ def describe(flat_config: dict) -> dict:
         plain = (not flat_config.get("model.spectral_norm")
                  and flat_config.get("loss.gradient_penalty", "none") == "none")
         return {"penalty": "none" if plain else "custom", "target": None, "value": None}
-    fields = ("kind", "coupling", "strength", "l2_strength", "radius")
+    # Calibrated runs on 'both' carry a raw value per network: compare the kinds only.
+    fields = ("kind", "coupling") if flat_config.get("eval.calibration") else (
+        "kind", "coupling", "strength", "l2_strength", "radius")
     settings = {tuple(flat_config[f"penalty.{n}.{f}"] for f in fields) for n in on}
     kind, coupling = flat_config[f"penalty.{on[0]}.kind"], flat_config[f"penalty.{on[0]}.coupling"]
     target = "both" if len(on) == len(nets) > 1 else ",".join(on)

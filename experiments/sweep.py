@@ -31,7 +31,7 @@ import sys
 import experiments
 from experiments import study
 from regan_jax import config as config_lib
-from regan_jax import program, train
+from regan_jax import calibration, program, train
 from regan_jax import workdir as workdir_lib
 
 LABELS = ("run", "penalty", "target", "value", "seed")
@@ -100,7 +100,7 @@ def collect(directories, out=None) -> list[dict]:
     Raises:
       ValueError: a directory that does not exist, or no finished run at all.
     """
-    rows, unfinished = [], 0
+    rows, unfinished, records = [], 0, {}
     for directory in map(pathlib.Path, directories):
         if not directory.is_dir():
             raise ValueError(f"collect: {str(directory)!r} is not a directory")
@@ -113,6 +113,7 @@ def collect(directories, out=None) -> list[dict]:
             labels = study.describe(flat)
             rows.append({"run": str(run_dir), **labels, "seed": flat["seed"],
                          **workdir_lib.read_json(run_dir / workdir_lib.SUMMARY_FILE),
+                         **_calibration_columns(flat.get("eval.calibration"), records),
                          **{f"config.{k}": v for k, v in flat.items()}})
     if unfinished:
         print(f"collect: skipped {unfinished} unfinished run(s)", file=sys.stderr)
@@ -122,6 +123,24 @@ def collect(directories, out=None) -> list[dict]:
     if out is not None:
         write_csv(out, rows)
     return rows
+
+
+def _calibration_columns(path, records: dict) -> dict:
+    """``calibration.<net>.<field>`` of a run's calibration record (none if it has none).
+
+    ``records`` caches the records read so far by path.
+    """
+    if not path:
+        return {}
+    if path not in records:
+        try:
+            records[path] = calibration.load(path)
+        except ValueError as e:  # Moved with its runs: the summaries keep the effective strengths.
+            print(f"collect: no calibration columns: {e}", file=sys.stderr)
+            records[path] = {"networks": {}}
+    return {f"calibration.{net}.{field}": values[field]
+            for net, values in records[path]["networks"].items()
+            for field in calibration.FIELDS}
 
 
 def write_csv(path, rows: list[dict]) -> None:
@@ -165,13 +184,6 @@ def _parse_cell(text: str):
     return text
 
 
-def _floats(text: str, what: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise experiments.UsageError(f"{what} must be comma-separated numbers, got {text!r}")
-
-
 def _shard(text: str) -> tuple[int, int]:
     try:
         index, count = (int(v) for v in text.split("/"))
@@ -183,7 +195,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _range(text: str, what: str) -> tuple[float, float]:
-    values = _floats(text, what)
+    values = experiments.parse_floats(text, what)
     if len(values) != 2:
         raise experiments.UsageError(f"{what} must be LOW,HIGH, got {text!r}")
     return values[0], values[1]
@@ -201,7 +213,10 @@ def parse_run_args(argv):
     parser.add_argument("--targets", default="both",
                         help="comma-separated networks (g, d / encoder, decoder) or both")
     parser.add_argument("--strengths", default="1e-5,1e-4,1e-3,1e-2",
-                        help="grid of strengths λ")
+                        help="grid of strengths λ (effective strengths with --calibration)")
+    parser.add_argument("--calibration", metavar="FILE", default=None,
+                        help="a record of python -m experiments.calibrate: --strengths, "
+                             "--radii and the --random ranges are in effective units")
     parser.add_argument("--radii", default="0.5,1,2,4", help="grid of max_norm radii")
     parser.add_argument("--seeds", default="0", help="comma-separated integer seeds")
     parser.add_argument("--random", type=int, default=0, metavar="N",
@@ -222,12 +237,7 @@ def members_from_args(args, overrides) -> list:
     base = experiments.load_config(args.config, overrides)
     penalties = [p for p in args.penalties.split(",") if p]
     targets = [t for t in args.targets.split(",") if t]
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s]
-    except ValueError:
-        raise experiments.UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}")
-    if any(s < 0 for s in seeds):
-        raise experiments.UsageError(f"--seeds must be integers >= 0, got {args.seeds!r}")
+    seeds = experiments.parse_seeds(args.seeds)
     if args.random < 0:
         raise experiments.UsageError(f"--random N needs N >= 0 (0 = the grids), got {args.random}")
     if args.max_members < 1:
@@ -238,10 +248,11 @@ def members_from_args(args, overrides) -> list:
                 base, penalties, targets,
                 {"strength": _range(args.strength_range, "--strength-range"),
                  "radius": _range(args.radius_range, "--radius-range")},
-                seeds, args.random, args.search_seed)
+                seeds, args.random, args.search_seed, args.calibration)
         return study.grid(base, penalties, targets,
-                          {"strength": _floats(args.strengths, "--strengths"),
-                           "radius": _floats(args.radii, "--radii")}, seeds)
+                          {"strength": experiments.parse_floats(args.strengths, "--strengths"),
+                           "radius": experiments.parse_floats(args.radii, "--radii")}, seeds,
+                          args.calibration)
     except ValueError as e:
         raise experiments.UsageError(str(e)) from e
 

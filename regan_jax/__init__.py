@@ -3,7 +3,9 @@
 Submodules (one concept each; docs/INTERNALS.md maps them): ``config``,
 ``families``, ``models``, ``losses``, ``penalties``, ``steps``, ``program``,
 ``parallel``, ``sweep``, ``data``, ``metrics``, ``evaluation``, ``checkpoint``,
-``workdir``, ``plotting``, ``events``, ``sampling``, ``train``. They are
+``workdir``, ``plotting``, ``events``, ``sampling``, ``train``, ``calibration``
+(effective strength units), ``stats`` (seed statistics), ``dirac`` (the
+Dirac-GAN). They are
 imported on first attribute access so that ``import regan_jax`` stays cheap
 and has no side effects.
 """
@@ -12,8 +14,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "checkpoint", "config", "data", "evaluation", "events", "families", "losses", "metrics",
-    "models", "parallel", "penalties", "plotting", "program", "sampling", "steps", "sweep",
+    "calibration", "checkpoint", "config", "data", "dirac", "evaluation", "events", "families", "losses", "metrics",
+    "models", "parallel", "penalties", "plotting", "program", "sampling", "stats", "steps", "sweep",
     "train", "workdir",
 )
 

@@ -29,6 +29,9 @@ TOP_LEVEL = ("name", "model_type", "seed", "steps", "data", "model", "loss",
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 # Keys that were removed, with what replaces them (an override of one names its replacement).
 REMOVED = {"model.kind": "model_type (the model family: gan, cgan, vae)"}
+# Keys added since runs were first written, with the value that gives the
+# behaviour of the runs written before them (filled in by ``upgrade``).
+ADDED = {("model", "g_output"): "tanh", ("eval", "calibration"): ""}
 
 
 def networks(model_type: str) -> tuple[str, ...]:
@@ -80,6 +83,7 @@ def eval_config() -> ml_collections.ConfigDict:
         "fd_samples": 500,     # samples per cheap FD
         "batch_size": 500,     # sampling/feature batch
         "inception_weights": "",  # pytorch-fid Inception-v3 weights file: FID features
+        "calibration": "",     # regan_jax.calibration record: effective strengths in the summary
     })
 
 
@@ -193,11 +197,11 @@ def to_json_dict(config) -> dict:
 
 
 def upgrade(data: dict) -> dict:
-    """A saved ``config.json`` dict in today's schema: removed keys that agree are dropped.
+    """A saved ``config.json`` dict in today's schema, so older runs resume and collect.
 
     ``model.kind`` (removed: it repeated ``model_type``) is dropped when it
-    equals ``model_type``, so runs written before its removal still resume
-    and collect.
+    equals ``model_type``; keys added since (:data:`ADDED`) get the value
+    that reproduces what those runs did.
 
     Raises:
       ValueError: a saved ``model.kind`` that disagrees with ``model_type``.
@@ -209,6 +213,9 @@ def upgrade(data: dict) -> dict:
                              f"{data.get('model_type')!r}; model.kind was removed, "
                              "model_type names the family")
         data = {**data, "model": {k: v for k, v in model.items() if k != "kind"}}
+    for (section, key), value in ADDED.items():
+        if isinstance(data.get(section), dict) and key not in data[section]:
+            data = {**data, section: {**data[section], key: value}}
     return data
 
 
@@ -311,6 +318,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.eval.inception_weights and not os.path.isfile(config.eval.inception_weights):
         raise ValueError(f"config.eval.inception_weights: no file at "
                          f"{config.eval.inception_weights!r}")
+    if config.eval.calibration:
+        from regan_jax import calibration  # Only when a record is named.
+
+        try:
+            record = calibration.load(config.eval.calibration)
+        except ValueError as e:
+            raise ValueError(f"config.eval.calibration: {e}") from None
+        calibration.check_networks(record, family.networks, "config.eval.calibration")
 
 
 # Lower bounds of integer fields (inclusive). eval.num_samples: precision and

@@ -67,30 +67,31 @@ class Program(NamedTuple):
     rows_per_step: int
 
 
-def check_reachable(source) -> None:
-    """Raises if a 2-D mixture's modes lie outside the generator's tanh range [-1, 1].
+def check_reachable(source, g_output: str = "tanh") -> None:
+    """Raises if a 2-D mixture's modes lie outside a tanh generator's range [-1, 1].
 
-    The generator squashes every output with tanh (see :mod:`regan_jax.models`),
-    so modes beyond ±1 (e.g. the protocol's ring of radius 2) cannot be
-    reached; the configs scale the mixtures down instead.
+    A generator with ``g_output='tanh'`` squashes every output (see
+    :mod:`regan_jax.models`), so modes beyond ±1 (e.g. the published grid of
+    spacing 2) cannot be reached; the mixture configs use ``'linear'``.
     """
-    if not isinstance(source, data.Mixture):
+    if not isinstance(source, data.Mixture) or g_output != "tanh":
         return
     extent = float(np.max(np.abs(source.centres))) + 3 * float(source.sigma)
     if extent > 1.0:
         raise ValueError(
             f"{source.spec.name}'s modes reach {extent:.3g} (centres + 3 sigma) but the "
-            "generator's tanh output is bounded by 1: shrink config.data.ring_radius / "
-            "grid_spacing / sigma (e.g. ring_radius=0.8, sigma=0.02)")
+            "generator's tanh output is bounded by 1: set config.model.g_output='linear', or "
+            "shrink config.data.ring_radius / grid_spacing / sigma")
 
 
-def build_program(config) -> Program:
+def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
     """Loads the data and builds networks, optimizers, step, init and sampler.
 
     ``config`` has passed :func:`regan_jax.config.validate`. Each optimizer's
     initialisation is traced here (``jax.eval_shape``: no compile, no
     compute), so a mask that selects no parameter fails now, not after the
-    workdir is written.
+    workdir is written. ``wrap_optimizer(optimizer) -> optimizer``, if given,
+    wraps each network's optimizer (the calibration records gradients so).
 
     Raises:
       ValueError: a dataset, architecture, batch or mask that does not fit,
@@ -99,12 +100,14 @@ def build_program(config) -> Program:
     family = families.get(config.model_type)
     with _naming("config.data"):
         source = data.from_config(config.data)
-        check_reachable(source)
+        check_reachable(source, config.model.g_output)
     spec = source.spec
     with _naming("config.model"):
         nets = family.make_models(config.model, spec)
     optimizers = {net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
                   for net in family.networks}
+    if wrap_optimizer is not None:
+        optimizers = {net: wrap_optimizer(opt) for net, opt in optimizers.items()}
     rows = family.rows_per_step(config)
     with _naming(f"config.data.batch_size ({rows} rows per step)"):
         # The iterator checks the batch against the dataset when made (no data is read).

@@ -177,10 +177,15 @@ def freeze_if_diverged(old: TrainState, new: TrainState, loss_finite: jax.Array)
 
 def penalty_metrics(params, opt_state,
                     penalty_cfgs: Mapping[str, ml_collections.ConfigDict] | None) -> Metrics:
-    """``penalty_<net>``: the value R(w) of each configured penalty (its current strengths)."""
-    return {f"penalty_{net}": penalties.penalty_value(
-                params[net], cfg, hyperparams=penalties.get_hyperparams(opt_state[net]),
-                step=opt_state[net].count)
+    """``penalty_<net>``: the value R(w) of each configured penalty (its current strengths).
+
+    A network without a penalty logs 0 without reading its optimizer state
+    (which a calibration run wraps, see :mod:`regan_jax.calibration`).
+    """
+    return {f"penalty_{net}": jnp.zeros([], jnp.float32) if cfg.kind == "none" else
+            penalties.penalty_value(params[net], cfg,
+                                    hyperparams=penalties.get_hyperparams(opt_state[net]),
+                                    step=opt_state[net].count)
             for net, cfg in (penalty_cfgs or {}).items()}
 
 

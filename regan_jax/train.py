@@ -39,7 +39,8 @@ import jax
 import numpy as np
 import tqdm.auto
 
-from regan_jax import checkpoint, data, evaluation, events, parallel, plotting, steps, sweep
+from regan_jax import (calibration, checkpoint, data, evaluation, events, parallel, plotting,
+                       steps, sweep)
 from regan_jax import config as config_lib
 from regan_jax import program as program_lib
 from regan_jax import workdir as workdir_lib
@@ -298,6 +299,7 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
                                     **({} if labels is None else {"labels": labels}))
         summary.update(hooks.final(member, c, jax.random.fold_in(program_lib.sample_key(c), 1),
                                    summary["diverged"]))
+        summary.update(calibration.summary_fields(c))
         write_json(w / SUMMARY_FILE, workdir_lib.finite_or_none(summary))
         finals.append(member)
     return finals

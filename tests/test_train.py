@@ -184,7 +184,8 @@ def test_bad_overrides_exit_nonzero_naming_the_problem(tmp_path, capsys, overrid
 def test_mixture_beyond_the_generators_range_is_refused(tmp_path, capsys):
     workdir = tmp_path / "run"
     assert train_cli.main(["--config", "ring8_gan:smoke", "--workdir", str(workdir),
-                           "--config.data.ring_radius=2"]) == 2
+                           "--config.data.ring_radius=2", "--config.data.sigma=0.02",
+                           "--config.model.g_output=tanh"]) == 2
     assert "modes reach 2.06 (centres + 3 sigma)" in capsys.readouterr().err
     assert not workdir.exists()
 

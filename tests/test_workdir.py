@@ -272,3 +272,15 @@ def test_a_saved_config_with_the_removed_model_kind_is_the_same_experiment(tmp_p
     workdir.write_json(tmp_path / workdir.CONFIG_FILE, saved)
     with pytest.raises(ValueError, match="model.kind 'vae' but model_type 'gan'"):
         workdir.check_same_experiment(tmp_path, config)
+
+
+def test_a_saved_config_from_before_an_added_key_reads_as_its_old_behaviour(tmp_path):
+    config = experiments.load_config("digits_gan:smoke")
+    saved = config_lib.to_json_dict(config)
+    del saved["model"]["g_output"]  # written before model.g_output existed: tanh
+    workdir.write_json(tmp_path / workdir.CONFIG_FILE, saved)
+    assert config_lib.from_json_dict(saved).model.g_output == "tanh"
+    workdir.check_same_experiment(tmp_path, config)  # resumes: no refusal
+    config_lib.override(config, "model.g_output", "linear")
+    with pytest.raises(workdir.WorkdirError, match="model.g_output"):
+        workdir.check_same_experiment(tmp_path, config)

@@ -13,9 +13,9 @@ def get_config(arg: str | None = None):
     config = ring8_gan.get_config()
     config.name = "grid25_gan"
     config.data.name = "grid25"
-    # Inside the generator's tanh box [-1, 1]: the usual 5x5 grid of spacing 2
-    # with sigma 0.05, scaled by 0.2 (corner modes at +-0.8).
-    config.data.grid_spacing = 0.4
-    config.data.sigma = 0.01
+    # The published geometry (PacGAN's 2DGrid config: means (-4 + 2i, -4 + 2j),
+    # variance 0.05**2; sigma/spacing = 0.025), with ring8_gan's linear output.
+    config.data.grid_spacing = 2.0
+    config.data.sigma = 0.05
     config.steps = 4000
     return config_lib.with_options(config, arg)

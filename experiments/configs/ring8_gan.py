@@ -14,10 +14,13 @@ def get_config(arg: str | None = None):
     config = config_lib.base_config("gan", "ring8")
     config.steps = 3000
     config.data.batch_size = 256
-    # The MLP generator ends in tanh (outputs in [-1, 1]), so the ring lies
-    # inside that box: the usual ring of radius 2 with sigma 0.05, scaled by 0.4.
-    config.data.ring_radius = 0.8
-    config.data.sigma = 0.02
+    # The published geometry (PacGAN's released config, fjxmlzn/PacGAN
+    # synthetic_data_experiments/2DRing_GAN&PacGAN/config.py: means on the
+    # unit circle, variance 0.01**2; VEEGAN's radius 2 with sigma 0.02 has the
+    # same sigma/radius = 0.01), reached by a linear generator output.
+    config.data.ring_radius = 1.0
+    config.data.sigma = 0.01
+    config.model.g_output = "linear"
     config.model.arch = "mlp"
     config.model.latent_dim = 16
     config.model.g_width = 128

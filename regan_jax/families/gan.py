@@ -28,6 +28,7 @@ import optax
 from jax import lax
 
 from regan_jax import losses, models as models_lib, steps
+from regan_jax._names import choose
 from regan_jax.families.base import Family
 
 # Purposes of the sub-keys of discriminator update k: fold_in(fold_in(key, k), purpose).
@@ -49,7 +50,8 @@ def make_models(model_cfg: ml_collections.ConfigDict, data_spec,
             raise ValueError(f"model_type 'cgan' needs labelled data with >= 2 classes, got "
                              f"num_classes = {spec.num_classes}")
         num_classes = spec.num_classes
-    return {"g": models_lib.Generator(body, model_cfg.latent_dim, num_classes),
+    output = choose("g_output", model_cfg.g_output, models_lib.GENERATOR_OUTPUTS)
+    return {"g": models_lib.Generator(body, model_cfg.latent_dim, num_classes, output),
             "d": models_lib.Discriminator(trunk, spec.shape, num_classes,
                                           model_cfg.spectral_norm)}
 

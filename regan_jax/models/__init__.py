@@ -21,12 +21,14 @@ import ml_collections
 
 from regan_jax._names import choose
 from regan_jax.data.spec import DataSpec
+from regan_jax.models.gan import OUTPUTS as GENERATOR_OUTPUTS
 from regan_jax.models.gan import Discriminator, Generator
 from regan_jax.models.layers import (UPSAMPLERS, ConvBody, ConvTrunk, MLPBody, MLPTrunk,
                                      depth_to_space)
 from regan_jax.models.vae import Decoder, Encoder
 
-__all__ = ["ARCHITECTURES", "DataSpec", "Decoder", "Discriminator", "Encoder", "Generator",
+__all__ = ["ARCHITECTURES", "DataSpec", "Decoder", "Discriminator", "Encoder", "GENERATOR_OUTPUTS",
+           "Generator",
            "default_config", "depth_to_space", "num_stages", "trunk_and_body"]
 
 MAX_STAGES = 3
@@ -42,6 +44,7 @@ def default_config() -> ml_collections.ConfigDict:
         "stages": 0,              # DCGAN up/down-sampling stages; 0 = derived from the image size
         "mlp_layers": 2,          # MLP hidden layers in each network
         "upsample": "subpixel",   # 'subpixel' (conv then depth-to-space) | 'conv_transpose'
+        "g_output": "tanh",       # GAN generator output: 'tanh' ([-1, 1]) | 'linear' (mixtures)
         "spectral_norm": False,   # spectrally normalise every discriminator layer (baseline)
         "likelihood": "bernoulli",  # VAE p(x|z): 'bernoulli' | 'gaussian' (losses.LIKELIHOODS)
         "gaussian_std": 0.1,      # fixed std of the Gaussian likelihood (data in [-1, 1])

@@ -4,19 +4,33 @@ Both wrap a body/trunk from :mod:`regan_jax.models.layers` (MLP or DCGAN
 conv), so the conditioning and the checks of input shapes live here once.
 No BatchNorm (see :mod:`regan_jax.models.layers` for why).
 
-* :class:`Generator`: ``x = tanh(body([z, e(y)]))`` in [-1, 1]; ``e`` is a
-  learned label embedding of size ``latent_dim``, concatenated to ``z`` only
-  when ``num_classes > 0``.
+* :class:`Generator`: ``x = a(body([z, e(y)]))``; ``a`` is ``tanh`` (images
+  in [-1, 1], the default) or the identity (``output='linear'``: 2-D mixtures
+  at their published scale, as in the Unrolled GAN / VEEGAN / PacGAN
+  generators); ``e`` is a learned label embedding of size ``latent_dim``,
+  concatenated to ``z`` only when ``num_classes > 0``.
 * :class:`Discriminator` (projection discriminator, Miyato & Koyama 2018):
   ``D(x, y) = w·φ(x) + b + <V_y, φ(x)>``; ``φ`` is the trunk's feature vector
   and the projection term is present only when ``num_classes > 0``. With
   ``spectral_norm`` every kernel, the head and the embedding ``V`` are
   spectrally normalised; the power-iteration state lives in ``batch_stats``.
 """
+from collections.abc import Callable
+
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from regan_jax.models.layers import check_trailing_shape, maybe_spectral_norm
+
+
+
+def identity(x):
+    return x
+
+
+# The generator's output activation, by config.model.g_output.
+OUTPUTS = {"tanh": jnp.tanh, "linear": identity}
 
 
 def check_labels(labels, batch_size: int, num_classes: int) -> None:
@@ -34,7 +48,7 @@ def check_labels(labels, batch_size: int, num_classes: int) -> None:
 
 
 class Generator(nn.Module):
-    """``g.apply({'params': p}, z, labels=None) -> x`` in [-1, 1] of the data's shape.
+    """``g.apply({'params': p}, z, labels=None) -> x`` of the data's shape.
 
     Attributes:
       body: code ``[N, K] -> [N, *data_shape]`` (pre-activation).
@@ -42,10 +56,13 @@ class Generator(nn.Module):
       num_classes: 0 for an unconditional generator, else the number of classes
         whose embedding (size ``latent_dim``, init N(0, 1) like ``z``) is
         concatenated to ``z``.
+      output: the output activation, a value of :data:`OUTPUTS` (``tanh``:
+        in [-1, 1]; ``identity``: unbounded).
     """
     body: nn.Module
     latent_dim: int
     num_classes: int = 0
+    output: Callable[[jax.Array], jax.Array] = jnp.tanh
 
     @nn.compact
     def __call__(self, z, labels=None):
@@ -55,7 +72,7 @@ class Generator(nn.Module):
             embed = nn.Embed(self.num_classes, self.latent_dim,
                              embedding_init=nn.initializers.normal(1.0), name="label_embed")
             z = jnp.concatenate([z, embed(labels)], axis=-1)
-        return jnp.tanh(self.body(z))
+        return self.output(self.body(z))
 
 
 class Discriminator(nn.Module):
