@@ -31,7 +31,8 @@ NUM_SAMPLES = 1000
 NUM_POINTS = 2000
 EXPECTED_KEYS = {
     "gan_images": FEATURE_KEYS | {"modes", "class_kl"},
-    "mixture": {"modes", "hq_fraction", "reverse_kl"},
+    "mixture": {"modes", "robust_modes", "hq_fraction", "noise_hq_fraction", "reverse_kl",
+                "at_noise_level"},
     "stacked_digits": FEATURE_KEYS | {"modes", "class_kl"},
     "cgan": FEATURE_KEYS | {"modes", "class_kl", "cond_accuracy"},
     "vae": FEATURE_KEYS | {"modes", "class_kl", "elbo"},
@@ -411,6 +412,7 @@ def test_mixture_samples_cover_every_mode(name):
     assert EXPECTED_KEYS["mixture"] <= summary.keys()
     expected = _mode_reference(sampler.samples, mixture.centres, mixture.sigma)
     assert summary["modes"] == expected["modes"] == mixture.num_modes
+    assert summary["robust_modes"] == mixture.num_modes and summary["at_noise_level"] is False
     assert summary["hq_fraction"] == pytest.approx(expected["hq_fraction"], abs=1e-12)
     assert summary["reverse_kl"] == pytest.approx(expected["reverse_kl"], rel=1e-6)
     # P(|eps| <= 3) for a 2-D standard normal is 1 - exp(-9/2); 4 binomial std.
@@ -429,7 +431,7 @@ def test_collapsed_mixture_samples_cover_one_mode():
         return centre + sigma * jax.random.normal(key, (n, 2))
 
     summary = evaluation.evaluate(collapsed, jax.random.key(0), reference, num_samples=NUM_POINTS)
-    assert summary["modes"] == 1
+    assert summary["modes"] == summary["robust_modes"] == 1
     assert summary["reverse_kl"] == pytest.approx(math.log(8), rel=1e-6)
 
 

@@ -1,6 +1,7 @@
 """regan_jax.metrics against independent float64 numpy / scipy references and closed forms."""
 import itertools
 import math
+import warnings
 
 import chex
 import jax
@@ -11,6 +12,7 @@ import scipy.linalg
 from _params import is_kernel_path, leaves_by_path, params_with_zeros
 from regan_jax import metrics
 from regan_jax.metrics import _kernels
+from regan_jax.metrics import modes as modes_lib
 
 
 def _rng(seed):
@@ -271,17 +273,118 @@ def test_mode_metrics_hand_built():
 
 def test_mode_metrics_extremes():
     balanced = metrics.mode_metrics(np.repeat(_RING, 3, axis=0), _RING, 0.1)
-    assert balanced == {"modes": 8, "hq_fraction": 1.0, "reverse_kl": pytest.approx(0, abs=1e-6)}
+    # p_c = pi 0.3^2 / 5.531^2 = 0.0092 and P(Bin(24, p_c) >= 3) = 0.0014 < 0.05 / 8.
+    noise = 8 * math.pi * 0.09 / (4 + 2 * _HALF) ** 2
+    assert balanced == {"modes": 8, "robust_modes": 8, "hq_fraction": 1.0,
+                        "noise_hq_fraction": pytest.approx(noise),
+                        "reverse_kl": pytest.approx(0, abs=1e-6), "at_noise_level": False}
     collapsed = metrics.mode_metrics(np.repeat(_RING[:1], 6, axis=0), _RING, 0.1)
     assert collapsed["modes"] == 1
     assert collapsed["reverse_kl"] == pytest.approx(math.log(8), rel=1e-6)
-    with pytest.warns(RuntimeWarning, match="reverse_kl is inf"):
-        nothing = metrics.mode_metrics(np.zeros((5, 2)), _RING, 0.1)
-    assert nothing == {"modes": 0, "hq_fraction": 0.0, "reverse_kl": math.inf}
     with pytest.raises(ValueError, match="feature dimensions"):
         metrics.mode_metrics(np.zeros((5, 3)), _RING, 0.1)
     with pytest.raises(ValueError, match="positive"):
         metrics.mode_metrics(np.zeros((5, 2)), _RING, 0.0)
+    with pytest.raises(ValueError, match="2-D points"):
+        metrics.mode_metrics(np.zeros((5, 3)), np.zeros((4, 3)), 0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        metrics.mode_metrics(np.zeros((5, 2)), _RING, 0.1, alpha=1.0)
+    with pytest.raises(ValueError, match="low < high"):
+        metrics.mode_metrics(np.zeros((5, 2)), _RING, 0.1, support=([1.0, 1.0], [0.0, 2.0]))
+
+
+def test_mode_metrics_without_high_quality_samples_gets_the_worst_reverse_kl():
+    """A failed run's reverse KL is log M (a point mass against uniform): no inf, no warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nothing = metrics.mode_metrics(np.zeros((5, 2)), _RING, 0.1)
+    assert nothing["reverse_kl"] == math.log(8)
+    assert nothing["modes"] == nothing["robust_modes"] == 0 and nothing["hq_fraction"] == 0.0
+    assert nothing["at_noise_level"] is True
+
+
+def test_mode_metrics_point_mass_at_one_centre():
+    got = metrics.mode_metrics(np.repeat(_RING[5:6], 50, axis=0), _RING, 0.05)
+    assert got["modes"] == 1 and got["robust_modes"] == 1 and got["hq_fraction"] == 1.0
+    assert got["reverse_kl"] == math.log(8)  # exactly: q = (0, .., 1, .., 0)
+    assert got["at_noise_level"] is False
+
+
+# Half the distance between neighbouring ring centres: the support box's margin.
+_HALF = 2 * math.sin(math.pi / 8)
+
+
+def test_support_box_of_ring_and_grid():
+    low, high = modes_lib.support_box(_RING)
+    np.testing.assert_allclose(low, [-2 - _HALF, -2 - _HALF], rtol=1e-12)
+    np.testing.assert_allclose(high, [2 + _HALF, 2 + _HALF], rtol=1e-12)
+    grid = 2.0 * np.stack(np.meshgrid(np.arange(5) - 2, np.arange(5) - 2), -1).reshape(-1, 2)
+    low, high = modes_lib.support_box(grid)
+    np.testing.assert_array_equal(low, [-5, -5])
+    np.testing.assert_array_equal(high, [5, 5])
+    with pytest.raises(ValueError, match="coincide"):
+        modes_lib.support_box(np.zeros((3, 2)))
+
+
+def _monte_carlo_hq(centres, radius, support, n, seed):
+    """High-quality counts per centre of n uniform points in the box, by brute force in float64."""
+    low, high = (np.asarray(b, np.float64) for b in support)
+    x = _rng(seed).uniform(low, high, size=(n, 2))
+    counts = np.zeros(len(centres))
+    for rows in np.array_split(np.arange(n), 20):
+        d = np.linalg.norm(x[rows, None] - centres[None], axis=-1)
+        near = d.min(1) <= radius
+        counts += np.bincount(d.argmin(1)[near], minlength=len(centres))
+    return counts
+
+
+@pytest.mark.parametrize("radius", [0.15, 1.0])  # discs apart (closed form) / overlapping (grid)
+def test_uniform_hq_probabilities_against_monte_carlo(radius):
+    support = modes_lib.support_box(_RING)
+    p = modes_lib.uniform_hq_probabilities(_RING, radius, support)
+    if radius < _HALF:
+        area = np.prod(support[1] - support[0])
+        np.testing.assert_allclose(p, np.pi * radius**2 / area, rtol=1e-12)
+    n = 400_000
+    counts = _monte_carlo_hq(_RING, radius, support, n, seed=3)
+    # 4 binomial standard deviations per mode.
+    assert np.all(np.abs(counts / n - p) < 4 * np.sqrt(p * (1 - p) / n)), (counts / n, p)
+    if radius > _HALF:
+        assert np.all(p < 0.999 * np.pi * radius**2 / np.prod(support[1] - support[0]))
+
+
+def test_uniform_hq_probabilities_quadrature_against_exact_area():
+    """A disc of radius 6 cut by the box |y| <= 5 and by its Voronoi edge x = 5 (another centre
+    at (10, 0)) and the box edge x = -5: area 2 [10 a + 2 (F(5) - F(a))], a = sqrt(11),
+    F(x) = (x sqrt(36 - x^2) + 36 asin(x / 6)) / 2."""
+    centres = np.array([[0.0, 0.0], [10.0, 0.0]])
+    support = ([-5.0, -5.0], [15.0, 5.0])
+    a = math.sqrt(11)
+
+    def antiderivative(x):
+        return (x * math.sqrt(36 - x * x) + 36 * math.asin(x / 6)) / 2
+
+    exact = 2 * (10 * a + 2 * (antiderivative(5) - antiderivative(a))) / 200
+    p = modes_lib.uniform_hq_probabilities(centres, 6.0, support)
+    np.testing.assert_allclose(p, [exact, exact], rtol=1e-3)
+    # A disc outside the box contributes nothing.
+    far = modes_lib.uniform_hq_probabilities(np.array([[0.0, 0.0], [30.0, 0.0]]), 1.0, support)
+    assert far[1] == 0.0 and far[0] == pytest.approx(np.pi / 200)
+
+
+def test_mode_metrics_on_uniform_noise_is_calibrated():
+    """Over many noise runs, robust_modes >= 1 (Bonferroni: family-wise) and at_noise_level False
+    each happen at rate <= alpha (binomial tests are conservative), while the published
+    rule credits most grid modes."""
+    grid = 2.0 * np.stack(np.meshgrid(np.arange(5) - 2, np.arange(5) - 2), -1).reshape(-1, 2)
+    support = modes_lib.support_box(grid)
+    runs, n = 200, 2500
+    x = _rng(11).uniform(*support, size=(runs, n, 2)).astype(np.float32)
+    results = [metrics.mode_metrics(x[i], grid, 0.05, support=support) for i in range(runs)]
+    bound = 0.05 + 3 * math.sqrt(0.05 * 0.95 / runs)
+    assert np.mean([r["robust_modes"] >= 1 for r in results]) <= bound
+    assert np.mean([not r["at_noise_level"] for r in results]) <= bound
+    assert np.mean([r["modes"] for r in results]) > 19  # 25 (1 - exp(-1.77)) = 20.7
 
 
 # ---------------------------------------------------------- classifier-based

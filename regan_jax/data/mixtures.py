@@ -7,6 +7,8 @@
 Every mode has weight 1/M and isotropic standard deviation σ:
 ``x = c_y + σ ε``, ``y ~ Uniform{0..M-1}``, ``ε ~ N(0, I₂)``.
 Defaults r = 2, s = 2, σ = 0.02 are the published settings.
+``Mixture.support()`` is the box around the modes in which the mode metrics'
+noise null (uniform points) lives.
 """
 import dataclasses
 import functools
@@ -16,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from regan_jax.data.spec import DataSpec
+from regan_jax.metrics import modes
 
 MIXTURES = ("ring8", "grid25")
 
@@ -49,6 +52,17 @@ class Mixture:
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` points ``float32 [n, 2]`` drawn with ``key`` (as :meth:`sample_labelled`)."""
         return self.sample_labelled(key, n)[0]
+
+    def support(self) -> tuple[np.ndarray, np.ndarray]:
+        """The box around the modes, corners ``(low [2], high [2])`` (float64).
+
+        The centres' bounding box enlarged on every side by half the smallest
+        distance between two centres (:func:`regan_jax.metrics.modes.support_box`):
+        ``ring8`` ``[-1.383 r, 1.383 r]²``, ``grid25`` ``[-2.5 s, 2.5 s]²``. The
+        mode metrics' noise null is uniform in it; the evaluator, the null
+        references and the figures all use this box.
+        """
+        return modes.support_box(self.centres)
 
 
 def mixture(name: str, *, radius: float = 2.0, spacing: float = 2.0,

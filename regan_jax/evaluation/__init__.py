@@ -3,9 +3,10 @@
 ``load_classifier(name)`` gives a dataset's trained feature classifier
 (``features``, ``logits``, ``predict``); ``load_inception(path)`` the FID
 network from a user-supplied weights file; ``make_reference`` and
-``evaluate`` the summary metrics of a generator; ``weight_summary`` the
-per-network sparsity and norm; ``run_hooks`` what the training loop asks
-(in-training scores, the final summary).
+``evaluate`` the summary metrics of a generator; ``null_scores`` what noise
+and held-out real data score by the same code (the figures' null bands);
+``weight_summary`` the per-network sparsity and norm; ``run_hooks`` what the
+training loop asks (in-training scores, the final summary).
 """
 from regan_jax.evaluation.classifier import (
     CLASSIFIER_SPECS,
@@ -28,6 +29,15 @@ from regan_jax.evaluation.evaluator import (
     weight_summary,
 )
 from regan_jax.evaluation.hooks import RunHooks, run_hooks
+from regan_jax.evaluation.references import (
+    MIXTURE_NULL_KINDS,
+    NULL_KINDS,
+    at_noise_level,
+    null_kinds,
+    null_reference,
+    null_samples,
+    null_scores,
+)
 from regan_jax.evaluation.inception import (
     FIDInceptionV3,
     InceptionFeatures,
@@ -41,4 +51,6 @@ __all__ = [
     "InceptionFeatures", "PerChannelClassifier", "Reference", "count_nonfinite", "draw_samples",
     "evaluate", "load_classifier", "load_inception", "make_reference", "mean_elbo",
     "mean_scores", "metric_names", "resize_bilinear", "RunHooks", "run_hooks", "weight_summary",
+    "MIXTURE_NULL_KINDS", "NULL_KINDS", "at_noise_level", "null_kinds", "null_reference",
+    "null_samples", "null_scores",
 ]

@@ -21,7 +21,11 @@ image dataset      ``fd``, ``kid``, ``precision``, ``recall``, ``density``,
                    features concatenated, ``modes`` (of 1,000, each channel
                    classified by the digits classifier) and ``class_kl`` (the
                    mode histogram's KL to uniform)
-2-D mixture        ``modes``, ``hq_fraction``, ``reverse_kl``
+2-D mixture        ``modes``, ``robust_modes``, ``hq_fraction``,
+                   ``noise_hq_fraction``, ``reverse_kl``, ``at_noise_level``
+                   (``metrics.mode_metrics``: the published protocol plus
+                   binomial tests against uniform noise in
+                   ``Mixture.support()``)
 cheap              ``fd`` (images), the mixture metrics (2-D)
 =================  ===========================================================
 
@@ -29,9 +33,10 @@ Always: ``num_samples`` and ``nonfinite_samples`` (samples with a NaN/inf
 entry). If any sample is non-finite, every sample metric is ``None``: a
 score is never averaged over NaN, and dropping the bad samples would flatter
 a model that emits them. With ``elbo_fn`` (VAEs) also ``elbo``, the mean
-per-example ELBO of the reference images. Non-finite scores (e.g. a
-``reverse_kl`` of inf when no sample is near a mode) are reported as
-``None``.
+per-example ELBO of the reference images. Non-finite scores are reported
+as ``None`` (a mixture run with no sample near a mode gets ``reverse_kl =
+log M``, not inf, so it is not dropped). What noise and held-out real data
+score, by this same code, is :mod:`regan_jax.evaluation.references`.
 """
 from __future__ import annotations
 
@@ -53,7 +58,8 @@ FEATURE_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage")
 CLASS_METRICS = ("modes", "class_kl", "inception_score")
 CONDITIONAL_METRICS = ("cond_accuracy", "intra_fd")
 STACKED_METRICS = ("modes", "class_kl")
-MIXTURE_METRICS = ("modes", "hq_fraction", "reverse_kl")
+MIXTURE_METRICS = ("modes", "robust_modes", "hq_fraction", "noise_hq_fraction", "reverse_kl",
+                   "at_noise_level")
 STACKED_DATASET = "stacked_digits"
 
 Classifier = classifier_lib.FeatureClassifier | classifier_lib.PerChannelClassifier
@@ -264,7 +270,9 @@ def _sample_scores(
     progress: bool | None,
 ) -> dict[str, Any]:
     if reference.mixture is not None:
-        return metrics.mode_metrics(samples, reference.mixture.centres, reference.mixture.sigma)
+        mixture = reference.mixture
+        return metrics.mode_metrics(samples, mixture.centres, mixture.sigma,
+                                    support=mixture.support())
     fake = np.asarray(reference.feature_net.features(samples, progress=progress))
     scores: dict[str, Any] = {"fd": metrics.frechet_distance(reference.features, fake)}
     if cheap:
@@ -364,7 +372,7 @@ def evaluate(
             shows them, False hides them, None shows them only on a terminal.
 
     Returns:
-        Flat dict of Python ints/floats/None: ``num_samples``,
+        Flat dict of Python ints/floats/bools/None: ``num_samples``,
         ``nonfinite_samples`` and the metrics of :func:`metric_names`
         (``elbo`` too with ``elbo_fn``).
     """
