@@ -44,6 +44,7 @@ from regan_jax import (calibration, checkpoint, data, evaluation, events, parall
 from regan_jax import config as config_lib
 from regan_jax import program as program_lib
 from regan_jax import workdir as workdir_lib
+from regan_jax.evaluation import stability
 from regan_jax.program import Program
 from regan_jax.workdir import (CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, SAMPLES_DIR,
                                SUMMARY_FILE, WorkdirError, is_finished, read_json, read_metrics,
@@ -299,6 +300,8 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
                                     **({} if labels is None else {"labels": labels}))
         summary.update(hooks.final(member, c, jax.random.fold_in(program_lib.sample_key(c), 1),
                                    summary["diverged"]))
+        summary.update(stability.run_flags(workdir_lib.read_metrics(w), summary, c.steps,
+                                           program.spec.num_classes))
         summary.update(calibration.summary_fields(c))
         write_json(w / SUMMARY_FILE, workdir_lib.finite_or_none(summary))
         finals.append(member)
