@@ -21,10 +21,12 @@ import pathlib
 import sys
 import time
 
+import jax
+
 import experiments
 from experiments import plots, presets, sample_figures, study, sweep
 from regan_jax import config as config_lib
-from regan_jax import data, families
+from regan_jax import calibration, data, evaluation, families
 from regan_jax import workdir as workdir_lib
 
 RESULTS_CSV = "results.csv"
@@ -37,24 +39,52 @@ FIGURES_DIR = "figures"
 # Training the grids
 # ----------------------------------------------------------------------------
 
-def preset_members(preset: str) -> dict:
+def preset_members(preset: str, workdir=None, *, calibrate: bool = False,
+                   progress: bool = True, log=print) -> dict:
     """``{experiment: [study.Member, ...]}`` of every grid in ``PRESETS[preset]``.
 
+    Grids in effective units need the experiment's calibration record
+    (:func:`calibration_path` under ``workdir``): with ``calibrate`` a missing
+    one is measured and written first; without, a missing one raises.
+
     Raises:
-      ValueError: an unknown preset (the valid ones are listed).
+      ValueError: an unknown preset (the valid ones are listed), or a missing
+        calibration record.
     """
     if preset not in presets.PRESETS:
         raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(presets.PRESETS)}")
     out = {}
-    for name, grid in presets.PRESETS[preset].items():
-        base = experiments.load_config(grid.config, grid.overrides)
-        out[name] = study.grid(base, grid.penalties, grid.targets,
-                               {"strength": grid.strengths, "radius": grid.radii}, grid.seeds)
+    for name, grids in presets.PRESETS[preset].items():
+        members = []
+        for grid in grids:
+            base = experiments.load_config(grid.config, grid.overrides)
+            record = None
+            if grid.units == "effective":
+                record = calibration_path(workdir, name, grid.on)
+                if not record.exists():
+                    if not calibrate:
+                        raise ValueError(f"no calibration record at {str(record)!r}")
+                    log(f"[{name}] calibrating ({grid.calibration_steps} steps x 2 seeds)")
+                    calibration.save(record, calibration.measure(
+                        study.with_regulariser(base, grid.on), steps=grid.calibration_steps,
+                        seeds=(0, 1), progress=progress))
+            members += study.grid(
+                base, grid.penalties, grid.targets,
+                {"strength": grid.strengths, "radius": grid.radii,
+                 "learning_rate": grid.learning_rates}, grid.seeds,
+                None if record is None else str(record), on=grid.on)
+        out[name] = members
     return out
 
 
+def calibration_path(workdir, experiment: str, on: str = "none") -> pathlib.Path:
+    """Where a preset keeps an experiment's calibration record (one per regulariser)."""
+    suffix = "" if on == "none" else f"-{on}"
+    return pathlib.Path(workdir) / experiment / f"calibration{suffix}.json"
+
+
 def train_preset(preset: str, workdir, *, progress: bool = True, log=print) -> dict:
-    """Trains what ``preset`` needs under ``workdir`` (finished members reused).
+    """Calibrates and trains what ``preset`` needs under ``workdir`` (finished members reused).
 
     Returns ``{experiment: sweep.run_members(...) counts}``.
 
@@ -62,20 +92,48 @@ def train_preset(preset: str, workdir, *, progress: bool = True, log=print) -> d
       ValueError: an unknown preset, or ``workdir`` recorded for another preset.
     """
     workdir = pathlib.Path(workdir)
-    members = preset_members(preset)
+    if preset not in presets.PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(presets.PRESETS)}")
     record = workdir / PRESET_FILE
     recorded = workdir_lib.read_json(record)["preset"] if record.exists() else preset
     if recorded != preset:
         raise workdir_lib.WorkdirError(f"{str(workdir)!r} holds the {recorded!r} preset; "
-                                 f"use another --workdir for {preset!r}")
+                                       f"use another --workdir for {preset!r}")
     workdir_lib.write_json(record, {"preset": preset})
+    members = preset_members(preset, workdir, calibrate=True, progress=progress, log=log)
     counts = {}
     for name, ms in members.items():
         t0 = time.perf_counter()
         log(f"[{name}] {len(ms)} runs")
         counts[name] = sweep.run_members(ms, workdir / name, progress=progress, log=log)
+        null_references(workdir / name, ms[0].config)
         log(f"[{name}] done in {time.perf_counter() - t0:.0f} s")
     return counts
+
+
+NULLS_FILE = "nulls.json"
+
+
+def null_references(directory, config, *, seed: int = 0) -> dict:
+    """The null references of an experiment, scored once and kept in ``directory/nulls.json``.
+
+    ``{'num_samples': N, 'scores': {kind: scores}}``: the nulls of
+    :func:`regan_jax.evaluation.null_scores` at the runs' sample count, or
+    at the held-out pool's size where that is smaller (digits: 148 images;
+    the figures say N). Empty scores where the data has no feature space.
+    """
+    path = pathlib.Path(directory) / NULLS_FILE
+    if path.exists():
+        return workdir_lib.read_json(path)
+    reference = evaluation.config_reference(config)
+    scores, n = {}, config.eval.num_samples
+    if reference is not None:
+        if reference.images is not None:  # the pool of 'real': the held-out odd rows
+            n = min(n, len(reference.images) // 2)
+        scores = evaluation.null_scores(reference, jax.random.key(seed), n)
+    out = {"num_samples": n, "scores": scores}  # evaluate's scores: non-finite -> None
+    workdir_lib.write_json(path, out)
+    return out
 
 
 # ----------------------------------------------------------------------------

@@ -1,40 +1,49 @@
-"""The study's presets as data: per preset, one sweep grid per experiment.
+"""The study's presets as data: per preset, the sweep grids of each experiment.
 
-``python -m experiments.figures --preset P`` trains every grid of ``PRESETS[P]``
-(members that share a compiled program as one vmapped program) and draws the
-figures of FIGURES.md from the results. A preset differs from another only in
-these numbers — the figures code has no per-preset branches.
+``python -m experiments.figures --preset P`` calibrates each experiment
+(:mod:`regan_jax.calibration`), trains every grid of ``PRESETS[P]``
+(members that share a compiled program as one vmapped program), scores the
+null references and draws the figures of FIGURES.md. A preset differs from
+another only in these numbers -- the figures code has no per-preset branches.
 
-- ``smoke``: for tests (tiny widths, 12 steps; the numbers mean nothing). Its
-  time is XLA compiles of its 6 programs: ~90 s on a 2-core CPU, ~50 s with
-  ``XLA_FLAGS="--xla_backend_optimization_level=0
-  --xla_llvm_disable_expensive_passes=true"`` (what the tests use).
-- ``quick``: the whole figure set on a 2-core CPU in under 45 minutes:
-  4 log-spaced strengths (+ the unregularised run as the λ = 0 band), 2 seeds,
-  short training (500 steps; 1,000 for the 2-D mixtures). Every penalty on G
-  and on D of the digits GAN and on G of ring8; the other experiments run the
-  core penalties (none, L2, weight decay, L1 both ways; group L1 for the VAE),
-  with the mode-collapse studies on the generator, the network the "L1
-  increases diversity" claim is about.
-- ``full``: the real study, meant for a GPU: 6 strengths, 3 seeds, default
-  training lengths, every target, Fashion-MNIST too.
+Strengths are *effective* (``units='effective'``): 0.1, 1 and 10 mean a
+penalty gradient at 10 %, 100 % and 1,000 % of the loss gradient (coupled)
+or a total shrinkage over the run of 0.1, 1 and 10 weight sizes
+(decoupled, proximal); max-norm radii are multiples of the initial unit norm.
+
+- ``smoke``: for tests (tiny widths, 12 steps; the numbers mean nothing):
+  every figure from the fewest compiled programs.
+- ``cpu``: the study on a 2-core CPU (issue #13 sizes and runs it): trained
+  baselines, 5 seeds, three effective strengths, every weight penalty on G,
+  D and both of the digits GAN, the baselines (none, R1, WGAN-GP, spectral
+  normalisation with its own learning-rate sweep) and penalties on top of R1.
+- ``full``: the same protocol for a GPU: more seeds and strengths, default
+  lengths, Fashion-MNIST.
 """
 from typing import NamedTuple
 
 from experiments import study
 
+UNITS = ("effective", "raw")
+
 
 class StudyGrid(NamedTuple):
-    """One experiment's sweep grid (see :func:`experiments.study.grid`).
+    """One sweep grid of an experiment (see :func:`experiments.study.grid`).
 
     Attributes:
       config: the experiment, ``NAME`` or ``NAME:smoke`` (``experiments/configs``).
       penalties: names from :data:`experiments.study.PENALTIES` (the baselines too).
       targets: networks (or ``'both'``) that the swept penalties go on.
-      strengths: the log grid of λ.
-      radii: the grid of max-norm radii r.
+      strengths: the grid of strengths (effective or raw λ, by ``units``).
+      radii: the grid of max-norm radii (effective: multiples of the initial
+        unit norm; raw: r).
       seeds: the seeds of every cell.
       overrides: ``(dotted key, value)`` pairs applied to the base config.
+      units: ``'effective'`` (calibrated first) or ``'raw'``.
+      on: the regulariser every member carries (``'r1'``: penalties on top of R1).
+      learning_rates: spectral normalisation's own learning-rate sweep (empty:
+        the config's rate).
+      calibration_steps: steps of each calibration run (2 seeds).
     """
     config: str
     penalties: tuple
@@ -43,16 +52,17 @@ class StudyGrid(NamedTuple):
     radii: tuple
     seeds: tuple
     overrides: tuple = ()
+    units: str = "effective"
+    on: str = "none"
+    learning_rates: tuple = ()
+    calibration_steps: int = 200
 
 
-ALL_WEIGHT = ("none", *study.WEIGHT_PENALTIES)
-GAN_PENALTIES = (*ALL_WEIGHT, "spectral_norm", "r1", "wgan_gp")
-# quick: the cheaper subsets (the full preset runs every penalty everywhere).
-QUICK_GAN = (*ALL_WEIGHT, "spectral_norm", "r1")
-QUICK_CORE = ("none", "l2", "weight_decay", "l1", "prox_l1")
-QUICK_VAE = (*QUICK_CORE, "group_l1")
-QUICK_STRENGTHS = (1e-3, 1e-2, 1e-1, 1.0)
-QUICK_RADII = (0.5, 1.0, 2.0, 4.0)
+ALL_WEIGHT = study.WEIGHT_PENALTIES
+GAN_BASELINES = ("none", "spectral_norm", "r1", "wgan_gp")
+EFFECTIVE = (0.1, 1.0, 10.0)
+EFFECTIVE_RADII = (0.5, 1.0, 2.0)
+SEEDS = (0, 1, 2, 3, 4)
 
 
 def _quiet(steps: int, fd_points: int, num_samples: int) -> tuple:
@@ -72,49 +82,63 @@ _SMOKE = (("eval.num_samples", 100), ("eval.fd_samples", 100), ("log.every", 4),
 _SMOKE_NO_FD = (*_SMOKE, ("eval.fd_every", 0))
 
 
-def _smoke(config: str, target: str, penalties=("prox_l1",), overrides=_SMOKE_NO_FD):
-    return StudyGrid(f"{config}:smoke", penalties, (target,), (1e-2, 1.0), (1.0,), (0,), overrides)
+def _smoke(config: str, target: str) -> tuple:
+    """One raw-unit prox L1 grid: the experiment's figure from one compiled program."""
+    return (StudyGrid(f"{config}:smoke", ("prox_l1",), (target,), (1e-2, 1.0), (1.0,), (0,),
+                      _SMOKE_NO_FD, units="raw"),)
+
+
+def _gan(config, steps, fd_points, num_samples, *, seeds=SEEDS, targets=("g", "d", "both"),
+         penalties=ALL_WEIGHT, baselines=GAN_BASELINES, strengths=EFFECTIVE,
+         learning_rates=(), on_r1=("weight_decay", "l2"), extra=()) -> tuple:
+    """An unconditional or conditional GAN's grids: penalties, baselines, penalties on R1."""
+    overrides = (*_quiet(steps, fd_points, num_samples), *extra)
+    grids = [StudyGrid(config, (*baselines, *penalties), targets, strengths, EFFECTIVE_RADII,
+                       seeds, overrides, learning_rates=learning_rates)]
+    if on_r1:
+        grids.append(StudyGrid(config, on_r1, ("d",), strengths, EFFECTIVE_RADII, seeds,
+                               overrides, on="r1"))
+    return tuple(grids)
 
 
 PRESETS = {
     "smoke": {
-        "digits_gan": _smoke("digits_gan", "g", ("none", "prox_l1"), _SMOKE),
+        "digits_gan": (
+            StudyGrid("digits_gan:smoke", ("none", "prox_l1", "spectral_norm", "r1"),
+                      ("g", "both"), (0.1, 10.0), (1.0,), (0, 1), _SMOKE, calibration_steps=2),
+            StudyGrid("digits_gan:smoke", ("prox_l1",), ("both",), (1.0,), (1.0,), (0, 1),
+                      _SMOKE, on="r1", calibration_steps=2),
+        ),
         "ring8_gan": _smoke("ring8_gan", "g"),
+        "grid25_gan": _smoke("grid25_gan", "g"),
         "stacked_digits_gan": _smoke("stacked_digits_gan", "g"),
         "digits_vae": _smoke("digits_vae", "decoder"),
         "digits_cgan": _smoke("digits_cgan", "g"),
     },
-    # In priority order: an interrupted quick run still has the main figures.
-    "quick": {
-        "digits_gan": StudyGrid("digits_gan", QUICK_GAN, ("g", "d"), QUICK_STRENGTHS,
-                                QUICK_RADII, (0, 1), _quiet(500, 4, 1000)),
-        "ring8_gan": StudyGrid("ring8_gan", QUICK_GAN, ("g",), QUICK_STRENGTHS, QUICK_RADII,
-                               (0, 1), (*_quiet(1000, 0, 2500), ("data.batch_size", 128))),
-        "stacked_digits_gan": StudyGrid("stacked_digits_gan", QUICK_CORE, ("g",),
-                                        QUICK_STRENGTHS, QUICK_RADII, (0, 1),
-                                        _quiet(500, 0, 5000)),
-        "digits_vae": StudyGrid("digits_vae", QUICK_VAE, ("encoder", "decoder"),
-                                QUICK_STRENGTHS, QUICK_RADII, (0, 1), _quiet(500, 0, 1000)),
-        "digits_cgan": StudyGrid("digits_cgan", QUICK_CORE, ("both",), QUICK_STRENGTHS,
-                                 QUICK_RADII, (0, 1), _quiet(500, 0, 1000)),
-        "grid25_gan": StudyGrid("grid25_gan", QUICK_CORE, ("g",), QUICK_STRENGTHS, QUICK_RADII,
-                                (0, 1), (*_quiet(1000, 0, 2500), ("data.batch_size", 128))),
+    # In priority order: an interrupted run still has the main figures.
+    "cpu": {
+        "ring8_gan": _gan("ring8_gan", 10000, 10, 2500, learning_rates=(3e-4, 1e-3),
+                          on_r1=()),
+        "digits_gan": _gan("digits_gan", 5000, 10, 2000, learning_rates=(1e-4, 2e-4, 5e-4)),
+        "grid25_gan": _gan("grid25_gan", 10000, 10, 2500, targets=("g", "d"),
+                           learning_rates=(), on_r1=()),
+        "digits_vae": (StudyGrid("digits_vae", ("none", *ALL_WEIGHT),
+                                 ("encoder", "decoder", "both"), EFFECTIVE, EFFECTIVE_RADII,
+                                 SEEDS, _quiet(5000, 10, 2000)),),
+        "digits_cgan": _gan("digits_cgan", 5000, 0, 2000, targets=("g", "d"),
+                            baselines=("none", "r1"), on_r1=()),
+        "stacked_digits_gan": _gan("stacked_digits_gan", 5000, 0, 5000, targets=("g", "d"),
+                                   baselines=("none",), on_r1=()),
     },
     "full": {
-        name: StudyGrid(name, GAN_PENALTIES if kind == "gan" else ALL_WEIGHT,
-                        targets, (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-                        (0.25, 0.5, 1.0, 2.0, 4.0, 8.0), (0, 1, 2),
-                        (("eval.fd_every", 500),) if name.startswith("digits") else ())
-        for name, kind, targets in (
-            ("digits_gan", "gan", ("g", "d", "both")),
-            ("ring8_gan", "gan", ("g", "d", "both")),
-            ("grid25_gan", "gan", ("g", "d", "both")),
-            ("stacked_digits_gan", "gan", ("g", "d", "both")),
-            ("digits_vae", "vae", ("encoder", "decoder", "both")),
-            ("digits_cgan", "gan", ("g", "d", "both")),
-            ("fashion_mnist_gan", "gan", ("g", "d", "both")),
-            ("fashion_mnist_vae", "vae", ("encoder", "decoder", "both")),
-            ("fashion_mnist_cgan", "gan", ("g", "d", "both")),
-        )
+        **{name: _gan(name, 20000, 20, 10000, seeds=tuple(range(8)),
+                      strengths=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+                      learning_rates=(1e-4, 2e-4, 5e-4, 1e-3))
+           for name in ("digits_gan", "ring8_gan", "grid25_gan", "stacked_digits_gan",
+                        "digits_cgan", "fashion_mnist_gan", "fashion_mnist_cgan")},
+        **{name: (StudyGrid(name, ("none", *ALL_WEIGHT), ("encoder", "decoder", "both"),
+                            (0.03, 0.1, 0.3, 1.0, 3.0, 10.0), (0.25, 0.5, 1.0, 2.0, 4.0),
+                            tuple(range(8)), _quiet(20000, 20, 10000)),)
+           for name in ("digits_vae", "fashion_mnist_vae")},
     },
 }

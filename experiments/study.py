@@ -43,8 +43,9 @@ class Penalty(NamedTuple):
     Attributes:
       kind: ``config.penalty.<net>.kind`` on the target networks.
       coupling: ``config.penalty.<net>.coupling``.
-      swept: the penalty field the swept value sets (``'strength'``,
-        ``'radius'``) or None (nothing to sweep).
+      swept: the field the swept value sets: the penalty's ``'strength'`` or
+        ``'radius'`` on the target networks, ``'learning_rate'`` of every
+        network (a baseline's own learning-rate sweep), or None.
       model: other config fields, ``{'model.spectral_norm': True}`` (baselines).
       gan_only: only meaningful for GANs (the discriminator baselines).
     """
@@ -64,8 +65,9 @@ PENALTIES = {
     "elastic_net": Penalty("prox_elastic_net"),
     "group_l1": Penalty("prox_group_l1"),
     "max_norm": Penalty("max_norm", swept="radius"),
-    "spectral_norm": Penalty("none", swept=None, model=(("model.spectral_norm", True),),
-                             gan_only=True),
+    # Tuned: spectral normalisation's own learning-rate sweep (on G and D alike).
+    "spectral_norm": Penalty("none", swept="learning_rate",
+                             model=(("model.spectral_norm", True),), gan_only=True),
     "r1": Penalty("none", swept=None, model=(("loss.gradient_penalty", "r1"),
                                              ("loss.gp_weight", 10.0)), gan_only=True),
     "wgan_gp": Penalty("none", swept=None, model=(("loss.kind", "wasserstein"),
@@ -74,6 +76,8 @@ PENALTIES = {
 }
 WEIGHT_PENALTIES = ("l2", "weight_decay", "l1", "prox_l1", "elastic_net", "group_l1", "max_norm")
 BASELINES = ("none", "spectral_norm", "r1", "wgan_gp")
+# Baselines a weight penalty can be added to (``grid(..., base=...)``): their settings only.
+REGULARISERS = ("none", "spectral_norm", "r1", "wgan_gp")
 
 
 class Member(NamedTuple):
@@ -88,14 +92,22 @@ class Member(NamedTuple):
     seed: int
     config: object
     calibrated: bool = False
+    base: str = "none"
 
     @property
     def name(self) -> str:
-        """The member's directory name, e.g. ``prox_l1-g-1e-04-seed0`` (``-e0.1-`` if calibrated)."""
-        unit = "e" if self.calibrated else ""
+        """The member's directory name, e.g. ``prox_l1-g-1e-04-seed0``.
+
+        ``-e0.1-`` for an effective strength; ``r1+`` in front for a penalty
+        on top of a regulariser; ``spectral_norm-both-lr0.0002-seed0`` for a
+        learning-rate sweep.
+        """
+        unit = ("lr" if PENALTIES[self.penalty].swept == "learning_rate"
+                else "e" if self.calibrated else "")
         value = "" if self.value is None else f"-{unit}{self.value:.3g}"
         target = "" if self.value is None else f"-{self.target}"
-        return f"{self.penalty}{target}{value}-seed{self.seed}"
+        base = "" if self.base == "none" else f"{self.base}+"
+        return f"{base}{self.penalty}{target}{value}-seed{self.seed}"
 
 
 def targets(model_type: str) -> tuple[str, ...]:
@@ -148,11 +160,30 @@ def member_config(base, penalty: str, target: str, value: float | None, seed: in
         record = calibration_lib.load(calibration)
     for key, setting in spec.model:
         config_lib.override(config, key, setting)
+    if spec.swept == "learning_rate":
+        for net in config.optimizer.keys():
+            config.optimizer[net].learning_rate = float(value)
+        config_lib.validate(config)
+        return config
     nets = config_lib.networks(config.model_type) if target == "both" else (target,)
     for net in nets if spec.swept is not None else ():
         raw = float(value) if record is None else raw_value(config, penalty, net, value, record)
         _set_penalty(config.penalty[net], spec, raw)
     config_lib.validate(config)
+    return config
+
+
+def with_regulariser(base, on: str):
+    """``base`` carrying the regulariser ``on`` of :data:`REGULARISERS` (a copy).
+
+    Raises:
+      ValueError: an unknown regulariser.
+    """
+    if on not in REGULARISERS:
+        raise ValueError(f"unknown regulariser {on!r}; valid: {', '.join(REGULARISERS)}")
+    config = config_lib.copy_config(base)
+    for key, setting in PENALTIES[on].model:
+        config_lib.override(config, key, setting)
     return config
 
 
@@ -177,23 +208,34 @@ def raw_value(base, penalty: str, net: str, effective: float, record) -> float:
                                         record["networks"][net], effective)
 
 
-def grid(base, penalties, target_names, values, seeds, calibration=None) -> list[Member]:
+def grid(base, penalties, target_names, values, seeds, calibration=None,
+         on: str = "none") -> list[Member]:
     """Every (penalty, target, value, seed); unswept penalties once per seed.
 
-    ``values`` maps a swept field (``'strength'``, ``'radius'``) to its list;
-    with ``calibration`` (a record's path) both lists are effective strengths
-    (see :func:`member_config`).
+    ``values`` maps a swept field (``'strength'``, ``'radius'``,
+    ``'learning_rate'``) to its list (a missing ``'learning_rate'`` list:
+    the base config's rate); with ``calibration`` (a record's path) the
+    strengths and radii are effective strengths (see :func:`member_config`).
+    ``on`` names a regulariser of :data:`REGULARISERS` that every member
+    carries (weight penalties on top of R1: ``on='r1'``).
     """
     check_names(penalties, target_names, base.model_type)
+    base = with_regulariser(base, on)
     members = []
     for p in penalties:
         swept = PENALTIES[p].swept
-        cells = [(None, None)] if swept is None else itertools.product(
-            target_names, values[swept])
+        if swept is None:
+            cells = [(None, None)]
+        elif swept == "learning_rate":
+            rates = values.get(swept) or [base.optimizer[config_lib.networks(
+                base.model_type)[0]].learning_rate]
+            cells = [("both", rate) for rate in rates]
+        else:
+            cells = itertools.product(target_names, values[swept])
         for (target, value), seed in itertools.product(cells, seeds):
             members.append(Member(p, target, value, seed,
                                   member_config(base, p, target, value, seed, calibration),
-                                  calibration is not None))
+                                  calibration is not None, on))
     return _unique(members)
 
 
@@ -218,23 +260,41 @@ def random_search(base, penalties, target_names, ranges, seeds, draws: int,
 def describe(flat_config: dict) -> dict:
     """The study labels of a run from its flattened config (``config.json``).
 
-    Returns ``{'penalty', 'target', 'value'}``: the registry name whose
-    setting the config carries (``'custom'`` if none does), the networks it
-    is on (None for unswept penalties) and the swept raw value (of the first
-    target network, in sorted order, for a calibrated run on ``both``; the
-    effective strength is the summary's ``effective_strength``). Inverse of
-    :func:`member_config`.
+    Returns ``{'penalty', 'target', 'value', 'regulariser'}``: the registry
+    name whose setting the config carries (``'custom'`` if none does), the
+    networks it is on (None for unswept penalties), the swept raw value (of
+    the first target network, in sorted order, for a calibrated run on
+    ``both``; the effective strength is the summary's ``effective_strength``;
+    the learning rate of a spectral-norm run) and the regulariser of
+    :data:`REGULARISERS` the run carries besides (``'r1'`` for a weight
+    penalty on top of R1). Inverse of :func:`member_config`.
     """
     nets = sorted(k.split(".")[1] for k in flat_config
                   if k.startswith("penalty.") and k.endswith(".kind"))
     on = [n for n in nets if flat_config[f"penalty.{n}.kind"] != "none"]
+    regulariser = _regulariser(flat_config)
     if not on:
-        for name in BASELINES[1:]:
-            if all(flat_config.get(k) == v for k, v in PENALTIES[name].model):
-                return {"penalty": name, "target": None, "value": None}
-        plain = (not flat_config.get("model.spectral_norm")
-                 and flat_config.get("loss.gradient_penalty", "none") == "none")
-        return {"penalty": "none" if plain else "custom", "target": None, "value": None}
+        if regulariser == "spectral_norm":
+            return {"penalty": regulariser, "target": "both", "regulariser": regulariser,
+                    "value": flat_config[f"optimizer.{nets[0]}.learning_rate"]}
+        return {"penalty": regulariser, "target": None, "value": None,
+                "regulariser": regulariser}
+    labels = _weight_labels(flat_config, nets, on)
+    return {**labels, "regulariser": regulariser}
+
+
+def _regulariser(flat_config: dict) -> str:
+    """Which of :data:`REGULARISERS` a config's model and loss settings carry (or 'custom')."""
+    for name in REGULARISERS[1:]:
+        if all(flat_config.get(k) == v for k, v in PENALTIES[name].model):
+            return name
+    plain = (not flat_config.get("model.spectral_norm")
+             and flat_config.get("loss.gradient_penalty", "none") == "none")
+    return "none" if plain else "custom"
+
+
+def _weight_labels(flat_config: dict, nets: list, on: list) -> dict:
+    """``{'penalty', 'target', 'value'}`` of the weight penalty on the networks ``on``."""
     # Calibrated runs on 'both' carry a raw value per network: compare the kinds only.
     fields = ("kind", "coupling") if flat_config.get("eval.calibration") else (
         "kind", "coupling", "strength", "l2_strength", "radius")

@@ -34,7 +34,7 @@ from regan_jax import config as config_lib
 from regan_jax import calibration, program, train
 from regan_jax import workdir as workdir_lib
 
-LABELS = ("run", "penalty", "target", "value", "seed")
+LABELS = ("run", "penalty", "target", "value", "regulariser", "seed")
 
 
 def shard_members(members: list, shard: tuple[int, int]) -> list:

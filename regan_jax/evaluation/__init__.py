@@ -28,7 +28,7 @@ from regan_jax.evaluation.evaluator import (
     metric_names,
     weight_summary,
 )
-from regan_jax.evaluation.hooks import RunHooks, run_hooks
+from regan_jax.evaluation.hooks import RunHooks, config_reference, run_hooks
 from regan_jax.evaluation.references import (
     MIXTURE_NULL_KINDS,
     NULL_KINDS,
@@ -51,6 +51,7 @@ __all__ = [
     "InceptionFeatures", "PerChannelClassifier", "Reference", "count_nonfinite", "draw_samples",
     "evaluate", "load_classifier", "load_inception", "make_reference", "mean_elbo",
     "mean_scores", "metric_names", "resize_bilinear", "RunHooks", "run_hooks", "weight_summary",
+    "config_reference",
     "MIXTURE_NULL_KINDS", "NULL_KINDS", "at_noise_level", "null_kinds", "null_reference",
     "null_samples", "null_scores",
 ]

@@ -39,7 +39,7 @@ def run_hooks(program) -> RunHooks:
     # The held-out split, loaded once for the reference and every member's family scores.
     test = (None if isinstance(program.source, data.Mixture)
             else data.from_config(config.data, "test"))
-    reference = _reference(program, test)
+    reference = config_reference(config, program.source, test)
 
     def sample_fn(params):
         return lambda key, n: evaluator.as_sample_fn_output(program.sample(params, key, n))
@@ -69,12 +69,17 @@ def run_hooks(program) -> RunHooks:
     return RunHooks(cheap, final)
 
 
-def _reference(program, test) -> Any:
-    """The evaluation reference of the program's data (``test``: its held-out split, None for
-    a mixture), or None if it has no feature space."""
-    config = program.config
-    if test is None:
-        return evaluator.make_reference(config.data.name, mixture=program.source)
+def config_reference(config, source=None, test=None) -> Any:
+    """The reference a run of ``config`` is scored against, or None if it has no feature space.
+
+    ``source`` is the run's training data (a mixture is its own reference)
+    and ``test`` its held-out split; both are loaded from ``config.data``
+    when not given (the study's null references use this).
+    """
+    if config.data.name in data.MIXTURES:
+        source = data.from_config(config.data) if source is None else source
+        return evaluator.make_reference(config.data.name, mixture=source)
+    test = data.from_config(config.data, "test") if test is None else test
     feature_net = (inception.load_inception(config.eval.inception_weights)
                    if config.eval.inception_weights else None)
     if feature_net is None and evaluator.default_classifier(config.data.name) is None:
