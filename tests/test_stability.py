@@ -17,10 +17,12 @@ def test_fd_rebound_is_the_late_ratio_to_the_running_minimum():
 
 
 def test_run_flags():
-    history = [{"step": s, "fd": f} for s, f in ((100, 50.0), (200, 20.0), (300, 35.0),
+    history = [{"step": s, "fd": f} for s, f in ((100, 50.0), (200, 20.0), (300, 45.0),
                                                  (400, 21.0))] + [{"step": 50, "loss": 1.0}]
     flags = stability.run_flags(history, {"modes": 8, "robust_modes": 3}, 400, 8)
-    assert flags == {"fd_rebound": pytest.approx(1.75), "oscillating": True, "collapsed": True}
+    assert flags == {"fd_rebound": pytest.approx(2.25), "oscillating": True, "collapsed": True}
+    history[2]["fd"] = 40.0  # twice the best: not more than twice
+    assert stability.run_flags(history, {"modes": 8}, 400, 8)["oscillating"] is False
     flags = stability.run_flags(history[:2], {"modes": 4}, 400, 8)
     assert flags == {"fd_rebound": None, "oscillating": None, "collapsed": False}
     assert stability.run_flags([], {}, 400, 0)["collapsed"] is None

@@ -8,7 +8,10 @@ unstable in ways that leave every number finite. A run's summary carries
   ``max_{t > T/2} FD_t / min_{s <= t} FD_s`` (1 for a run whose FD only
   falls; None without two in-training FDs, ``config.eval.fd_every``);
 - ``oscillating``: ``fd_rebound`` > :data:`REBOUND` -- the FD climbed back
-  more than 50 % above the best it had reached (training undid itself);
+  to more than twice the best it had reached (training undid itself). The
+  cheap in-training FD is noisy (500 samples), and the running minimum picks
+  its luckiest draws: the stable digits GAN's rebound over 10,000 steps is
+  1.37-1.74 (4 seeds), so a 50 % threshold would flag healthy runs;
 - ``collapsed``: fewer than half of the data's modes covered at the end
   (``robust_modes`` where the mixture metrics give it, else ``modes``; the
   classes of a labelled dataset, the 1,000 stacked-digit modes, a mixture's
@@ -22,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-REBOUND = 1.5
+REBOUND = 2.0
 RELATIVE_FD = 2.0
 
 
