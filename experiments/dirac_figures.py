@@ -1,6 +1,6 @@
 """The Dirac-GAN figure: which weight penalties make simultaneous GAN training converge.
 
-``python -m experiments.dirac_figures --preset quick --out dirac.png`` draws
+``python -m experiments.dirac_figures --preset cpu --out dirac.png`` draws
 :func:`fig_dirac`, computed by :mod:`regan_jax.dirac` (the model, the
 closed forms and the results are stated there). Unlike the study's figures it
 needs no training runs: every preset takes a few seconds on a CPU, the presets
@@ -38,7 +38,7 @@ class DiracPreset(NamedTuple):
 
 DIRAC_PRESETS = {
     "smoke": DiracPreset(steps=200),
-    "quick": DiracPreset(steps=1000),
+    "cpu": DiracPreset(steps=1000),
     "full": DiracPreset(steps=3000),
 }
 START = (1.0, 1.0)
@@ -169,7 +169,7 @@ def eigenvalue_panel(ax, preset: DiracPreset) -> None:
 
 def fig_dirac(preset: str, steps: int | None = None, *, learning_rate: float | None = None,
               strength: float | None = None, radius: float | None = None) -> Figure:
-    """10. Dirac GAN: trajectories per penalty on D and on G, and the Jacobian's eigenvalues.
+    """4a. Dirac GAN: trajectories per penalty on D and on G, and the Jacobian's eigenvalues.
 
     Args:
       preset: a key of :data:`DIRAC_PRESETS`.
@@ -196,7 +196,7 @@ def fig_dirac(preset: str, steps: int | None = None, *, learning_rate: float | N
         trajectory_panel(fig.add_subplot(grid[1, column]), config, target, paths, ZOOM)
     eigenvalue_panel(fig.add_subplot(grid[:, 2]), config)
     rows = _shared_legend(fig, fig.axes)
-    _layout(fig, "10. Dirac GAN (Mescheder et al. 2018): data δ₀, G = θ, D(x) = ψx, "
+    _layout(fig, "4a. Dirac GAN (Mescheder et al. 2018): data δ₀, G = θ, D(x) = ψx, "
             "L = f(ψθ) + f(0), f(t) = −log(1 + e^(−t)); ★ start, red + equilibrium, dots ends. "
             "Unregularised simultaneous steps spiral out; L2 (≡ R1 on D; ≡ weight decay under SGD) "
             "converges; proximal L1 "
@@ -212,7 +212,7 @@ def fig_dirac(preset: str, steps: int | None = None, *, learning_rate: float | N
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.dirac_figures",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="quick", choices=sorted(DIRAC_PRESETS))
+    parser.add_argument("--preset", default="cpu", choices=sorted(DIRAC_PRESETS))
     parser.add_argument("--out", default="dirac.png", help="image file (PNG, PDF, ...)")
     args = parser.parse_args(argv)
     fig_dirac(args.preset).savefig(args.out)

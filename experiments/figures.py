@@ -1,4 +1,4 @@
-"""Reproduces the study's figures: ``python -m experiments.figures --preset {smoke,quick,full} --workdir DIR``.
+"""Reproduces the study's figures: ``python -m experiments.figures --preset {smoke,cpu,full} --workdir DIR``.
 
 1. trains every member of the preset's grids (:data:`experiments.presets.PRESETS`)
    that has no finished run under ``DIR/<experiment>/`` yet — members that
@@ -16,6 +16,7 @@ web-sized PNG copies (how ``docs/figures`` was made). Redraw from a notebook wit
 hold other configs) unless ``--no-train``.
 """
 import argparse
+import math
 import os
 import pathlib
 import sys
@@ -24,7 +25,8 @@ import time
 import jax
 
 import experiments
-from experiments import plots, presets, sample_figures, study, sweep
+from experiments import (cells, dirac_figures, fidelity_figures, plots, presets, sample_figures,
+                         stability_figures, study, sweep)
 from regan_jax import config as config_lib
 from regan_jax import calibration, data, evaluation, families
 from regan_jax import workdir as workdir_lib
@@ -161,70 +163,161 @@ def load_results(workdir) -> tuple[list[dict], str]:
     return sweep.read_csv(workdir / RESULTS_CSV), preset
 
 
-def headline_metric(rows) -> str:
-    """The table's score of an experiment: FD where images are scored, else modes covered."""
-    return "fd" if any(r.get("fd") is not None for r in rows) else "modes"
+headline_metric = cells.headline_metric
+TABLE_NOTE = (
+    "Each line: a cell's median over seeds [95 % bootstrap CI] (a diverged run counts as the "
+    "worst value: FD = +∞); Δ = the median paired difference against the reference run of the "
+    "same seed (the unregularised run; R1 alone for penalties on top of R1) [95 % bootstrap CI]; "
+    "p = paired t-test (†: exact sign test, where a diverged run makes a difference infinite), "
+    "Holm-adjusted over every comparison of the experiment; d_z = mean Δ / sd Δ; a claim only "
+    "where the adjusted p < 0.05; unstable = diverged, oscillating, collapsed or final FD > 2× "
+    "the unregularised median (k/n runs).")
 
 
-def results_table(rows, preset: str) -> str:
-    """The Markdown table of one experiment (FIGURES.md's table).
+def _extras(rows, metric: str) -> list[str]:
+    """The table's extra medians: mode counts (and the mixtures' quality scores)."""
+    wanted = (("robust_modes", "hq_fraction", "reverse_kl") if metric == "modes"
+              else ("modes", "robust_modes"))
+    return [m for m in wanted if cells.has_metric(rows, m)]
 
-    One line per penalty and target: the best median score over its strengths
-    (only cells where every seed finished), the spread over seeds (min–max),
-    the strength where it is reached, modes covered there (where the data has
-    modes; for the 2-D mixtures, whose score is modes covered, the
-    high-quality fraction and reverse KL there), and the runs that diverged
-    out of all of that penalty's runs.
+
+def results_table(rows, preset: str, nulls=None) -> str:
+    """The Markdown tables of one experiment (FIGURES.md's table).
+
+    References (nulls, the published PacGAN numbers for the mixtures) and
+    the baselines first, then one table per target of the weight penalties
+    by strength, then the penalties on top of R1 (:data:`TABLE_NOTE`).
     """
-    metric = headline_metric(rows)
-    label, lower = plots.METRICS[metric][0], plots.METRICS[metric][1]
-    extras = [m for m in (("hq_fraction", "reverse_kl") if metric == "modes" else ("modes",))
-              if any(r.get(m) is not None for r in rows)]
-    head = ["penalty", "target", f"best median {label}", "seeds min–max", "at λ (r)",
-            *(f"{m} at best" for m in extras), "diverged"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    entries = [(p, None) for p in plots.penalties_present(rows, swept=False)]
-    entries += [(p, t) for p in plots.penalties_present(rows, swept=True)
-                for t in plots.swept_targets(rows) if any(
-                    r["penalty"] == p and r["target"] == t for r in rows)]
-    for penalty, target in entries:
-        mine = [r for r in rows if r["penalty"] == penalty and r["target"] == target]
-        diverged = sum(bool(r.get("diverged")) for r in mine)
-        best = plots.best_cell(rows, metric, penalty, target)
-        if best is None:
-            cells = ["—"] * (3 + len(extras))
-        else:
-            value, cell = best
-            at_best = [plots.cells(rows, m).get((penalty, target, value)) for m in extras]
-            cells = [f"**{_fmt(cell.median)}**", f"{_fmt(cell.low)}–{_fmt(cell.high)}",
-                     "—" if value is None else f"{value:.3g}",
-                     *(_fmt(c.median) if c else "—" for c in at_best)]
-        lines.append("| " + " | ".join([plots.LABELS[penalty], target or "—", *cells,
-                                         f"{diverged}/{len(mine)}"]) + " |")
-    direction = "lower" if lower else "higher"
-    return (f"**{rows[0]['config.name']}** — {plots.caption(rows, preset, figure=False)}; "
-            f"{label} ({direction} is better)\n\n" + "\n".join(lines) + "\n")
+    metric = cells.headline_metric(rows)
+    spec = cells.METRICS[metric]
+    extras = _extras(rows, metric)
+    by_key = {c.key: c for c in cells.comparisons(rows, metric)}
+    context = _TableContext(rows, metric, extras, by_key, cells.cells(rows, metric),
+                            cells.instability(rows), cells.is_effective(rows))
+    name = rows[0]["config.name"]
+    parts = [f"### {name}\n",
+             f"{plots.caption(rows, preset, figure=False)}; headline: {spec.label} "
+             f"({'lower' if spec.lower else 'higher'} is better); strengths "
+             f"{'effective (raw λ beside them)' if context.effective else 'raw λ'}; "
+             f"{len([c for c in by_key.values() if c.p is not None])} comparisons in the "
+             "Holm family.\n",
+             "**References and baselines**\n", context.header(),
+             *_reference_lines(nulls, name, metric, extras)]
+    bases = cells.baseline_keys(rows, metric)
+    parts += [context.line(_label(p), k) for p, k in bases.items()]
+    if "spectral_norm" in bases:
+        parts.append(f"\n{plots.SN_NOTE}.")
+    for target in cells.swept_targets([r for r in rows if cells.role(r) == "weight"]):
+        parts += [f"\n**Penalty on {plots.net_label(target)}** (Δ against the unregularised "
+                  "run of the same seed)\n", context.header()]
+        parts += [context.line(_label(k.penalty), k) for k in context.keys("none", target)]
+    for on in sorted({cells.regulariser(r) for r in rows if cells.role(r).startswith("on_")}):
+        parts += [f"\n**Penalties on top of {on.upper()}** (Δ against {on.upper()} alone, same "
+                  "seed)\n", context.header()]
+        parts += [context.line(f"{plots.LABELS[k.penalty]} + {on.upper()}", k)
+                  for t in cells.swept_targets([r for r in rows if cells.regulariser(r) == on])
+                  for k in context.keys(on, t)]
+    return "\n".join(parts) + "\n"
+
+
+def _label(penalty: str) -> str:
+    """A penalty's name in the tables."""
+    return plots.LABELS[penalty].split(" (top")[0]
+
+
+class _TableContext:
+    """What every line of an experiment's tables reads (one place to format a cell)."""
+
+    def __init__(self, rows, metric, extras, comparisons, table, flags, effective):
+        self.rows, self.metric, self.extras = rows, metric, extras
+        self.comparisons, self.table, self.flags = comparisons, table, flags
+        self.effective = effective
+        self.extra_tables = {m: cells.cells(rows, m) for m in extras}
+
+    def header(self) -> str:
+        head = ["setting", "target", "strength", "raw λ (r, lr)",
+                f"median {cells.short_name(self.metric)} [CI]", "Δ vs reference [CI]",
+                "p (Holm)", "d_z", "claim", *(cells.short_name(m) for m in self.extras),
+                "unstable"]
+        return "| " + " | ".join(head) + " |\n|" + "---|" * len(head)
+
+    def keys(self, on: str, target) -> list:
+        return sorted((k for k in self.table if k.regulariser == on and k.target == target
+                       and cells.role_of_key(k) != "baseline"),
+                      key=lambda k: (list(study.PENALTIES).index(k.penalty), k.strength))
+
+    def line(self, label: str, key) -> str:
+        runs = cells.runs_of(self.rows, key)
+        c = self.comparisons.get(key)
+        raw = sorted({r["value"] for r in runs if r["value"] is not None})
+        strength = "—" if key.strength is None or cells.role_of_key(key) == "baseline" \
+            else f"{key.strength:.3g}"
+        fields = [label, key.target or "—", strength,
+                  ", ".join(f"{v:.3g}" for v in raw) or "—",
+                  _ci(self.table.get(key), bold=c is not None and c.claim in ("better",)),
+                  "—" if c is None else _ci(c.difference),
+                  "—" if c is None or c.p_holm is None else
+                  f"{_fmt(c.p_holm)}{'†' if c.test == 'sign' else ''}",
+                  "—" if c is None or c.d_z is None else _fmt(c.d_z),
+                  "—" if c is None else c.claim,
+                  *(_fmt(None if self.extra_tables[m].get(key) is None
+                         else self.extra_tables[m][key].median) for m in self.extras)]
+        share = cells.unstable_fraction(runs, self.flags)
+        fields.append("—" if share is None else f"{share.k}/{share.n}")
+        return "| " + " | ".join(fields) + " |"
+
+
+def _reference_lines(nulls, name: str, metric: str, extras) -> list[str]:
+    """Table lines of the nulls and, for the mixtures, the published PacGAN GAN numbers."""
+    lines = []
+    published = next((v for k, v in plots.PACGAN.items() if name.startswith(k)), None)
+    for kind, (label, _, _) in plots.NULL_STYLES.items():
+        value = cells.null_value(nulls, kind, metric)
+        if value is None:
+            continue
+        if kind == "real" and published is not None:  # a mixture's real null: its own samples
+            label = plots.MIXTURE_REAL
+        label = label.format(n=nulls["num_samples"])
+        extra = [_fmt(cells.null_value(nulls, kind, m)) for m in extras]
+        lines.append("| " + " | ".join([label, "—", "—", "—", _fmt(value), *["—"] * 4, *extra,
+                                        "—"]) + " |")
+    if published and metric in published:
+        extra = [_fmt(published.get(m)) for m in extras]
+        lines.append("| " + " | ".join([plots.PACGAN_LABEL, "—", "—", "—",
+                                        _fmt(published[metric]), *["—"] * 4, *extra, "—"]) + " |")
+    return lines
 
 
 def _fmt(value) -> str:
-    """A score for the table: 3 significant digits, integers and values >= 1000 as integers."""
+    """A number for the table: 3 significant digits, integers as integers, ∞ for infinities."""
     if value is None:
         return "—"
     value = float(value)
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
     return f"{value:.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _ci(summary, bold: bool = False) -> str:
+    """``median [low, high]`` of a cell or a paired difference."""
+    if summary is None:
+        return "—"
+    get = summary.get if isinstance(summary, dict) else lambda f: getattr(summary, f)
+    median = f"**{_fmt(get('median'))}**" if bold else _fmt(get("median"))
+    return f"{median} [{_fmt(get('low'))}, {_fmt(get('high'))}]"
 
 
 def write_results_md(workdir, rows, preset: str, figure_files: dict) -> None:
     """Writes ``workdir/results.md``: the tables, then the list of figures."""
     parts = [f"# Results — preset `{preset}`\n",
              f"`python -m experiments.figures --preset {preset} --workdir {workdir}`; "
-             f"{len(rows)} runs. Medians over seeds; spread = min–max over seeds; "
-             "a cell with a diverged seed never counts as best.\n"]
+             f"{len(rows)} runs.\n", TABLE_NOTE + "\n"]
     order = list(presets.PRESETS.get(preset, {}))
-    names = sorted(plots.experiments_present(rows),
+    names = sorted(cells.experiments_present(rows),
                    key=lambda n: (order.index(n) if n in order else len(order), n))
     for name in names:
-        parts.append(results_table(plots.experiment_rows(rows, name), preset))
+        mine = cells.experiment_rows(rows, name)
+        parts.append(results_table(mine, preset, cells.read_nulls(workdir, mine)))
     parts.append("## Figures\n")
     for name, path in figure_files.items():
         parts.append(f"- `{name}`: ![{name}]({os.path.relpath(path, workdir)})")
@@ -235,58 +328,74 @@ def write_results_md(workdir, rows, preset: str, figure_files: dict) -> None:
 # Figures
 # ----------------------------------------------------------------------------
 
+def _experiment_kind(rows) -> str:
+    """``'image_gan'``, ``'mixture'``, ``'stacked'``, ``'vae'``, ``'cgan'`` or ``'other'``."""
+    family = families.get(rows[0]["config.model_type"])
+    dataset = rows[0]["config.data.name"]
+    if dataset in data.MIXTURES:
+        return "mixture"
+    if family.score_fn is not None:  # a held-out ELBO: the VAE
+        return "vae"
+    if family.conditional:
+        return "cgan"
+    if dataset == "stacked_digits":
+        return "stacked"
+    return "image_gan" if family.adversarial else "other"
+
+
 def figure_specs(rows, root, preset: str) -> dict:
     """``{file stem: () -> Figure}``: every figure of FIGURES.md that ``rows`` can support."""
-    by_name = {n: plots.experiment_rows(rows, n) for n in plots.experiments_present(rows)}
-
-    def kind(name):
-        r = by_name[name][0]
-        return families.get(r["config.model_type"]), r["config.data.name"]
-
-    def unconditional_gan(family):
-        return family.adversarial and not family.conditional
-
-    image_gans = [n for n in by_name if unconditional_gan(kind(n)[0])
-                  and kind(n)[1] not in data.MIXTURES and kind(n)[1] != "stacked_digits"]
-    mixtures = [n for n in by_name if kind(n)[1] in data.MIXTURES]
+    by_name = {n: cells.experiment_rows(rows, n) for n in cells.experiments_present(rows)}
+    nulls = {n: cells.read_nulls(root, r) for n, r in by_name.items()}
+    kinds = {n: _experiment_kind(r) for n, r in by_name.items()}
     specs = {}
-    for name in image_gans:
-        rows_n = by_name[name]
-        specs[f"fig1_sparsity_{name}"] = lambda r=rows_n: plots.fig_sparsity(r, preset)
-        specs[f"fig4_stability_{name}"] = lambda r=rows_n: plots.fig_stability(r, root, preset)
-        specs[f"fig5_samples_{name}"] = lambda r=rows_n: sample_figures.fig_samples(r, root, preset)
-        specs[f"fig9_precision_recall_{name}"] = (
-            lambda r=rows_n: plots.fig_precision_recall(r, preset))
-        specs[f"fig10_smoothness_{name}"] = (
-            lambda r=rows_n: sample_figures.fig_smoothness(r, root, preset,
-                                                           _held_out_tv(root, r[0])))
+    if preset in dirac_figures.DIRAC_PRESETS:
+        specs["fig4a_dirac"] = lambda: dirac_figures.fig_dirac(preset)
+    for name, r in by_name.items():
+        specs.update(_experiment_specs(name, kinds[name], r, root, preset, nulls[name]))
+    image_gans = [n for n in by_name if kinds[n] == "image_gan"]
     if image_gans:
-        specs["fig3_quality"] = lambda: plots.fig_quality({n: by_name[n] for n in image_gans},
-                                                          preset)
+        specs["fig3_quality"] = lambda: plots.fig_quality(
+            {n: by_name[n] for n in image_gans}, preset, nulls)
+    mixtures = {n: by_name[n] for n in by_name if kinds[n] == "mixture"}
     if mixtures:
-        chosen = {n: by_name[n] for n in mixtures}
         specs["fig2a_mixture_samples"] = (
-            lambda: sample_figures.fig_mixture_scatter(chosen, root, preset))
-        specs["fig2b_mixture_metrics"] = lambda: plots.fig_mixture_metrics(chosen, preset)
-    for name in by_name:
-        family, dataset = kind(name)
-        if family.score_fn is not None:  # held-out ELBO: the VAE figure
-            specs[f"fig6_vae_{name}"] = lambda r=by_name[name]: plots.fig_vae(r, preset)
-        elif family.conditional:
-            specs[f"fig7_cgan_{name}"] = lambda r=by_name[name]: plots.fig_cgan(r, preset)
-            specs[f"fig5_samples_{name}"] = (
-                lambda r=by_name[name]: sample_figures.fig_samples(r, root, preset,
-                                                                   metric="intra_fd"))
-        elif dataset == "stacked_digits":
-            specs[f"fig8_stacked_{name}"] = lambda r=by_name[name]: plots.fig_stacked(r, preset)
+            lambda: sample_figures.fig_mixture_scatter(mixtures, root, preset))
+        specs["fig2b_mixture_metrics"] = lambda: plots.fig_mixture_metrics(mixtures, preset,
+                                                                           nulls)
     return dict(sorted(specs.items()))
 
 
-def _held_out_tv(root, row) -> float:
-    """Total variation of the held-out split of a run's dataset (the smoothness reference)."""
+def _experiment_specs(name, kind, rows, root, preset, nulls) -> dict:
+    """The figures of one experiment (by its kind)."""
+    specs = {}
+    if kind == "image_gan":
+        specs[f"fig1_sparsity_{name}"] = lambda: plots.fig_sparsity(rows, preset)
+        specs[f"fig4b_stability_{name}"] = lambda: stability_figures.fig_stability(rows, root, preset)
+        specs[f"fig5_samples_{name}"] = lambda: sample_figures.fig_samples(rows, root, preset)
+        specs[f"fig9_precision_recall_{name}"] = (
+            lambda: fidelity_figures.fig_precision_recall(rows, preset, nulls))
+        specs[f"fig10_smoothness_{name}"] = (
+            lambda: sample_figures.fig_smoothness(rows, root, preset, *_held_out_tv(root, rows[0])))
+    elif kind == "vae":
+        specs[f"fig6_vae_{name}"] = lambda: plots.fig_vae(rows, preset, nulls)
+    elif kind == "cgan":
+        specs[f"fig7_cgan_{name}"] = lambda: plots.fig_cgan(rows, preset, nulls)
+        specs[f"fig5_samples_{name}"] = (
+            lambda: sample_figures.fig_samples(rows, root, preset, metric="intra_fd"))
+    elif kind == "stacked":
+        specs[f"fig8_stacked_{name}"] = lambda: plots.fig_stacked(rows, preset, nulls)
+    if any(cells.role(r) == "on_r1" for r in rows) and "r1" in cells.baselines_present(rows):
+        specs[f"fig11_on_r1_{name}"] = lambda: plots.fig_on_regulariser(rows, preset, nulls)
+    return specs
+
+
+def _held_out_tv(root, row) -> tuple[float, int]:
+    """Total variation of the held-out split of a run's dataset and its size (the smoothness null)."""
     config = config_lib.from_json_dict(workdir_lib.read_json(pathlib.Path(root) / row["run"] /
                                                          workdir_lib.CONFIG_FILE))
-    return sample_figures.total_variation(data.from_config(config.data, "test").images)
+    images = data.from_config(config.data, "test").images
+    return sample_figures.total_variation(images), len(images)
 
 
 def draw_figures(rows, root, preset: str, out_dir) -> dict:

@@ -1,26 +1,36 @@
 """Drawing the study's figures (FIGURES.md) from ``results.csv`` rows.
 
-Every function here takes the rows of :func:`experiments.sweep.collect`
-(one per run: study labels ``penalty``, ``target``, ``value``, ``seed``, the
-summary's scores, ``config.*``), the directory the run paths are relative
-to, and a caption line; it returns a matplotlib ``Figure`` (Agg, no pyplot
-state), so notebooks can redraw any figure from a results directory.
+Every figure function takes the rows of :func:`experiments.sweep.collect`,
+the preset's name (for the caption) and, where a figure reads runs' files
+or null references, the results directory; it returns a matplotlib
+``Figure`` (Agg, no pyplot state), so notebooks can redraw any figure.
 
-Statistics are per cell (experiment, penalty, target, value): the median
-over the seeds whose run finished with a score, and the min–max range as the
-spread. A cell where some seed diverged (or produced no score) is marked
-with a red ×, and never counts as a "best" setting.
+What a panel shows follows :mod:`experiments.cells`: per cell the median over
+seeds with its 95 % bootstrap CI (a diverged run counting as the worst value);
+x the effective strength (log) where the grid is calibrated, else the raw
+value; max-norm radii on their own (top, reversed) axis; the unswept
+baselines as horizontal bands (median line, CI band); the null references of
+``nulls.json`` as dashed lines (a null far off the data's scale is written in
+the panel instead of stretching it). A median or CI end at an infinite value
+(diverged runs) is drawn at the panel's edge as a triangle.
+
+The statistics are :mod:`experiments.cells`'; figures drawn from samples are
+in :mod:`experiments.sample_figures`, 4a in :mod:`experiments.dirac_figures`,
+4b in :mod:`experiments.stability_figures`, 9 in
+:mod:`experiments.fidelity_figures`.
 """
 import math
-import pathlib
 import textwrap
 from typing import NamedTuple
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from experiments import study
-from regan_jax import workdir
+from experiments import cells
+from experiments.cells import METRICS, swept_targets
+
+# Row selection lives in :mod:`experiments.cells`; the notebooks reach it from here too.
+experiment_rows, experiments_present = cells.experiment_rows, cells.experiments_present
 
 # One colour per penalty, fixed across figures (colour-blind-safe tab10 order).
 COLOURS = {
@@ -32,8 +42,8 @@ COLOURS = {
 LABELS = {
     "none": "none", "l2": "L2 (coupled)", "weight_decay": "weight decay (AdamW)",
     "l1": "L1 (subgradient)", "prox_l1": "L1 (proximal)", "elastic_net": "elastic net (prox)",
-    "group_l1": "group L1 (prox)", "max_norm": "max-norm (x = radius r)",
-    "spectral_norm": "spectral norm D", "r1": "R1 penalty", "wgan_gp": "WGAN-GP",
+    "group_l1": "group L1 (prox)", "max_norm": "max-norm (top axis: radius)",
+    "spectral_norm": "spectral norm (best lr)", "r1": "R1 penalty", "wgan_gp": "WGAN-GP",
     "custom": "custom",
 }
 SHORT = {
@@ -41,187 +51,273 @@ SHORT = {
     "elastic_net": "elastic net", "group_l1": "group L1", "max_norm": "max-norm",
     "spectral_norm": "spectral norm", "r1": "R1", "wgan_gp": "WGAN-GP", "custom": "custom",
 }
-# Metric: (axis label, lower is better?) -- None: no "better" direction.
-METRICS = {
-    "fd": ("Fréchet distance (features) ↓", True),
-    "kid": ("KID ↓", True),
-    "modes": ("modes covered ↑", False),
-    "hq_fraction": ("high-quality fraction ↑", False),
-    "reverse_kl": ("reverse KL to uniform ↓", True),
-    "class_kl": ("KL(mode histogram ‖ uniform) ↓", True),
-    "elbo": ("held-out ELBO (nats) ↑", False),
-    "recon": ("reconstruction −log p(x|z) ↓", True),
-    "cond_accuracy": ("classifier accuracy on samples ↑", False),
-    "intra_fd": ("intra-class Fréchet distance ↓", True),
-    "precision": ("precision ↑", False),
-    "recall": ("recall ↑", False),
-    "density": ("density ↑", False),
-    "coverage": ("coverage ↑", False),
-    "sample_tv": ("total variation of samples (lower = smoother)", None),
-    "sparsity": ("fraction of exactly-zero weights", None),
-    "filter_sparsity": ("fraction of all-zero units", None),
+# Null references: (legend label, colour, dash pattern); {n}: the nulls' sample count.
+NULL_STYLES = {
+    "noise": ("null: noise", "dimgray", (0, (5, 2))),
+    "shuffled": ("null: shuffled pixels", "rosybrown", (0, (5, 2, 1, 2))),
+    "real": ("null: held-out real, N={n}", "darkcyan", (0, (2, 1.5))),
 }
-STRENGTH_LABEL = "strength λ (max-norm: radius r), log scale"
+MIXTURE_REAL = "null: true mixture samples, N={n}"
+PACGAN_LABEL = "PacGAN Table 1 (GAN, published)"
+# PacGAN (Lin et al. 2018) Table 1, the unregularised GAN: modes, HQ fraction, reverse KL.
+PACGAN = {"ring8": {"modes": 6.3, "hq_fraction": 0.982, "reverse_kl": 0.45},
+          "grid25": {"modes": 17.3, "hq_fraction": 0.948, "reverse_kl": 0.70}}
+OFF_SCALE = "median at the worst value (diverged runs), off scale"
+NULL_REACH = 2.0  # a null further than this many data spans away is written, not drawn
+UNBOUNDED = ("fd", "kid", "intra_fd", "recon", "elbo", "density")  # where NULL_REACH applies
+SN_NOTE = "spectral norm: best of its lr sweep, selected on the same seeds (optimistic for it)"
 
 
-class Cell(NamedTuple):
-    """The runs of one (experiment, penalty, target, value) over seeds."""
-    median: float | None
-    low: float | None
-    high: float | None
-    scored: int
-    failed: int
+class Line(NamedTuple):
+    """A horizontal reference line: value, legend label, colour, dash pattern."""
+    value: float
+    label: str
+    colour: str
+    style: object
 
 
 # ----------------------------------------------------------------------------
-# Selecting and summarising rows
+# Captions
 # ----------------------------------------------------------------------------
 
-def experiment_rows(rows, name: str) -> list[dict]:
-    """The rows of one experiment (``config.name``)."""
-    return [r for r in rows if r["config.name"] == name]
+def caption(rows, preset: str, *, figure: bool = True, dropped: bool = False) -> str:
+    """``preset P · seeds 0,1 · N steps · ...``: what every figure and table states.
 
-
-def experiments_present(rows) -> list[str]:
-    """The experiment names in ``rows``, in first-seen order."""
-    return list(dict.fromkeys(r["config.name"] for r in rows))
-
-
-def metric_value(row: dict, metric: str):
-    """``row``'s score, None if the run diverged or has none.
-
-    ``sparsity``/``filter_sparsity`` read the targeted network's value (the
-    mean over both for target ``both``).
+    ``dropped``: the figure's metric has no direction, so diverged runs are
+    left out (said so) instead of counting as the worst value.
     """
-    if row.get("diverged"):
-        return None
-    if metric in ("sparsity", "filter_sparsity"):
-        nets = _target_nets(row)
-        values = [row.get(f"{metric}_{n}") for n in nets]
-        return None if not values or None in values else float(np.mean(values))
-    value = row.get(metric)
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return float(value)
+    seeds = sorted({int(r["seed"]) for r in rows})
+    steps = sorted({int(r["config.steps"]) for r in rows})
+    diverged = ("diverged runs left out (a metric without a better direction)" if dropped else
+                "a diverged run counts as the worst value (FD = +∞, modes = 0), never dropped")
+    what = (f"median over seeds, bars/bands: 95 % bootstrap CI; {diverged}" if figure
+            else "median [95 % bootstrap CI]")
+    return (f"preset {preset} · seeds {','.join(map(str, seeds))} · "
+            f"{'/'.join(map(str, steps))} steps · {what}")
 
 
-def cells(rows, metric: str) -> dict:
-    """``{(penalty, target, value): Cell}`` of ``metric`` over seeds."""
-    grouped = {}
-    for r in rows:
-        grouped.setdefault((r["penalty"], r["target"], r["value"]), []).append(metric_value(r, metric))
-    out = {}
-    for key, values in grouped.items():
-        scored = [v for v in values if v is not None]
-        out[key] = Cell(float(np.median(scored)) if scored else None,
-                        min(scored) if scored else None, max(scored) if scored else None,
-                        len(scored), len(values) - len(scored))
+def strength_label(rows) -> str:
+    """The x-axis label: effective strength where calibrated, else raw λ."""
+    if cells.is_effective(rows):
+        return "effective strength (log; raw λ in results.csv)"
+    return "raw strength λ (log; uncalibrated grid)"
+
+
+def number(value: float) -> str:
+    """3 significant digits, ∞ for an infinity (a diverged run's worst value)."""
+    return ("∞" if value > 0 else "−∞") if math.isinf(value) else f"{value:.3g}"
+
+
+def value_text(key, effective: bool) -> str:
+    """``e=0.1`` / ``λ=0.01`` / ``r/r₀=1`` / ``lr=2e-4`` of a cell key ('' if unswept)."""
+    if key.strength is None:
+        return ""
+    symbol = ("lr" if key.penalty == "spectral_norm" else
+              ("r/r₀" if effective else "r") if key.penalty == "max_norm" else
+              "e" if effective else "λ")
+    return f"{symbol}={key.strength:.3g}"
+
+
+# ----------------------------------------------------------------------------
+# Drawing primitives
+# ----------------------------------------------------------------------------
+
+def _edge(value: float, bottom: float, top: float) -> float:
+    """An infinite value at the panel's edge (its sign's side), a finite one as it is."""
+    return value if math.isfinite(value) else (top if value > 0 else bottom)
+
+
+def _series(ax, points, deferred: list, *, colour, label, ls="-", marker="o"):
+    """Medians joined by a line with CI bars; infinite parts deferred to the panel's edges."""
+    xs = np.array([x for x, _ in points], float)
+    med, low, high = (np.array([getattr(c, f) for _, c in points], float)
+                      for f in ("median", "low", "high"))
+    finite = np.isfinite(med)
+    ax.plot(xs[finite], med[finite], color=colour, ls=ls, marker=marker, ms=3.5, lw=1.2,
+            label=label)
+    bounded = finite & np.isfinite(low) & np.isfinite(high)
+    if bounded.any():
+        ax.errorbar(xs[bounded], med[bounded], yerr=[med[bounded] - low[bounded],
+                                                     high[bounded] - med[bounded]],
+                    fmt="none", ecolor=colour, elinewidth=1, capsize=2)
+    for x, m, lo, hi in zip(xs[~bounded], med[~bounded], low[~bounded], high[~bounded]):
+        deferred.append(lambda b, t, x=x, m=m, lo=lo, hi=hi: _overflow(ax, x, m, lo, hi, b, t,
+                                                                      colour))
+
+
+def _overflow(ax, x, median, low, high, bottom, top, colour):
+    ax.vlines(x, _edge(low, bottom, top), _edge(high, bottom, top), color=colour, lw=1,
+              ls=":")
+    if not math.isfinite(median):
+        ax.plot([x], [_edge(median, bottom, top)], marker="^" if median > 0 else "v",
+                color=colour, mec="red", ms=6, ls="none", clip_on=False, zorder=5,
+                label=OFF_SCALE)
+
+
+def _band(ax, cell, deferred: list, *, colour, label):
+    """A baseline: its median as a horizontal line and its CI as a band."""
+    med, low, high = cell.median, cell.low, cell.high
+    if math.isfinite(med):
+        ax.axhline(med, color=colour, lw=1.1, label=label)
+    if math.isfinite(med) and math.isfinite(low) and math.isfinite(high):
+        ax.axhspan(low, high, color=colour, alpha=0.12, lw=0)
+        return
+
+    def draw(bottom, top):
+        if not math.isfinite(med):
+            ax.axhline(_edge(med, bottom, top), color=colour, lw=2, ls=":",
+                       label=f"{label} — {OFF_SCALE}")
+        ax.axhspan(_edge(low, bottom, top), _edge(high, bottom, top), color=colour, alpha=0.07,
+                   lw=0)
+    deferred.append(draw)
+
+
+def _reference_lines(ax, lines, metric: str) -> None:
+    """Dashed reference lines.
+
+    On an unbounded metric's axis (FD, KID, ...) a line further than
+    :data:`NULL_REACH` data spans away is written in the panel instead, so
+    that it does not squash the data.
+    """
+    bottom, top = ax.get_ylim()
+    reach = NULL_REACH * max(top - bottom, 1e-12)
+    far = []
+    for line in lines:
+        if metric not in UNBOUNDED or bottom - reach <= line.value <= top + reach:
+            ax.axhline(line.value, color=line.colour, ls=line.style, lw=1.1, label=line.label)
+        else:
+            far.append(f"{line.label.split(', N=')[0].removeprefix('null: ')} {line.value:.3g}")
+    if far:
+        text = ax.text(0.02, 0.97, textwrap.fill("off scale: " + "; ".join(far), 58),
+                       transform=ax.transAxes, va="top", fontsize=6, color="0.3",
+                       bbox=dict(facecolor="white", alpha=0.7, lw=0, pad=1))
+        text.set_in_layout(False)
+
+
+def _finish(ax, deferred: list) -> None:
+    """Draws what waited for the panel's limits, keeping those limits."""
+    bottom, top = ax.get_ylim()
+    for draw in deferred:
+        draw(bottom, top)
+    ax.set_ylim(bottom, top)
+
+
+def _style(ax, ylabel: str, xlabel: str | None, log_x: bool = True) -> None:
+    if log_x and ax.has_data():
+        ax.set_xscale("log")
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=7.5)
+    ax.set_ylabel(ylabel, fontsize=7.5)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3, which="both", lw=0.4)
+
+
+def null_lines(nulls, metric: str, *, mixture: bool = False) -> list[Line]:
+    """The null references of ``metric`` in ``nulls.json`` (none where it has none)."""
+    out = []
+    for kind, (label, colour, style) in NULL_STYLES.items():
+        value = cells.null_value(nulls, kind, metric)
+        if value is not None:
+            label = MIXTURE_REAL if mixture and kind == "real" else label
+            out.append(Line(value, label.format(n=nulls["num_samples"]), colour, style))
     return out
 
 
-def best_cell(rows, metric: str, penalty: str, target):
-    """``(value, Cell)`` of the best median of ``metric`` over a penalty's strengths.
-
-    Only cells where every seed finished with a score compete; None if none did.
-    """
-    lower = METRICS[metric][1]
-    candidates = [(v, c) for (p, t, v), c in cells(rows, metric).items()
-                  if p == penalty and t == target and c.scored and not c.failed]
-    if not candidates:
-        return None
-    return (min if lower else max)(candidates, key=lambda vc: vc[1].median)
-
-
-def swept_targets(rows) -> list[str]:
-    """The targets the swept penalties of ``rows`` were put on, in a fixed order."""
-    order = ["g", "d", "encoder", "decoder", "both"]
-    present = {r["target"] for r in rows if r["target"] is not None}
-    return [t for t in order if t in present] + sorted(present - set(order))
-
-
-def penalties_present(rows, swept: bool) -> list[str]:
-    """Penalty names in ``rows`` with (``swept``) or without a swept value, registry order."""
-    present = {r["penalty"] for r in rows if (r["value"] is not None) == swept}
-    return [p for p in list(study.PENALTIES) + ["custom"] if p in present]
-
-
-def caption(rows, preset: str, *, figure: bool = True) -> str:
-    """``preset P · seeds 0,1 (...) · N steps``: what every figure and table states."""
-    seeds = sorted({int(r["seed"]) for r in rows})
-    steps = sorted({int(r["config.steps"]) for r in rows})
-    marks = "bars min–max; red ×: a seed diverged or has no finite score" if figure else "min–max"
-    return (f"preset {preset} · seeds {','.join(map(str, seeds))} (median, {marks}) · "
-            f"{'/'.join(map(str, steps))} steps")
-
-
-def _target_nets(row) -> list[str]:
-    nets = sorted(k[len("config.penalty."):-len(".kind")] for k in row
-                  if k.startswith("config.penalty.") and k.endswith(".kind"))
-    target = row["target"]
-    return nets if target in (None, "both") else target.split(",")
+def pacgan_lines(name: str, metric: str) -> list[Line]:
+    """The published PacGAN GAN number of a mixture experiment's metric, if any."""
+    table = next((v for k, v in PACGAN.items() if name.startswith(k)), {})
+    return [Line(table[metric], PACGAN_LABEL, "indigo", "-.")] if metric in table else []
 
 
 # ----------------------------------------------------------------------------
-# Panels
+# Panels and figures
 # ----------------------------------------------------------------------------
 
-def strength_panel(ax, rows, metric: str, target: str, *, legend: bool = False) -> None:
-    """``metric`` against strength on a log axis for every swept penalty on ``target``.
+def strength_panel(ax, rows, metric: str, target: str, *, lines=(), on: str = "none",
+                   legend: bool = False) -> None:
+    """``metric`` against strength for every weight penalty on ``target``.
 
-    Median line with min–max error bars; red × where a seed diverged; the
-    unregularised run (and the baselines, if present) as horizontal bands.
+    Medians with CI bars per penalty (max-norm against its radius on a top
+    axis, reversed so that stronger is to the right on both); the baselines
+    as bands (``on='r1'``: penalties on top of R1, with the R1 and
+    unregularised bands); then the reference ``lines`` (:func:`null_lines`).
     """
-    table = cells(rows, metric)
-    for penalty in penalties_present(rows, swept=True):
-        points = sorted((v, c) for (p, t, v), c in table.items() if p == penalty and t == target)
+    table = cells.cells(rows, metric)
+    deferred, radius_ax = [], None
+    for penalty in cells.weight_penalties(rows, on):
+        points = sorted((k.strength, c) for k, c in table.items()
+                        if k[:3] == (on, penalty, target))
         if not points:
             continue
-        xs = np.array([v for v, _ in points], float)
-        med = np.array([np.nan if c.median is None else c.median for _, c in points])
-        low = np.array([np.nan if c.low is None else c.low for _, c in points])
-        high = np.array([np.nan if c.high is None else c.high for _, c in points])
-        style = "--" if penalty == "max_norm" else "-"
-        ax.errorbar(xs, med, yerr=[med - low, high - med], color=COLOURS[penalty], ls=style,
-                    marker="o", ms=3, lw=1.2, capsize=2, label=LABELS[penalty])
-        failed = [v for v, c in points if c.failed]
-        if failed:
-            top = np.nanmax(med) if np.isfinite(med).any() else 0.0
-            ax.scatter(failed, [top] * len(failed), marker="x", color="red", s=30, zorder=5)
-    for penalty in penalties_present(rows, swept=False):
-        cell = table.get((penalty, None, None))
-        if cell is None or cell.median is None:
-            continue
-        ax.axhline(cell.median, color=COLOURS[penalty], lw=1, ls=":" if penalty != "none" else "-",
-                   label=f"{LABELS[penalty]} (no weight penalty)")
-        if penalty == "none":
-            ax.axhspan(cell.low, cell.high, color="black", alpha=0.08)
-    ax.set_xscale("log")
-    ax.set_xlabel(STRENGTH_LABEL, fontsize=8)
-    ax.set_ylabel(METRICS[metric][0], fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.grid(alpha=0.3, which="both", lw=0.4)
+        axis = ax
+        if penalty == "max_norm":
+            radius_ax = radius_ax or _radius_axis(ax)
+            axis = radius_ax
+        label = LABELS[penalty] + ("" if on == "none" else f" + {SHORT.get(on, on)}")
+        _series(axis, points, deferred, colour=COLOURS[penalty], label=label,
+                ls="--" if penalty == "max_norm" else "-")
+    for penalty, key in cells.baseline_keys(rows, cells.headline_metric(rows)).items():
+        if key in table and (on == "none" or penalty in ("none", on)):
+            _band(ax, table[key], deferred, colour=COLOURS[penalty],
+                  label=f"baseline: {LABELS[penalty]}")
+    _reference_lines(ax, lines, metric)
+    _finish(ax, deferred)
+    _style(ax, METRICS[metric].label, strength_label(rows))
+    if radius_ax is not None:
+        _style(radius_ax, "", "max-norm radius r/r₀ (reversed: stronger →)")
+        radii = sorted({k.strength for k in table if k.penalty == "max_norm"})
+        radius_ax.set_xticks(radii, [f"{r:g}" for r in radii])
+        radius_ax.set_xticks([], minor=True)
+        radius_ax.invert_xaxis()
+        radius_ax.xaxis.label.set_color(COLOURS["max_norm"])
     if legend:
         ax.legend(fontsize=6.5, loc="best", framealpha=0.8)
 
 
-def strength_figure(rows, metrics, targets, title: str, *, width: float = 3.6,
-                    height: float = 2.9) -> Figure:
-    """A grid of :func:`strength_panel`: one row per metric, one column per target.
+def _radius_axis(ax):
+    twin = ax.twiny()
+    twin.set_xscale("log")
+    return twin
 
-    One shared legend under the panels.
+
+def panel_figure(panels, title: str, *, width: float = 3.6, height: float = 2.9) -> Figure:
+    """A grid of panels with one legend under them.
+
+    ``panels``: rows of ``(title, draw(ax))`` (None: a blank cell).
     """
-    fig = Figure(figsize=(max(7.5, width * len(targets) + 0.4), height * len(metrics) + 1.6),
-                 dpi=110)
-    axes = fig.subplots(len(metrics), len(targets), squeeze=False)
-    for i, metric in enumerate(metrics):
-        for j, target in enumerate(targets):
-            strength_panel(axes[i, j], rows, metric, target)
-            axes[i, j].set_title(f"penalty on {_net_label(target)}", fontsize=9)
-    _layout(fig, title, _shared_legend(fig, axes))
+    ncols = max(len(p) for p in panels)
+    fig = Figure(figsize=(max(7.5, width * ncols + 0.4), height * len(panels) + 1.8), dpi=110)
+    axes = fig.subplots(len(panels), ncols, squeeze=False)
+    for i, row in enumerate(panels):
+        for j in range(ncols):
+            ax = axes[i, j]
+            if j >= len(row) or row[j] is None:
+                ax.axis("off")
+                continue
+            name, draw = row[j]
+            draw(ax)
+            ax.set_title(name, fontsize=8.5, pad=16 if _has_twin(ax) else 4)
+    _layout(fig, title, _shared_legend(fig))
     return fig
 
 
-def _net_label(target: str) -> str:
+def _has_twin(ax) -> bool:
+    return any(other is not ax and other.bbox.bounds == ax.bbox.bounds
+               for other in ax.figure.axes)
+
+
+def strength_figure(rows, metrics, targets, title: str, *, nulls=None,
+                    on: str = "none") -> Figure:
+    """:func:`strength_panel` s: one row per metric, one column per target, nulls drawn."""
+    def draw(metric, target):
+        lines = null_lines(nulls, metric)
+        return lambda ax: strength_panel(ax, rows, metric, target, lines=lines, on=on)
+    panels = [[(f"penalty on {net_label(t)}", draw(m, t)) for t in targets]
+              for m in metrics if cells.has_metric(rows, m)]
+    return panel_figure(panels, title)
+
+
+def net_label(target: str) -> str:
     return target.upper() if len(target) == 1 else target
 
 
@@ -230,24 +326,37 @@ def _layout(fig, title: str, legend_rows: int = 0) -> None:
     width, height = fig.get_size_inches()
     lines = [textwrap.fill(line, int(width * 14)) for line in title.split("\n")]
     title = "\n".join(lines)
-    fig.suptitle(title, fontsize=9)
-    top = 1 - (0.2 * title.count("\n") + 0.35) / height
-    bottom = (0.22 * legend_rows + 0.05) / height if legend_rows else 0
-    fig.tight_layout(rect=(0, bottom, 1, top))
+    top = 1 - (0.17 * title.count("\n") + 0.3) / height
+    bottom = (0.2 * legend_rows + 0.08) / height if legend_rows else 0
+    fig.tight_layout(rect=(0, bottom, 1, top))  # before the suptitle: it would count it twice
+    fig.suptitle(title, fontsize=9, y=1 - 0.08 / height)
 
 
-def _shared_legend(fig, axes) -> int:
-    """One legend under the panels with every labelled artist once; returns its rows."""
+def _shared_legend(fig, axes=None, ncol: int | None = None) -> int:
+    """One legend under the panels with every labelled artist once; returns its rows.
+
+    ``ncol``: its columns (default: as many as fit the figure's width).
+    """
+    ncol = ncol or max(2, min(5, int(fig.get_figwidth() / 2.5)))
     handles, labels = {}, []
-    for ax in np.ravel(axes):
+    for ax in fig.axes if axes is None else np.ravel(axes):
         for h, label in zip(*ax.get_legend_handles_labels()):
-            if label not in handles:
+            if label not in handles and not label.startswith("_"):
                 handles[label] = h
                 labels.append(label)
     if labels:
         fig.legend([handles[lb] for lb in labels], labels, loc="lower center",
-                   ncol=min(4, len(labels)), fontsize=7, frameon=False)
-    return math.ceil(len(labels) / 4)
+                   ncol=min(ncol, len(labels)), fontsize=7, frameon=False)
+    return math.ceil(len(labels) / ncol)
+
+
+def _title(number: str, what: str, rows, preset: str, note: str = "",
+           dropped: bool = False) -> str:
+    """``N. what — experiment note; SN note`` and the :func:`caption` line."""
+    name = rows[0]["config.name"]
+    extra = f" {note}" if note else ""
+    sn = f"; {SN_NOTE}" if any(r["penalty"] == "spectral_norm" for r in rows) else ""
+    return f"{number}. {what} — {name}{extra}{sn}\n{caption(rows, preset, dropped=dropped)}"
 
 
 # ----------------------------------------------------------------------------
@@ -255,182 +364,92 @@ def _shared_legend(fig, axes) -> int:
 # ----------------------------------------------------------------------------
 
 def fig_sparsity(rows, preset: str) -> Figure:
-    """1. Exactly-zero weight fraction (and all-zero units) vs λ on the targeted network."""
+    """1. Exactly-zero weight fraction (and all-zero units, group L1's unit) vs strength."""
     targets = [t for t in swept_targets(rows) if t != "both"] or swept_targets(rows)
     return strength_figure(
         rows, ("sparsity", "filter_sparsity"), targets,
-        f"1. Sparsity vs strength — {rows[0]['config.name']} — proximal steps give exact zeros, "
-        f"subgradient steps do not\n{caption(rows, preset)}")
+        _title("1", "Sparsity vs strength", rows, preset,
+               "(top row: exactly-zero weights; bottom: all-zero units/filters) — proximal "
+               "steps give exact zeros, subgradient steps do not", dropped=True))
 
 
-def fig_mixture_metrics(runs_by_experiment: dict, preset: str) -> Figure:
-    """2b. Modes covered, high-quality fraction and reverse KL vs λ (rows: ring8, grid25)."""
-    metrics = ("modes", "hq_fraction", "reverse_kl")
-    names = sorted(runs_by_experiment, key=_mixture_order)
-    fig = Figure(figsize=(3.6 * len(metrics) + 0.4, 2.9 * len(names) + 1.6), dpi=110)
-    axes = fig.subplots(len(names), len(metrics), squeeze=False)
-    all_rows = []
-    for i, name in enumerate(names):
+def fig_mixture_metrics(runs_by_experiment: dict, preset: str, nulls_by_experiment=None
+                        ) -> Figure:
+    """2b. Modes, robust modes, HQ fraction, reverse KL vs strength (a row per mixture × target).
+
+    Lines: the noise and true-mixture nulls and the published PacGAN GAN numbers.
+    """
+    nulls_by_experiment = nulls_by_experiment or {}
+    metrics = ("modes", "robust_modes", "hq_fraction", "reverse_kl")
+    panels, all_rows = [], []
+    for name in sorted(runs_by_experiment, key=mixture_order):
         rows = runs_by_experiment[name]
         all_rows += rows
-        target = (swept_targets(rows) or ["g"])[0]
-        for j, metric in enumerate(metrics):
-            strength_panel(axes[i, j], rows, metric, target)
-            axes[i, j].set_title(f"{name}, penalty on {target.upper()}", fontsize=9)
-    _layout(fig, "2b. Mode collapse on 2-D mixtures vs strength: does L1 increase diversity?\n"
-            f"{caption(all_rows, preset)}", _shared_legend(fig, axes))
-    return fig
+        nulls = nulls_by_experiment.get(name)
+        for target in swept_targets(rows):
+            panels.append([(f"{name}, penalty on {net_label(target)}",
+                            _mixture_panel(rows, m, target, name, nulls))
+                           for m in metrics if cells.has_metric(rows, m)])
+    return panel_figure(panels, "2b. Mode collapse on 2-D mixtures vs strength: does L1 increase "
+                        f"diversity?\n{caption(all_rows, preset)}", width=3.3, height=2.6)
 
 
-def fig_quality(runs_by_experiment: dict, preset: str) -> Figure:
-    """3. FD and KID vs λ, one column per target, for each image GAN (digits; fashion_mnist)."""
-    figures_rows = []
+def _mixture_panel(rows, metric, target, name, nulls):
+    lines = null_lines(nulls, metric, mixture=True) + pacgan_lines(name, metric)
+    return lambda ax: strength_panel(ax, rows, metric, target, lines=lines)
+
+
+def fig_quality(runs_by_experiment: dict, preset: str, nulls_by_experiment=None) -> Figure:
+    """3. FD and KID vs strength, one column per target, per image GAN."""
+    nulls_by_experiment = nulls_by_experiment or {}
+    panels, all_rows = [], []
     for name, rows in runs_by_experiment.items():
+        all_rows += rows
         for metric in ("fd", "kid"):
-            figures_rows.append((name, metric, rows))
-    targets = swept_targets([r for _, _, rs in figures_rows for r in rs])
-    fig = Figure(figsize=(max(7.5, 3.6 * len(targets) + 0.4), 2.9 * len(figures_rows) + 1.6),
-                 dpi=110)
-    axes = fig.subplots(len(figures_rows), len(targets), squeeze=False)
-    for i, (name, metric, rows) in enumerate(figures_rows):
-        for j, target in enumerate(targets):
-            strength_panel(axes[i, j], rows, metric, target)
-            axes[i, j].set_title(f"{name}: penalty on {_net_label(target)}", fontsize=9)
-    all_rows = [r for rs in runs_by_experiment.values() for r in rs]
-    _layout(fig, "3. Image quality vs strength (grey band: unregularised median, min–max; "
-            f"dotted: baselines)\n{caption(all_rows, preset)}", _shared_legend(fig, axes))
-    return fig
-
-
-def fig_stability(rows, root, preset: str) -> Figure:
-    """4. FD over training steps (each penalty at its best strength, target ``both``) and diverged fractions."""
-    fig = Figure(figsize=(11, 4.4), dpi=110)
-    ax_fd, ax_div = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1]})
-    target = "both" if "both" in swept_targets(rows) else (swept_targets(rows) or [None])[0]
-    for penalty in _all_penalties(rows):
-        runs = representative_runs(rows, penalty, target, "fd")
-        curves = [_metric_curve(root, r["run"], "fd") for r in runs]
-        curves = [c for c in curves if c]
-        if not curves:
-            continue
-        steps = sorted(set.intersection(*(set(c) for c in curves)))
-        if not steps:
-            continue
-        values = np.array([[c[s] for s in steps] for c in curves], float)
-        value = runs[0]["value"]
-        label = LABELS[penalty] + ("" if value is None else f" {value:.3g}")
-        ax_fd.plot(steps, np.median(values, 0), color=COLOURS[penalty], marker="o", ms=3,
-                   lw=1.2, ls="--" if penalty == "max_norm" else "-", label=label)
-        ax_fd.fill_between(steps, values.min(0), values.max(0), color=COLOURS[penalty], alpha=0.12)
-    ax_fd.set_xlabel("training step", fontsize=8)
-    ax_fd.set_ylabel("Fréchet distance (in-training, fewer samples) ↓", fontsize=8)
-    ax_fd.set_title(f"FD over training, {target if target else ''} at best strength", fontsize=9)
-    ax_fd.legend(fontsize=6.5, ncol=2)
-    ax_fd.grid(alpha=0.3, lw=0.4)
-    names = _all_penalties(rows)
-    fractions = [np.mean([bool(r.get("diverged")) for r in rows if r["penalty"] == p]) for p in names]
-    counts = [sum(r["penalty"] == p for r in rows) for p in names]
-    bars = ax_div.barh(range(len(names)), fractions, color=[COLOURS[p] for p in names])
-    for bar, n, f in zip(bars, counts, fractions):
-        ax_div.text(min(f + 0.02, 0.85), bar.get_y() + bar.get_height() / 2,
-                    f"{round(f * n)}/{n}", va="center", fontsize=7)
-    ax_div.set_yticks(range(len(names)), [LABELS[p] for p in names], fontsize=7)
-    ax_div.set_xlim(0, 1)
-    ax_div.invert_yaxis()
-    ax_div.set_xlabel("fraction of runs diverged (all strengths, targets, seeds)", fontsize=8)
-    ax_div.set_title("divergence", fontsize=9)
-    _layout(fig, f"4. Stability — {rows[0]['config.name']}: FD while training (median over seeds, "
-            f"shade min–max) and diverged runs\n{caption(rows, preset)}")
-    return fig
-
-
-def fig_vae(rows, preset: str) -> Figure:
-    """6. VAE: ELBO, reconstruction error and sample FD vs λ, encoder vs decoder."""
-    metrics = [m for m in ("elbo", "recon", "fd") if any(r.get(m) is not None for r in rows)]
-    fig = strength_figure(rows, metrics, swept_targets(rows),
-                          f"6. VAE — {rows[0]['config.name']}: penalty on the encoder vs the "
-                          f"decoder\n{caption(rows, preset)}")
-    return fig
-
-
-def fig_cgan(rows, preset: str) -> Figure:
-    """7. Conditional GAN: classifier accuracy on conditional samples and intra-class FD vs λ."""
-    return strength_figure(rows, ("cond_accuracy", "intra_fd"), swept_targets(rows),
-                           f"7. Conditional GAN — {rows[0]['config.name']}\n{caption(rows, preset)}")
-
-
-def fig_stacked(rows, preset: str) -> Figure:
-    """8. Stacked digits: modes covered (of 1,000) and KL of the mode histogram to uniform vs λ."""
-    return strength_figure(rows, ("modes", "class_kl"), swept_targets(rows),
-                           f"8. Stacked digits (1,000 modes) — {rows[0]['config.name']}\n"
-                           f"{caption(rows, preset)}")
-
-
-def fig_precision_recall(rows, preset: str) -> Figure:
-    """9. Precision vs recall and density vs coverage: medians per (penalty, target, λ) cell."""
-    fig = Figure(figsize=(10, 4.8), dpi=110)
-    axes = fig.subplots(1, 2)
-    for ax, (mx, my) in zip(axes, (("recall", "precision"), ("coverage", "density"))):
-        cx, cy = cells(rows, mx), cells(rows, my)
-        for penalty in _all_penalties(rows):
-            keys = [k for k in cx if k[0] == penalty and cx[k].median is not None
-                    and cy[k].median is not None]
-            if not keys:
+            if not cells.has_metric(rows, metric):
                 continue
-            xs, ys = [cx[k].median for k in keys], [cy[k].median for k in keys]
-            swept = keys[0][2] is not None
-            ax.scatter(xs, ys, color=COLOURS[penalty], s=18 if swept else 70,
-                       marker="o" if swept else "*", label=LABELS[penalty], alpha=0.8,
-                       edgecolors="black" if not swept else "none", linewidths=0.5)
-        ax.set_xlabel(METRICS[mx][0], fontsize=8)
-        ax.set_ylabel(METRICS[my][0], fontsize=8)
-        ax.grid(alpha=0.3, lw=0.4)
-        ax.tick_params(labelsize=7)
-    axes[1].legend(fontsize=6.5, loc="best")
-    _layout(fig, f"9. Fidelity vs diversity — {rows[0]['config.name']}: one dot per (penalty, "
-            f"target, strength) median; stars: no weight penalty\n{caption(rows, preset)}")
-    return fig
+            lines = null_lines(nulls_by_experiment.get(name), metric)
+            panels.append([(f"{name}: penalty on {net_label(t)}",
+                            lambda ax, r=rows, m=metric, t=t, ln=lines:
+                            strength_panel(ax, r, m, t, lines=ln))
+                           for t in swept_targets(rows)])
+    sn = f"; {SN_NOTE}" if any(r["penalty"] == "spectral_norm" for r in all_rows) else ""
+    return panel_figure(panels, "3. Image quality vs strength (bands: baselines without a weight "
+                        f"penalty){sn}\n{caption(all_rows, preset)}")
 
 
-# ----------------------------------------------------------------------------
-# Representative runs and curves
-# ----------------------------------------------------------------------------
-
-def representative_runs(rows, penalty: str, target, metric: str) -> list[dict]:
-    """The seeds' runs of ``penalty``'s best cell on ``target`` (unswept: its runs).
-
-    Falls back to the strongest setting when no cell finished on every seed
-    (so a penalty that always diverges still shows what it did).
-    """
-    mine = [r for r in rows if r["penalty"] == penalty]
-    if not mine:
-        return []
-    if mine[0]["value"] is None:
-        return sorted(mine, key=lambda r: r["seed"])
-    best = best_cell(rows, metric, penalty, target)
-    on_target = [r for r in mine if r["target"] == target] or mine
-    value = best[0] if best else max(r["value"] for r in on_target)
-    return sorted((r for r in on_target if r["value"] == value), key=lambda r: r["seed"])
+def fig_vae(rows, preset: str, nulls=None) -> Figure:
+    """6. VAE: ELBO, reconstruction error and sample FD vs strength, encoder vs decoder."""
+    return strength_figure(rows, ("elbo", "recon", "fd"), swept_targets(rows),
+                           _title("6", "VAE: penalty on the encoder vs the decoder", rows,
+                                  preset), nulls=nulls)
 
 
-def representative_run(rows, penalty: str, target, metric: str):
-    """``(row of the lowest seed, value)`` of :func:`representative_runs`, or ``(None, None)``."""
-    runs = representative_runs(rows, penalty, target, metric)
-    return (runs[0], runs[0]["value"]) if runs else (None, None)
+def fig_cgan(rows, preset: str, nulls=None) -> Figure:
+    """7. Conditional GAN: classifier accuracy on conditional samples and intra-class FD."""
+    return strength_figure(rows, ("cond_accuracy", "intra_fd", "fd"), swept_targets(rows),
+                           _title("7", "Conditional GAN", rows, preset), nulls=nulls)
 
 
-def _metric_curve(root, run: str, metric: str) -> dict:
-    """``{step: value}`` of ``metric`` in a run's metrics.jsonl (finite values only)."""
-    return {row["step"]: float(row[metric])
-            for row in workdir.read_metrics(pathlib.Path(root) / run)
-            if row.get(metric) is not None}
+def fig_stacked(rows, preset: str, nulls=None) -> Figure:
+    """8. Stacked digits: modes covered (of 1,000) and KL of the mode histogram to uniform."""
+    return strength_figure(rows, ("modes", "class_kl"), swept_targets(rows),
+                           _title("8", "Stacked digits (1,000 modes)", rows, preset),
+                           nulls=nulls)
 
 
-def _mixture_order(name: str):
+def fig_on_regulariser(rows, preset: str, nulls=None, on: str = "r1") -> Figure:
+    """11. Weight penalties on top of R1 against the R1 band (and the unregularised one)."""
+    mine = [r for r in rows if cells.regulariser(r) == on or r["penalty"] == "none"]
+    targets = swept_targets([r for r in mine if cells.role(r) == f"on_{on}"])
+    headline = cells.headline_metric(rows)
+    metrics = (headline, "kid") if headline == "fd" else (headline, "robust_modes")
+    return strength_figure(mine, metrics, targets,
+                           _title("11", f"Weight penalties on top of {on.upper()} "
+                                  f"(bands: {on.upper()} alone, and no regulariser)", mine, preset),
+                           nulls=nulls, on=on)
+
+
+def mixture_order(name: str):
     """ring8 before grid25 (easy before hard), others after by name."""
     return (0 if name.startswith("ring8") else 1 if name.startswith("grid25") else 2, name)
-
-
-def _all_penalties(rows) -> list[str]:
-    present = {r["penalty"] for r in rows}
-    return [p for p in list(study.PENALTIES) + ["custom"] if p in present]

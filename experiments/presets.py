@@ -120,7 +120,7 @@ PRESETS = {
         "ring8_gan": _gan("ring8_gan", 10000, 10, 2500, learning_rates=(3e-4, 1e-3),
                           on_r1=()),
         "digits_gan": _gan("digits_gan", 5000, 10, 2000, learning_rates=(1e-4, 2e-4, 5e-4)),
-        "grid25_gan": _gan("grid25_gan", 10000, 10, 2500, targets=("g", "d"),
+        "grid25_gan": _gan("grid25_gan", 20000, 10, 2500, targets=("g", "d"),
                            learning_rates=(), on_r1=()),
         "digits_vae": (StudyGrid("digits_vae", ("none", *ALL_WEIGHT),
                                  ("encoder", "decoder", "both"), EFFECTIVE, EFFECTIVE_RADII,

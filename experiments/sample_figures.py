@@ -1,98 +1,190 @@
 """The study's figures drawn from samples: 2-D scatter plots, sample grids, smoothness.
 
 Same conventions as :mod:`experiments.plots` (rows of ``results.csv``, the
-results directory, a caption line; a matplotlib ``Figure`` back). Each run's
-final samples are read from ``samples/final.npz`` in its run directory.
+results directory, the preset; a matplotlib ``Figure`` back). Each run's
+final samples are read from ``samples/final.npz`` in its run directory. A
+panel shows one seed's samples: the seed whose score is the median over the
+cell's seeds (the lower middle one for an even count), and says so.
 """
 import math
 import pathlib
 
+import jax
 import ml_collections
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 
-from experiments import study
-from experiments.plots import (COLOURS, SHORT, _all_penalties, _layout, _mixture_order, caption,
-                               representative_run, strength_figure, swept_targets)
+from experiments import cells
+from experiments.plots import (COLOURS, SHORT, SN_NOTE, _layout, caption, mixture_order,
+                               net_label, number, strength_figure, swept_targets, value_text)
 from regan_jax import config as config_lib
 from regan_jax import data, families, plotting
 
+MIXTURE_COLUMNS = 7
+
+
+def _final_samples(root, run) -> np.ndarray:
+    return np.load(pathlib.Path(root) / run["run"] / "samples" / "final.npz")["samples"]
+
+
+def _score_text(cell, metric: str) -> str:
+    """``median FD 35.2 [30.1, 50]`` of a cell (∞: diverged runs; None: unscored)."""
+    name = cells.short_name(metric)
+    if cell is None:
+        return f"no {name}"
+    return f"median {name} {number(cell.median)} [{number(cell.low)}, {number(cell.high)}]"
+
+
+def _panel_keys(rows, metric: str, target, strength_of) -> list:
+    """``(label, CellKey)`` per panel: the baselines, then each weight penalty.
+
+    ``strength_of(penalty)``: the strength a weight penalty is shown at.
+    """
+    keys = [(SHORT[p], k) for p, k in cells.baseline_keys(rows, metric).items()]
+    for penalty in cells.weight_penalties(rows):
+        keys.append((SHORT[penalty], cells.CellKey("none", penalty, target,
+                                                   strength_of(penalty))))
+    return keys
+
+
+# ----------------------------------------------------------------------------
+# 2a. Mixture scatter plots
+# ----------------------------------------------------------------------------
 
 def fig_mixture_scatter(runs_by_experiment: dict, root, preset: str) -> Figure:
-    """2a. Final samples of ring8 / grid25, one panel per penalty at its best strength (seed 0).
+    """2a. Final samples of ring8 / grid25 at one common strength for every penalty.
 
-    ``runs_by_experiment``: ``{experiment: rows}``. Best = best median modes
-    covered over the strengths (ties: median high-quality fraction).
+    Per mixture: the true mixture's samples and uniform noise in its support
+    box (the two nulls), the baselines, then every weight penalty on G at the
+    grid's middle strength (max-norm at the middle radius); red circles of
+    radius 3σ around the true centres. The seed shown has the median modes
+    covered.
     """
-    names = sorted(runs_by_experiment, key=_mixture_order)
-    penalties = sorted({p for rs in runs_by_experiment.values() for p in _all_penalties(rs)},
-                       key=list(study.PENALTIES).index)
-    fig = Figure(figsize=(max(7.5, 1.7 * len(penalties) + 0.3), 2.2 * len(names) + 1.2), dpi=110)
-    axes = fig.subplots(len(names), len(penalties), squeeze=False)
-    all_rows = []
-    for i, name in enumerate(names):
-        rows = runs_by_experiment[name]
-        all_rows += rows
-        target = (swept_targets(rows) or [None])[0]
-        for j, penalty in enumerate(penalties):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            run, value = representative_run(rows, penalty, target, "modes")
-            if run is None:
-                ax.axis("off")
-                continue
-            points = np.load(pathlib.Path(root) / run["run"] / "samples" / "final.npz")["samples"]
-            centres = _mixture_centres(run)
-            ax.scatter(points[:, 0], points[:, 1], s=0.5, alpha=0.35, color=COLOURS[penalty])
-            ax.scatter(centres[:, 0], centres[:, 1], marker="x", s=10, color="red", lw=0.7)
-            span = np.abs(centres).max() * 1.4 + 0.5
-            ax.set_xlim(-span, span)
-            ax.set_ylim(-span, span)
-            ax.set_aspect("equal")
-            where = "" if value is None else f" λ={value:.3g}" if penalty != "max_norm" else f" r={value:.3g}"
-            modes = run.get("modes")
-            ax.set_title(f"{SHORT[penalty]}{where}\n"
-                         f"{'diverged' if run.get('diverged') else f'{modes} modes'}", fontsize=6.5)
-            if j == 0:
-                ax.set_ylabel(name, fontsize=8)
-    _layout(fig, "2a. Mode collapse on 2-D mixtures: samples (dots) and modes (red ×), each "
-            "penalty on G at its best strength (best median modes covered), seed 0\n"
-            f"{caption(all_rows, preset)}")
-    return fig
-
-
-def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
-    """5. Sample grids (seed 0), one per penalty at its best strength (best median ``metric``)."""
-    names = _all_penalties(rows)
-    target = "both" if "both" in swept_targets(rows) else (swept_targets(rows) or [None])[0]
-    conditional = families.get(rows[0]["config.model_type"]).conditional  # 4 rows x 10 classes
-    columns = min(3 if conditional else 6, len(names))
-    fig_rows = math.ceil(len(names) / columns)
-    panel_width = 3.4 if conditional else 2.1
-    panel_height = panel_width * (0.4 if conditional else 1.0) + 0.7
-    fig = Figure(figsize=(max(7.5, panel_width * columns + 0.2), panel_height * fig_rows + 1.1),
-                 dpi=110)
+    names = sorted(runs_by_experiment, key=mixture_order)
+    blocks = [_mixture_block(runs_by_experiment[n], root) for n in names]
+    columns = min(MIXTURE_COLUMNS, max(len(b[1]) for b in blocks))
+    fig_rows = sum(math.ceil(len(b[1]) / columns) for b in blocks)
+    fig = Figure(figsize=(max(7.5, 1.75 * columns + 0.3), 2.3 * fig_rows + 1.4), dpi=110)
     axes = fig.subplots(fig_rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, penalty in zip(axes.ravel(), names):
-        run, value = representative_run(rows, penalty, target, metric)
-        if run is None:
-            continue
-        final = np.load(pathlib.Path(root) / run["run"] / "samples" / "final.npz")
-        grid = plotting.image_grid(final["samples"][:40 if conditional else 36], 10 if conditional else 6)
-        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
-                  interpolation="nearest")
-        score = run.get(metric)
-        where = "" if value is None else f"{' r' if penalty == 'max_norm' else ' λ'}={value:.3g}"
-        ax.set_title(f"{SHORT[penalty]}{where}\n"
-                     f"{'diverged' if run.get('diverged') else f'{metric.upper()} {score:.3g}'}",
-                     fontsize=7)
-    _layout(fig, f"5. Samples — {rows[0]['config.name']}, each penalty on {target} at its best "
-            f"strength (best median {metric.upper()}), seed 0\n{caption(rows, preset)}")
+    row = 0
+    notes = []
+    for name, (mixture, panels, note) in zip(names, blocks):
+        for i, (title, points, colour) in enumerate(panels):
+            ax = axes[row + i // columns, i % columns]
+            _scatter(ax, mixture, points, colour, f"{name}: {title}")
+        row += math.ceil(len(panels) / columns)
+        notes.append(f"{name}: {note}")
+    all_rows = [r for rs in runs_by_experiment.values() for r in rs]
+    sn = f"; {SN_NOTE}" if any(r["penalty"] == "spectral_norm" for r in all_rows) else ""
+    _layout(fig, "2a. Mode collapse on 2-D mixtures: final samples, every penalty at one common "
+            f"strength ({'; '.join(notes)}); black circles: 3σ around the true modes; the seed shown "
+            f"has the median modes covered{sn}\n{caption(all_rows, preset)}")
+    fig.subplots_adjust(hspace=0.6)  # tight_layout under-spaces rows of fixed-aspect axes
     return fig
 
+
+def _mixture_block(rows, root):
+    """``(mixture, [(title, points, colour)], note)`` of one mixture experiment."""
+    mixture = _mixture(rows[0])
+    target = "g" if "g" in swept_targets(rows) else (swept_targets(rows) or [None])[0]
+    middle, radius = cells.middle_strength(rows), cells.middle_strength(rows, radius=True)
+    table = cells.cells(rows, "modes")
+    panels = []
+    for label, key in _panel_keys(rows, "modes", target,
+                                  lambda p: radius if p == "max_norm" else middle):
+        run = cells.median_seed_run(rows, key, "modes")
+        if run is None:
+            panels.append((f"{label}\nnot run at this strength", None, "black"))
+            continue
+        where = value_text(key, cells.is_effective(rows))
+        points = None if run.get("diverged") else _final_samples(root, run)
+        panels.append((f"{label} {where}\n{_score_text(table.get(key), 'modes')}\nseed "
+                       f"{run['seed']}{' diverged' if run.get('diverged') else ''}", points,
+                       COLOURS.get(key.penalty, "gold")))
+    n = len(next((p for _, p, _ in panels if p is not None), np.zeros((2500, 2))))
+    key = jax.random.key(0)
+    low, high = mixture.support()
+    noise = np.asarray(jax.random.uniform(key, (n, 2), minval=low, maxval=high))
+    real = np.asarray(mixture.sample(jax.random.fold_in(key, 1), n))
+    units = "effective" if cells.is_effective(rows) else "raw"
+    note = (f"on {target.upper() if target else '?'} at {units} strength {middle:.3g}"
+            + (f", max-norm r/r₀ {radius:.3g}" if radius is not None else ""))
+    return mixture, [(f"real data\n(true mixture, N={n})", real, "darkcyan"),
+                     (f"uniform noise\n(support box, N={n})", noise, "dimgray"), *panels], note
+
+
+def _scatter(ax, mixture, points, colour, title: str) -> None:
+    ax.axis("on")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    low, high = mixture.support()
+    if points is not None:
+        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5, color=colour, lw=0)
+    for centre in mixture.centres:
+        ax.add_patch(Circle(centre, 3 * mixture.sigma, fill=False, color="black", lw=0.6,
+                            zorder=3))
+    ax.set_xlim(low[0], high[0])
+    ax.set_ylim(low[1], high[1])
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=6)
+
+
+def _mixture(row):
+    """The true 2-D mixture of a run (its ``config.data`` in the row)."""
+    flat = {k[len("config."):]: v for k, v in row.items() if k.startswith("config.data.")}
+    data_cfg = ml_collections.ConfigDict(config_lib.unflatten(flat)["data"])
+    return data.from_config(data_cfg)
+
+
+# ----------------------------------------------------------------------------
+# 5. Sample grids
+# ----------------------------------------------------------------------------
+
+def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
+    """5. Sample grids, one per penalty at its best strength (best median ``metric``).
+
+    The best strength is selected on the same runs that are shown; the grid
+    is the seed whose ``metric`` is the median over the seeds.
+    """
+    target = "both" if "both" in swept_targets(rows) else (swept_targets(rows) or [None])[0]
+    table = cells.cells(rows, metric)
+    panels = _panel_keys(rows, metric, target,
+                         lambda p: cells.best_strength(rows, metric, p, target))
+    conditional = families.get(rows[0]["config.model_type"]).conditional  # 4 rows x 10 classes
+    columns = min(3 if conditional else 6, len(panels))
+    fig_rows = math.ceil(len(panels) / columns)
+    width = 3.4 if conditional else 2.1
+    fig = Figure(figsize=(max(7.5, width * columns + 0.2),
+                          (width * (0.4 if conditional else 1.0) + 0.8) * fig_rows + 1.2), dpi=110)
+    axes = fig.subplots(fig_rows, columns, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (label, key) in zip(axes.ravel(), panels):
+        run = cells.median_seed_run(rows, key, metric)
+        if run is None:
+            continue
+        if not run.get("diverged"):
+            grid = plotting.image_grid(_final_samples(root, run)[:40 if conditional else 36],
+                                       10 if conditional else 6)
+            ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0,
+                      vmax=1, interpolation="nearest")
+        ax.set_title(f"{label} {value_text(key, cells.is_effective(rows))}\n"
+                     f"{_score_text(table.get(key), metric)}\nseed {run['seed']} shown"
+                     f"{' (diverged)' if run.get('diverged') else ''}", fontsize=6.5)
+    sn = f"; {SN_NOTE}" if any(r["penalty"] == "spectral_norm" for r in rows) else ""
+    score = cells.short_name(metric)
+    _layout(fig, f"5. Samples — {rows[0]['config.name']}: each penalty on {net_label(target)} at "
+            f"its best strength (best median {score} over the seeds, selected on these same runs); "
+            f"the seed shown has the median {score}{sn}\n{caption(rows, preset)}")
+    return fig
+
+
+# ----------------------------------------------------------------------------
+# 10. Smoothness
+# ----------------------------------------------------------------------------
 
 def total_variation(images: np.ndarray) -> float:
     """Mean anisotropic total variation of images ``[N, H, W, C]`` in [-1, 1].
@@ -116,21 +208,18 @@ def with_sample_tv(rows, root) -> list[dict]:
     return out
 
 
-def fig_smoothness(rows, root, preset: str, real_tv: float | None = None) -> Figure:
-    """10. Total variation of generated samples vs λ: does L2 make samples smoother?
+def fig_smoothness(rows, root, preset: str, real_tv: float | None = None,
+                   real_count: int | None = None) -> Figure:
+    """10. Total variation of generated samples vs strength: does L2 make samples smoother?
 
-    ``real_tv``: the held-out images' total variation, stated in the title.
+    ``real_tv``: the held-out images' total variation (of ``real_count``
+    images), drawn as the real null.
     """
     rows = with_sample_tv(rows, root)
-    real = "" if real_tv is None else f"; held-out images: {real_tv:.3f}"
+    nulls = (None if real_tv is None else
+             {"num_samples": real_count, "scores": {"real": {"sample_tv": real_tv}}})
     return strength_figure(
         rows, ("sample_tv",), swept_targets(rows),
         f"10. Smoothness — {rows[0]['config.name']}: total variation of the final samples "
-        f"(64 per run){real}\n{caption(rows, preset)}")
-
-
-def _mixture_centres(row) -> np.ndarray:
-    """The true mode centres of a run's 2-D mixture (its ``config.data`` in the row)."""
-    flat = {k[len("config."):]: v for k, v in row.items() if k.startswith("config.data.")}
-    data_cfg = ml_collections.ConfigDict(config_lib.unflatten(flat)["data"])
-    return data.from_config(data_cfg).centres
+        f"(a run's saved samples)\n{caption(rows, preset, dropped=True)}",
+        nulls=nulls)

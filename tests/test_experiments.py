@@ -1,12 +1,14 @@
 """The figures pipeline, the sweep's bad input, and the statistics behind every figure and table.
 
-The statistics tests build rows by hand and compare with numpy; the end-to-end
-test runs ``python -m experiments.figures --preset smoke`` in a subprocess and
-checks every figure, ``results.csv`` against the runs' ``summary.json`` files,
-and ``results.md`` against a numpy recomputation of the best medians.
+The statistics tests build rows by hand and compare with numpy and
+:mod:`regan_jax.stats`; the end-to-end test runs ``python -m
+experiments.figures --preset smoke`` in a subprocess and checks every figure,
+``results.csv`` against the runs' ``summary.json`` files, and ``results.md``
+against a recomputation of a cell's median and paired difference.
 """
 import csv
 import json
+import math
 import os
 import pathlib
 import subprocess
@@ -16,27 +18,32 @@ import matplotlib.colors
 import matplotlib.image
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
+from scipy import stats as scipy_stats
 
 import experiments
-from experiments import figures, plots, presets, sample_figures, study, sweep
+from experiments import cells, figures, plots, presets, sample_figures, study, sweep
 from regan_jax import config as config_lib
-from regan_jax import train
+from regan_jax import stats, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMOKE_FIGURES = {
     "fig1_sparsity_digits_gan", "fig2a_mixture_samples", "fig2b_mixture_metrics",
-    "fig3_quality", "fig4_stability_digits_gan", "fig5_samples_digits_gan",
+    "fig3_quality", "fig4a_dirac", "fig4b_stability_digits_gan", "fig5_samples_digits_gan",
     "fig5_samples_digits_cgan", "fig6_vae_digits_vae", "fig7_cgan_digits_cgan",
     "fig8_stacked_stacked_digits_gan", "fig9_precision_recall_digits_gan",
-    "fig10_smoothness_digits_gan",
+    "fig10_smoothness_digits_gan", "fig11_on_r1_digits_gan",
 }
 
 
-def row(penalty, target, value, seed, name="digits_gan", **scores):
+def row(penalty, target, value, seed, name="digits_gan", regulariser=None, **scores):
     """A results.csv row with the labels, scores and the config keys the figures read."""
-    return {"run": f"{name}/{penalty}-{seed}", "penalty": penalty, "target": target,
-            "value": value, "seed": seed, "diverged": scores.pop("diverged", False),
-            "config.name": name, "config.steps": 100, "config.penalty.g.kind": "none",
+    if regulariser is None:
+        regulariser = penalty if penalty in study.BASELINES else "none"
+    return {"run": f"{name}/{regulariser}+{penalty}-{target}-{value}-{seed}",
+            "penalty": penalty, "target": target, "value": value, "regulariser": regulariser,
+            "seed": seed, "diverged": scores.pop("diverged", False), "config.name": name,
+            "config.steps": 100, "config.penalty.g.kind": "none",
             "config.penalty.d.kind": "none", **scores}
 
 
@@ -44,60 +51,164 @@ def row(penalty, target, value, seed, name="digits_gan", **scores):
 # Statistics (no training)
 # ----------------------------------------------------------------------------
 
+NONE_FDS = (60.0, 70.0, 65.0)
 FDS = {(1e-3, 0): 40.0, (1e-3, 1): 44.0, (1e-3, 2): 90.0,
        (1e-2, 0): 30.0, (1e-2, 1): 50.0, (1e-2, 2): 35.0,
-       (1e-1, 0): 10.0, (1e-1, 1): None, (1e-1, 2): 12.0}  # None: diverged
+       (1e-1, 0): 10.0, (1e-1, 1): None, (1e-1, 2): 12.0,  # None: diverged
+       (1.0, 0): None, (1.0, 1): None, (1.0, 2): 5.0}
+
+
+def fds_at(value) -> list[float]:
+    """The FDs of the l1 cell at ``value`` by seed, a diverged run counted as +inf."""
+    return [math.inf if FDS[(value, s)] is None else FDS[(value, s)] for s in range(3)]
 
 
 @pytest.fixture
 def rows():
-    out = [row("none", None, None, s, fd=fd) for s, fd in enumerate((60.0, 70.0, 65.0))]
+    out = [row("none", None, None, s, fd=fd) for s, fd in enumerate(NONE_FDS)]
     for (value, seed), fd in FDS.items():
         out.append(row("l1", "g", value, seed, fd=fd, diverged=fd is None))
     return out
 
 
-def test_cells_are_medians_and_ranges_over_the_seeds_that_scored(rows):
-    table = plots.cells(rows, "fd")
-    for value in (1e-3, 1e-2, 1e-1):
-        scored = [fd for (v, _), fd in FDS.items() if v == value and fd is not None]
-        cell = table[("l1", "g", value)]
-        assert cell.median == pytest.approx(float(np.median(scored)))
-        assert (cell.low, cell.high) == (min(scored), max(scored))
-        assert (cell.scored, cell.failed) == (len(scored), 3 - len(scored))
-    assert table[("none", None, None)].median == 65.0
+def key(penalty, target, value, on="none"):
+    return cells.CellKey(on, penalty, target, value)
 
 
-def test_best_cell_skips_cells_with_a_diverged_seed(rows):
-    # 1e-1 has the lowest median (11) but one seed diverged: 1e-2 (median 35) is best.
-    value, cell = plots.best_cell(rows, "fd", "l1", "g")
-    assert value == 1e-2 and cell.median == 35.0
-    assert plots.best_cell(rows, "fd", "l1", "d") is None
+def test_cells_are_medians_with_bootstrap_cis_and_diverged_runs_count_as_worst(rows):
+    table = cells.cells(rows, "fd")
+    for value in (1e-3, 1e-2, 1e-1, 1.0):
+        fds = fds_at(value)
+        cell = table[key("l1", "g", value)]
+        assert cell.median == float(np.median(fds))
+        assert (cell.low, cell.high) == stats.bootstrap_ci(fds)
+        assert (cell.n, cell.failed) == (3, sum(math.isinf(f) for f in fds))
+    assert table[key("l1", "g", 1.0)].median == math.inf  # two of three diverged
+    none = table[cells.CellKey("none", "none", None, None)]
+    assert none.median == 65.0 and (none.low, none.high) == stats.bootstrap_ci(NONE_FDS)
 
 
-def test_higher_is_better_metrics_pick_the_maximum():
-    rows = [row("l1", "g", v, s, modes=m) for (v, s), m in
-            {(0.1, 0): 3, (0.1, 1): 5, (1.0, 0): 7, (1.0, 1): 8}.items()]
-    assert plots.best_cell(rows, "modes", "l1", "g")[0] == 1.0
+def test_best_strength_counts_diverged_runs_as_the_worst_value(rows):
+    # 1e-1: median of (10, inf, 12) = 12, the best; 1.0: median inf, never best.
+    assert cells.best_strength(rows, "fd", "l1", "g") == 1e-1
+    assert cells.best_strength(rows, "fd", "l1", "d") is None
 
 
-def test_sparsity_reads_the_targeted_network():
+def test_higher_is_better_metrics_pick_the_maximum_and_diverged_runs_score_zero():
+    rows = [row("l1", "g", v, s, modes=m, diverged=m is None) for (v, s), m in
+            {(0.1, 0): 3, (0.1, 1): 5, (1.0, 0): 7, (1.0, 1): 8, (10.0, 0): 9,
+             (10.0, 1): None}.items()]
+    assert cells.metric_value(rows[-1], "modes") == 0.0
+    assert cells.cells(rows, "modes")[key("l1", "g", 10.0)].median == 4.5
+    assert cells.best_strength(rows, "modes", "l1", "g") == 1.0
+
+
+def test_effective_strength_is_the_x_and_raw_lambda_stays_in_value():
+    r = row("prox_l1", "g", 14.687, 0, effective_strength=9.999999999999998, fd=1.0)
+    assert cells.strength(r) == 10.0 and r["value"] == 14.687
+    assert cells.strength(row("prox_l1", "g", 0.01, 0, fd=1.0)) == 0.01  # raw grid
+    sn = row("spectral_norm", "both", 2e-4, 0, fd=1.0)
+    assert cells.cell_key(sn) == cells.CellKey("spectral_norm", "spectral_norm", "both", 2e-4)
+    on_r1 = row("prox_l1", "both", 3.0, 0, regulariser="r1", effective_strength=1.0)
+    assert cells.role(on_r1) == "on_r1" and cells.cell_key(on_r1).regulariser == "r1"
+
+
+def test_sparsity_reads_the_targeted_network_and_drops_diverged_runs():
     r = row("prox_l1", "d", 0.1, 0, sparsity_g=0.0, sparsity_d=0.4)
-    assert plots.metric_value(r, "sparsity") == 0.4
+    assert cells.metric_value(r, "sparsity") == 0.4
     both = row("prox_l1", "both", 0.1, 0, sparsity_g=0.2, sparsity_d=0.4)
-    assert plots.metric_value(both, "sparsity") == pytest.approx(0.3)
-    assert plots.metric_value(row("l1", "g", 0.1, 0, diverged=True, sparsity_g=0.5),
+    assert cells.metric_value(both, "sparsity") == pytest.approx(0.3)
+    assert cells.metric_value(row("l1", "g", 0.1, 0, diverged=True, sparsity_g=0.5),
                               "sparsity") is None
 
 
-def test_results_table_reports_best_median_strength_and_divergence(rows):
-    lines = figures.results_table(rows, "quick").splitlines()
-    l1 = next(line for line in lines if line.startswith("| L1 (subgradient) | g |"))
-    cells = [c.strip() for c in l1.strip("|").split("|")]
-    assert cells[2:] == ["**35**", "30–50", "0.01", "1/9"]
-    none = next(line for line in lines if line.startswith("| none |"))
-    assert [c.strip() for c in none.strip("|").split("|")][2:] == ["**65**", "60–70", "—", "0/3"]
-    assert "seeds 0,1,2" in lines[0] and "100 steps" in lines[0] and "preset quick" in lines[0]
+def test_paired_comparisons_match_regan_jax_stats_and_are_holm_adjusted(rows):
+    found = {c.key: c for c in cells.comparisons(rows, "fd")}
+    d = np.array(fds_at(1e-2)) - np.array(NONE_FDS)
+    c = found[key("l1", "g", 1e-2)]
+    assert c.difference == stats.paired_difference(d, np.zeros(3))
+    assert (c.test, c.p) == ("t", pytest.approx(scipy_stats.ttest_rel(fds_at(1e-2), NONE_FDS)
+                                                .pvalue))
+    assert c.d_z == pytest.approx(stats.effect_size(d, np.zeros(3)))
+    # A diverged seed makes a difference infinite: the exact sign test, no d_z.
+    diverged = found[key("l1", "g", 1e-1)]
+    assert diverged.test == "sign" and diverged.d_z is None
+    assert diverged.p == pytest.approx(scipy_stats.binomtest(1, 3).pvalue)
+    ordered = [found[key("l1", "g", v)] for v in (1e-3, 1e-2, 1e-1, 1.0)]
+    assert [o.p_holm for o in ordered] == pytest.approx(list(stats.holm([o.p for o in ordered])))
+    for o in ordered:
+        assert o.claim == ("n.s." if o.p_holm >= 0.05 else "better" if np.mean(
+            np.array(fds_at(o.key.strength)) - NONE_FDS) < 0 else "worse")
+
+
+def test_penalties_on_r1_are_paired_with_r1_and_spectral_norm_takes_its_best_lr():
+    rows = [row("none", None, None, s, fd=50.0 + s) for s in range(3)]
+    rows += [row("r1", None, None, s, fd=40.0 + s) for s in range(3)]
+    rows += [row("spectral_norm", "both", lr, s, fd=fd + s)
+             for lr, fd in ((1e-4, 45.0), (1e-3, 30.0)) for s in range(3)]
+    rows += [row("l2", "d", 1.0, s, regulariser="r1", fd=38.0 + 2 * s) for s in range(3)]
+    bases = cells.baseline_keys(rows, "fd")
+    assert bases["spectral_norm"].strength == 1e-3
+    found = {c.key: c for c in cells.comparisons(rows, "fd")}
+    on_r1 = found[key("l2", "d", 1.0, "r1")]
+    assert on_r1.reference == bases["r1"]
+    assert on_r1.difference["median"] == pytest.approx(-1.0)  # (38, 40, 42) - (40, 41, 42)
+    assert key("spectral_norm", "both", 1e-4, "spectral_norm") not in found
+    table = figures.results_table(rows, "cpu")
+    assert "Penalties on top of R1" in table and "best of its lr sweep" in table
+
+
+def test_unstable_runs_use_the_relative_fd_flag_with_clopper_pearson_intervals(rows):
+    flags = cells.instability(rows)
+    # No final FD above 2 x the unregularised median (65): only the diverged runs.
+    runs = [r for r in rows if r["penalty"] == "l1"]
+    share = cells.unstable_fraction(runs, flags)
+    assert (share.k, share.n) == (3, 12)  # the three diverged runs
+    ci = scipy_stats.binomtest(3, 12).proportion_ci(0.95, method="exact")
+    assert (share.low, share.high) == pytest.approx((ci.low, ci.high))
+    blowup = row("l1", "g", 5.0, 0, fd=200.0)
+    assert cells.instability(rows + [blowup])[blowup["run"]] == {"fd_blowup": True,
+                                                                 "unstable": True}
+
+
+def test_results_table_reports_median_ci_paired_difference_and_claims(rows):
+    md = figures.results_table(rows, "cpu")
+    line = next(ln for ln in md.splitlines() if ln.startswith("| L1 (subgradient) | g | 0.01 |"))
+    fields = [f.strip() for f in line.strip("|").split("|")]
+    fds = fds_at(1e-2)
+    low, high = stats.bootstrap_ci(fds)
+    assert fields[4].replace("**", "") == (f"{figures._fmt(np.median(fds))} "
+                                           f"[{figures._fmt(low)}, {figures._fmt(high)}]")
+    d = stats.paired_difference(np.array(fds) - NONE_FDS, np.zeros(3))
+    assert fields[5] == f"{figures._fmt(d['median'])} [{figures._fmt(d['low'])}, " \
+                        f"{figures._fmt(d['high'])}]"
+    diverged = next(ln for ln in md.splitlines() if ln.startswith("| L1 (subgradient) | g | 1 |"))
+    assert "∞" in diverged and "†" in diverged and diverged.rstrip(" |").endswith("2/3")
+    assert "seeds 0,1,2" in md and "100 steps" in md and "preset cpu" in md
+
+
+def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
+    rows = [row("none", None, None, s, name="ring8_gan", modes=m, hq_fraction=0.9,
+                reverse_kl=0.5) for s, m in enumerate((6, 7, 8))]
+    nulls = {"num_samples": 100, "scores": {"noise": {"modes": 0, "hq_fraction": 0.0},
+                                            "real": {"modes": 8}}}
+    md = figures.results_table(rows, "cpu", nulls)
+    pacgan = next(ln for ln in md.splitlines() if ln.startswith(f"| {plots.PACGAN_LABEL}"))
+    assert "| 6.3 |" in pacgan and "0.982" in pacgan and "0.45" in pacgan
+    assert "| null: noise |" in md and "true mixture samples, N=100" in md
+    assert "| none | — | — | — | 7 [" in md
+
+
+def test_strength_panel_draws_diverged_cells_at_the_edge_and_nulls_as_lines(rows):
+    ax = Figure().add_subplot()
+    rows = rows + [row("max_norm", "g", r, s, fd=20.0 + r) for r in (0.5, 2.0) for s in range(3)]
+    nulls = {"num_samples": 148, "scores": {"noise": {"fd": 80.0}, "real": {"fd": 1e5}}}
+    plots.strength_panel(ax, rows, "fd", "g", lines=plots.null_lines(nulls, "fd"))
+    labels = {lb for a in ax.figure.axes for lb in a.get_legend_handles_labels()[1]}
+    assert {plots.OFF_SCALE, "null: noise", "baseline: none", plots.LABELS["max_norm"]} <= labels
+    assert all(math.isfinite(v) for v in ax.get_ylim())
+    assert "held-out real 1e+05" in " ".join(t.get_text() for t in ax.texts)  # off scale
+    assert len(ax.figure.axes) == 2 and ax.figure.axes[1].xaxis_inverted()  # radius axis
 
 
 def test_total_variation_matches_a_hand_computed_value():
@@ -109,14 +220,15 @@ def test_total_variation_matches_a_hand_computed_value():
 
 
 def test_presets_are_valid_grids():
-    for name, grids in presets.PRESETS.items():
-        for experiment, grid in grids.items():
-            assert grid.config.split(":")[0] == experiment
-            study.check_names(grid.penalties, grid.targets,
-                              "vae" if experiment.endswith("vae") else "gan")
-            assert "none" in grid.penalties or name == "smoke"
-            assert all(s > 0 for s in grid.strengths) and grid.seeds
-    assert all(len(g.seeds) >= 3 for g in presets.PRESETS["full"].values())
+    for name, experiments_ in presets.PRESETS.items():
+        for experiment, grids in experiments_.items():
+            for grid in grids:
+                assert grid.config.split(":")[0] == experiment
+                study.check_names(grid.penalties, grid.targets,
+                                  "vae" if experiment.endswith("vae") else "gan")
+                assert all(s > 0 for s in grid.strengths) and grid.seeds
+            assert name == "smoke" or "none" in grids[0].penalties
+    assert all(len(g.seeds) >= 3 for gs in presets.PRESETS["full"].values() for g in gs)
     assert "fashion_mnist_gan" in presets.PRESETS["full"]
 
 
@@ -126,7 +238,7 @@ def test_presets_are_valid_grids():
 
 @pytest.mark.parametrize("args, message", [
     (["--penalties", ""], "zero members"),
-    (["--seeds", ""], "zero members"),
+    (["--seeds", ""], "--seeds must be integers"),
     (["--targets", "", "--penalties", "l1"], "zero members"),
     (["--config.penalty.g.strenght=1"], "valid keys at penalty.g are"),
     (["--config.steps=many"], "expects type int"),
@@ -140,9 +252,9 @@ def test_sweep_bad_input_exits_nonzero_and_writes_nothing(tmp_path, capsys, args
 
 
 def test_figures_refuses_a_workdir_of_another_preset(tmp_path, capsys):
-    train.write_json(tmp_path / figures.PRESET_FILE, {"preset": "quick"})
+    train.write_json(tmp_path / figures.PRESET_FILE, {"preset": "cpu"})
     assert figures.main(["--preset", "smoke", "--workdir", str(tmp_path)]) == 2
-    assert "holds the 'quick' preset" in capsys.readouterr().err
+    assert "holds the 'cpu' preset" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == [figures.PRESET_FILE]
 
 
@@ -154,7 +266,7 @@ def test_figures_rejects_an_unknown_preset(tmp_path):
 
 
 # ----------------------------------------------------------------------------
-# End to end: the smoke preset (in the default suite: ~70 s on an idle 2-core CPU)
+# End to end: the smoke preset (in the default suite: ~2 minutes on an idle 2-core CPU)
 # ----------------------------------------------------------------------------
 
 def run_figures(workdir, cache, *extra):
@@ -192,7 +304,7 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     workdir, _ = smoke_dir
     summaries = {str(p.parent.relative_to(workdir)): json.loads(p.read_text())
                  for p in workdir.rglob("summary.json")}
-    members = figures.preset_members("smoke")
+    members = figures.preset_members("smoke", workdir)  # its calibration records
     assert len(summaries) == sum(len(m) for m in members.values())
     with open(workdir / figures.RESULTS_CSV, newline="") as f:
         raw = list(csv.DictReader(f))
@@ -201,18 +313,24 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
         summary = summaries[r["run"]]
         for key, value in summary.items():
             assert r[key] == pytest.approx(value) if isinstance(value, float) else r[key] == value
-    # The digits table's prox_l1 line, recomputed from the summaries with numpy.
-    fds = {}
-    for run, s in summaries.items():
-        if run.startswith("digits_gan/prox_l1"):
-            config = train.read_json(workdir / run / train.CONFIG_FILE)
-            fds.setdefault(config["penalty"]["g"]["strength"], []).append(s["fd"])
-    value, median = min(((v, float(np.median(f))) for v, f in fds.items()), key=lambda x: x[1])
+    # The digits table's prox_l1 line on G at effective 0.1, recomputed from the summaries.
+    def fds(prefix):
+        return np.array([summaries[f"digits_gan/{prefix}-seed{s}"]["fd"] for s in (0, 1)])
+    penalised, none = fds("prox_l1-g-e0.1"), fds("none")
+    low, high = stats.bootstrap_ci(penalised)
+    d = stats.paired_difference(penalised - none, np.zeros(2))
+    raw = train.read_json(workdir / "digits_gan/prox_l1-g-e0.1-seed0" / train.CONFIG_FILE)
     md = (workdir / figures.RESULTS_MD).read_text()
-    section = md.split("**digits_gan**", 1)[1].split("\n**", 1)[0]
-    line = next(ln for ln in section.splitlines() if ln.startswith("| L1 (proximal) | g |"))
-    assert f"**{median:.3g}**" in line and f"| {value:.3g} |" in line
-    assert "preset smoke" in md and "12 steps" in md
+    section = md.split("### digits_gan", 1)[1].split("\n### ", 1)[0]
+    on_g = section.split("**Penalty on G**", 1)[1]
+    line = next(ln for ln in on_g.splitlines() if ln.startswith("| L1 (proximal) | g | 0.1 |"))
+    fields = [f.strip().replace("**", "") for f in line.strip("|").split("|")]
+    fmt = figures._fmt
+    assert fields[3] == fmt(raw["penalty"]["g"]["strength"])
+    assert fields[4] == f"{fmt(np.median(penalised))} [{fmt(low)}, {fmt(high)}]"
+    assert fields[5] == f"{fmt(d['median'])} [{fmt(d['low'])}, {fmt(d['high'])}]"
+    assert "preset smoke" in md and "12 steps" in md and "null: held-out real, N=" in section
+    assert "**Penalties on top of R1**" in section
 
 
 def test_smoke_rerun_reuses_the_finished_runs(smoke_dir):

@@ -1,0 +1,117 @@
+"""4b. Stability of the image GANs: FD over training and the fraction of unstable runs.
+
+Same conventions as :mod:`experiments.plots`. The curves are the runs'
+in-training FDs (``metrics.jsonl``, ``config.eval.fd_every``; fewer samples
+than the final score): per step the median over a cell's seeds with its 95 %
+bootstrap CI, a run that diverged counting as +inf after its last FD. A run
+is unstable as :func:`experiments.cells.instability` says (diverged,
+oscillating, collapsed, or a final FD above twice the unregularised median).
+"""
+import math
+import pathlib
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from experiments import cells
+from experiments.plots import (COLOURS, LABELS, SHORT, _edge, _finish, _layout, _shared_legend,
+                               _style, _title, swept_targets, value_text)
+from regan_jax import workdir
+
+
+def fig_stability(rows, root, preset: str) -> Figure:
+    """4b. FD over training (middle strength, target both) and the unstable fraction per penalty."""
+    fig = Figure(figsize=(12, 5.2), dpi=110)
+    ax_fd, ax_bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+    target = "both" if "both" in swept_targets(rows) else (swept_targets(rows) or [None])[0]
+    middle, radius = cells.middle_strength(rows), cells.middle_strength(rows, radius=True)
+    deferred = []
+    for key in _curve_keys(rows, target, middle, radius):
+        _curve(ax_fd, rows, root, key, deferred, cells.is_effective(rows))
+    _finish(ax_fd, deferred)
+    _style(ax_fd, "Fréchet distance in training (fewer samples) ↓", "training step", False)
+    ax_fd.set_title(f"FD over training: penalties on {target} at the middle strength "
+                    f"{middle:.3g}" + (f" (max-norm r/r₀ {radius:.3g})" if radius else ""),
+                    fontsize=8.5)
+    unstable_panel(ax_bar, rows)
+    _layout(fig, _title("4b", "Stability", rows, preset,
+                        "(unstable = diverged, FD oscillating (rebound > 1.5×), collapsed to under "
+                        "half the modes, or final FD > 2× the unregularised median)"),
+            _shared_legend(fig, [ax_fd], ncol=5))
+    return fig
+
+
+def _curve_keys(rows, target, middle, radius) -> list:
+    """The cells of 4b's curves: the baselines, then each penalty at the middle strength."""
+    keys = list(cells.baseline_keys(rows, cells.headline_metric(rows)).values())
+    for penalty in cells.weight_penalties(rows):
+        value = radius if penalty == "max_norm" else middle
+        keys.append(cells.CellKey("none", penalty, target, value))
+    return keys
+
+
+def _curve(ax, rows, root, key, deferred, effective: bool) -> None:
+    """Median in-training FD over a cell's seeds with its CI band (diverged: +inf after)."""
+    runs = cells.runs_of(rows, key)
+    curves = [(r, _metric_curve(root, r["run"], "fd")) for r in runs]
+    steps = sorted({s for _, c in curves for s in c})
+    if not steps:
+        return
+    summaries = []
+    for step in steps:
+        values = [c.get(step, math.inf if r.get("diverged") else None) for r, c in curves]
+        values = tuple(v for v in values if v is not None)
+        summaries.append(cells.summarise(values) if values else None)
+    xs = np.array([s for s, c in zip(steps, summaries) if c], float)
+    med, low, high = (np.array([getattr(c, f) for c in summaries if c], float)
+                      for f in ("median", "low", "high"))
+    where = value_text(key, effective)
+    colour = COLOURS.get(key.penalty, "gold")
+    ax.plot(xs, np.where(np.isfinite(med), med, np.nan), color=colour, marker="o", ms=3,
+            lw=1.2, ls="--" if key.penalty == "max_norm" else "-",
+            label=f"{LABELS[key.penalty]}{' ' + where if where else ''}")
+    ends, at = np.concatenate([low, high]), np.concatenate([xs, xs])
+    finite = np.isfinite(ends)  # the band's finite ends count for the panel's limits
+    ax.update_datalim(np.column_stack([at[finite], ends[finite]]))
+    ax.autoscale_view()
+    deferred.append(lambda b, t: ax.fill_between(
+        xs, [_edge(v, b, t) for v in low], [_edge(v, b, t) for v in high], color=colour,
+        alpha=0.08, lw=0))
+
+
+def unstable_panel(ax, rows) -> None:
+    """Unstable runs per penalty (all strengths, targets, seeds): k/n, Clopper–Pearson 95 %."""
+    flags = cells.instability(rows)
+    groups = [(LABELS[p].split(" (")[0], p, [r for r in rows if r["penalty"] == p
+                                              and cells.role(r) == "baseline"])
+              for p in cells.baselines_present(rows)]
+    groups += [(LABELS[p].split(" (top")[0], p, [r for r in rows if r["penalty"] == p
+                                                 and cells.role(r) == "weight"])
+               for p in cells.weight_penalties(rows)]
+    for on in sorted({cells.regulariser(r) for r in rows} - {"none", "spectral_norm"}):
+        groups += [(f"{SHORT[p]} + {SHORT.get(on, on)}", p,
+                    [r for r in rows if r["penalty"] == p and cells.role(r) == f"on_{on}"])
+                   for p in cells.weight_penalties(rows, on)]
+    for i, (label, penalty, runs) in enumerate(groups):
+        share = cells.unstable_fraction(runs, flags)
+        fraction = share.k / share.n
+        ax.barh(i, fraction, color=COLOURS.get(penalty, "gold"), alpha=0.8)
+        ax.errorbar(fraction, i, xerr=[[fraction - share.low], [share.high - fraction]],
+                    color="black", capsize=3, lw=1)
+        ax.text(1.02, i, f"{share.k}/{share.n}", va="center", fontsize=7,
+                transform=ax.get_yaxis_transform())
+    ax.set_yticks(range(len(groups)), [g[0] for g in groups], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("fraction of runs unstable (all strengths, targets, seeds; "
+                  "bars: Clopper–Pearson 95 %)", fontsize=7.5)
+    ax.set_title("unstable runs (k/n at the right)", fontsize=8.5)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3, lw=0.4, axis="x")
+
+
+def _metric_curve(root, run: str, metric: str) -> dict:
+    """``{step: value}`` of ``metric`` in a run's metrics.jsonl (finite values only)."""
+    return {row["step"]: float(row[metric])
+            for row in workdir.read_metrics(pathlib.Path(root) / run)
+            if row.get(metric) is not None}
