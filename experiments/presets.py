@@ -120,6 +120,10 @@ PRESETS = {
         "ring8_gan": _gan("ring8_gan", 10000, 10, 2500, learning_rates=(3e-4, 1e-3),
                           on_r1=()),
         "digits_gan": _gan("digits_gan", 5000, 10, 2000, learning_rates=(1e-4, 2e-4, 5e-4)),
+        # The unstable setting: does weight decay / L2 on D or G stabilise it?
+        "digits_gan_unstable": _gan("digits_gan_unstable", 5000, 10, 2000,
+                                    penalties=("l2", "weight_decay"), baselines=("none", "r1"),
+                                    on_r1=()),
         "grid25_gan": _gan("grid25_gan", 20000, 10, 2500, targets=("g", "d"),
                            learning_rates=(), on_r1=()),
         "digits_vae": (StudyGrid("digits_vae", ("none", *ALL_WEIGHT),
