@@ -113,9 +113,6 @@ def train_preset(preset: str, workdir, *, progress: bool = True, log=print) -> d
     return counts
 
 
-NULLS_FILE = "nulls.json"
-
-
 def null_references(directory, config, *, seed: int = 0) -> dict:
     """The null references of an experiment, scored once and kept in ``directory/nulls.json``.
 
@@ -124,7 +121,7 @@ def null_references(directory, config, *, seed: int = 0) -> dict:
     at the held-out pool's size where that is smaller (digits: 148 images;
     the figures say N). Empty scores where the data has no feature space.
     """
-    path = pathlib.Path(directory) / NULLS_FILE
+    path = pathlib.Path(directory) / cells.NULLS_FILE
     if path.exists():
         return workdir_lib.read_json(path)
     reference = evaluation.config_reference(config)
