@@ -131,7 +131,7 @@ PRESETS = {
                                  SEEDS, _quiet(5000, 10, 2000)),),
         "digits_cgan": _gan("digits_cgan", 5000, 0, 2000, targets=("g", "d"),
                             baselines=("none", "r1"), on_r1=()),
-        "stacked_digits_gan": _gan("stacked_digits_gan", 5000, 0, 5000, targets=("g", "d"),
+        "stacked_digits_gan": _gan("stacked_digits_gan", 10000, 0, 5000, targets=("g", "d"),
                                    baselines=("none",), on_r1=()),
     },
     "full": {
