@@ -145,12 +145,15 @@ def regulariser(row) -> str:
     return row.get("regulariser") or "none"
 
 
+def _role(penalty: str, on: str) -> str:
+    if penalty in study.WEIGHT_PENALTIES:
+        return "weight" if on == "none" else f"on_{on}"
+    return "baseline" if penalty in study.BASELINES else "custom"
+
+
 def role(row) -> str:
     """``'baseline'``, ``'weight'``, ``'on_<regulariser>'`` or ``'custom'`` (module docstring)."""
-    if row["penalty"] in study.WEIGHT_PENALTIES:
-        on = regulariser(row)
-        return "weight" if on == "none" else f"on_{on}"
-    return "baseline" if row["penalty"] in study.BASELINES else "custom"
+    return _role(row["penalty"], regulariser(row))
 
 
 def strength(row) -> float | None:
@@ -428,9 +431,7 @@ def comparisons(rows, metric: str) -> list[Comparison]:
 
 def role_of_key(key: CellKey) -> str:
     """:func:`role` of a cell."""
-    if key.penalty in study.WEIGHT_PENALTIES:
-        return "weight" if key.regulariser == "none" else f"on_{key.regulariser}"
-    return "baseline"
+    return _role(key.penalty, key.regulariser)
 
 
 def _claim(c: Comparison, by_key: dict, p_holm: float, metric: str) -> str:
@@ -449,6 +450,12 @@ def _claim(c: Comparison, by_key: dict, p_holm: float, metric: str) -> str:
 # ----------------------------------------------------------------------------
 # Instability
 # ----------------------------------------------------------------------------
+
+# What "unstable" means, for captions and tables (the thresholds are stability's).
+UNSTABLE_RULE = (f"diverged, FD oscillating (rebound > {stability.REBOUND:g}×), collapsed to "
+                 f"under half the modes, or final FD > {stability.RELATIVE_FD:g}× the "
+                 "unregularised median")
+
 
 def instability(rows) -> dict:
     """``{run: relative_flags(...)}`` of every row against the unregularised runs' final FDs."""

@@ -30,11 +30,16 @@ HQ_THRESHOLD = 0.5
 FD_PLATEAU = 1.10
 
 
-def medians(histories: list[list[dict]], metric: str) -> dict[int, float]:
-    """``{step: median over runs}`` of ``metric`` at the steps where every run logged it."""
+def step_values(histories: list[list[dict]], metric: str) -> dict[int, list[float]]:
+    """``{step: [one value per run]}`` of ``metric`` at the steps where every run logged it."""
     by_step = [{r["step"]: r[metric] for r in h if r.get(metric) is not None} for h in histories]
     common = set.intersection(*(set(s) for s in by_step)) if by_step else set()
-    return {step: float(np.median([s[step] for s in by_step])) for step in sorted(common)}
+    return {step: [s[step] for s in by_step] for step in sorted(common)}
+
+
+def medians(histories: list[list[dict]], metric: str) -> dict[int, float]:
+    """``{step: median over runs}`` of :func:`step_values`."""
+    return {step: float(np.median(v)) for step, v in step_values(histories, metric).items()}
 
 
 def converged_at(curve: dict[int, float], metric: str) -> int | None:
@@ -76,13 +81,13 @@ def main(argv=None) -> int:
         sweep.run_members(members, args.workdir, progress=not args.no_progress)
         histories = [workdir_lib.read_metrics(f"{args.workdir}/{m.name}") for m in members]
         metric = "hq_fraction" if any("hq_fraction" in r for r in histories[0]) else "fd"
-        curve = medians(histories, metric)
+        curve = {}
         print(f"{base.name}: median {metric} over seeds {[m.seed for m in members]}")
-        for step, value in curve.items():
-            values = [r[metric] for h in histories for r in h
-                      if r["step"] == step and r.get(metric) is not None]
-            low, high = stats.bootstrap_ci(values)
-            print(f"  step {step:>7}: {value:.4g}  [95 % CI {low:.4g}, {high:.4g}]")
+        for step, values in step_values(histories, metric).items():
+            cell = stats.cell(values)
+            curve[step] = cell["median"]
+            print(f"  step {step:>7}: {cell['median']:.4g}  [95 % CI {cell['low']:.4g}, "
+                  f"{cell['high']:.4g}]")
         length = converged_at(curve, metric)
         print(f"converged at: {length if length is not None else 'not within the run'} "
               f"({'median HQ >= 0.5 from then on' if metric == 'hq_fraction' else 'FD(T) <= 1.1 FD(2T)'})")

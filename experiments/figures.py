@@ -60,21 +60,21 @@ def preset_members(preset: str, workdir=None, *, calibrate: bool = False,
         members = []
         for grid in grids:
             base = experiments.load_config(grid.config, grid.overrides)
-            record = None
+            record_path = None
             if grid.units == "effective":
-                record = calibration_path(workdir, name, grid.on)
-                if not record.exists():
+                record_path = calibration_path(workdir, name, grid.on)
+                if not record_path.exists():
                     if not calibrate:
-                        raise ValueError(f"no calibration record at {str(record)!r}")
+                        raise ValueError(f"no calibration record at {str(record_path)!r}")
                     log(f"[{name}] calibrating ({grid.calibration_steps} steps x 2 seeds)")
-                    calibration.save(record, calibration.measure(
+                    calibration.save(record_path, calibration.measure(
                         study.with_regulariser(base, grid.on), steps=grid.calibration_steps,
                         seeds=(0, 1), progress=progress))
             members += study.grid(
                 base, grid.penalties, grid.targets,
                 {"strength": grid.strengths, "radius": grid.radii,
                  "learning_rate": grid.learning_rates}, grid.seeds,
-                None if record is None else str(record), on=grid.on)
+                None if record_path is None else str(record_path), on=grid.on)
         out[name] = members
     return out
 
@@ -167,8 +167,7 @@ TABLE_NOTE = (
     "same seed (the unregularised run; R1 alone for penalties on top of R1) [95 % bootstrap CI]; "
     "p = paired t-test (†: exact sign test, where a diverged run makes a difference infinite), "
     "Holm-adjusted over every comparison of the experiment; d_z = mean Δ / sd Δ; a claim only "
-    "where the adjusted p < 0.05; unstable = diverged, oscillating, collapsed or final FD > 2× "
-    "the unregularised median (k/n runs).")
+    f"where the adjusted p < 0.05; unstable = {cells.UNSTABLE_RULE} (k/n runs).")
 
 
 def _extras(rows, metric: str) -> list[str]:
@@ -267,7 +266,7 @@ class _TableContext:
 def _reference_lines(nulls, name: str, metric: str, extras) -> list[str]:
     """Table lines of the nulls and, for the mixtures, the published PacGAN GAN numbers."""
     lines = []
-    published = next((v for k, v in plots.PACGAN.items() if name.startswith(k)), None)
+    published = plots.pacgan_numbers(name)
     for kind, (label, _, _) in plots.NULL_STYLES.items():
         value = cells.null_value(nulls, kind, metric)
         if value is None:

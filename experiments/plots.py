@@ -223,9 +223,14 @@ def null_lines(nulls, metric: str, *, mixture: bool = False) -> list[Line]:
     return out
 
 
+def pacgan_numbers(name: str) -> dict | None:
+    """PacGAN's published unregularised-GAN numbers of a mixture experiment (None: not one)."""
+    return next((v for k, v in PACGAN.items() if name.startswith(k)), None)
+
+
 def pacgan_lines(name: str, metric: str) -> list[Line]:
     """The published PacGAN GAN number of a mixture experiment's metric, if any."""
-    table = next((v for k, v in PACGAN.items() if name.startswith(k)), {})
+    table = pacgan_numbers(name) or {}
     return [Line(table[metric], PACGAN_LABEL, "indigo", "-.")] if metric in table else []
 
 
@@ -350,13 +355,18 @@ def _shared_legend(fig, axes=None, ncol: int | None = None) -> int:
     return math.ceil(len(labels) / ncol)
 
 
+def sn_note(rows) -> str:
+    """``'; ' + SN_NOTE`` where ``rows`` hold spectral-norm runs (its lr was selected), else ''."""
+    return f"; {SN_NOTE}" if any(r["penalty"] == "spectral_norm" for r in rows) else ""
+
+
 def _title(number: str, what: str, rows, preset: str, note: str = "",
            dropped: bool = False) -> str:
     """``N. what — experiment note; SN note`` and the :func:`caption` line."""
     name = rows[0]["config.name"]
     extra = f" {note}" if note else ""
-    sn = f"; {SN_NOTE}" if any(r["penalty"] == "spectral_norm" for r in rows) else ""
-    return f"{number}. {what} — {name}{extra}{sn}\n{caption(rows, preset, dropped=dropped)}"
+    return (f"{number}. {what} — {name}{extra}{sn_note(rows)}\n"
+            f"{caption(rows, preset, dropped=dropped)}")
 
 
 # ----------------------------------------------------------------------------
@@ -413,9 +423,8 @@ def fig_quality(runs_by_experiment: dict, preset: str, nulls_by_experiment=None)
                             lambda ax, r=rows, m=metric, t=t, ln=lines:
                             strength_panel(ax, r, m, t, lines=ln))
                            for t in swept_targets(rows)])
-    sn = f"; {SN_NOTE}" if any(r["penalty"] == "spectral_norm" for r in all_rows) else ""
     return panel_figure(panels, "3. Image quality vs strength (bands: baselines without a weight "
-                        f"penalty){sn}\n{caption(all_rows, preset)}")
+                        f"penalty){sn_note(all_rows)}\n{caption(all_rows, preset)}")
 
 
 def fig_vae(rows, preset: str, nulls=None) -> Figure:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from experiments import cells
-from experiments.plots import (COLOURS, SHORT, SN_NOTE, _layout, caption, mixture_order,
+from experiments.plots import (COLOURS, SHORT, _layout, caption, mixture_order, sn_note,
                                net_label, number, strength_figure, swept_targets, value_text)
 from regan_jax import config as config_lib
 from regan_jax import data, families, plotting
@@ -57,7 +57,7 @@ def fig_mixture_scatter(runs_by_experiment: dict, root, preset: str) -> Figure:
 
     Per mixture: the true mixture's samples and uniform noise in its support
     box (the two nulls), the baselines, then every weight penalty on G at the
-    grid's middle strength (max-norm at the middle radius); red circles of
+    grid's middle strength (max-norm at the middle radius); black circles of
     radius 3σ around the true centres. The seed shown has the median modes
     covered.
     """
@@ -78,10 +78,9 @@ def fig_mixture_scatter(runs_by_experiment: dict, root, preset: str) -> Figure:
         row += math.ceil(len(panels) / columns)
         notes.append(f"{name}: {note}")
     all_rows = [r for rs in runs_by_experiment.values() for r in rs]
-    sn = f"; {SN_NOTE}" if any(r["penalty"] == "spectral_norm" for r in all_rows) else ""
     _layout(fig, "2a. Mode collapse on 2-D mixtures: final samples, every penalty at one common "
             f"strength ({'; '.join(notes)}); black circles: 3σ around the true modes; the seed shown "
-            f"has the median modes covered{sn}\n{caption(all_rows, preset)}")
+            f"has the median modes covered{sn_note(all_rows)}\n{caption(all_rows, preset)}")
     fig.subplots_adjust(hspace=0.6)  # tight_layout under-spaces rows of fixed-aspect axes
     return fig
 
@@ -174,11 +173,10 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
         ax.set_title(f"{label} {value_text(key, cells.is_effective(rows))}\n"
                      f"{_score_text(table.get(key), metric)}\nseed {run['seed']} shown"
                      f"{' (diverged)' if run.get('diverged') else ''}", fontsize=6.5)
-    sn = f"; {SN_NOTE}" if any(r["penalty"] == "spectral_norm" for r in rows) else ""
     score = cells.short_name(metric)
     _layout(fig, f"5. Samples — {rows[0]['config.name']}: each penalty on {net_label(target)} at "
             f"its best strength (best median {score} over the seeds, selected on these same runs); "
-            f"the seed shown has the median {score}{sn}\n{caption(rows, preset)}")
+            f"the seed shown has the median {score}{sn_note(rows)}\n{caption(rows, preset)}")
     return fig
 
 

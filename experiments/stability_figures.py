@@ -35,8 +35,7 @@ def fig_stability(rows, root, preset: str) -> Figure:
                     fontsize=8.5)
     unstable_panel(ax_bar, rows)
     _layout(fig, _title("4b", "Stability", rows, preset,
-                        "(unstable = diverged, FD oscillating (rebound > 1.5×), collapsed to under "
-                        "half the modes, or final FD > 2× the unregularised median)"),
+                        f"(unstable = {cells.UNSTABLE_RULE})"),
             _shared_legend(fig, [ax_fd], ncol=5))
     return fig
 

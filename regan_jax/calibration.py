@@ -313,12 +313,13 @@ def raw_strength(penalty_cfg, optimizer_cfg, steps: int, fields: Mapping,
         raise ValueError(f"effective strength must be > 0, got {effective!r}")
     if penalty_cfg.kind == "none":
         raise ValueError("penalty kind 'none' has no strength to calibrate")
+    # e is linear in the radius, or in the strengths' common scale: e(value) = value * e(1).
     unit = config_lib.copy_config(penalty_cfg)
-    if unit.kind in RADIUS_KINDS:  # e = r / size: r = e * size.
+    if unit.kind in RADIUS_KINDS:
         unit.radius = 1.0
-        return effective / effective_strength(unit, optimizer_cfg, steps, fields)
-    ratio = unit.l2_strength / unit.strength if unit.strength > 0 else 1.0
-    unit.strength, unit.l2_strength = 1.0, ratio  # e is linear in the strengths' common scale.
+    else:
+        ratio = unit.l2_strength / unit.strength if unit.strength > 0 else 1.0
+        unit.strength, unit.l2_strength = 1.0, ratio
     return effective / effective_strength(unit, optimizer_cfg, steps, fields)
 
 
