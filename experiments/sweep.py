@@ -184,7 +184,7 @@ def _parse_cell(text: str):
     return text
 
 
-def _shard(text: str) -> tuple[int, int]:
+def parse_shard(text: str) -> tuple[int, int]:
     try:
         index, count = (int(v) for v in text.split("/"))
     except ValueError:
@@ -277,7 +277,7 @@ def _main(argv) -> int:
     if not members:
         raise experiments.UsageError("the sweep has zero members: give at least one "
                                      "penalty, target, strength and seed")
-    mine = shard_members(members, _shard(args.shard))
+    mine = shard_members(members, parse_shard(args.shard))
     if args.dry_run:
         print("\n".join(m.name for m in mine))
         return 0
