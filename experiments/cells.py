@@ -89,6 +89,7 @@ METRICS = {
     "recall": _higher("recall ↑"),
     "density": _higher("density ↑"),
     "coverage": _higher("coverage ↑"),
+    "fd_rebound": _lower("FD rebound (second-half max / min FD) ↓"),
     "sample_tv": Metric("total variation of samples (lower = smoother)", None),
     "sparsity": Metric("fraction of exactly-zero weights", None),
     "filter_sparsity": Metric("fraction of all-zero units", None),

@@ -252,10 +252,12 @@ def null_references(directory, config, *, seed: int = 0) -> dict:
 def collect_results(workdir) -> list[dict]:
     """Collects every finished run under ``workdir`` into ``workdir/results.csv``.
 
-    The ``run`` column is relative to ``workdir`` so the directory can move.
+    The ``run`` column is relative to ``workdir`` so the directory can move;
+    ``sample_tv`` is the total variation of an image run's final samples
+    (:func:`experiments.sample_figures.total_variation`; empty for points).
     """
     workdir = pathlib.Path(workdir)
-    rows = sweep.collect([workdir])
+    rows = sample_figures.with_sample_tv(sweep.collect([workdir]), workdir)
     for r in rows:
         r["run"] = os.path.relpath(r["run"], workdir)
     sweep.write_csv(workdir / RESULTS_CSV, rows)

@@ -197,11 +197,15 @@ def total_variation(images: np.ndarray) -> float:
 
 
 def with_sample_tv(rows, root) -> list[dict]:
-    """Copies of ``rows`` with ``sample_tv``: :func:`total_variation` of the run's final samples."""
+    """Copies of ``rows`` with ``sample_tv``: :func:`total_variation` of the run's final samples.
+
+    None where a run saved no samples or its samples are not images (points).
+    """
     out = []
     for r in rows:
         path = pathlib.Path(root) / r["run"] / "samples" / "final.npz"
-        tv = total_variation(np.load(path)["samples"]) if path.exists() else None
+        samples = np.load(path)["samples"] if path.exists() else None
+        tv = total_variation(samples) if samples is not None and samples.ndim == 4 else None
         out.append({**r, "sample_tv": tv})
     return out
 
@@ -213,7 +217,8 @@ def fig_smoothness(rows, root, preset: str, real_tv: float | None = None,
     ``real_tv``: the held-out images' total variation (of ``real_count``
     images), drawn as the real null.
     """
-    rows = with_sample_tv(rows, root)
+    if any("sample_tv" not in r for r in rows):  # rows of an older results.csv
+        rows = with_sample_tv(rows, root)
     nulls = (None if real_tv is None else
              {"num_samples": real_count, "scores": {"real": {"sample_tv": real_tv}}})
     return strength_figure(
