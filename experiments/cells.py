@@ -255,7 +255,11 @@ def _target_nets(row) -> list[str]:
     nets = sorted(k[len("config.penalty."):-len(".kind")] for k, v in row.items()
                   if k.startswith("config.penalty.") and k.endswith(".kind") and v is not None)
     target = row["target"]
-    return nets if target in (None, "both") else target.split(",")
+    if target in (None, "both"):
+        return nets
+    if "," in target or row.get("config.model_type") is None:
+        return target.split(",")
+    return list(study.target_networks(row["config.model_type"], target))  # a group, or one net
 
 
 def has_metric(rows, metric: str) -> bool:

@@ -21,7 +21,9 @@ name               setting (on each target network)
 
 The swept value is the strength λ, except for ``max_norm`` where it is the
 radius r; the baselines and ``none`` have no swept value. A *target* is one
-network (``g``, ``d``; ``encoder``, ``decoder``) or ``both``.
+network (``g``, ``d``; ``encoder``, ``decoder``), a group of networks the
+family declares (``Family.target_groups``: the cycle GAN's ``generators``,
+``discriminators``, ``all``) or ``both`` (every network).
 :func:`describe` reads these labels back from any run's config, so
 ``collect`` labels runs that were trained by hand too.
 """
@@ -111,8 +113,33 @@ class Member(NamedTuple):
 
 
 def targets(model_type: str) -> tuple[str, ...]:
-    """Valid targets of a model type: each network, then ``'both'``."""
-    return config_lib.networks(model_type) + ("both",)
+    """Valid targets of a model type: each network, the family's groups, then ``'both'``.
+
+    ``'both'`` only where no group of the family names every network already
+    (the cycle GAN's ``'all'``), so that :func:`describe` reads each target
+    back under the name it was given.
+    """
+    family = families.get(model_type)
+    groups = tuple(name for name, _ in family.target_groups)
+    covered = any(set(nets) == set(family.networks) for _, nets in family.target_groups)
+    return family.networks + groups + (() if covered else ("both",))
+
+
+def target_networks(model_type: str, target: str) -> tuple[str, ...]:
+    """The networks ``target`` names: itself, a group of the family, or every one (``'both'``)."""
+    family = families.get(model_type)
+    return family.networks if target == "both" else dict(family.target_groups).get(
+        target, (target,))
+
+
+def target_name(model_type: str | None, on, nets) -> str:
+    """The target naming the penalised networks ``on`` of ``nets``: a group the family
+    declares, ``'both'`` (all of more than one) or the names joined by commas."""
+    groups = families.get(model_type).target_groups if model_type in families.FAMILIES else ()
+    for name, group in groups:
+        if set(group) == set(on):
+            return name
+    return "both" if len(on) == len(nets) > 1 else ",".join(on)
 
 
 def check_names(penalties, target_names, model_type: str) -> None:
@@ -165,7 +192,7 @@ def member_config(base, penalty: str, target: str, value: float | None, seed: in
             config.optimizer[net].learning_rate = float(value)
         config_lib.validate(config)
         return config
-    nets = config_lib.networks(config.model_type) if target == "both" else (target,)
+    nets = target_networks(config.model_type, target)
     for net in nets if spec.swept is not None else ():
         raw = float(value) if record is None else raw_value(config, penalty, net, value, record)
         _set_penalty(config.penalty[net], spec, raw)
@@ -300,7 +327,7 @@ def _weight_labels(flat_config: dict, nets: list, on: list) -> dict:
         "kind", "coupling", "strength", "l2_strength", "radius")
     settings = {tuple(flat_config[f"penalty.{n}.{f}"] for f in fields) for n in on}
     kind, coupling = flat_config[f"penalty.{on[0]}.kind"], flat_config[f"penalty.{on[0]}.coupling"]
-    target = "both" if len(on) == len(nets) > 1 else ",".join(on)
+    target = target_name(flat_config.get("model_type"), on, nets)
     for name in WEIGHT_PENALTIES:
         spec = PENALTIES[name]
         if len(settings) == 1 and (spec.kind, spec.coupling) == (kind, coupling):

@@ -6,17 +6,18 @@ fail)::
     name, model_type, seed, steps
     data            regan_jax.data.default_config()
     model           regan_jax.models.default_config()
-    loss            regan_jax.losses.default_config()
+    loss            regan_jax.losses.default_config() (+ the family's own keys)
     optimizer.<net> regan_jax.penalties.default_optimizer_config()
     penalty.<net>   regan_jax.penalties.default_penalty_config()
     eval            sample counts and the interval of the cheap in-training FD
     log             intervals of metrics, sample grids and checkpoints
 
 ``model_type`` names the model family (:mod:`regan_jax.families`), which
-says the networks: ``g``, ``d`` for ``gan``/``cgan`` and ``encoder``,
-``decoder`` for ``vae``. ``experiments/configs/*.py`` start from
-:func:`base_config` and override a few fields. :func:`validate` is the one
-validation pass over every field; the layers after it trust the config.
+says the networks: ``g``, ``d`` for ``gan``/``cgan``, ``encoder``,
+``decoder`` for ``vae``, ``g``, ``f``, ``d_a``, ``d_b`` for ``cyclegan``.
+``experiments/configs/*.py`` start from :func:`base_config` and override a
+few fields. :func:`validate` is the one validation pass over every field;
+the layers after it trust the config.
 """
 import ast
 import copy
@@ -48,12 +49,13 @@ def base_config(model_type: str, dataset: str) -> ml_collections.ConfigDict:
     a new (overridable, validated) config key here with no further change.
 
     Args:
-      model_type: ``'gan'``, ``'cgan'`` or ``'vae'``.
+      model_type: a family name (``'gan'``, ``'cgan'``, ``'vae'``, ``'cyclegan'``).
       dataset: ``config.data.name`` (e.g. ``'digits'``, ``'ring8'``).
     """
-    from regan_jax import data, losses, models, penalties  # Heavy; only when building.
+    from regan_jax import data, families, models, penalties  # Heavy; only when building.
 
-    nets = networks(model_type)
+    family = families.get(model_type)
+    nets = family.networks
     config = ml_collections.ConfigDict()
     config.name = f"{dataset}_{model_type}"
     config.model_type = model_type
@@ -62,7 +64,7 @@ def base_config(model_type: str, dataset: str) -> ml_collections.ConfigDict:
     config.data = data.default_config()
     config.data.name = dataset
     config.model = models.default_config()
-    config.loss = losses.default_config()
+    config.loss = family.loss_config()
     config.optimizer = {net: penalties.default_optimizer_config() for net in nets}
     config.penalty = {net: penalties.default_penalty_config() for net in nets}
     config.eval = eval_config()
@@ -349,10 +351,11 @@ def _get(config, dotted: str):
 
 def _check_sections(config: ml_collections.ConfigDict) -> None:
     """Every section holds exactly the keys of its module's defaults (unknown keys fail)."""
-    from regan_jax import data, losses, models  # Heavy; only when validating.
+    from regan_jax import data, families, models  # Heavy; only when validating.
 
     defaults = {"data": data.default_config(), "model": models.default_config(),
-                "loss": losses.default_config(), "eval": eval_config(), "log": log_config()}
+                "loss": families.get(config.model_type).loss_config(), "eval": eval_config(),
+                "log": log_config()}
     for section, default in defaults.items():
         have, want = set(config[section].keys()), set(default.keys())
         if have != want:

@@ -12,10 +12,13 @@ name               discriminator loss                            generator loss
 ``non_saturating`` softplus(-D(x)) + softplus(D(G(z)))           softplus(-D(G(z)))
 ``hinge``          relu(1 - D(x)) + relu(1 + D(G(z)))            -D(G(z))
 ``wasserstein``    D(G(z)) - D(x)                                -D(G(z))
+``least_squares``  (D(x) - 1)² + D(G(z))²                        (D(G(z)) - 1)²
 ================== ============================================= ====================
 
 (softplus(-l) = -log sigmoid(l), so ``non_saturating`` is the binary
-cross-entropy of Goodfellow et al. 2014 with the generator's -log D trick.)
+cross-entropy of Goodfellow et al. 2014 with the generator's -log D trick.
+``least_squares`` is LSGAN (Mao et al. 2017) with targets a = 0 (fake),
+b = c = 1 (real), as CycleGAN uses it; see :func:`least_squares_d`.)
 """
 from collections.abc import Callable
 from typing import NamedTuple
@@ -45,6 +48,26 @@ class GanLoss(NamedTuple):
     g: Callable[[jnp.ndarray], jnp.ndarray]
 
 
+def least_squares_d(real: jnp.ndarray, fake: jnp.ndarray) -> jnp.ndarray:
+    """LSGAN's discriminator loss (Mao et al. 2017), targets 1 for real and 0 for fake.
+
+    .. math::
+        L_D = \\frac1N \\sum_i \\big[(D(x_i) - 1)^2 + D(\\tilde x_i)^2\\big]
+
+    ``real``/``fake`` are the raw outputs D(x), D(x̃) (no sigmoid). The paper
+    writes ½ before each term; CycleGAN (Zhu et al. 2017) uses this form and
+    halves the discriminator's loss instead. Under Adam a constant factor on a
+    loss changes nothing but the relative size of ε and of a coupled penalty,
+    so the registry keeps the plain sum, like the other entries.
+    """
+    return jnp.mean((real - 1.0) ** 2 + fake**2)
+
+
+def least_squares_g(fake: jnp.ndarray) -> jnp.ndarray:
+    """LSGAN's generator loss, target 1: :math:`L_G = \\frac1N \\sum_i (D(\\tilde x_i) - 1)^2`."""
+    return jnp.mean((fake - 1.0) ** 2)
+
+
 GAN_LOSSES = {
     "non_saturating": GanLoss(
         d=lambda real, fake: jnp.mean(jax.nn.softplus(-real) + jax.nn.softplus(fake)),
@@ -55,6 +78,7 @@ GAN_LOSSES = {
     "wasserstein": GanLoss(
         d=lambda real, fake: jnp.mean(fake) - jnp.mean(real),
         g=lambda fake: -jnp.mean(fake)),
+    "least_squares": GanLoss(d=least_squares_d, g=least_squares_g),
 }
 
 

@@ -183,7 +183,13 @@ def grid_samples(program: Program, params, config):
         return evaluation.as_sample_fn_output(program.sample(params, key, n))
 
     return evaluation.draw_samples(sample_fn, sample_key(config), config.log.num_images,
-                                   program.spec.shape, batch_size=config.eval.batch_size)
+                                   sample_shape(program), batch_size=config.eval.batch_size)
+
+
+def sample_shape(program: Program) -> tuple[int, ...]:
+    """One sample's shape: the data's, or the family's own (a translation strip)."""
+    shape = program.family.sample_shape
+    return tuple(program.spec.shape) if shape is None else tuple(shape(program.spec.shape))
 
 
 def grid_columns(program: Program) -> int | None:

@@ -132,7 +132,7 @@ def draw(run: LoadedRun, num: int, *, seed: int | None = None, label: int | None
 
         def sample_fn(k, n):
             return program.sample(params, k, n, labels=jnp.full((n,), label, jnp.int32))
-    return evaluation.draw_samples(sample_fn, key, num, program.spec.shape,
+    return evaluation.draw_samples(sample_fn, key, num, program_lib.sample_shape(program),
                                    batch_size=batch_size)
 
 

@@ -24,6 +24,9 @@ NUMPY_GAN_LOSSES = {
     "hinge": (lambda r, f: np.mean(np.maximum(0, 1 - r)) + np.mean(np.maximum(0, 1 + f)),
               lambda f: -np.mean(f)),
     "wasserstein": (lambda r, f: np.mean(f) - np.mean(r), lambda f: -np.mean(f)),
+    # LSGAN, targets 1 (real) and 0 (fake); generator target 1.
+    "least_squares": (lambda r, f: np.mean((r - 1) ** 2) + np.mean(f ** 2),
+                      lambda f: np.mean((f - 1) ** 2)),
 }
 
 
@@ -46,7 +49,7 @@ def test_non_saturating_is_stable_for_large_logits():
 
 
 def test_unknown_names_raise():
-    with pytest.raises(ValueError, match=r"unknown GAN loss 'lsgan'.*'hinge', 'non_saturating'"):
+    with pytest.raises(ValueError, match=r"unknown GAN loss 'lsgan'.*'hinge', 'least_squares', 'non_saturating'"):
         losses.gan_loss("lsgan")
     with pytest.raises(ValueError, match=r"unknown gradient penalty 'dragan'.*'r1'"):
         losses.gradient_penalty_fn("dragan")

@@ -19,6 +19,10 @@ Local builders (unregistered, so they neither clash with the TFDS catalog's
   ``100 a + 10 b + c`` (1,000 classes). Sizes and seed from options.
 - ``fashion_mnist`` / ``mnist``: IDX files from a local directory
   (:func:`idx_directory`), 28×28×1, pixels 0..255; else the TFDS catalog.
+- ``unpaired_digits`` / ``unpaired_fashion_mnist``: two disjoint halves of
+  a split, one colour-inverted (domain A), stacked on the channel axis with
+  the other (domain B), for image-to-image translation
+  (:mod:`regan_jax.data.unpaired`).
 
 Any other name is looked up in the TFDS catalog (prepared data, or a download
 where the network allows). Examples keep their source index, and
@@ -35,7 +39,8 @@ from regan_jax.data import idx
 from regan_jax.data.mixtures import MIXTURES
 from regan_jax.data.spec import ArrayDataset
 
-LOCAL_DATASETS = ("digits", "stacked_digits", "fashion_mnist", "mnist")
+UNPAIRED_DATASETS = ("unpaired_digits", "unpaired_fashion_mnist")
+LOCAL_DATASETS = ("digits", "stacked_digits", "fashion_mnist", "mnist") + UNPAIRED_DATASETS
 DEBIAN_DATASETS_DIR = "/usr/share/datasets"
 DIGITS_TEST_SIZE = 297
 _IDX_DATASETS = ("fashion_mnist", "mnist")
@@ -217,7 +222,8 @@ def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = 
       name: one of :data:`LOCAL_DATASETS` or a TFDS catalog name.
       split: ``'train'`` or ``'test'`` (catalog datasets: any TFDS split).
       data_dir: cache of prepared datasets ('' -> :func:`data_dir_or_default`).
-      idx_dir: ``fashion_mnist``/``mnist`` IDX directory (see :func:`idx_directory`).
+      idx_dir: ``fashion_mnist``/``mnist`` (and ``unpaired_fashion_mnist``) IDX
+        directory (see :func:`idx_directory`).
       download: whether a catalog dataset may be downloaded.
       size, test_size, seed: ``stacked_digits`` split sizes and seed.
 
@@ -241,6 +247,9 @@ def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = 
                              f"size={size}, test_size={test_size}, seed={seed}")
         builder = ReganStackedDigits(size=size, test_size=test_size, seed=seed,
                                      data_dir=data_dir)
+    elif name in UNPAIRED_DATASETS:
+        from regan_jax.data import unpaired  # It builds on this module.
+        builder = unpaired.builder(name, data_dir=data_dir, idx_dir=idx_dir)
     elif name in _IDX_DATASETS:
         directory = idx_directory(name, idx_dir, data_dir)
         if directory is None:

@@ -19,7 +19,9 @@ class RunHooks(NamedTuple):
     where no feature space applies); ``final(state, config, key, diverged) ->
     dict``: the summary's scores and weight statistics (``sparsity_<net>``,
     ``norm_<net>`` and the unit-level ``filter_sparsity_<net>``) plus the
-    family's held-out scores (the VAE's ``elbo`` and ``recon``). A diverged
+    family's held-out scores (the VAE's ``elbo`` and ``recon``; a
+    translation family's own evaluation, ``Family.make_evaluator``, which
+    also gives ``cheap`` its ``fd``). A diverged
     run gets weight statistics only: scores of its frozen pre-divergence
     parameters would not describe the run.
     """
@@ -40,17 +42,22 @@ def run_hooks(program) -> RunHooks:
     test = (None if isinstance(program.source, data.Mixture)
             else data.from_config(config.data, "test"))
     reference = config_reference(config, program.source, test)
+    make_family_scores = program.family.make_evaluator
+    family_scores = (None if make_family_scores is None or test is None
+                     else make_family_scores(config, program.models, test))
 
     def sample_fn(params):
         return lambda key, n: evaluator.as_sample_fn_output(program.sample(params, key, n))
 
     def cheap(params, key):
+        out = {} if family_scores is None else family_scores(params, key, cheap=True)
         if reference is None:
-            return {}
+            return out
         scores = evaluator.evaluate(sample_fn(params), key, reference,
                                     num_samples=config.eval.fd_samples,
                                     batch_size=config.eval.batch_size, cheap=True)
-        return {k: v for k, v in scores.items() if k not in ("num_samples", "nonfinite_samples")}
+        return {**out, **{k: v for k, v in scores.items()
+                          if k not in ("num_samples", "nonfinite_samples")}}
 
     def final(state, member_config, key, diverged):
         out = evaluator.weight_summary(state.params)
@@ -64,6 +71,8 @@ def run_hooks(program) -> RunHooks:
         if program.family.score_fn is not None and test is not None:
             score = program.family.score_fn(config, program.models, state.params, key)
             out.update(evaluator.mean_scores(score, test.images, config.eval.batch_size))
+        if family_scores is not None:
+            out.update(family_scores(state.params, key))
         return out
 
     return RunHooks(cheap, final)

@@ -2,6 +2,8 @@
 import dataclasses
 from collections.abc import Callable
 
+from regan_jax import losses
+
 # Signatures of a family's functions (``models``/``optimizers``: ``{network: ...}``;
 # ``spec``: a ``regan_jax.data.DataSpec``; ``config``: a validated experiment config).
 MakeModels = Callable  # (model_cfg, spec) -> {network: flax module}
@@ -13,6 +15,10 @@ MakeSampler = Callable
 RowsPerStep = Callable  # (config) -> rows of data one step consumes
 Validate = Callable    # (config) -> None; raises ValueError naming the config key
 ScoreFn = Callable     # (config, models, params, key) -> (images [B, ...] -> {score: [B]})
+# (config, models, test split) -> evaluate(params, key, cheap=False) -> {score: float}
+MakeEvaluator = Callable
+SampleShape = Callable  # (data shape) -> the shape of one of the sampler's samples
+LossConfig = Callable   # () -> config.loss's defaults (the schema of that section)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +39,17 @@ class Family:
         see the signatures above.
       score_fn: per-example held-out scores of a run (the VAE's ELBO and
         reconstruction term), or None.
+      make_evaluator: the family's own held-out evaluation, built once per
+        program from the test split, for a family whose samples are not
+        scored against the dataset's reference (image-to-image translation);
+        ``cheap=True`` gives the in-training scores (``fd``). None: none.
+      sample_shape: the shape of one sample when it is not the data's (a
+        translation strip); None: the data's shape.
+      loss_config: the defaults of ``config.loss`` (its schema): the shared
+        GAN keys, plus the family's own weights where it has some.
+      target_groups: ``((name, networks), ...)``, named sets of networks a
+        study may target at once (``('generators', ('g', 'f'))``), besides
+        each network and ``'both'`` (every network). A tuple: a family is hashable.
     """
     name: str
     networks: tuple[str, ...]
@@ -45,3 +62,7 @@ class Family:
     rows_per_step: RowsPerStep
     validate: Validate
     score_fn: ScoreFn | None = None
+    make_evaluator: MakeEvaluator | None = None
+    sample_shape: SampleShape | None = None
+    loss_config: LossConfig = losses.default_config
+    target_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
