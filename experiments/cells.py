@@ -85,6 +85,8 @@ METRICS = {
     "recon": _lower("reconstruction −log p(x|z) ↓"),
     "cond_accuracy": _higher("classifier accuracy on samples ↑"),
     "intra_fd": _lower("intra-class Fréchet distance ↓"),
+    "content_accuracy": _higher("content accuracy of G(a) (classifier reads a's class) ↑"),
+    "cycle_error_a": _lower("cycle error |F(G(a)) − a| ↓"),
     "precision": _higher("precision ↑"),
     "recall": _higher("recall ↑"),
     "density": _higher("density ↑"),
@@ -99,7 +101,8 @@ METRICS = {
 # Short names of the scores, for tables and panel titles.
 SHORT_NAMES = {"fd": "FD", "kid": "KID", "modes": "modes", "robust_modes": "robust modes",
                "hq_fraction": "HQ fraction", "reverse_kl": "reverse KL", "intra_fd": "intra-class FD",
-               "cond_accuracy": "accuracy", "class_kl": "KL to uniform", "elbo": "ELBO"}
+               "cond_accuracy": "accuracy", "content_accuracy": "content accuracy",
+               "cycle_error_a": "cycle error", "class_kl": "KL to uniform", "elbo": "ELBO"}
 
 
 def short_name(metric: str) -> str:
@@ -179,7 +182,8 @@ def cell_key(row) -> CellKey:
 
 def swept_targets(rows) -> list[str]:
     """The targets the weight penalties of ``rows`` were put on, in a fixed order."""
-    order = ["g", "d", "encoder", "decoder", "both"]
+    order = ["g", "d", "encoder", "decoder", "f", "d_a", "d_b", "generators", "discriminators",
+             "both", "all"]
     present = {r["target"] for r in rows if role(r) != "baseline" and r["target"] is not None}
     return [t for t in order if t in present] + sorted(present - set(order))
 

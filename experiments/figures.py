@@ -230,13 +230,17 @@ def null_references(directory, config, *, seed: int = 0) -> dict:
     :func:`regan_jax.evaluation.null_scores` at the runs' sample count, or
     at the held-out pool's size where that is smaller (digits: 148 images;
     the figures say N). Empty scores where the data has no feature space.
+    A family with its own evaluation scores its own nulls (``Family.null_scores``).
     """
     path = pathlib.Path(directory) / cells.NULLS_FILE
     if path.exists():
         return workdir_lib.read_json(path)
-    reference = evaluation.config_reference(config)
+    family = families.get(config.model_type)
+    reference = None if family.null_scores else evaluation.config_reference(config)
     scores, n = {}, config.eval.num_samples
-    if reference is not None:
+    if family.null_scores is not None:  # a family scored by its own evaluation
+        scores, n = family.null_scores(config, jax.random.key(seed))
+    elif reference is not None:
         if reference.images is not None:  # the pool of 'real': the held-out odd rows
             n = min(n, len(reference.images) // 2)
         scores = evaluation.null_scores(reference, jax.random.key(seed), n)
@@ -437,11 +441,14 @@ def write_results_md(workdir, rows, preset: str, figure_files: dict) -> None:
 # ----------------------------------------------------------------------------
 
 def _experiment_kind(rows) -> str:
-    """``'image_gan'``, ``'mixture'``, ``'stacked'``, ``'vae'``, ``'cgan'`` or ``'other'``."""
+    """``'image_gan'``, ``'mixture'``, ``'stacked'``, ``'vae'``, ``'cgan'``, ``'translation'``
+    or ``'other'``."""
     family = families.get(rows[0]["config.model_type"])
     dataset = rows[0]["config.data.name"]
     if dataset in data.MIXTURES:
         return "mixture"
+    if family.make_evaluator is not None:  # scored by its own evaluation: translation
+        return "translation"
     if family.score_fn is not None:  # a held-out ELBO: the VAE
         return "vae"
     if family.conditional:
@@ -493,6 +500,9 @@ def _experiment_specs(name, kind, rows, root, preset, nulls) -> dict:
             lambda: sample_figures.fig_samples(rows, root, preset, metric="intra_fd"))
     elif kind == "stacked":
         specs[f"fig8_stacked_{name}"] = lambda: plots.fig_stacked(rows, preset, nulls)
+    elif kind == "translation":
+        specs[f"fig12_translation_{name}"] = lambda: plots.fig_translation(rows, preset, nulls)
+        specs[f"fig5_samples_{name}"] = lambda: sample_figures.fig_samples(rows, root, preset)
     if any(cells.role(r) == "on_r1" for r in rows) and "r1" in cells.baselines_present(rows):
         specs[f"fig11_on_r1_{name}"] = lambda: plots.fig_on_regulariser(rows, preset, nulls)
     return specs

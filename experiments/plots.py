@@ -447,6 +447,13 @@ def fig_stacked(rows, preset: str, nulls=None) -> Figure:
                            nulls=nulls)
 
 
+def fig_translation(rows, preset: str, nulls=None) -> Figure:
+    """12. Unpaired translation: FD of G(A) against held-out B and content accuracy of G(a)."""
+    return strength_figure(rows, ("fd", "content_accuracy", "cycle_error_a"), swept_targets(rows),
+                           _title("12", "Unpaired translation (cycle GAN)", rows, preset),
+                           nulls=nulls)
+
+
 def fig_on_regulariser(rows, preset: str, nulls=None, on: str = "r1") -> Figure:
     """11. Weight penalties on top of R1 against the R1 band (and the unregularised one)."""
     mine = [r for r in rows if cells.regulariser(r) == on or r["penalty"] == "none"]

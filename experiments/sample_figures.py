@@ -148,7 +148,8 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
     The best strength is selected on the same runs that are shown; the grid
     is the seed whose ``metric`` is the median over the seeds.
     """
-    target = "both" if "both" in swept_targets(rows) else (swept_targets(rows) or [None])[0]
+    targets = swept_targets(rows)
+    target = next((t for t in ("both", "all") if t in targets), (targets or [None])[0])
     table = cells.cells(rows, metric)
     panels = _panel_keys(rows, metric, target,
                          lambda p: cells.best_strength(rows, metric, p, target))

@@ -33,6 +33,7 @@ SMOKE_FIGURES = {
     "fig5_samples_digits_cgan", "fig6_vae_digits_vae", "fig7_cgan_digits_cgan",
     "fig8_stacked_stacked_digits_gan", "fig9_precision_recall_digits_gan",
     "fig10_smoothness_digits_gan", "fig11_on_r1_digits_gan",
+    "fig12_translation_digits_cyclegan", "fig5_samples_digits_cyclegan",
 }
 
 

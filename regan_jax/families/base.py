@@ -18,6 +18,7 @@ ScoreFn = Callable     # (config, models, params, key) -> (images [B, ...] -> {s
 # (config, models, test split) -> evaluate(params, key, cheap=False) -> {score: float}
 MakeEvaluator = Callable
 SampleShape = Callable  # (data shape) -> the shape of one of the sampler's samples
+NullScores = Callable  # (config, key) -> ({kind: scores}, the number of held-out examples)
 LossConfig = Callable   # () -> config.loss's defaults (the schema of that section)
 
 
@@ -43,6 +44,9 @@ class Family:
         program from the test split, for a family whose samples are not
         scored against the dataset's reference (image-to-image translation);
         ``cheap=True`` gives the in-training scores (``fd``). None: none.
+      null_scores: the null references of a family with its own evaluation
+        (``make_evaluator``), scored by it: ``({kind: scores}, n)``; None:
+        the dataset's (:func:`regan_jax.evaluation.null_scores`).
       sample_shape: the shape of one sample when it is not the data's (a
         translation strip); None: the data's shape.
       loss_config: the defaults of ``config.loss`` (its schema): the shared
@@ -63,6 +67,7 @@ class Family:
     validate: Validate
     score_fn: ScoreFn | None = None
     make_evaluator: MakeEvaluator | None = None
+    null_scores: NullScores | None = None
     sample_shape: SampleShape | None = None
     loss_config: LossConfig = losses.default_config
     target_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()

@@ -514,6 +514,12 @@ def null_scores(config: ml_collections.ConfigDict, key: jax.Array,
             for kind in NULL_KINDS}
 
 
+def study_nulls(config: ml_collections.ConfigDict, key: jax.Array) -> tuple[dict, int]:
+    """:func:`null_scores` and the number of held-out rows they were scored on (the study's nulls)."""
+    test = data.from_config(config.data, "test")
+    return null_scores(config, key, test), len(test.images)
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """The family's fields: unpaired data, ``config.loss`` (one D step, weights >= 0).
 
@@ -540,5 +546,5 @@ CYCLEGAN = Family(
     name="cyclegan", networks=NETWORKS, adversarial=True, conditional=False,
     make_models=make_models, init_state=init_cyclegan_state, make_step=make_step,
     make_sampler=make_sampler, rows_per_step=rows_per_step, validate=validate,
-    make_evaluator=make_evaluator, sample_shape=strip_shape, loss_config=loss_config,
+    make_evaluator=make_evaluator, null_scores=study_nulls, sample_shape=strip_shape, loss_config=loss_config,
     target_groups=TARGET_GROUPS)
