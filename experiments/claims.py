@@ -18,6 +18,15 @@ Verdict of a part (declared before the data):
   within its interval);
 - **inconclusive**: otherwise; **not tested**: the runs are not there.
 
+Parts about the samples (smoothness, diversity) count only cells that still
+train: a cell more than half of whose runs are unstable (diverged,
+oscillating, collapsed or a final FD over twice the unregularised median:
+`experiments.cells.UNSTABLE_RULE`) is listed as *degenerate* and left out of
+the Holm family and the verdict -- the flattest samples come from generators
+that collapsed to one blurry output, which is not what "smoother" claims.
+(This guard was added after the first look at the digits GAN's runs, where
+the only significant smoothing was such a cell; the verdicts say so.)
+
 A claim joins its parts with ``all`` (every part must hold: "sparse *and*
 more diverse") or ``any`` (alternative readings of one word: "stabilises"):
 ``all`` is refuted when one part is refuted and supported when every part is;
@@ -54,6 +63,7 @@ class Part(NamedTuple):
       targets: the networks they are on.
       versus: the reference: ``'none'`` (the unregularised runs) or a
         penalty at the same target and strength.
+      guard: leave degenerate cells (mostly unstable runs) out (module docstring).
     """
     name: str
     metrics: dict
@@ -61,6 +71,7 @@ class Part(NamedTuple):
     penalties: tuple
     targets: tuple
     versus: str = "none"
+    guard: bool = False
 
 
 class Claim(NamedTuple):
@@ -89,18 +100,18 @@ CLAIMS = (
         Part("sparser generator (exactly-zero weights)", {"*": "sparsity"}, "higher", _L1,
              GENERATOR_SIDE),
         Part("more diverse samples (recall; reverse KL of the mode histogram; modes)",
-             _DIVERSITY, "higher", _L1, GENERATOR_SIDE),
+             _DIVERSITY, "higher", _L1, GENERATOR_SIDE, guard=True),
     )),
     Claim("l2_smoother", "L2 makes samples smoother.", (
         Part("smoother samples (lower total variation)", dict.fromkeys(_IMAGES, "sample_tv"),
-             "lower", _L2, GENERATOR_SIDE),
+             "lower", _L2, GENERATOR_SIDE, guard=True),
     )),
     Claim("elastic_net_balances", "Elastic net balances the two (L1's sparsity, L2's smoothness).", (
         Part("sparser than L2 at the same target and strength", {"*": "sparsity"}, "higher",
              ("elastic_net",), GENERATOR_SIDE, versus="l2"),
         Part("smoother than proximal L1 at the same target and strength",
              dict.fromkeys(_IMAGES, "sample_tv"), "lower", ("elastic_net",), GENERATOR_SIDE,
-             versus="prox_l1"),
+             versus="prox_l1", guard=True),
     )),
 )
 
@@ -113,6 +124,8 @@ class Test(NamedTuple):
     cell: cells.Cell
     reference: cells.Cell
     favours: bool  # goes the claimed way (by the sign the test judges)
+    unstable: cells.Fraction  # of the cell's runs (cells.UNSTABLE_RULE)
+    degenerate: bool = False  # a guarded part's cell with more than half its runs unstable
 
 
 class Verdict(NamedTuple):
@@ -140,6 +153,7 @@ def part_tests(rows, part: Part) -> list[Test]:
             continue
         by_key = cells.seed_values(mine, metric)
         table = cells.cells(mine, metric)
+        flags = cells.instability(mine)
         none = cells.baseline_keys(mine, metric).get("none")
         for key in sorted(by_key, key=lambda k: (k.penalty, k.target, k.strength)):
             if (key.regulariser != "none" or key.penalty not in part.penalties
@@ -153,8 +167,11 @@ def part_tests(rows, part: Part) -> list[Test]:
                 continue
             sign = _direction_sign(c, cells.paired(by_key[key], by_key[reference]))
             favours = sign > 0 if part.direction == "higher" else sign < 0
-            tests.append(Test(name, metric, c, table[key], table[reference], favours))
-    tested = [i for i, t in enumerate(tests) if t.comparison.p is not None]
+            unstable = cells.unstable_fraction(cells.runs_of(mine, key), flags)
+            degenerate = part.guard and 2 * unstable.k > unstable.n
+            tests.append(Test(name, metric, c, table[key], table[reference], favours, unstable,
+                              degenerate))
+    tested = [i for i, t in enumerate(tests) if t.comparison.p is not None and not t.degenerate]
     for i, p in zip(tested, stats.holm([tests[i].comparison.p for i in tested])
                     if tested else []):
         tests[i] = tests[i]._replace(comparison=tests[i].comparison._replace(p_holm=float(p)))
@@ -162,9 +179,12 @@ def part_tests(rows, part: Part) -> list[Test]:
 
 
 def part_verdict(part: Part, tests: list[Test]) -> str:
-    """The part's verdict from its tests (module docstring)."""
+    """The part's verdict from its tests (module docstring); degenerate cells do not count."""
     if not tests:
         return NOT_TESTED
+    tests = [t for t in tests if not t.degenerate]
+    if not tests:
+        return INCONCLUSIVE
     if any(t.favours and t.comparison.p_holm is not None and t.comparison.p_holm < cells.ALPHA
            for t in tests):
         return SUPPORTED
@@ -219,8 +239,8 @@ def _p(p) -> str:
 
 def _tests_table(tests: list[Test]) -> str:
     lines = ["| experiment | metric | penalty | target | strength | n | cell median | "
-             "reference median | Δ median [95 % CI] | d_z | p (Holm) | claimed way |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "reference median | Δ median [95 % CI] | d_z | p (Holm) | claimed way | unstable |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in tests:
         c, d = t.comparison, t.comparison.difference
         ref = c.reference.penalty if c.reference.penalty != "none" else "none"
@@ -229,7 +249,8 @@ def _tests_table(tests: list[Test]) -> str:
             f"{_num(c.key.strength)} | {t.cell.n} | {_num(t.cell.median)} | "
             f"{_num(t.reference.median)} ({ref}) | {_num(d['median'])} "
             f"[{_num(d['low'])}, {_num(d['high'])}] | {_num(c.d_z)} | "
-            f"{_p(c.p_holm)}{'†' if c.test == 'sign' else ''} | {'yes' if t.favours else 'no'} |")
+            f"{_p(c.p_holm)}{'†' if c.test == 'sign' else ''} | {'yes' if t.favours else 'no'} | "
+            f"{t.unstable.k}/{t.unstable.n}{' degenerate' if t.degenerate else ''} |")
     return "\n".join(lines)
 
 
@@ -270,7 +291,8 @@ def claims_markdown(rows, claims=CLAIMS) -> str:
                          f"{part.versus}; predicted: {part.direction}) — **{verdict}**\n")
             parts.append(_tests_table(tests) + "\n" if tests else "No runs.\n")
     parts.append("Δ = cell − reference, paired by seed; † = exact sign test (a diverged run); "
-                 "the Holm family is the part's comparisons across experiments.")
+                 "the Holm family is the part's comparisons across experiments (degenerate "
+                 "cells left out); unstable = k/n runs, " + cells.UNSTABLE_RULE + ".")
     return "\n".join(parts) + "\n"
 
 

@@ -129,3 +129,32 @@ def test_markdown_names_every_claim_and_its_cells():
     for claim in claims.CLAIMS:
         assert claim.statement in text
     assert "| digits_gan | recall | prox_l1 | g | 1 | 5 |" in text
+
+
+def test_a_guarded_part_leaves_degenerate_cells_out():
+    """Flat samples from a collapsed generator do not count as 'smoother'."""
+    none_fd = np.array([30.0, 28.0, 29.0, 31.0, 27.0])
+    rows = _cell("digits_gan", "none", None, None, BASE, "sample_tv")
+    for r, fd in zip(rows, none_fd):
+        r["fd"] = fd
+    # Strength 10: far smoother, but 3 of 5 runs have FD > 2x the unregularised median (29).
+    collapsed = _cell("digits_gan", "l2", "g", 10.0, BASE - 0.2, "sample_tv")
+    for r, fd in zip(collapsed, (500.0, 480.0, 59.0, 40.0, 35.0)):
+        r["fd"] = fd
+    # Strength 1: mildly smoother, every run healthy.
+    mild = _cell("digits_gan", "l2", "g", 1.0, BASE - np.array([0.01, -0.01, 0.02, 0.0, 0.01]),
+                 "sample_tv")
+    for r, fd in zip(mild, none_fd + 1):
+        r["fd"] = fd
+    rows += collapsed + mild
+    guarded = claims.Part("p", {"digits_gan": "sample_tv"}, "lower", ("l2",), ("g",), guard=True)
+    tests = {t.comparison.key.strength: t for t in claims.part_tests(rows, guarded)}
+    assert tests[10.0].degenerate and (tests[10.0].unstable.k, tests[10.0].unstable.n) == (3, 5)
+    assert not tests[1.0].degenerate and tests[1.0].unstable.k == 0
+    # The family is the healthy cell alone: its Holm p is its raw p.
+    assert tests[10.0].comparison.p_holm is None
+    assert tests[1.0].comparison.p_holm == pytest.approx(tests[1.0].comparison.p)
+    assert claims.part_verdict(guarded, list(tests.values())) == claims.INCONCLUSIVE
+    # Unguarded, the collapsed cell alone would carry the claim.
+    unguarded = guarded._replace(guard=False)
+    assert claims.part_verdict(unguarded, claims.part_tests(rows, unguarded)) == claims.SUPPORTED
