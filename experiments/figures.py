@@ -261,9 +261,10 @@ def collect_results(workdir) -> list[dict]:
     (:func:`experiments.sample_figures.total_variation`; empty for points).
     """
     workdir = pathlib.Path(workdir)
-    rows = sample_figures.with_sample_tv(sweep.collect([workdir]), workdir)
+    rows = sweep.collect([workdir])
     for r in rows:
         r["run"] = os.path.relpath(r["run"], workdir)
+    rows = sample_figures.with_sample_tv(rows, workdir)
     sweep.write_csv(workdir / RESULTS_CSV, rows)
     return rows
 
