@@ -225,8 +225,8 @@ def test_presets_are_valid_grids():
         for experiment, grids in experiments_.items():
             for grid in grids:
                 assert grid.config.split(":")[0] == experiment
-                study.check_names(grid.penalties, grid.targets,
-                                  "vae" if experiment.endswith("vae") else "gan")
+                model_type = experiments.load_config(grid.config).model_type
+                study.check_names(grid.penalties, grid.targets, model_type)
                 assert all(s > 0 for s in grid.strengths) and grid.seeds
             assert name == "smoke" or "none" in grids[0].penalties
     assert all(len(g.seeds) >= 3 for gs in presets.PRESETS["full"].values() for g in gs)
@@ -314,6 +314,10 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
         summary = summaries[r["run"]]
         for key, value in summary.items():
             assert r[key] == pytest.approx(value) if isinstance(value, float) else r[key] == value
+        # sample_tv: the total variation of the run's own final samples (images), else empty.
+        samples = np.load(workdir / r["run"] / "samples" / "final.npz")["samples"]
+        expected = sample_figures.total_variation(samples) if samples.ndim == 4 else None
+        assert r["sample_tv"] == (None if expected is None else pytest.approx(expected))
     # The digits table's prox_l1 line on G at effective 0.1, recomputed from the summaries.
     def fds(prefix):
         return np.array([summaries[f"digits_gan/{prefix}-seed{s}"]["fd"] for s in (0, 1)])

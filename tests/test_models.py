@@ -295,7 +295,7 @@ def test_conditional_generator_concatenates_label_embedding():
 
 @pytest.mark.parametrize("overrides,spec,match", [
     (dict(arch="resnet"), DataSpec((8, 8, 1)), r"unknown arch 'resnet'.*'dcgan', 'mlp'"),
-    (dict(kind="wgan"), DataSpec((8, 8, 1)), r"unknown model_type 'wgan'.*'cgan', 'gan', 'vae'"),
+    (dict(kind="wgan"), DataSpec((8, 8, 1)), r"unknown model_type 'wgan'.*'cgan', 'cyclegan', 'gan', 'vae'"),
     (dict(upsample="nearest"), DataSpec((8, 8, 1)), r"unknown upsample 'nearest'"),
     (dict(kind="vae", likelihood="laplace"), DataSpec((8, 8, 1)), r"likelihood 'laplace'"),
     (dict(), DataSpec((2,)), r"needs image data of shape \(H, W, C\), got \(2,\)"),

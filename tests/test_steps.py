@@ -195,7 +195,7 @@ def test_divergence_reason_names():
 
 def test_bad_loss_config_fails_before_compute():
     _, _, loss_cfg, _ = tiny_gan()
-    for field, value, message in (("kind", "least_squares", "GAN loss 'least_squares'"),
+    for field, value, message in (("kind", "fisher", "GAN loss 'fisher'"),
                                   ("gradient_penalty", "dragan", "gradient penalty 'dragan'"),
                                   ("d_steps", 0, "d_steps must be >= 1")):
         bad = loss_cfg.copy_and_resolve_references()
@@ -206,10 +206,10 @@ def test_bad_loss_config_fails_before_compute():
 
 def test_family_validation_rejects_unknown_names():
     _, _, loss_cfg, penalty_cfgs = tiny_gan()
-    loss_cfg.kind = "least_squares"
+    loss_cfg.kind = "fisher"
     config = ml_collections.ConfigDict({"model_type": "gan", "loss": loss_cfg,
                                         "penalty": penalty_cfgs})
-    with pytest.raises(ValueError, match="config.loss.kind: .*least_squares"):
+    with pytest.raises(ValueError, match="config.loss.kind: .*fisher"):
         families.get(config.model_type).validate(config)
     with pytest.raises(ValueError, match="model_type 'flow'"):
         families.get("flow")
