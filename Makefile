@@ -19,4 +19,4 @@ bench: setup
 	.venv/bin/pip install -q -e '.[bench]' && $(PY) -m benchmarks.run --quick --json benchmarks/results/cpu_quick.json
 
 figures: setup
-	$(PY) -m experiments.figures --preset cpu --workdir runs/study
+	$(PY) -m experiments.figures --preset cpu --workdir runs/study --jobs 2

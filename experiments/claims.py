@@ -57,8 +57,9 @@ class Part(NamedTuple):
     Attributes:
       name: what the part says, e.g. ``'sparser generator'``.
       metrics: ``{experiment: metric}``; ``'*'`` for every experiment.
-      direction: ``'higher'`` or ``'lower'``: what the claim predicts of
-        the metric (cell minus reference).
+      direction: ``'higher'``, ``'lower'`` or ``'better'`` (by each metric's
+        own direction, :data:`experiments.cells.METRICS`): what the claim
+        predicts of the metric (cell minus reference).
       penalties: the cells' weight penalties.
       targets: the networks they are on.
       versus: the reference: ``'none'`` (the unregularised runs) or a
@@ -100,7 +101,7 @@ CLAIMS = (
         Part("sparser generator (exactly-zero weights)", {"*": "sparsity"}, "higher", _L1,
              GENERATOR_SIDE),
         Part("more diverse samples (recall; reverse KL of the mode histogram; modes)",
-             _DIVERSITY, "higher", _L1, GENERATOR_SIDE, guard=True),
+             _DIVERSITY, "better", _L1, GENERATOR_SIDE, guard=True),
     )),
     Claim("l2_smoother", "L2 makes samples smoother.", (
         Part("smoother samples (lower total variation)", dict.fromkeys(_IMAGES, "sample_tv"),
@@ -138,6 +139,13 @@ def _metric(part: Part, experiment: str):
     return part.metrics.get(experiment, part.metrics.get("*"))
 
 
+def _lower(part: Part, metric: str) -> bool:
+    """Whether the part predicts a lower ``metric``."""
+    if part.direction == "better":
+        return bool(cells.METRICS[metric].lower)
+    return part.direction == "lower"
+
+
 def _direction_sign(comparison: cells.Comparison, d: np.ndarray) -> float:
     """The sign the test judges: the mean Δ (t-test) or the median Δ (sign test)."""
     return float(np.mean(d)) if comparison.test == "t" else comparison.difference["median"]
@@ -166,7 +174,7 @@ def part_tests(rows, part: Part) -> list[Test]:
             if c.difference is None:
                 continue
             sign = _direction_sign(c, cells.paired(by_key[key], by_key[reference]))
-            favours = sign > 0 if part.direction == "higher" else sign < 0
+            favours = sign < 0 if _lower(part, metric) else sign > 0
             unstable = cells.unstable_fraction(cells.runs_of(mine, key), flags)
             degenerate = part.guard and 2 * unstable.k > unstable.n
             tests.append(Test(name, metric, c, table[key], table[reference], favours, unstable,
@@ -188,7 +196,7 @@ def part_verdict(part: Part, tests: list[Test]) -> str:
     if any(t.favours and t.comparison.p_holm is not None and t.comparison.p_holm < cells.ALPHA
            for t in tests):
         return SUPPORTED
-    excluded = [t.comparison.difference["low"] >= 0 if part.direction == "lower"
+    excluded = [t.comparison.difference["low"] >= 0 if _lower(part, t.metric)
                 else t.comparison.difference["high"] <= 0 for t in tests]
     return REFUTED if all(excluded) else INCONCLUSIVE
 

@@ -10,7 +10,7 @@
    writes ``DIR/results.md`` (the table and the figure list).
 
 ``--no-train`` redraws from what DIR holds; ``--export DIR2`` also writes
-web-sized PNG copies (how ``docs/figures`` was made). Redraw from a notebook with
+web-sized PNG copies (how ``docs/study/figures`` was made). Redraw from a notebook with
 :func:`load_results` and :func:`draw_figures`. The preset is recorded in
 ``DIR/preset.json``; a DIR trained with another preset is refused (its runs
 hold other configs) unless ``--no-train``.
@@ -538,7 +538,7 @@ def draw_figures(rows, root, preset: str, out_dir) -> dict:
 
 
 def export_small_pngs(figure_files: dict, out_dir, max_width: int = 1200) -> None:
-    """Writes web-sized copies of the PNGs into ``out_dir`` (e.g. ``docs/figures``).
+    """Writes web-sized copies of the PNGs into ``out_dir`` (e.g. ``docs/study/figures``).
 
     Each is resized to at most ``max_width`` pixels wide and stored with a
     256-colour palette (no dithering, so the plot colours stay distinct);
@@ -596,7 +596,7 @@ def main(argv=None) -> int:
                              "the calibration records must exist")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--export", metavar="DIR",
-                        help="also write web-sized PNG copies into DIR (e.g. docs/figures)")
+                        help="also write web-sized PNG copies into DIR (e.g. docs/study/figures)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
 

@@ -158,3 +158,20 @@ def test_a_guarded_part_leaves_degenerate_cells_out():
     # Unguarded, the collapsed cell alone would carry the claim.
     unguarded = guarded._replace(guard=False)
     assert claims.part_verdict(unguarded, claims.part_tests(rows, unguarded)) == claims.SUPPORTED
+
+
+def test_better_follows_each_metrics_own_direction():
+    """'More diverse' is a higher recall but a lower reverse KL of the mode histogram."""
+    rows = (_cell("digits_gan", "none", None, None, BASE, "recall")
+            + _cell("digits_gan", "prox_l1", "g", 1.0, BASE + 0.05 + BASE / 100, "recall")
+            + _cell("ring8_gan", "none", None, None, BASE, "reverse_kl")
+            + _cell("ring8_gan", "prox_l1", "g", 1.0, BASE - 0.2 - BASE / 100, "reverse_kl"))
+    part = claims.Part("p", {"digits_gan": "recall", "ring8_gan": "reverse_kl"}, "better",
+                       ("prox_l1",), ("g",))
+    tests = {t.experiment: t for t in claims.part_tests(rows, part)}
+    assert tests["digits_gan"].favours and tests["ring8_gan"].favours
+    assert tests["ring8_gan"].comparison.difference["median"] == pytest.approx(-0.2031)
+    assert claims.part_verdict(part, list(tests.values())) == claims.SUPPORTED
+    # Read as 'higher' everywhere, the lower reverse KL would count against the claim.
+    higher = part._replace(direction="higher")
+    assert not {t.experiment: t for t in claims.part_tests(rows, higher)}["ring8_gan"].favours
