@@ -52,6 +52,56 @@ def run_main(body) -> int:
         return bad_input(e)
 
 
+def add_device_flags(parser) -> None:
+    """The flags of devices and processes: ``--mesh``, ``--coordinator``, ``--num-processes``,
+    ``--process-id`` (read by :func:`start_devices`)."""
+    group = parser.add_argument_group(
+        "devices and processes",
+        "One run (or sweep group) across several processes -- hosts, or GPUs -- through "
+        "jax.distributed: give all three of --coordinator, --num-processes, --process-id in "
+        "every process, or none under a multi-process srun (SLURM) or mpirun (Open MPI) "
+        "launch, which JAX reads by itself. Process 0 writes the run directories.")
+    group.add_argument("--mesh", metavar="members=M,batch=B", default=None,
+                       help="device mesh: a sweep group's members split M ways, each "
+                            "member's batch B ways (M x B devices; default: members over all "
+                            "devices when that divides the group, or one run's batch over all)")
+    group.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                       help="process 0's address and a free port on it, the same in every process")
+    group.add_argument("--num-processes", type=int, metavar="N", default=None,
+                       help="processes in the run (1: one, even in a multi-process launch)")
+    group.add_argument("--process-id", type=int, metavar="I", default=None,
+                       help="this process's index in 0..N-1")
+
+
+def start_devices(args, *, detect: bool = True, join: bool = True):
+    """Checks the device flags, joins a multi-process run if asked; returns the mesh (or None).
+
+    Call it before any other JAX call. ``detect=False``: without the flags a
+    launcher's environment does not make a multi-process run (independent
+    tasks, e.g. sweep shards). ``join=False``: check the flags only.
+
+    Raises:
+      UsageError: a mesh that does not parse, or process flags that do not go
+        together (naming the values and what was expected), before JAX starts.
+    """
+    from regan_jax import parallel
+
+    try:
+        mesh = None if args.mesh is None else parallel.parse_mesh(args.mesh)
+    except ValueError as e:
+        raise UsageError(f"--mesh: {e}") from e
+    try:
+        if join:
+            parallel.initialize_distributed(args.coordinator, args.num_processes,
+                                            args.process_id, detect=detect)
+        else:
+            parallel.distributed_settings(args.coordinator, args.num_processes,
+                                          args.process_id, None if detect else {})
+    except ValueError as e:
+        raise UsageError(f"--coordinator/--num-processes/--process-id: {e}") from e
+    return mesh
+
+
 def experiment_names() -> list[str]:
     """Names of the experiments under ``experiments/configs`` (one file each)."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if not p.stem.startswith("_"))

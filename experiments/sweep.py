@@ -20,6 +20,14 @@ is a result (its summary says so). Then::
 
 merges every finished run under the given directories into one tidy CSV: one
 row per run with its study labels, its summary and its full flattened config.
+
+Devices and processes: ``--mesh members=M,batch=B`` splits each vmapped group's
+members M ways and each member's batch B ways. ``--coordinator HOST:PORT
+--num-processes N --process-id I`` (or a multi-process ``srun`` / ``mpirun``
+launch, when ``--shard`` is not given) runs every group across N processes,
+process 0 writing the member directories. Shards are independent jobs: with
+``--shard i/N`` (N > 1) a launcher's environment is not read, so
+``srun -n 8 ... --shard $SLURM_PROCID/8`` runs eight independent shards.
 """
 import argparse
 import csv
@@ -31,7 +39,7 @@ import sys
 import experiments
 from experiments import study
 from regan_jax import config as config_lib
-from regan_jax import calibration, program, train
+from regan_jax import calibration, families, parallel, program, train
 from regan_jax import workdir as workdir_lib
 
 LABELS = ("run", "penalty", "target", "value", "regulariser", "seed")
@@ -44,7 +52,7 @@ def shard_members(members: list, shard: tuple[int, int]) -> list:
 
 
 def run_members(members: list, workdir, *, max_members: int = 64, progress: bool = True,
-                log=print) -> dict:
+                log=print, mesh: parallel.MeshShape | None = None) -> dict:
     """Trains the members that have no finished run yet; same-program members vmapped.
 
     Args:
@@ -52,14 +60,18 @@ def run_members(members: list, workdir, *, max_members: int = 64, progress: bool
       workdir: the sweep directory; member m trains in ``workdir/m.name``.
       max_members: the largest group trained as one vmapped program.
       progress: show progress bars.
-      log: where to report what runs.
+      log: where to report what runs (process 0 only, with several processes).
+      mesh: the device mesh of each vmapped group
+        (:func:`regan_jax.parallel.member_mesh`); a lone member runs
+        data-parallel over every device.
 
     Returns:
       ``{'trained': n, 'reused': n, 'groups': n}``.
 
     Raises:
-      ValueError: no members, or a member directory holding another experiment
-        (checked for every member before anything trains).
+      ValueError: no members, a member directory holding another experiment,
+        or a mesh that does not fit a group (checked for every member and group
+        before anything trains).
     """
     if not members:
         raise ValueError("the sweep has zero members: give at least one penalty, target, "
@@ -67,25 +79,38 @@ def run_members(members: list, workdir, *, max_members: int = 64, progress: bool
     if max_members < 1:
         raise ValueError(f"max_members must be >= 1, got {max_members}")
     workdir = pathlib.Path(workdir)
-    todo, reused = [], 0
-    for m in members:
-        run_dir = workdir / m.name
-        workdir_lib.check_same_experiment(run_dir, m.config)
-        if workdir_lib.is_finished(run_dir):
-            reused += 1
-        else:
-            todo.append(m)
+
+    def unfinished():  # Process 0 reads the member directories; every process trains the same.
+        names = []
+        for m in members:
+            run_dir = workdir / m.name
+            workdir_lib.check_same_experiment(run_dir, m.config)
+            if not workdir_lib.is_finished(run_dir):
+                names.append(m.name)
+        return names
+
+    names = set(parallel.on_main_process(unfinished))
+    todo = [m for m in members if m.name in names]
+    reused = len(members) - len(todo)
+    if not parallel.is_main_process():
+        def log(*args, **kwargs):
+            del args, kwargs
     groups = {}
     for m in todo:
         groups.setdefault(program.program_key(m.config), []).append(m)
     chunks = [g[i:i + max_members] for g in groups.values() for i in range(0, len(g), max_members)]
+    for chunk in chunks:
+        if len(chunk) > 1:
+            config = chunk[0].config
+            parallel.member_mesh(len(chunk),
+                                 families.get(config.model_type).rows_per_step(config), mesh)
     log(f"sweep: {len(members)} members, {reused} finished already, {len(todo)} to train "
         f"as {len(chunks)} program(s)")
     for chunk in chunks:
         log(f"  {len(chunk)} member(s): {', '.join(m.name for m in chunk[:4])}"
             f"{' ...' if len(chunk) > 4 else ''}")
         train.train_members([m.config for m in chunk], [workdir / m.name for m in chunk],
-                            progress=progress)
+                            progress=progress, mesh=mesh if len(chunk) > 1 else None)
     return {"trained": len(todo), "reused": reused, "groups": len(chunks)}
 
 
@@ -230,6 +255,7 @@ def parse_run_args(argv):
                         help="largest group trained as one vmapped program")
     parser.add_argument("--dry-run", action="store_true", help="list the members and exit")
     parser.add_argument("--no-progress", action="store_true")
+    experiments.add_device_flags(parser)
     return parser.parse_known_args(argv)
 
 
@@ -273,11 +299,14 @@ def _main(argv) -> int:
         print(f"collect: {len(rows)} runs -> {out}")
         return 0
     args, rest = parse_run_args(argv)
-    members = members_from_args(args, experiments.split_overrides(rest))
+    overrides = experiments.split_overrides(rest)
+    shard = parse_shard(args.shard)
+    mesh = experiments.start_devices(args, detect=shard[1] == 1, join=not args.dry_run)
+    members = members_from_args(args, overrides)
     if not members:
         raise experiments.UsageError("the sweep has zero members: give at least one "
                                      "penalty, target, strength and seed")
-    mine = shard_members(members, parse_shard(args.shard))
+    mine = shard_members(members, shard)
     if args.dry_run:
         print("\n".join(m.name for m in mine))
         return 0
@@ -285,7 +314,7 @@ def _main(argv) -> int:
         print(f"sweep: shard {args.shard} of {len(members)} members is empty")
         return 0
     run_members(mine, args.workdir, max_members=args.max_members,
-                progress=not args.no_progress)
+                progress=not args.no_progress, mesh=mesh)
     return 0
 
 

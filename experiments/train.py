@@ -10,6 +10,16 @@ once the new one has started). Config fields are overridden with
 line saying what was wrong; a second process on the same workdir is refused
 (exit 2, naming the pid that holds it); Ctrl-C or SIGTERM saves a checkpoint
 after the current step and exits 130 / 143 (run again to resume).
+
+One training across hosts (data parallel, the same global batch as one
+process, so the same parameters up to float reassociation)::
+
+    # on each of N hosts, I = 0..N-1:
+    python -m experiments.train --config ... --workdir DIR \
+        --coordinator HOST0:PORT --num-processes N --process-id I
+
+or, under ``srun --ntasks N`` (SLURM) or ``mpirun -n N``, without those flags.
+Process 0 writes DIR; the others write nothing.
 """
 import argparse
 import sys
@@ -30,21 +40,25 @@ def parse_args(argv):
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--data-parallel", choices=("shard_map", "pmap"), default="shard_map",
                         help="how the step is split over several devices (same numbers)")
+    experiments.add_device_flags(parser)
     args, rest = parser.parse_known_args(argv)
     return args, rest
 
 
 def main(argv=None) -> int:
-    from regan_jax import train
+    from regan_jax import parallel, train
 
     args, rest = parse_args(sys.argv[1:] if argv is None else argv)
 
     def body():
-        config = experiments.load_config(args.config, experiments.split_overrides(rest))
+        overrides = experiments.split_overrides(rest)
+        mesh = experiments.start_devices(args)
+        config = experiments.load_config(args.config, overrides)
         train.train_and_evaluate(config, args.workdir, overwrite=args.overwrite,
                                  progress=False if args.no_progress else None,
-                                 data_parallel=args.data_parallel)
-        print(f"done: {args.workdir}/summary.json")
+                                 data_parallel=args.data_parallel, mesh=mesh)
+        if parallel.is_main_process():
+            print(f"done: {args.workdir}/summary.json")
         return 0
 
     return experiments.run_main(body)

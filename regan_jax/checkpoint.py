@@ -14,13 +14,15 @@ to ``<step>`` only when everything is on disk, so a process killed mid-save
 leaves at most a temporary directory, which is never read as a checkpoint
 (and which orbax removes when the manager is next opened). Saves are
 synchronous (the state is small next to a step's compute and a synchronous save
-cannot be lost by a crash after it returns).
+cannot be lost by a crash after it returns). In a multi-process run only process
+0 saves and restores (a host copy of the state; see :mod:`regan_jax.train`).
 """
 import os
 import shutil
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 DEFAULT_KEEP = 3
@@ -29,9 +31,17 @@ DEFAULT_KEEP = 3
 def _manager(directory: str, keep: int = DEFAULT_KEEP) -> ocp.CheckpointManager:
     if keep < 1:
         raise ValueError(f"keep must be >= 1 (checkpoints kept), got {keep}")
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=False)
-    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    directory = os.path.abspath(directory)
+    alone = {}
+    if jax.process_count() > 1:
+        # Only the writing process (0) opens checkpoints, with a host copy of the
+        # state: orbax must not wait for the others (nor create the directory then).
+        os.makedirs(directory, exist_ok=True)
+        alone = {"multiprocessing_options": ocp.options.MultiprocessingOptions(
+            primary_host=jax.process_index(), active_processes={jax.process_index()})}
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not alone,
+                                           enable_async_checkpointing=False, **alone)
+    return ocp.CheckpointManager(directory, options=options)
 
 
 def _is_key(x: Any) -> bool:
@@ -39,8 +49,13 @@ def _is_key(x: Any) -> bool:
 
 
 def _storable(state: Any) -> Any:
-    """The state with every typed RNG key replaced by its raw ``uint32`` key data."""
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+    """The state with every typed RNG key replaced by its raw ``uint32`` key data.
+
+    With several processes the leaves are numpy arrays: orbax refuses a
+    process's own device arrays there, and only process 0 saves.
+    """
+    state = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+    return jax.tree.map(np.asarray, state) if jax.process_count() > 1 else state
 
 
 def save(directory: str, step: int, state: Any, data_position: dict,
@@ -126,8 +141,9 @@ def restore(directory: str, step: int, template_state: Any) -> tuple[Any, dict]:
     template = _storable(template_state)
     try:
         restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct,
-                                                        template)),
+            state=ocp.args.StandardRestore(
+                template if jax.process_count() > 1  # numpy, restored as numpy
+                else jax.tree.map(ocp.utils.to_shape_dtype_struct, template)),
             data=ocp.args.JsonRestore()))
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"checkpoint {step} in {directory!r} does not match the template "

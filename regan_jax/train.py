@@ -25,8 +25,18 @@ What the loop runs comes from elsewhere: the program (data, networks, step,
 sampler) from :mod:`regan_jax.program`, which asks the model family; the
 device wiring from :mod:`regan_jax.parallel` (a single run is data-parallel
 over every device JAX sees, a vmapped group of K members is split
-member-wise when the device count divides K); member stacking from
-:mod:`regan_jax.sweep`; the scores from :mod:`regan_jax.evaluation`.
+member-wise when the device count divides K, or on the ``members x batch``
+mesh given); member stacking from :mod:`regan_jax.sweep`; the scores from
+:mod:`regan_jax.evaluation`.
+
+Several processes (``jax.distributed``, see :mod:`regan_jax.parallel`): every
+process runs this same loop on the same global batches, and process 0 alone
+touches the workdirs -- it takes the locks, makes the refusals (which every
+process then raises), restores checkpoints (broadcast to the others), and
+writes config, metrics, TensorBoard events, grids, checkpoints and
+summaries from a host copy of the state (:func:`regan_jax.parallel.fetch`),
+so the others need no access to the workdir at all. A signal is honoured at
+the next logging or checkpoint step, when every process learns of it.
 """
 import contextlib
 import pathlib
@@ -70,7 +80,8 @@ class Interrupted(Exception):
 
 
 def train_and_evaluate(config, workdir, *, overwrite: bool = False,
-                       progress: bool | None = None, data_parallel: str = "shard_map"):
+                       progress: bool | None = None, data_parallel: str = "shard_map",
+                       mesh: parallel.MeshShape | None = None):
     """Trains one run into ``workdir`` (see the module docstring) and evaluates it.
 
     Resumes from the latest checkpoint of an interrupted run of the same
@@ -84,6 +95,8 @@ def train_and_evaluate(config, workdir, *, overwrite: bool = False,
       progress: show the tqdm bar (default: ``config.log.progress``).
       data_parallel: ``'shard_map'`` or ``'pmap'``, how the step is split over
         several devices (:func:`regan_jax.parallel.data_parallel`).
+      mesh: ``MeshShape(1, D)``: data-parallel over the first D devices
+        (default: all of them).
 
     Returns:
       The final :class:`regan_jax.steps.TrainState`.
@@ -93,18 +106,21 @@ def train_and_evaluate(config, workdir, *, overwrite: bool = False,
         :func:`regan_jax.workdir.prepare`.
     """
     return train_members([config], [workdir], overwrite=overwrite, progress=progress,
-                         data_parallel=data_parallel)[0]
+                         data_parallel=data_parallel, mesh=mesh)[0]
 
 
 def train_members(configs, workdirs, *, overwrite: bool = False,
-                  progress: bool | None = None, data_parallel: str = "shard_map") -> list:
+                  progress: bool | None = None, data_parallel: str = "shard_map",
+                  mesh: parallel.MeshShape | None = None) -> list:
     """Trains K runs that share one compiled program (:func:`regan_jax.program.program_key`).
 
     K = 1 runs the jitted step; K > 1 stacks the K states on a member axis and
     runs ``sweep.vmap_step`` (each member with its own seed, data order and
     hyperparameters, equal to its own single run up to float reassociation).
     Each member has its own workdir with the full contract; the members are
-    checkpointed at the same steps and resume together.
+    checkpointed at the same steps and resume together. ``mesh`` places
+    them (:func:`regan_jax.parallel.member_parallel`; for K = 1
+    :func:`regan_jax.parallel.data_parallel`).
 
     Returns:
       The K final train states (unstacked).
@@ -127,17 +143,25 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
                          f"{program_lib.MEMBER_KEYS} and {program_lib.MEMBER_HYPERPARAMS}")
     program = program_lib.build_program(configs[0])
     group = _Group(configs, workdirs, len(configs) > 1)
-    run_step = (parallel.member_parallel(program.step, len(configs)) if group.stacked
-                else parallel.data_parallel(program.step, program.rows_per_step, data_parallel))
+    run_step = (parallel.member_parallel(program.step, len(configs), program.rows_per_step,
+                                         mesh) if group.stacked
+                else parallel.data_parallel(program.step, program.rows_per_step, data_parallel,
+                                            mesh))
     hooks = evaluation.run_hooks(program)
-    for c, w in zip(configs, workdirs):  # Refusals first: a refused run touches nothing.
-        workdir_lib.check_can_prepare(w, c, overwrite)
+    writes = group.writes
     with contextlib.ExitStack() as stack:
-        for w in workdirs:
-            stack.enter_context(workdir_lib.lock(w))
-        for c, w in zip(configs, workdirs):
-            workdir_lib.prepare(w, c, overwrite)
-        logs = [stack.enter_context(contextlib.closing(events.EventLog(w, c.log.tensorboard)))
+
+        def take_workdirs():  # Process 0's: refusals first, a refused run touches nothing.
+            for c, w in zip(configs, workdirs):
+                workdir_lib.check_can_prepare(w, c, overwrite)
+            for w in workdirs:
+                stack.enter_context(workdir_lib.lock(w))
+            for c, w in zip(configs, workdirs):
+                workdir_lib.prepare(w, c, overwrite)
+
+        parallel.on_main_process(take_workdirs)
+        logs = [stack.enter_context(contextlib.closing(
+            events.EventLog(w, c.log.tensorboard and writes)))
                 for c, w in zip(configs, workdirs)]
         stop = stack.enter_context(_StopOnSignal())
         try:
@@ -146,11 +170,11 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
             state, wall, trained = _loop(program, group, run_step, state, batches, hooks,
                                          progress, logs, stop)
         except BaseException:
-            for w in workdirs:  # An --overwrite'n run comes back if this one never started.
-                started = bool(workdir_lib.read_metrics(w))
+            for w in workdirs if writes else ():  # An --overwrite'n run comes back if this
+                started = bool(workdir_lib.read_metrics(w))  # one never started.
                 (workdir_lib.discard_previous if started else workdir_lib.restore_previous)(w)
             raise
-        for w in workdirs:
+        for w in workdirs if writes else ():
             workdir_lib.discard_previous(w)
         return _finish(program, group, state, batches, hooks, wall, trained, logs)
 
@@ -160,6 +184,11 @@ class _Group(NamedTuple):
     configs: list
     workdirs: list
     stacked: bool
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the workdirs (process 0 of a multi-process run)."""
+        return parallel.is_main_process()
 
     def member(self, tree, index: int):
         return sweep.member(tree, index) if self.stacked else tree
@@ -178,19 +207,29 @@ def _start(program: Program, group: _Group):
     """
     fresh = [program_lib.init_member(program, c) for c in group.configs]
     directories = [str(w / CHECKPOINT_DIR) for w in group.workdirs]
-    common = set.intersection(*(set(checkpoint.all_steps(d)) for d in directories))
-    if common:
-        step = max(common)  # A crash between member saves: the newest step all of them have.
+
+    def newest_common_step():
+        common = set.intersection(*(set(checkpoint.all_steps(d)) for d in directories))
+        return max(common) if common else None
+
+    # Process 0 reads the workdirs; the others get its step, states and positions.
+    step = parallel.on_main_process(newest_common_step)
+    if step is not None:  # A crash between member saves: the newest step all of them have.
         restored = []
-        for d, template in zip(directories, fresh):
-            checkpoint.remove_after(d, step)
-            restored.append(checkpoint.restore(d, step, template))
-        states, positions = [r[0] for r in restored], [r[1] for r in restored]
+
+        def restore():
+            for d, template in zip(directories, fresh):
+                checkpoint.remove_after(d, step)
+                restored.append(checkpoint.restore(d, step, template))
+            return [position for _, position in restored]
+
+        positions = parallel.on_main_process(restore)
+        states = parallel.broadcast([r[0] for r in restored] if group.writes else fresh)
     else:
-        for d in directories:
+        for d in directories if group.writes else ():
             checkpoint.remove_all(d)
         states, positions = fresh, None
-    for w in group.workdirs:
+    for w in group.workdirs if group.writes else ():
         workdir_lib.truncate_metrics(w, int(states[0].step))
     cfg = program.config
     if group.stacked:
@@ -223,10 +262,10 @@ def _loop(program: Program, group: _Group, run_step, state, batches, hooks, prog
         return interval > 0 and step % interval == 0
 
     start = step = int(group.member(state, 0).step)
-    previous_wall = [workdir_lib.last_wall(w) for w in group.workdirs]
+    previous_wall = [workdir_lib.last_wall(w) if group.writes else 0.0 for w in group.workdirs]
     frozen = [bool(d) for d in np.asarray(jax.device_get(state.diverged)).reshape(-1)]
     bar = _progress_bar(config, start, len(group.configs),
-                        log.progress if progress is None else progress)
+                        (log.progress if progress is None else progress) and group.writes)
     t0 = time.perf_counter()
     try:
         while step < config.steps:
@@ -234,9 +273,11 @@ def _loop(program: Program, group: _Group, run_step, state, batches, hooks, prog
             step += 1
             bar.update(1)
             fd_due = due(config.eval.fd_every, step)
-            if due(log.every, step) or fd_due or step == config.steps:
-                host, divergence = jax.device_get((metrics, (
-                    state.diverged, state.diverged_step, state.diverged_reason)))
+            logged = due(log.every, step) or fd_due or step == config.steps
+            if logged:
+                host, divergence = jax.device_get(parallel.fetch((metrics, (
+                    state.diverged, state.diverged_step, state.diverged_reason))))
+                scored = parallel.fetch(state) if fd_due else None
                 wall = time.perf_counter() - t0
                 for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
                     if frozen[i]:
@@ -247,26 +288,30 @@ def _loop(program: Program, group: _Group, run_step, state, batches, hooks, prog
                         frozen[i] = True
                         row.update(frozen=True, diverged_step=int(at),
                                    diverged_reason=steps.divergence_reason(reason))
-                    else:
+                    elif group.writes:
                         row.update({k: float(np.asarray(v)[i] if group.stacked else v)
                                     for k, v in host.items()})
                         if fd_due:
                             row.update(hooks.cheap(
-                                group.member(state, i).params,
+                                group.member(scored, i).params,
                                 jax.random.fold_in(program_lib.sample_key(c), step)))
-                    workdir_lib.append_metrics(w, row)
-                    logs[i].scalars(row)
+                    if group.writes:
+                        workdir_lib.append_metrics(w, row)
+                        logs[i].scalars(row)
                 bar.set_postfix(_postfix(host, group.stacked), refresh=False)
                 if all(frozen):
                     break
             if due(log.samples_every, step):
-                _save_grids(program, group, state, step, logs)
-            if due(log.checkpoint_every, step):
-                _save_checkpoints(group, state, batches, step)
-            if stop.signum is not None:
-                if not due(log.checkpoint_every, step):
-                    _save_checkpoints(group, state, batches, step)
-                raise Interrupted(stop.signum, step)
+                _save_grids(program, group, parallel.fetch(state), step, logs)
+            saved = due(log.checkpoint_every, step)
+            if saved:
+                _save_checkpoints(group, parallel.fetch(state), batches, step)
+            # With several processes, they agree on a signal where they meet anyway.
+            if ((jax.process_count() == 1 or logged or saved)
+                    and parallel.any_process(stop.signum is not None)):
+                if not saved:
+                    _save_checkpoints(group, parallel.fetch(state), batches, step)
+                raise Interrupted(stop.signum or signal.SIGTERM, step)
         jax.block_until_ready(state)
         return state, time.perf_counter() - t0, step - start
     finally:
@@ -279,6 +324,9 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
     A diverged member's ``final.npz`` is written only if its (frozen) samples
     are finite: never a NaN sample.
     """
+    state = parallel.fetch(state)
+    if not group.writes:
+        return [group.member(state, i) for i in range(len(group.configs))]
     step = int(group.member(state, 0).step)
     if checkpoint.latest_step(str(group.workdirs[0] / CHECKPOINT_DIR)) != step:
         _save_checkpoints(group, state, batches, step)
@@ -309,7 +357,13 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
 
 
 def _save_grids(program: Program, group: _Group, state, step: int, logs) -> list:
-    """Each member's grid PNG (and TensorBoard image); returns its ``(samples, labels)``."""
+    """Each member's grid PNG (and TensorBoard image); returns its ``(samples, labels)``.
+
+    Process 0's work (nothing in the others); ``state`` is whole in this
+    process (:func:`regan_jax.parallel.fetch`).
+    """
+    if not group.writes:
+        return []
     grids = []
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
         images, labels = program_lib.grid_samples(program, group.member(state, i).params, c)
@@ -323,6 +377,9 @@ def _save_grids(program: Program, group: _Group, state, step: int, logs) -> list
 
 
 def _save_checkpoints(group: _Group, state, batches, step: int) -> None:
+    """Each member's checkpoint (process 0's work; ``state`` whole in this process)."""
+    if not group.writes:
+        return
     position = batches.position
     for i, w in enumerate(group.workdirs):
         checkpoint.save(str(w / CHECKPOINT_DIR), step, group.member(state, i),

@@ -3,7 +3,7 @@
 Imported by the tests (which put this directory on ``sys.path``) and run as a
 script by the tests that need their own process::
 
-    python tests/_tiny_runs.py parallel OUT.npz          # 1 device vs 4 (shard_map, pmap)
+    python tests/_tiny_runs.py parallel OUT.npz          # 1 device vs 4 (shard_map, pmap, meshes)
     python tests/_tiny_runs.py train STEPS [--die-saving S] WORKDIR...
     python tests/_tiny_runs.py multihost OUT.npz PROCESS_ID NUM_PROCESSES PORT
 
@@ -140,20 +140,53 @@ def main_parallel(out):
                 wrappers[wrapper](final, odd)
             except ValueError as e:
                 results[f"error/{wrapper}"] = np.asarray(str(e))
+    results.update(members_cases())
     np.savez(out, **results)
 
 
+MEMBERS = 4
+
+
+def members_cases():
+    """``members/{single,2x2,4x1,1x4}/...``: a vmapped group of 4 cGAN members after STEPS steps.
+
+    ``single`` is the group vmapped on one device; the others run on a
+    ``members x batch`` mesh of the 4 devices. Members differ in seed, D's L2
+    strength and data.
+    """
+    from regan_jax import parallel, sweep
+    nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan(
+        "cgan", "r1", d_steps=2, spectral_norm=True)
+    step = functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
+                             loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs)
+    streams = [batches(10 + k, STEPS, 2 * 8) for k in range(MEMBERS)]
+    stream = [jax.tree.map(lambda *xs: np.stack(xs), *per_step) for per_step in zip(*streams)]
+    states = sweep.init_sweep(
+        lambda key: gan_family.init_gan_state(nets, optimizers, key, streams[0][0]),
+        seeds=list(range(MEMBERS)), hyperparams={"d": {"strength": [0.0, 1e-3, 1e-2, 1e-1]}})
+    wrappers = {"single": sweep.vmap_step(step, shared_batch=False)}
+    for members, rows in ((2, 2), (4, 1), (1, 4)):
+        wrappers[f"{members}x{rows}"] = parallel.members_step(
+            step, parallel.make_member_mesh(parallel.MeshShape(members, rows)))
+    results = {}
+    for wrapper, wrapped in wrappers.items():
+        final, metrics = run(wrapped, jax.tree.map(jnp.copy, states), stream)
+        for key, value in flat({"state": final, "metrics": metrics}).items():
+            results[f"members/{wrapper}/{key}"] = value
+    return results
+
+
 def main_multihost(out, process_id, num_processes, port):
-    """One process of a multi-host run: 2 local devices each, a 4-device global mesh."""
+    """One process of a multi-host run: 2 local devices each, a 4-device global mesh.
+
+    Every process passes the same global batches (each device gets its rows).
+    """
     from regan_jax import parallel
     parallel.initialize_distributed(f"localhost:{port}", num_processes, process_id)
     assert jax.device_count() == 2 * num_processes and jax.local_device_count() == 2
     step, state, stream = parallel_cases()["gan"]
     wrapped = parallel.shard_map_step(step, parallel.make_mesh())
-    rows = stream[0]["image"].shape[0] // num_processes
-    local = [jax.tree.map(lambda x: x[process_id * rows:(process_id + 1) * rows], b)
-             for b in stream]
-    final, metrics = run(wrapped, state, local)
+    final, metrics = parallel.fetch(run(wrapped, state, stream))
     if process_id == 0:
         np.savez(out, **{key: value for key, value in
                          flat({"state": final, "metrics": metrics}).items()})
