@@ -226,6 +226,16 @@ def null_value(nulls, kind: str, metric: str) -> float | None:
     return None if value is None or isinstance(value, bool) else float(value)
 
 
+def fmt(value) -> str:
+    """A number for a table: 3 significant digits, integers as integers, ∞ for infinities."""
+    if value is None:
+        return "—"
+    value = float(value)
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:.3g}"
+
+
 # ----------------------------------------------------------------------------
 # Cells
 # ----------------------------------------------------------------------------

@@ -232,13 +232,6 @@ def verdicts(rows, claims=CLAIMS) -> list[Verdict]:
 # Markdown
 # ----------------------------------------------------------------------------
 
-def _num(x) -> str:
-    if x is None:
-        return "—"
-    x = float(x)
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    return f"{x:.3g}"
 
 
 def _p(p) -> str:
@@ -254,9 +247,9 @@ def _tests_table(tests: list[Test]) -> str:
         ref = c.reference.penalty if c.reference.penalty != "none" else "none"
         lines.append(
             f"| {t.experiment} | {t.metric} | {c.key.penalty} | {c.key.target} | "
-            f"{_num(c.key.strength)} | {t.cell.n} | {_num(t.cell.median)} | "
-            f"{_num(t.reference.median)} ({ref}) | {_num(d['median'])} "
-            f"[{_num(d['low'])}, {_num(d['high'])}] | {_num(c.d_z)} | "
+            f"{cells.fmt(c.key.strength)} | {t.cell.n} | {cells.fmt(t.cell.median)} | "
+            f"{cells.fmt(t.reference.median)} ({ref}) | {cells.fmt(d['median'])} "
+            f"[{cells.fmt(d['low'])}, {cells.fmt(d['high'])}] | {cells.fmt(c.d_z)} | "
             f"{_p(c.p_holm)}{'†' if c.test == 'sign' else ''} | {'yes' if t.favours else 'no'} | "
             f"{t.unstable.k}/{t.unstable.n}{' degenerate' if t.degenerate else ''} |")
     return "\n".join(lines)
@@ -278,7 +271,7 @@ def _support(tests: list[Test]) -> str:
     if not hits:
         return ""
     return " (" + ", ".join(f"{t.experiment} {t.comparison.key.penalty} on "
-                            f"{t.comparison.key.target} at {_num(t.comparison.key.strength)}"
+                            f"{t.comparison.key.target} at {cells.fmt(t.comparison.key.strength)}"
                             for t in hits) + ")"
 
 

@@ -370,10 +370,10 @@ class _TableContext:
                   _ci(self.table.get(key), bold=c is not None and c.claim in ("better",)),
                   "—" if c is None else _ci(c.difference),
                   "—" if c is None or c.p_holm is None else
-                  f"{_fmt(c.p_holm)}{'†' if c.test == 'sign' else ''}",
-                  "—" if c is None or c.d_z is None else _fmt(c.d_z),
+                  f"{cells.fmt(c.p_holm)}{'†' if c.test == 'sign' else ''}",
+                  "—" if c is None or c.d_z is None else cells.fmt(c.d_z),
                   "—" if c is None else c.claim,
-                  *(_fmt(None if self.extra_tables[m].get(key) is None
+                  *(cells.fmt(None if self.extra_tables[m].get(key) is None
                          else self.extra_tables[m][key].median) for m in self.extras)]
         share = cells.unstable_fraction(runs, self.flags)
         fields.append("—" if share is None else f"{share.k}/{share.n}")
@@ -391,24 +391,16 @@ def _reference_lines(nulls, name: str, metric: str, extras) -> list[str]:
         if kind == "real" and published is not None:  # a mixture's real null: its own samples
             label = plots.MIXTURE_REAL
         label = label.format(n=nulls["num_samples"])
-        extra = [_fmt(cells.null_value(nulls, kind, m)) for m in extras]
-        lines.append("| " + " | ".join([label, "—", "—", "—", _fmt(value), *["—"] * 4, *extra,
+        extra = [cells.fmt(cells.null_value(nulls, kind, m)) for m in extras]
+        lines.append("| " + " | ".join([label, "—", "—", "—", cells.fmt(value), *["—"] * 4, *extra,
                                         "—"]) + " |")
     if published and metric in published:
-        extra = [_fmt(published.get(m)) for m in extras]
+        extra = [cells.fmt(published.get(m)) for m in extras]
         lines.append("| " + " | ".join([plots.PACGAN_LABEL, "—", "—", "—",
-                                        _fmt(published[metric]), *["—"] * 4, *extra, "—"]) + " |")
+                                        cells.fmt(published[metric]), *["—"] * 4, *extra, "—"]) + " |")
     return lines
 
 
-def _fmt(value) -> str:
-    """A number for the table: 3 significant digits, integers as integers, ∞ for infinities."""
-    if value is None:
-        return "—"
-    value = float(value)
-    if math.isinf(value):
-        return "∞" if value > 0 else "−∞"
-    return f"{value:.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:.3g}"
 
 
 def _ci(summary, bold: bool = False) -> str:
@@ -416,8 +408,8 @@ def _ci(summary, bold: bool = False) -> str:
     if summary is None:
         return "—"
     get = summary.get if isinstance(summary, dict) else lambda f: getattr(summary, f)
-    median = f"**{_fmt(get('median'))}**" if bold else _fmt(get("median"))
-    return f"{median} [{_fmt(get('low'))}, {_fmt(get('high'))}]"
+    median = f"**{cells.fmt(get('median'))}**" if bold else cells.fmt(get("median"))
+    return f"{median} [{cells.fmt(get('low'))}, {cells.fmt(get('high'))}]"
 
 
 def write_results_md(workdir, rows, preset: str, figure_files: dict) -> None:

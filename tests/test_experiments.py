@@ -178,11 +178,11 @@ def test_results_table_reports_median_ci_paired_difference_and_claims(rows):
     fields = [f.strip() for f in line.strip("|").split("|")]
     fds = fds_at(1e-2)
     low, high = stats.bootstrap_ci(fds)
-    assert fields[4].replace("**", "") == (f"{figures._fmt(np.median(fds))} "
-                                           f"[{figures._fmt(low)}, {figures._fmt(high)}]")
+    assert fields[4].replace("**", "") == (f"{cells.fmt(np.median(fds))} "
+                                           f"[{cells.fmt(low)}, {cells.fmt(high)}]")
     d = stats.paired_difference(np.array(fds) - NONE_FDS, np.zeros(3))
-    assert fields[5] == f"{figures._fmt(d['median'])} [{figures._fmt(d['low'])}, " \
-                        f"{figures._fmt(d['high'])}]"
+    assert fields[5] == f"{cells.fmt(d['median'])} [{cells.fmt(d['low'])}, " \
+                        f"{cells.fmt(d['high'])}]"
     diverged = next(ln for ln in md.splitlines() if ln.startswith("| L1 (subgradient) | g | 1 |"))
     assert "∞" in diverged and "†" in diverged and diverged.rstrip(" |").endswith("2/3")
     assert "seeds 0,1,2" in md and "100 steps" in md and "preset cpu" in md
@@ -330,7 +330,7 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     on_g = section.split("**Penalty on G**", 1)[1]
     line = next(ln for ln in on_g.splitlines() if ln.startswith("| L1 (proximal) | g | 0.1 |"))
     fields = [f.strip().replace("**", "") for f in line.strip("|").split("|")]
-    fmt = figures._fmt
+    fmt = cells.fmt
     assert fields[3] == fmt(raw["penalty"]["g"]["strength"])
     assert fields[4] == f"{fmt(np.median(penalised))} [{fmt(low)}, {fmt(high)}]"
     assert fields[5] == f"{fmt(d['median'])} [{fmt(d['low'])}, {fmt(d['high'])}]"

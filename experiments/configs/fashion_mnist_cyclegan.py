@@ -10,22 +10,18 @@ Meant for a GPU or a long CPU run.
 
     python -m experiments.train --config experiments/configs/fashion_mnist_cyclegan.py --workdir runs/fashion_mnist_cyclegan
 """
+from experiments.configs import digits_cyclegan
 from regan_jax import config as config_lib
 
 
 def get_config(arg: str | None = None):
-    config = config_lib.base_config("cyclegan", "unpaired_fashion_mnist")
+    config = digits_cyclegan.get_config()
     config.name = "fashion_mnist_cyclegan"
+    config.data.name = "unpaired_fashion_mnist"
     config.steps = 10_000
-    config.data.batch_size = 32
-    config.model.arch = "dcgan"
-    config.model.g_width = 32
-    config.model.d_width = 64
-    for net in config.optimizer.keys():
-        config.optimizer[net].learning_rate = 2e-4
+    config.model.stages = 0  # derived from the image size (28x28: 2 stages)
     config.eval.fd_every = 1000
     config.log.every = 100
     config.log.samples_every = 2000
     config.log.checkpoint_every = 2000
-    config.log.num_images = 16
     return config_lib.with_options(config, arg)
