@@ -111,7 +111,7 @@ def train_preset(preset: str, workdir, *, jobs: int = 1, shard=(0, 1), progress:
     Raises:
       ValueError: an unknown preset, a bad ``jobs`` or ``shard``.
       WorkdirError: ``workdir`` recorded for another preset.
-      RuntimeError: a worker failed (its log is named).
+      WorkerFailed: a worker failed (its log is named; finished members are kept).
     """
     workdir = pathlib.Path(workdir)
     if preset not in presets.PRESETS:
@@ -148,6 +148,10 @@ def train_preset(preset: str, workdir, *, jobs: int = 1, shard=(0, 1), progress:
     return members
 
 
+class WorkerFailed(RuntimeError):
+    """A worker process of ``train_preset(..., jobs > 1)`` exited non-zero."""
+
+
 def _run_workers(preset: str, workdir: pathlib.Path, jobs: int, log) -> None:
     """Runs ``jobs`` worker processes (``--shard i/jobs``), each on its share of the cores."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -166,7 +170,7 @@ def _run_workers(preset: str, workdir: pathlib.Path, jobs: int, log) -> None:
     failed = [(p.wait(), path) for p, path in procs]
     failed = [(rc, path) for rc, path in failed if rc != 0]
     if failed:
-        raise RuntimeError("; ".join(f"worker failed with exit {rc}: see {str(path)!r}"
+        raise WorkerFailed("; ".join(f"worker failed with exit {rc}: see {str(path)!r}"
                                      for rc, path in failed))
 
 
@@ -600,8 +604,12 @@ def main(argv=None) -> int:
             train_preset(args.preset, args.workdir, shard=shard, progress=False)
             print(f"figures: shard {args.shard} of {args.preset} trained")
             return 0
-        make_figures(args.preset, args.workdir, train_missing=not args.no_train, jobs=args.jobs,
-                     progress=not args.no_progress, export=args.export)
+        try:
+            make_figures(args.preset, args.workdir, train_missing=not args.no_train,
+                         jobs=args.jobs, progress=not args.no_progress, export=args.export)
+        except WorkerFailed as e:  # one line; the worker's log holds its own error
+            print(f"error: {e}; run the same command again to resume", file=sys.stderr)
+            return 1
         print(f"figures: preset {args.preset} done in {time.perf_counter() - t0:.0f} s")
         return 0
 

@@ -259,6 +259,29 @@ def test_figures_refuses_a_workdir_of_another_preset(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == [figures.PRESET_FILE]
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--jobs", "0"], "--jobs must be >= 1, got 0"),
+    (["--shard", "2/2"], "--shard 2/2: need 0 <= i < N"),
+    (["--shard", "half"], "--shard must look like i/N"),
+])
+def test_figures_bad_jobs_or_shard_exit_2_and_write_nothing(tmp_path, capsys, args, message):
+    assert figures.main(["--preset", "smoke", "--workdir", str(tmp_path / "w"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_preset_progress_counts_finished_and_logged_steps(tmp_path):
+    """The whole-preset bar: a finished run counts all its steps, a running one its last logged."""
+    finished, running, fresh = (tmp_path / n for n in ("a", "b", "c"))
+    for d in (finished, running):
+        d.mkdir()
+        (d / train.METRICS_FILE).write_text('{"step": 100}\n{"step": 250}\n')
+    train.write_json(finished / train.SUMMARY_FILE, {"steps": 400})
+    assert figures._steps_done(finished, 400) == 400
+    assert figures._steps_done(running, 400) == 250
+    assert figures._steps_done(fresh, 400) == 0
+
+
 def test_figures_rejects_an_unknown_preset(tmp_path):
     with pytest.raises(SystemExit) as e:
         figures.main(["--preset", "huge", "--workdir", str(tmp_path)])
