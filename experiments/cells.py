@@ -439,13 +439,25 @@ def comparisons(rows, metric: str) -> list[Comparison]:
     bases = baseline_keys(rows, metric)
     keys = [k for k in by_key if reference_key(k, bases) is not None
             and (role_of_key(k) != "baseline" or k == bases.get(k.penalty))]
-    out = [compare(k, reference_key(k, bases), by_key) for k in keys]
-    tested = [i for i, c in enumerate(out) if c.p is not None]
-    adjusted = stats.holm([out[i].p for i in tested]) if tested else []
-    for i, p_holm in zip(tested, adjusted):
-        out[i] = out[i]._replace(p_holm=float(p_holm),
-                                 claim=_claim(out[i], by_key, float(p_holm), metric))
+    out = holm_adjusted([compare(k, reference_key(k, bases), by_key) for k in keys])
+    return [c if c.p_holm is None else c._replace(claim=_claim(c, by_key, metric)) for c in out]
+
+
+def holm_adjusted(comparisons: list, include=None) -> list[Comparison]:
+    """``comparisons`` with ``p_holm`` filled: Holm over those that have a p (and that
+    ``include``, a parallel list of bools, admits; the others keep ``p_holm`` None)."""
+    include = [True] * len(comparisons) if include is None else include
+    tested = [i for i, (c, ok) in enumerate(zip(comparisons, include)) if ok and c.p is not None]
+    out = list(comparisons)
+    for i, p_holm in zip(tested, stats.holm([out[i].p for i in tested]) if tested else []):
+        out[i] = out[i]._replace(p_holm=float(p_holm))
     return out
+
+
+def judged_sign(c: Comparison, d: np.ndarray) -> float:
+    """The sign a comparison's test judges: the mean paired difference ``d`` (t-test) or the
+    median (sign test)."""
+    return float(np.mean(d)) if c.test == "t" else c.difference["median"]
 
 
 def role_of_key(key: CellKey) -> str:
@@ -453,11 +465,10 @@ def role_of_key(key: CellKey) -> str:
     return _role(key.penalty, key.regulariser)
 
 
-def _claim(c: Comparison, by_key: dict, p_holm: float, metric: str) -> str:
-    if p_holm >= ALPHA:
+def _claim(c: Comparison, by_key: dict, metric: str) -> str:
+    if c.p_holm >= ALPHA:
         return "n.s."
-    d = paired(by_key[c.key], by_key[c.reference])
-    sign = float(np.mean(d)) if c.test == "t" else c.difference["median"]
+    sign = judged_sign(c, paired(by_key[c.key], by_key[c.reference]))
     lower = METRICS.get(metric, Metric(metric, None)).lower
     if sign == 0:
         return "n.s."

@@ -33,17 +33,13 @@ more diverse") or ``any`` (alternative readings of one word: "stabilises"):
 ``any`` is supported when one part is and refuted when every part is.
 """
 import argparse
-import math
 import pathlib
 import re
 import sys
 from typing import NamedTuple
 
-import numpy as np
-
 import experiments
 from experiments import cells
-from regan_jax import stats
 from regan_jax import workdir as workdir_lib
 
 SUPPORTED, REFUTED, INCONCLUSIVE, NOT_TESTED = ("supported", "refuted", "inconclusive",
@@ -146,11 +142,6 @@ def _lower(part: Part, metric: str) -> bool:
     return part.direction == "lower"
 
 
-def _direction_sign(comparison: cells.Comparison, d: np.ndarray) -> float:
-    """The sign the test judges: the mean Δ (t-test) or the median Δ (sign test)."""
-    return float(np.mean(d)) if comparison.test == "t" else comparison.difference["median"]
-
-
 def part_tests(rows, part: Part) -> list[Test]:
     """Every comparison of ``part`` in ``rows`` (all experiments), Holm-adjusted together."""
     tests = []
@@ -173,17 +164,20 @@ def part_tests(rows, part: Part) -> list[Test]:
             c = cells.compare(key, reference, by_key)
             if c.difference is None:
                 continue
-            sign = _direction_sign(c, cells.paired(by_key[key], by_key[reference]))
+            sign = cells.judged_sign(c, cells.paired(by_key[key], by_key[reference]))
             favours = sign < 0 if _lower(part, metric) else sign > 0
             unstable = cells.unstable_fraction(cells.runs_of(mine, key), flags)
             degenerate = part.guard and 2 * unstable.k > unstable.n
             tests.append(Test(name, metric, c, table[key], table[reference], favours, unstable,
                               degenerate))
-    tested = [i for i, t in enumerate(tests) if t.comparison.p is not None and not t.degenerate]
-    for i, p in zip(tested, stats.holm([tests[i].comparison.p for i in tested])
-                    if tested else []):
-        tests[i] = tests[i]._replace(comparison=tests[i].comparison._replace(p_holm=float(p)))
-    return tests
+    adjusted = cells.holm_adjusted([t.comparison for t in tests],
+                                   [not t.degenerate for t in tests])
+    return [t._replace(comparison=c) for t, c in zip(tests, adjusted)]
+
+
+def _supports(t: Test) -> bool:
+    """Whether a test goes the claimed way at a Holm-adjusted p < 0.05."""
+    return t.favours and t.comparison.p_holm is not None and t.comparison.p_holm < cells.ALPHA
 
 
 def part_verdict(part: Part, tests: list[Test]) -> str:
@@ -193,8 +187,7 @@ def part_verdict(part: Part, tests: list[Test]) -> str:
     tests = [t for t in tests if not t.degenerate]
     if not tests:
         return INCONCLUSIVE
-    if any(t.favours and t.comparison.p_holm is not None and t.comparison.p_holm < cells.ALPHA
-           for t in tests):
+    if any(_supports(t) for t in tests):
         return SUPPORTED
     excluded = [t.comparison.difference["low"] >= 0 if _lower(part, t.metric)
                 else t.comparison.difference["high"] <= 0 for t in tests]
@@ -266,8 +259,7 @@ def summary_table(results: list[Verdict]) -> str:
 
 
 def _support(tests: list[Test]) -> str:
-    hits = [t for t in tests if t.favours and t.comparison.p_holm is not None
-            and t.comparison.p_holm < cells.ALPHA]
+    hits = [t for t in tests if _supports(t)]
     if not hits:
         return ""
     return " (" + ", ".join(f"{t.experiment} {t.comparison.key.penalty} on "
