@@ -12,6 +12,7 @@ the input pipeline is not part of a step's time; the memory benchmark
 (:mod:`benchmarks.memory`) uses the real data iterator.
 """
 import dataclasses
+import pathlib
 from typing import Any, Callable, Sequence
 
 import jax
@@ -20,16 +21,28 @@ import numpy as np
 
 import experiments
 from regan_jax import config as config_lib
-from regan_jax import data, families, models, penalties, sweep
+from regan_jax import data, families, models, penalties, sweep, xla
 
-# XLA:CPU compiler options for the step. By default jaxlib 0.10 hands every
-# convolution to YNNPACK ("ynn_fusion"); its kernel for the *weight gradient*
-# of a stride-1 3x3 conv (an HLO convolution whose window is the whole
-# 14x14 feature map) ran ~3x slower than XLA's own (Eigen) convolution, and
-# that one op was ~40% of the DCGAN step. Keeping YNNPACK for dots only is
-# the measured fix (see BENCHMARKS.md); it is passed per jit, never globally.
-CPU_CONV_FIX = {"xla_cpu_experimental_ynn_fusion_type":
-                "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+# The checkout's root: where the memory benchmark's subprocesses run.
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# How a benchmarked step is compiled: "library" is what training runs
+# (regan_jax.xla.jit: the CPU options on programs with a convolution);
+# "xla_defaults" is plain jax.jit, the library before it chose options (the
+# "before" of BENCHMARKS.md); "candidate" turns YNNPACK off altogether
+# (regan_jax.xla.CPU_CANDIDATE), measured beside the default.
+VARIANTS = ("library", "xla_defaults", "candidate")
+
+
+def jit_variant(fun: Callable, variant: str = "library", **kwargs) -> Callable:
+    """A *fresh* jit of ``fun`` compiled as ``variant`` (see :data:`VARIANTS`)."""
+    if variant == "library":
+        return xla.jit(fun, **kwargs)
+    if variant == "xla_defaults":
+        return jax.jit(fun, **kwargs)
+    if variant == "candidate":
+        return jax.jit(fun, compiler_options=xla.CPU_CANDIDATE, **kwargs)
+    raise ValueError(f"unknown variant {variant!r}; expected one of {list(VARIANTS)}")
 
 
 def experiment_config(name: str, dataset: str | None = None) -> ml_collections.ConfigDict:
@@ -99,9 +112,13 @@ class GanSetup:
         family = families.get(self.config.model_type)
         return family.init_state(self.models, self.optimizers, key, self.batches[0])
 
-    def jit(self, compiler_options: dict | None = None) -> Callable:
-        """A *fresh* ``jax.jit`` of the step (state donated), so its compile is cold."""
-        return jax.jit(self.step, donate_argnums=0, compiler_options=compiler_options)
+    def jit(self, variant: str = "library") -> Callable:
+        """A *fresh* jit of the step (state donated), so its compile is cold."""
+        return jit_variant(self.step, variant, donate_argnums=0)
+
+    def jit_vmapped(self, variant: str = "library") -> Callable:
+        """A fresh jit of the step vmapped over stacked members (shared batch), state donated."""
+        return jit_variant(jax.vmap(self.step, in_axes=(0, None)), variant, donate_argnums=0)
 
 
 def gan_setup(config: ml_collections.ConfigDict, *, num_batches: int = 4,

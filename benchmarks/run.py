@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from regan_jax import workdir
 
-SUITES = ("matmul", "conv", "mlp", "sweeps", "compile", "evaluation", "memory")
+SUITES = ("matmul", "conv", "mlp", "sweeps", "loop", "compile", "evaluation", "memory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,18 @@ class Target:
         return value / self.threshold if self.at_least else self.threshold / value
 
 
+def _scaling_targets(label: str, key: str) -> tuple[Target, ...]:
+    """Issue #14's three sweep targets of one MLP GAN (``key`` in the sweeps suite)."""
+    return (
+        Target(f"{label} sweep K=8 vmapped vs 8 sequential runs",
+               ("sweeps", key, "k_small", "speedup"), 3.0),
+        Target(f"{label} sweep K=8, fraction of the matmul peak",
+               ("sweeps", key, "k_small", "fraction_of_peak"), 0.5, unit=""),
+        Target(f"{label} sweep K=64 step / one run's step",
+               ("sweeps", key, "k_large", "time_ratio"), 12.0, at_least=False),
+    )
+
+
 TARGETS = (
     Target("conv GAN step vs torch idiomatic (ConvTranspose2d G)",
            ("conv", "jax_vs_torch_idiomatic"), 1.0),
@@ -57,12 +69,10 @@ TARGETS = (
     Target("conv GAN step, FLOP/s fraction of JAX matmul peak",
            ("conv", "jax_fraction_of_peak"), 0.6, unit=""),
     Target("ring8 MLP GAN step vs torch eager", ("mlp", "jax_vs_torch_eager"), 5.0),
-    Target("ring8 sweep K=8 vmapped vs 8 sequential runs", ("sweeps", "ring8_k8", "speedup"),
-           4.0),
-    Target("ring8 sweep K=64 wall time / one run", ("sweeps", "ring8_k_large", "time_ratio"),
-           3.0, at_least=False),
+    *_scaling_targets("ring8", "ring8"),
+    *_scaling_targets("digits MLP", "digits_mlp"),
     Target("digits conv sweep K=8 vmapped vs 8 sequential runs",
-           ("sweeps", "digits_k8", "speedup"), 1.0),
+           ("sweeps", "digits_conv_k8", "speedup"), 1.0),
     Target("compile, first step: digits_gan (default)", ("compile", "digits_gan", "total_s"),
            5.0, at_least=False, unit="s"),
     Target("compile, first step: ring8_gan", ("compile", "ring8_gan", "total_s"), 5.0,
@@ -73,17 +83,20 @@ TARGETS = (
            ("evaluation", "cold_s"), 15.0, at_least=False, unit="s"),
 )
 
-# The same targets measured on the step with the CPU conv fix (not yet the
-# library's default): reported beside the official rows.
+# The same targets with the conv steps compiled with XLA's defaults (the
+# library before regan_jax.xla: "before") and with YNNPACK off (the candidate).
 FIX_TARGETS = (
-    Target("[conv fix] conv GAN step vs torch idiomatic",
-           ("conv", "jax_conv_fix_vs_torch_idiomatic"), 1.0),
-    Target("[conv fix] conv GAN step vs torch same-math",
-           ("conv", "jax_conv_fix_vs_torch_same_math"), 1.0),
-    Target("[conv fix] conv GAN step, fraction of matmul peak",
-           ("conv", "jax_conv_fix_fraction_of_peak"), 0.6, unit=""),
-    Target("[conv fix] digits conv sweep K=8 vs 8 runs",
-           ("sweeps", "digits_k8_conv_fix", "speedup"), 1.0),
+    Target("[XLA defaults, before] conv GAN step vs torch idiomatic",
+           ("conv", "jax_xla_defaults_vs_torch_idiomatic"), 1.0),
+    Target("[XLA defaults, before] conv GAN step vs torch same-math",
+           ("conv", "jax_xla_defaults_vs_torch_same_math"), 1.0),
+    Target("[XLA defaults, before] conv GAN step, fraction of peak",
+           ("conv", "jax_xla_defaults_fraction_of_peak"), 0.6, unit=""),
+    Target("[XLA defaults, before] digits conv sweep K=8 vs 8 runs",
+           ("sweeps", "digits_conv_k8_xla_defaults", "speedup"), 1.0),
+    Target("[candidate, no YNNPACK] conv GAN step vs torch same-math",
+           ("conv", "jax_candidate_vs_torch_same_math"), 1.0),
+    *_scaling_targets("[candidate, no YNNPACK] ring8", "ring8_candidate"),
 )
 
 # Figures printed without a target: (label, path, unit).
@@ -91,17 +104,16 @@ INFO = (
     ("float32 matmul peak, JAX", ("matmul", "jax_flops_per_s"), "GFLOP/s"),
     ("float32 matmul peak, torch", ("matmul", "torch_flops_per_s"), "GFLOP/s"),
     ("conv GAN: JAX images/s", ("conv", "jax_images_per_s"), "img/s"),
-    ("conv GAN: JAX + conv fix images/s", ("conv", "jax_conv_fix_images_per_s"), "img/s"),
     ("conv GAN: torch idiomatic images/s", ("conv", "torch_idiomatic_images_per_s"), "img/s"),
     ("conv GAN: torch same-math images/s", ("conv", "torch_same_math_images_per_s"), "img/s"),
     ("conv GAN vs torch idiomatic, fastest blocks (least load)",
      ("conv", "jax_vs_torch_idiomatic_fastest"), "x"),
     ("conv GAN vs torch same-math, fastest blocks", ("conv", "jax_vs_torch_same_math_fastest"),
      "x"),
-    ("[conv fix] vs torch idiomatic, fastest blocks",
-     ("conv", "jax_conv_fix_vs_torch_idiomatic_fastest"), "x"),
-    ("[conv fix] vs torch same-math, fastest blocks",
-     ("conv", "jax_conv_fix_vs_torch_same_math_fastest"), "x"),
+    ("[XLA defaults, before] conv GAN images/s", ("conv", "jax_xla_defaults_images_per_s"),
+     "img/s"),
+    ("[candidate, no YNNPACK] conv GAN images/s", ("conv", "jax_candidate_images_per_s"),
+     "img/s"),
     ("conv GAN: XLA FLOPs per step", ("conv", "jax_flops_per_step"), "GFLOP"),
     ("conv GAN: JAX achieved", ("conv", "jax_flops_per_s"), "GFLOP/s"),
     ("conv GAN: torch same-math achieved", ("conv", "torch_same_math_flops_per_s"), "GFLOP/s"),
@@ -110,10 +122,26 @@ INFO = (
     ("ring8 MLP vs torch eager, fastest blocks", ("mlp", "jax_vs_torch_eager_fastest"), "x"),
     ("ring8 MLP: XLA FLOPs per step", ("mlp", "jax_flops_per_step"), "GFLOP"),
     ("ring8 MLP: JAX achieved", ("mlp", "jax_flops_per_s"), "GFLOP/s"),
-    ("ring8 sweep K=8: best speed-up the matmul peak allows",
-     ("sweeps", "ring8_k8", "speedup_bound"), "x"),
-    ("ring8 sweep K=64: least time ratio the matmul peak allows",
-     ("sweeps", "ring8_k_large", "time_ratio_bound"), "x"),
+    *((f"{label}: {what}", ("sweeps", key, *path), unit)
+      for label, key in (("ring8", "ring8"), ("digits MLP", "digits_mlp"))
+      for what, path, unit in (
+          ("XLA FLOPs per member-step", ("flops_per_step",), "GFLOP"),
+          ("one run, steps/s", ("one_steps_per_s",), "steps/s"),
+          ("one run, fraction of peak", ("one_fraction_of_peak",), ""),
+          ("K=8 member-steps/s", ("k_small", "member_steps_per_s"), "steps/s"),
+          ("K=64 member-steps/s", ("k_large", "member_steps_per_s"), "steps/s"),
+          ("K=64 fraction of peak", ("k_large", "fraction_of_peak"), ""),
+          ("K=8 best speed-up the peak allows", ("k_small", "speedup_bound"), "x"),
+          ("K=64 least time ratio the peak allows", ("k_large", "time_ratio_bound"), "x"))),
+    ("loop, ring8 K=8: host-fed member-steps/s", ("loop", "host_fed", "member_steps_per_s"),
+     "steps/s"),
+    ("loop, ring8 K=8: device-fed member-steps/s",
+     ("loop", "device_fed", "member_steps_per_s"), "steps/s"),
+    ("loop, ring8 K=8: device-fed, 10 steps per call, member-steps/s",
+     ("loop", "device_fed_chunks10", "member_steps_per_s"), "steps/s"),
+    ("loop, ring8 K=8: device-fed vs host-fed", ("loop", "device_fed_vs_host_fed"), "x"),
+    ("loop, ring8 K=8: 10 steps per call vs host-fed",
+     ("loop", "device_fed_chunks10_vs_host_fed"), "x"),
     ("compile CPU seconds: digits_gan", ("compile", "digits_gan", "cpu_s"), "s"),
     ("compile CPU seconds: ring8_gan", ("compile", "ring8_gan", "cpu_s"), "s"),
     ("compile CPU seconds: fashion_mnist conv GAN", ("compile", "fashion_mnist_gan", "cpu_s"),
@@ -224,6 +252,8 @@ def run_suites(names, sizes, with_torch: bool, log: Callable[[str], None] = prin
                 if peak is None:
                     peak = suites.matmul_peak(sizes, False)["jax_flops_per_s"]
                 results[name] = suites.sweeps(sizes, peak)
+            elif name == "loop":
+                results[name] = suites.training_loop(sizes)
             elif name == "compile":
                 results[name] = suites.compile_times(sizes, _measured_compiles(results))
             elif name == "evaluation":

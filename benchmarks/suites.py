@@ -41,7 +41,10 @@ class Sizes:
       eval_warm: time the evaluation a second time, compiled (the cold time is
         the figure a run's final evaluation sees).
       memory_steps: training steps of the peak-memory runs.
-      conv_fix: also time the conv steps with :data:`jax_setups.CPU_CONV_FIX` (CPU).
+      variants: also time the conv steps compiled with XLA's defaults (the
+        library before ``regan_jax.xla``) and the candidate options (CPU).
+      loop_steps: training steps of the end-to-end loop runs (and a fifth of
+        them: the difference of the two walls is the per-step cost).
       smoke: shrink every model to test size (``config.shrink_for_smoke``), run
         only the default model's memory run: checks the machinery, numbers mean nothing.
     """
@@ -56,16 +59,17 @@ class Sizes:
     eval_samples: int = 10_000
     eval_warm: bool = True
     memory_steps: int = 30
-    conv_fix: bool = True
+    variants: bool = True
+    loop_steps: int = 2000
     smoke: bool = False
 
 
 QUICK = Sizes(matmul_n=2048, blocks=5, conv_steps=1, mlp_steps=20, digits_steps=1,
-              k_large_steps=3, eval_warm=False, memory_steps=3)
+              k_large_steps=3, eval_warm=False, memory_steps=3, loop_steps=600)
 FULL = Sizes()
 SMOKE = Sizes(matmul_n=64, blocks=1, conv_steps=1, mlp_steps=1, digits_steps=1, members=2,
               k_large=3, k_large_steps=1, eval_samples=200, eval_warm=False, memory_steps=1,
-              conv_fix=False, smoke=True)
+              variants=False, loop_steps=10, smoke=True)
 
 
 def _config(name: str, dataset: str, sizes: Sizes):
@@ -138,15 +142,15 @@ def torch_gan_side(setup: jax_setups.GanSetup, kind: str, seed: int = 0):
 # Training-step throughput
 # --------------------------------------------------------------------------- #
 
-def _compiled_side(setup, options, label, out):
-    """Compiles a fresh jit of ``setup``'s step, records compile/FLOPs under ``label``.
+def _compiled_side(setup, variant, label, out):
+    """Compiles a fresh jit of ``setup``'s step (``variant``), records compile/FLOPs under ``label``.
 
     The first compile of a config's step in the process is cold, so the
     ``jax`` side's figures double as that config's first-step compile time
     (:func:`compile_times` reuses them instead of compiling again).
     """
     state = setup.init(0)
-    compiled = harness.compile_seconds(setup.jit(options), state, setup.batches[0])
+    compiled = harness.compile_seconds(setup.jit(variant), state, setup.batches[0])
     out[f"{label}_compile"] = compiled.as_dict()
     out[f"{label}_flops_per_step"] = compiled.flops
     return jax_setups.loop_side(compiled.executable, state, setup.batches), compiled
@@ -155,8 +159,9 @@ def _compiled_side(setup, options, label, out):
 def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> dict:
     """The 28x28 DCGAN step (batch 64, Fashion-MNIST widths): JAX vs both torch references.
 
-    Sides: ``jax`` (the library's step, XLA defaults), ``jax_conv_fix`` (the
-    same step with :data:`jax_setups.CPU_CONV_FIX`, CPU only),
+    Sides: ``jax`` (the library's step as training compiles it), on the CPU
+    also ``jax_xla_defaults`` (plain ``jax.jit``: the library before
+    ``regan_jax.xla``) and ``jax_candidate`` (YNNPACK off), then
     ``torch_idiomatic``, ``torch_same_math``. Also XLA's FLOPs of one step and
     the achieved fraction of the measured matmul peak.
     """
@@ -169,10 +174,10 @@ def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> di
     out: dict[str, Any] = {"batch_size": batch_size, "model": config.model.to_dict(),
                            "is_default_config": batch_size == default_batch}
     sides = {}
-    sides["jax"], compiled = _compiled_side(setup, None, "jax", out)
-    if ON_CPU and sizes.conv_fix:
-        sides["jax_conv_fix"], _ = _compiled_side(setup, jax_setups.CPU_CONV_FIX,
-                                                  "jax_conv_fix", out)
+    sides["jax"], compiled = _compiled_side(setup, "library", "jax", out)
+    if ON_CPU and sizes.variants:
+        for variant in ("xla_defaults", "candidate"):
+            sides[f"jax_{variant}"], _ = _compiled_side(setup, variant, f"jax_{variant}", out)
     if with_torch:
         sides["torch_idiomatic"], (g_t, _) = torch_gan_side(setup, "idiomatic")
         sides["torch_same_math"], _ = torch_gan_side(setup, "same_math")
@@ -204,7 +209,7 @@ def mlp_gan_throughput(sizes: Sizes, with_torch: bool) -> dict:
     out: dict[str, Any] = {"batch_size": config.data.batch_size, "model": config.model.to_dict(),
                            "is_default_config": True}
     sides = {}
-    sides["jax"], compiled = _compiled_side(setup, None, "jax", out)
+    sides["jax"], compiled = _compiled_side(setup, "library", "jax", out)
     if with_torch:
         sides["torch_eager"], _ = torch_gan_side(setup, "same_math")
     timings = harness.time_alternating(sides, steps_per_block=sizes.mlp_steps,
@@ -241,52 +246,121 @@ def _sweep_pair(setup, stacked, single, vmapped, steps_per_block, blocks) -> dic
             "speedup": timings["sequential"].median_s / timings["vmapped"].median_s}
 
 
+def _member_scaling(setup, sizes: Sizes, peak_flops: float, variant: str = "library") -> dict:
+    """One MLP GAN's step at K = 1, K = ``members`` and K = ``k_large`` vmapped members.
+
+    ``k{K}``: the vmapped step against K sequential single steps (``speedup``)
+    and its member-steps/s and fraction of the matmul peak; ``k_large`` also
+    ``time_ratio`` (its step over one run's). Beside each, the bound the FLOPs
+    allow: a step of K members does K times the work of one (XLA's cost
+    analysis), so at the measured peak it cannot take less than
+    ``K * flops / peak``: ``speedup_bound`` is the sequential time over that
+    floor, ``time_ratio_bound`` that floor over one run's step. A target
+    beyond its bound is out of reach on the machine.
+    """
+    single = harness.compile_seconds(setup.jit(variant), setup.init(0), setup.batches[0])
+    vmapped = setup.jit_vmapped(variant)  # one jit: both K share it
+    one_run = jax_setups.loop_side(single.executable, setup.init(0), setup.batches)
+    out = {"flops_per_step": single.flops, "variant": variant}
+    for label, k, steps in (("k_small", sizes.members, sizes.mlp_steps),
+                            ("k_large", sizes.k_large, sizes.k_large_steps)):
+        members = jax_setups.sweep_states(setup, k)
+        sides = {"vmapped": jax_setups.loop_side(vmapped, _copy(members), setup.batches),
+                 "one": one_run}
+        if label == "k_small":
+            sides["sequential"] = jax_setups.sequential_side(single.executable, setup,
+                                                             _copy(members))
+        timings = harness.time_alternating(sides, steps_per_block=steps, blocks=sizes.blocks)
+        floor = k * single.flops / peak_flops
+        figures = {"members": k, "timings": _timings(timings),
+                   "member_steps_per_s": k / timings["vmapped"].median_s,
+                   "fraction_of_peak": k * single.flops / timings["vmapped"].median_s
+                   / peak_flops,
+                   "time_ratio": timings["vmapped"].median_s / timings["one"].median_s,
+                   "time_ratio_bound": floor / timings["one"].median_s}
+        if "sequential" in timings:
+            figures["speedup"] = timings["sequential"].median_s / timings["vmapped"].median_s
+            figures["speedup_bound"] = timings["sequential"].median_s / floor
+        out[label] = figures
+        out["one_fraction_of_peak"] = single.flops / timings["one"].median_s / peak_flops
+        out["one_steps_per_s"] = timings["one"].per_s
+    return out
+
+
 def sweeps(sizes: Sizes, peak_flops: float) -> dict:
-    """Vmapped sweeps: ring8 K vs K runs, K=k_large vs 1 run, digits conv GAN K vs K runs.
+    """Vmapped sweeps of the two MLP GANs (ring8, digits) and of the digits conv GAN.
 
-    "One run" is the single (unvmapped) jitted step; the sequential side runs
-    the K members' single steps one member after another.
-
-    Beside each measured ratio, the bound that the FLOPs allow: a vmapped step
-    of K members does K times the work of one step (XLA's cost analysis), so
-    at the measured matmul peak it cannot take less than ``K * flops / peak``.
-    ``speedup_bound`` is the sequential time over that floor (no vmapped
-    program can beat it); ``time_ratio_bound`` is that floor over one run's
-    measured step. A target beyond its bound is out of reach on the machine.
+    ``ring8`` / ``digits_mlp``: :func:`_member_scaling` (K = 1, 8, 64), with
+    ``ring8_candidate`` the ring8 figures compiled with YNNPACK off (CPU).
+    ``digits_conv_k8``: the conv GAN's K = 8 vmapped step vs 8 sequential runs,
+    as the library compiles it, and (CPU) with XLA's defaults.
     """
     out = {}
     ring = jax_setups.gan_setup(jax_setups.sweep_config(_config("ring8_gan", "ring8", sizes)))
-    single = harness.compile_seconds(ring.jit(), ring.init(0), ring.batches[0])
-    vmapped = sweep.vmap_step(ring.step)  # one jit: K = members and K = k_large share it
-    members = jax_setups.sweep_states(ring, sizes.members)
-    pair = _sweep_pair(ring, members, single.executable, vmapped, sizes.mlp_steps, sizes.blocks)
-    pair["speedup_bound"] = (pair["timings"]["sequential"]["median_s"]
-                             / (sizes.members * single.flops / peak_flops))
-    out["ring8_k8"] = pair
-    out["ring8_flops_per_step"] = single.flops
-    big = (members if sizes.k_large == sizes.members
-           else jax_setups.sweep_states(ring, sizes.k_large))
-    sides = {"k_large": jax_setups.loop_side(vmapped, _copy(big), ring.batches),
-             "one": jax_setups.loop_side(single.executable, ring.init(0), ring.batches)}
-    timings = harness.time_alternating(sides, steps_per_block=sizes.k_large_steps,
-                                       blocks=sizes.blocks)
-    out["ring8_k_large"] = {
-        "members": sizes.k_large, "timings": _timings(timings),
-        "time_ratio": timings["k_large"].median_s / timings["one"].median_s,
-        "time_ratio_bound": sizes.k_large * single.flops / peak_flops / timings["one"].median_s}
+    out["ring8"] = _member_scaling(ring, sizes, peak_flops)
+    if ON_CPU and sizes.variants:
+        out["ring8_candidate"] = _member_scaling(ring, sizes, peak_flops, "candidate")
+    digits = jax_setups.gan_setup(jax_setups.sweep_config(_config("digits_gan", "digits", sizes)))
+    out["digits_mlp"] = _member_scaling(digits, sizes, peak_flops)
     digits_conv = jax_setups.conv_variant(jax_setups.experiment_config("digits_gan", "digits"))
     if sizes.smoke:
         digits_conv = config_lib.shrink_for_smoke(digits_conv)
-    digits = jax_setups.gan_setup(jax_setups.sweep_config(digits_conv))
-    members = jax_setups.sweep_states(digits, sizes.members)
-    out["digits_k8"] = _sweep_pair(digits, members, digits.jit(), sweep.vmap_step(digits.step),
-                                   sizes.digits_steps, sizes.blocks)
-    if ON_CPU and sizes.conv_fix:
-        options = jax_setups.CPU_CONV_FIX
-        vmapped = jax.jit(jax.vmap(digits.step, in_axes=(0, None)), donate_argnums=0,
-                          compiler_options=options)
-        out["digits_k8_conv_fix"] = _sweep_pair(digits, members, digits.jit(options), vmapped,
-                                                sizes.digits_steps, sizes.blocks)
+    conv = jax_setups.gan_setup(jax_setups.sweep_config(digits_conv))
+    members = jax_setups.sweep_states(conv, sizes.members)
+    for variant in ("library", "xla_defaults") if ON_CPU and sizes.variants else ("library",):
+        label = "digits_conv_k8" + ("" if variant == "library" else f"_{variant}")
+        out[label] = _sweep_pair(conv, members, conv.jit(variant), conv.jit_vmapped(variant),
+                                 sizes.digits_steps, sizes.blocks)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# The training loop end to end
+# --------------------------------------------------------------------------- #
+
+LOOP_WAYS = {"host_fed": {"device_data": False},
+             "device_fed": {"device_data": True, "steps_per_call": 1},
+             "device_fed_chunks10": {"device_data": True, "steps_per_call": 10}}
+
+
+def training_loop(sizes: Sizes) -> dict:
+    """The ring8 K=8 sweep group through ``train.train_members``, fed three ways.
+
+    ``host_fed`` is the loop as it was (host batches: the mixture drawn per
+    member on the host, stacked, put on the device); ``device_fed`` draws the
+    batches inside the compiled step; ``device_fed_chunks10`` also runs 10
+    steps per dispatch. Each way trains ``loop_steps`` and a fifth of that,
+    alternating ways, and the per-step cost is the difference of the two walls
+    over the difference of steps (so compilation and the final evaluation
+    cancel): ``member_steps_per_s`` = 8 / that cost.
+    """
+    import tempfile  # pylint: disable=g-import-not-at-top
+    from regan_jax import train  # pylint: disable=g-import-not-at-top
+
+    base = _config("ring8_gan", "ring8", sizes)
+    long_steps, short_steps = sizes.loop_steps, max(1, sizes.loop_steps // 5)
+    walls = {way: {} for way in LOOP_WAYS}
+    for steps in (short_steps, long_steps):
+        for way, options in LOOP_WAYS.items():
+            configs = []
+            for seed in range(sizes.members):
+                config = config_lib.copy_config(base)
+                config.seed, config.steps = seed, steps
+                config.eval.fd_every = config.log.samples_every = 0
+                config.log.checkpoint_every = 0
+                config.log.progress = config.log.tensorboard = False
+                configs.append(config)
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                train.train_members(configs, [f"{tmp}/m{i}" for i in range(len(configs))],
+                                    progress=False, **options)
+                walls[way][steps] = time.perf_counter() - start
+    out = {"members": sizes.members, "steps": [short_steps, long_steps], "walls_s": walls}
+    for way in LOOP_WAYS:
+        per_step = (walls[way][long_steps] - walls[way][short_steps]) / (long_steps - short_steps)
+        out[way] = {"step_s": per_step, "member_steps_per_s": sizes.members / per_step}
+    for way in ("device_fed", "device_fed_chunks10"):
+        out[f"{way}_vs_host_fed"] = out["host_fed"]["step_s"] / out[way]["step_s"]
     return out
 
 

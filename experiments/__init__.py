@@ -53,8 +53,9 @@ def run_main(body) -> int:
 
 
 def add_device_flags(parser) -> None:
-    """The flags of devices and processes: ``--mesh``, ``--coordinator``, ``--num-processes``,
-    ``--process-id`` (read by :func:`start_devices`)."""
+    """The flags of devices and processes: ``--mesh``, ``--steps-per-call``, ``--coordinator``,
+    ``--num-processes``, ``--process-id`` (read by :func:`start_devices` and
+    :func:`steps_per_call`)."""
     group = parser.add_argument_group(
         "devices and processes",
         "One run (or sweep group) across several processes -- hosts, or GPUs -- through "
@@ -65,6 +66,9 @@ def add_device_flags(parser) -> None:
                        help="device mesh: a sweep group's members split M ways, each "
                             "member's batch B ways (M x B devices; default: members over all "
                             "devices when that divides the group, or one run's batch over all)")
+    group.add_argument("--steps-per-call", type=int, metavar="N", default=None,
+                       help="steps per dispatch where the data live on the device "
+                            "(default: regan_jax.train.STEPS_PER_CALL)")
     group.add_argument("--coordinator", metavar="HOST:PORT", default=None,
                        help="process 0's address and a free port on it, the same in every process")
     group.add_argument("--num-processes", type=int, metavar="N", default=None,
@@ -100,6 +104,20 @@ def start_devices(args, *, detect: bool = True, join: bool = True):
     except ValueError as e:
         raise UsageError(f"--coordinator/--num-processes/--process-id: {e}") from e
     return mesh
+
+
+def steps_per_call(args) -> int:
+    """``--steps-per-call``, or the library's default.
+
+    Raises:
+      UsageError: a value below 1 (before JAX starts).
+    """
+    if args.steps_per_call is None:
+        from regan_jax import train
+        return train.STEPS_PER_CALL
+    if args.steps_per_call < 1:
+        raise UsageError(f"--steps-per-call {args.steps_per_call}: expected an integer >= 1")
+    return args.steps_per_call
 
 
 def experiment_names() -> list[str]:

@@ -52,7 +52,8 @@ def shard_members(members: list, shard: tuple[int, int]) -> list:
 
 
 def run_members(members: list, workdir, *, max_members: int = 64, progress: bool = True,
-                log=print, mesh: parallel.MeshShape | None = None) -> dict:
+                log=print, mesh: parallel.MeshShape | None = None,
+                steps_per_call: int | None = None) -> dict:
     """Trains the members that have no finished run yet; same-program members vmapped.
 
     Args:
@@ -64,6 +65,7 @@ def run_members(members: list, workdir, *, max_members: int = 64, progress: bool
       mesh: the device mesh of each vmapped group
         (:func:`regan_jax.parallel.member_mesh`); a lone member runs
         data-parallel over every device.
+      steps_per_call: steps per dispatch (default: ``train.STEPS_PER_CALL``).
 
     Returns:
       ``{'trained': n, 'reused': n, 'groups': n}``.
@@ -110,7 +112,8 @@ def run_members(members: list, workdir, *, max_members: int = 64, progress: bool
         log(f"  {len(chunk)} member(s): {', '.join(m.name for m in chunk[:4])}"
             f"{' ...' if len(chunk) > 4 else ''}")
         train.train_members([m.config for m in chunk], [workdir / m.name for m in chunk],
-                            progress=progress, mesh=mesh if len(chunk) > 1 else None)
+                            progress=progress, mesh=mesh if len(chunk) > 1 else None,
+                            steps_per_call=steps_per_call or train.STEPS_PER_CALL)
     return {"trained": len(todo), "reused": reused, "groups": len(chunks)}
 
 
@@ -301,6 +304,7 @@ def _main(argv) -> int:
     args, rest = parse_run_args(argv)
     overrides = experiments.split_overrides(rest)
     shard = parse_shard(args.shard)
+    per_call = experiments.steps_per_call(args)
     mesh = experiments.start_devices(args, detect=shard[1] == 1, join=not args.dry_run)
     members = members_from_args(args, overrides)
     if not members:
@@ -314,7 +318,7 @@ def _main(argv) -> int:
         print(f"sweep: shard {args.shard} of {len(members)} members is empty")
         return 0
     run_members(mine, args.workdir, max_members=args.max_members,
-                progress=not args.no_progress, mesh=mesh)
+                progress=not args.no_progress, mesh=mesh, steps_per_call=per_call)
     return 0
 
 

@@ -52,11 +52,13 @@ def main(argv=None) -> int:
 
     def body():
         overrides = experiments.split_overrides(rest)
+        per_call = experiments.steps_per_call(args)
         mesh = experiments.start_devices(args)
         config = experiments.load_config(args.config, overrides)
         train.train_and_evaluate(config, args.workdir, overwrite=args.overwrite,
                                  progress=False if args.no_progress else None,
-                                 data_parallel=args.data_parallel, mesh=mesh)
+                                 data_parallel=args.data_parallel, mesh=mesh,
+                                 steps_per_call=per_call)
         if parallel.is_main_process():
             print(f"done: {args.workdir}/summary.json")
         return 0

@@ -23,10 +23,11 @@ Randomness that must match the single-device run (latents, interpolation
 weights) is drawn by the steps for the *global* batch from a replicated key and
 sliced per device with ``lax.axis_index`` (see ``steps.local_draw``).
 
-The training loop asks this module how to run its step: :func:`data_parallel`
-for one run (jitted on one device; split over the devices under
-``shard_map`` or ``pmap`` when there are several) and :func:`member_parallel`
-for a vmapped group of members.
+The training loop asks this module how to run its step: :func:`fed_parallel`
+for chunks of steps whose batches are made on the device (one device, or a
+group split member-wise), else :func:`data_parallel` for one run (jitted on
+one device; split over the devices under ``shard_map`` or ``pmap`` when there
+are several) and :func:`member_parallel` for a vmapped group of members.
 
 Several processes (one per host, or per GPU): :func:`initialize_distributed`
 joins them (``jax.distributed``) from explicit arguments or a launcher's
@@ -47,6 +48,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from regan_jax import xla
 
 BATCH_AXIS = "batch"
 MEMBER_AXIS = "members"
@@ -430,7 +433,7 @@ def shard_map_step(step: Step, mesh: Mesh) -> Callable:
     """
     replicated = NamedSharding(mesh, P())
     split = NamedSharding(mesh, P(BATCH_AXIS))
-    mapped = jax.jit(
+    mapped = xla.jit(
         jax.shard_map(functools.partial(step, axis_name=BATCH_AXIS), mesh=mesh,
                       in_specs=(P(), P(BATCH_AXIS), P()), out_specs=(P(), P()),
                       check_vma=False),
@@ -469,7 +472,7 @@ def members_step(step: Step, mesh: Mesh) -> Callable:
     by_member = NamedSharding(mesh, P(MEMBER_AXIS))
     split = NamedSharding(mesh, P(MEMBER_AXIS, BATCH_AXIS))
     local = jax.vmap(functools.partial(step, axis_name=BATCH_AXIS), in_axes=(0, 0))
-    mapped = jax.jit(
+    mapped = xla.jit(
         jax.shard_map(local, mesh=mesh, in_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS, BATCH_AXIS)),
                       out_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS)), check_vma=False),
         donate_argnums=0)
@@ -574,7 +577,7 @@ def data_parallel(step: Step, batch_rows: int, backend: str = "shard_map",
                          "(members > 1 splits a sweep group)")
     check_mesh(mesh)
     if mesh.batch == 1 and jax.process_count() == 1:
-        return jax.jit(step, donate_argnums=0)
+        return xla.jit(step, donate_argnums=0)
     if batch_rows % mesh.batch:
         raise ValueError(f"the batch of {batch_rows} rows per step is not divisible by the "
                          f"{mesh.batch} devices; set config.data.batch_size to a multiple of "
@@ -636,3 +639,63 @@ def member_parallel(step: Step, num_members: int, batch_rows: int | None = None,
     if mesh.size == 1 and jax.process_count() == 1:
         return sweep.vmap_step(step, shared_batch=False)
     return members_step(step, make_member_mesh(mesh))
+
+
+def fed_parallel(step: Step, gather: Callable, arrays: dict, num_members: int,
+                 batch_rows: int | None = None, mesh: MeshShape | None = None
+                 ) -> Callable | None:
+    """Chunks of steps with the data on the device, where the placement allows; else None.
+
+    Returns ``run(state, descriptors) -> (state, metrics)``: ``descriptors``
+    (numpy, from ``data.make_iterator(..., on_device=True)``, stacked on a
+    leading step axis of C, then the member axis for a group) drive C steps
+    in one dispatch (``steps.scan_steps``); step ``i`` trains on
+    ``gather(arrays, descriptors[i])`` (member-wise for a group), and the
+    metrics are the last step's. ``arrays`` (the dataset, ``data.device_feed``)
+    are put on the devices once, replicated. Jitted through
+    :func:`regan_jax.xla.jit`, state donated.
+
+    Placements: one device (one run, or a group of K members vmapped), or a
+    group split member-wise (``MeshShape(M, 1)``) -- the same placement
+    :func:`data_parallel` / :func:`member_parallel` would choose. Where a
+    member's batch is split over devices or there are several processes,
+    returns None: the loop then feeds host batches to those wrappers, one
+    step per call.
+
+    Raises:
+      ValueError: a mesh that does not fit (see :func:`member_mesh`).
+    """
+    from regan_jax import steps  # steps imports penalties; keep this module light.
+
+    if jax.process_count() > 1:
+        return None
+    if num_members > 1:
+        mesh = member_mesh(num_members, batch_rows, mesh)
+    elif mesh is None:
+        mesh = MeshShape(1, jax.device_count())
+    if mesh.batch > 1 or (num_members == 1 and mesh.size > 1):
+        return None
+
+    def one(state, arrays, descriptor):
+        return step(state, gather(arrays, descriptor))
+
+    if num_members > 1:
+        one = jax.vmap(one, in_axes=(0, None, 0))
+
+    def chunk(state, arrays, descriptors):
+        return steps.scan_steps(lambda s, d: one(s, arrays, d))(state, descriptors)
+
+    if mesh.size == 1:
+        compiled, arrays = xla.jit(chunk, donate_argnums=0), jax.device_put(arrays)
+        return lambda state, descriptors: compiled(state, arrays, descriptors)
+    devices = make_member_mesh(mesh)
+    by_member = NamedSharding(devices, P(MEMBER_AXIS))
+    steps_by_member = NamedSharding(devices, P(None, MEMBER_AXIS))
+    arrays = _place(arrays, NamedSharding(devices, P()))
+    compiled = xla.jit(
+        jax.shard_map(chunk, mesh=devices,
+                      in_specs=(P(MEMBER_AXIS), P(), P(None, MEMBER_AXIS)),
+                      out_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS)), check_vma=False),
+        donate_argnums=0)
+    return lambda state, descriptors: compiled(_place(state, by_member), arrays,
+                                               _place(descriptors, steps_by_member))

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from regan_jax import config as config_lib
-from regan_jax import data, evaluation, families, penalties, sweep
+from regan_jax import data, evaluation, families, penalties, sweep, xla
 
 # Config keys that may differ between members of one vmapped program: the seed
 # and the scalars that live in the optimizer state (optax.inject_hyperparams).
@@ -115,11 +115,11 @@ def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
     example = {"image": np.zeros((1, *spec.shape), np.float32),
                "label": np.zeros((1,), np.int32)}
     _check_masks(family, nets, optimizers, example)
-    init = jax.jit(lambda key: family.init_state(nets, optimizers, key, example))
+    init = xla.jit(lambda key: family.init_state(nets, optimizers, key, example))
     return Program(
         config=config, family=family, source=source, spec=spec, models=nets,
         step=family.make_step(config, nets, optimizers), init=init,
-        sample=jax.jit(family.make_sampler(config, nets, spec), static_argnums=2),
+        sample=xla.jit(family.make_sampler(config, nets, spec), static_argnums=2),
         rows_per_step=rows)
 
 

@@ -19,6 +19,9 @@ collections and the metrics are ``lax.pmean``-ed over that axis
 (:func:`pmean`); with equal shards this is the single-device computation on
 the global batch.
 
+Several steps per dispatch. :func:`scan_steps` runs a step over a chunk of
+inputs in one ``lax.scan`` (the training loop's ``steps_per_call``).
+
 Divergence. A non-finite loss or parameter produced by a step freezes the
 state (:func:`freeze_if_diverged`: one ``lax.cond`` between the old and new
 state; under ``vmap`` a per-member select, so only that member freezes) and
@@ -173,6 +176,21 @@ def freeze_if_diverged(old: TrainState, new: TrainState, loss_finite: jax.Array)
         diverged_reason=jnp.where(
             first, jnp.where(loss_finite, NONFINITE_PARAMS, NONFINITE_LOSS),
             old.diverged_reason).astype(jnp.int32))
+
+
+def scan_steps(step: Callable) -> Callable:
+    """Several steps in one dispatch: ``(state, xs) -> (state, the last step's metrics)``.
+
+    ``step(state, x) -> (state, metrics)`` runs once for each ``x`` along the
+    leading axis of ``xs`` (a pytree), in order, inside one ``lax.scan``; the
+    result is the state after the last and that step's metrics (the loop
+    logs at the end of a chunk). The same computation as calling ``step`` in
+    a Python loop, with no host round trip between steps.
+    """
+    def run(state, xs):
+        state, metrics = lax.scan(step, state, xs)
+        return state, jax.tree.map(lambda m: m[-1], metrics)
+    return run
 
 
 def penalty_metrics(params, opt_state,

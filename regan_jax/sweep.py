@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from regan_jax import penalties
+from regan_jax import penalties, xla
 
 
 def stack_members(states: Sequence[Any]) -> Any:
@@ -140,7 +140,7 @@ def init_sweep(init: Callable[[jax.Array], Any], seeds: Sequence[int],
 
 
 def vmap_step(step: Callable, shared_batch: bool = True) -> Callable:
-    """``step`` vmapped over the member axis and jitted, the stacked state donated.
+    """``step`` vmapped over the member axis and jitted (:func:`regan_jax.xla.jit`), state donated.
 
     Returns ``(states, batch, key=None) -> (states, metrics)``; every metric
     gains a leading member axis. With ``key=None`` each member derives its
@@ -155,7 +155,7 @@ def vmap_step(step: Callable, shared_batch: bool = True) -> Callable:
       ValueError: a state that is not stacked, or per-member batches whose
         leading size is not the number of members, before compiling.
     """
-    mapped = jax.jit(jax.vmap(step, in_axes=(0, None if shared_batch else 0, None)),
+    mapped = xla.jit(jax.vmap(step, in_axes=(0, None if shared_batch else 0, None)),
                      donate_argnums=0)
 
     def run(states, batch, key=None):

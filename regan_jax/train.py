@@ -43,7 +43,7 @@ import pathlib
 import signal
 import threading
 import time
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import numpy as np
@@ -61,8 +61,14 @@ from regan_jax.workdir import (CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, SAMPLE
                                write_json)
 
 __all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "Interrupted", "METRICS_FILE", "SAMPLES_DIR",
-           "SUMMARY_FILE", "WorkdirError", "is_finished", "read_json", "read_metrics",
-           "train_and_evaluate", "train_members", "write_json"]
+           "STEPS_PER_CALL", "SUMMARY_FILE", "WorkdirError", "chunk_length", "is_finished",
+           "read_json", "read_metrics", "train_and_evaluate", "train_members", "write_json"]
+
+# Steps per dispatch where the data live on the device (see train_members,
+# "Dispatch"). On the 2-core CPU, chunks of 10 steps bought nothing over one
+# step per call (the step, not the dispatch, is the cost; BENCHMARKS.md), so
+# the default keeps one; the benchmark measures both for an accelerator.
+STEPS_PER_CALL = 1
 
 
 class Interrupted(Exception):
@@ -81,7 +87,8 @@ class Interrupted(Exception):
 
 def train_and_evaluate(config, workdir, *, overwrite: bool = False,
                        progress: bool | None = None, data_parallel: str = "shard_map",
-                       mesh: parallel.MeshShape | None = None):
+                       mesh: parallel.MeshShape | None = None,
+                       steps_per_call: int = STEPS_PER_CALL, device_data: bool = True):
     """Trains one run into ``workdir`` (see the module docstring) and evaluates it.
 
     Resumes from the latest checkpoint of an interrupted run of the same
@@ -97,6 +104,8 @@ def train_and_evaluate(config, workdir, *, overwrite: bool = False,
         several devices (:func:`regan_jax.parallel.data_parallel`).
       mesh: ``MeshShape(1, D)``: data-parallel over the first D devices
         (default: all of them).
+      steps_per_call, device_data: how the steps are dispatched (see
+        :func:`train_members`, "Dispatch").
 
     Returns:
       The final :class:`regan_jax.steps.TrainState`.
@@ -106,12 +115,14 @@ def train_and_evaluate(config, workdir, *, overwrite: bool = False,
         :func:`regan_jax.workdir.prepare`.
     """
     return train_members([config], [workdir], overwrite=overwrite, progress=progress,
-                         data_parallel=data_parallel, mesh=mesh)[0]
+                         data_parallel=data_parallel, mesh=mesh, steps_per_call=steps_per_call,
+                         device_data=device_data)[0]
 
 
 def train_members(configs, workdirs, *, overwrite: bool = False,
                   progress: bool | None = None, data_parallel: str = "shard_map",
-                  mesh: parallel.MeshShape | None = None) -> list:
+                  mesh: parallel.MeshShape | None = None,
+                  steps_per_call: int = STEPS_PER_CALL, device_data: bool = True) -> list:
     """Trains K runs that share one compiled program (:func:`regan_jax.program.program_key`).
 
     K = 1 runs the jitted step; K > 1 stacks the K states on a member axis and
@@ -122,14 +133,31 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
     them (:func:`regan_jax.parallel.member_parallel`; for K = 1
     :func:`regan_jax.parallel.data_parallel`).
 
+    Dispatch. With ``device_data`` (the default) and a placement that keeps
+    each member's batch on one device (:func:`regan_jax.parallel.fed_parallel`),
+    the dataset lives on the device, each step's batch is gathered (or a
+    mixture sampled) inside the compiled program, and up to
+    ``steps_per_call`` steps run per dispatch in one ``lax.scan``; a chunk
+    ends early at every logging, evaluation, grid and checkpoint step, so
+    those happen exactly where they would. Otherwise (a batch split over
+    devices, several processes, or ``device_data=False``) host batches are
+    fed one step per call. Both give the same batches, keys and positions:
+    a run without convolutions trains bitwise the same either way, with any
+    ``steps_per_call``; a convolutional one in chunks of more than one step
+    agrees to float reassociation (XLA compiles a loop body's convolutions
+    apart), so keep ``steps_per_call`` fixed within a study
+    (tests/test_device_data.py). A run may resume under either.
+
     Returns:
       The K final train states (unstacked).
 
     Raises:
       ValueError: no members, a workdir given twice, members that do not share
-        a program, an invalid config; WorkdirError (see
+        a program, an invalid config, ``steps_per_call`` < 1; WorkdirError (see
         :func:`regan_jax.workdir.prepare`). All before anything is written.
     """
+    if not isinstance(steps_per_call, int) or steps_per_call < 1:
+        raise ValueError(f"steps_per_call must be an integer >= 1, got {steps_per_call!r}")
     configs, workdirs = list(configs), [pathlib.Path(w) for w in workdirs]
     if not configs or len(configs) != len(workdirs):
         raise ValueError(f"train_members needs one workdir per config and at least one; got "
@@ -143,10 +171,7 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
                          f"{program_lib.MEMBER_KEYS} and {program_lib.MEMBER_HYPERPARAMS}")
     program = program_lib.build_program(configs[0])
     group = _Group(configs, workdirs, len(configs) > 1)
-    run_step = (parallel.member_parallel(program.step, len(configs), program.rows_per_step,
-                                         mesh) if group.stacked
-                else parallel.data_parallel(program.step, program.rows_per_step, data_parallel,
-                                            mesh))
+    feeder = _feeder(program, group, mesh, data_parallel, steps_per_call, device_data)
     hooks = evaluation.run_hooks(program)
     writes = group.writes
     with contextlib.ExitStack() as stack:
@@ -165,10 +190,10 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
                 for c, w in zip(configs, workdirs)]
         stop = stack.enter_context(_StopOnSignal())
         try:
-            state, batches = _start(program, group)
+            state, batches = _start(program, group, feeder)
             stack.callback(batches.close)
-            state, wall, trained = _loop(program, group, run_step, state, batches, hooks,
-                                         progress, logs, stop)
+            state, wall, trained = _loop(program, group, state, batches, hooks, progress, logs,
+                                         stop)
         except BaseException:
             for w in workdirs if writes else ():  # An --overwrite'n run comes back if this
                 started = bool(workdir_lib.read_metrics(w))  # one never started.
@@ -197,8 +222,83 @@ class _Group(NamedTuple):
         return [c.seed for c in self.configs]
 
 
-def _start(program: Program, group: _Group):
-    """The (stacked) state to train from, and the group's batch stream.
+class _Feeder(NamedTuple):
+    """How the loop advances: a runner and whether it takes device-side descriptors.
+
+    ``run`` is ``(state, batch) -> (state, metrics)`` for host batches, or
+    ``(state, stacked descriptors) -> (state, metrics)`` when ``on_device``.
+    """
+    run: Callable
+    on_device: bool
+    steps_per_call: int
+
+
+def _feeder(program: Program, group: _Group, mesh, backend: str, steps_per_call: int,
+            device_data: bool) -> _Feeder:
+    """The runner of the group's steps (see :func:`train_members`, "Dispatch")."""
+    members = len(group.configs)
+    if device_data:
+        feed = data.device_feed(program.source, program.rows_per_step)
+        run = parallel.fed_parallel(program.step, feed.gather, feed.arrays, members,
+                                    program.rows_per_step, mesh)
+        if run is not None:
+            return _Feeder(run, True, steps_per_call)
+    run = (parallel.member_parallel(program.step, members, program.rows_per_step, mesh)
+           if group.stacked else
+           parallel.data_parallel(program.step, program.rows_per_step, backend, mesh))
+    return _Feeder(run, False, 1)
+
+
+class _Stream:
+    """The group's data stream: ``advance(state, n)`` trains n steps; ``position`` is resumable."""
+
+    def __init__(self, iterator, feeder: _Feeder, prefetch: int):
+        self._feeder = feeder
+        self._iterator = (iterator if feeder.on_device
+                          else data.prefetch_to_device(iterator, prefetch))
+
+    @property
+    def position(self) -> dict:
+        return self._iterator.position
+
+    @property
+    def steps_per_call(self) -> int:
+        return self._feeder.steps_per_call
+
+    def close(self) -> None:
+        self._iterator.close()
+
+    def advance(self, state, n: int):
+        """``n`` steps: one dispatch of a full chunk, else one step per dispatch."""
+        run, it = self._feeder.run, self._iterator
+        if not self._feeder.on_device:
+            for _ in range(n):
+                state, metrics = run(state, next(it))
+            return state, metrics
+        if n == self._feeder.steps_per_call:
+            return run(state, data.stack_descriptors([next(it) for _ in range(n)]))
+        for _ in range(n):  # A short chunk: the one-step program, not a new compile per length.
+            state, metrics = run(state, data.stack_descriptors([next(it)]))
+        return state, metrics
+
+
+def chunk_length(step: int, config, steps_per_call: int) -> int:
+    """Steps from ``step`` to the next place the loop must stop, at most ``steps_per_call``.
+
+    The loop stops at every multiple of a non-zero ``log.every``,
+    ``eval.fd_every``, ``log.samples_every`` and ``log.checkpoint_every``, and
+    at ``config.steps``.
+    """
+    end = min(step + steps_per_call, config.steps)
+    for interval in (config.log.every, config.eval.fd_every, config.log.samples_every,
+                     config.log.checkpoint_every):
+        if interval > 0:
+            end = min(end, (step // interval + 1) * interval)
+    return end - step
+
+
+def _start(program: Program, group: _Group, feeder: _Feeder):
+    """The (stacked) state to train from, and the group's :class:`_Stream`.
 
     Restores the newest step that every member has checkpointed (a sweep
     killed between its members' saves loses only the members' newer
@@ -236,18 +336,19 @@ def _start(program: Program, group: _Group):
         iterator = data.make_iterator(
             cfg.data, group.configs[0].seed, member_seeds=group.seeds(),
             position=None if positions is None else data.group_position(positions),
-            rows_per_step=program.rows_per_step, source=program.source)
+            rows_per_step=program.rows_per_step, source=program.source,
+            on_device=feeder.on_device)
         state = sweep.stack_members(states)
     else:
         iterator = data.make_iterator(
             cfg.data, group.configs[0].seed, position=None if positions is None else positions[0],
-            rows_per_step=program.rows_per_step, source=program.source)
+            rows_per_step=program.rows_per_step, source=program.source,
+            on_device=feeder.on_device)
         state = states[0]
-    return state, data.prefetch_to_device(iterator, cfg.data.prefetch)
+    return state, _Stream(iterator, feeder, cfg.data.prefetch)
 
 
-def _loop(program: Program, group: _Group, run_step, state, batches, hooks, progress, logs,
-          stop):
+def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs, stop):
     """Runs the steps from ``state.step`` to ``config.steps`` (or until all diverge).
 
     A member found diverged writes one last row (``frozen``, with the step
@@ -269,9 +370,10 @@ def _loop(program: Program, group: _Group, run_step, state, batches, hooks, prog
     t0 = time.perf_counter()
     try:
         while step < config.steps:
-            state, metrics = run_step(state, next(batches))
-            step += 1
-            bar.update(1)
+            n = chunk_length(step, config, batches.steps_per_call)
+            state, metrics = batches.advance(state, n)
+            step += n
+            bar.update(n)
             fd_due = due(config.eval.fd_every, step)
             logged = due(log.every, step) or fd_due or step == config.steps
             if logged:

@@ -173,6 +173,23 @@ def members_cases():
         final, metrics = run(wrapped, jax.tree.map(jnp.copy, states), stream)
         for key, value in flat({"state": final, "metrics": metrics}).items():
             results[f"members/{wrapper}/{key}"] = value
+    # The same group fed on the devices: every batch gathered from one array
+    # (row t*K*B + k*B + r is row r of member k's batch t), all STEPS in one chunk.
+    arrays = {name: np.concatenate([b[name].reshape(-1, *b[name].shape[2:]) for b in stream])
+              for name in stream[0]}
+    rows = np.arange(len(arrays["image"]), dtype=np.int32).reshape(STEPS, MEMBERS, -1)
+
+    def gather(arrays, descriptor):
+        return {name: values[descriptor["rows"]] for name, values in arrays.items()}
+
+    for wrapper, shape in (("fed1x1", (1, 1)), ("fed4x1", (4, 1))):
+        fed = parallel.fed_parallel(step, gather, arrays, MEMBERS, rows.shape[-1],
+                                    parallel.MeshShape(*shape))
+        final, metrics = fed(jax.tree.map(jnp.copy, states), {"rows": rows})
+        for key, value in flat({"state": final, "metrics": metrics}).items():
+            results[f"members/{wrapper}/{key}"] = value
+    results["members/fed_refuses_2x2"] = np.asarray(parallel.fed_parallel(
+        step, gather, arrays, MEMBERS, rows.shape[-1], parallel.MeshShape(2, 2)) is None)
     return results
 
 

@@ -151,7 +151,21 @@ def _check_figures(results, suites):
         parts = figures["evaluation"]["cold_parts"]
         assert set(parts) == {"sample_s", "features_s", "fd_s", "prdc_s"}
     if "sweeps" in suites:
-        assert figures["sweeps"]["ring8_k_large"]["time_ratio_bound"] > 0
+        for key in ("ring8", "digits_mlp"):
+            scaling = figures["sweeps"][key]
+            assert scaling["k_large"]["time_ratio_bound"] > 0
+            assert scaling["k_small"]["speedup_bound"] > 0
+            # member-steps/s and fraction of peak describe the same timing
+            k = scaling["k_small"]
+            assert math.isclose(k["member_steps_per_s"] * scaling["flops_per_step"],
+                                k["fraction_of_peak"] * figures["matmul"]["jax_flops_per_s"],
+                                rel_tol=1e-9)
+    if "loop" in suites:
+        loop = figures["loop"]
+        for way in ("host_fed", "device_fed", "device_fed_chunks10"):
+            # At smoke size the wall difference is noise: only its presence is checked.
+            assert math.isfinite(loop[way]["member_steps_per_s"])
+            assert set(loop["walls_s"][way]) == {str(s) for s in loop["steps"]}
     if "memory" in suites:
         assert figures["memory"]["digits_gan_jax"]["peak_rss_bytes"] > 2**20
     machine = results["machine"]

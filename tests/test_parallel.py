@@ -70,6 +70,20 @@ def test_member_mesh_equals_one_device(four_devices, mesh):
     assert all(not np.allclose(four_devices[k][0], four_devices[k][1]) for k in params)
 
 
+@pytest.mark.parametrize("placement", ["fed1x1", "fed4x1"])
+def test_device_fed_group_equals_host_fed(four_devices, placement):
+    """``fed_parallel``: the group's batches gathered on the devices, all steps in one
+    ``lax.scan``, on one device or split member-wise over 4, equals the host-fed group.
+
+    Same tolerance as the other placements (the scan and the member split may
+    reassociate); integers exactly. A mesh that splits a member's batch is not
+    fed on the devices (None: the loop falls back to host batches).
+    """
+    _assert_same_run(four_devices, "members", placement)
+    assert four_devices[f"members/{placement}/state/step"].tolist() == [3] * 4
+    assert bool(four_devices["members/fed_refuses_2x2"])
+
+
 def test_runs_actually_trained(four_devices):
     """Guards the comparison above against comparing untouched initial states."""
     assert int(four_devices["gan/single/state/step"]) == 3

@@ -47,7 +47,7 @@ class Mixture:
 
     def sample_labelled(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         """``n`` points ``float32 [n, 2]`` and their mode indices ``int32 [n]``."""
-        return _sample(key, jnp.asarray(self.centres), jnp.float32(self.sigma), n)
+        return draw(key, jnp.asarray(self.centres), jnp.float32(self.sigma), n)
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` points ``float32 [n, 2]`` drawn with ``key`` (as :meth:`sample_labelled`)."""
@@ -93,7 +93,15 @@ def mixture(name: str, *, radius: float = 2.0, spacing: float = 2.0,
 
 
 @functools.partial(jax.jit, static_argnums=3)
-def _sample(key, centres, sigma, n):
+def draw(key, centres, sigma, n):
+    """``n`` points of the mixture of ``centres`` ``[M, 2]`` and ``sigma``, and their modes.
+
+    :meth:`Mixture.sample_labelled` with the centres and σ as arguments: a
+    program that draws inside a larger jitted step
+    (:func:`regan_jax.data.device_feed`) passes them as values, not
+    constants, so XLA folds nothing and the points are bitwise those drawn
+    here alone.
+    """
     mode_key, noise_key = jax.random.split(key)
     labels = jax.random.randint(mode_key, (n,), 0, centres.shape[0], dtype=jnp.int32)
     points = centres[labels] + sigma * jax.random.normal(noise_key, (n, 2), jnp.float32)

@@ -32,6 +32,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from regan_jax.data import device
 from regan_jax.data.builders import load
 from regan_jax.data.mixtures import MIXTURES, Mixture, mixture
 from regan_jax.data.spec import ArrayDataset, DataSpec
@@ -111,7 +112,8 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
                   position: dict | None = None, num_members: int | None = None,
                   member_seeds: Sequence[int] | None = None,
                   rows_per_step: int | None = None,
-                  source: ArrayDataset | Mixture | None = None) -> BatchIterator:
+                  source: ArrayDataset | Mixture | None = None,
+                  on_device: bool = False) -> BatchIterator:
     """The training batch iterator of ``data_cfg`` (see the module docstring).
 
     With members, batches get a leading member axis ``[K, B, ...]`` and member
@@ -131,6 +133,10 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
       rows_per_step: rows of one batch, when a step consumes other than
         ``data_cfg.batch_size`` (a GAN with several discriminator steps).
       source: the data already loaded (default: ``from_config(data_cfg)``).
+      on_device: yield each step's *descriptor* instead of its batch -- the
+        rows to gather, or the mixture's key and batch index -- for
+        :func:`regan_jax.data.device_feed`'s ``gather`` to turn into exactly
+        the same batch inside the compiled step (same order, same position).
 
     Raises:
       ValueError: a negative seed, a non-positive batch size or member count,
@@ -155,9 +161,12 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
     if position is not None:
         start = _checked_position(start, position)
     if isinstance(source, Mixture):
-        fetch, steps = _mixture_fetch(source, batch_size, seeds)
+        fetch, steps = (device.mixture_descriptors if on_device else _mixture_fetch)(
+            source, batch_size, seeds)
     else:
-        fetch, steps = _array_fetch(source, batch_size, seeds, data_cfg.drop_remainder)
+        rows, steps = _array_rows(source, batch_size, seeds, data_cfg.drop_remainder)
+        fetch = ((lambda epoch, index: {"rows": rows(epoch, index)}) if on_device
+                 else _gathered(source, rows))
     if steps is not None and start["index"] >= steps:
         raise ValueError(f"data position index {start['index']} is past the end of an epoch "
                          f"of {steps} batches")
@@ -280,8 +289,9 @@ def _checked_position(start: dict, position: dict) -> dict:
     return {**start, "epoch": position["epoch"], "index": position["index"]}
 
 
-def _array_fetch(dataset: ArrayDataset, batch_size: int, seeds: list[int],
-                 drop_remainder: bool):
+def _array_rows(dataset: ArrayDataset, batch_size: int, seeds: list[int],
+                drop_remainder: bool):
+    """``rows(epoch, index) -> int32 [K, b]``, each member's dataset rows, and the epoch length."""
     n = len(dataset)
     if batch_size > n:
         raise ValueError(f"batch_size {batch_size} is larger than dataset {dataset.name!r} "
@@ -289,15 +299,21 @@ def _array_fetch(dataset: ArrayDataset, batch_size: int, seeds: list[int],
     steps = n // batch_size if drop_remainder else -(-n // batch_size)
     orders = {}  # Only the current epoch's permutations are kept.
 
-    def fetch(epoch, index):
+    def rows(epoch, index):
         if epoch not in orders:
             orders.clear()
             orders[epoch] = [np.random.default_rng([seed, epoch]).permutation(n)
                              for seed in seeds]
-        rows = np.stack([order[index * batch_size:(index + 1) * batch_size]
-                         for order in orders[epoch]])
-        return {"image": dataset.images[rows], "label": dataset.labels[rows]}
-    return fetch, steps
+        return np.stack([order[index * batch_size:(index + 1) * batch_size]
+                         for order in orders[epoch]]).astype(np.int32)
+    return rows, steps
+
+
+def _gathered(dataset: ArrayDataset, rows):
+    def fetch(epoch, index):
+        taken = rows(epoch, index)
+        return {"image": dataset.images[taken], "label": dataset.labels[taken]}
+    return fetch
 
 
 def _mixture_fetch(source: Mixture, batch_size: int, seeds: list[int]):
