@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from regan_jax import workdir
 
-SUITES = ("matmul", "conv", "mlp", "sweeps", "loop", "compile", "evaluation", "memory")
+SUITES = ("matmul", "conv", "mlp", "sweeps", "loop", "devices", "compile", "evaluation",
+          "memory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,10 @@ INFO = (
      ("conv", "jax_vs_torch_idiomatic_fastest"), "x"),
     ("conv GAN vs torch same-math, fastest blocks", ("conv", "jax_vs_torch_same_math_fastest"),
      "x"),
+    ("conv GAN with a conv_transpose G (torch idiomatic's arithmetic) vs torch idiomatic",
+     ("conv", "jax_conv_transpose_vs_torch_idiomatic"), "x"),
+    ("conv GAN with a conv_transpose G, fraction of peak",
+     ("conv", "jax_conv_transpose_fraction_of_peak"), ""),
     ("[XLA defaults, before] conv GAN images/s", ("conv", "jax_xla_defaults_images_per_s"),
      "img/s"),
     ("[candidate, no YNNPACK] conv GAN images/s", ("conv", "jax_candidate_images_per_s"),
@@ -142,6 +147,10 @@ INFO = (
     ("loop, ring8 K=8: device-fed vs host-fed", ("loop", "device_fed_vs_host_fed"), "x"),
     ("loop, ring8 K=8: 10 steps per call vs host-fed",
      ("loop", "device_fed_chunks10_vs_host_fed"), "x"),
+    ("ring8 K=8 split over 2 virtual CPU devices vs one device",
+     ("devices", "split_vs_one_device"), "x"),
+    ("ring8 K=8 split over 2 virtual CPU devices, member-steps/s",
+     ("devices", "split_member_steps_per_s"), "steps/s"),
     ("compile CPU seconds: digits_gan", ("compile", "digits_gan", "cpu_s"), "s"),
     ("compile CPU seconds: ring8_gan", ("compile", "ring8_gan", "cpu_s"), "s"),
     ("compile CPU seconds: fashion_mnist conv GAN", ("compile", "fashion_mnist_gan", "cpu_s"),
@@ -254,6 +263,8 @@ def run_suites(names, sizes, with_torch: bool, log: Callable[[str], None] = prin
                 results[name] = suites.sweeps(sizes, peak)
             elif name == "loop":
                 results[name] = suites.training_loop(sizes)
+            elif name == "devices":
+                results[name] = suites.virtual_devices(sizes)
             elif name == "compile":
                 results[name] = suites.compile_times(sizes, _measured_compiles(results))
             elif name == "evaluation":

@@ -161,8 +161,10 @@ def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> di
 
     Sides: ``jax`` (the library's step as training compiles it), on the CPU
     also ``jax_xla_defaults`` (plain ``jax.jit``: the library before
-    ``regan_jax.xla``) and ``jax_candidate`` (YNNPACK off), then
-    ``torch_idiomatic``, ``torch_same_math``. Also XLA's FLOPs of one step and
+    ``regan_jax.xla``) and ``jax_candidate`` (YNNPACK off),
+    ``jax_conv_transpose`` (the library's step with
+    ``model.upsample='conv_transpose'``, the arithmetic of torch's idiomatic
+    generator), then ``torch_idiomatic``, ``torch_same_math``. Also XLA's FLOPs of one step and
     the achieved fraction of the measured matmul peak.
     """
     config = _config("fashion_mnist_gan", "fashion_mnist", sizes)
@@ -178,6 +180,11 @@ def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> di
     if ON_CPU and sizes.variants:
         for variant in ("xla_defaults", "candidate"):
             sides[f"jax_{variant}"], _ = _compiled_side(setup, variant, f"jax_{variant}", out)
+    # The same GAN with a ConvTranspose2d generator: the arithmetic of torch's idiomatic side.
+    transposed = config_lib.copy_config(config)
+    transposed.model.upsample = "conv_transpose"
+    sides["jax_conv_transpose"], transposed_compiled = _compiled_side(
+        jax_setups.gan_setup(transposed), "library", "jax_conv_transpose", out)
     if with_torch:
         sides["torch_idiomatic"], (g_t, _) = torch_gan_side(setup, "idiomatic")
         sides["torch_same_math"], _ = torch_gan_side(setup, "same_math")
@@ -189,7 +196,8 @@ def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> di
     for name, t in timings.items():
         out[f"{name}_images_per_s"] = batch_size / t.median_s
     for name in [s for s in timings if s.startswith("jax")]:
-        achieved = compiled.flops / timings[name].median_s
+        flops = transposed_compiled.flops if name == "jax_conv_transpose" else compiled.flops
+        achieved = flops / timings[name].median_s
         out[f"{name}_flops_per_s"] = achieved
         out[f"{name}_fraction_of_peak"] = achieved / peak_flops
         for ref in ("torch_idiomatic", "torch_same_math"):
@@ -362,6 +370,28 @@ def training_loop(sizes: Sizes) -> dict:
     for way in ("device_fed", "device_fed_chunks10"):
         out[f"{way}_vs_host_fed"] = out["host_fed"]["step_s"] / out[way]["step_s"]
     return out
+
+
+def virtual_devices(sizes: Sizes) -> dict:
+    """The ring8 K=8 group split member-wise over 2 virtual CPU devices vs on one.
+
+    A subprocess (:mod:`benchmarks.devices`) started with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=2``: XLA:CPU gives each
+    device its own work queue, so two halves of the group may use the two
+    cores better than one device's intra-op threads do. CPU only.
+    """
+    if not ON_CPU:
+        return {"skipped": "virtual CPU devices only"}
+    flags = os.environ.get("XLA_FLAGS", "")
+    env = {**os.environ, "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count=2"}
+    args = ["--members", str(sizes.members), "--steps", str(sizes.mlp_steps),
+            "--blocks", str(sizes.blocks)] + (["--smoke"] if sizes.smoke else [])
+    done = subprocess.run([sys.executable, "-m", "benchmarks.devices", *args],
+                          capture_output=True, text=True, env=env, cwd=jax_setups.REPO_ROOT,
+                          check=False)
+    if done.returncode:
+        return {"error": f"benchmarks.devices exited {done.returncode}: {done.stderr[-800:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- #

@@ -17,7 +17,6 @@ hold other configs) unless ``--no-train``.
 """
 import argparse
 import json
-import math
 import os
 import pathlib
 import subprocess

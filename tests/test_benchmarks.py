@@ -166,6 +166,8 @@ def _check_figures(results, suites):
             # At smoke size the wall difference is noise: only its presence is checked.
             assert math.isfinite(loop[way]["member_steps_per_s"])
             assert set(loop["walls_s"][way]) == {str(s) for s in loop["steps"]}
+    if "devices" in suites:
+        assert figures["devices"]["devices"] == 2 and figures["devices"]["split_vs_one_device"] > 0
     if "memory" in suites:
         assert figures["memory"]["digits_gan_jax"]["peak_rss_bytes"] > 2**20
     machine = results["machine"]

@@ -258,7 +258,6 @@ def cyclegan_step(state: steps.TrainState, batch: Mapping[str, jax.Array],
       ``d_loss`` (both discriminators' adversarial terms), ``d_a_loss``,
       ``d_b_loss``, ``gp`` (unweighted, summed) and ``penalty_<net>``.
     """
-    g, f = models["g"], models["f"]
     shape = tuple(models["d_a"].data_shape)
     steps.check_batch(batch, shape[:2] + (2 * shape[2],))
     key = steps.step_key(state, key)
