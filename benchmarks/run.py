@@ -5,7 +5,7 @@
 Runs every suite of :mod:`benchmarks.suites` in one process on whatever
 device JAX and torch find (CPU here, a GPU when there is one), prints each
 figure with its target and PASS/MISS, and writes everything to ``--json``.
-``--quick`` (4.5-5 minutes on the loaded 2-core CPU of BENCHMARKS.md) uses fewer, shorter timed
+``--quick`` (about 4 minutes on the 2-core AMD EPYC of BENCHMARKS.md) uses fewer, shorter timed
 blocks; ``--smoke`` shrinks the models to test size to check the machinery
 (its numbers mean nothing). Torch is optional (``pip install -e '.[bench]'``):
 without it the torch comparisons are skipped and said to be.

@@ -43,8 +43,7 @@ class Sizes:
       memory_steps: training steps of the peak-memory runs.
       variants: also time the conv steps compiled with XLA's defaults (the
         library before ``regan_jax.xla``) and the candidate options (CPU).
-      loop_steps: training steps of the end-to-end loop runs (and a fifth of
-        them: the difference of the two walls is the per-step cost).
+      loop_steps: training steps of each end-to-end loop run.
       smoke: shrink every model to test size (``config.shrink_for_smoke``), run
         only the default model's memory run: checks the machinery, numbers mean nothing.
     """
@@ -331,42 +330,47 @@ LOOP_WAYS = {"host_fed": {"device_data": False},
              "device_fed_chunks10": {"device_data": True, "steps_per_call": 10}}
 
 
-def training_loop(sizes: Sizes) -> dict:
+def training_loop(sizes: Sizes, rounds: int = 2) -> dict:
     """The ring8 K=8 sweep group through ``train.train_members``, fed three ways.
 
     ``host_fed`` is the loop as it was (host batches: the mixture drawn per
     member on the host, stacked, put on the device); ``device_fed`` draws the
     batches inside the compiled step; ``device_fed_chunks10`` also runs 10
-    steps per dispatch. Each way trains ``loop_steps`` and a fifth of that,
-    alternating ways, and the per-step cost is the difference of the two walls
-    over the difference of steps (so compilation and the final evaluation
-    cancel): ``member_steps_per_s`` = 8 / that cost.
+    steps per dispatch. Each way trains ``loop_steps`` steps, the ways in
+    turn, ``rounds`` times. The per-step cost is read from the run's own
+    ``metrics.jsonl``: the wall between its second logged row and its last
+    over the steps between (so the compilation, the first steps and the final
+    evaluation are not in it); the median over rounds. ``member_steps_per_s``
+    = 8 / that cost.
     """
     import tempfile  # pylint: disable=g-import-not-at-top
     from regan_jax import train  # pylint: disable=g-import-not-at-top
 
     base = _config("ring8_gan", "ring8", sizes)
-    long_steps, short_steps = sizes.loop_steps, max(1, sizes.loop_steps // 5)
-    walls = {way: {} for way in LOOP_WAYS}
-    for steps in (short_steps, long_steps):
+    per_step = {way: [] for way in LOOP_WAYS}
+    for _ in range(rounds):
         for way, options in LOOP_WAYS.items():
             configs = []
             for seed in range(sizes.members):
                 config = config_lib.copy_config(base)
-                config.seed, config.steps = seed, steps
+                config.seed, config.steps = seed, sizes.loop_steps
+                config.log.every = max(1, sizes.loop_steps // 10)
                 config.eval.fd_every = config.log.samples_every = 0
                 config.log.checkpoint_every = 0
                 config.log.progress = config.log.tensorboard = False
                 configs.append(config)
             with tempfile.TemporaryDirectory() as tmp:
-                start = time.perf_counter()
                 train.train_members(configs, [f"{tmp}/m{i}" for i in range(len(configs))],
                                     progress=False, **options)
-                walls[way][steps] = time.perf_counter() - start
-    out = {"members": sizes.members, "steps": [short_steps, long_steps], "walls_s": walls}
-    for way in LOOP_WAYS:
-        per_step = (walls[way][long_steps] - walls[way][short_steps]) / (long_steps - short_steps)
-        out[way] = {"step_s": per_step, "member_steps_per_s": sizes.members / per_step}
+                rows = train.read_metrics(f"{tmp}/m0")
+            first, last = rows[1], rows[-1]
+            per_step[way].append((last["wall_s"] - first["wall_s"])
+                                 / (last["step"] - first["step"]))
+    out = {"members": sizes.members, "steps": sizes.loop_steps, "rounds": rounds,
+           "step_s_per_round": per_step}
+    for way, values in per_step.items():
+        step_s = float(np.median(values))
+        out[way] = {"step_s": step_s, "member_steps_per_s": sizes.members / step_s}
     for way in ("device_fed", "device_fed_chunks10"):
         out[f"{way}_vs_host_fed"] = out["host_fed"]["step_s"] / out[way]["step_s"]
     return out

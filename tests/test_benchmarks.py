@@ -163,9 +163,8 @@ def _check_figures(results, suites):
     if "loop" in suites:
         loop = figures["loop"]
         for way in ("host_fed", "device_fed", "device_fed_chunks10"):
-            # At smoke size the wall difference is noise: only its presence is checked.
-            assert math.isfinite(loop[way]["member_steps_per_s"])
-            assert set(loop["walls_s"][way]) == {str(s) for s in loop["steps"]}
+            assert loop[way]["member_steps_per_s"] > 0
+            assert len(loop["step_s_per_round"][way]) == loop["rounds"]
     if "devices" in suites:
         assert figures["devices"]["devices"] == 2 and figures["devices"]["split_vs_one_device"] > 0
     if "memory" in suites:
