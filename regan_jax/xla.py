@@ -15,13 +15,14 @@ the whole feature map) runs several times slower than XLA's own; in the
 28x28 DCGAN step that one op was ~40 % of the step. :data:`CPU_OPTIONS`
 keeps YNNPACK for dots only. It was measured faster on both CPUs this
 project has seen: an Intel Xeon with AVX-512 (conv step vs same-math torch
-0.47x -> 0.69x, issue #14's table) and the 2-core AMD EPYC (BENCHMARKS.md,
-``[conv fix]`` rows and ``conv_options`` below).
+0.47x -> 0.69x, issue #14's table) and the 2-core AMD EPYC (0.69x -> 0.82x,
+and the digits conv sweep of 8 members 1.62x -> 3.84x faster than 8 runs;
+BENCHMARKS.md).
 
 Why only programs with a convolution: the option also moves element-wise
-work out of YNNPACK, which changes the last bits of every result; for the
-MLP programs (all of the study's CPU preset) it bought no speed, and leaving
-them alone keeps their runs bitwise those recorded before it
+work out of YNNPACK, which changes the last bits of every result; what it
+fixes is a convolution kernel, and leaving the MLP programs (all of the
+study's CPU preset) alone keeps their runs bitwise those recorded before it
 (tests/test_golden.py). Turning YNNPACK off altogether
 (:data:`CPU_CANDIDATE`) was as fast on convolutions and faster on the
 vmapped ring8 MLP step on the AMD machine, but has not been measured on an
