@@ -179,11 +179,12 @@ def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> di
     if ON_CPU and sizes.variants:
         for variant in ("xla_defaults", "candidate"):
             sides[f"jax_{variant}"], _ = _compiled_side(setup, variant, f"jax_{variant}", out)
-    # The same GAN with a ConvTranspose2d generator: the arithmetic of torch's idiomatic side.
-    transposed = config_lib.copy_config(config)
-    transposed.model.upsample = "conv_transpose"
-    sides["jax_conv_transpose"], transposed_compiled = _compiled_side(
-        jax_setups.gan_setup(transposed), "library", "jax_conv_transpose", out)
+    transposed_compiled = None
+    if sizes.variants:  # The GAN with a ConvTranspose2d G: torch's idiomatic arithmetic.
+        transposed = config_lib.copy_config(config)
+        transposed.model.upsample = "conv_transpose"
+        sides["jax_conv_transpose"], transposed_compiled = _compiled_side(
+            jax_setups.gan_setup(transposed), "library", "jax_conv_transpose", out)
     if with_torch:
         sides["torch_idiomatic"], (g_t, _) = torch_gan_side(setup, "idiomatic")
         sides["torch_same_math"], _ = torch_gan_side(setup, "same_math")

@@ -81,30 +81,47 @@ def _train(config_spec, overrides, root, **kwargs):
 
 GROUP = [[("seed", "0"), ("penalty.d.kind", "l2"), ("penalty.d.strength", "1e-3")],
          [("seed", "1"), ("penalty.d.kind", "l2"), ("penalty.d.strength", "1e-1")]]
+# Logging every 4 steps (the smoke configs' other events every 6) with chunks of 3:
+# the 12 steps run as 3, 1, 2, 2, 3, 1 (stops at 4, 6, 8, 12) -- full chunks (one
+# scan of 3) and short ones (the one-step program) both.
+EVERY_4 = [("log.every", "4")]
 
 
-@pytest.mark.parametrize("spec,overrides", [("ring8_gan:smoke", GROUP),
-                                            ("digits_gan:smoke", [[]])])
+def _chunks(config, per_call):
+    step, lengths = 0, []
+    while step < config.steps:
+        lengths.append(train.chunk_length(step, config, per_call))
+        step += lengths[-1]
+    return lengths
+
+
+@pytest.mark.parametrize("spec,overrides", [
+    ("ring8_gan:smoke", [m + EVERY_4 for m in GROUP]),
+    pytest.param("digits_gan:smoke", [EVERY_4], marks=pytest.mark.slow)])
 def test_mlp_runs_fed_on_the_device_are_bitwise_the_host_fed_runs(tmp_path, spec, overrides):
-    """One run and a vmapped group; one step per call and chunks of 5 (12 steps: 5, 5, 2)."""
+    """A vmapped group (and, slow, one run) in chunks of up to 3 steps, bitwise the host-fed
+    run. (The golden runs of tests/test_golden.py, recorded with host batches, check one step
+    per call.)"""
+    config = experiments.load_config(spec, overrides[0])
+    assert _chunks(config, 3) == [3, 1, 2, 2, 3, 1]  # both compiled programs run
     expected, _ = _train(spec, overrides, tmp_path / "host", device_data=False)
-    for per_call in (1, 5):
-        got, dirs = _train(spec, overrides, tmp_path / f"dev{per_call}", steps_per_call=per_call)
-        for e, g in zip(expected, got):
-            for a, b in zip(e, g):
-                np.testing.assert_array_equal(b, a)
-        # The logged metrics are those of the same steps.
-        assert [r["step"] for r in train.read_metrics(dirs[0])] == [
-            r["step"] for r in train.read_metrics(tmp_path / "host" / "m0")]
+    got, dirs = _train(spec, overrides, tmp_path / "dev", steps_per_call=3)
+    for e, g in zip(expected, got):
+        for a, b in zip(e, g):
+            np.testing.assert_array_equal(b, a)
+    # The logged metrics are those of the same steps.
+    assert [r["step"] for r in train.read_metrics(dirs[0])] == [
+        r["step"] for r in train.read_metrics(tmp_path / "host" / "m0")]
 
 
 def test_convolutional_run_in_chunks_equals_the_host_fed_run(tmp_path):
-    """The cycle GAN's U-Nets in a ``lax.scan`` chunk: XLA compiles the loop body's
+    """The cycle GAN's U-Nets in ``lax.scan`` chunks of 3: XLA compiles the loop body's
     convolutions apart from the one-step program, so the last bits may differ
     (measured 3e-8 after 12 steps); rtol 1e-5 bounds that, far below any change
     in what is computed (a skipped or repeated batch moves parameters by ~1e-3)."""
+    assert _chunks(experiments.load_config("digits_cyclegan:smoke"), 3) == [3, 3, 3, 3]
     expected, _ = _train("digits_cyclegan:smoke", [[]], tmp_path / "host", device_data=False)
-    got, _ = _train("digits_cyclegan:smoke", [[]], tmp_path / "dev", steps_per_call=4)
+    got, _ = _train("digits_cyclegan:smoke", [[]], tmp_path / "dev", steps_per_call=3)
     moved = max(float(np.max(np.abs(a))) for a in expected[0])
     assert moved > 0
     for a, b in zip(expected[0], got[0]):
