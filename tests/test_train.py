@@ -114,7 +114,10 @@ def _final_params(workdir, config):
     return state.params
 
 
-@pytest.mark.parametrize("backend", ["shard_map", "pmap"])
+@pytest.mark.parametrize("backend", [
+    "shard_map",
+    # Slow: the pmap wrapper's numbers are tested in tests/test_parallel.py; this is its flag.
+    pytest.param("pmap", marks=pytest.mark.slow)])
 def test_cli_on_four_devices_trains_the_one_device_run(finished_runs, compile_cache, tmp_path,
                                                        backend):
     """The loop is data-parallel over all devices: same global batch, same run."""
@@ -237,6 +240,7 @@ np.savez(f"{sys.argv[1]}/params.npz", **{f"{i}/{j}": np.asarray(x) for i, f in e
 """
 
 
+@pytest.mark.slow  # The placements' numbers: tests/test_parallel.py (members_step, fed_parallel).
 def test_members_split_across_four_devices_equal_one_device(compile_cache, tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": compile_cache}
     results = {}
