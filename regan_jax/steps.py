@@ -184,8 +184,10 @@ def scan_steps(step: Callable) -> Callable:
     ``step(state, x) -> (state, metrics)`` runs once for each ``x`` along the
     leading axis of ``xs`` (a pytree), in order, inside one ``lax.scan``; the
     result is the state after the last and that step's metrics (the loop
-    logs at the end of a chunk). The same computation as calling ``step`` in
-    a Python loop, with no host round trip between steps.
+    logs at the end of a chunk). The computation of calling ``step`` in a
+    Python loop, with no host round trip between steps: bitwise for programs
+    without convolutions, to float reassociation for those with (XLA compiles
+    a loop body's convolutions apart).
     """
     def run(state, xs):
         state, metrics = lax.scan(step, state, xs)

@@ -14,7 +14,10 @@ index arrays; JAX keys drive everything sampled.)
 With members (a vmapped sweep group) the iterator owns the member axis: one
 stacked ``[K, B, ...]`` batch per step, member k's rows exactly those of its
 own single run. The training loop reads it through :func:`prefetch_to_device`
-(``config.data.prefetch`` batches read ahead by a thread).
+(``config.data.prefetch`` batches read ahead by a thread), or, where the data
+live on the device, with ``on_device=True``: each step's descriptor (its rows,
+or the mixture's key and index) instead of its batch, made into the same batch
+inside the compiled step by :func:`regan_jax.data.device_feed`.
 
 Why not grain: ``grain``'s ``MapDataset`` would give the same shape of
 pipeline (random-access source, seeded shuffle, checkpointable position), but
