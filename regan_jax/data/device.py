@@ -59,24 +59,8 @@ def device_feed(source: ArrayDataset | Mixture, batch_size: int) -> DeviceFeed:
     arrays = {"image": np.asarray(source.images), "label": np.asarray(source.labels)}
 
     def gather(arrays, descriptor):
-        return jax.lax.optimization_barrier(
-            {name: values[descriptor["rows"]] for name, values in arrays.items()})
+        return {name: values[descriptor["rows"]] for name, values in arrays.items()}
     return DeviceFeed(arrays, gather)
-
-
-def mixture_descriptors(source: Mixture, batch_size: int, seeds: list[int]):
-    """``fetch(epoch, index) -> {'key': uint32 [K, ...], 'index': int32 [K]}`` (an endless epoch).
-
-    The device-side twin of the host iterator's mixture batches: member k's
-    batch ``index`` is drawn from ``fold_in(key(seeds[k]), index)``.
-    """
-    del source, batch_size  # The device feed knows them.
-    keys = np.stack([np.asarray(jax.random.key_data(jax.random.key(s))) for s in seeds])
-
-    def fetch(epoch, index):
-        del epoch
-        return {"key": keys, "index": np.full((len(seeds),), index, np.int32)}
-    return fetch, None
 
 
 def stack_descriptors(descriptors: list[dict]) -> dict[str, Any]:

@@ -35,7 +35,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from regan_jax.data import device
 from regan_jax.data.builders import load
 from regan_jax.data.mixtures import MIXTURES, Mixture, mixture
 from regan_jax.data.spec import ArrayDataset, DataSpec
@@ -164,8 +163,8 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
     if position is not None:
         start = _checked_position(start, position)
     if isinstance(source, Mixture):
-        fetch, steps = (device.mixture_descriptors if on_device else _mixture_fetch)(
-            source, batch_size, seeds)
+        fetch, steps = (_mixture_descriptors(seeds) if on_device
+                        else _mixture_fetch(source, batch_size, seeds)), None
     else:
         rows, steps = _array_rows(source, batch_size, seeds, data_cfg.drop_remainder)
         fetch = ((lambda epoch, index: {"rows": rows(epoch, index)}) if on_device
@@ -327,7 +326,17 @@ def _mixture_fetch(source: Mixture, batch_size: int, seeds: list[int]):
         points, labels = zip(*(source.sample_labelled(jax.random.fold_in(key, index),
                                                       batch_size) for key in keys))
         return {"image": np.stack(points), "label": np.stack(labels)}
-    return fetch, None
+    return fetch
+
+
+def _mixture_descriptors(seeds: list[int]):
+    """The descriptors of :func:`_mixture_fetch`'s batches: each member's base key and the index."""
+    keys = np.stack([np.asarray(jax.random.key_data(jax.random.key(s))) for s in seeds])
+
+    def fetch(epoch, index):
+        del epoch
+        return {"key": keys, "index": np.full((len(seeds),), index, np.int32)}
+    return fetch
 
 
 def _drop_member_axis(fetch):
