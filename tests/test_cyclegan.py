@@ -28,6 +28,7 @@ from _tiny_runs import flat, unkey  # noqa: E402
 from regan_jax import config as config_lib  # noqa: E402
 from regan_jax import data, losses, models, penalties, sweep  # noqa: E402
 from regan_jax.data import unpaired  # noqa: E402
+from regan_jax.evaluation import cyclegan as cyclegan_eval  # noqa: E402
 from regan_jax.families import cyclegan  # noqa: E402
 
 SHAPE = (4, 4, 2)  # one 4x4 grey image per domain
@@ -276,14 +277,14 @@ def test_scores_against_independent_computations(cache):
     from regan_jax import metrics
     from regan_jax.evaluation import load_classifier
     test = data.load("unpaired_digits", "test", data_dir=cache)
-    held = cyclegan.held_out("unpaired_digits", test)
+    held = cyclegan_eval.held_out("unpaired_digits", test)
     digits = sklearn.datasets.load_digits()
     plain = digits.images[1500:].astype(np.float32)[..., None] / 8 - 1
     _, _, a_index, b_index = unpaired.unpaired_arrays(
         digits.images[1500:].astype(np.uint8)[..., None], digits.target[1500:], 16, 1)
     clf = load_classifier("digits")
     # The true inverse: G(A) are the plain sources of A, compared with B's plain images.
-    real = cyclegan.score_translations(held, unpaired.invert, unpaired.invert)
+    real = cyclegan_eval.score_translations(held, unpaired.invert, unpaired.invert)
     feats = np.asarray(clf.features(plain))
     np.testing.assert_allclose(real["fd"], metrics.frechet_distance(feats[b_index],
                                                                     feats[a_index]), rtol=1e-4)
@@ -291,15 +292,16 @@ def test_scores_against_independent_computations(cache):
     assert real["content_accuracy"] == pytest.approx(expected) and expected > 0.9
     assert real["cycle_error_a"] == real["cycle_error_b"] == 0.0
     # A translator that halves and inverts: F(G(a)) = a / 4, error (3/4) mean |a|.
-    half = cyclegan.score_translations(held, lambda x: -x / 2, lambda x: -x / 2)
+    half = cyclegan_eval.score_translations(held, lambda x: -x / 2, lambda x: -x / 2)
     a = 2 * (16 - digits.images[1500:][a_index].astype(np.float64)) / 16 - 1
     assert half["cycle_error_a"] == pytest.approx(0.75 * np.mean(np.abs(a)), rel=1e-6)
-    nulls = cyclegan.null_scores(experiments_config("digits_cyclegan"), jax.random.key(0), test)
+    nulls = cyclegan_eval.null_scores(experiments_config("digits_cyclegan"), jax.random.key(0),
+                                      test)
     assert nulls["real"]["fd"] < nulls["identity"]["fd"] and nulls["real"]["fd"] < nulls[
         "noise"]["fd"]
     assert nulls["identity"]["cycle_error_a"] == 0.0 and nulls["noise"]["cycle_error_a"] > 0.5
-    assert cyclegan.score_translations(held, lambda x: x * np.nan, unpaired.invert) == dict.fromkeys(
-        cyclegan.SCORES)
+    assert cyclegan_eval.score_translations(held, lambda x: x * np.nan,
+                                            unpaired.invert) == dict.fromkeys(cyclegan_eval.SCORES)
 
 
 def experiments_config(name, *overrides):
@@ -365,18 +367,18 @@ def test_smoke_training_writes_the_scores(smoke_run):
     config, workdir, state = smoke_run
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["steps"] == 12 and summary["diverged"] is False
-    assert set(cyclegan.SCORES) <= set(summary)
+    assert set(cyclegan_eval.SCORES) <= set(summary)
     assert {f"sparsity_{n}" for n in cyclegan.NETWORKS} <= set(summary)
     rows = [json.loads(r) for r in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "fd" in r] == [6, 12]
     # The summary's scores are those of the final state, recomputed here.
     test = data.load("unpaired_digits", "test", data_dir=config.data.data_dir)
-    held = cyclegan.held_out("unpaired_digits", test)
+    held = cyclegan_eval.held_out("unpaired_digits", test)
     nets = cyclegan.make_models(config.model, test.spec)
     g = lambda x: nets["g"].apply({"params": state.params["g"]}, jnp.asarray(x))  # noqa: E731
     f = lambda x: nets["f"].apply({"params": state.params["f"]}, jnp.asarray(x))  # noqa: E731
-    again = cyclegan.score_translations(held, g, f)
-    for key in cyclegan.SCORES:
+    again = cyclegan_eval.score_translations(held, g, f)
+    for key in cyclegan_eval.SCORES:
         assert summary[key] == pytest.approx(again[key], rel=1e-4, abs=1e-6), key
 
 
@@ -408,7 +410,7 @@ def test_resumed_run_equals_uninterrupted(smoke_run, tmp_path):
     final = train.train_and_evaluate(config, resumed)
     chex.assert_trees_all_equal(unkey(final), unkey(state))
     first, second = (json.loads((w / "summary.json").read_text()) for w in (workdir, resumed))
-    for key in cyclegan.SCORES:
+    for key in cyclegan_eval.SCORES:
         assert first[key] == second[key], key
 
 

@@ -6,7 +6,9 @@ network from a user-supplied weights file; ``make_reference`` and
 ``evaluate`` the summary metrics of a generator; ``null_scores`` what noise
 and held-out real data score by the same code (the figures' null bands);
 ``weight_summary`` the per-network sparsity and norm; ``run_hooks`` what the
-training loop asks (in-training scores, the final summary).
+training loop asks (in-training scores, the final summary). A family with
+its own scores keeps them in a module here (:mod:`regan_jax.evaluation.cyclegan`:
+the cycle GAN's held-out translation scores and its null references).
 """
 from regan_jax.evaluation.classifier import (
     CLASSIFIER_SPECS,

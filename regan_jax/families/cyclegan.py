@@ -22,54 +22,26 @@ as in the paper), on a batch of N rows:
     L_{D_B} = L_d(D_B(b), D_B(G(a))) + γ\\,\\mathrm{GP}_B,\\qquad
     L_{D_A} = L_d(D_A(a), D_A(F(b))) + γ\\,\\mathrm{GP}_A
 
-where ‖x - y‖₁ here is the **mean absolute error per pixel**: Σ|x - y| over
-the N·H·W·C entries, divided by N·H·W·C, on pixels in [-1, 1] (PyTorch's
-``L1Loss``, as in the paper's code); :func:`cycle_consistency_loss`,
-:func:`identity_loss`. λ_cyc = ``config.loss.cycle_weight`` (10, the
-paper's), λ_id = ``config.loss.identity_weight`` (0 by default: the
-paper's 0.5 λ_cyc keeps the colours of photos, but here it would ask G to
-leave plain images plain while inverting inverted ones). GP: the registry's
-gradient penalty (``config.loss.gradient_penalty``, weight γ =
-``gp_weight``), so the GAN baselines (spectral normalisation of both
-discriminators, R1, WGAN-GP) apply.
+where ‖x - y‖₁ is the **mean absolute error per pixel** (Σ|x - y| over the
+N·H·W·C entries, divided by N·H·W·C, pixels in [-1, 1];
+:func:`cycle_consistency_loss`, :func:`identity_loss`), λ_cyc =
+``config.loss.cycle_weight`` (10), λ_id = ``config.loss.identity_weight``
+(0) and GP the registry's gradient penalty (``config.loss.gradient_penalty``,
+weight γ = ``gp_weight``), so the GAN baselines apply.
 
-Step. As the paper's reference code: G and F update together against the
-current discriminators, then D_A and D_B update on the same fakes (from the
-generators before their update). One discriminator step per step
-(``loss.d_steps`` = 1) and no history buffer of past fakes (the paper's pool
-of 50: state outside a pure step). The paper's ½ on the discriminators' loss
-is left out: under Adam it changes only ε's and a coupled penalty's relative
-size. Randomness: only WGAN-GP's ε, D_A's from ``fold_in(key, 0)``, D_B's from
-``fold_in(key, 1)`` (then per device, as in :func:`regan_jax.families.gan.gan_step`).
+Step: G and F update together against the current discriminators, then D_A
+and D_B on the same fakes (from the generators before their update); one
+discriminator step (``loss.d_steps`` = 1), no pool of past fakes, no ½ on
+the discriminators' loss. Randomness: only WGAN-GP's ε, D_A's from
+``fold_in(key, 0)``, D_B's from ``fold_in(key, 1)`` (then per device, as in
+:func:`regan_jax.families.gan.gan_step`). Where and why this departs from the
+paper (λ_id, the pool, the ½): ``docs/cyclegan.md``.
 
-Translators (:class:`Translator`): ``arch='dcgan'``: a U-Net (the pix2pix
-and CycleGAN ``unet`` generators, without normalisation layers): stride-2
-4x4 convs down (``g_width``·2^i channels, leaky ReLU), as many upsampling
-stages up, each concatenated with the encoder's input at its resolution,
-then a 3x3 conv to the image (the skips keep the layout, so content is
-preserved by construction rather than by luck); ``arch='mlp'``: the MLP
-trunk (``g_width``, ``mlp_layers``) then the MLP body. Output ``tanh``;
-``latent_dim`` is unused.
+Networks: :class:`regan_jax.models.Translator` (G, F; ``g_width``,
+``mlp_layers`` or the derived stages; ``latent_dim`` is unused) and the GAN's
+discriminator (:func:`make_models`).
 
-Evaluation (:func:`make_evaluator`, on the held-out split, in the shipped
-classifier's feature space of the base dataset; scores are ``None`` if a
-translation is not finite):
-
-====================== ================================================================
-``fd``                 FD of G(A) against held-out B (the in-training FD too)
-``content_accuracy``   classifier accuracy on G(a) against a's label
-``fd_f``               FD of T⁻¹(F(B)) against T⁻¹(A) (F's outputs and the held-out
-                       A images, both mapped back by the known inverse transform)
-``content_accuracy_f`` classifier accuracy on T⁻¹(F(b)) against b's label
-``cycle_error_a``      ‖F(G(a)) - a‖₁ (mean absolute error per pixel, [-1, 1] units)
-``cycle_error_b``      ‖G(F(b)) - b‖₁
-====================== ================================================================
-
-A and B of the held-out split come from disjoint images, so no translation is
-compared with its own source. :func:`null_scores` scores the references by
-the same code: ``identity`` (G = F = identity: A's images themselves as B),
-``noise`` (uniform pixels) and ``real`` (the true inverse T⁻¹: held-out real
-images against other held-out real images, the floor).
+Held-out scores and null references: :mod:`regan_jax.evaluation.cyclegan`.
 
 Samples (:func:`make_sampler`): translation strips of held-out rows,
 ``(3H + 2, 2W + 1, C)``: the left column a, G(a), F(G(a)); the right
@@ -77,7 +49,7 @@ column b, F(b), G(F(b)); grey (0) lines between.
 """
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -86,13 +58,12 @@ import ml_collections
 import numpy as np
 import optax
 
-from regan_jax import data, losses, metrics, models as models_lib, steps
+from regan_jax import data, losses, models as models_lib, steps
 from regan_jax._names import choose
 from regan_jax.data import unpaired
-from regan_jax.evaluation import classifier as classifier_lib
+from regan_jax.evaluation import cyclegan as evaluation
 from regan_jax.families import gan
 from regan_jax.families.base import Family
-from regan_jax.models import layers
 
 NETWORKS = ("g", "f", "d_a", "d_b")
 TARGET_GROUPS = (("generators", ("g", "f")), ("discriminators", ("d_a", "d_b")),
@@ -113,45 +84,6 @@ def loss_config() -> ml_collections.ConfigDict:
 # ----------------------------------------------------------------------------
 # Networks
 # ----------------------------------------------------------------------------
-
-class Translator(nn.Module):
-    """``t.apply({'params': p}, x) -> y``, images ``[N, H, W, C]`` to the same shape.
-
-    Attributes:
-      arch: ``'mlp'`` or ``'dcgan'`` (module docstring).
-      width: hidden width (MLP) or the channels of the first conv stage.
-      depth: MLP hidden layers of each half, or conv stages down (and up).
-      data_shape: ``(H, W, C)``.
-      upsample: ``'subpixel'`` or ``'conv_transpose'`` (dcgan).
-      output: the output activation (``tanh``: [-1, 1]).
-    """
-    arch: str
-    width: int
-    depth: int
-    data_shape: tuple[int, ...]
-    upsample: str = "subpixel"
-    output: Callable[[jax.Array], jax.Array] = jnp.tanh
-
-    @nn.compact
-    def __call__(self, x):
-        layers.check_trailing_shape("x", x, self.data_shape)
-        if self.arch == "mlp":
-            h = layers.MLPTrunk(self.width, self.depth, name="encode")(x)
-            return self.output(layers.MLPBody(self.width, self.depth, self.data_shape,
-                                              name="decode")(h))
-        skips, h = [], x
-        for i in range(self.depth):
-            skips.append(h)
-            h = nn.Conv(self.width * 2**i, (4, 4), strides=(2, 2), kernel_init=layers.CONV_INIT,
-                        name=f"down_{i}")(h)
-            h = nn.leaky_relu(h, layers.LEAKY_SLOPE)
-        for i in range(self.depth):
-            features = self.width * 2**(self.depth - 1 - i)
-            h = nn.relu(layers.Upsample2x(features, self.upsample, name=f"up_{i}")(h))
-            h = jnp.concatenate([h, skips[-1 - i]], axis=-1)
-        return self.output(nn.Conv(self.data_shape[-1], (3, 3), kernel_init=layers.CONV_INIT,
-                                   name="out")(h))
-
 
 def domain_shape(data_shape) -> tuple[int, int, int]:
     """One domain's ``(H, W, C)`` of unpaired data ``(H, W, 2C)``.
@@ -182,8 +114,8 @@ def make_models(model_cfg: ml_collections.ConfigDict, data_spec) -> dict[str, nn
     depth = (model_cfg.mlp_layers if model_cfg.arch == "mlp"
              else models_lib.num_stages(shape, model_cfg.stages))
     output = choose("g_output", model_cfg.g_output, models_lib.GENERATOR_OUTPUTS)
-    translator = Translator(model_cfg.arch, model_cfg.g_width, depth, spec.shape,
-                            model_cfg.upsample, output)
+    translator = models_lib.Translator(model_cfg.arch, model_cfg.g_width, depth, spec.shape,
+                                       model_cfg.upsample, output)
     discriminator = models_lib.Discriminator(trunk, spec.shape, 0, model_cfg.spectral_norm)
     return {"g": translator, "f": translator, "d_a": discriminator, "d_b": discriminator}
 
@@ -390,135 +322,6 @@ def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Modu
     return sample
 
 
-# ----------------------------------------------------------------------------
-# Evaluation
-# ----------------------------------------------------------------------------
-
-SCORES = ("fd", "content_accuracy", "fd_f", "content_accuracy_f", "cycle_error_a",
-          "cycle_error_b")
-NULL_KINDS = ("identity", "noise", "real")
-
-
-class HeldOut(NamedTuple):
-    """The held-out split as the scores need it (features computed once).
-
-    Attributes:
-      a, b: the A and B images ``[M, H, W, C]``.
-      label_a, label_b: their classes.
-      classifier: the base dataset's shipped ``FeatureClassifier``.
-      b_features: features of ``b``, the reference of G(A).
-      a_plain_features: features of T⁻¹(a), the reference of T⁻¹(F(B)).
-    """
-    a: np.ndarray
-    b: np.ndarray
-    label_a: np.ndarray
-    label_b: np.ndarray
-    classifier: Any
-    b_features: np.ndarray
-    a_plain_features: np.ndarray
-
-
-def held_out(dataset_name: str, test) -> HeldOut:
-    """:class:`HeldOut` of an unpaired dataset's test split (an ``ArrayDataset``)."""
-    clf = classifier_lib.load_classifier(unpaired.UNPAIRED[dataset_name].base)
-    a, b = unpaired.split_domains(np.asarray(test.images, np.float32))
-    label_a, label_b = unpaired.domain_labels(np.asarray(test.labels))
-    return HeldOut(a, b, label_a, label_b, clf, np.asarray(clf.features(b)),
-                   np.asarray(clf.features(unpaired.invert(a))))
-
-
-def score_translations(held: HeldOut, g_fn: Callable, f_fn: Callable,
-                       cheap: bool = False) -> dict[str, float | None]:
-    """The family's held-out scores (module table) of translators ``g_fn``, ``f_fn``.
-
-    Args:
-      held: from :func:`held_out`.
-      g_fn, f_fn: ``images [M, H, W, C] -> [M, H, W, C]``, A -> B and B -> A.
-      cheap: ``fd`` only (the in-training score).
-
-    Returns:
-      ``{score: float}``; every score None when a translation is not finite.
-    """
-    clf = held.classifier
-    fake_b = np.asarray(g_fn(held.a), np.float32)
-    if cheap:
-        if not np.all(np.isfinite(fake_b)):
-            return {"fd": None}
-        return {"fd": metrics.frechet_distance(held.b_features, clf.features(fake_b))}
-    fake_a = np.asarray(f_fn(held.b), np.float32)
-    rec_a, rec_b = np.asarray(f_fn(fake_b), np.float32), np.asarray(g_fn(fake_a), np.float32)
-    if not all(np.all(np.isfinite(x)) for x in (fake_b, fake_a, rec_a, rec_b)):
-        return dict.fromkeys(SCORES)
-    fake_a_plain = unpaired.invert(fake_a)
-    return {
-        "fd": metrics.frechet_distance(held.b_features, clf.features(fake_b)),
-        "content_accuracy": float(np.mean(np.asarray(clf.predict(fake_b)) == held.label_a)),
-        "fd_f": metrics.frechet_distance(held.a_plain_features, clf.features(fake_a_plain)),
-        "content_accuracy_f": float(np.mean(np.asarray(clf.predict(fake_a_plain))
-                                            == held.label_b)),
-        "cycle_error_a": float(np.mean(np.abs(rec_a.astype(np.float64) - held.a))),
-        "cycle_error_b": float(np.mean(np.abs(rec_b.astype(np.float64) - held.b))),
-    }
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _apply(module, params, x):
-    return module.apply({"params": params}, x)
-
-
-def make_evaluator(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], test):
-    """``evaluate(params, key, cheap=False) -> {score: float}`` on the held-out ``test`` split.
-
-    The scores of :func:`score_translations` (deterministic: ``key`` is
-    unused), translating in batches of ``config.eval.batch_size``.
-    """
-    held = held_out(config.data.name, test)
-    batch = config.eval.batch_size
-
-    def translator(net, params):
-        return lambda x: classifier_lib.batched_apply(
-            lambda chunk: _apply(models[net], params[net], chunk), np.asarray(x), batch)
-
-    def evaluate(params, key, cheap=False):
-        del key  # Translations of the whole split: nothing is drawn.
-        return score_translations(held, translator("g", params), translator("f", params), cheap)
-    return evaluate
-
-
-def null_scores(config: ml_collections.ConfigDict, key: jax.Array,
-                test=None) -> dict[str, dict[str, float | None]]:
-    """The references' scores ``{kind: scores}``, by :func:`score_translations` (module docstring).
-
-    ``identity``: G = F = identity (the untranslated images); ``noise``:
-    every translation uniform in [-1, 1] (call i draws with ``fold_in(key, i)``);
-    ``real``: G = F = T⁻¹ = T, the true translation, so G(A) are held-out
-    real B-domain images disjoint from the reference's (the floor).
-
-    Args:
-      config: a ``cyclegan`` config (its ``data`` names the unpaired dataset).
-      key: the noise's key.
-      test: the held-out split, if already loaded.
-    """
-    test = data.from_config(config.data, "test") if test is None else test
-    held = held_out(config.data.name, test)
-    calls = []
-
-    def noise(x):
-        calls.append(None)
-        return jax.random.uniform(jax.random.fold_in(key, len(calls)), np.shape(x),
-                                  jnp.float32, -1.0, 1.0)
-
-    translators = {"identity": lambda x: x, "noise": noise, "real": unpaired.invert}
-    return {kind: score_translations(held, translators[kind], translators[kind])
-            for kind in NULL_KINDS}
-
-
-def study_nulls(config: ml_collections.ConfigDict, key: jax.Array) -> tuple[dict, int]:
-    """:func:`null_scores` and the number of held-out rows they were scored on (the study's nulls)."""
-    test = data.from_config(config.data, "test")
-    return null_scores(config, key, test), len(test.images)
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
     """The family's fields: unpaired data, ``config.loss`` (one D step, weights >= 0).
 
@@ -545,5 +348,6 @@ CYCLEGAN = Family(
     name="cyclegan", networks=NETWORKS, adversarial=True, conditional=False,
     make_models=make_models, init_state=init_cyclegan_state, make_step=make_step,
     make_sampler=make_sampler, rows_per_step=rows_per_step, validate=validate,
-    make_evaluator=make_evaluator, null_scores=study_nulls, sample_shape=strip_shape, loss_config=loss_config,
+    make_evaluator=evaluation.make_evaluator, null_scores=evaluation.study_nulls,
+    sample_shape=strip_shape, loss_config=loss_config,
     target_groups=TARGET_GROUPS)

@@ -2,11 +2,12 @@
 
 Which networks a run trains is its model family's business
 (:mod:`regan_jax.families`: ``{'g', 'd'}`` for the GANs, ``{'encoder',
-'decoder'}`` for the VAE); this package holds the modules (:class:`Generator`,
-:class:`Discriminator` with an optional projection head, :class:`Encoder`,
-:class:`Decoder`) and :func:`trunk_and_body`, the one place that turns
-``config.model`` into the feature trunk and the generating body of the
-chosen architecture.
+'decoder'}`` for the VAE, ``{'g', 'f', 'd_a', 'd_b'}`` for the cycle GAN);
+this package holds the modules (:class:`Generator`, :class:`Discriminator`
+with an optional projection head, :class:`Encoder`, :class:`Decoder`, the
+cycle GAN's :class:`Translator`) and :func:`trunk_and_body`, the one place
+that turns ``config.model`` into the feature trunk and the generating body
+of the chosen architecture.
 
 ``config.model.arch`` picks the networks' shape: ``'mlp'`` (any data shape,
 flattened; the 2-D mixtures) or ``'dcgan'`` (images ``(H, W, C)``). The DCGAN
@@ -21,6 +22,7 @@ import ml_collections
 
 from regan_jax._names import choose
 from regan_jax.data.spec import DataSpec
+from regan_jax.models.cyclegan import Translator
 from regan_jax.models.gan import OUTPUTS as GENERATOR_OUTPUTS
 from regan_jax.models.gan import Discriminator, Generator
 from regan_jax.models.layers import (UPSAMPLERS, ConvBody, ConvTrunk, MLPBody, MLPTrunk,
@@ -28,7 +30,7 @@ from regan_jax.models.layers import (UPSAMPLERS, ConvBody, ConvTrunk, MLPBody, M
 from regan_jax.models.vae import Decoder, Encoder
 
 __all__ = ["ARCHITECTURES", "DataSpec", "Decoder", "Discriminator", "Encoder", "GENERATOR_OUTPUTS",
-           "Generator",
+           "Generator", "Translator",
            "default_config", "depth_to_space", "num_stages", "trunk_and_body"]
 
 MAX_STAGES = 3
