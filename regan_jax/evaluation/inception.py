@@ -17,36 +17,16 @@ maps them by ``2x - 1`` after resizing; bilinear weights sum to one, so
 resizing the project's [-1, 1] images directly is the same computation.
 
 Weights cannot be downloaded here; :func:`load_inception` reads them from a
-file the user supplies:
-
-* Format: a NumPy ``.npz`` whose keys are exactly the PyTorch state-dict keys of
-  pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` and whose values are
-  the tensors as arrays. Convert it (on a machine with torch) with::
-
-      import numpy as np, torch
-      sd = torch.load("pt_inception-2015-12-05-6726825d.pth", map_location="cpu")
-      np.savez("pt_inception-2015-12-05.npz", **{k: v.numpy() for k, v in sd.items()})
-
-* Key mapping, for every ``BasicConv2d`` at module path ``P`` (e.g.
-  ``Mixed_6b.branch7x7_2``; Flax modules carry the same names, so ``P``'s dots
-  become levels of the Flax tree):
-
-  ================================  =============================================
-  PyTorch key                       Flax variable
-  ================================  =============================================
-  ``P.conv.weight`` ``[O,I,kh,kw]``  ``params[P]['conv']['kernel']`` ``[kh,kw,I,O]``
-  ``P.bn.weight``                   ``params[P]['bn']['scale']``
-  ``P.bn.bias``                     ``params[P]['bn']['bias']``
-  ``P.bn.running_mean``             ``batch_stats[P]['bn']['mean']``
-  ``P.bn.running_var``              ``batch_stats[P]['bn']['var']``
-  ``P.bn.num_batches_tracked``      ignored
-  ``fc.weight`` ``[1008, 2048]``     not used; checked, it identifies the FID
-                                    weights (torchvision's ImageNet Inception has
-                                    a 1000-class ``fc`` and the same trunk shapes)
-  ``fc.bias``                       ignored
-  ================================  =============================================
-
-  Any other key, a missing key or a shape mismatch raises a ``ValueError``.
+file the user supplies: a NumPy ``.npz`` whose keys are exactly the PyTorch
+state-dict keys of pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``
+(values: the tensors as arrays). Each ``BasicConv2d`` at module path ``P``
+maps to the Flax variables of the same path (``P.conv.weight`` ``[O,I,kh,kw]``
+-> ``params[P]['conv']['kernel']`` ``[kh,kw,I,O]``, ``P.bn.*`` -> ``bn``'s
+``scale``, ``bias``, ``batch_stats`` ``mean``, ``var``); ``fc.weight``
+``[1008, 2048]`` is checked, not used; ``P.bn.num_batches_tracked`` and
+``fc.bias`` are ignored. Any other key, a missing key or a shape mismatch
+raises a ``ValueError``. The conversion command and the whole key table:
+``docs/inception.md``.
 """
 from __future__ import annotations
 

@@ -27,18 +27,12 @@ the middle, gives both halves the same mix of classes when a split is
 stored in some order. Runs are scored against the whole split; scoring a
 run against :func:`null_reference` instead makes it exactly comparable.
 
-**FD depends on the sample count.** The Fréchet distance from finite
-samples is biased upward -- by ``tr(Σ) (1/N + 1/N_ref)`` from the means
-alone, more from the covariances -- so even the real null's FD is not 0,
-and it falls as ``N`` grows. A null is therefore comparable with
-runs only at the sample count the runs were scored at: :func:`null_scores`
-takes ``num_samples`` for that. ``real`` samples are drawn without
-replacement (duplicates would sit on each other's k-NN balls and bend
-recall and coverage), so they cannot exceed the pool -- half the held-out
-split: 148 images for ``digits``, 500 for ``stacked_digits`` -- and the
-reference half's smaller size adds a little to the nulls' bias. Both make
-the ``real`` band a slightly pessimistic floor: a run scored on more
-samples, against the whole split, can come out below it.
+**FD depends on the sample count** (it is biased upward by finite
+samples), so a null is comparable with runs only at the sample count they
+were scored at: :func:`null_scores` takes ``num_samples``. ``real`` samples
+are drawn without replacement, at most the pool (half the held-out split);
+why this makes the ``real`` band a slightly pessimistic floor:
+``docs/metrics.md``.
 """
 from __future__ import annotations
 

@@ -154,48 +154,26 @@ def mode_metrics(samples, centres, sigma: float, *, min_count: int = 1,
       \\mathrm{reverse\\_kl} = \\mathrm{KL}(q \\,\\|\\, U_M)
         = \\sum_{c:\\, q_c > 0} q_c \\log (M q_c).
 
-    Convention (the VEEGAN / PacGAN protocol, Srivastava et al. 2017; Lin et
-    al. 2018, arXiv:1712.04086, Table 1): the histogram counts only
-    high-quality samples, and modes with :math:`q_c = 0` contribute
-    :math:`0 \\log 0 = 0`, so no epsilon is added. PacGAN's released code does
-    exactly this (``fjxmlzn/PacGAN``, ``synthetic_data_experiments/PacGAN/
-    pacgan/extensions.py``: ``MetricLogger`` counts samples within 3 std of
-    the nearest mode; ``stacked_MNIST_experiments/VEEGAN_experiment/model.py``:
-    ``KLD(p, uniform)`` summing over ``p != 0``) and counts a mode from one
-    sample, hence ``min_count=1`` by default: ``modes`` stays comparable with
-    the published tables. A run with no high-quality sample (the histogram
-    is empty) gets :math:`\\mathrm{reverse\\_kl} = \\log M`, the KL of a
-    point mass to uniform and the worst value the metric takes otherwise:
-    a failed run is scored as the worst collapse, never dropped as ``inf``.
+    The VEEGAN / PacGAN convention: only high-quality samples are counted,
+    :math:`0 \\log 0 = 0` (no epsilon), and one sample makes a mode
+    (``min_count=1``), so ``modes`` is comparable with the published tables.
+    A run with no high-quality sample gets :math:`\\mathrm{reverse\\_kl} =
+    \\log M`, the metric's worst value (never ``inf``).
 
-    **Against uniform noise.** One sample per mode is easily had by chance:
-    2,500 points uniform in :func:`support_box` cover 20.7 of grid25's 25
-    modes (spacing 2, σ = 0.05) by the published rule. The remaining keys
-    compare the run with uniform noise in the box ``support``, where a
-    point is a high-quality sample of mode ``c`` with probability
-    :math:`p_c` (:func:`uniform_hq_probabilities`):
+    Against uniform noise in the box ``support``, where a point is a
+    high-quality sample of mode ``c`` with probability :math:`p_c`
+    (:func:`uniform_hq_probabilities`):
 
     .. math::
       \\mathrm{robust\\_modes} = \\#\\{c : P(\\mathrm{Bin}(N, p_c) \\ge n_c)
         < \\alpha / M\\}, \\qquad
       \\mathrm{noise\\_hq\\_fraction} = \\sum_c p_c, \\qquad
       \\mathrm{at\\_noise\\_level} = \\big[P(\\mathrm{Bin}(N, \\textstyle\\sum_c p_c)
-        \\ge K) \\ge \\alpha\\big].
+        \\ge K) \\ge \\alpha\\big]
 
-    ``robust_modes`` counts a mode only when its high-quality count is
-    significantly larger than noise would put there (one-sided binomial
-    test per mode). The level is Bonferroni-corrected over the ``M`` modes,
-    so for noise :math:`P(\\mathrm{robust\\_modes} \\ge 1) \\le \\alpha`: a
-    robust mode count above 0 is evidence that the run placed mass on modes
-    at all, not one false positive in twenty modes. The price is small: with
-    N = 2,500 a mode needs 5 (ring8 r = 1, σ = 0.01) or 8 (grid25 s = 2,
-    σ = 0.05) high-quality samples instead of one -- well under 1 % of the
-    samples, against the 1/M share of a covered mode. ``robust_modes`` does
-    not use ``min_count``. ``at_noise_level`` is True when the run's total
-    high-quality count :math:`K` is not significantly above noise's
-    :math:`N \\sum_c p_c` (one-sided binomial test at ``alpha``; the regions
-    are disjoint, so :math:`K` is binomial under the null), and so also for
-    a run below noise or with no high-quality sample at all.
+    (one-sided binomial tests; ``robust_modes`` ignores ``min_count``). The
+    sources of the convention, why noise needs a test and what the tests
+    cost: ``docs/metrics.md``.
 
     Args:
       samples: ``[N, 2]`` generated points.
