@@ -17,7 +17,8 @@ Rows are those of :func:`experiments.sweep.collect` (labels ``penalty``,
   (:func:`regan_jax.stats.cell`).
 - **Diverged runs count as the worst value, never dropped**: +inf for a
   lower-is-better metric (FD is None when a run diverged), 0 for a bounded
-  higher-is-better score, -inf for the ELBO. Metrics without a direction
+  higher-is-better score, -inf for the ELBO (each metric's ``worst`` in
+  :data:`experiments.study.vocabulary.METRICS`). Metrics without a direction
   (sparsity) drop them, and the cell counts them as failed.
 - **Baselines** none, R1 and WGAN-GP pool their runs; spectral normalisation
   is taken at the best learning rate of its sweep, selected on the same
