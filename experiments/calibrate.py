@@ -16,7 +16,8 @@ import argparse
 import sys
 
 import experiments
-from experiments import sample, study
+from experiments import sample
+from experiments.study import members, vocabulary
 
 
 def parse_args(argv):
@@ -37,9 +38,9 @@ def strength_table(base, record, effective) -> str:
     """Markdown: the raw strength (radius) of each study penalty per network at each effective value."""
     head = ["penalty", "network", *(f"e = {e:g}" for e in effective)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name in study.WEIGHT_PENALTIES:
+    for name in vocabulary.WEIGHT_PENALTIES:
         for net in base.penalty.keys():
-            raw = [study.raw_value(base, name, net, e, record) for e in effective]
+            raw = [members.raw_value(base, name, net, e, record) for e in effective]
             lines.append("| " + " | ".join([name, net, *(f"{r:.3g}" for r in raw)]) + " |")
     return "\n".join(lines)
 

@@ -1,17 +1,8 @@
 """How long an unregularised baseline must train: ``python -m experiments.convergence --config NAME``.
 
-Trains (or reuses) the unregularised run of an experiment for ``--steps``
-steps per seed as one vmapped sweep, with the cheap in-training scores every
-``--every`` steps, and prints the median over seeds at every evaluation
-together with the shortest length that meets the experiment's convergence
-criterion (:func:`converged_at`):
-
-- 2-D mixtures: the median high-quality fraction is >= 0.5 from T on (the
-  run puts most of its mass on the modes, and keeps it there; issue #12);
-- images: the median FD at T is within 10 % of the median FD at 2T (a
-  plateau), so ``--steps`` must be at least twice the length it reports.
-
-The config docstrings state the lengths this measured.
+Trains (or reuses) the unregularised run for ``--steps`` steps per seed and
+prints the median score at every ``--every`` steps with the shortest length
+that meets the experiment's criterion (:mod:`experiments.study.convergence`).
 
     python -m experiments.convergence --config digits_gan --steps 10000 --every 1000 \\
         --seeds 0,1,2,3 --workdir runs/convergence/digits_gan
@@ -19,43 +10,8 @@ The config docstrings state the lengths this measured.
 import argparse
 import sys
 
-import numpy as np
-
 import experiments
-from experiments import study, sweep
-from regan_jax import stats
-from regan_jax import workdir as workdir_lib
-
-HQ_THRESHOLD = 0.5
-FD_PLATEAU = 1.10
-
-
-def step_values(histories: list[list[dict]], metric: str) -> dict[int, list[float]]:
-    """``{step: [one value per run]}`` of ``metric`` at the steps where every run logged it."""
-    by_step = [{r["step"]: r[metric] for r in h if r.get(metric) is not None} for h in histories]
-    common = set.intersection(*(set(s) for s in by_step)) if by_step else set()
-    return {step: [s[step] for s in by_step] for step in sorted(common)}
-
-
-def medians(histories: list[list[dict]], metric: str) -> dict[int, float]:
-    """``{step: median over runs}`` of :func:`step_values`."""
-    return {step: float(np.median(v)) for step, v in step_values(histories, metric).items()}
-
-
-def converged_at(curve: dict[int, float], metric: str) -> int | None:
-    """The shortest evaluated length meeting the criterion (module docstring), or None.
-
-    ``hq_fraction``: the first step from which every median is >= 0.5.
-    ``fd``: the first step T whose median is <= 1.1 x the median at 2T (T and
-    2T both evaluated).
-    """
-    if metric == "hq_fraction":
-        return next((t for t in curve if all(v >= HQ_THRESHOLD for s, v in curve.items()
-                                             if s >= t)), None)
-    if metric == "fd":
-        return next((t for t, v in curve.items()
-                     if 2 * t in curve and v <= FD_PLATEAU * curve[2 * t]), None)
-    raise ValueError(f"no convergence criterion for metric {metric!r}; valid: hq_fraction, fd")
+from experiments.study import convergence
 
 
 def main(argv=None) -> int:
@@ -77,20 +33,9 @@ def main(argv=None) -> int:
         overrides = [*experiments.split_overrides(rest), ("steps", str(args.steps)),
                      ("eval.fd_every", str(args.every))]
         base = experiments.load_config(args.config, overrides)
-        members = study.grid(base, ["none"], [], {}, experiments.parse_seeds(args.seeds))
-        sweep.run_members(members, args.workdir, progress=not args.no_progress)
-        histories = [workdir_lib.read_metrics(f"{args.workdir}/{m.name}") for m in members]
-        metric = "hq_fraction" if any("hq_fraction" in r for r in histories[0]) else "fd"
-        curve = {}
-        print(f"{base.name}: median {metric} over seeds {[m.seed for m in members]}")
-        for step, values in step_values(histories, metric).items():
-            cell = stats.cell(values)
-            curve[step] = cell["median"]
-            print(f"  step {step:>7}: {cell['median']:.4g}  [95 % CI {cell['low']:.4g}, "
-                  f"{cell['high']:.4g}]")
-        length = converged_at(curve, metric)
-        print(f"converged at: {length if length is not None else 'not within the run'} "
-              f"({'median HQ >= 0.5 from then on' if metric == 'hq_fraction' else 'FD(T) <= 1.1 FD(2T)'})")
+        print(convergence.report(convergence.measure(
+            base, experiments.parse_seeds(args.seeds), args.workdir,
+            progress=not args.no_progress)))
         return 0
 
     return experiments.run_main(body)

@@ -37,7 +37,8 @@ import pathlib
 import sys
 
 import experiments
-from experiments import study
+from experiments.study import members as members_lib
+from experiments.study import vocabulary
 from regan_jax import config as config_lib
 from regan_jax import calibration, families, parallel, program, train
 from regan_jax import workdir as workdir_lib
@@ -57,7 +58,7 @@ def run_members(members: list, workdir, *, max_members: int = 64, progress: bool
     """Trains the members that have no finished run yet; same-program members vmapped.
 
     Args:
-      members: :class:`experiments.study.Member` s.
+      members: :class:`experiments.study.members.Member` s.
       workdir: the sweep directory; member m trains in ``workdir/m.name``.
       max_members: the largest group trained as one vmapped program.
       progress: show progress bars.
@@ -121,7 +122,7 @@ def collect(directories, out=None) -> list[dict]:
     """One row per finished run under ``directories``: labels, summary, flattened config.
 
     Columns: ``run`` (the run directory), the study labels ``penalty``,
-    ``target``, ``value`` (:func:`experiments.study.describe`), ``seed``, every
+    ``target``, ``value`` (:func:`experiments.study.members.describe`), ``seed``, every
     summary key, then ``config.<key>`` for every config field. Unfinished runs
     are skipped (and counted on stderr). Writes ``out`` atomically if given.
 
@@ -138,7 +139,7 @@ def collect(directories, out=None) -> list[dict]:
                 unfinished += 1
                 continue
             flat = config_lib.flatten(workdir_lib.read_json(config_path))
-            labels = study.describe(flat)
+            labels = members_lib.describe(flat)
             rows.append({"run": str(run_dir), **labels, "seed": flat["seed"],
                          **workdir_lib.read_json(run_dir / workdir_lib.SUMMARY_FILE),
                          **_calibration_columns(flat.get("eval.calibration"), records),
@@ -237,7 +238,7 @@ def parse_run_args(argv):
     parser.add_argument("--config", required=True, help="base experiment (FILE.py[:smoke] or name)")
     parser.add_argument("--workdir", required=True, help="the sweep directory")
     parser.add_argument("--penalties", default="none,l2,weight_decay,l1,prox_l1",
-                        help=f"comma-separated, from: {', '.join(study.PENALTIES)}")
+                        help=f"comma-separated, from: {', '.join(vocabulary.PENALTIES)}")
     parser.add_argument("--targets", default="both",
                         help="comma-separated networks (g, d / encoder, decoder) or both")
     parser.add_argument("--strengths", default="1e-5,1e-4,1e-3,1e-2",
@@ -273,15 +274,14 @@ def members_from_args(args, overrides) -> list:
         raise experiments.UsageError(f"--max-members must be >= 1, got {args.max_members}")
     try:
         if args.random:
-            return study.random_search(
+            return members_lib.random_search(
                 base, penalties, targets,
                 {"strength": _range(args.strength_range, "--strength-range"),
                  "radius": _range(args.radius_range, "--radius-range")},
                 seeds, args.random, args.search_seed, args.calibration)
-        return study.grid(base, penalties, targets,
-                          {"strength": experiments.parse_floats(args.strengths, "--strengths"),
-                           "radius": experiments.parse_floats(args.radii, "--radii")}, seeds,
-                          args.calibration)
+        values = {"strength": experiments.parse_floats(args.strengths, "--strengths"),
+                  "radius": experiments.parse_floats(args.radii, "--radii")}
+        return members_lib.grid(base, penalties, targets, values, seeds, args.calibration)
     except ValueError as e:
         raise experiments.UsageError(str(e)) from e
 

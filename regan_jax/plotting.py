@@ -1,7 +1,7 @@
 """Rendering samples: image grids and 2-D scatter plots (matplotlib Agg, no pyplot state).
 
 The one place a sample grid is drawn: the training loop's ``samples/*.png``
-and the study's sample figures (``experiments/plots.py``) both use it.
+and the study's sample figures (``experiments/study/figures/``) both use it.
 """
 import math
 

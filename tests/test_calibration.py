@@ -9,7 +9,7 @@ import pytest
 
 import experiments
 from experiments import calibrate as calibrate_cli
-from experiments import study
+from experiments.study import members as members_lib
 from regan_jax import calibration, penalties
 from regan_jax import program as program_lib
 
@@ -166,8 +166,8 @@ def test_calibrate_cli_writes_a_record_that_runs_report(tmp_path, capsys):
     record = calibration.load(out)
     assert "| prox_l1 | g |" in printed and record["steps"] == 2
     base = experiments.load_config("digits_gan:smoke")
-    members = study.grid(base, ["weight_decay", "max_norm"], ["both"],
-                         {"strength": [0.5], "radius": [2.0]}, [0], calibration=str(out))
+    members = members_lib.grid(base, ["weight_decay", "max_norm"], ["both"],
+                               {"strength": [0.5], "radius": [2.0]}, [0], calibration=str(out))
     for m in members:
         assert m.name.startswith(f"{m.penalty}-both-e")
         for net in ("g", "d"):

@@ -1,9 +1,9 @@
-"""The claims' verdicts (experiments.claims) against hand-built rows and scipy."""
+"""The claims' verdicts (experiments.study.claims) against hand-built rows and scipy."""
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from experiments import claims
+from experiments.study import claims
 
 SEEDS = range(5)
 

@@ -1,7 +1,7 @@
 """The convergence criteria of the unregularised baselines, on hand-made histories."""
 import pytest
 
-from experiments import convergence
+from experiments.study import convergence
 
 
 def _history(values, metric):

@@ -327,24 +327,24 @@ def test_config_schema_and_validation():
 
 
 def test_study_target_groups():
-    from experiments import study
+    from experiments.study import members, vocabulary
     base = experiments_config("digits_cyclegan:smoke")
     # No 'both': 'all' already names every network, and a target reads back as given.
-    assert study.targets("cyclegan") == cyclegan.NETWORKS + (
+    assert vocabulary.targets("cyclegan") == cyclegan.NETWORKS + (
         "generators", "discriminators", "all")
     with pytest.raises(ValueError, match="both"):
-        study.member_config(base, "prox_l1", "both", 1e-3, 0)
+        members.member_config(base, "prox_l1", "both", 1e-3, 0)
     for target, nets in (("generators", {"g", "f"}), ("discriminators", {"d_a", "d_b"}),
                          ("all", set(cyclegan.NETWORKS)), ("d_b", {"d_b"})):
-        config = study.member_config(base, "prox_l1", target, 1e-3, 0)
+        config = members.member_config(base, "prox_l1", target, 1e-3, 0)
         on = {n for n in cyclegan.NETWORKS if config.penalty[n].kind == "prox_l1"}
         assert on == nets
-        labels = study.describe(config_lib.flatten(config_lib.to_json_dict(config)))
+        labels = members.describe(config_lib.flatten(config_lib.to_json_dict(config)))
         assert (labels["penalty"], labels["target"], labels["value"]) == ("prox_l1", target, 1e-3)
-    gan = study.member_config(experiments_config("digits_gan:smoke"), "l1", "both", 1e-3, 0)
-    assert study.describe(config_lib.flatten(config_lib.to_json_dict(gan)))["target"] == "both"
+    gan = members.member_config(experiments_config("digits_gan:smoke"), "l1", "both", 1e-3, 0)
+    assert members.describe(config_lib.flatten(config_lib.to_json_dict(gan)))["target"] == "both"
     # The study's tables read a group's sparsity as the mean over its networks.
-    from experiments import cells
+    from experiments.study import cells
     row = {"target": "generators", "penalty": "prox_l1", "config.model_type": "cyclegan",
            "sparsity_g": 0.2, "sparsity_f": 0.4, "sparsity_d_a": 0.0, "sparsity_d_b": 0.0,
            **{f"config.penalty.{n}.kind": "none" for n in cyclegan.NETWORKS}}

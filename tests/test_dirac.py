@@ -1,4 +1,4 @@
-"""The Dirac GAN (regan_jax.dirac): closed forms, discrete-step claims, the figure."""
+"""The Dirac GAN (experiments.study.dirac): closed forms, discrete-step claims, the figure."""
 import doctest
 import math
 
@@ -8,7 +8,9 @@ import optax
 import pytest
 from matplotlib.figure import Figure
 
-from regan_jax import dirac, losses
+from experiments.study import dirac
+from experiments.study.figures import dirac as dirac_figures
+from regan_jax import losses
 from regan_jax import penalties as P
 
 H = 0.1
@@ -19,6 +21,11 @@ START = (1.0, 1.0)
 def _sorted(values):
     values = np.asarray(values)
     return values[np.lexsort((values.real, values.imag))]
+
+
+def spectral_radius(matrix):
+    """max |μ| over the eigenvalues of ``matrix`` (float64 numpy: the reference)."""
+    return float(np.max(np.abs(np.linalg.eigvals(np.asarray(matrix, np.float64)))))
 
 
 def _path(penalty, target, value, *, lr=H, optimizer="sgd", steps=1000, mode="simultaneous",
@@ -145,7 +152,7 @@ def test_plain_optax_sgd_update_jacobian():
 
 
 def test_unregularised_simultaneous_sgd_spirals_out():
-    rho = dirac.spectral_radius(_update_jacobian("none", "d", 0.0))
+    rho = spectral_radius(_update_jacobian("none", "d", 0.0))
     np.testing.assert_allclose(rho, math.sqrt(1 + H**2 * FP**2), rtol=1e-6)
     # |z + hv|² = |z|² + h²|v|² (v ⟂ z): the norm grows at every step.
     norms = np.linalg.norm(_path("none", "d", 0.0), axis=1)
@@ -158,12 +165,12 @@ def test_alternating_sgd_spectral_radius_is_one(h):
     a = h * FP
     np.testing.assert_allclose(jacobian, [[1 - a**2, -a], [a, 1.0]], atol=1e-6)
     np.testing.assert_allclose(np.linalg.det(jacobian), 1.0, atol=1e-5)
-    np.testing.assert_allclose(dirac.spectral_radius(jacobian), 1.0, atol=1e-5)
+    np.testing.assert_allclose(spectral_radius(jacobian), 1.0, atol=1e-5)
 
 
 def test_alternating_sgd_past_the_bound_diverges():
     # h f'(0) > 2: trace 2 − a² < −2, real eigenvalues of product 1.
-    assert dirac.spectral_radius(_update_jacobian("none", "d", 0.0, mode="alternating",
+    assert spectral_radius(_update_jacobian("none", "d", 0.0, mode="alternating",
                                                   lr=4.4)) > 1.0
 
 
@@ -175,7 +182,7 @@ def test_alternating_sgd_orbit_is_bounded_and_does_not_converge():
 
 @pytest.mark.parametrize("lam", [0.01, 0.02, 0.03, 0.1, 0.3])
 def test_coupled_l2_on_d_converges_iff_lambda_exceeds_h_fprime_squared(lam):
-    rho = dirac.spectral_radius(_update_jacobian("l2", "d", lam))
+    rho = spectral_radius(_update_jacobian("l2", "d", lam))
     np.testing.assert_allclose(rho, np.abs(1 + H * dirac.analytic_eigenvalues(l2_d=lam)).max(),
                                rtol=1e-6)
     # |1 + hμ|² = 1 − hλ + h²f'(0)² for complex μ.
@@ -187,7 +194,7 @@ def test_coupled_l2_converges_to_the_equilibrium(target):
     path = _path("l2", target, 0.3, steps=2000)
     assert np.abs(path[-1]).max() < 1e-4
     mu = dirac.analytic_eigenvalues(**dirac.PENALTIES["l2"].closed_form(0.3, target))
-    np.testing.assert_allclose(dirac.spectral_radius(_update_jacobian("l2", target, 0.3)),
+    np.testing.assert_allclose(spectral_radius(_update_jacobian("l2", target, 0.3)),
                                np.abs(1 + H * mu).max(), rtol=1e-6)
 
 
@@ -288,8 +295,6 @@ def test_module_docstring_example():
 
 
 def test_fig_dirac():
-    from experiments import dirac_figures
-
     fig = dirac_figures.fig_dirac("smoke", steps=60)
     assert isinstance(fig, Figure)
     titles = [ax.get_title() for ax in fig.axes]

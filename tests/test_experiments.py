@@ -22,7 +22,9 @@ from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
 import experiments
-from experiments import cells, figures, plots, presets, sample_figures, study, sweep
+from experiments import figures, sweep
+from experiments.study import captions, cells, presets, runner, tables, vocabulary
+from experiments.study.figures import output, panels
 from regan_jax import config as config_lib
 from regan_jax import stats, train
 
@@ -40,7 +42,7 @@ SMOKE_FIGURES = {
 def row(penalty, target, value, seed, name="digits_gan", regulariser=None, **scores):
     """A results.csv row with the labels, scores and the config keys the figures read."""
     if regulariser is None:
-        regulariser = penalty if penalty in study.BASELINES else "none"
+        regulariser = penalty if penalty in vocabulary.BASELINES else "none"
     return {"run": f"{name}/{regulariser}+{penalty}-{target}-{value}-{seed}",
             "penalty": penalty, "target": target, "value": value, "regulariser": regulariser,
             "seed": seed, "diverged": scores.pop("diverged", False), "config.name": name,
@@ -155,7 +157,7 @@ def test_penalties_on_r1_are_paired_with_r1_and_spectral_norm_takes_its_best_lr(
     assert on_r1.reference == bases["r1"]
     assert on_r1.difference["median"] == pytest.approx(-1.0)  # (38, 40, 42) - (40, 41, 42)
     assert key("spectral_norm", "both", 1e-4, "spectral_norm") not in found
-    table = figures.results_table(rows, "cpu")
+    table = tables.results_table(rows, "cpu")
     assert "Penalties on top of R1" in table and "best of its lr sweep" in table
 
 
@@ -173,7 +175,7 @@ def test_unstable_runs_use_the_relative_fd_flag_with_clopper_pearson_intervals(r
 
 
 def test_results_table_reports_median_ci_paired_difference_and_claims(rows):
-    md = figures.results_table(rows, "cpu")
+    md = tables.results_table(rows, "cpu")
     line = next(ln for ln in md.splitlines() if ln.startswith("| L1 (subgradient) | g | 0.01 |"))
     fields = [f.strip() for f in line.strip("|").split("|")]
     fds = fds_at(1e-2)
@@ -193,8 +195,8 @@ def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
                 reverse_kl=0.5) for s, m in enumerate((6, 7, 8))]
     nulls = {"num_samples": 100, "scores": {"noise": {"modes": 0, "hq_fraction": 0.0},
                                             "real": {"modes": 8}}}
-    md = figures.results_table(rows, "cpu", nulls)
-    pacgan = next(ln for ln in md.splitlines() if ln.startswith(f"| {plots.PACGAN_LABEL}"))
+    md = tables.results_table(rows, "cpu", nulls)
+    pacgan = next(ln for ln in md.splitlines() if ln.startswith(f"| {captions.PACGAN_LABEL}"))
     assert "| 6.3 |" in pacgan and "0.982" in pacgan and "0.45" in pacgan
     assert "| null: noise |" in md and "true mixture samples, N=100" in md
     assert "| none | — | — | — | 7 [" in md
@@ -204,9 +206,10 @@ def test_strength_panel_draws_diverged_cells_at_the_edge_and_nulls_as_lines(rows
     ax = Figure().add_subplot()
     rows = rows + [row("max_norm", "g", r, s, fd=20.0 + r) for r in (0.5, 2.0) for s in range(3)]
     nulls = {"num_samples": 148, "scores": {"noise": {"fd": 80.0}, "real": {"fd": 1e5}}}
-    plots.strength_panel(ax, rows, "fd", "g", lines=plots.null_lines(nulls, "fd"))
+    panels.strength_panel(ax, rows, "fd", "g", lines=panels.null_lines(nulls, "fd"))
     labels = {lb for a in ax.figure.axes for lb in a.get_legend_handles_labels()[1]}
-    assert {plots.OFF_SCALE, "null: noise", "baseline: none", plots.LABELS["max_norm"]} <= labels
+    max_norm = vocabulary.PENALTIES["max_norm"].label + panels.RADIUS_NOTE
+    assert {panels.OFF_SCALE, "null: noise", "baseline: none", max_norm} <= labels
     assert all(math.isfinite(v) for v in ax.get_ylim())
     assert "held-out real 1e+05" in " ".join(t.get_text() for t in ax.texts)  # off scale
     assert len(ax.figure.axes) == 2 and ax.figure.axes[1].xaxis_inverted()  # radius axis
@@ -215,9 +218,9 @@ def test_strength_panel_draws_diverged_cells_at_the_edge_and_nulls_as_lines(rows
 def test_total_variation_matches_a_hand_computed_value():
     image = np.array([[0.0, 1.0], [1.0, -1.0]]).reshape(1, 2, 2, 1)
     # vertical |1-0| + |-1-1| = 3 over 2 pairs, horizontal |1-0| + |-1-1| = 3 over 2 pairs
-    assert sample_figures.total_variation(image) == pytest.approx(1.5 + 1.5)
+    assert tables.total_variation(image) == pytest.approx(1.5 + 1.5)
     flat = np.zeros((3, 4, 4, 3))
-    assert sample_figures.total_variation(flat) == 0.0
+    assert tables.total_variation(flat) == 0.0
 
 
 def test_presets_are_valid_grids():
@@ -226,7 +229,7 @@ def test_presets_are_valid_grids():
             for grid in grids:
                 assert grid.config.split(":")[0] == experiment
                 model_type = experiments.load_config(grid.config).model_type
-                study.check_names(grid.penalties, grid.targets, model_type)
+                vocabulary.check_names(grid.penalties, grid.targets, model_type)
                 assert all(s > 0 for s in grid.strengths) and grid.seeds
             assert name == "smoke" or "none" in grids[0].penalties
     assert all(len(g.seeds) >= 3 for gs in presets.PRESETS["full"].values() for g in gs)
@@ -253,10 +256,10 @@ def test_sweep_bad_input_exits_nonzero_and_writes_nothing(tmp_path, capsys, args
 
 
 def test_figures_refuses_a_workdir_of_another_preset(tmp_path, capsys):
-    train.write_json(tmp_path / figures.PRESET_FILE, {"preset": "cpu"})
+    train.write_json(tmp_path / tables.PRESET_FILE, {"preset": "cpu"})
     assert figures.main(["--preset", "smoke", "--workdir", str(tmp_path)]) == 2
     assert "holds the 'cpu' preset" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == [figures.PRESET_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tables.PRESET_FILE]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -277,9 +280,9 @@ def test_preset_progress_counts_finished_and_logged_steps(tmp_path):
         d.mkdir()
         (d / train.METRICS_FILE).write_text('{"step": 100}\n{"step": 250}\n')
     train.write_json(finished / train.SUMMARY_FILE, {"steps": 400})
-    assert figures._steps_done(finished, 400) == 400
-    assert figures._steps_done(running, 400) == 250
-    assert figures._steps_done(fresh, 400) == 0
+    assert runner._steps_done(finished, 400) == 400
+    assert runner._steps_done(running, 400) == 250
+    assert runner._steps_done(fresh, 400) == 0
 
 
 def test_figures_rejects_an_unknown_preset(tmp_path):
@@ -314,7 +317,7 @@ def smoke_dir(tmp_path_factory):
 
 def test_smoke_preset_draws_every_figure(smoke_dir):
     workdir, _ = smoke_dir
-    out = workdir / figures.FIGURES_DIR
+    out = workdir / runner.FIGURES_DIR
     assert {p.stem for p in out.glob("*.png")} == SMOKE_FIGURES
     assert {p.stem for p in out.glob("*.pdf")} == SMOKE_FIGURES
     for stem in SMOKE_FIGURES:
@@ -328,18 +331,18 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     workdir, _ = smoke_dir
     summaries = {str(p.parent.relative_to(workdir)): json.loads(p.read_text())
                  for p in workdir.rglob("summary.json")}
-    members = figures.preset_members("smoke", workdir)  # its calibration records
+    members = runner.preset_members("smoke", workdir)  # its calibration records
     assert len(summaries) == sum(len(m) for m in members.values())
-    with open(workdir / figures.RESULTS_CSV, newline="") as f:
+    with open(workdir / tables.RESULTS_CSV, newline="") as f:
         raw = list(csv.DictReader(f))
     assert sorted(r["run"] for r in raw) == sorted(summaries)
-    for r in sweep.read_csv(workdir / figures.RESULTS_CSV):
+    for r in sweep.read_csv(workdir / tables.RESULTS_CSV):
         summary = summaries[r["run"]]
         for key, value in summary.items():
             assert r[key] == pytest.approx(value) if isinstance(value, float) else r[key] == value
         # sample_tv: the total variation of the run's own final samples (images), else empty.
         samples = np.load(workdir / r["run"] / "samples" / "final.npz")["samples"]
-        expected = sample_figures.total_variation(samples) if samples.ndim == 4 else None
+        expected = tables.total_variation(samples) if samples.ndim == 4 else None
         assert r["sample_tv"] == (None if expected is None else pytest.approx(expected))
     # The digits table's prox_l1 line on G at effective 0.1, recomputed from the summaries.
     def fds(prefix):
@@ -348,7 +351,7 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     low, high = stats.bootstrap_ci(penalised)
     d = stats.paired_difference(penalised - none, np.zeros(2))
     raw = train.read_json(workdir / "digits_gan/prox_l1-g-e0.1-seed0" / train.CONFIG_FILE)
-    md = (workdir / figures.RESULTS_MD).read_text()
+    md = (workdir / tables.RESULTS_MD).read_text()
     section = md.split("### digits_gan", 1)[1].split("\n### ", 1)[0]
     on_g = section.split("**Penalty on G**", 1)[1]
     line = next(ln for ln in on_g.splitlines() if ln.startswith("| L1 (proximal) | g | 0.1 |"))
@@ -381,7 +384,7 @@ def test_export_small_pngs_resizes_and_keeps_plot_colours(tmp_path):
         ax.axvspan(0 if colour == "tab:orange" else 1, 1 if colour == "tab:orange" else 2,
                    color=colour)
     FigureCanvasAgg(fig).print_png(str(tmp_path / "fig3_test.png"))
-    figures.export_small_pngs({"fig3_test": tmp_path / "fig3_test.png"}, tmp_path / "web")
+    output.export_small_pngs({"fig3_test": tmp_path / "fig3_test.png"}, tmp_path / "web")
     image = Image.open(tmp_path / "web" / "fig3_test.png")
     assert image.size == (1200, 300)
     colours = {c for _, c in image.convert("RGB").getcolors(1 << 16)}

@@ -1,6 +1,6 @@
 """9. Fidelity vs diversity: precision against recall, density against coverage.
 
-Same conventions as :mod:`experiments.plots`: one point per cell (penalty ×
+Same conventions as :mod:`experiments.study.figures.panels`: one point per cell (penalty ×
 target × strength) at the medians over seeds, with both medians' 95 %
 bootstrap CIs as a cross; a penalty's strengths joined in order; the
 baselines and the null references as their own markers.
@@ -10,9 +10,12 @@ import math
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from experiments import cells
-from experiments.plots import (COLOURS, LABELS, METRICS, NULL_STYLES, _layout, _title,
-                               net_label, swept_targets, value_text)
+from experiments.study import cells, vocabulary
+from experiments.study.captions import NULL_STYLES
+from experiments.study.cells import swept_targets
+from experiments.study.figures import registry
+from experiments.study.figures.panels import figure_title, layout, value_text
+from experiments.study.vocabulary import target_label
 
 
 TARGET_MARKERS = {"g": "o", "d": "s", "both": "^", "encoder": "o", "decoder": "s"}
@@ -34,9 +37,9 @@ def fig_precision_recall(rows, preset: str, nulls=None) -> Figure:
         _pr_panel(ax, rows, mx, my, nulls)
     handles = _pr_legend(rows, nulls)
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=7, frameon=False)
-    _layout(fig, _title("9", "Fidelity vs diversity", rows, preset,
-                        "(colour: penalty; marker: target; number: strength; "
-                        "crosses: 95 % CIs of both medians)"), math.ceil(len(handles) / 5))
+    layout(fig, figure_title("9", "Fidelity vs diversity", rows, preset,
+                             "(colour: penalty; marker: target; number: strength; "
+                             "crosses: 95 % CIs of both medians)"), math.ceil(len(handles) / 5))
     return fig
 
 
@@ -47,12 +50,13 @@ def _pr_panel(ax, rows, mx, my, nulls) -> None:
     effective = cells.is_effective(rows)
     for penalty, key in cells.baseline_keys(rows, cells.headline_metric(rows)).items():
         if key in both:  # decreasing sizes: coinciding baselines stay visible
-            _pr_point(ax, cx[key], cy[key], COLOURS[penalty], marker=BASELINE_MARKERS[penalty],
+            _pr_point(ax, cx[key], cy[key], vocabulary.penalty(penalty).colour,
+                      marker=BASELINE_MARKERS[penalty],
                       mec="black", mew=0.6, ms=BASELINE_SIZES[penalty], zorder=4)
     groups = sorted({k[:3] for k in both if cells.role_of_key(k) != "baseline"}, key=str)
     for group in groups:
         keys = sorted((k for k in both if k[:3] == group), key=lambda k: k.strength)
-        colour = COLOURS.get(group[1], "gold")
+        colour = vocabulary.penalty(group[1]).colour
         ax.plot([cx[k].median for k in keys], [cy[k].median for k in keys], color=colour,
                 lw=0.6, alpha=0.5)
         for k in keys:
@@ -64,8 +68,8 @@ def _pr_panel(ax, rows, mx, my, nulls) -> None:
         vx, vy = cells.null_value(nulls, kind, mx), cells.null_value(nulls, kind, my)
         if vx is not None and vy is not None:
             ax.plot(vx, vy, marker=NULL_MARKERS[kind], color=colour, ms=9, mew=1.5, ls="none")
-    ax.set_xlabel(METRICS[mx].label, fontsize=8)
-    ax.set_ylabel(METRICS[my].label, fontsize=8)
+    ax.set_xlabel(vocabulary.metric(mx).label, fontsize=8)
+    ax.set_ylabel(vocabulary.metric(my).label, fontsize=8)
     ax.grid(alpha=0.3, lw=0.4)
     ax.tick_params(labelsize=7)
 
@@ -79,15 +83,17 @@ def _pr_point(ax, x, y, colour, **marker) -> None:
 
 
 def _pr_legend(rows, nulls) -> list:
-    handles = [Line2D([], [], color=COLOURS[p], lw=3, label=LABELS[p].split(" (top")[0])
+    handles = [Line2D([], [], color=vocabulary.penalty(p).colour, lw=3,
+                      label=vocabulary.penalty(p).label)
                for p in cells.weight_penalties(rows)]
     handles += [Line2D([], [], color="black", marker=TARGET_MARKERS.get(t, "o"), ls="none",
-                       label=f"on {net_label(t)}") for t in swept_targets(rows)]
+                       label=f"on {target_label(t)}") for t in swept_targets(rows)]
     if any(cells.role(r).startswith("on_") for r in rows):
         handles.append(Line2D([], [], color="black", marker="o", mfc="none", ls="none",
                               label="hollow: on top of R1"))
-    handles += [Line2D([], [], color=COLOURS[p], marker=BASELINE_MARKERS[p], mec="black",
-                       ms=9, ls="none", label=f"baseline: {LABELS[p]}")
+    handles += [Line2D([], [], color=vocabulary.penalty(p).colour, marker=BASELINE_MARKERS[p],
+                       mec="black", ms=9, ls="none",
+                       label=f"baseline: {vocabulary.penalty(p).label}")
                 for p in cells.baselines_present(rows)]
     n = nulls["num_samples"] if nulls else 0
     handles += [Line2D([], [], color=colour, marker=NULL_MARKERS[kind], ms=8, ls="none",
@@ -95,3 +101,8 @@ def _pr_legend(rows, nulls) -> list:
                 for kind, (label, colour, _) in NULL_STYLES.items()
                 if cells.null_value(nulls, kind, "precision") is not None]
     return handles
+
+
+@registry.register("fig9_precision_recall", scope=registry.EXPERIMENT, kinds=("image_gan",))
+def _precision_recall(study, experiment):
+    return fig_precision_recall(experiment.rows, study.preset, experiment.nulls)

@@ -2,7 +2,8 @@
 
 The two-parameter model of Mescheder, Geiger & Nowozin (2018), "Which training
 methods for GANs do actually converge?", trained with the library's own optax
-chains (:mod:`regan_jax.penalties`).
+chains (:mod:`regan_jax.penalties`); only the study uses it (figure 4a). The
+derivations and the measured results are in ``docs/dirac.md``.
 
 Model. Data is a Dirac at x = 0; the generator is the point G = θ; the
 discriminator is linear, D(x) = ψ·x. With f(t) = −log(1 + e^{−t}) (the
@@ -13,82 +14,31 @@ standard GAN; f′(t) = σ(−t), f′(0) = 1/2)
 
 G's loss is L, D's is −L (:func:`g_loss`, :func:`d_loss`). The unique
 equilibrium is (θ, ψ) = (0, 0). Gradient descent on both losses follows the
-field v(θ, ψ) = (−ψ f′(ψθ), θ f′(ψθ)) (:func:`vector_field`).
-
-Penalties and the linearisation at (0, 0). Coupled L2 of strength λ_g on θ and
-λ_d on ψ adds (λ_g/2)θ² to G's loss and (λ_d/2)ψ² to D's; the Jacobian of the
-field at the equilibrium is
+field v(θ, ψ) = (−ψ f′(ψθ), θ f′(ψθ)) (:func:`vector_field`). Coupled L2 of
+strength λ_g on θ and λ_d on ψ (and R1 of weight γ, which for a linear D is
+coupled L2 on ψ: λ_d′ = λ_d + γ) gives the Jacobian at the equilibrium
 
 .. math::
-    J = \\begin{pmatrix} −λ_g & −f′(0) \\\\ f′(0) & −λ_d \\end{pmatrix},\\qquad
-    μ_± = −\\frac{λ_g + λ_d}{2} ± \\sqrt{\\Big(\\frac{λ_g − λ_d}{2}\\Big)^2 − f′(0)^2}
+    J = \\begin{pmatrix} −λ_g & −f′(0) \\\\ f′(0) & −λ_d′ \\end{pmatrix},\\qquad
+    μ_± = −\\frac{λ_g + λ_d′}{2} ± \\sqrt{\\Big(\\frac{λ_g − λ_d′}{2}\\Big)^2 − f′(0)^2}
 
-(trace −(λ_g + λ_d), determinant λ_gλ_d + f′(0)²; :func:`analytic_eigenvalues`).
-Without penalties μ = ±i f′(0): a centre. Either penalty alone, or both, gives
-Re μ < 0: a locally attracting equilibrium.
+(:func:`analytic_eigenvalues`): a centre without penalties, locally attracting
+with either. One SGD step of size h is z ↦ z + h v(z), of Jacobian I + hJ for
+simultaneous steps (:func:`update_jacobian`).
 
-R1 is coupled L2 on ψ. R1 with weight γ adds (γ/2) E_{x∼p_D} ‖∇_x D(x)‖² to D's
-loss. Here ∇_x D(x) = ψ for every x, so R1 = (γ/2)ψ², whose ψ-gradient γψ is
-exactly what the coupled L2 transform ``penalties.l2(γ)`` adds to D's gradient
-before the optimizer's direction. Every optimizer therefore sees the same
-gradients: the trajectories coincide (up to rounding, for SGD and Adam alike)
-and the Jacobian is the one above with λ_d = γ, so
-μ = −γ/2 ± sqrt(γ²/4 − f′(0)²). (Only for a linear D: in general ∇_x D
-depends on x and on every weight, and R1 is no weight penalty.)
-
-Discrete steps. One SGD step of size h is the map z ↦ z + h v(z), whose
-Jacobian (:func:`update_jacobian`) is I + hJ for simultaneous steps, with
-eigenvalues 1 + hμ. Alternating steps (D first, then G against the new D)
-have the Jacobian [[1 − a², −a], [a, 1]] (rows θ′, ψ′), a = h f′(0), of
-determinant 1.
-
-Results (measured with SGD, h = 0.1, from (1, 1); the claims are tested in
-``tests/test_dirac.py`` as the properties derived here, not as the numbers):
-
-- Unregularised simultaneous SGD spirals out. |z + hv|² = |z|² + h²|v|²
-  (v ⟂ z), so ‖(θ, ψ)‖ grows at every step; the update Jacobian's spectral
-  radius is |1 ± ih f′(0)| = sqrt(1 + h²f′(0)²) = 1.00125 (√2 → 2.65 in 1000
-  steps, slower than 1.00125^k as f′(ψθ) < f′(0) away from 0).
-- Alternating SGD has spectral radius exactly 1 while h f′(0) <= 2
-  (determinant 1, trace 2 − a² ∈ [−2, 2]: both eigenvalues on the unit
-  circle). The linear map keeps θ² + aθψ + ψ² fixed; the nonlinear orbit stays
-  within [0.997, 1.027] × its starting norm over 20,000 steps: bounded, and
-  never converging.
-- Coupled L2 on D (λ): μ = −λ/2 ± i sqrt(f′(0)² − λ²/4) for λ < 2f′(0), and
-  simultaneous SGD converges iff |1 + hμ|² = 1 − hλ + h²f′(0)² < 1, i.e.
-  λ > h f′(0)² (= 0.025: λ = 0.02 spirals out, ρ = 1.00025; λ = 0.03
-  converges, ρ = 0.99975; λ = 0.3 reaches |z| ~ 1e-6 in 1000 steps). L2 on G
-  alone has the same eigenvalues (μ is symmetric in λ_g, λ_d); on both
-  (λ_g = λ_d = λ) they are −λ ± i f′(0) for every λ: twice the damping, and
-  never real.
-- Decoupled weight decay is coupled L2 under SGD, bit for bit. Under Adam
-  (η = 0.01, β₁ = 0.5) they part: coupled L2 (and R1) converge, AdamW with
-  λ = 0.3 settles on a cycle of norm ~0.43 (a reading, not derived: Adam's
-  normalised step does not shrink with the gradient, the decay ηλw does),
-  and unregularised Adam drifts out (‖z‖ 1.41 → 1.54 in 20,000 steps).
-- Projecting D onto |ψ| <= r (``max_norm``; on a 1×1 kernel the same as
-  ``l2_ball``), or G onto |θ| <= r, or both, bounds the projected
-  coordinates but never converges: an unclipped (unregularised) step
-  increases ‖z‖, and a clipped one leaves a coordinate at ±r, so
-  ‖z_k‖ >= min(‖z_0‖, r) for every k. With r = 0.5 on D, θ keeps orbiting
-  through ±0.52.
-- Proximal L1 on D (ISTA, threshold hλ) stops training in finite time, in
-  general away from (0, 0). ψ⁺ = 0 exactly when |ψ + hθf′(ψθ)| <= hλ; at
-  ψ = 0 G's gradient ψf′ vanishes, so every (θ, 0) with f′(0)|θ| <= λ is a
-  fixed point. λ = 0.3: ψ = 0 from step 47 on, θ frozen at −0.308. On G the
-  mirror image (θ = 0 from step 70, ψ frozen at −0.284); on both the only
-  fixed point is (0, 0), reached exactly at step 43. The subgradient L1
-  instead never makes an exact zero: it chatters across ψ = 0 with amplitude
-  ~hλ (|ψ| <= 0.0304 over steps 4500–5000) while θ drifts slowly to 0.
-
-Parameters. Each player's parameters are ``{'kernel': [[value]]}``, a 1×1
-Dense kernel, so the library's transforms apply with their default
-kernels-only mask (:func:`player_params`).
+Contract. Each player's parameters are ``{'kernel': [[value]]}``, a 1×1 Dense
+kernel, so the library's transforms apply with their default kernels-only
+mask (:func:`player_params`). :data:`PENALTIES` are the study's penalties
+(:data:`experiments.study.vocabulary.PENALTIES`: builder setting, label)
+that the model compares; :func:`players` builds both players' transforms
+with one of them on ``'d'``, ``'g'`` or ``'both'``; :func:`simulate` runs
+both players in one ``lax.scan``.
 
 Example (coupled L2 on D stabilises simultaneous SGD)::
 
     >>> import optax
-    >>> from regan_jax import dirac, penalties
+    >>> from experiments.study import dirac
+    >>> from regan_jax import penalties
     >>> d_tx = optax.chain(penalties.l2(0.3), optax.sgd(0.1))
     >>> path = dirac.simulate(d_tx, optax.sgd(0.1), 1.0, 1.0, steps=2000)
     >>> bool(abs(path[-1]).max() < 1e-4), path.shape
@@ -106,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments.study import vocabulary
 from regan_jax import losses as losses_lib
 from regan_jax import penalties
 from regan_jax._names import check_name, choose
@@ -215,11 +166,6 @@ def eigenvalues(matrix: Any) -> np.ndarray:
     """Eigenvalues of a real matrix in float64 on the host, sorted by (imag, real)."""
     values = np.linalg.eigvals(np.asarray(matrix, np.float64))
     return values[np.lexsort((values.real, values.imag))]
-
-
-def spectral_radius(matrix: Any) -> float:
-    """max |μ| over the eigenvalues of ``matrix``."""
-    return float(np.max(np.abs(eigenvalues(matrix))))
 
 
 # ----------------------------------------------------------------------------
@@ -335,10 +281,10 @@ def _library_optimizer(optimizer: str, learning_rate: float, kind: str = "none",
 
 
 class DiracPenalty(NamedTuple):
-    """One penalty of the comparison.
+    """One penalty of the comparison, read from the study's vocabulary.
 
     Attributes:
-      label: legend text.
+      label: legend text (the vocabulary's).
       parameter: what its value is: ``'strength'`` (λ), ``'radius'`` (r),
         ``'gamma'`` (R1's γ) or None.
       make: ``(value, learning_rate, optimizer) -> transform`` of a penalised
@@ -360,29 +306,35 @@ def _plain(value, learning_rate, optimizer):
     return _library_optimizer(optimizer, learning_rate)
 
 
+def _penalised(spec: vocabulary.Penalty, value, learning_rate, optimizer):
+    fields = {field: value for field in (spec.swept, *spec.tied)}
+    return _library_optimizer(optimizer, learning_rate, spec.kind, spec.coupling, **fields)
+
+
 def _l2_kwargs(value, target):
     return {"l2_g": value if target in ("g", "both") else 0.0,
             "l2_d": value if target in ("d", "both") else 0.0}
 
 
+def _compared(name: str, closed_form=None) -> DiracPenalty:
+    """The study's penalty ``name`` as the Dirac GAN applies it (R1: γ in D's loss)."""
+    spec = vocabulary.PENALTIES[name]
+    loss_term = ("loss.gradient_penalty", "r1") in spec.settings
+    make = _plain if spec.kind == "none" else functools.partial(_penalised, spec)
+    return DiracPenalty(spec.label, "gamma" if loss_term else spec.swept, make, loss_term,
+                        closed_form)
+
+
+# The penalties compared, in drawing order (R1 after L2, whose path it lies on).
 PENALTIES: dict[str, DiracPenalty] = {
-    "none": DiracPenalty("none", None, _plain, closed_form=lambda value, target: {}),
-    "l2": DiracPenalty(
-        "L2 (coupled)", "strength",
-        lambda s, lr, opt: _library_optimizer(opt, lr, "l2", strength=s),
-        closed_form=_l2_kwargs),
-    "weight_decay": DiracPenalty(
-        "weight decay (decoupled)", "strength",
-        lambda s, lr, opt: _library_optimizer(opt, lr, "l2", "decoupled", strength=s),
-        closed_form=_l2_kwargs),  # the gradient flow of SGD: coupled = decoupled
-    "l1": DiracPenalty("L1 (subgradient)", "strength",
-                       lambda s, lr, opt: _library_optimizer(opt, lr, "l1", strength=s)),
-    "prox_l1": DiracPenalty("L1 (proximal)", "strength",
-                            lambda s, lr, opt: _library_optimizer(opt, lr, "prox_l1", strength=s)),
-    "max_norm": DiracPenalty("norm ball |w| <= r", "radius",
-                             lambda r, lr, opt: _library_optimizer(opt, lr, "max_norm", radius=r)),
-    "r1": DiracPenalty("R1 (loss term)", "gamma", _plain, loss_term=True,
-                       closed_form=lambda value, target: {"gamma_r1": value}),
+    "none": _compared("none", lambda value, target: {}),
+    "l2": _compared("l2", _l2_kwargs),
+    # The gradient flow of SGD: coupled = decoupled.
+    "weight_decay": _compared("weight_decay", _l2_kwargs),
+    "r1": _compared("r1", lambda value, target: {"gamma_r1": value}),
+    "l1": _compared("l1"),
+    "prox_l1": _compared("prox_l1"),
+    "max_norm": _compared("max_norm"),
 }
 
 

@@ -1,7 +1,7 @@
 """The study's presets as data: per preset, the sweep grids of each experiment.
 
-``python -m experiments.figures --preset P`` calibrates each experiment
-(:mod:`regan_jax.calibration`), trains every grid of ``PRESETS[P]``
+``python -m experiments.figures --preset P`` (:mod:`experiments.study.runner`)
+calibrates each experiment (:mod:`regan_jax.calibration`), trains every grid of ``PRESETS[P]``
 (members that share a compiled program as one vmapped program), scores the
 null references and draws the figures of FIGURES.md. A preset differs from
 another only in these numbers -- the figures code has no per-preset branches.
@@ -23,17 +23,15 @@ or a total shrinkage over the run of 0.1, 1 and 10 weight sizes
 """
 from typing import NamedTuple
 
-from experiments import study
-
-UNITS = ("effective", "raw")
+from experiments.study.vocabulary import BASELINES, WEIGHT_PENALTIES
 
 
 class StudyGrid(NamedTuple):
-    """One sweep grid of an experiment (see :func:`experiments.study.grid`).
+    """One sweep grid of an experiment (see :func:`experiments.study.members.grid`).
 
     Attributes:
       config: the experiment, ``NAME`` or ``NAME:smoke`` (``experiments/configs``).
-      penalties: names from :data:`experiments.study.PENALTIES` (the baselines too).
+      penalties: names from :data:`experiments.study.vocabulary.PENALTIES` (the baselines too).
       targets: networks (or ``'both'``) that the swept penalties go on.
       strengths: the grid of strengths (effective or raw λ, by ``units``).
       radii: the grid of max-norm radii (effective: multiples of the initial
@@ -59,8 +57,6 @@ class StudyGrid(NamedTuple):
     calibration_steps: int = 200
 
 
-ALL_WEIGHT = study.WEIGHT_PENALTIES
-GAN_BASELINES = ("none", "spectral_norm", "r1", "wgan_gp")
 EFFECTIVE = (0.1, 1.0, 10.0)
 EFFECTIVE_RADII = (0.5, 1.0, 2.0)
 SEEDS = (0, 1, 2, 3, 4)
@@ -92,7 +88,7 @@ def _smoke(config: str, target: str) -> tuple:
 
 
 def _gan(config, steps, fd_points, num_samples, *, seeds=SEEDS, targets=("g", "d", "both"),
-         penalties=ALL_WEIGHT, baselines=GAN_BASELINES, strengths=EFFECTIVE,
+         penalties=WEIGHT_PENALTIES, baselines=BASELINES, strengths=EFFECTIVE,
          learning_rates=(), on_r1=("weight_decay", "l2"), extra=()) -> tuple:
     """An unconditional or conditional GAN's grids: penalties, baselines, penalties on R1."""
     overrides = (*_quiet(steps, fd_points, num_samples), *extra)
@@ -165,7 +161,7 @@ PRESETS = {
                                         ("digits_cgan", 10000, 10000),
                                         ("fashion_mnist_gan", 20000, 10000),
                                         ("fashion_mnist_cgan", 20000, 10000))},
-        **{name: (StudyGrid(name, ("none", *ALL_WEIGHT), ("encoder", "decoder", "both"),
+        **{name: (StudyGrid(name, ("none", *WEIGHT_PENALTIES), ("encoder", "decoder", "both"),
                             FULL_EFFECTIVE, (0.25, 0.5, 1.0, 2.0, 4.0), FULL_SEEDS,
                             _quiet(steps, 20, 10000)),)
            for name, steps in (("digits_vae", 8000), ("fashion_mnist_vae", 20000))},

@@ -1,20 +1,19 @@
-"""The Dirac-GAN figure: which weight penalties make simultaneous GAN training converge.
+"""4a. The Dirac-GAN figure: which weight penalties make simultaneous GAN training converge.
 
-``python -m experiments.dirac_figures --preset cpu --out dirac.png`` draws
-:func:`fig_dirac`, computed by :mod:`regan_jax.dirac` (the model, the
-closed forms and the results are stated there). Unlike the study's figures it
-needs no training runs: every preset takes a few seconds on a CPU, the presets
-differ only in the number of steps.
+:func:`fig_dirac`, computed by :mod:`experiments.study.dirac` (the model and
+its closed forms; derivations in ``docs/dirac.md``). Unlike the study's other
+figures it needs no training runs: every preset takes a few seconds on a CPU,
+the presets differ only in the number of steps. Penalties are drawn in
+:data:`experiments.study.dirac.PENALTIES`' order, in the vocabulary's colours.
 """
-import argparse
-import sys
 from typing import NamedTuple
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from experiments.plots import COLOURS, _layout, _shared_legend
-from regan_jax import dirac
+from experiments.study import dirac, vocabulary
+from experiments.study.figures import registry
+from experiments.study.figures.panels import layout, shared_legend
 from regan_jax._names import choose
 
 
@@ -43,12 +42,14 @@ DIRAC_PRESETS = {
 }
 START = (1.0, 1.0)
 ZOOM = 0.7  # half-width of the zoomed trajectory panels
-# Drawing order and line style; weight decay and R1 are dashed so that the
-# curves they coincide with (L2 under SGD; L2 on D) stay visible.
-TRAJECTORY_PENALTIES = ("none", "l2", "weight_decay", "r1", "l1", "prox_l1", "max_norm")
+# Weight decay and R1 are dashed so that the curves they coincide with (L2
+# under SGD; L2 on D) stay visible.
 STYLES = {"weight_decay": (0, (4, 3)), "r1": (0, (1.5, 2.5))}
 TARGET_MARKERS = {"d": "x", "g": "+", "both": "1"}
-TARGET_NAMES = {"d": "D", "g": "G", "both": "both"}
+
+
+def _colour(penalty: str) -> str:
+    return vocabulary.PENALTIES[penalty].colour
 
 
 def _value(preset: DiracPreset, penalty: str) -> float:
@@ -61,9 +62,10 @@ def _value_text(preset: DiracPreset, penalty: str) -> str:
 
 
 def trajectories(preset: DiracPreset, target: str) -> dict[str, np.ndarray]:
-    """``{penalty: [steps + 1, 2]}``: simultaneous SGD from :data:`START` per penalty on ``target``."""
+    """``{penalty: [steps + 1, 2]}``: simultaneous SGD from :data:`START`, each penalty on
+    ``target``."""
     out = {}
-    for name in TRAJECTORY_PENALTIES:
+    for name in dirac.PENALTIES:
         if dirac.PENALTIES[name].loss_term and target != "d":
             continue
         players = dirac.players(name, target, _value(preset, name), preset.learning_rate)
@@ -87,22 +89,23 @@ def trajectory_panel(ax, preset: DiracPreset, target: str, paths: dict,
             ax.plot(path[:, 0], path[:, 1], color="0.6", lw=0.8,
                     label="none, alternating steps (D first)")
             continue
-        ax.plot(path[:, 0], path[:, 1], color=COLOURS[name], lw=1.0,
-                ls=STYLES.get(name, "-"), label=dirac.PENALTIES[name].label + _value_text(preset, name))
-        ax.plot(*path[-1], "o", color=COLOURS[name], ms=3.5)
+        ax.plot(path[:, 0], path[:, 1], color=_colour(name), lw=1.0,
+                ls=STYLES.get(name, "-"),
+                label=dirac.PENALTIES[name].label + _value_text(preset, name))
+        ax.plot(*path[-1], "o", color=_colour(name), ms=3.5)
     # Fixed points of proximal L1: the penalised coordinate 0, f'(0)|other| <= λ.
     half = preset.strength / dirac.F_PRIME_0
     segment = np.array([[-half, half], [0.0, 0.0]])
     if target == "g":
         segment = segment[::-1]
     if target != "both":
-        ax.plot(*segment, color=COLOURS["prox_l1"], lw=3, alpha=0.3, solid_capstyle="butt",
+        ax.plot(*segment, color=_colour("prox_l1"), lw=3, alpha=0.3, solid_capstyle="butt",
                 label="proximal L1: its fixed points")
     r = preset.radius
     ball = {"d": "axhline", "g": "axvline"}
     for method in ([ball[target]] if target in ball else ["axhline", "axvline"]):
         for edge in (-r, r):
-            getattr(ax, method)(edge, color=COLOURS["max_norm"], lw=0.6, ls=":")
+            getattr(ax, method)(edge, color=_colour("max_norm"), lw=0.6, ls=":")
     ax.plot(*START, "*", color="black", ms=9, zorder=5)
     ax.plot(0, 0, "+", color="red", ms=10, mew=1.5, zorder=5)
     span = zoom or 1.08 * max(np.abs(path).max() for path in paths.values())
@@ -111,7 +114,7 @@ def trajectory_panel(ax, preset: DiracPreset, target: str, paths: dict,
     ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("θ (generator)", fontsize=8)
     ax.set_ylabel("ψ (discriminator)", fontsize=8)
-    where = f"penalty on {TARGET_NAMES[target]}"
+    where = f"penalty on {vocabulary.target_label(target)}"
     ax.set_title(f"{where} (zoom)" if zoom else f"{where}: simultaneous SGD from (1, 1)",
                  fontsize=9)
     ax.tick_params(labelsize=7)
@@ -147,9 +150,10 @@ def eigenvalue_panel(ax, preset: DiracPreset) -> None:
         analytic = dirac.analytic_eigenvalues(**kwargs)
         symbol = "γ" if name == "r1" else "λ"
         label = ("none, numeric" if name == "none" else
-                 f"{dirac.PENALTIES[name].label} on {TARGET_NAMES[target]}, numeric")
-        ax.scatter(numeric.real, numeric.imag, marker=TARGET_MARKERS[target] if name != "r1" else "x",
-                   color=COLOURS[name], s=40 if name == "r1" else 30, lw=1.2, zorder=4, label=label)
+                 f"{dirac.PENALTIES[name].label} on {vocabulary.target_label(target)}, numeric")
+        ax.scatter(numeric.real, numeric.imag,
+                   marker=TARGET_MARKERS[target] if name != "r1" else "x",
+                   color=_colour(name), s=40 if name == "r1" else 30, lw=1.2, zorder=4, label=label)
         ax.scatter(analytic.real, analytic.imag, s=90, facecolors="none", edgecolors="0.35",
                    lw=0.8, zorder=3, label="closed form")
         if name == "l2" and target == "both":
@@ -195,30 +199,21 @@ def fig_dirac(preset: str, steps: int | None = None, *, learning_rate: float | N
         trajectory_panel(fig.add_subplot(grid[0, column]), config, target, paths)
         trajectory_panel(fig.add_subplot(grid[1, column]), config, target, paths, ZOOM)
     eigenvalue_panel(fig.add_subplot(grid[:, 2]), config)
-    rows = _shared_legend(fig, fig.axes)
-    _layout(fig, "4a. Dirac GAN (Mescheder et al. 2018): data δ₀, G = θ, D(x) = ψx, "
-            "L = f(ψθ) + f(0), f(t) = −log(1 + e^(−t)); ★ start, red + equilibrium, dots ends. "
-            "Unregularised simultaneous steps spiral out; L2 (≡ R1 on D; ≡ weight decay under SGD) "
-            "converges; proximal L1 "
-            "stops on a segment of fixed points; the norm ball only bounds the orbit\n"
-            f"preset {preset} · simultaneous SGD, h = {config.learning_rate:g}, "
-            f"{config.steps} steps · λ = γ = {config.strength:g}, r = {config.radius:g}", rows)
+    rows = shared_legend(fig, fig.axes)
+    layout(fig, "4a. Dirac GAN (Mescheder et al. 2018): data δ₀, G = θ, D(x) = ψx, "
+           "L = f(ψθ) + f(0), f(t) = −log(1 + e^(−t)); ★ start, red + equilibrium, dots ends. "
+           "Unregularised simultaneous steps spiral out; L2 (≡ R1 on D; ≡ weight decay under SGD) "
+           "converges; proximal L1 "
+           "stops on a segment of fixed points; the norm ball only bounds the orbit\n"
+           f"preset {preset} · simultaneous SGD, h = {config.learning_rate:g}, "
+           f"{config.steps} steps · λ = γ = {config.strength:g}, r = {config.radius:g}", rows)
     # tight_layout mis-spaces rows of fixed-aspect axes: room for labels and titles,
     # and no band under the (three-line) title.
     fig.subplots_adjust(hspace=0.3, top=1 - 1.0 / fig.get_figheight())
     return fig
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.dirac_figures",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu", choices=sorted(DIRAC_PRESETS))
-    parser.add_argument("--out", default="dirac.png", help="image file (PNG, PDF, ...)")
-    args = parser.parse_args(argv)
-    fig_dirac(args.preset).savefig(args.out)
-    print(args.out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+@registry.register("fig4a_dirac", scope=registry.PRESET,
+                   when=lambda study: study.preset in DIRAC_PRESETS)
+def _dirac(study):
+    return fig_dirac(study.preset)

@@ -17,7 +17,8 @@ Rows are those of :func:`experiments.sweep.collect` (labels ``penalty``,
   (:func:`regan_jax.stats.cell`).
 - **Diverged runs count as the worst value, never dropped**: +inf for a
   lower-is-better metric (FD is None when a run diverged), 0 for a bounded
-  higher-is-better score, -inf for the ELBO. Metrics without a direction
+  higher-is-better score, -inf for the ELBO (each metric's ``worst`` in
+  :data:`experiments.study.vocabulary.METRICS`). Metrics without a direction
   (sparsity) drop them, and the cell counts them as failed.
 - **Baselines** none, R1 and WGAN-GP pool their runs; spectral normalisation
   is taken at the best learning rate of its sweep, selected on the same
@@ -42,71 +43,13 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats as scipy_stats
 
-from experiments import study
+from experiments.study import vocabulary
 from regan_jax import stats
 from regan_jax import workdir as workdir_lib
 from regan_jax.evaluation import stability
 
 ALPHA = 0.05
 NULLS_FILE = "nulls.json"
-INF = math.inf
-
-
-class Metric(NamedTuple):
-    """How a score is labelled and compared.
-
-    Attributes:
-      label: the axis label.
-      lower: lower is better (True), higher is better (False), no direction (None).
-      worst: the value a diverged run (or a missing score) counts as.
-    """
-    label: str
-    lower: bool | None
-    worst: float | None = None
-
-
-def _lower(label):
-    return Metric(label, True, INF)
-
-
-def _higher(label, worst=0.0):
-    return Metric(label, False, worst)
-
-
-METRICS = {
-    "fd": _lower("Fréchet distance (features) ↓"),
-    "kid": _lower("KID (features) ↓"),
-    "modes": _higher("modes covered ↑"),
-    "robust_modes": _higher("robust modes (noise-tested) ↑"),
-    "hq_fraction": _higher("high-quality fraction ↑"),
-    "reverse_kl": _lower("reverse KL to uniform ↓"),
-    "class_kl": _lower("KL(mode histogram ‖ uniform) ↓"),
-    "elbo": _higher("held-out ELBO (nats) ↑", -INF),
-    "recon": _lower("reconstruction −log p(x|z) ↓"),
-    "cond_accuracy": _higher("classifier accuracy on samples ↑"),
-    "intra_fd": _lower("intra-class Fréchet distance ↓"),
-    "content_accuracy": _higher("content accuracy of G(a) (classifier reads a's class) ↑"),
-    "cycle_error_a": _lower("cycle error |F(G(a)) − a| ↓"),
-    "precision": _higher("precision ↑"),
-    "recall": _higher("recall ↑"),
-    "density": _higher("density ↑"),
-    "coverage": _higher("coverage ↑"),
-    "fd_rebound": _lower("FD rebound (second-half max / min FD) ↓"),
-    "sample_tv": Metric("total variation of samples (lower = smoother)", None),
-    "sparsity": Metric("fraction of exactly-zero weights", None),
-    "filter_sparsity": Metric("fraction of all-zero units", None),
-}
-
-
-# Short names of the scores, for tables and panel titles.
-SHORT_NAMES = {"fd": "FD", "kid": "KID", "modes": "modes", "robust_modes": "robust modes",
-               "hq_fraction": "HQ fraction", "reverse_kl": "reverse KL", "intra_fd": "intra-class FD",
-               "cond_accuracy": "accuracy", "content_accuracy": "content accuracy",
-               "cycle_error_a": "cycle error", "class_kl": "KL to uniform", "elbo": "ELBO"}
-
-
-def short_name(metric: str) -> str:
-    return SHORT_NAMES.get(metric, metric)
 
 
 class CellKey(NamedTuple):
@@ -150,9 +93,9 @@ def regulariser(row) -> str:
 
 
 def _role(penalty: str, on: str) -> str:
-    if penalty in study.WEIGHT_PENALTIES:
+    if penalty in vocabulary.WEIGHT_PENALTIES:
         return "weight" if on == "none" else f"on_{on}"
-    return "baseline" if penalty in study.BASELINES else "custom"
+    return "baseline" if penalty in vocabulary.BASELINES else "custom"
 
 
 def role(row) -> str:
@@ -182,8 +125,7 @@ def cell_key(row) -> CellKey:
 
 def swept_targets(rows) -> list[str]:
     """The targets the weight penalties of ``rows`` were put on, in a fixed order."""
-    order = ["g", "d", "encoder", "decoder", "f", "d_a", "d_b", "generators", "discriminators",
-             "both", "all"]
+    order = list(vocabulary.TARGETS)
     present = {r["target"] for r in rows if role(r) != "baseline" and r["target"] is not None}
     return [t for t in order if t in present] + sorted(present - set(order))
 
@@ -191,13 +133,13 @@ def swept_targets(rows) -> list[str]:
 def weight_penalties(rows, on: str = "none") -> list[str]:
     """Weight penalties present with regulariser ``on``, in registry order."""
     present = {r["penalty"] for r in rows if role(r) != "baseline" and regulariser(r) == on}
-    return [p for p in study.WEIGHT_PENALTIES if p in present]
+    return [p for p in vocabulary.WEIGHT_PENALTIES if p in present]
 
 
 def baselines_present(rows) -> list[str]:
     """The baselines with runs in ``rows``, in registry order."""
     present = {r["penalty"] for r in rows if role(r) == "baseline"}
-    return [p for p in study.BASELINES if p in present]
+    return [p for p in vocabulary.BASELINES if p in present]
 
 
 def grid_strengths(rows, radius: bool = False) -> list[float]:
@@ -247,7 +189,7 @@ def metric_value(row: dict, metric: str) -> float | None:
     mean over both for target ``both``). None: dropped (a metric without a
     direction, of a diverged or unscored run).
     """
-    spec = METRICS.get(metric, Metric(metric, None))
+    spec = vocabulary.metric(metric)
     value = _raw_value(row, metric)
     if row.get("diverged") or value is None:
         return spec.worst
@@ -273,7 +215,7 @@ def _target_nets(row) -> list[str]:
         return nets
     if "," in target or row.get("config.model_type") is None:
         return target.split(",")
-    return list(study.target_networks(row["config.model_type"], target))  # a group, or one net
+    return list(vocabulary.target_networks(row["config.model_type"], target))  # a group, or one net
 
 
 def has_metric(rows, metric: str) -> bool:
@@ -315,7 +257,7 @@ def cells(rows, metric: str) -> dict:
 
 def better(metric: str, a: float, b: float) -> bool:
     """Whether ``a`` is strictly better than ``b`` (directionless metrics: never)."""
-    lower = METRICS[metric].lower
+    lower = vocabulary.metric(metric).lower
     return False if lower is None else (a < b if lower else a > b)
 
 
@@ -359,7 +301,7 @@ def reference_key(key: CellKey, baselines: dict):
     """What a cell is paired with: the unregularised runs, or its regulariser's baseline."""
     if key.penalty == "none" and key.regulariser == "none":
         return None
-    reference = key.regulariser if key.penalty in study.WEIGHT_PENALTIES else "none"
+    reference = key.regulariser if key.penalty in vocabulary.WEIGHT_PENALTIES else "none"
     return baselines.get(reference)
 
 
@@ -469,7 +411,7 @@ def _claim(c: Comparison, by_key: dict, metric: str) -> str:
     if c.p_holm >= ALPHA:
         return "n.s."
     sign = judged_sign(c, paired(by_key[c.key], by_key[c.reference]))
-    lower = METRICS.get(metric, Metric(metric, None)).lower
+    lower = vocabulary.metric(metric).lower
     if sign == 0:
         return "n.s."
     if lower is None:

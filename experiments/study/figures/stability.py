@@ -1,10 +1,10 @@
 """4b. Stability of the image GANs: FD over training and the fraction of unstable runs.
 
-Same conventions as :mod:`experiments.plots`. The curves are the runs'
+Same conventions as :mod:`experiments.study.figures.panels`. The curves are the runs'
 in-training FDs (``metrics.jsonl``, ``config.eval.fd_every``; fewer samples
 than the final score): per step the median over a cell's seeds with its 95 %
 bootstrap CI, a run that diverged counting as +inf after its last FD. A run
-is unstable as :func:`experiments.cells.instability` says (diverged,
+is unstable as :func:`experiments.study.cells.instability` says (diverged,
 oscillating, collapsed, or a final FD above twice the unregularised median).
 """
 import math
@@ -13,9 +13,11 @@ import pathlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from experiments import cells
-from experiments.plots import (COLOURS, LABELS, SHORT, _edge, _finish, _layout, _shared_legend,
-                               _style, _title, swept_targets, value_text)
+from experiments.study import cells, vocabulary
+from experiments.study.cells import swept_targets
+from experiments.study.figures import registry
+from experiments.study.figures.panels import (edge, figure_title, finish, layout, shared_legend,
+                                              style_axes, value_text)
 from regan_jax import workdir
 
 
@@ -28,15 +30,15 @@ def fig_stability(rows, root, preset: str) -> Figure:
     deferred = []
     for key in _curve_keys(rows, target, middle, radius):
         _curve(ax_fd, rows, root, key, deferred, cells.is_effective(rows))
-    _finish(ax_fd, deferred)
-    _style(ax_fd, "Fréchet distance in training (fewer samples) ↓", "training step", False)
+    finish(ax_fd, deferred)
+    style_axes(ax_fd, "Fréchet distance in training (fewer samples) ↓", "training step", False)
     ax_fd.set_title(f"FD over training: penalties on {target} at the middle strength "
                     f"{middle:.3g}" + (f" (max-norm r/r₀ {radius:.3g})" if radius else ""),
                     fontsize=8.5)
     unstable_panel(ax_bar, rows)
-    _layout(fig, _title("4b", "Stability", rows, preset,
-                        f"(unstable = {cells.UNSTABLE_RULE})"),
-            _shared_legend(fig, [ax_fd], ncol=5))
+    layout(fig, figure_title("4b", "Stability", rows, preset,
+                             f"(unstable = {cells.UNSTABLE_RULE})"),
+           shared_legend(fig, [ax_fd], ncol=5))
     return fig
 
 
@@ -65,36 +67,36 @@ def _curve(ax, rows, root, key, deferred, effective: bool) -> None:
     med, low, high = (np.array([getattr(c, f) for c in summaries if c], float)
                       for f in ("median", "low", "high"))
     where = value_text(key, effective)
-    colour = COLOURS.get(key.penalty, "gold")
+    colour = vocabulary.penalty(key.penalty).colour
     ax.plot(xs, np.where(np.isfinite(med), med, np.nan), color=colour, marker="o", ms=3,
             lw=1.2, ls="--" if key.penalty == "max_norm" else "-",
-            label=f"{LABELS[key.penalty]}{' ' + where if where else ''}")
+            label=f"{vocabulary.penalty(key.penalty).label}{' ' + where if where else ''}")
     ends, at = np.concatenate([low, high]), np.concatenate([xs, xs])
     finite = np.isfinite(ends)  # the band's finite ends count for the panel's limits
     ax.update_datalim(np.column_stack([at[finite], ends[finite]]))
     ax.autoscale_view()
     deferred.append(lambda b, t: ax.fill_between(
-        xs, [_edge(v, b, t) for v in low], [_edge(v, b, t) for v in high], color=colour,
+        xs, [edge(v, b, t) for v in low], [edge(v, b, t) for v in high], color=colour,
         alpha=0.08, lw=0))
 
 
 def unstable_panel(ax, rows) -> None:
     """Unstable runs per penalty (all strengths, targets, seeds): k/n, Clopper–Pearson 95 %."""
     flags = cells.instability(rows)
-    groups = [(LABELS[p].split(" (")[0], p, [r for r in rows if r["penalty"] == p
-                                              and cells.role(r) == "baseline"])
+    groups = [(vocabulary.penalty(p).label.split(" (")[0], p,
+               [r for r in rows if r["penalty"] == p and cells.role(r) == "baseline"])
               for p in cells.baselines_present(rows)]
-    groups += [(LABELS[p].split(" (top")[0], p, [r for r in rows if r["penalty"] == p
-                                                 and cells.role(r) == "weight"])
+    groups += [(vocabulary.penalty(p).label, p,
+                [r for r in rows if r["penalty"] == p and cells.role(r) == "weight"])
                for p in cells.weight_penalties(rows)]
     for on in sorted({cells.regulariser(r) for r in rows} - {"none", "spectral_norm"}):
-        groups += [(f"{SHORT[p]} + {SHORT.get(on, on)}", p,
+        groups += [(f"{vocabulary.penalty(p).short} + {vocabulary.penalty(on).short}", p,
                     [r for r in rows if r["penalty"] == p and cells.role(r) == f"on_{on}"])
                    for p in cells.weight_penalties(rows, on)]
     for i, (label, penalty, runs) in enumerate(groups):
         share = cells.unstable_fraction(runs, flags)
         fraction = share.k / share.n
-        ax.barh(i, fraction, color=COLOURS.get(penalty, "gold"), alpha=0.8)
+        ax.barh(i, fraction, color=vocabulary.penalty(penalty).colour, alpha=0.8)
         ax.errorbar(fraction, i, xerr=[[fraction - share.low], [share.high - fraction]],
                     color="black", capsize=3, lw=1)
         ax.text(1.02, i, f"{share.k}/{share.n}", va="center", fontsize=7,
@@ -114,3 +116,8 @@ def _metric_curve(root, run: str, metric: str) -> dict:
     return {row["step"]: float(row[metric])
             for row in workdir.read_metrics(pathlib.Path(root) / run)
             if row.get(metric) is not None}
+
+
+@registry.register("fig4b_stability", scope=registry.EXPERIMENT, kinds=("image_gan",))
+def _stability(study, experiment):
+    return fig_stability(experiment.rows, study.root, study.preset)

@@ -1,31 +1,9 @@
-"""The study's vocabulary: named penalties, targets, member configs and their labels.
+"""Member configs from the study's names: grids, random searches, and the labels read back.
 
-A *penalty* here is a named setting of the config (a registry, so a name on
-the command line selects code through one validated table):
-
-=================  ==========================================================
-name               setting (on each target network)
-=================  ==========================================================
-``none``           no penalty (the unregularised baseline)
-``l2``             coupled L2: Adam on loss + (λ/2)‖w‖² (``l2``, coupled)
-``weight_decay``   decoupled weight decay, AdamW (``l2``, decoupled)
-``l1``             L1 by subgradient, coupled (``l1``)
-``prox_l1``        L1 by its proximal step (``prox_l1``): exact zeros
-``elastic_net``    proximal elastic net, λ₁ = λ₂ = λ (``prox_elastic_net``)
-``group_l1``       proximal group L1 over output units/filters (``prox_group_l1``)
-``max_norm``       projection of every unit's weights onto the ball ‖w_j‖ ≤ r
-``spectral_norm``  baseline: spectrally normalised D, no weight penalty
-``r1``             baseline: R1 gradient penalty on D (γ = 10), no weight penalty
-``wgan_gp``        baseline: Wasserstein loss + gradient penalty (λ = 10)
-=================  ==========================================================
-
-The swept value is the strength λ, except for ``max_norm`` where it is the
-radius r; the baselines and ``none`` have no swept value. A *target* is one
-network (``g``, ``d``; ``encoder``, ``decoder``), a group of networks the
-family declares (``Family.target_groups``: the cycle GAN's ``generators``,
-``discriminators``, ``all``) or ``both`` (every network).
-:func:`describe` reads these labels back from any run's config, so
-``collect`` labels runs that were trained by hand too.
+A *member* is one run of a sweep: a named penalty (:data:`experiments.study.vocabulary.PENALTIES`)
+at a swept value on a target, with a seed, as its full config (:func:`member_config`);
+:func:`grid` and :func:`random_search` make many. :func:`describe` reads the labels back
+from any run's config, so ``collect`` labels runs that were trained by hand too.
 """
 import itertools
 import math
@@ -34,52 +12,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from experiments.study.vocabulary import (BASELINES, PENALTIES, WEIGHT_PENALTIES, Penalty,
+                                          check_names, target_name, target_networks)
 from regan_jax import calibration as calibration_lib
 from regan_jax import config as config_lib
-from regan_jax import families
-
-
-class Penalty(NamedTuple):
-    """A named penalty setting.
-
-    Attributes:
-      kind: ``config.penalty.<net>.kind`` on the target networks.
-      coupling: ``config.penalty.<net>.coupling``.
-      swept: the field the swept value sets: the penalty's ``'strength'`` or
-        ``'radius'`` on the target networks, ``'learning_rate'`` of every
-        network (a baseline's own learning-rate sweep), or None.
-      model: other config fields, ``{'model.spectral_norm': True}`` (baselines).
-      gan_only: only meaningful for GANs (the discriminator baselines).
-    """
-    kind: str
-    coupling: str = "coupled"
-    swept: str | None = "strength"
-    model: tuple = ()
-    gan_only: bool = False
-
-
-PENALTIES = {
-    "none": Penalty("none", swept=None),
-    "l2": Penalty("l2"),
-    "weight_decay": Penalty("l2", coupling="decoupled"),
-    "l1": Penalty("l1"),
-    "prox_l1": Penalty("prox_l1"),
-    "elastic_net": Penalty("prox_elastic_net"),
-    "group_l1": Penalty("prox_group_l1"),
-    "max_norm": Penalty("max_norm", swept="radius"),
-    # Tuned: spectral normalisation's own learning-rate sweep (on G and D alike).
-    "spectral_norm": Penalty("none", swept="learning_rate",
-                             model=(("model.spectral_norm", True),), gan_only=True),
-    "r1": Penalty("none", swept=None, model=(("loss.gradient_penalty", "r1"),
-                                             ("loss.gp_weight", 10.0)), gan_only=True),
-    "wgan_gp": Penalty("none", swept=None, model=(("loss.kind", "wasserstein"),
-                                                  ("loss.gradient_penalty", "wgan_gp"),
-                                                  ("loss.gp_weight", 10.0)), gan_only=True),
-}
-WEIGHT_PENALTIES = ("l2", "weight_decay", "l1", "prox_l1", "elastic_net", "group_l1", "max_norm")
-BASELINES = ("none", "spectral_norm", "r1", "wgan_gp")
-# Baselines a weight penalty can be added to (``grid(..., base=...)``): their settings only.
-REGULARISERS = ("none", "spectral_norm", "r1", "wgan_gp")
 
 
 class Member(NamedTuple):
@@ -112,51 +48,6 @@ class Member(NamedTuple):
         return f"{base}{self.penalty}{target}{value}-seed{self.seed}"
 
 
-def targets(model_type: str) -> tuple[str, ...]:
-    """Valid targets of a model type: each network, the family's groups, then ``'both'``.
-
-    ``'both'`` only where no group of the family names every network already
-    (the cycle GAN's ``'all'``), so that :func:`describe` reads each target
-    back under the name it was given.
-    """
-    family = families.get(model_type)
-    groups = tuple(name for name, _ in family.target_groups)
-    covered = any(set(nets) == set(family.networks) for _, nets in family.target_groups)
-    return family.networks + groups + (() if covered else ("both",))
-
-
-def target_networks(model_type: str, target: str) -> tuple[str, ...]:
-    """The networks ``target`` names: itself, a group of the family, or every one (``'both'``)."""
-    family = families.get(model_type)
-    return family.networks if target == "both" else dict(family.target_groups).get(
-        target, (target,))
-
-
-def target_name(model_type: str | None, on, nets) -> str:
-    """The target naming the penalised networks ``on`` of ``nets``: a group the family
-    declares, ``'both'`` (all of more than one) or the names joined by commas."""
-    groups = families.get(model_type).target_groups if model_type in families.FAMILIES else ()
-    for name, group in groups:
-        if set(group) == set(on):
-            return name
-    return "both" if len(on) == len(nets) > 1 else ",".join(on)
-
-
-def check_names(penalties, target_names, model_type: str) -> None:
-    """Raises ValueError naming an unknown penalty or target (listing the valid ones)."""
-    for p in penalties:
-        if p not in PENALTIES:
-            raise ValueError(f"unknown penalty {p!r}; valid: {', '.join(PENALTIES)}")
-        if PENALTIES[p].gan_only and not families.get(model_type).adversarial:
-            raise ValueError(f"penalty {p!r} is a discriminator baseline; model_type "
-                             f"{model_type!r} has no discriminator")
-    valid = targets(model_type)
-    for t in target_names:
-        if t not in valid:
-            raise ValueError(f"unknown target {t!r} for model_type {model_type!r}; valid: "
-                             f"{', '.join(valid)}")
-
-
 def member_config(base, penalty: str, target: str, value: float | None, seed: int,
                   calibration: str | None = None):
     """``base`` with ``penalty`` at ``value`` on ``target`` and the given seed (a copy).
@@ -185,7 +76,7 @@ def member_config(base, penalty: str, target: str, value: float | None, seed: in
         # Absolute: runs resume and collect from any working directory.
         config.eval.calibration = str(pathlib.Path(calibration).resolve())
         record = calibration_lib.load(calibration)
-    for key, setting in spec.model:
+    for key, setting in spec.settings:
         config_lib.override(config, key, setting)
     if spec.swept == "learning_rate":
         for net in config.optimizer.keys():
@@ -201,25 +92,24 @@ def member_config(base, penalty: str, target: str, value: float | None, seed: in
 
 
 def with_regulariser(base, on: str):
-    """``base`` carrying the regulariser ``on`` of :data:`REGULARISERS` (a copy).
+    """``base`` carrying the regulariser ``on`` of :data:`.vocabulary.BASELINES` (a copy).
 
     Raises:
       ValueError: an unknown regulariser.
     """
-    if on not in REGULARISERS:
-        raise ValueError(f"unknown regulariser {on!r}; valid: {', '.join(REGULARISERS)}")
+    if on not in BASELINES:
+        raise ValueError(f"unknown regulariser {on!r}; valid: {', '.join(BASELINES)}")
     config = config_lib.copy_config(base)
-    for key, setting in PENALTIES[on].model:
+    for key, setting in PENALTIES[on].settings:
         config_lib.override(config, key, setting)
     return config
 
 
 def _set_penalty(cfg, spec: Penalty, value: float) -> None:
-    """One network's penalty config set to ``spec`` at the raw ``value`` (λ₂ = λ₁ for elastic net)."""
+    """One network's penalty config set to ``spec`` at the raw ``value`` (and its tied fields)."""
     cfg.kind, cfg.coupling = spec.kind, spec.coupling
-    cfg[spec.swept] = float(value)
-    if spec.kind in ("elastic_net", "prox_elastic_net"):
-        cfg.l2_strength = float(value)
+    for field in (spec.swept, *spec.tied):
+        cfg[field] = float(value)
 
 
 def raw_value(base, penalty: str, net: str, effective: float, record) -> float:
@@ -243,7 +133,7 @@ def grid(base, penalties, target_names, values, seeds, calibration=None,
     ``'learning_rate'``) to its list (a missing ``'learning_rate'`` list:
     the base config's rate); with ``calibration`` (a record's path) the
     strengths and radii are effective strengths (see :func:`member_config`).
-    ``on`` names a regulariser of :data:`REGULARISERS` that every member
+    ``on`` names a regulariser of :data:`~experiments.study.vocabulary.BASELINES` that every member
     carries (weight penalties on top of R1: ``on='r1'``).
     """
     check_names(penalties, target_names, base.model_type)
@@ -293,7 +183,7 @@ def describe(flat_config: dict) -> dict:
     the first target network, in sorted order, for a calibrated run on
     ``both``; the effective strength is the summary's ``effective_strength``;
     the learning rate of a spectral-norm run) and the regulariser of
-    :data:`REGULARISERS` the run carries besides (``'r1'`` for a weight
+    :data:`~experiments.study.vocabulary.BASELINES` the run carries besides (``'r1'`` for a weight
     penalty on top of R1). Inverse of :func:`member_config`.
     """
     nets = sorted(k.split(".")[1] for k in flat_config
@@ -311,9 +201,9 @@ def describe(flat_config: dict) -> dict:
 
 
 def _regulariser(flat_config: dict) -> str:
-    """Which of :data:`REGULARISERS` a config's model and loss settings carry (or 'custom')."""
-    for name in REGULARISERS[1:]:
-        if all(flat_config.get(k) == v for k, v in PENALTIES[name].model):
+    """Which of the baselines a config's model and loss settings carry (or 'custom')."""
+    for name in BASELINES[1:]:
+        if all(flat_config.get(k) == v for k, v in PENALTIES[name].settings):
             return name
     plain = (not flat_config.get("model.spectral_norm")
              and flat_config.get("loss.gradient_penalty", "none") == "none")

@@ -1,0 +1,41 @@
+"""The study: does a norm penalty on the weights do what the articles claim?
+
+The study's analysis as its own package, separate from the training loop and
+from the command lines (``python -m experiments.figures``, ``claims``,
+``convergence``), which call into it. It lives under ``experiments/``, not
+in ``regan_jax/``, because its presets name the experiment configs of
+``experiments/configs`` and its runner trains through ``experiments.sweep``,
+while the library ``regan_jax`` must not depend on ``experiments``.
+
+==================  =========================================================
+module              owns
+==================  =========================================================
+``vocabulary``      the one table each of penalties (builder setting, swept
+                    field, label, short label, colour), targets (order,
+                    label) and metrics (label, short name, direction, worst
+                    value); target checks
+``members``         member configs from those names: ``grid``,
+                    ``random_search``, ``member_config``, ``describe``
+``presets``         the presets (smoke, cpu, full) as data: each
+                    experiment's grids
+``runner``          the preset runner: calibration, worker processes pinned
+                    to CPUs, the progress bar, null references, and
+                    ``make_figures`` (train, collect, draw, tables)
+``tables``          ``results.csv`` (collection, ``sample_tv``) and the
+                    Markdown tables of ``results.md``
+``cells``           what the figures and tables report: cells over seeds,
+                    paired comparisons, Holm, instability
+``claims``          the published claims, declared before the data, and
+                    their verdicts
+``captions``        the caption line, null-reference labels, PacGAN's numbers
+``convergence``     how long an unregularised baseline must train
+``dirac``           the Dirac GAN (figure 4a's model; ``docs/dirac.md``)
+``figures/``        the figure registry and one module per figure group
+==================  =========================================================
+
+**Where a new figure goes:** ``figures/<group>.py``, the module of the
+FIGURES.md group whose question it answers (the table in
+:mod:`experiments.study.figures`), registered there beside its drawing code
+with ``@registry.register``. A new penalty, target or metric is one entry in
+``vocabulary``.
+"""
