@@ -8,7 +8,7 @@ discriminators D_A, D_B (one stage, 64 channels), LSGAN, λ_cyc = 10, no
 identity loss. Scored on the 148 held-out rows with the shipped digits
 classifier: ``fd`` (G(A) against held-out B), ``content_accuracy``, the
 same for F through the known inverse, and the cycle errors (see
-``regan_jax.families.cyclegan``, whose ``null_scores`` give the identity,
+``regan_jax.evaluation.cyclegan``, whose ``null_scores`` give the identity,
 noise and real references).
 
 Length: measured with this config, seeds 0-2 (2-core AMD EPYC shared with
