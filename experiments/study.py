@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from regan_jax import calibration as calibration_lib
+from regan_jax import effective_strength as calibration_lib
 from regan_jax import config as config_lib
 from regan_jax import families
 
