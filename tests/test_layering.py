@@ -56,6 +56,14 @@ def _prefixes(dotted: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
+def _from_module(name: str, path: pathlib.Path, node: ast.ImportFrom) -> str:
+    """The absolute name of the module a ``from M import x`` in ``name`` reads."""
+    if not node.level:
+        return node.module
+    package = _package_of(name, path).split(".")
+    return ".".join(package[:len(package) - node.level + 1] + [node.module] * bool(node.module))
+
+
 def imports(name: str, path: pathlib.Path, modules) -> set[str]:
     """The project modules that importing (or calling into) ``name`` executes.
 
@@ -72,12 +80,7 @@ def imports(name: str, path: pathlib.Path, modules) -> set[str]:
             for alias in node.names:
                 edges.update(p for p in _prefixes(alias.name) if p not in ancestors)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = _package_of(name, path).split(".")
-                base = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module
-                                                                        else []))
-            else:
-                base = node.module
+            base = _from_module(name, path, node)
             submodules = {f"{base}.{a.name}" for a in node.names} & modules.keys()
             takes_attribute = len(submodules) < len(node.names)
             edges.update(p for p in _prefixes(base)
@@ -135,6 +138,34 @@ def function_level_imports(path: pathlib.Path) -> list[tuple[int, str, str]]:
                 child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
 
     visit(ast.parse(path.read_text(), str(path)), False)
+    return found
+
+
+def shadowed_submodules(name: str, path: pathlib.Path, modules) -> list[tuple[int, str]]:
+    """``(line, name)`` where a package's ``__init__`` binds a submodule's name to something else.
+
+    ``from experiments import train`` returns whatever ``experiments.train`` is
+    bound to once the package is imported, so ``from regan_jax import train``
+    in ``experiments/__init__.py`` would hide the entry point ``experiments.train``.
+    """
+    if path.name != "__init__.py":
+        return []
+    found = []
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Import):
+            bound = [(a.asname or a.name.split(".")[0], a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _from_module(name, path, node)
+            bound = [(a.asname or a.name, f"{base}.{a.name}") for a in node.names]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound = [(node.name, None)]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound = [(n.id, None) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        else:
+            continue
+        found.extend((node.lineno, local) for local, value in bound
+                     if f"{name}.{local}" in modules and value != f"{name}.{local}")
     return found
 
 
@@ -232,6 +263,20 @@ def test_imports_sit_at_the_top_of_every_module():
     assert not hidden, ("imports inside functions (move them to the top; where that makes a "
                         "cycle, move the code to the module it belongs in):\n"
                         + "\n".join(hidden))
+
+
+def test_no_package_hides_one_of_its_submodules(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    init = tmp_path / "pkg" / "__init__.py"
+    init.write_text("from other import train\nfrom pkg import sample\nfrom . import sweep as sweep\n"
+                    "import sweep\ndef load():\n    pass\n")
+    modules = {f"pkg.{m}": tmp_path / "pkg" / f"{m}.py"
+               for m in ("train", "sample", "sweep", "load")} | {"pkg": init}
+    assert shadowed_submodules("pkg", init, modules) == [(1, "train"), (4, "sweep"), (5, "load")]
+    hidden = [f"{path.relative_to(ROOT)}:{line}: {local}"
+              for name, path in project_modules().items()
+              for line, local in shadowed_submodules(name, path, project_modules())]
+    assert not hidden, f"package __init__ names that hide a submodule: {hidden}"
 
 
 def test_every_module_imports_first_in_a_fresh_interpreter():
