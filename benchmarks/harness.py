@@ -101,13 +101,6 @@ def time_alternating(sides: Mapping[str, Callable[[int], Any]], *,
     return out
 
 
-def time_once(fn: Callable[[], Any]) -> float:
-    """Wall seconds of one call of ``fn`` (which must block on its result)."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 # --------------------------------------------------------------------------- #
 # Compilation and FLOPs (XLA)
 # --------------------------------------------------------------------------- #

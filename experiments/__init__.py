@@ -12,6 +12,8 @@ import pathlib
 import sys
 
 from regan_jax import config as config_lib
+from regan_jax import parallel
+from regan_jax import train as train_lib  # `train` names the submodule experiments.train
 
 CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
 OVERRIDE_PREFIX = "--config."
@@ -41,11 +43,9 @@ def run_main(body) -> int:
     (``regan_jax.train.Interrupted``): one line, exit 128 + the signal number
     (130, 143).
     """
-    from regan_jax import train  # Heavy; only when running.
-
     try:
         return body()
-    except train.Interrupted as e:
+    except train_lib.Interrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return 128 + e.signum
     except (ValueError, OSError) as e:
@@ -88,8 +88,6 @@ def start_devices(args, *, detect: bool = True, join: bool = True):
       UsageError: a mesh that does not parse, or process flags that do not go
         together (naming the values and what was expected), before JAX starts.
     """
-    from regan_jax import parallel
-
     try:
         mesh = None if args.mesh is None else parallel.parse_mesh(args.mesh)
     except ValueError as e:
@@ -113,8 +111,7 @@ def steps_per_call(args) -> int:
       UsageError: a value below 1 (before JAX starts).
     """
     if args.steps_per_call is None:
-        from regan_jax import train
-        return train.STEPS_PER_CALL
+        return train_lib.STEPS_PER_CALL
     if args.steps_per_call < 1:
         raise UsageError(f"--steps-per-call {args.steps_per_call}: expected an integer >= 1")
     return args.steps_per_call

@@ -18,6 +18,7 @@ import sys
 import experiments
 from experiments import sample
 from experiments.study import members, vocabulary
+from regan_jax import calibration
 
 
 def parse_args(argv):
@@ -55,8 +56,6 @@ def network_table(record) -> str:
 
 
 def main(argv=None) -> int:
-    from regan_jax import calibration
-
     def body():
         args, rest = parse_args(sys.argv[1:] if argv is None else argv)
         base = experiments.load_config(args.config, experiments.split_overrides(rest))

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 import experiments
+from regan_jax import plotting, program, sampling, workdir
 
 
 def parse_args(argv):
@@ -56,8 +57,6 @@ def check_output(path: str, suffix: str, flag: str) -> pathlib.Path:
 
 
 def main(argv=None) -> int:
-    from regan_jax import plotting, program, sampling, workdir
-
     args = parse_args(sys.argv[1:] if argv is None else argv)
 
     def body():

@@ -40,7 +40,7 @@ import experiments
 from experiments.study import members as members_lib
 from experiments.study import vocabulary
 from regan_jax import config as config_lib
-from regan_jax import calibration, families, parallel, program, train
+from regan_jax import effective_strength, families, parallel, program, train
 from regan_jax import workdir as workdir_lib
 
 LABELS = ("run", "penalty", "target", "value", "regulariser", "seed")
@@ -163,13 +163,13 @@ def _calibration_columns(path, records: dict) -> dict:
         return {}
     if path not in records:
         try:
-            records[path] = calibration.load(path)
+            records[path] = effective_strength.load(path)
         except ValueError as e:  # Moved with its runs: the summaries keep the effective strengths.
             print(f"collect: no calibration columns: {e}", file=sys.stderr)
             records[path] = {"networks": {}}
     return {f"calibration.{net}.{field}": values[field]
             for net, values in records[path]["networks"].items()
-            for field in calibration.FIELDS}
+            for field in effective_strength.FIELDS}
 
 
 def write_csv(path, rows: list[dict]) -> None:

@@ -25,6 +25,7 @@ import argparse
 import sys
 
 import experiments
+from regan_jax import parallel, train
 
 
 def parse_args(argv):
@@ -46,8 +47,6 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
-    from regan_jax import parallel, train
-
     args, rest = parse_args(sys.argv[1:] if argv is None else argv)
 
     def body():

@@ -3,8 +3,9 @@
 Submodules (one concept each; docs/INTERNALS.md maps them): ``config``,
 ``families``, ``models``, ``losses``, ``penalties``, ``steps``, ``program``,
 ``parallel``, ``sweep``, ``data``, ``metrics``, ``evaluation``, ``checkpoint``,
-``workdir``, ``plotting``, ``events``, ``sampling``, ``train``, ``calibration``
-(effective strength units), ``stats`` (seed statistics). They are
+``workdir``, ``plotting``, ``events``, ``sampling``, ``train``,
+``effective_strength`` (effective strength units), ``calibration`` (measuring
+them), ``stats`` (seed statistics). They are
 imported on first attribute access so that ``import regan_jax`` stays cheap
 and has no side effects.
 """
@@ -13,7 +14,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "calibration", "checkpoint", "config", "data", "evaluation", "events", "families", "losses", "metrics",
+    "calibration", "checkpoint", "config", "data", "effective_strength", "evaluation",
+    "events", "families", "losses", "metrics",
     "models", "parallel", "penalties", "plotting", "program", "sampling", "stats", "steps", "sweep",
     "train", "workdir",
 )

@@ -25,6 +25,8 @@ import os
 
 import ml_collections
 
+from regan_jax import data, effective_strength, families, models, penalties
+
 TOP_LEVEL = ("name", "model_type", "seed", "steps", "data", "model", "loss",
              "optimizer", "penalty", "eval", "log")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -37,8 +39,6 @@ ADDED = {("model", "g_output"): "tanh", ("eval", "calibration"): ""}
 
 def networks(model_type: str) -> tuple[str, ...]:
     """Names of the trained networks of a model family (``'gan'`` -> ``('g', 'd')``)."""
-    from regan_jax import families  # Heavy; only when asked.
-
     return families.get(model_type).networks
 
 
@@ -52,8 +52,6 @@ def base_config(model_type: str, dataset: str) -> ml_collections.ConfigDict:
       model_type: a family name (``'gan'``, ``'cgan'``, ``'vae'``, ``'cyclegan'``).
       dataset: ``config.data.name`` (e.g. ``'digits'``, ``'ring8'``).
     """
-    from regan_jax import data, families, models, penalties  # Heavy; only when building.
-
     family = families.get(model_type)
     nets = family.networks
     config = ml_collections.ConfigDict()
@@ -289,8 +287,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     Raises:
       ValueError: naming the config key, its value and what was expected.
     """
-    from regan_jax import families, penalties  # Heavy; only when validating.
-
     keys = set(config.keys())
     if keys != set(TOP_LEVEL):
         raise ValueError(f"config keys {sorted(keys)} do not match the schema "
@@ -321,13 +317,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.eval.inception_weights: no file at "
                          f"{config.eval.inception_weights!r}")
     if config.eval.calibration:
-        from regan_jax import calibration  # Only when a record is named.
-
         try:
-            record = calibration.load(config.eval.calibration)
+            record = effective_strength.load(config.eval.calibration)
         except ValueError as e:
             raise ValueError(f"config.eval.calibration: {e}") from None
-        calibration.check_networks(record, family.networks, "config.eval.calibration")
+        effective_strength.check_networks(record, family.networks, "config.eval.calibration")
 
 
 # Lower bounds of integer fields (inclusive). eval.num_samples: precision and
@@ -351,8 +345,6 @@ def _get(config, dotted: str):
 
 def _check_sections(config: ml_collections.ConfigDict) -> None:
     """Every section holds exactly the keys of its module's defaults (unknown keys fail)."""
-    from regan_jax import data, families, models  # Heavy; only when validating.
-
     defaults = {"data": data.default_config(), "model": models.default_config(),
                 "loss": families.get(config.model_type).loss_config(), "eval": eval_config(),
                 "log": log_config()}

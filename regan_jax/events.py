@@ -9,6 +9,7 @@ import math
 import numbers
 
 import numpy as np
+from tensorboardX import SummaryWriter
 
 
 class EventLog:
@@ -17,8 +18,6 @@ class EventLog:
     def __init__(self, workdir, enabled: bool = True):
         self._writer = None
         if enabled:
-            from tensorboardX import SummaryWriter  # Imported only when used.
-
             self._writer = SummaryWriter(logdir=str(workdir), flush_secs=30)
 
     def scalars(self, row: dict) -> None:

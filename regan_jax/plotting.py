@@ -6,6 +6,8 @@ and the study's sample figures (``experiments/study/figures/``) both use it.
 import math
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from regan_jax import workdir
 
@@ -39,9 +41,6 @@ def save_samples_png(path, samples: np.ndarray, title: str, *, columns: int | No
       columns: grid columns (e.g. the classes of a conditional model).
       centres: the true mode centres ``[M, 2]`` of 2-D data, drawn as crosses.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     samples = np.asarray(samples)
     if samples.ndim == 2:
         fig = Figure(figsize=(4, 4), dpi=100)

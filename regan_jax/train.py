@@ -49,8 +49,8 @@ import jax
 import numpy as np
 import tqdm.auto
 
-from regan_jax import (calibration, checkpoint, data, evaluation, events, parallel, plotting,
-                       steps, sweep)
+from regan_jax import (checkpoint, data, effective_strength, evaluation, events, parallel,
+                       plotting, steps, sweep)
 from regan_jax import config as config_lib
 from regan_jax import program as program_lib
 from regan_jax import workdir as workdir_lib
@@ -452,7 +452,7 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
                                    summary["diverged"]))
         summary.update(stability.run_flags(workdir_lib.read_metrics(w), summary, c.steps,
                                            program.spec.num_classes))
-        summary.update(calibration.summary_fields(c))
+        summary.update(effective_strength.summary_fields(c))
         write_json(w / SUMMARY_FILE, workdir_lib.finite_or_none(summary))
         finals.append(member)
     return finals

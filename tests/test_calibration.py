@@ -10,7 +10,7 @@ import pytest
 import experiments
 from experiments import calibrate as calibrate_cli
 from experiments.study import members as members_lib
-from regan_jax import calibration, penalties
+from regan_jax import calibration, effective_strength, penalties
 from regan_jax import program as program_lib
 
 # A hand-made network record (module docstring's fields).
@@ -58,19 +58,41 @@ S = T * FIELDS["updates_per_step"] * LR  # Σ η over the run's 1,000 updates
     (_penalty("l2_ball", radius=5.0), 5.0 / 20.0),
 ])
 def test_effective_strength_matches_hand_computation(penalty, expected):
-    got = calibration.effective_strength(penalty, _optimizer(LR), T, FIELDS)
+    got = effective_strength.effective_strength(penalty, _optimizer(LR), T, FIELDS)
     assert got == pytest.approx(expected, rel=1e-12)
-    raw = penalty.radius if penalty.kind in calibration.RADIUS_KINDS else penalty.strength
-    assert calibration.raw_strength(penalty, _optimizer(LR), T, FIELDS, got) == pytest.approx(
-        raw, rel=1e-12)
+    raw = penalty.radius if penalty.kind in effective_strength.RADIUS_KINDS else penalty.strength
+    assert effective_strength.raw_strength(penalty, _optimizer(LR), T, FIELDS,
+                                           got) == pytest.approx(raw, rel=1e-12)
 
 
 def test_no_penalty_has_no_effective_strength():
-    assert calibration.effective_strength(_penalty("none"), _optimizer(), T, FIELDS) is None
+    assert effective_strength.effective_strength(_penalty("none"), _optimizer(), T, FIELDS) is None
     with pytest.raises(ValueError, match="'none' has no strength"):
-        calibration.raw_strength(_penalty("none"), _optimizer(), T, FIELDS, 1.0)
+        effective_strength.raw_strength(_penalty("none"), _optimizer(), T, FIELDS, 1.0)
     with pytest.raises(ValueError, match="must be > 0, got 0"):
-        calibration.raw_strength(_penalty("l2", strength=1.0), _optimizer(), T, FIELDS, 0.0)
+        effective_strength.raw_strength(_penalty("l2", strength=1.0), _optimizer(), T, FIELDS, 0.0)
+
+
+def test_every_builder_penalty_kind_has_one_calibration_rule():
+    assert sorted(effective_strength.RULES) == sorted(penalties.PENALTY_KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(penalties.PENALTY_KINDS))
+def test_a_kinds_rule_converts_the_hyperparameters_the_builder_gives_it(kind):
+    # A kind with strengths has a gradient RMS, one with a radius a reference
+    # size, 'none' neither; every kind but 'none' has an effective strength.
+    names = penalties.PENALTY_KINDS[kind].names
+    rule = effective_strength.RULES[kind]
+    assert (rule.gradient_rms is not None) == ("strength" in names)
+    assert (rule.radius_over is not None) == ("radius" in names)
+    assert rule.radius_over in (None, *FIELDS)
+    penalty = _penalty(kind, strength=0.1 if "strength" in names else 0.0,
+                       l2_strength=0.2 if "l2_strength" in names else 0.0)
+    penalties.validate_penalty_config(penalty)
+    got = effective_strength.effective_strength(penalty, _optimizer(), T, FIELDS)
+    assert (got is None) == (kind == "none")
+    if got is not None:
+        assert got > 0
 
 
 def test_schedules_enter_the_total_shrinkage():
@@ -83,8 +105,8 @@ def test_schedules_enter_the_total_shrinkage():
     k = np.arange(updates)
     expected = np.sum(LR * np.minimum(k / warm, 1.0)
                       * 0.5 * (1 + np.cos(np.pi * k / updates)))
-    assert calibration.total_step(opt, pen, updates) == pytest.approx(expected, rel=1e-5)
-    assert calibration.effective_strength(pen, opt, T, FIELDS) == pytest.approx(
+    assert effective_strength.total_step(opt, pen, updates) == pytest.approx(expected, rel=1e-5)
+    assert effective_strength.effective_strength(pen, opt, T, FIELDS) == pytest.approx(
         expected * 0.5, rel=1e-5)
 
 
@@ -111,7 +133,7 @@ def test_closed_form_gradient_rms_equals_the_penalty_gradient(kind, strength, l2
     record = calibration._network_fields(
         [params], [params], jax.tree.map(lambda x: jnp.ones([1]), params), np.ones(1), 1,
         None, -1)
-    assert calibration.penalty_gradient_rms(kind, strength, l2, record) == pytest.approx(
+    assert effective_strength.penalty_gradient_rms(kind, strength, l2, record) == pytest.approx(
         math.sqrt(np.mean(kernels**2)), rel=1e-6)
 
 
@@ -163,7 +185,7 @@ def test_calibrate_cli_writes_a_record_that_runs_report(tmp_path, capsys):
     assert calibrate_cli.main(["--config", "digits_gan:smoke", "--out", str(out), "--steps",
                                "2", "--seeds", "0", "--effective", "0.5,2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    record = calibration.load(out)
+    record = effective_strength.load(out)
     assert "| prox_l1 | g |" in printed and record["steps"] == 2
     base = experiments.load_config("digits_gan:smoke")
     members = members_lib.grid(base, ["weight_decay", "max_norm"], ["both"],
@@ -171,7 +193,7 @@ def test_calibrate_cli_writes_a_record_that_runs_report(tmp_path, capsys):
     for m in members:
         assert m.name.startswith(f"{m.penalty}-both-e")
         for net in ("g", "d"):
-            got = calibration.summary_fields(m.config)
+            got = effective_strength.summary_fields(m.config)
             assert got[f"effective_strength_{net}"] == pytest.approx(m.value, rel=1e-9)
         assert got["effective_strength"] == pytest.approx(m.value, rel=1e-9)
     # weight decay: e = T·η·λ exactly, whatever the weights.

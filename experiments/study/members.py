@@ -14,7 +14,7 @@ import numpy as np
 
 from experiments.study.vocabulary import (BASELINES, PENALTIES, WEIGHT_PENALTIES, Penalty,
                                           check_names, target_name, target_networks)
-from regan_jax import calibration as calibration_lib
+from regan_jax import effective_strength as calibration_lib
 from regan_jax import config as config_lib
 
 
@@ -116,7 +116,7 @@ def raw_value(base, penalty: str, net: str, effective: float, record) -> float:
     """The raw strength (radius) of ``penalty`` on ``net`` at ``effective`` strength.
 
     For a run of ``base.steps`` steps with ``base``'s optimizer, from the
-    calibration ``record`` (:func:`regan_jax.calibration.raw_strength`).
+    calibration ``record`` (:func:`regan_jax.effective_strength.raw_strength`).
     """
     spec = PENALTIES[penalty]
     cfg = config_lib.copy_config(base.penalty[net])

@@ -35,11 +35,11 @@ import numpy as np
 import sklearn.datasets
 import tensorflow_datasets as tfds
 
-from regan_jax.data import idx
+from regan_jax.data import idx, unpaired
 from regan_jax.data.mixtures import MIXTURES
 from regan_jax.data.spec import ArrayDataset
 
-UNPAIRED_DATASETS = ("unpaired_digits", "unpaired_fashion_mnist")
+UNPAIRED_DATASETS = tuple(unpaired.UNPAIRED)
 LOCAL_DATASETS = ("digits", "stacked_digits", "fashion_mnist", "mnist") + UNPAIRED_DATASETS
 DEBIAN_DATASETS_DIR = "/usr/share/datasets"
 DIGITS_TEST_SIZE = 297
@@ -147,6 +147,56 @@ class ReganMnist(_IdxBuilder, skip_registration=True):
     pass
 
 
+class ReganUnpairedDigits(_ArrayRecordBuilder, skip_registration=True):
+    IMAGE_SHAPE, NUM_CLASSES, PIXEL_MAX = (8, 8, 2), unpaired.CLASSES_PER_DOMAIN**2, 16
+
+    def __init__(self, *, data_dir: str):
+        super().__init__(variant=f"invert_seed{unpaired.UNPAIRED_SEED}", data_dir=data_dir)
+
+    def _arrays(self, split):
+        images, labels = digits_arrays(split)
+        return unpaired.unpaired_arrays(images, labels, self.PIXEL_MAX,
+                                        self.SPLITS.index(split))[:2]
+
+
+class ReganUnpairedFashionMnist(_ArrayRecordBuilder, skip_registration=True):
+    IMAGE_SHAPE, NUM_CLASSES, PIXEL_MAX = (28, 28, 2), unpaired.CLASSES_PER_DOMAIN**2, 255
+
+    def __init__(self, *, directory: str, data_dir: str):
+        self._directory = directory
+        super().__init__(variant=f"invert_seed{unpaired.UNPAIRED_SEED}_"
+                         f"{_source_variant(directory)}", data_dir=data_dir)
+
+    def _arrays(self, split):
+        images, labels = idx.read_idx_split(self._directory, split)
+        if tuple(images.shape[1:]) != (28, 28, 1):
+            image_path, _ = idx.find_split_files(self._directory, split)
+            raise ValueError(f"{image_path}: images of shape {tuple(images.shape[1:3])}; "
+                             f"{self.name} expects (28, 28)")
+        if labels.size and labels.max() >= unpaired.CLASSES_PER_DOMAIN:
+            _, label_path = idx.find_split_files(self._directory, split)
+            raise ValueError(f"{label_path}: label {int(labels.max())} is not a class of "
+                             f"{self.name} (0..{unpaired.CLASSES_PER_DOMAIN - 1})")
+        return unpaired.unpaired_arrays(images, labels, self.PIXEL_MAX,
+                                        self.SPLITS.index(split))[:2]
+
+
+def _unpaired_builder(name: str, *, data_dir: str, idx_dir: str = ""):
+    """The builder of the unpaired dataset ``name`` (:data:`regan_jax.data.unpaired.UNPAIRED`).
+
+    Raises:
+      FileNotFoundError: ``unpaired_fashion_mnist`` without its IDX files.
+    """
+    if name == "unpaired_digits":
+        return ReganUnpairedDigits(data_dir=data_dir)
+    base = unpaired.UNPAIRED[name].base
+    directory = idx_directory(base, idx_dir, data_dir)
+    if directory is None:
+        raise FileNotFoundError(f"dataset {name!r} needs the {base} IDX files: "
+                                f"{_HOW_TO_GET[base]}")
+    return ReganUnpairedFashionMnist(directory=directory, data_dir=data_dir)
+
+
 def digits_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits: ``uint8 [N, 8, 8, 1]`` (0..16) and labels ``[N]``.
 
@@ -248,8 +298,7 @@ def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = 
         builder = ReganStackedDigits(size=size, test_size=test_size, seed=seed,
                                      data_dir=data_dir)
     elif name in UNPAIRED_DATASETS:
-        from regan_jax.data import unpaired  # It builds on this module.
-        builder = unpaired.builder(name, data_dir=data_dir, idx_dir=idx_dir)
+        builder = _unpaired_builder(name, data_dir=data_dir, idx_dir=idx_dir)
     elif name in _IDX_DATASETS:
         directory = idx_directory(name, idx_dir, data_dir)
         if directory is None:

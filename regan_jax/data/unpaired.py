@@ -38,8 +38,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from regan_jax.data import builders, idx
-
 UNPAIRED_SEED = 0
 CLASSES_PER_DOMAIN = 10
 
@@ -51,7 +49,6 @@ class Unpaired(NamedTuple):
 
 UNPAIRED = {"unpaired_digits": Unpaired("digits"),
             "unpaired_fashion_mnist": Unpaired("fashion_mnist")}
-assert tuple(UNPAIRED) == builders.UNPAIRED_DATASETS
 
 
 def invert(x):
@@ -96,51 +93,3 @@ def unpaired_arrays(images: np.ndarray, labels: np.ndarray, pixel_max: int, spli
     stacked = np.concatenate([inverted, images[b_index]], axis=-1)
     return (stacked, CLASSES_PER_DOMAIN * labels[a_index].astype(np.int64) + labels[b_index],
             a_index, b_index)
-
-
-class ReganUnpairedDigits(builders._ArrayRecordBuilder, skip_registration=True):
-    IMAGE_SHAPE, NUM_CLASSES, PIXEL_MAX = (8, 8, 2), CLASSES_PER_DOMAIN**2, 16
-
-    def __init__(self, *, data_dir: str):
-        super().__init__(variant=f"invert_seed{UNPAIRED_SEED}", data_dir=data_dir)
-
-    def _arrays(self, split):
-        images, labels = builders.digits_arrays(split)
-        return unpaired_arrays(images, labels, self.PIXEL_MAX, self.SPLITS.index(split))[:2]
-
-
-class ReganUnpairedFashionMnist(builders._ArrayRecordBuilder, skip_registration=True):
-    IMAGE_SHAPE, NUM_CLASSES, PIXEL_MAX = (28, 28, 2), CLASSES_PER_DOMAIN**2, 255
-
-    def __init__(self, *, directory: str, data_dir: str):
-        self._directory = directory
-        super().__init__(variant=f"invert_seed{UNPAIRED_SEED}_"
-                         f"{builders._source_variant(directory)}", data_dir=data_dir)
-
-    def _arrays(self, split):
-        images, labels = idx.read_idx_split(self._directory, split)
-        if tuple(images.shape[1:]) != (28, 28, 1):
-            image_path, _ = idx.find_split_files(self._directory, split)
-            raise ValueError(f"{image_path}: images of shape {tuple(images.shape[1:3])}; "
-                             f"{self.name} expects (28, 28)")
-        if labels.size and labels.max() >= CLASSES_PER_DOMAIN:
-            _, label_path = idx.find_split_files(self._directory, split)
-            raise ValueError(f"{label_path}: label {int(labels.max())} is not a class of "
-                             f"{self.name} (0..{CLASSES_PER_DOMAIN - 1})")
-        return unpaired_arrays(images, labels, self.PIXEL_MAX, self.SPLITS.index(split))[:2]
-
-
-def builder(name: str, *, data_dir: str, idx_dir: str = ""):
-    """The builder of the unpaired dataset ``name`` (:data:`UNPAIRED`).
-
-    Raises:
-      FileNotFoundError: ``unpaired_fashion_mnist`` without its IDX files.
-    """
-    if name == "unpaired_digits":
-        return ReganUnpairedDigits(data_dir=data_dir)
-    base = UNPAIRED[name].base
-    directory = builders.idx_directory(base, idx_dir, data_dir)
-    if directory is None:
-        raise FileNotFoundError(f"dataset {name!r} needs the {base} IDX files: "
-                                f"{builders._HOW_TO_GET[base]}")
-    return ReganUnpairedFashionMnist(directory=directory, data_dir=data_dir)
