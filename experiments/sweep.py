@@ -9,7 +9,7 @@ Run a grid (every penalty x target x strength x seed)::
 or a log-uniform random search (``--random N`` values per penalty and target
 in ``--strength-range``). Members whose configs differ only in seed and
 injected hyperparameters (strengths, radii, learning rates) share a compiled
-program and train as ONE vmapped program (``regan_jax.train.train_members``);
+program and train as ONE vmapped program (:func:`experiments.study.sweeps.run_members`);
 the others run one program after another. ``--shard i/N`` runs the i-th of N
 slices (0-based; e.g. ``--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``).
 Every member gets its own run directory ``WORKDIR/<penalty>-<target>-<value>-seed<s>``
@@ -30,187 +30,12 @@ process 0 writing the member directories. Shards are independent jobs: with
 ``srun -n 8 ... --shard $SLURM_PROCID/8`` runs eight independent shards.
 """
 import argparse
-import csv
-import io
-import json
 import pathlib
 import sys
 
 import experiments
 from experiments.study import members as members_lib
-from experiments.study import vocabulary
-from regan_jax import config as config_lib
-from regan_jax import effective_strength, families, parallel, program, train
-from regan_jax import workdir as workdir_lib
-
-LABELS = ("run", "penalty", "target", "value", "regulariser", "seed")
-
-
-def shard_members(members: list, shard: tuple[int, int]) -> list:
-    """The ``i``-th of ``n`` round-robin slices of ``members`` (``shard = (i, n)``)."""
-    index, count = shard
-    return members[index::count]
-
-
-def run_members(members: list, workdir, *, max_members: int = 64, progress: bool = True,
-                log=print, mesh: parallel.MeshShape | None = None,
-                steps_per_call: int | None = None) -> dict:
-    """Trains the members that have no finished run yet; same-program members vmapped.
-
-    Args:
-      members: :class:`experiments.study.members.Member` s.
-      workdir: the sweep directory; member m trains in ``workdir/m.name``.
-      max_members: the largest group trained as one vmapped program.
-      progress: show progress bars.
-      log: where to report what runs (process 0 only, with several processes).
-      mesh: the device mesh of each vmapped group
-        (:func:`regan_jax.parallel.member_mesh`); a lone member runs
-        data-parallel over every device.
-      steps_per_call: steps per dispatch (default: ``train.STEPS_PER_CALL``).
-
-    Returns:
-      ``{'trained': n, 'reused': n, 'groups': n}``.
-
-    Raises:
-      ValueError: no members, a member directory holding another experiment,
-        or a mesh that does not fit a group (checked for every member and group
-        before anything trains).
-    """
-    if not members:
-        raise ValueError("the sweep has zero members: give at least one penalty, target, "
-                         "strength (or --random N) and seed")
-    if max_members < 1:
-        raise ValueError(f"max_members must be >= 1, got {max_members}")
-    workdir = pathlib.Path(workdir)
-
-    def unfinished():  # Process 0 reads the member directories; every process trains the same.
-        names = []
-        for m in members:
-            run_dir = workdir / m.name
-            workdir_lib.check_same_experiment(run_dir, m.config)
-            if not workdir_lib.is_finished(run_dir):
-                names.append(m.name)
-        return names
-
-    names = set(parallel.on_main_process(unfinished))
-    todo = [m for m in members if m.name in names]
-    reused = len(members) - len(todo)
-    if not parallel.is_main_process():
-        def log(*args, **kwargs):
-            del args, kwargs
-    groups = {}
-    for m in todo:
-        groups.setdefault(program.program_key(m.config), []).append(m)
-    chunks = [g[i:i + max_members] for g in groups.values() for i in range(0, len(g), max_members)]
-    for chunk in chunks:
-        if len(chunk) > 1:
-            config = chunk[0].config
-            parallel.member_mesh(len(chunk),
-                                 families.get(config.model_type).rows_per_step(config), mesh)
-    log(f"sweep: {len(members)} members, {reused} finished already, {len(todo)} to train "
-        f"as {len(chunks)} program(s)")
-    for chunk in chunks:
-        log(f"  {len(chunk)} member(s): {', '.join(m.name for m in chunk[:4])}"
-            f"{' ...' if len(chunk) > 4 else ''}")
-        train.train_members([m.config for m in chunk], [workdir / m.name for m in chunk],
-                            progress=progress, mesh=mesh if len(chunk) > 1 else None,
-                            steps_per_call=steps_per_call or train.STEPS_PER_CALL)
-    return {"trained": len(todo), "reused": reused, "groups": len(chunks)}
-
-
-def collect(directories, out=None) -> list[dict]:
-    """One row per finished run under ``directories``: labels, summary, flattened config.
-
-    Columns: ``run`` (the run directory), the study labels ``penalty``,
-    ``target``, ``value`` (:func:`experiments.study.members.describe`), ``seed``, every
-    summary key, then ``config.<key>`` for every config field. Unfinished runs
-    are skipped (and counted on stderr). Writes ``out`` atomically if given.
-
-    Raises:
-      ValueError: a directory that does not exist, or no finished run at all.
-    """
-    rows, unfinished, records = [], 0, {}
-    for directory in map(pathlib.Path, directories):
-        if not directory.is_dir():
-            raise ValueError(f"collect: {str(directory)!r} is not a directory")
-        for config_path in sorted(directory.rglob(workdir_lib.CONFIG_FILE)):
-            run_dir = config_path.parent
-            if not workdir_lib.is_finished(run_dir):
-                unfinished += 1
-                continue
-            flat = config_lib.flatten(workdir_lib.read_json(config_path))
-            labels = members_lib.describe(flat)
-            rows.append({"run": str(run_dir), **labels, "seed": flat["seed"],
-                         **workdir_lib.read_json(run_dir / workdir_lib.SUMMARY_FILE),
-                         **_calibration_columns(flat.get("eval.calibration"), records),
-                         **{f"config.{k}": v for k, v in flat.items()}})
-    if unfinished:
-        print(f"collect: skipped {unfinished} unfinished run(s)", file=sys.stderr)
-    if not rows:
-        raise ValueError(f"collect: no finished run (summary.json) under "
-                         f"{', '.join(map(str, directories))}")
-    if out is not None:
-        write_csv(out, rows)
-    return rows
-
-
-def _calibration_columns(path, records: dict) -> dict:
-    """``calibration.<net>.<field>`` of a run's calibration record (none if it has none).
-
-    ``records`` caches the records read so far by path.
-    """
-    if not path:
-        return {}
-    if path not in records:
-        try:
-            records[path] = effective_strength.load(path)
-        except ValueError as e:  # Moved with its runs: the summaries keep the effective strengths.
-            print(f"collect: no calibration columns: {e}", file=sys.stderr)
-            records[path] = {"networks": {}}
-    return {f"calibration.{net}.{field}": values[field]
-            for net, values in records[path]["networks"].items()
-            for field in effective_strength.FIELDS}
-
-
-def write_csv(path, rows: list[dict]) -> None:
-    """Writes rows as CSV (columns: labels, summary keys, config keys), atomically."""
-    summary_keys = sorted({k for r in rows for k in r} - set(LABELS)
-                          - {k for r in rows for k in r if k.startswith("config.")})
-    config_keys = sorted({k for r in rows for k in r if k.startswith("config.")})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*LABELS, *summary_keys, *config_keys],
-                            extrasaction="raise")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: _cell(v) for k, v in r.items()})
-    workdir_lib.write_text_atomic(path, buffer.getvalue())
-
-
-def read_csv(path) -> list[dict]:
-    """Rows of a :func:`collect` CSV with numbers, booleans and empties parsed back."""
-    with open(path, newline="") as f:
-        return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def _cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return value
-
-
-def _parse_cell(text: str):
-    if text == "":
-        return None
-    if text in ("True", "False"):
-        return text == "True"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+from experiments.study import sweeps, tables, vocabulary
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -298,7 +123,7 @@ def _main(argv) -> int:
         parser.add_argument("--out", help="CSV path (default: FIRST_DIR/results.csv)")
         args = parser.parse_args(argv[1:])
         out = args.out or str(pathlib.Path(args.directories[0]) / "results.csv")
-        rows = collect(args.directories, out)
+        rows = tables.collect(args.directories, out)
         print(f"collect: {len(rows)} runs -> {out}")
         return 0
     args, rest = parse_run_args(argv)
@@ -310,14 +135,14 @@ def _main(argv) -> int:
     if not members:
         raise experiments.UsageError("the sweep has zero members: give at least one "
                                      "penalty, target, strength and seed")
-    mine = shard_members(members, shard)
+    mine = sweeps.shard_members(members, shard)
     if args.dry_run:
         print("\n".join(m.name for m in mine))
         return 0
     if not mine:
         print(f"sweep: shard {args.shard} of {len(members)} members is empty")
         return 0
-    run_members(mine, args.workdir, max_members=args.max_members,
+    sweeps.run_members(mine, args.workdir, max_members=args.max_members,
                 progress=not args.no_progress, mesh=mesh, steps_per_call=per_call)
     return 0
 

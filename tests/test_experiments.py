@@ -336,7 +336,7 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     with open(workdir / tables.RESULTS_CSV, newline="") as f:
         raw = list(csv.DictReader(f))
     assert sorted(r["run"] for r in raw) == sorted(summaries)
-    for r in sweep.read_csv(workdir / tables.RESULTS_CSV):
+    for r in tables.read_csv(workdir / tables.RESULTS_CSV):
         summary = summaries[r["run"]]
         for key, value in summary.items():
             assert r[key] == pytest.approx(value) if isinstance(value, float) else r[key] == value

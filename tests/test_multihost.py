@@ -18,6 +18,7 @@ import pytest
 import experiments
 from experiments import sweep as sweep_cli
 from experiments import train as train_cli
+from experiments.study import sweeps
 from regan_jax import parallel, sampling
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,7 +114,7 @@ def test_sweep_checks_every_group_against_the_mesh_first(tmp_path):
                                   "--targets", "d"])[0], [])
     assert len(members) == 3
     with pytest.raises(ValueError, match="members=2 does not divide the group of 3 members"):
-        sweep_cli.run_members(members, tmp_path, mesh=parallel.MeshShape(2, 1), log=lambda _: 0)
+        sweeps.run_members(members, tmp_path, mesh=parallel.MeshShape(2, 1), log=lambda _: 0)
     assert not any(tmp_path.iterdir())
     assert isinstance(experiments.UsageError("x"), ValueError)
 

@@ -4,7 +4,7 @@ The study's analysis as its own package, separate from the training loop and
 from the command lines (``python -m experiments.figures``, ``claims``,
 ``convergence``), which call into it. It lives under ``experiments/``, not
 in ``regan_jax/``, because its presets name the experiment configs of
-``experiments/configs`` and its runner trains through ``experiments.sweep``,
+``experiments/configs`` and its runner trains the presets' members,
 while the library ``regan_jax`` must not depend on ``experiments``.
 
 ==================  =========================================================
@@ -16,12 +16,14 @@ module              owns
                     value); target checks
 ``members``         member configs from those names: ``grid``,
                     ``random_search``, ``member_config``, ``describe``
+``sweeps``          running members: shards, finished runs reused,
+                    same-program members as one vmapped program
 ``presets``         the presets (smoke, cpu, full) as data: each
                     experiment's grids
 ``runner``          the preset runner: calibration, worker processes pinned
                     to CPUs, the progress bar, null references, and
                     ``make_figures`` (train, collect, draw, tables)
-``tables``          ``results.csv`` (collection, ``sample_tv``) and the
+``tables``          ``results.csv`` (``collect``, CSV I/O, ``sample_tv``) and the
                     Markdown tables of ``results.md``
 ``cells``           what the figures and tables report: cells over seeds,
                     paired comparisons, Holm, instability

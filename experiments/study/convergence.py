@@ -20,8 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from experiments import sweep
-from experiments.study import members
+from experiments.study import members, sweeps
 from regan_jax import stats
 from regan_jax import workdir as workdir_lib
 
@@ -73,7 +72,7 @@ def measure(base, seeds, workdir, *, progress: bool = True) -> Convergence:
     (``eval.fd_every``); the runs go under ``workdir`` as one vmapped sweep.
     """
     runs = members.grid(base, ["none"], [], {}, seeds)
-    sweep.run_members(runs, workdir, progress=progress)
+    sweeps.run_members(runs, workdir, progress=progress)
     histories = [workdir_lib.read_metrics(f"{workdir}/{m.name}") for m in runs]
     metric = "hq_fraction" if any("hq_fraction" in r for r in histories[0]) else "fd"
     cells = {step: stats.cell(values) for step, values in step_values(histories, metric).items()}

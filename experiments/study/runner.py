@@ -3,7 +3,7 @@
 1. :func:`train_preset` trains every member of the preset's grids
    (:data:`experiments.study.presets.PRESETS`) that has no finished run under
    ``DIR/<experiment>/`` yet -- members that share a compiled program as one
-   vmapped program, through :func:`experiments.sweep.run_members` -- and
+   vmapped program, through :func:`experiments.study.sweeps.run_members` -- and
    reuses the finished ones; ``jobs`` worker processes (each pinned to its
    share of the cores) train round-robin slices, and a progress bar counts
    member-steps over the whole preset; then it scores each experiment's null
@@ -31,8 +31,7 @@ import jax
 from tqdm.auto import tqdm
 
 import experiments
-from experiments import sweep
-from experiments.study import cells, presets, tables
+from experiments.study import cells, presets, sweeps, tables
 from experiments.study import members as members_lib
 from experiments.study.figures import output
 from regan_jax import calibration, evaluation, families
@@ -130,7 +129,7 @@ def train_preset(preset: str, workdir, *, jobs: int = 1, shard=(0, 1), progress:
     if count > 1:  # a worker: the parent calibrated and owns the bar and the nulls
         members = preset_members(preset, workdir, calibrate=False)
         for name, ms in members.items():
-            sweep.run_members(sweep.shard_members(ms, shard), workdir / name, progress=False,
+            sweeps.run_members(sweeps.shard_members(ms, shard), workdir / name, progress=False,
                               log=log)
         return members
     workdir_lib.write_json(record, {"preset": preset})
@@ -140,7 +139,7 @@ def train_preset(preset: str, workdir, *, jobs: int = 1, shard=(0, 1), progress:
         if jobs == 1:
             for name, ms in members.items():
                 log(f"[{name}] {len(ms)} runs")
-                sweep.run_members(ms, workdir / name, progress=False, log=log)
+                sweeps.run_members(ms, workdir / name, progress=False, log=log)
         else:
             _run_workers(preset, workdir, jobs, log)
     for name, ms in members.items():
