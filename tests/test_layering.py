@@ -233,6 +233,31 @@ def test_the_import_graph_has_no_cycle():
     assert not found
 
 
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Edges against the layering: the library importing the experiments, or the
+    study importing a command module (``experiments.<command>``; the package
+    ``experiments`` itself, the config parser, is allowed)."""
+    def is_command(module):
+        return (module.startswith("experiments.") and not module.startswith("experiments.study")
+                and not module.startswith("experiments.configs"))
+
+    return sorted(f"{a} -> {b}" for a, deps in graph.items() for b in deps
+                  if (a.split(".")[0] == "regan_jax" and b.split(".")[0] == "experiments")
+                  or (a.startswith("experiments.study") and is_command(b)))
+
+
+def test_layer_violations_are_found():
+    graph = {"regan_jax.train": {"experiments"}, "experiments.study.tables": {"experiments.sweep"},
+             "experiments.study.runner": {"experiments", "experiments.study.sweeps"},
+             "experiments.sweep": {"experiments.study.sweeps", "regan_jax.train"}}
+    assert layer_violations(graph) == ["experiments.study.tables -> experiments.sweep",
+                                       "regan_jax.train -> experiments"]
+
+
+def test_the_library_never_imports_the_experiments_nor_the_study_a_command():
+    assert not layer_violations(import_graph())
+
+
 def test_function_level_imports_are_found(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("import os\nif os:\n    import sys\n\n"
