@@ -186,8 +186,47 @@ def test_results_table_reports_median_ci_paired_difference_and_claims(rows):
     assert fields[5] == f"{cells.fmt(d['median'])} [{cells.fmt(d['low'])}, " \
                         f"{cells.fmt(d['high'])}]"
     diverged = next(ln for ln in md.splitlines() if ln.startswith("| L1 (subgradient) | g | 1 |"))
-    assert "∞" in diverged and "†" in diverged and diverged.rstrip(" |").endswith("2/3")
+    assert "∞" in diverged and "†" in diverged
+    unstable, fisher = [f.strip() for f in diverged.strip("|").split("|")][-2:]
+    # 2 of 3 runs unstable against none of the unregularised 3: Fisher's exact test.
+    assert unstable == "2/3"
+    assert fisher == cells.fmt(scipy_stats.fisher_exact([[2, 1], [0, 3]]).pvalue)
     assert "seeds 0,1,2" in md and "100 steps" in md and "preset cpu" in md
+
+
+def test_an_unstable_setting_is_judged_against_the_stable_experiments_baseline():
+    """Thresholds from digits_gan's runs (median 30: unstable above 60), never from the broken
+    baseline (median 280, whose own threshold 560 would call nothing but divergence unstable)."""
+    stable = [row("none", None, None, s, fd=fd) for s, fd in enumerate((28.0, 30.0, 33.0))]
+    name = "digits_gan_unstable"
+    broken = [row("none", None, None, s, name=name, fd=fd)
+              for s, fd in enumerate((250.0, 280.0, 300.0))]
+    fixed = [row("weight_decay", "d", 1.0, s, name=name, fd=fd)
+             for s, fd in enumerate((25.0, 29.0, 31.0))]
+    better = [row("weight_decay", "d", 10.0, s, name=name, fd=fd)
+              for s, fd in enumerate((120.0, 130.0, 140.0))]
+    mine = broken + fixed + better
+    assert cells.stable_rows(stable + mine, name) == stable
+    assert cells.stable_rows(stable + mine, "digits_gan") == stable
+    flags = cells.instability(mine, stable)
+    assert [flags[r["run"]]["unstable"] for r in mine] == [True] * 3 + [False] * 3 + [True] * 3
+    assert not any(f["unstable"] for f in cells.instability(mine).values())  # the broken way
+    stable_cell = cells.cells(stable, "fd")[key("none", None, None)]
+    table = cells.cells(mine, "fd")
+    none = table[key("none", None, None)]
+    assert stable_cell.high >= 30.0  # the CI of the stable median holds the fixed cell's median
+    assert cells.repair(table[key("weight_decay", "d", 1.0)], none, stable_cell, "fd") == \
+        cells.FIXES
+    assert cells.repair(table[key("weight_decay", "d", 10.0)], none, stable_cell, "fd") == \
+        cells.LESS_BROKEN
+    assert cells.repair(none._replace(median=400.0), none, stable_cell, "fd") == cells.NOT_BETTER
+    md = tables.results_table(mine, "cpu", None, stable)
+    assert f"| stable baseline: digits_gan, none | — | — | — | {cells.fmt(30.0)} [" in md
+    lines = {ln.split("|")[3].strip(): [f.strip() for f in ln.strip("|").split("|")]
+             for ln in md.splitlines() if ln.startswith("| weight decay (AdamW) | d |")}
+    assert lines["1"][-3:] == ["0/3", cells.fmt(scipy_stats.fisher_exact(
+        [[0, 3], [3, 0]]).pvalue), "fixes"]
+    assert lines["10"][-3:] == ["3/3", "1", "less broken"]
 
 
 def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
@@ -200,6 +239,21 @@ def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
     assert "| 6.3 |" in pacgan and "0.982" in pacgan and "0.45" in pacgan
     assert "| null: noise |" in md and "true mixture samples, N=100" in md
     assert "| none | — | — | — | 7 [" in md
+
+
+def test_grid25_table_heads_with_the_noise_robust_count_the_published_one_beside():
+    rows = [row("none", None, None, s, name="grid25_gan", modes=m, robust_modes=r,
+                hq_fraction=0.9, reverse_kl=1.3) for s, (m, r) in enumerate(((18, 9), (17, 8),
+                                                                             (19, 10)))]
+    nulls = {"num_samples": 100, "scores": {"noise": {"modes": 20, "robust_modes": 0}}}
+    assert cells.headline_metric(rows) == "robust_modes"
+    md = tables.results_table(rows, "cpu", nulls)
+    header = next(ln for ln in md.splitlines() if ln.startswith("| setting |"))
+    assert "| median robust modes [CI] |" in header and header.index("| modes |") > 0
+    assert "| null: noise | — | — | — | 0 | — | — | — | — | 20 |" in md
+    pacgan = next(ln for ln in md.splitlines() if ln.startswith(f"| {captions.PACGAN_LABEL}"))
+    assert pacgan.startswith(f"| {captions.PACGAN_LABEL} | — | — | — | — | — | — | — | — | 17.3 |")
+    assert "| none | — | — | — | 9 [" in md
 
 
 def test_strength_panel_draws_diverged_cells_at_the_edge_and_nulls_as_lines(rows):
