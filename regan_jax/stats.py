@@ -435,7 +435,7 @@ def equivalence_test(a, b, margin: float) -> float:
     between them (an intersection-union test). With ``n`` pairs and a margin
     given as ``k * s_d`` (a standardized margin), ``t = d̄ / (s_d / sqrt(n))``
     must satisfy ``|t| < k sqrt(n) - t_{n-1, 1-alpha}``: at ``k = 0.5`` this
-    is impossible below ``n = 26`` at ``alpha = 0.05``.
+    is impossible below ``n = 13`` at ``alpha = 0.05``.
 
     Args:
       a, b: paired samples of equal length, finite, at least 2 pairs.
