@@ -229,6 +229,21 @@ def test_an_unstable_setting_is_judged_against_the_stable_experiments_baseline()
     assert lines["10"][-3:] == ["3/3", "1", "less broken"]
 
 
+@pytest.mark.parametrize("name", sorted(cells.STABLE_BASELINES))
+def test_every_unstable_setting_loads_validates_and_names_its_stable_experiment(name):
+    for spec in (f"experiments/configs/{name}.py", f"experiments/configs/{name}.py:smoke"):
+        config = experiments.load_config(spec, [])
+        config_lib.validate(config)
+        assert config.name == name
+    stable = experiments.load_config(f"experiments/configs/{cells.STABLE_BASELINES[name]}.py", [])
+    assert stable.model_type == config.model_type and stable.data.name == config.data.name
+
+
+def test_the_capacity_setting_gives_d_sixteen_times_gs_width():
+    config = experiments.load_config("experiments/configs/digits_gan_capacity.py", [])
+    assert (config.model.g_width, config.model.d_width) == (64, 1024)
+
+
 def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
     rows = [row("none", None, None, s, name="ring8_gan", modes=m, hq_fraction=0.9,
                 reverse_kl=0.5) for s, m in enumerate((6, 7, 8))]
