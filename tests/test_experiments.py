@@ -24,6 +24,7 @@ from scipy import stats as scipy_stats
 import experiments
 from experiments import figures, sweep
 from experiments.study import captions, cells, presets, runner, tables, vocabulary
+from experiments.study import members as members_lib
 from experiments.study.figures import output, panels
 from regan_jax import config as config_lib
 from regan_jax import stats, train
@@ -296,13 +297,59 @@ def test_presets_are_valid_grids():
     for name, experiments_ in presets.PRESETS.items():
         for experiment, grids in experiments_.items():
             for grid in grids:
-                assert grid.config.split(":")[0] == experiment
-                model_type = experiments.load_config(grid.config).model_type
-                vocabulary.check_names(grid.penalties, grid.targets, model_type)
+                # The experiment is the config's name (a grid may rename its base config).
+                config = experiments.load_config(grid.config)
+                assert dict(grid.overrides).get("name", config.name) == experiment
+                vocabulary.check_names(grid.penalties, grid.targets, config.model_type)
                 assert all(s > 0 for s in grid.strengths) and grid.seeds
+                # Every grid states why it has its seeds (a PowerPlan states its own).
+                assert isinstance(grid.seeds, presets.PowerPlan) or grid.seeds_reason
             assert name == "smoke" or "none" in grids[0].penalties
-    assert all(len(g.seeds) >= 3 for gs in presets.PRESETS["full"].values() for g in gs)
+    assert all(len(presets.grid_seeds(g)[0]) >= 3 for gs in presets.PRESETS["full"].values()
+               for g in gs)
     assert "fashion_mnist_gan" in presets.PRESETS["full"]
+
+
+def test_a_power_plan_asks_the_pilot_for_its_seeds():
+    """The full preset's unstable grid: the pilot's paired FDs read with the csv module, the
+    Hedges-corrected d_z, and statsmodels' sample size at Holm's first step of 72."""
+    from statsmodels.stats.power import TTestPower
+
+    plan = presets.UNSTABLE_POWER
+    with open(plan.pilot, newline="") as f:
+        runs = [r for r in csv.DictReader(f) if r["config.name"] == plan.experiment]
+    fd = {(r["penalty"], r["target"], r["effective_strength"] or None, int(r["seed"])):
+          float(r["fd"]) for r in runs if r["regulariser"] == "none" and r["fd"]}
+    d = np.array([fd[(plan.penalty, plan.target, "1.0", s)] - fd[("none", "", None, s)]
+                  for s in range(5)])
+    d_z = d.mean() / d.std(ddof=1)
+    corrected = d_z * math.gamma(2) / (math.sqrt(2) * math.gamma(1.5))  # J(4)
+    n = TTestPower().solve_power(effect_size=abs(corrected), alpha=0.05 / 72, power=0.8,
+                                 alternative="larger")
+    (grid,) = [g for g in presets.PRESETS["full"]["digits_gan_unstable"] if g.on == "none"]
+    seeds, reason = presets.grid_seeds(grid)
+    assert plan.family_size == 72 and seeds == tuple(range(math.ceil(n)))
+    assert f"d_z {d_z:.2f} over 5 seeds, {corrected:.2f} corrected" in reason
+    assert reason.startswith(f"{math.ceil(n)} seeds: 80% power") and "step 1 of 72" in reason
+    plain = presets.PRESETS["cpu"]["digits_gan"][0]
+    assert presets.grid_seeds(plain) == (presets.SEEDS, presets.CPU_REASON)
+
+
+def test_the_length_ablation_doubles_the_length_at_one_effective_strength():
+    (short,), (long,) = (presets.PRESETS["length"][f"digits_gan_length{k}x"] for k in (1, 2))
+    configs = [experiments.load_config(g.config, g.overrides) for g in (short, long)]
+    assert [c.steps for c in configs] == [5000, 10000]
+    assert short.penalties == long.penalties == ("none", "weight_decay")
+    assert short.strengths == long.strengths == (1.0,) and short.units == "effective"
+
+
+@pytest.mark.parametrize("penalty,expected", [("weight_decay", 1.0 / 5000),
+                                              ("prox_l1", 1.0 / 5000),
+                                              ("elastic_net", 1.0 / 5000),
+                                              ("l2", 1.0), ("l1", 1.0),
+                                              ("max_norm", None), ("none", None)])
+def test_strength_per_step_divides_a_per_run_strength_by_the_steps(penalty, expected):
+    assert members_lib.strength_per_step(penalty, 1.0, 5000) == expected
 
 
 # ----------------------------------------------------------------------------
@@ -423,9 +470,11 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     md = (workdir / tables.RESULTS_MD).read_text()
     section = md.split("### digits_gan", 1)[1].split("\n### ", 1)[0]
     on_g = section.split("**Penalty on G**", 1)[1]
-    line = next(ln for ln in on_g.splitlines() if ln.startswith("| L1 (proximal) | g | 0.1 |"))
+    line = next(ln for ln in on_g.splitlines() if ln.startswith("| L1 (proximal) | g | 0.1 "))
     fields = [f.strip().replace("**", "") for f in line.strip("|").split("|")]
     fmt = cells.fmt
+    # A proximal penalty's effective strength is a total over the run: per step beside it.
+    assert fields[2] == f"0.1 ({0.1 / raw['steps']:.2g}/step)"
     assert fields[3] == fmt(raw["penalty"]["g"]["strength"])
     assert fields[4] == f"{fmt(np.median(penalised))} [{fmt(low)}, {fmt(high)}]"
     assert fields[5] == f"{fmt(d['median'])} [{fmt(d['low'])}, {fmt(d['high'])}]"

@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 
 from experiments import sweep
-from experiments.study import captions, cells, presets, vocabulary
+from experiments.study import captions, cells, members, presets, vocabulary
 from regan_jax import workdir as workdir_lib
 
 RESULTS_CSV = "results.csv"
@@ -57,7 +57,8 @@ TABLE_NOTE = (
     "= Fisher's exact two-sided test of the unstable k/n against the reference's; repair (in an "
     f"unstable setting) = '{cells.FIXES}' where the median FD falls within the stable baseline's "
     f"95 % CI or below it, '{cells.LESS_BROKEN}' where it is only below the setting's own "
-    "unregularised median.")
+    "unregularised median; a decoupled or proximal penalty's effective strength is a total over "
+    "the run, its value per step beside it.")
 
 
 def _extras(rows, metric: str) -> list[str]:
@@ -168,7 +169,7 @@ class _TableContext:
         c = self.comparisons.get(key)
         raw = sorted({r["value"] for r in runs if r["value"] is not None})
         strength = "—" if key.strength is None or cells.role_of_key(key) == "baseline" \
-            else f"{key.strength:.3g}"
+            else _strength(key, runs, self.effective)
         fields = [label, key.target or "—", strength,
                   ", ".join(f"{v:.3g}" for v in raw) or "—",
                   _ci(self.table.get(key), bold=c is not None and c.claim in ("better",)),
@@ -183,6 +184,17 @@ class _TableContext:
         fields.append("—" if share is None else f"{share.k}/{share.n}")
         fields += self._fisher_and_repair(key, c, share)
         return "| " + " | ".join(fields) + " |"
+
+
+def _strength(key, runs, effective: bool) -> str:
+    """A cell's strength; an effective one that is a total over the run with its value per
+    step beside it (:func:`experiments.study.members.strength_per_step`)."""
+    steps = {r.get("config.steps") for r in runs} - {None}
+    per_step = (members.strength_per_step(key.penalty, key.strength, int(steps.pop()))
+                if effective and len(steps) == 1 else None)
+    if per_step is None or per_step == key.strength:
+        return f"{key.strength:.3g}"
+    return f"{key.strength:.3g} ({per_step:.2g}/step)"
 
 
 def _reference_lines(nulls, name: str, metric: str, extras, stable: bool = False) -> list[str]:
