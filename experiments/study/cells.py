@@ -446,8 +446,8 @@ def _claim(c: Comparison, by_key: dict, metric: str) -> str:
 
 # What "unstable" means, for captions and tables (the thresholds are stability's).
 UNSTABLE_RULE = (f"diverged, FD oscillating (rebound > {stability.REBOUND:g}×), collapsed to "
-                 f"under half the modes, or final FD > {stability.RELATIVE_FD:g}× the "
-                 "unregularised median")
+                 f"under half the modes, or final FD > {stability.RELATIVE_FD:g}× the stable "
+                 "unregularised median (the stable experiment's in an unstable setting)")
 
 
 def _unregularised(rows) -> list[dict]:
