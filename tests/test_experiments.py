@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
+from statsmodels.stats.power import TTestPower
 
 import experiments
 from experiments import figures, sweep
@@ -313,8 +314,6 @@ def test_presets_are_valid_grids():
 def test_a_power_plan_asks_the_pilot_for_its_seeds():
     """The full preset's unstable grid: the pilot's paired FDs read with the csv module, the
     Hedges-corrected d_z, and statsmodels' sample size at Holm's first step of 72."""
-    from statsmodels.stats.power import TTestPower
-
     plan = presets.UNSTABLE_POWER
     with open(plan.pilot, newline="") as f:
         runs = [r for r in csv.DictReader(f) if r["config.name"] == plan.experiment]

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import scipy.stats
+from statsmodels.stats.power import TTestPower
 
 from regan_jax import stats
 
@@ -317,8 +318,6 @@ def test_corrected_effect_size_is_hedges_exact_factor():
 @pytest.mark.parametrize("effect,m,rank", [(1.65, 12, 1), (1.0, 12, 1), (0.5, 1, 1),
                                            (2.0, 69, 3), (0.8, 10, 10)])
 def test_seeds_for_power_matches_statsmodels(effect, m, rank):
-    from statsmodels.stats.power import TTestPower
-
     # A pilot whose corrected effect is exactly `effect`: d_z = effect / J(4).
     z = np.array([-1.2, -0.4, 0.1, 0.5, 1.0])
     z = (z - z.mean()) / z.std(ddof=1)
