@@ -408,9 +408,9 @@ def _sesoi(t: Test) -> str:
 
 
 def _tests_table(tests: list[Test]) -> str:
-    lines = ["| experiment | metric | penalty | target | strength | n | cell median | "
-             "reference median | Δ median [95 % CI] | d_z | SESOI | p claimed way (Holm) | "
-             "p against (Holm) | p equivalent (Holm) | reading | unstable |",
+    lines = [("| experiment | metric | penalty | target | strength | n | cell median | "
+              "reference median | Δ median [95 % CI] | d_z | SESOI | p claimed way (Holm) | "
+              "p against (Holm) | p equivalent (Holm) | reading | unstable |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in tests:
         c, d = t.comparison, t.comparison.difference
@@ -507,9 +507,9 @@ def claims_markdown(rows, claims=CLAIMS) -> str:
                  "Holm-adjusted tests show at 0.05; unstable = k/n runs, " + cells.UNSTABLE_RULE
                  + ".\n")
     parts += ["## Sensitivity: the degenerate-cell guard\n",
-              "The guard was added after the first look at the data (module docstring); the "
-              "verdicts of every guarded part and its claim with the guard and without it (every "
-              "cell counted, the families re-adjusted):\n", sensitivity_table(rows, claims)]
+              ("The guard was added after the first look at the data (module docstring); the "
+               "verdicts of every guarded part and its claim with the guard and without it (every "
+               "cell counted, the families re-adjusted):\n"), sensitivity_table(rows, claims)]
     return "\n".join(parts) + "\n"
 
 
