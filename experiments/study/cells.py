@@ -41,7 +41,7 @@ Rows are those of :func:`experiments.sweep.collect` (labels ``penalty``,
   *fixes* it when its median FD falls within the stable baseline's 95 % CI
   (or below it) and is *less broken* when its median is only below the
   setting's own unregularised median (:func:`repair`).
-- **Modes on grid25** (:data:`NOISE_ROBUST_MODES`): uniform noise covers 20.9
+- **Modes on grid25** (:data:`NOISE_ROBUST_MODES`): uniform noise covers 20
   of grid25's 25 modes under the one-sample rule, more than the GANs, so
   there the headline and the claims use the noise-robust count
   (``robust_modes``), the published count beside it.
