@@ -20,10 +20,12 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
+from statsmodels.stats.power import TTestPower
 
 import experiments
 from experiments import figures, sweep
 from experiments.study import captions, cells, presets, runner, tables, vocabulary
+from experiments.study import members as members_lib
 from experiments.study.figures import output, panels
 from regan_jax import config as config_lib
 from regan_jax import stats, train
@@ -186,8 +188,62 @@ def test_results_table_reports_median_ci_paired_difference_and_claims(rows):
     assert fields[5] == f"{cells.fmt(d['median'])} [{cells.fmt(d['low'])}, " \
                         f"{cells.fmt(d['high'])}]"
     diverged = next(ln for ln in md.splitlines() if ln.startswith("| L1 (subgradient) | g | 1 |"))
-    assert "∞" in diverged and "†" in diverged and diverged.rstrip(" |").endswith("2/3")
+    assert "∞" in diverged and "†" in diverged
+    unstable, fisher = [f.strip() for f in diverged.strip("|").split("|")][-2:]
+    # 2 of 3 runs unstable against none of the unregularised 3: Fisher's exact test.
+    assert unstable == "2/3"
+    assert fisher == cells.fmt(scipy_stats.fisher_exact([[2, 1], [0, 3]]).pvalue)
     assert "seeds 0,1,2" in md and "100 steps" in md and "preset cpu" in md
+
+
+def test_an_unstable_setting_is_judged_against_the_stable_experiments_baseline():
+    """Thresholds from digits_gan's runs (median 30: unstable above 60), never from the broken
+    baseline (median 280, whose own threshold 560 would call nothing but divergence unstable)."""
+    stable = [row("none", None, None, s, fd=fd) for s, fd in enumerate((28.0, 30.0, 33.0))]
+    name = "digits_gan_unstable"
+    broken = [row("none", None, None, s, name=name, fd=fd)
+              for s, fd in enumerate((250.0, 280.0, 300.0))]
+    fixed = [row("weight_decay", "d", 1.0, s, name=name, fd=fd)
+             for s, fd in enumerate((25.0, 29.0, 31.0))]
+    better = [row("weight_decay", "d", 10.0, s, name=name, fd=fd)
+              for s, fd in enumerate((120.0, 130.0, 140.0))]
+    mine = broken + fixed + better
+    assert cells.stable_rows(stable + mine, name) == stable
+    assert cells.stable_rows(stable + mine, "digits_gan") == stable
+    flags = cells.instability(mine, stable)
+    assert [flags[r["run"]]["unstable"] for r in mine] == [True] * 3 + [False] * 3 + [True] * 3
+    assert not any(f["unstable"] for f in cells.instability(mine).values())  # the broken way
+    stable_cell = cells.cells(stable, "fd")[key("none", None, None)]
+    table = cells.cells(mine, "fd")
+    none = table[key("none", None, None)]
+    assert stable_cell.high >= 30.0  # the CI of the stable median holds the fixed cell's median
+    assert cells.repair(table[key("weight_decay", "d", 1.0)], none, stable_cell, "fd") == \
+        cells.FIXES
+    assert cells.repair(table[key("weight_decay", "d", 10.0)], none, stable_cell, "fd") == \
+        cells.LESS_BROKEN
+    assert cells.repair(none._replace(median=400.0), none, stable_cell, "fd") == cells.NOT_BETTER
+    md = tables.results_table(mine, "cpu", None, stable)
+    assert f"| stable baseline: digits_gan, none | — | — | — | {cells.fmt(30.0)} [" in md
+    lines = {ln.split("|")[3].strip(): [f.strip() for f in ln.strip("|").split("|")]
+             for ln in md.splitlines() if ln.startswith("| weight decay (AdamW) | d |")}
+    assert lines["1"][-3:] == ["0/3", cells.fmt(scipy_stats.fisher_exact(
+        [[0, 3], [3, 0]]).pvalue), "fixes"]
+    assert lines["10"][-3:] == ["3/3", "1", "less broken"]
+
+
+@pytest.mark.parametrize("name", sorted(cells.STABLE_BASELINES))
+def test_every_unstable_setting_loads_validates_and_names_its_stable_experiment(name):
+    for spec in (f"experiments/configs/{name}.py", f"experiments/configs/{name}.py:smoke"):
+        config = experiments.load_config(spec, [])
+        config_lib.validate(config)
+        assert config.name == name
+    stable = experiments.load_config(f"experiments/configs/{cells.STABLE_BASELINES[name]}.py", [])
+    assert stable.model_type == config.model_type and stable.data.name == config.data.name
+
+
+def test_the_capacity_setting_gives_d_sixteen_times_gs_width():
+    config = experiments.load_config("experiments/configs/digits_gan_capacity.py", [])
+    assert (config.model.g_width, config.model.d_width) == (64, 1024)
 
 
 def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
@@ -200,6 +256,21 @@ def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
     assert "| 6.3 |" in pacgan and "0.982" in pacgan and "0.45" in pacgan
     assert "| null: noise |" in md and "true mixture samples, N=100" in md
     assert "| none | — | — | — | 7 [" in md
+
+
+def test_grid25_table_heads_with_the_noise_robust_count_the_published_one_beside():
+    rows = [row("none", None, None, s, name="grid25_gan", modes=m, robust_modes=r,
+                hq_fraction=0.9, reverse_kl=1.3) for s, (m, r) in enumerate(((18, 9), (17, 8),
+                                                                             (19, 10)))]
+    nulls = {"num_samples": 100, "scores": {"noise": {"modes": 20, "robust_modes": 0}}}
+    assert cells.headline_metric(rows) == "robust_modes"
+    md = tables.results_table(rows, "cpu", nulls)
+    header = next(ln for ln in md.splitlines() if ln.startswith("| setting |"))
+    assert "| median robust modes [CI] |" in header and header.index("| modes |") > 0
+    assert "| null: noise | — | — | — | 0 | — | — | — | — | 20 |" in md
+    pacgan = next(ln for ln in md.splitlines() if ln.startswith(f"| {captions.PACGAN_LABEL}"))
+    assert pacgan.startswith(f"| {captions.PACGAN_LABEL} | — | — | — | — | — | — | — | — | 17.3 |")
+    assert "| none | — | — | — | 9 [" in md
 
 
 def test_strength_panel_draws_diverged_cells_at_the_edge_and_nulls_as_lines(rows):
@@ -227,13 +298,57 @@ def test_presets_are_valid_grids():
     for name, experiments_ in presets.PRESETS.items():
         for experiment, grids in experiments_.items():
             for grid in grids:
-                assert grid.config.split(":")[0] == experiment
-                model_type = experiments.load_config(grid.config).model_type
-                vocabulary.check_names(grid.penalties, grid.targets, model_type)
+                # The experiment is the config's name (a grid may rename its base config).
+                config = experiments.load_config(grid.config)
+                assert dict(grid.overrides).get("name", config.name) == experiment
+                vocabulary.check_names(grid.penalties, grid.targets, config.model_type)
                 assert all(s > 0 for s in grid.strengths) and grid.seeds
+                # Every grid states why it has its seeds (a PowerPlan states its own).
+                assert isinstance(grid.seeds, presets.PowerPlan) or grid.seeds_reason
             assert name == "smoke" or "none" in grids[0].penalties
-    assert all(len(g.seeds) >= 3 for gs in presets.PRESETS["full"].values() for g in gs)
+    assert all(len(presets.grid_seeds(g)[0]) >= 3 for gs in presets.PRESETS["full"].values()
+               for g in gs)
     assert "fashion_mnist_gan" in presets.PRESETS["full"]
+
+
+def test_a_power_plan_asks_the_pilot_for_its_seeds():
+    """The full preset's unstable grid: the pilot's paired FDs read with the csv module, the
+    Hedges-corrected d_z, and statsmodels' sample size at Holm's first step of 72."""
+    plan = presets.UNSTABLE_POWER
+    with open(plan.pilot, newline="") as f:
+        runs = [r for r in csv.DictReader(f) if r["config.name"] == plan.experiment]
+    fd = {(r["penalty"], r["target"], r["effective_strength"] or None, int(r["seed"])):
+          float(r["fd"]) for r in runs if r["regulariser"] == "none" and r["fd"]}
+    d = np.array([fd[(plan.penalty, plan.target, "1.0", s)] - fd[("none", "", None, s)]
+                  for s in range(5)])
+    d_z = d.mean() / d.std(ddof=1)
+    corrected = d_z * math.gamma(2) / (math.sqrt(2) * math.gamma(1.5))  # J(4)
+    n = TTestPower().solve_power(effect_size=abs(corrected), alpha=0.05 / 72, power=0.8,
+                                 alternative="larger")
+    (grid,) = [g for g in presets.PRESETS["full"]["digits_gan_unstable"] if g.on == "none"]
+    seeds, reason = presets.grid_seeds(grid)
+    assert plan.family_size == 72 and seeds == tuple(range(math.ceil(n)))
+    assert f"d_z {d_z:.2f} over 5 seeds, {corrected:.2f} corrected" in reason
+    assert reason.startswith(f"{math.ceil(n)} seeds: 80% power") and "step 1 of 72" in reason
+    plain = presets.PRESETS["cpu"]["digits_gan"][0]
+    assert presets.grid_seeds(plain) == (presets.SEEDS, presets.CPU_REASON)
+
+
+def test_the_length_ablation_doubles_the_length_at_one_effective_strength():
+    (short,), (long,) = (presets.PRESETS["length"][f"digits_gan_length{k}x"] for k in (1, 2))
+    configs = [experiments.load_config(g.config, g.overrides) for g in (short, long)]
+    assert [c.steps for c in configs] == [5000, 10000]
+    assert short.penalties == long.penalties == ("none", "weight_decay")
+    assert short.strengths == long.strengths == (1.0,) and short.units == "effective"
+
+
+@pytest.mark.parametrize("penalty,expected", [("weight_decay", 1.0 / 5000),
+                                              ("prox_l1", 1.0 / 5000),
+                                              ("elastic_net", 1.0 / 5000),
+                                              ("l2", 1.0), ("l1", 1.0),
+                                              ("max_norm", None), ("none", None)])
+def test_strength_per_step_divides_a_per_run_strength_by_the_steps(penalty, expected):
+    assert members_lib.strength_per_step(penalty, 1.0, 5000) == expected
 
 
 # ----------------------------------------------------------------------------
@@ -354,9 +469,11 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     md = (workdir / tables.RESULTS_MD).read_text()
     section = md.split("### digits_gan", 1)[1].split("\n### ", 1)[0]
     on_g = section.split("**Penalty on G**", 1)[1]
-    line = next(ln for ln in on_g.splitlines() if ln.startswith("| L1 (proximal) | g | 0.1 |"))
+    line = next(ln for ln in on_g.splitlines() if ln.startswith("| L1 (proximal) | g | 0.1 "))
     fields = [f.strip().replace("**", "") for f in line.strip("|").split("|")]
     fmt = cells.fmt
+    # A proximal penalty's effective strength is a total over the run: per step beside it.
+    assert fields[2] == f"0.1 ({0.1 / raw['steps']:.2g}/step)"
     assert fields[3] == fmt(raw["penalty"]["g"]["strength"])
     assert fields[4] == f"{fmt(np.median(penalised))} [{fmt(low)}, {fmt(high)}]"
     assert fields[5] == f"{fmt(d['median'])} [{fmt(d['low'])}, {fmt(d['high'])}]"

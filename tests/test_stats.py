@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import scipy.stats
+from statsmodels.stats.power import TTestPower
 
 from regan_jax import stats
 
@@ -270,3 +271,101 @@ def test_effect_size_zero_variance_and_bad_input():
         stats.effect_size([1.0], [0.0])
     with pytest.raises(ValueError, match=r"len\(a\)=2, len\(b\)=1"):
         stats.effect_size([1.0, 2.0], [0.0])
+
+
+# --- equivalence, power, Fisher ---------------------------------------------------------
+
+def _tost_by_hand(d, margin):
+    """Two one-sided t-tests written out with scipy's t distribution."""
+    n, mean, sd = d.size, d.mean(), d.std(ddof=1)
+    se = sd / math.sqrt(n)
+    p_lower = scipy.stats.t.sf((mean + margin) / se, n - 1)  # H0: mean <= -margin
+    p_upper = scipy.stats.t.cdf((mean - margin) / se, n - 1)  # H0: mean >= +margin
+    return max(p_lower, p_upper)
+
+
+@pytest.mark.parametrize("seed,shift,margin", [(0, 0.0, 1.0), (1, 0.3, 0.5), (2, -0.2, 2.0),
+                                              (3, 1.5, 1.0)])
+def test_equivalence_test_matches_tost_by_hand(seed, shift, margin):
+    a = _normal(seed, 8, scale=0.5, shift=shift)
+    b = np.zeros(8)
+    assert stats.equivalence_test(a, b, margin) == pytest.approx(_tost_by_hand(a - b, margin),
+                                                                 rel=1e-10)
+    # The same as scipy's one-sided ttest_1samp against each bound.
+    p_lower = scipy.stats.ttest_1samp(a - b, -margin, alternative="greater").pvalue
+    p_upper = scipy.stats.ttest_1samp(a - b, margin, alternative="less").pvalue
+    assert stats.equivalence_test(a, b, margin) == pytest.approx(max(p_lower, p_upper), rel=1e-10)
+
+
+def test_equivalence_test_constant_differences_and_bad_margin():
+    assert stats.equivalence_test([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], 0.1) == 0.0
+    assert stats.equivalence_test([2.0, 2.0, 2.0], [0.0, 0.0, 0.0], 1.0) == 1.0
+    with pytest.raises(ValueError, match="margin"):
+        stats.equivalence_test([1.0, 2.0], [0.0, 0.0], 0.0)
+
+
+def test_corrected_effect_size_is_hedges_exact_factor():
+    d = np.array([1.0, 2.5, 0.5, 1.5, 3.0])
+    d_z = d.mean() / d.std(ddof=1)
+    df = d.size - 1
+    j = math.gamma(df / 2) / (math.sqrt(df / 2) * math.gamma((df - 1) / 2))
+    assert stats.corrected_effect_size(d) == pytest.approx(j * d_z, rel=1e-12)
+    assert j == pytest.approx(1 - 3 / (4 * df - 1), abs=0.01)  # Hedges' approximation
+    with pytest.raises(ValueError, match="at least 3"):
+        stats.corrected_effect_size([1.0, 2.0])
+
+
+@pytest.mark.parametrize("effect,m,rank", [(1.65, 12, 1), (1.0, 12, 1), (0.5, 1, 1),
+                                           (2.0, 69, 3), (0.8, 10, 10)])
+def test_seeds_for_power_matches_statsmodels(effect, m, rank):
+    # A pilot whose corrected effect is exactly `effect`: d_z = effect / J(4).
+    z = np.array([-1.2, -0.4, 0.1, 0.5, 1.0])
+    z = (z - z.mean()) / z.std(ddof=1)
+    j = math.exp(math.lgamma(2) - math.lgamma(1.5)) / math.sqrt(2)
+    pilot = z + effect / j
+    plan = stats.seeds_for_power(pilot, alpha=0.05, power=0.8, holm_rank=rank, family_size=m)
+    assert plan["d_z_corrected"] == pytest.approx(effect, rel=1e-12)
+    assert plan["alpha_step"] == pytest.approx(0.05 / (m - rank + 1))
+    n = TTestPower().solve_power(effect_size=effect, alpha=0.05 / (m - rank + 1), power=0.8,
+                                 alternative="larger")
+    assert plan["seeds"] == math.ceil(n)
+    assert plan["power"] >= 0.8
+    assert stats.t_test_power(effect, plan["seeds"] - 1, plan["alpha_step"]) < 0.8
+    assert stats.t_test_power(effect, plan["seeds"], plan["alpha_step"]) == pytest.approx(
+        TTestPower().power(effect_size=effect, nobs=plan["seeds"],
+                           alpha=plan["alpha_step"], alternative="larger"), rel=1e-8)
+
+
+def test_t_test_power_matches_a_simulation():
+    """Monte Carlo with a fixed seed: the rejection rate of scipy's one-sided t-test."""
+    rng = np.random.default_rng(0)
+    n, effect, alpha, trials = 6, 1.2, 0.01, 20000
+    d = rng.standard_normal((trials, n)) + effect
+    p = scipy.stats.ttest_1samp(d, 0.0, axis=1, alternative="greater").pvalue
+    rate = float(np.mean(p < alpha))
+    assert stats.t_test_power(effect, n, alpha) == pytest.approx(rate, abs=4 * math.sqrt(
+        rate * (1 - rate) / trials))
+
+
+def test_seeds_for_power_rejects_bad_input():
+    with pytest.raises(ValueError, match="holm_rank"):
+        stats.seeds_for_power([1.0, 2.0, 1.5], holm_rank=3, family_size=2)
+    with pytest.raises(ValueError, match="zero variance"):
+        stats.seeds_for_power([1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="more than"):
+        stats.seeds_for_power([0.001, -0.5, 0.5, 0.01], max_seeds=50)
+
+
+@pytest.mark.parametrize("table", [(2, 5, 0, 5), (0, 5, 5, 5), (3, 8, 1, 8), (4, 6, 4, 6),
+                                   (1, 3, 7, 12), (0, 4, 0, 9)])
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_fisher_exact_matches_scipy(table, alternative):
+    k_a, n_a, k_b, n_b = table
+    ref = scipy.stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]],
+                                   alternative=alternative).pvalue
+    assert stats.fisher_exact(k_a, n_a, k_b, n_b, alternative) == pytest.approx(ref, rel=1e-10)
+
+
+def test_fisher_exact_rejects_bad_counts():
+    with pytest.raises(ValueError, match="counts"):
+        stats.fisher_exact(6, 5, 0, 5)

@@ -24,6 +24,12 @@ def test_every_metric_declares_a_direction_and_a_worst_value(name):
         assert spec.worst is not None and spec.worst <= 0.0
 
 
+@pytest.mark.parametrize("name", list(vocabulary.METRICS))
+def test_every_metric_declares_a_positive_smallest_effect_of_interest(name):
+    sesoi = vocabulary.METRICS[name].sesoi
+    assert sesoi.scale in ("units", "d_z") and math.isfinite(sesoi.value) and sesoi.value > 0
+
+
 def test_an_undeclared_metric_is_refused():
     with pytest.raises(ValueError, match="undeclared metric 'sharpness'; declared: fd, kid"):
         vocabulary.metric("sharpness")

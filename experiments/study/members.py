@@ -125,6 +125,24 @@ def raw_value(base, penalty: str, net: str, effective: float, record) -> float:
                                         record["networks"][net], effective)
 
 
+def strength_per_step(penalty: str, effective: float | None, steps: int) -> float | None:
+    """An effective strength per training step, shown beside the per-run one.
+
+    A decoupled or proximal penalty's effective strength is its total
+    shrinkage over the run's ``steps`` (:mod:`regan_jax.calibration`), so per
+    step it is ``effective / steps``: the same e over twice the steps is half
+    the push per step (the length confound the ``length`` preset ablates).
+    A coupled penalty's e is already per step (its gradient relative to the
+    loss gradient) and comes back unchanged; a radius, a baseline or a
+    missing strength gives None.
+    """
+    spec = PENALTIES.get(penalty)
+    if effective is None or spec is None or spec.swept != "strength":
+        return None
+    over_the_run = spec.coupling == "decoupled" or spec.kind.startswith("prox_")
+    return effective / steps if over_the_run else effective
+
+
 def grid(base, penalties, target_names, values, seeds, calibration=None,
          on: str = "none") -> list[Member]:
     """Every (penalty, target, value, seed); unswept penalties once per seed.

@@ -19,11 +19,86 @@ or a total shrinkage over the run of 0.1, 1 and 10 weight sizes
   normalisation with its own learning-rate sweep) and weight decay on top of
   R1; on the other experiments the penalties that bear on each claim.
 - ``full``: the same protocol for a GPU: 8 seeds, six strengths, the full
-  factorial on every experiment, twice the measured lengths, Fashion-MNIST.
+  factorial on every experiment, twice the measured lengths, Fashion-MNIST;
+  the unstable setting at the seeds its claim needs for 80 % power
+  (:class:`PowerPlan`, from the ``cpu`` study's results as the pilot).
+- ``length``: the length ablation (declared, not yet run): one penalty
+  (weight decay on both networks) against the unregularised runs at e = 1,
+  at the digits GAN's measured length and at twice it, as separate
+  experiments (``digits_gan_length1x`` / ``_length2x``). An effective
+  strength of a decoupled or proximal penalty is a shrinkage over the whole
+  run, so at twice the length e = 1 is half the strength per step
+  (:func:`experiments.study.members.strength_per_step`): whether a verdict
+  changes between the two says whether it depends on the length.
+
+Every grid states its seeds and why (``seeds_reason``): a budget, or a
+:class:`PowerPlan` that :func:`grid_seeds` resolves with
+:func:`regan_jax.stats.seeds_for_power` on a pilot's paired differences.
 """
+import pathlib
 from typing import NamedTuple
 
+from experiments import sweep
+from experiments.study import cells
 from experiments.study.vocabulary import BASELINES, WEIGHT_PENALTIES
+from regan_jax import stats
+
+# The first study's runs (issue #13's cpu preset), the pilot of a PowerPlan.
+PILOT = pathlib.Path(__file__).resolve().parents[2] / "docs" / "study" / "results.csv"
+
+
+class PowerPlan(NamedTuple):
+    """Seeds chosen by power: the pilot effect a grid is sized for and the Holm step it faces.
+
+    :func:`grid_seeds` reads the pilot's paired differences of ``metric``
+    between ``penalty`` on ``target`` at ``strength`` and the unregularised
+    runs of ``experiment`` (same seeds), and asks
+    :func:`regan_jax.stats.seeds_for_power` for ``power`` at Holm's step
+    ``holm_rank`` of a family of ``family_size`` tests (the claim's
+    directional family in the grid that uses the plan: 2 × its comparisons).
+
+    The pilot effect is chosen after the pilot (the best of its cells), so
+    even corrected for small samples it is optimistic, and rank 1 is the most
+    lenient Holm step: the seeds are a lower bound.
+    """
+    experiment: str
+    metric: str
+    penalty: str
+    target: str
+    strength: float
+    family_size: int
+    holm_rank: int = 1
+    power: float = 0.8
+    pilot: str = str(PILOT)
+
+
+def pilot_differences(plan: PowerPlan):
+    """The pilot's paired differences (cell − unregularised, by seed) of ``plan``."""
+    rows = cells.experiment_rows(sweep.read_csv(plan.pilot), plan.experiment)
+    by_key = cells.seed_values(rows, plan.metric)
+    cell = cells.CellKey("none", plan.penalty, plan.target, plan.strength)
+    none = cells.baseline_keys(rows, plan.metric).get("none")
+    if cell not in by_key or none is None:
+        raise ValueError(f"the pilot {plan.pilot} has no {plan.metric} of {cell} and the "
+                         f"unregularised runs of {plan.experiment!r}")
+    return cells.paired(by_key[cell], by_key[none])
+
+
+def grid_seeds(grid) -> tuple[tuple, str]:
+    """``(seeds, reason)`` of a grid: its own, or those its :class:`PowerPlan` asks for."""
+    plan = grid.seeds
+    if not isinstance(plan, PowerPlan):
+        return tuple(plan), grid.seeds_reason
+    chosen = stats.seeds_for_power(pilot_differences(plan), cells.ALPHA, plan.power,
+                                   plan.holm_rank, plan.family_size)
+    n = chosen["seeds"]
+    reason = (f"{n} seeds: {plan.power:.0%} power for a one-sided paired t-test at Holm's step "
+              f"{plan.holm_rank} of {plan.family_size} (alpha' = {chosen['alpha_step']:.3g}) "
+              f"against the pilot's {plan.metric} effect of {plan.penalty} on {plan.target} at "
+              f"e = {plan.strength:g} in {plan.experiment}: d_z {chosen['d_z']:.2f} over "
+              f"{chosen['pilot_n']} seeds, {chosen['d_z_corrected']:.2f} corrected for small "
+              f"samples (a lower bound: the best pilot cell)")
+    return tuple(range(n)), reason
 
 
 class StudyGrid(NamedTuple):
@@ -36,13 +111,14 @@ class StudyGrid(NamedTuple):
       strengths: the grid of strengths (effective or raw λ, by ``units``).
       radii: the grid of max-norm radii (effective: multiples of the initial
         unit norm; raw: r).
-      seeds: the seeds of every cell.
+      seeds: the seeds of every cell, or a :class:`PowerPlan` (:func:`grid_seeds`).
       overrides: ``(dotted key, value)`` pairs applied to the base config.
       units: ``'effective'`` (calibrated first) or ``'raw'``.
       on: the regulariser every member carries (``'r1'``: penalties on top of R1).
       learning_rates: spectral normalisation's own learning-rate sweep (empty:
         the config's rate).
       calibration_steps: steps of each calibration run (2 seeds).
+      seeds_reason: why these seeds (a PowerPlan states its own).
     """
     config: str
     penalties: tuple
@@ -55,6 +131,7 @@ class StudyGrid(NamedTuple):
     on: str = "none"
     learning_rates: tuple = ()
     calibration_steps: int = 200
+    seeds_reason: str = ""
 
 
 EFFECTIVE = (0.1, 1.0, 10.0)
@@ -62,6 +139,15 @@ EFFECTIVE_RADII = (0.5, 1.0, 2.0)
 SEEDS = (0, 1, 2, 3, 4)
 FULL_SEEDS = tuple(range(8))
 FULL_EFFECTIVE = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+SMOKE_REASON = "a smoke test: the numbers mean nothing"
+CPU_REASON = ("5 seeds: the 2-core CPU budget (<= 2 h), not chosen by power: at the best "
+              "observed effect a cell needs about 10")
+FULL_REASON = "8 seeds: the GPU budget, not chosen by power"
+# The unstable setting's stability claim in the full preset: weight decay and L2 on G, D and
+# both at six strengths, 36 comparisons, so 72 directional tests; sized for the cpu study's
+# largest FD effect there (weight decay on both at e = 1).
+UNSTABLE_POWER = PowerPlan("digits_gan_unstable", "fd", "weight_decay", "both", 1.0,
+                           family_size=2 * 2 * 3 * len(FULL_EFFECTIVE))
 
 
 def _quiet(steps: int, fd_points: int, num_samples: int) -> tuple:
@@ -84,29 +170,40 @@ _SMOKE_NO_FD = (*_SMOKE, ("eval.fd_every", 0))
 def _smoke(config: str, target: str) -> tuple:
     """One raw-unit prox L1 grid: the experiment's figure from one compiled program."""
     return (StudyGrid(f"{config}:smoke", ("prox_l1",), (target,), (1e-2, 1.0), (1.0,), (0,),
-                      _SMOKE_NO_FD, units="raw"),)
+                      _SMOKE_NO_FD, units="raw", seeds_reason=SMOKE_REASON),)
 
 
 def _gan(config, steps, fd_points, num_samples, *, seeds=SEEDS, targets=("g", "d", "both"),
          penalties=WEIGHT_PENALTIES, baselines=BASELINES, strengths=EFFECTIVE,
-         learning_rates=(), on_r1=("weight_decay", "l2"), extra=()) -> tuple:
+         learning_rates=(), on_r1=("weight_decay", "l2"), extra=(),
+         seeds_reason=CPU_REASON) -> tuple:
     """An unconditional or conditional GAN's grids: penalties, baselines, penalties on R1."""
     overrides = (*_quiet(steps, fd_points, num_samples), *extra)
     grids = [StudyGrid(config, (*baselines, *penalties), targets, strengths, EFFECTIVE_RADII,
-                       seeds, overrides, learning_rates=learning_rates)]
+                       seeds, overrides, learning_rates=learning_rates,
+                       seeds_reason=seeds_reason)]
     if on_r1:
         grids.append(StudyGrid(config, on_r1, ("d",), strengths, EFFECTIVE_RADII, seeds,
-                               overrides, on="r1"))
+                               overrides, on="r1", seeds_reason=seeds_reason))
     return tuple(grids)
+
+
+def _length(times: int) -> tuple:
+    """The length ablation's grid at ``times`` the digits GAN's measured length (5,000 steps)."""
+    steps = 5000 * times
+    return (StudyGrid("digits_gan", ("none", "weight_decay"), ("both",), (1.0,), (), SEEDS,
+                      (("name", f"digits_gan_length{times}x"), *_quiet(steps, 10, 2000)),
+                      seeds_reason=CPU_REASON),)
 
 
 PRESETS = {
     "smoke": {
         "digits_gan": (
             StudyGrid("digits_gan:smoke", ("none", "prox_l1", "spectral_norm", "r1"),
-                      ("g", "both"), (0.1, 10.0), (1.0,), (0, 1), _SMOKE, calibration_steps=2),
+                      ("g", "both"), (0.1, 10.0), (1.0,), (0, 1), _SMOKE, calibration_steps=2,
+                      seeds_reason=SMOKE_REASON),
             StudyGrid("digits_gan:smoke", ("prox_l1",), ("both",), (1.0,), (1.0,), (0, 1),
-                      _SMOKE, on="r1", calibration_steps=2),
+                      _SMOKE, on="r1", calibration_steps=2, seeds_reason=SMOKE_REASON),
         ),
         "ring8_gan": _smoke("ring8_gan", "g"),
         "grid25_gan": _smoke("grid25_gan", "g"),
@@ -136,7 +233,8 @@ PRESETS = {
                            penalties=("l2", "prox_l1"), baselines=("none",), on_r1=()),
         "digits_vae": (StudyGrid("digits_vae", ("none", "l2", "weight_decay", "prox_l1",
                                                 "elastic_net"), ("decoder",), EFFECTIVE,
-                                 EFFECTIVE_RADII, SEEDS, _quiet(4000, 10, 2000)),),
+                                 EFFECTIVE_RADII, SEEDS, _quiet(4000, 10, 2000),
+                                 seeds_reason=CPU_REASON),),
         "digits_cgan": _gan("digits_cgan", 5000, 0, 2000, targets=("g", "d"),
                             penalties=("weight_decay", "prox_l1"), baselines=("none",),
                             on_r1=()),
@@ -149,13 +247,17 @@ PRESETS = {
     # runs twice the measured convergence length (the plateau holds past it:
     # FD(T) <= 1.1 FD(2T)); Fashion-MNIST (lengths not yet measured: run
     # experiments.convergence first); stacked digits scored on PacGAN's
-    # 26,000 samples, at 40,000 steps (10,000 did not reach the plateau).
+    # 26,000 samples, at 40,000 steps (10,000 did not reach the plateau); the
+    # unstable setting at the seeds its stability claim needs (UNSTABLE_POWER).
     "full": {
+        **{name: _gan(name, steps, 20, samples, seeds=seeds, strengths=FULL_EFFECTIVE,
+                      learning_rates=(1e-4, 2e-4, 5e-4, 1e-3), seeds_reason=reason)
+           for name, steps, samples, seeds, reason in (
+               ("digits_gan", 10000, 10000, FULL_SEEDS, FULL_REASON),
+               ("digits_gan_unstable", 10000, 10000, UNSTABLE_POWER, ""))},
         **{name: _gan(name, steps, 20, samples, seeds=FULL_SEEDS, strengths=FULL_EFFECTIVE,
-                      learning_rates=(1e-4, 2e-4, 5e-4, 1e-3))
-           for name, steps, samples in (("digits_gan", 10000, 10000),
-                                        ("digits_gan_unstable", 10000, 10000),
-                                        ("ring8_gan", 20000, 10000),
+                      learning_rates=(1e-4, 2e-4, 5e-4, 1e-3), seeds_reason=FULL_REASON)
+           for name, steps, samples in (("ring8_gan", 20000, 10000),
                                         ("grid25_gan", 40000, 10000),
                                         ("stacked_digits_gan", 40000, 26000),
                                         ("digits_cgan", 10000, 10000),
@@ -163,11 +265,14 @@ PRESETS = {
                                         ("fashion_mnist_cgan", 20000, 10000))},
         **{name: (StudyGrid(name, ("none", *WEIGHT_PENALTIES), ("encoder", "decoder", "both"),
                             FULL_EFFECTIVE, (0.25, 0.5, 1.0, 2.0, 4.0), FULL_SEEDS,
-                            _quiet(steps, 20, 10000)),)
+                            _quiet(steps, 20, 10000), seeds_reason=FULL_REASON),)
            for name, steps in (("digits_vae", 8000), ("fashion_mnist_vae", 20000))},
         **{name: _gan(name, steps, 20, 0, seeds=FULL_SEEDS, strengths=FULL_EFFECTIVE,
                       targets=("generators", "discriminators", "all"),
-                      baselines=("none", "spectral_norm", "r1"), on_r1=())
+                      baselines=("none", "spectral_norm", "r1"), on_r1=(),
+                      seeds_reason=FULL_REASON)
            for name, steps in (("digits_cyclegan", 4000), ("fashion_mnist_cyclegan", 20000))},
     },
+    # Declared, not yet run (module docstring): does a verdict depend on the run's length?
+    "length": {"digits_gan_length1x": _length(1), "digits_gan_length2x": _length(2)},
 }

@@ -73,10 +73,11 @@ def preset_members(preset: str, workdir=None, *, calibrate: bool = False,
                     calibration.save(record_path, calibration.measure(
                         members_lib.with_regulariser(base, grid.on), steps=grid.calibration_steps,
                         seeds=(0, 1), progress=progress))
+            seeds, _ = presets.grid_seeds(grid)
             members += members_lib.grid(
                 base, grid.penalties, grid.targets,
                 {"strength": grid.strengths, "radius": grid.radii,
-                 "learning_rate": grid.learning_rates}, grid.seeds,
+                 "learning_rate": grid.learning_rates}, seeds,
                 None if record_path is None else str(record_path), on=grid.on)
         out[name] = members
     return out

@@ -17,8 +17,7 @@ import sys
 
 import numpy as np
 
-from experiments.study import captions, cells, presets, vocabulary
-from experiments.study import members as members_lib
+from experiments.study import captions, cells, members, presets, vocabulary
 from regan_jax import config as config_lib
 from regan_jax import effective_strength
 from regan_jax import workdir as workdir_lib
@@ -75,7 +74,7 @@ def collect(directories, out=None) -> list[dict]:
                 unfinished += 1
                 continue
             flat = config_lib.flatten(workdir_lib.read_json(config_path))
-            labels = members_lib.describe(flat)
+            labels = members.describe(flat)
             rows.append({"run": str(run_dir), **labels, "seed": flat["seed"],
                          **workdir_lib.read_json(run_dir / workdir_lib.SUMMARY_FILE),
                          **_calibration_columns(flat.get("eval.calibration"), records),
@@ -155,30 +154,41 @@ TABLE_NOTE = (
     "same seed (the unregularised run; R1 alone for penalties on top of R1) [95 % bootstrap CI]; "
     "p = paired t-test (†: exact sign test, where a diverged run makes a difference infinite), "
     "Holm-adjusted over every comparison of the experiment; d_z = mean Δ / sd Δ; a claim only "
-    f"where the adjusted p < 0.05; unstable = {cells.UNSTABLE_RULE} (k/n runs).")
+    f"where the adjusted p < 0.05; unstable = {cells.UNSTABLE_RULE} (k/n runs); Fisher p "
+    "= Fisher's exact two-sided test of the unstable k/n against the reference's; repair (in an "
+    f"unstable setting) = '{cells.FIXES}' where the median FD falls within the stable baseline's "
+    f"95 % CI or below it, '{cells.LESS_BROKEN}' where it is only below the setting's own "
+    "unregularised median; a decoupled or proximal penalty's effective strength is a total over "
+    "the run, its value per step beside it.")
 
 
 def _extras(rows, metric: str) -> list[str]:
     """The table's extra medians: mode counts (and the mixtures' quality scores)."""
-    wanted = (("robust_modes", "hq_fraction", "reverse_kl") if metric == "modes"
-              else ("modes", "robust_modes"))
+    wanted = {"modes": ("robust_modes", "hq_fraction", "reverse_kl"),
+              "robust_modes": ("modes", "hq_fraction", "reverse_kl")}.get(
+                  metric, ("modes", "robust_modes"))
     return [m for m in wanted if cells.has_metric(rows, m)]
 
 
-def results_table(rows, preset: str, nulls=None) -> str:
+def results_table(rows, preset: str, nulls=None, stable_rows=None) -> str:
     """The Markdown tables of one experiment (FIGURES.md's table).
 
-    References (nulls, the published PacGAN numbers for the mixtures) and
-    the baselines first, then one table per target of the weight penalties
-    by strength, then the penalties on top of R1 (:data:`TABLE_NOTE`).
+    References (nulls, the published PacGAN numbers for the mixtures, the
+    stable baseline of an unstable setting) and the baselines first, then one
+    table per target of the weight penalties by strength, then the penalties
+    on top of R1 (:data:`TABLE_NOTE`). ``stable_rows``: the rows whose
+    unregularised runs set the instability thresholds
+    (:func:`experiments.study.cells.stable_rows`; default ``rows``).
     """
     metric = cells.headline_metric(rows)
     spec = vocabulary.metric(metric)
     extras = _extras(rows, metric)
     by_key = {c.key: c for c in cells.comparisons(rows, metric)}
-    context = _TableContext(rows, metric, extras, by_key, cells.cells(rows, metric),
-                            cells.instability(rows), cells.is_effective(rows))
     name = rows[0]["config.name"]
+    stable = _stable_cell(stable_rows, metric) if name in cells.STABLE_BASELINES else None
+    context = _TableContext(rows, metric, extras, by_key, cells.cells(rows, metric),
+                            cells.instability(rows, stable_rows), cells.is_effective(rows),
+                            stable)
     parts = [f"### {name}\n",
              f"{captions.caption(rows, preset, figure=False)}; headline: {spec.label} "
              f"({'lower' if spec.lower else 'higher'} is better); strengths "
@@ -186,7 +196,8 @@ def results_table(rows, preset: str, nulls=None) -> str:
              f"{len([c for c in by_key.values() if c.p is not None])} comparisons in the "
              "Holm family.\n",
              "**References and baselines**\n", context.header(),
-             *_reference_lines(nulls, name, metric, extras)]
+             *_reference_lines(nulls, name, metric, extras, stable is not None),
+             *context.stable_line(cells.STABLE_BASELINES.get(name))]
     bases = cells.baseline_keys(rows, metric)
     parts += [context.line(vocabulary.penalty(p).label, k) for p, k in bases.items()]
     if "spectral_norm" in bases:
@@ -205,21 +216,49 @@ def results_table(rows, preset: str, nulls=None) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _stable_cell(stable_rows, metric: str):
+    """The stable experiment's unregularised cell of ``metric`` (None where not run)."""
+    if not stable_rows:
+        return None
+    none = cells.baseline_keys(stable_rows, metric).get("none")
+    return None if none is None else cells.cells(stable_rows, metric).get(none)
+
+
 class _TableContext:
     """What every line of an experiment's tables reads (one place to format a cell)."""
 
-    def __init__(self, rows, metric, extras, comparisons, table, flags, effective):
+    def __init__(self, rows, metric, extras, comparisons, table, flags, effective, stable=None):
         self.rows, self.metric, self.extras = rows, metric, extras
         self.comparisons, self.table, self.flags = comparisons, table, flags
-        self.effective = effective
+        self.effective, self.stable = effective, stable
         self.extra_tables = {m: cells.cells(rows, m) for m in extras}
+        self.none = cells.baseline_keys(rows, metric).get("none")
 
     def header(self) -> str:
         head = ["setting", "target", "strength", "raw λ (r, lr)",
                 f"median {vocabulary.metric(self.metric).short} [CI]", "Δ vs reference [CI]",
                 "p (Holm)", "d_z", "claim", *(vocabulary.metric(m).short for m in self.extras),
-                "unstable"]
+                "unstable", "Fisher p", *(["repair"] if self.stable is not None else [])]
         return "| " + " | ".join(head) + " |\n|" + "---|" * len(head)
+
+    def stable_line(self, stable_name) -> list[str]:
+        """The stable baseline's line in an unstable setting's references."""
+        if self.stable is None:
+            return []
+        blanks = ["—"] * (4 + len(self.extras) + 3)
+        return [f"| stable baseline: {stable_name}, none | — | — | — | {_ci(self.stable)} | "
+                + " | ".join(blanks) + " |"]
+
+    def _fisher_and_repair(self, key, c, share) -> list[str]:
+        reference = None if c is None else cells.unstable_fraction(
+            cells.runs_of(self.rows, c.reference), self.flags)
+        fields = ["—" if share is None or reference is None
+                  else cells.fmt(cells.unstable_pvalue(share, reference))]
+        if self.stable is not None:
+            fixed = key != self.none and key in self.table and self.none in self.table
+            fields.append(cells.repair(self.table[key], self.table[self.none], self.stable,
+                                       self.metric) if fixed else "—")
+        return fields
 
     def keys(self, on: str, target) -> list:
         return sorted((k for k in self.table if k.regulariser == on and k.target == target
@@ -231,7 +270,7 @@ class _TableContext:
         c = self.comparisons.get(key)
         raw = sorted({r["value"] for r in runs if r["value"] is not None})
         strength = "—" if key.strength is None or cells.role_of_key(key) == "baseline" \
-            else f"{key.strength:.3g}"
+            else _strength(key, runs, self.effective)
         fields = [label, key.target or "—", strength,
                   ", ".join(f"{v:.3g}" for v in raw) or "—",
                   _ci(self.table.get(key), bold=c is not None and c.claim in ("better",)),
@@ -244,12 +283,24 @@ class _TableContext:
                          else self.extra_tables[m][key].median) for m in self.extras)]
         share = cells.unstable_fraction(runs, self.flags)
         fields.append("—" if share is None else f"{share.k}/{share.n}")
+        fields += self._fisher_and_repair(key, c, share)
         return "| " + " | ".join(fields) + " |"
 
 
-def _reference_lines(nulls, name: str, metric: str, extras) -> list[str]:
+def _strength(key, runs, effective: bool) -> str:
+    """A cell's strength; an effective one that is a total over the run with its value per
+    step beside it (:func:`experiments.study.members.strength_per_step`)."""
+    steps = {r.get("config.steps") for r in runs} - {None}
+    per_step = (members.strength_per_step(key.penalty, key.strength, int(steps.pop()))
+                if effective and len(steps) == 1 else None)
+    if per_step is None or per_step == key.strength:
+        return f"{key.strength:.3g}"
+    return f"{key.strength:.3g} ({per_step:.2g}/step)"
+
+
+def _reference_lines(nulls, name: str, metric: str, extras, stable: bool = False) -> list[str]:
     """Table lines of the nulls and, for the mixtures, the published PacGAN GAN numbers."""
-    lines = []
+    lines, tail = [], ["—"] * (3 if stable else 2)  # unstable, Fisher p (, repair)
     published = captions.pacgan_numbers(name)
     for kind, (label, _, _) in captions.NULL_STYLES.items():
         value = cells.null_value(nulls, kind, metric)
@@ -260,11 +311,12 @@ def _reference_lines(nulls, name: str, metric: str, extras) -> list[str]:
         label = label.format(n=nulls["num_samples"])
         extra = [cells.fmt(cells.null_value(nulls, kind, m)) for m in extras]
         lines.append("| " + " | ".join([label, "—", "—", "—", cells.fmt(value), *["—"] * 4, *extra,
-                                        "—"]) + " |")
-    if published and metric in published:
+                                        *tail]) + " |")
+    if published and (metric in published or any(m in published for m in extras)):
         extra = [cells.fmt(published.get(m)) for m in extras]
         lines.append("| " + " | ".join([captions.PACGAN_LABEL, "—", "—", "—",
-                                        cells.fmt(published[metric]), *["—"] * 4, *extra, "—"]) + " |")
+                                        cells.fmt(published.get(metric)), *["—"] * 4, *extra,
+                                        *tail]) + " |")
     return lines
 
 
@@ -287,7 +339,8 @@ def write_results_md(workdir, rows, preset: str, figure_files: dict) -> None:
                    key=lambda n: (order.index(n) if n in order else len(order), n))
     for name in names:
         mine = cells.experiment_rows(rows, name)
-        parts.append(results_table(mine, preset, cells.read_nulls(workdir, mine)))
+        parts.append(results_table(mine, preset, cells.read_nulls(workdir, mine),
+                                   cells.stable_rows(rows, name)))
     parts.append("## Figures\n")
     for name, path in figure_files.items():
         parts.append(f"- `{name}`: ![{name}]({os.path.relpath(path, workdir)})")

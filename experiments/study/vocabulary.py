@@ -39,7 +39,10 @@ their order in figures and tables and their labels.
 
 **Metrics** (:data:`METRICS`): a score of a run's ``summary.json`` (or of
 the study's own, e.g. ``sample_tv``), its label, short name, direction and
-the value a diverged or unscored run counts as (:mod:`experiments.study.cells`).
+the value a diverged or unscored run counts as (:mod:`experiments.study.cells`),
+and its smallest effect of interest (:class:`Sesoi`: the paired difference
+below which an effect is too small to matter, declared before the data; the
+claims' equivalence tests use it, :mod:`experiments.study.claims`).
 """
 import math
 from typing import NamedTuple
@@ -128,8 +131,31 @@ def target_label(target: str) -> str:
     return TARGETS.get(target, target)
 
 
+class Sesoi(NamedTuple):
+    """A metric's smallest effect of interest on a paired difference ``d``.
+
+    ``value`` in the metric's own units (``scale='units'``: FD 5, recall
+    0.05), or in standard deviations of ``d`` (``scale='d_z'``: the margin is
+    ``value * sd(d)``) for a metric without a natural unit.
+    """
+    value: float
+    scale: str
+
+
+def _units(value: float) -> Sesoi:
+    return Sesoi(value, "units")
+
+
+def _d_z(value: float) -> Sesoi:
+    return Sesoi(value, "d_z")
+
+
+# Where a metric declares no natural unit: half a standard deviation of d (Cohen's medium d_z).
+DEFAULT_SESOI = _d_z(0.5)
+
+
 class Metric(NamedTuple):
-    """How a score is labelled and compared (no defaults: each metric states all four).
+    """How a score is labelled and compared (each metric states the first four).
 
     Attributes:
       label: the axis label.
@@ -137,48 +163,53 @@ class Metric(NamedTuple):
       lower: lower is better (True), higher is better (False), no direction (None).
       worst: the value a diverged run (or a missing score) counts as; None
         exactly for a metric without a direction (such runs are dropped).
+      sesoi: the smallest effect of interest (:class:`Sesoi`).
     """
     label: str
     short: str
     lower: bool | None
     worst: float | None
+    sesoi: Sesoi = DEFAULT_SESOI
 
 
-def _lower(label, short):
-    return Metric(label, short, True, math.inf)
+def _lower(label, short, sesoi=DEFAULT_SESOI):
+    return Metric(label, short, True, math.inf, sesoi)
 
 
-def _higher(label, short, worst=0.0):
-    return Metric(label, short, False, worst)
+def _higher(label, short, worst=0.0, sesoi=DEFAULT_SESOI):
+    return Metric(label, short, False, worst, sesoi)
 
 
-def _descriptive(label, short):
-    return Metric(label, short, None, None)
+def _descriptive(label, short, sesoi=DEFAULT_SESOI):
+    return Metric(label, short, None, None, sesoi)
 
 
 METRICS = {
-    "fd": _lower("Fréchet distance (features) ↓", "FD"),
-    "kid": _lower("KID (features) ↓", "KID"),
-    "modes": _higher("modes covered ↑", "modes"),
-    "robust_modes": _higher("robust modes (noise-tested) ↑", "robust modes"),
-    "hq_fraction": _higher("high-quality fraction ↑", "HQ fraction"),
-    "reverse_kl": _lower("reverse KL to uniform ↓", "reverse KL"),
-    "class_kl": _lower("KL(mode histogram ‖ uniform) ↓", "KL to uniform"),
-    "elbo": _higher("held-out ELBO (nats) ↑", "ELBO", -math.inf),
-    "recon": _lower("reconstruction −log p(x|z) ↓", "recon"),
-    "cond_accuracy": _higher("classifier accuracy on samples ↑", "accuracy"),
-    "intra_fd": _lower("intra-class Fréchet distance ↓", "intra-class FD"),
+    "fd": _lower("Fréchet distance (features) ↓", "FD", sesoi=_units(5.0)),
+    "kid": _lower("KID (features) ↓", "KID", sesoi=_d_z(0.5)),
+    "modes": _higher("modes covered ↑", "modes", sesoi=_units(1.0)),
+    "robust_modes": _higher("robust modes (noise-tested) ↑", "robust modes", sesoi=_units(1.0)),
+    "hq_fraction": _higher("high-quality fraction ↑", "HQ fraction", sesoi=_units(0.05)),
+    "reverse_kl": _lower("reverse KL to uniform ↓", "reverse KL", sesoi=_units(0.1)),
+    "class_kl": _lower("KL(mode histogram ‖ uniform) ↓", "KL to uniform", sesoi=_d_z(0.5)),
+    "elbo": _higher("held-out ELBO (nats) ↑", "ELBO", -math.inf, sesoi=_units(1.0)),
+    "recon": _lower("reconstruction −log p(x|z) ↓", "recon", sesoi=_units(1.0)),
+    "cond_accuracy": _higher("classifier accuracy on samples ↑", "accuracy", sesoi=_units(0.05)),
+    "intra_fd": _lower("intra-class Fréchet distance ↓", "intra-class FD", sesoi=_units(5.0)),
     "content_accuracy": _higher("content accuracy of G(a) (classifier reads a's class) ↑",
-                                "content accuracy"),
-    "cycle_error_a": _lower("cycle error |F(G(a)) − a| ↓", "cycle error"),
-    "precision": _higher("precision ↑", "precision"),
-    "recall": _higher("recall ↑", "recall"),
-    "density": _higher("density ↑", "density"),
-    "coverage": _higher("coverage ↑", "coverage"),
-    "fd_rebound": _lower("FD rebound (second-half max / min FD) ↓", "fd_rebound"),
-    "sample_tv": _descriptive("total variation of samples (lower = smoother)", "sample_tv"),
-    "sparsity": _descriptive("fraction of exactly-zero weights", "sparsity"),
-    "filter_sparsity": _descriptive("fraction of all-zero units", "filter_sparsity"),
+                                "content accuracy", sesoi=_units(0.05)),
+    "cycle_error_a": _lower("cycle error |F(G(a)) − a| ↓", "cycle error", sesoi=_d_z(0.5)),
+    "precision": _higher("precision ↑", "precision", sesoi=_units(0.05)),
+    "recall": _higher("recall ↑", "recall", sesoi=_units(0.05)),
+    "density": _higher("density ↑", "density", sesoi=_units(0.05)),
+    "coverage": _higher("coverage ↑", "coverage", sesoi=_units(0.05)),
+    "fd_rebound": _lower("FD rebound (second-half max / min FD) ↓", "fd_rebound",
+                         sesoi=_units(0.1)),
+    "sample_tv": _descriptive("total variation of samples (lower = smoother)", "sample_tv",
+                              sesoi=_d_z(0.5)),
+    "sparsity": _descriptive("fraction of exactly-zero weights", "sparsity", sesoi=_units(0.01)),
+    "filter_sparsity": _descriptive("fraction of all-zero units", "filter_sparsity",
+                                    sesoi=_units(0.01)),
 }
 
 
