@@ -5,7 +5,9 @@ in-training FDs (``metrics.jsonl``, ``config.eval.fd_every``; fewer samples
 than the final score): per step the median over a cell's seeds with its 95 %
 bootstrap CI, a run that diverged counting as +inf after its last FD. A run
 is unstable as :func:`experiments.study.cells.instability` says (diverged,
-oscillating, collapsed, or a final FD above twice the unregularised median).
+oscillating, collapsed, or a final FD above twice the unregularised median),
+with the thresholds of the stable experiment in an unstable setting
+(:func:`experiments.study.cells.stable_rows`), never of the broken baseline.
 """
 import math
 import pathlib
@@ -21,8 +23,12 @@ from experiments.study.figures.panels import (edge, figure_title, finish, layout
 from regan_jax import workdir
 
 
-def fig_stability(rows, root, preset: str) -> Figure:
-    """4b. FD over training (middle strength, target both) and the unstable fraction per penalty."""
+def fig_stability(rows, root, preset: str, stable_rows=None) -> Figure:
+    """4b. FD over training (middle strength, target both) and the unstable fraction per penalty.
+
+    ``stable_rows``: the rows whose unregularised runs set the instability
+    thresholds (default ``rows``).
+    """
     fig = Figure(figsize=(12, 5.2), dpi=110)
     ax_fd, ax_bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
     target = "both" if "both" in swept_targets(rows) else (swept_targets(rows) or [None])[0]
@@ -35,7 +41,7 @@ def fig_stability(rows, root, preset: str) -> Figure:
     ax_fd.set_title(f"FD over training: penalties on {target} at the middle strength "
                     f"{middle:.3g}" + (f" (max-norm r/r₀ {radius:.3g})" if radius else ""),
                     fontsize=8.5)
-    unstable_panel(ax_bar, rows)
+    unstable_panel(ax_bar, rows, stable_rows)
     layout(fig, figure_title("4b", "Stability", rows, preset,
                              f"(unstable = {cells.UNSTABLE_RULE})"),
            shared_legend(fig, [ax_fd], ncol=5))
@@ -80,9 +86,9 @@ def _curve(ax, rows, root, key, deferred, effective: bool) -> None:
         alpha=0.08, lw=0))
 
 
-def unstable_panel(ax, rows) -> None:
+def unstable_panel(ax, rows, stable_rows=None) -> None:
     """Unstable runs per penalty (all strengths, targets, seeds): k/n, Clopper–Pearson 95 %."""
-    flags = cells.instability(rows)
+    flags = cells.instability(rows, stable_rows)
     groups = [(vocabulary.penalty(p).label.split(" (")[0], p,
                [r for r in rows if r["penalty"] == p and cells.role(r) == "baseline"])
               for p in cells.baselines_present(rows)]
@@ -120,4 +126,6 @@ def _metric_curve(root, run: str, metric: str) -> dict:
 
 @registry.register("fig4b_stability", scope=registry.EXPERIMENT, kinds=("image_gan",))
 def _stability(study, experiment):
-    return fig_stability(experiment.rows, study.root, study.preset)
+    every_row = [r for e in study.experiments.values() for r in e.rows]
+    return fig_stability(experiment.rows, study.root, study.preset,
+                         cells.stable_rows(every_row, experiment.name))
