@@ -51,7 +51,7 @@ def run_main(body) -> int:
         print(f"stopped: {e}", file=sys.stderr)
         return 128 + e.signum
     except (ValueError, OSError) as e:
-        return faults.leave(e, bad_input(e))
+        return faults.leave(e, lambda: bad_input(e))
     except Exception as e:
         faults.leave(e, None)
         raise

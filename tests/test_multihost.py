@@ -162,10 +162,12 @@ def _wait_for(condition, processes, timeout=600):
 
 
 def _kill(processes):
+    """Kills those still running and reads what is left of their output."""
     for p in processes:
         if p.poll() is None:
             p.kill()
-        p.communicate()
+        if not p.stdout.closed:
+            p.communicate()
 
 
 def _assert_same_params(expected_dir, got_dir):

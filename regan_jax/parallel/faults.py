@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import traceback
+from typing import Callable
 
 import jax
 from jax._src import distributed as jax_distributed
@@ -120,13 +121,17 @@ class _Watch:
             return
         _exit(code, line)
 
+    def claim(self):
+        """Takes the verdict for this process's own failure (or waits for the watch's exit)."""
+        if not self.verdict.acquire(blocking=False):
+            threading.Event().wait()  # The watch is ending the process with its verdict.
+
     def leave(self, code: int, line: str):
         """Records this process's failure, waits until the others saw it, exits ``code``.
 
-        ``line`` is already printed; the others print it after this process's id.
+        The verdict is claimed and ``line`` printed; the others print it after
+        this process's id.
         """
-        if not self.verdict.acquire(blocking=False):
-            threading.Event().wait()  # The watch is ending the process with its verdict.
         try:
             self.client.key_value_set(f"{_PREFIX}/failed/{self.process}",
                                       json.dumps([code, line]), allow_overwrite=True)
@@ -162,26 +167,29 @@ def start_watch(timeout_s: int) -> None:
     threading.Thread(target=watch.run, name="regan_jax-watch", daemon=True).start()
 
 
-def leave(error: BaseException, code: int | None) -> int | None:
+def leave(error: BaseException, report: Callable[[], int] | None) -> int | None:
     """After a command failed with ``error``: in a multi-process run, tell the others and exit.
 
-    ``code`` is the exit status of the one line the command printed (the
-    first line of ``error``); None is a crash: its traceback is printed here
-    and the status is 1. With one process (no watch) nothing happens and
-    ``code`` comes back. A ``JaxRuntimeError`` (a collective broken by
-    another process) first waits for the watch's verdict naming that process.
+    ``report()`` prints the command's one line (the first line of ``error``)
+    and returns its exit status; None is a crash: its traceback is printed
+    here and the status is 1. With one process (no watch) this is just
+    ``report()`` (None for a crash, which the caller re-raises). A
+    ``JaxRuntimeError`` (a collective broken by another process) first waits
+    for the watch's verdict naming that process.
     """
     if not _WATCH:
-        return code
+        return None if report is None else report()
     watch = _WATCH[0]
     if isinstance(error, jax.errors.JaxRuntimeError):
         watch.await_verdict()
+    watch.claim()  # From here on the watch prints nothing: this process's line is the one.
     line = _first_line(error)
-    if code is None:
+    if report is None:
         traceback.print_exception(error)
         code, line = 1, f"{type(error).__name__}: {line}"
+    else:
+        code = report()
     watch.leave(code, line)
-    return code
 
 
 def _first_line(error: BaseException) -> str:
