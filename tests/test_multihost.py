@@ -10,6 +10,7 @@ within the failure bound, with one line naming it.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -346,3 +347,79 @@ def test_a_sweep_group_split_over_two_processes_trains_like_one_process(tmp_path
         assert _rows(tmp_path / "two" / name) == _rows(tmp_path / "one" / name)
         summary = json.loads((tmp_path / "two" / name / "summary.json").read_text())
         assert summary["sweep_members"] == 2
+
+
+class _Store:
+    """The coordination service's key-value store, as the watch uses it; ``gone``: unreachable."""
+
+    def __init__(self, **items):
+        self.items, self.gone = dict(items), False
+
+    def key_value_set(self, key, value, allow_overwrite=False):
+        if self.gone:
+            raise RuntimeError("UNAVAILABLE: Socket closed")
+        assert allow_overwrite or key not in self.items
+        self.items[key] = value
+
+    def key_value_dir_get(self, prefix):
+        if self.gone:
+            raise RuntimeError("UNAVAILABLE: Socket closed")
+        return [(k, v) for k, v in self.items.items() if k.startswith(prefix)]
+
+
+@pytest.fixture
+def exits(monkeypatch):
+    """The ``(code, line)`` the watch would have ended the process with, instead of ending it."""
+    calls = []
+    monkeypatch.setattr(faults, "_exit", lambda code, line=None: calls.append((code, line)))
+    return calls
+
+
+def test_watch_names_a_peer_whose_beats_stop(exits):
+    store = _Store()
+    watch = faults._Watch(store, 0, 3, timeout_s=2)
+    start = time.monotonic()
+    watch.run()  # Process 1 and 2 never beat: taken for dead after T / 2 = 1 s.
+    assert 1.0 <= time.monotonic() - start < 5
+    (code, line), = exits
+    assert code == faults.PEER_EXIT
+    assert re.fullmatch(r"error: process 1 of 3 stopped responding for \d+ s "
+                        r"\(killed, crashed or hung\); stopping", line), line
+    assert int(store.items["regan_jax/beat/0"]) >= 5  # Every 0.2 s, T / 10.
+
+
+def test_watch_repeats_a_failed_peer_line_with_its_code(exits):
+    store = _Store(**{"regan_jax/failed/2": json.dumps([2, "error: disk full"])})
+    faults._Watch(store, 1, 3, timeout_s=60).run()
+    assert exits == [(2, "error: process 2 of 3 failed: disk full")]
+    assert store.items["regan_jax/seen/2/1"] == "1"  # Process 2 may exit now.
+    faults._Watch(store, 2, 3, timeout_s=2).run()  # Its own record is no verdict for itself.
+    assert exits[1][1].startswith("error: process 0 of 3 stopped responding"), exits
+
+
+def test_a_leaving_process_waits_until_every_other_saw_its_record(exits):
+    store = _Store(**{"regan_jax/seen/0/1": "1", "regan_jax/seen/0/2": "1"})
+    watch = faults._Watch(store, 0, 3, timeout_s=60)
+    watch.claim()
+    start = time.monotonic()
+    watch.leave(2, "error: bad config")
+    assert time.monotonic() - start < 5 and exits == [(2, None)]
+    assert json.loads(store.items["regan_jax/failed/0"]) == [2, "error: bad config"]
+    watch.stop(1, "a second verdict")  # Claimed: the watch says nothing more.
+    assert exits == [(2, None)]
+    alone = faults._Watch(_Store(), 0, 2, timeout_s=2)  # Nobody sees it: it waits T / 2.
+    start = time.monotonic()
+    alone.leave(1, "error: crash")
+    assert 1.0 <= time.monotonic() - start < 5 and exits[-1] == (1, None)
+
+
+def test_watch_is_silent_when_the_service_goes_at_exit(exits):
+    store = _Store()
+    store.gone = True
+    watch = faults._Watch(store, 1, 2, timeout_s=10)
+    watch.leaving = True
+    watch.run()
+    assert exits == []
+    faults._Watch(store, 1, 2, timeout_s=10).run()
+    assert exits == [(faults.PEER_EXIT, "error: process 1 of 2 lost the coordinator "
+                                        "(process 0): UNAVAILABLE: Socket closed")]
