@@ -7,6 +7,7 @@ or by bare experiment name (``digits_gan`` means
 tokens, type-checked against the field they replace (see
 :func:`regan_jax.config.override`).
 """
+import functools
 import importlib.util
 import pathlib
 import sys
@@ -51,7 +52,7 @@ def run_main(body) -> int:
         print(f"stopped: {e}", file=sys.stderr)
         return 128 + e.signum
     except (ValueError, OSError) as e:
-        return faults.leave(e, lambda: bad_input(e))
+        return faults.leave(e, functools.partial(bad_input, e))
     except Exception as e:
         faults.leave(e, None)
         raise

@@ -421,5 +421,5 @@ def test_watch_is_silent_when_the_service_goes_at_exit(exits):
     watch.run()
     assert exits == []
     faults._Watch(store, 1, 2, timeout_s=10).run()
-    assert exits == [(faults.PEER_EXIT, "error: process 1 of 2 lost the coordinator "
-                                        "(process 0): UNAVAILABLE: Socket closed")]
+    assert exits == [(faults.PEER_EXIT, ("error: process 1 of 2 lost the coordinator "
+                                         "(process 0): UNAVAILABLE: Socket closed"))]

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 from jax._src import distributed as jax_distributed
@@ -97,8 +97,11 @@ class _Watch:
             for key, text in sorted(records.items()):
                 failed = int(key.rsplit("/", 1)[1])
                 if failed != self.process:
-                    self.client.key_value_set(f"{_PREFIX}/seen/{failed}/{self.process}", "1",
-                                              allow_overwrite=True)
+                    try:  # Lets the failed process exit (it waits for this, T / 2 at most).
+                        self.client.key_value_set(f"{_PREFIX}/seen/{failed}/{self.process}",
+                                                  "1", allow_overwrite=True)
+                    except Exception:
+                        pass
                     code, line = json.loads(text)
                     self.stop(code, f"error: process {failed} of {self.processes} failed: "
                               f"{line.removeprefix('error: ')}")

@@ -8,7 +8,9 @@ its devices), the meshes span every process's devices, and the state is a
 global array. Process 0 alone writes (:func:`is_main_process`): what only it
 knows reaches the others through :func:`on_main_process` and
 :func:`broadcast`, and what it writes comes from :func:`fetch` (a host copy of
-a global array).
+a global array). A process that fails or dies stops the others within a
+bound (:mod:`regan_jax.parallel.faults`, started by
+:func:`initialize_distributed`).
 """
 import json
 import os
