@@ -8,6 +8,7 @@ nothing; that a run whose processes were killed resumes to the uninterrupted
 run's parameters; and that a process that dies or fails stops the other
 within the failure bound, with one line naming it.
 """
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -367,11 +369,20 @@ class _Store:
         return [(k, v) for k, v in self.items.items() if k.startswith(prefix)]
 
 
+class _Exited(Exception):
+    """Raised where the watch would end the process."""
+
+
 @pytest.fixture
 def exits(monkeypatch):
-    """The ``(code, line)`` the watch would have ended the process with, instead of ending it."""
+    """The ``(code, line)`` the watch ends the process with (raising _Exited instead)."""
     calls = []
-    monkeypatch.setattr(faults, "_exit", lambda code, line=None: calls.append((code, line)))
+
+    def record(code, line=None):
+        calls.append((code, line))
+        raise _Exited
+
+    monkeypatch.setattr(faults, "_exit", record)
     return calls
 
 
@@ -379,7 +390,8 @@ def test_watch_names_a_peer_whose_beats_stop(exits):
     store = _Store()
     watch = faults._Watch(store, 0, 3, timeout_s=2)
     start = time.monotonic()
-    watch.run()  # Process 1 and 2 never beat: taken for dead after T / 2 = 1 s.
+    with pytest.raises(_Exited):
+        watch.run()  # Process 1 and 2 never beat: taken for dead after T / 2 = 1 s.
     assert 1.0 <= time.monotonic() - start < 5
     (code, line), = exits
     assert code == faults.PEER_EXIT
@@ -390,10 +402,12 @@ def test_watch_names_a_peer_whose_beats_stop(exits):
 
 def test_watch_repeats_a_failed_peer_line_with_its_code(exits):
     store = _Store(**{"regan_jax/failed/2": json.dumps([2, "error: disk full"])})
-    faults._Watch(store, 1, 3, timeout_s=60).run()
+    with pytest.raises(_Exited):
+        faults._Watch(store, 1, 3, timeout_s=60).run()
     assert exits == [(2, "error: process 2 of 3 failed: disk full")]
     assert store.items["regan_jax/seen/2/1"] == "1"  # Process 2 may exit now.
-    faults._Watch(store, 2, 3, timeout_s=2).run()  # Its own record is no verdict for itself.
+    with pytest.raises(_Exited):  # Its own record is no verdict for itself.
+        faults._Watch(store, 2, 3, timeout_s=2).run()
     assert exits[1][1].startswith("error: process 0 of 3 stopped responding"), exits
 
 
@@ -402,14 +416,16 @@ def test_a_leaving_process_waits_until_every_other_saw_its_record(exits):
     watch = faults._Watch(store, 0, 3, timeout_s=60)
     watch.claim()
     start = time.monotonic()
-    watch.leave(2, "error: bad config")
+    with pytest.raises(_Exited):
+        watch.leave(2, "error: bad config")
     assert time.monotonic() - start < 5 and exits == [(2, None)]
     assert json.loads(store.items["regan_jax/failed/0"]) == [2, "error: bad config"]
     watch.stop(1, "a second verdict")  # Claimed: the watch says nothing more.
     assert exits == [(2, None)]
     alone = faults._Watch(_Store(), 0, 2, timeout_s=2)  # Nobody sees it: it waits T / 2.
     start = time.monotonic()
-    alone.leave(1, "error: crash")
+    with pytest.raises(_Exited):
+        alone.leave(1, "error: crash")
     assert 1.0 <= time.monotonic() - start < 5 and exits[-1] == (1, None)
 
 
@@ -420,6 +436,39 @@ def test_watch_is_silent_when_the_service_goes_at_exit(exits):
     watch.leaving = True
     watch.run()
     assert exits == []
-    faults._Watch(store, 1, 2, timeout_s=10).run()
+    with pytest.raises(_Exited):
+        faults._Watch(store, 1, 2, timeout_s=10).run()
     assert exits == [(faults.PEER_EXIT, ("error: process 1 of 2 lost the coordinator "
                                          "(process 0): UNAVAILABLE: Socket closed"))]
+
+
+def test_a_failing_process_blames_itself_once_the_others_are_seen_alive(exits):
+    """await_verdict: two beats when the peer beats; T / 2 (the watch's verdict) when it is dead."""
+    store = _Store()
+    watch = faults._Watch(store, 0, 2, timeout_s=4)  # Beats every 0.4 s, dead after 2 s.
+    def run():
+        with contextlib.suppress(_Exited):
+            watch.run()
+
+    thread = threading.Thread(target=run, daemon=True)
+    alive = threading.Event()
+
+    def peer():  # Process 1 beats until told to stop.
+        beat = 0
+        while not alive.is_set():
+            beat += 1
+            store.key_value_set("regan_jax/beat/1", str(beat), allow_overwrite=True)
+            time.sleep(0.2)
+
+    threading.Thread(target=peer, daemon=True).start()
+    thread.start()
+    start = time.monotonic()
+    watch.await_verdict()
+    assert time.monotonic() - start < 1.5 and exits == []
+    alive.set()  # Process 1 dies: the watch names it, and await_verdict never returns.
+    waiter = threading.Thread(target=watch.await_verdict, daemon=True)
+    waiter.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and waiter.is_alive()
+    (code, line), = exits
+    assert code == faults.PEER_EXIT and line.startswith("error: process 1 of 2 stopped responding")

@@ -20,8 +20,9 @@ multi-process run has a failure bound ``T`` (``--process-timeout``, default
   N failed: <its line>`` and exits with J's code; one that sees another's
   beats stop for ``T / 2`` (killed, crashed, or its host gone) prints
   ``error: process J of N stopped responding for S s (killed, crashed or
-  hung); stopping`` and exits 1. A collective broken by a dead peer
-  (``JaxRuntimeError``) waits for that verdict rather than blaming itself.
+  hung); stopping`` and exits 1. A process whose command fails first waits
+  until the others beat again (two beats), so an error caused by a dead
+  peer (a broken collective) is that peer's verdict, not its own.
 
 So every process exits within about ``T / 2`` of a failure (``T`` at
 most, JAX's own bound), each with one line. The coordinator (process 0)
@@ -81,7 +82,7 @@ class _Watch:
     def run(self):
         beat, start = 0, time.monotonic()
         self._seen = {p: (None, start) for p in self.others()}
-        while True:
+        while True:  # Beats until the process ends (a verdict claimed elsewhere included).
             try:
                 beat += 1
                 self.client.key_value_set(f"{_PREFIX}/beat/{self.process}", str(beat),
@@ -89,10 +90,9 @@ class _Watch:
                 records = dict(self.client.key_value_dir_get(f"{_PREFIX}/failed/"))
                 beats = dict(self.client.key_value_dir_get(f"{_PREFIX}/beat/"))
             except Exception as e:  # The coordination service is gone.
-                if self.leaving:
-                    return
-                self.stop(PEER_EXIT, f"error: process {self.process} of {self.processes} lost "
-                          f"the coordinator (process 0): {_first_line(e)}")
+                if not self.leaving:
+                    self.stop(PEER_EXIT, f"error: process {self.process} of {self.processes} "
+                              f"lost the coordinator (process 0): {_first_line(e)}")
                 return
             for key, text in sorted(records.items()):
                 failed = int(key.rsplit("/", 1)[1])
@@ -105,7 +105,6 @@ class _Watch:
                     code, line = json.loads(text)
                     self.stop(code, f"error: process {failed} of {self.processes} failed: "
                               f"{line.removeprefix('error: ')}")
-                    return
             now = time.monotonic()
             for p in self.others():
                 value = beats.get(f"{_PREFIX}/beat/{p}")
@@ -115,7 +114,6 @@ class _Watch:
                     self.stop(PEER_EXIT, f"error: process {p} of {self.processes} stopped "
                               f"responding for {now - self._seen[p][1]:.0f} s (killed, crashed "
                               "or hung); stopping")
-                    return
             time.sleep(self.interval)
 
     def stop(self, code: int, line: str):
@@ -150,11 +148,20 @@ class _Watch:
         _exit(code)
 
     def await_verdict(self):
-        """Gives the watch the time to name a dead peer (``T / 2`` and two beats)."""
-        deadline = time.monotonic() + self.timeout_s / 2 + 2 * self.interval
+        """Returns once every other process beat again; a dead one is named by the watch first.
+
+        An error here may be another process's death seen through a broken
+        collective (or through whatever wrapped it), so this process blames
+        itself only once the others are known alive: two beats for a healthy
+        run, ``T / 2`` and two beats at most.
+        """
+        since = time.monotonic()
+        deadline = since + self.timeout_s / 2 + 2 * self.interval
         while time.monotonic() < deadline:
             if self.verdict.locked():
-                threading.Event().wait()
+                threading.Event().wait()  # The watch is ending the process with its verdict.
+            if all(self._seen.get(p, (None, since))[1] > since for p in self.others()):
+                return
             time.sleep(self.interval / 2)
 
 
@@ -176,15 +183,15 @@ def leave(error: BaseException, report: Callable[[], int] | None) -> int | None:
     ``report()`` prints the command's one line (the first line of ``error``)
     and returns its exit status; None is a crash: its traceback is printed
     here and the status is 1. With one process (no watch) this is just
-    ``report()`` (None for a crash, which the caller re-raises). A
-    ``JaxRuntimeError`` (a collective broken by another process) first waits
-    for the watch's verdict naming that process.
+    ``report()`` (None for a crash, which the caller re-raises). It first
+    waits until the others are seen alive (:meth:`_Watch.await_verdict`): a
+    collective broken by a dead process is that process's failure, named by
+    the watch.
     """
     if not _WATCH:
         return None if report is None else report()
     watch = _WATCH[0]
-    if isinstance(error, jax.errors.JaxRuntimeError):
-        watch.await_verdict()
+    watch.await_verdict()
     watch.claim()  # From here on the watch prints nothing: this process's line is the one.
     line = _first_line(error)
     if report is None:
