@@ -7,12 +7,14 @@ or by bare experiment name (``digits_gan`` means
 tokens, type-checked against the field they replace (see
 :func:`regan_jax.config.override`).
 """
+import functools
 import importlib.util
 import pathlib
 import sys
 
 from regan_jax import config as config_lib
 from regan_jax import parallel
+from regan_jax.parallel import faults
 from regan_jax import train as train_lib  # `train` names the submodule experiments.train
 
 CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
@@ -41,7 +43,8 @@ def run_main(body) -> int:
     Bad input (``ValueError``, ``OSError``): one line on stderr, exit 2. A run
     stopped by SIGINT/SIGTERM after saving its checkpoint
     (``regan_jax.train.Interrupted``): one line, exit 128 + the signal number
-    (130, 143).
+    (130, 143). In a multi-process run, a process that fails tells the others
+    and exits at once (:func:`regan_jax.parallel.faults.leave`).
     """
     try:
         return body()
@@ -49,13 +52,16 @@ def run_main(body) -> int:
         print(f"stopped: {e}", file=sys.stderr)
         return 128 + e.signum
     except (ValueError, OSError) as e:
-        return bad_input(e)
+        return faults.leave(e, functools.partial(bad_input, e))
+    except Exception as e:
+        faults.leave(e, None)
+        raise
 
 
 def add_device_flags(parser) -> None:
     """The flags of devices and processes: ``--mesh``, ``--steps-per-call``, ``--coordinator``,
-    ``--num-processes``, ``--process-id`` (read by :func:`start_devices` and
-    :func:`steps_per_call`)."""
+    ``--num-processes``, ``--process-id``, ``--process-timeout`` (read by
+    :func:`start_devices` and :func:`steps_per_call`)."""
     group = parser.add_argument_group(
         "devices and processes",
         "One run (or sweep group) across several processes -- hosts, or GPUs -- through "
@@ -75,6 +81,10 @@ def add_device_flags(parser) -> None:
                        help="processes in the run (1: one, even in a multi-process launch)")
     group.add_argument("--process-id", type=int, metavar="I", default=None,
                        help="this process's index in 0..N-1")
+    group.add_argument("--process-timeout", type=int, metavar="SECONDS", default=None,
+                       help="several processes: when one dies or fails, the others exit "
+                            "within about SECONDS/2 (SECONDS at most), naming it; an integer "
+                            ">= 2 (default: regan_jax.parallel.faults.DEFAULT_TIMEOUT_S)")
 
 
 def start_devices(args, *, detect: bool = True, join: bool = True):
@@ -92,10 +102,15 @@ def start_devices(args, *, detect: bool = True, join: bool = True):
         mesh = None if args.mesh is None else parallel.parse_mesh(args.mesh)
     except ValueError as e:
         raise UsageError(f"--mesh: {e}") from e
+    timeout_s = faults.DEFAULT_TIMEOUT_S if args.process_timeout is None else args.process_timeout
+    try:
+        faults.check_timeout(timeout_s)
+    except ValueError as e:
+        raise UsageError(f"--process-timeout: {e}") from e
     try:
         if join:
             parallel.initialize_distributed(args.coordinator, args.num_processes,
-                                            args.process_id, detect=detect)
+                                            args.process_id, detect=detect, timeout_s=timeout_s)
         else:
             parallel.distributed_settings(args.coordinator, args.num_processes,
                                           args.process_id, None if detect else {})

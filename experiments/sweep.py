@@ -35,7 +35,7 @@ import sys
 
 import experiments
 from experiments.study import members as members_lib
-from experiments.study import sweeps, tables, vocabulary
+from experiments.study import results, sweeps, vocabulary
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -123,7 +123,7 @@ def _main(argv) -> int:
         parser.add_argument("--out", help="CSV path (default: FIRST_DIR/results.csv)")
         args = parser.parse_args(argv[1:])
         out = args.out or str(pathlib.Path(args.directories[0]) / "results.csv")
-        rows = tables.collect(args.directories, out)
+        rows = results.collect(args.directories, out)
         print(f"collect: {len(rows)} runs -> {out}")
         return 0
     args, rest = parse_run_args(argv)

@@ -19,7 +19,9 @@ process, so the same parameters up to float reassociation)::
         --coordinator HOST0:PORT --num-processes N --process-id I
 
 or, under ``srun --ntasks N`` (SLURM) or ``mpirun -n N``, without those flags.
-Process 0 writes DIR; the others write nothing.
+Process 0 writes DIR; the others write nothing. When one process fails or dies,
+the others exit within about ``--process-timeout``/2 seconds (default 60 s),
+each with one line naming it; the run resumes like any interrupted one.
 """
 import argparse
 import sys

@@ -24,7 +24,7 @@ from statsmodels.stats.power import TTestPower
 
 import experiments
 from experiments import figures, sweep
-from experiments.study import captions, cells, presets, runner, tables, vocabulary
+from experiments.study import captions, cells, presets, results, runner, tables, vocabulary
 from experiments.study import members as members_lib
 from experiments.study.figures import output, panels
 from regan_jax import config as config_lib
@@ -451,7 +451,7 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     with open(workdir / tables.RESULTS_CSV, newline="") as f:
         raw = list(csv.DictReader(f))
     assert sorted(r["run"] for r in raw) == sorted(summaries)
-    for r in tables.read_csv(workdir / tables.RESULTS_CSV):
+    for r in results.read_csv(workdir / tables.RESULTS_CSV):
         summary = summaries[r["run"]]
         for key, value in summary.items():
             assert r[key] == pytest.approx(value) if isinstance(value, float) else r[key] == value

@@ -23,7 +23,9 @@ module              owns
 ``runner``          the preset runner: calibration, worker processes pinned
                     to CPUs, the progress bar, null references, and
                     ``make_figures`` (train, collect, draw, tables)
-``tables``          ``results.csv`` (``collect``, CSV I/O, ``sample_tv``) and the
+``results``         ``results.csv``: ``collect`` (one row per finished run)
+                    and its CSV I/O
+``tables``          the study's ``results.csv`` (with ``sample_tv``) and the
                     Markdown tables of ``results.md``
 ``cells``           what the figures and tables report: cells over seeds,
                     paired comparisons, Holm, instability

@@ -1,6 +1,6 @@
 """What the study's figures and tables report about ``results.csv`` rows.
 
-Rows are those of :func:`experiments.study.tables.collect` (labels ``penalty``,
+Rows are those of :func:`experiments.study.results.collect` (labels ``penalty``,
 ``target``, ``value``, ``regulariser``, ``seed``; the summary's scores;
 ``config.*``). The conventions every figure and table shares:
 

@@ -38,8 +38,7 @@ Every grid states its seeds and why (``seeds_reason``): a budget, or a
 import pathlib
 from typing import NamedTuple
 
-from experiments import sweep
-from experiments.study import cells
+from experiments.study import cells, results
 from experiments.study.vocabulary import BASELINES, WEIGHT_PENALTIES
 from regan_jax import stats
 
@@ -74,7 +73,7 @@ class PowerPlan(NamedTuple):
 
 def pilot_differences(plan: PowerPlan):
     """The pilot's paired differences (cell − unregularised, by seed) of ``plan``."""
-    rows = cells.experiment_rows(sweep.read_csv(plan.pilot), plan.experiment)
+    rows = cells.experiment_rows(results.read_csv(plan.pilot), plan.experiment)
     by_key = cells.seed_values(rows, plan.metric)
     cell = cells.CellKey("none", plan.penalty, plan.target, plan.strength)
     none = cells.baseline_keys(rows, plan.metric).get("none")

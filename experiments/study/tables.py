@@ -1,32 +1,24 @@
 """The study's results as files: ``results.csv`` (one row per run) and the Markdown tables.
 
 :func:`collect_results` gathers every finished run of a results directory
-(:func:`collect`: labels, summary, full config) with the
+(:func:`experiments.study.results.collect`: labels, summary, full config) with the
 study's own score of its samples (``sample_tv``, :func:`total_variation`) into
 ``results.csv``; :func:`results_table` writes one experiment's tables (the
 references and baselines, then the weight penalties per target by strength,
 then the penalties on top of R1) as :mod:`experiments.study.cells` reports
 them, and :func:`write_results_md` all of them with the list of figures.
 """
-import csv
-import io
-import json
 import os
 import pathlib
-import sys
 
 import numpy as np
 
-from experiments.study import captions, cells, members, presets, vocabulary
-from regan_jax import config as config_lib
-from regan_jax import effective_strength
+from experiments.study import captions, cells, members, presets, results, vocabulary
 from regan_jax import workdir as workdir_lib
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 PRESET_FILE = "preset.json"
-# The first columns of results.csv: the run directory and its study labels.
-LABELS = ("run", "penalty", "target", "value", "regulariser", "seed")
 
 
 def collect_results(workdir) -> list[dict]:
@@ -37,11 +29,11 @@ def collect_results(workdir) -> list[dict]:
     (:func:`total_variation`; empty for points).
     """
     workdir = pathlib.Path(workdir)
-    rows = collect([workdir])
+    rows = results.collect([workdir])
     for r in rows:
         r["run"] = os.path.relpath(r["run"], workdir)
     rows = with_sample_tv(rows, workdir)
-    write_csv(workdir / RESULTS_CSV, rows)
+    results.write_csv(workdir / RESULTS_CSV, rows)
     return rows
 
 
@@ -50,102 +42,7 @@ def load_results(workdir) -> tuple[list[dict], str]:
     workdir = pathlib.Path(workdir)
     preset = (workdir_lib.read_json(workdir / PRESET_FILE)["preset"]
               if (workdir / PRESET_FILE).exists() else "custom")
-    return read_csv(workdir / RESULTS_CSV), preset
-
-
-def collect(directories, out=None) -> list[dict]:
-    """One row per finished run under ``directories``: labels, summary, flattened config.
-
-    Columns: ``run`` (the run directory), the study labels ``penalty``,
-    ``target``, ``value`` (:func:`experiments.study.members.describe`), ``seed``, every
-    summary key, then ``config.<key>`` for every config field. Unfinished runs
-    are skipped (and counted on stderr). Writes ``out`` atomically if given.
-
-    Raises:
-      ValueError: a directory that does not exist, or no finished run at all.
-    """
-    rows, unfinished, records = [], 0, {}
-    for directory in map(pathlib.Path, directories):
-        if not directory.is_dir():
-            raise ValueError(f"collect: {str(directory)!r} is not a directory")
-        for config_path in sorted(directory.rglob(workdir_lib.CONFIG_FILE)):
-            run_dir = config_path.parent
-            if not workdir_lib.is_finished(run_dir):
-                unfinished += 1
-                continue
-            flat = config_lib.flatten(workdir_lib.read_json(config_path))
-            labels = members.describe(flat)
-            rows.append({"run": str(run_dir), **labels, "seed": flat["seed"],
-                         **workdir_lib.read_json(run_dir / workdir_lib.SUMMARY_FILE),
-                         **_calibration_columns(flat.get("eval.calibration"), records),
-                         **{f"config.{k}": v for k, v in flat.items()}})
-    if unfinished:
-        print(f"collect: skipped {unfinished} unfinished run(s)", file=sys.stderr)
-    if not rows:
-        raise ValueError(f"collect: no finished run (summary.json) under "
-                         f"{', '.join(map(str, directories))}")
-    if out is not None:
-        write_csv(out, rows)
-    return rows
-
-
-def _calibration_columns(path, records: dict) -> dict:
-    """``calibration.<net>.<field>`` of a run's calibration record (none if it has none).
-
-    ``records`` caches the records read so far by path.
-    """
-    if not path:
-        return {}
-    if path not in records:
-        try:
-            records[path] = effective_strength.load(path)
-        except ValueError as e:  # Moved with its runs: the summaries keep the effective strengths.
-            print(f"collect: no calibration columns: {e}", file=sys.stderr)
-            records[path] = {"networks": {}}
-    return {f"calibration.{net}.{field}": values[field]
-            for net, values in records[path]["networks"].items()
-            for field in effective_strength.FIELDS}
-
-
-def write_csv(path, rows: list[dict]) -> None:
-    """Writes rows as CSV (columns: labels, summary keys, config keys), atomically."""
-    summary_keys = sorted({k for r in rows for k in r} - set(LABELS)
-                          - {k for r in rows for k in r if k.startswith("config.")})
-    config_keys = sorted({k for r in rows for k in r if k.startswith("config.")})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*LABELS, *summary_keys, *config_keys],
-                            extrasaction="raise")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: _cell(v) for k, v in r.items()})
-    workdir_lib.write_text_atomic(path, buffer.getvalue())
-
-
-def read_csv(path) -> list[dict]:
-    """Rows of a :func:`collect` CSV with numbers, booleans and empties parsed back."""
-    with open(path, newline="") as f:
-        return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def _cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return value
-
-
-def _parse_cell(text: str):
-    if text == "":
-        return None
-    if text in ("True", "False"):
-        return text == "True"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    return results.read_csv(workdir / RESULTS_CSV), preset
 
 
 TABLE_NOTE = (

@@ -1,12 +1,16 @@
 """Data parallelism, member parallelism and several processes: one training step across devices.
 
-Three modules, one concern each:
+Four modules, one concern each:
 
 - :mod:`regan_jax.parallel.processes`: several processes (``jax.distributed``):
   :func:`initialize_distributed` joins them, process 0 alone writes
   (:func:`is_main_process`), and what it alone decides or holds reaches the
   others (:func:`on_main_process`, :func:`broadcast`, :func:`any_process`,
   :func:`fetch`).
+- :mod:`regan_jax.parallel.faults`: a process that fails or dies stops the
+  others within a bound (``--process-timeout``), each with one line naming it
+  (a watch thread per process, :func:`~regan_jax.parallel.faults.leave` in
+  the command lines' error handler).
 - :mod:`regan_jax.parallel.placement`: device meshes (:class:`MeshShape`,
   :func:`make_mesh`, :func:`make_member_mesh`) and a step written once with an
   optional ``axis_name`` run under ``jax.shard_map`` (:func:`shard_map_step`,

@@ -8,7 +8,9 @@ its devices), the meshes span every process's devices, and the state is a
 global array. Process 0 alone writes (:func:`is_main_process`): what only it
 knows reaches the others through :func:`on_main_process` and
 :func:`broadcast`, and what it writes comes from :func:`fetch` (a host copy of
-a global array).
+a global array). A process that fails or dies stops the others within a
+bound (:mod:`regan_jax.parallel.faults`, started by
+:func:`initialize_distributed`).
 """
 import json
 import os
@@ -18,6 +20,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
+
+from regan_jax.parallel import faults
 
 # The launchers whose environment jax.distributed.initialize() reads by itself
 # (jax._src.clusters): the variables it requires, and the one holding the
@@ -102,7 +106,8 @@ def distributed_settings(coordinator: str | None = None, num_processes: int | No
 
 
 def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None, *, detect: bool = True) -> bool:
+                           process_id: int | None = None, *, detect: bool = True,
+                           timeout_s: int = faults.DEFAULT_TIMEOUT_S) -> bool:
     """Joins a multi-process JAX run when the arguments or the environment ask for one.
 
     Call it in every process before any other JAX call (see
@@ -118,18 +123,25 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
       detect: with no arguments, join a launcher's multi-process run
         (:func:`launcher_processes`); False: only explicit arguments count
         (independent tasks of one launch, e.g. sweep shards under ``srun``).
+      timeout_s: the failure bound (:mod:`regan_jax.parallel.faults`): JAX's
+        heartbeat timeout, and twice the silence after which this process's
+        watch takes another for dead; an integer >= 2.
 
     Returns:
       Whether this process joined a multi-process run.
 
     Raises:
-      ValueError: see :func:`distributed_settings`; raised before JAX is touched.
+      ValueError: see :func:`distributed_settings` and
+        :func:`regan_jax.parallel.faults.check_timeout`; raised before JAX is
+        touched.
     """
+    faults.check_timeout(timeout_s)
     settings = distributed_settings(coordinator, num_processes, process_id,
                                     None if detect else {})
     if settings is None:
         return False
-    jax.distributed.initialize(**settings)
+    jax.distributed.initialize(**settings, heartbeat_timeout_seconds=timeout_s)
+    faults.start_watch(timeout_s)
     return True
 
 

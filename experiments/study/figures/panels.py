@@ -1,6 +1,6 @@
 """Shared drawing of the study's figures: strength panels, panel grids, captions, legends.
 
-Every figure function takes the rows of :func:`experiments.study.tables.collect`,
+Every figure function takes the rows of :func:`experiments.study.results.collect`,
 the preset's name (for the caption) and, where a figure reads runs' files
 or null references, the results directory; it returns a matplotlib
 ``Figure`` (Agg, no pyplot state), so notebooks can redraw any figure.
