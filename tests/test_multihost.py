@@ -461,12 +461,20 @@ def test_a_failing_process_blames_itself_once_the_others_are_seen_alive(exits):
             store.key_value_set("regan_jax/beat/1", str(beat), allow_overwrite=True)
             time.sleep(0.2)
 
-    threading.Thread(target=peer, daemon=True).start()
+    peer_thread = threading.Thread(target=peer, daemon=True)
+    peer_thread.start()
     thread.start()
     start = time.monotonic()
     watch.await_verdict()
     assert time.monotonic() - start < 1.5 and exits == []
     alive.set()  # Process 1 dies: the watch names it, and await_verdict never returns.
+    peer_thread.join()
+    # Once the watch has seen the peer's last beat, no beat comes after a new wait starts
+    # (without this, a beat written just before the death counted as a sign of life).
+    last = store.items["regan_jax/beat/1"]
+    seen_by = time.monotonic() + 5
+    while watch._seen[1][0] != last and time.monotonic() < seen_by:
+        time.sleep(0.05)
     waiter = threading.Thread(target=watch.await_verdict, daemon=True)
     waiter.start()
     thread.join(timeout=10)
