@@ -10,6 +10,9 @@ tokens, type-checked against the field they replace (see
 import importlib.util
 import pathlib
 import sys
+import traceback
+
+import ml_collections
 
 from regan_jax import config as config_lib
 
@@ -137,8 +140,9 @@ def load_config(spec: str, overrides=()):
       The locked, validated ``ConfigDict``.
 
     Raises:
-      UsageError: missing file, a file without ``get_config``, an unknown key or
-        a value of the wrong type (the message names it and lists valid keys).
+      UsageError: missing file, a file that fails to load or whose ``get_config``
+        fails or returns no ``ConfigDict`` (naming the file and line), an unknown
+        key or a value of the wrong type (the message names it and lists valid keys).
     """
     path, _, arg = spec.partition(":")
     file = pathlib.Path(path)
@@ -147,19 +151,50 @@ def load_config(spec: str, overrides=()):
     if not file.is_file():
         raise UsageError(f"config file {str(file)!r} not found; experiments: "
                          f"{', '.join(experiment_names())}")
-    module_spec = importlib.util.spec_from_file_location(f"_config_{file.stem}", file)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise UsageError(f"config file {str(file)!r} defines no get_config()")
+    config = _call_get_config(file, arg or None)
     try:
-        config = module.get_config(arg or None)
         for key, value in overrides:
             config_lib.override(config, key, value)
         config_lib.validate(config)
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(_message(e)) from e
     return config
+
+
+def _call_get_config(file: pathlib.Path, arg: str | None) -> ml_collections.ConfigDict:
+    """``get_config(arg)`` of the config file ``file``.
+
+    Raises:
+      UsageError: anything that goes wrong in the file -- a syntax error, a
+        failed import, an exception in ``get_config``, no ``get_config``, or
+        one that returns no ``ConfigDict`` -- naming the file and the line.
+    """
+    module_spec = importlib.util.spec_from_file_location(f"_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+        if not hasattr(module, "get_config"):
+            raise UsageError(f"config file {str(file)!r} defines no get_config()")
+        config = module.get_config(arg)
+    except UsageError:
+        raise
+    except SyntaxError as e:
+        raise UsageError(f"config file {str(file)!r}, line {e.lineno}: SyntaxError: "
+                         f"{e.msg}") from None
+    except Exception as e:  # The file is the user's code: any failure is bad input.
+        raise UsageError(f"config file {str(file)!r}{_line_in(e, file)}: "
+                         f"{type(e).__name__}: {_message(e)}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise UsageError(f"config file {str(file)!r}: get_config() returned "
+                         f"{type(config).__name__}, not an ml_collections.ConfigDict")
+    return config
+
+
+def _line_in(error: Exception, file: pathlib.Path) -> str:
+    """``', line N'``: the last line of ``file`` in ``error``'s traceback ('' if none)."""
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+             if pathlib.Path(frame.filename) == file]
+    return f", line {lines[-1]}" if lines else ""
 
 
 def split_overrides(tokens: list[str]) -> list[tuple[str, str]]:
