@@ -8,6 +8,7 @@ tokens, type-checked against the field they replace (see
 :func:`regan_jax.config.override`).
 """
 import importlib.util
+import os
 import pathlib
 import sys
 import traceback
@@ -31,7 +32,10 @@ def bad_input(error: Exception) -> int:
     check raise a ``ValueError``, before anything is written; a missing or
     unwritable path raises an ``OSError`` (its message names the path).
     """
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        message = f"{error.filename}: {error.strerror}"  # e.g. a full disk during a save
+    else:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
     print(f"error: {message}", file=sys.stderr)
     return 2
 
@@ -39,7 +43,8 @@ def bad_input(error: Exception) -> int:
 def run_main(body) -> int:
     """Runs an entry point's ``body() -> exit code`` with the command lines' error contract.
 
-    Bad input (``ValueError``, ``OSError``): one line on stderr, exit 2. A run
+    Bad input (``ValueError``, ``OSError``: a path, or the environment refusing
+    a write -- ``error: <path>: <reason>``): one line on stderr, exit 2. A run
     stopped by SIGINT/SIGTERM after saving its checkpoint
     (``regan_jax.train.Interrupted``): one line, exit 128 + the signal number
     (130, 143).
@@ -51,8 +56,31 @@ def run_main(body) -> int:
     except train.Interrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return 128 + e.signum
-    except (ValueError, OSError) as e:
+    except OSError as e:
+        code = bad_input(e)
+        _drop_later_output()
+        return code
+    except ValueError as e:
         return bad_input(e)
+
+
+def _drop_later_output() -> None:
+    """Sends what the process still prints to stderr (file descriptor 2) to /dev/null.
+
+    After an environment error (a full disk, say) orbax's, TensorStore's and
+    asyncio's threads print tracebacks of the failed writes while the process
+    shuts down; the one line has been said. Only where ``sys.stderr`` is the
+    process's own descriptor 2 (a command line, not a captured test).
+    """
+    try:
+        if sys.stderr.fileno() != 2:
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def add_device_flags(parser) -> None:

@@ -300,15 +300,19 @@ def chunk_length(step: int, config, steps_per_call: int) -> int:
 def _start(program: Program, group: _Group, feeder: _Feeder):
     """The (stacked) state to train from, and the group's :class:`_Stream`.
 
-    Restores the newest step that every member has checkpointed (a sweep
-    killed between its members' saves loses only the members' newer
-    checkpoints); with none in common it starts over. Rows of metrics.jsonl
+    Restores the newest step that every member has checkpointed and can read
+    (a sweep killed between its members' saves loses only the members' newer
+    checkpoints; a damaged one is moved aside, :func:`_restore_common`); with
+    none in common it starts over. Temporary directories of unfinished saves
+    are removed first. Rows of metrics.jsonl
     after the restored step are dropped.
     """
     fresh = [program_lib.init_member(program, c) for c in group.configs]
     directories = [str(w / CHECKPOINT_DIR) for w in group.workdirs]
 
     def newest_common_step():
+        for d in directories:  # What a killed or failed save left.
+            checkpoint.remove_temporary(d)
         common = set.intersection(*(set(checkpoint.all_steps(d)) for d in directories))
         return max(common) if common else None
 
@@ -318,9 +322,7 @@ def _start(program: Program, group: _Group, feeder: _Feeder):
         restored = []
 
         def restore():
-            for d, template in zip(directories, fresh):
-                checkpoint.remove_after(d, step)
-                restored.append(checkpoint.restore(d, step, template))
+            restored[:] = _restore_common(directories, fresh)
             return [position for _, position in restored]
 
         positions = parallel.on_main_process(restore)
@@ -346,6 +348,29 @@ def _start(program: Program, group: _Group, feeder: _Feeder):
             on_device=feeder.on_device)
         state = states[0]
     return state, _Stream(iterator, feeder, cfg.data.prefetch)
+
+
+def _restore_common(directories: list[str], templates: list) -> list[tuple]:
+    """Each member's ``(state, position)`` at the newest step that every member can read.
+
+    A member's damaged checkpoint is moved aside (:func:`regan_jax.checkpoint.restore_readable`)
+    and the group falls back to the step before; checkpoints after the step restored are
+    removed (a sweep killed between its members' saves).
+    """
+    common = sorted(set.intersection(*(set(checkpoint.all_steps(d)) for d in directories)))
+    step, restored = common[-1], []
+    while len(restored) < len(directories):
+        restored = []
+        for d, template in zip(directories, templates):
+            got, state, position = checkpoint.restore_readable(
+                d, [s for s in common if s <= step], template)
+            if got < step:  # This member's newer ones were damaged: all fall back.
+                step = got
+                break
+            restored.append((state, position))
+    for d in directories:
+        checkpoint.remove_after(d, step)
+    return restored
 
 
 def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs, stop):

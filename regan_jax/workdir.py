@@ -72,12 +72,25 @@ def atomic_path(path):
                                suffix=".tmp" + path.suffix)
     os.close(fd)
     try:
-        yield pathlib.Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        with naming_path(path):
+            yield pathlib.Path(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def naming_path(path):
+    """Re-raises an ``OSError`` without a file name (a full disk met by ``write`` or ``close``)
+    as the same error naming ``path``, so that the command lines can say which file."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or not e.errno:
+            raise
+        raise OSError(e.errno, os.strerror(e.errno), str(path)) from e
 
 
 def write_text_atomic(path, text: str) -> None:
@@ -138,7 +151,8 @@ def read_metrics(workdir) -> list[dict]:
 
 def append_metrics(workdir, row: dict) -> None:
     """Appends one row to ``metrics.jsonl`` (non-finite values become null)."""
-    with open(pathlib.Path(workdir) / METRICS_FILE, "a") as f:
+    path = pathlib.Path(workdir) / METRICS_FILE
+    with naming_path(path), open(path, "a") as f:
         f.write(json.dumps(finite_or_none(row), allow_nan=False) + "\n")
 
 

@@ -4,13 +4,17 @@ fails to load, preemption, large groups, and the small items (a resumed member's
 ``sweep_members``, non-UTF-8 workdirs, downloads)."""
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
+import chex
 import pytest
 
 import experiments
+from experiments import sample as sample_cli
 from experiments import train as train_cli
+from regan_jax import checkpoint, program, train, workdir
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SMOKE = ["--config", "ring8_gan:smoke", "--no-progress"]
@@ -42,3 +46,156 @@ def test_a_config_file_that_fails_to_load_is_one_line_exit_2(tmp_path, capsys, b
     line = _one_error_line(capsys.readouterr().err)
     assert str(config) in line and expected in line, line
     assert not run.exists()
+
+
+# --- a damaged newest checkpoint ------------------------------------------------------
+
+def _config(*overrides):
+    return experiments.load_config("ring8_gan:smoke", [("log.progress", "false"),
+                                                       ("steps", "18"), *overrides])
+
+
+def _damage(step_dir: pathlib.Path, kind: str) -> None:
+    state = step_dir / "state"
+    if kind == "truncated":
+        for f in (state / "d").iterdir():
+            with open(f, "r+b") as handle:
+                handle.truncate(10)
+    elif kind == "garbled_metadata":
+        (state / "_METADATA").write_text("{not json")
+    elif kind == "no_state":
+        shutil.rmtree(state)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted ring8 smoke run of 18 steps (checkpoints 6, 12, 18)."""
+    path = tmp_path_factory.mktemp("reference")
+    return path, train.train_and_evaluate(_config(), path)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbled_metadata", "no_state"])
+def test_a_damaged_newest_checkpoint_is_moved_aside_for_the_one_before(reference, tmp_path,
+                                                                        kind):
+    directory = tmp_path / "checkpoints"
+    shutil.copytree(reference[0] / workdir.CHECKPOINT_DIR, directory)
+    _damage(directory / "18", kind)
+    template = program.init_member(program.build_program(_config()), _config())
+    with pytest.warns(RuntimeWarning,
+                      match=r"checkpoint 18 .* moved to .*\.corrupt/18.*using checkpoint 12"):
+        step, state, _ = checkpoint.restore_readable(str(directory), [6, 12, 18], template)
+    assert step == 12 and int(state.step) == 12
+    assert checkpoint.all_steps(str(directory)) == [6, 12]
+    assert (directory / checkpoint.CORRUPT_DIR / "18" / "state" / "d").exists() or kind != \
+        "truncated"
+    assert (directory / checkpoint.CORRUPT_DIR / "18").is_dir()
+
+
+def test_a_run_resumes_bitwise_from_the_checkpoint_before_a_damaged_one(reference, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(reference[0], run)
+    (run / workdir.SUMMARY_FILE).unlink()
+    _damage(run / workdir.CHECKPOINT_DIR / "18", "truncated")
+    leftover = run / workdir.CHECKPOINT_DIR / "24.orbax-checkpoint-tmp-123"
+    leftover.mkdir()
+    with pytest.warns(RuntimeWarning, match="checkpoint 18"):
+        resumed = train.train_and_evaluate(_config(), run)
+    chex.assert_trees_all_equal(resumed.params, reference[1].params)
+    chex.assert_trees_all_equal(resumed.opt_state, reference[1].opt_state)
+    assert not leftover.exists()
+    assert (run / workdir.CHECKPOINT_DIR / checkpoint.CORRUPT_DIR / "18").is_dir()
+    assert checkpoint.all_steps(str(run / workdir.CHECKPOINT_DIR)) == [6, 12, 18]
+    assert [r["step"] for r in train.read_metrics(run)] == \
+        [r["step"] for r in train.read_metrics(reference[0])]
+
+
+def test_sample_skips_a_damaged_checkpoint_without_moving_it(reference, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference[0], run)
+    _damage(run / workdir.CHECKPOINT_DIR / "18", "truncated")
+    before = sorted(p.name for p in (run / workdir.CHECKPOINT_DIR).iterdir())
+    with pytest.warns(RuntimeWarning, match="checkpoint 18"):
+        assert sample_cli.main(["--workdir", str(run), "--num", "4",
+                                "--out", str(tmp_path / "grid.png")]) == 0
+    assert "(step 12)" in capsys.readouterr().out
+    assert sorted(p.name for p in (run / workdir.CHECKPOINT_DIR).iterdir()) == before
+
+
+def test_no_readable_checkpoint_is_one_line_and_nothing_moves(reference, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference[0], run)
+    (run / workdir.SUMMARY_FILE).unlink()
+    for step in (6, 12, 18):
+        _damage(run / workdir.CHECKPOINT_DIR / str(step), "garbled_metadata")
+    args = [*SMOKE, "--config.steps=18", "--config.log.progress=false", "--workdir", str(run)]
+    assert train_cli.main(args) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "no checkpoint in" in line and "can be read" in line, line
+    assert checkpoint.all_steps(str(run / workdir.CHECKPOINT_DIR)) == [6, 12, 18]
+    assert not (run / workdir.CHECKPOINT_DIR / checkpoint.CORRUPT_DIR).exists()
+
+
+def test_an_intact_checkpoint_of_other_shapes_is_refused_as_a_different_experiment(
+        reference, tmp_path):
+    directory = tmp_path / "checkpoints"
+    shutil.copytree(reference[0] / workdir.CHECKPOINT_DIR, directory)
+    wider = _config(("model.g_width", "16"))
+    template = program.init_member(program.build_program(wider), wider)
+    with pytest.raises(checkpoint.CheckpointMismatch, match="different experiment"):
+        checkpoint.restore_readable(str(directory), [6, 12, 18], template)
+    assert checkpoint.all_steps(str(directory)) == [6, 12, 18]
+
+
+# --- environment errors during a save -------------------------------------------------
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 200 KiB tmpfs (root only): room for the config, metrics and one checkpoint."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_during_a_save_is_one_line_exit_2_and_resumable(small_filesystem,
+                                                                     tmp_path):
+    run = small_filesystem / "run"
+    args = [sys.executable, "-m", "experiments.train", *SMOKE, "--config.steps=60",
+            "--config.log.samples_every=0"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    full = subprocess.run([*args, "--workdir", str(run)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert full.returncode == 2, full.stderr
+    line = _one_error_line(full.stderr)
+    assert line.endswith(": No space left on device") and f"{run}/checkpoints/" in line, line
+    left = os.listdir(run / workdir.CHECKPOINT_DIR)
+    assert not [n for n in left if "tmp" in n], left  # the partial save is gone
+    moved = tmp_path / "moved"  # the same run, given room
+    shutil.copytree(run, moved)
+    resumed = subprocess.run([*args, "--workdir", str(moved)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert train.read_json(moved / workdir.SUMMARY_FILE)["steps"] == 60
+
+
+@pytest.mark.parametrize("raised", [
+    ValueError("RESOURCE_EXHAUSTED: Error writing local file \"/w/checkpoints/3.tmp/x\": "
+               "Failed to write: No space left on device [os_error_code='28']"),
+    ExceptionGroup("save", [RuntimeError("other"), PermissionError(13, "no", "/w/c/3/x")]),
+])
+def test_environment_errors_are_found_wherever_orbax_puts_them(raised):
+    try:
+        try:
+            raise raised
+        except Exception as e:
+            raise RuntimeError("wrapped") from e
+    except RuntimeError as outer:
+        found = checkpoint.environment_error(outer)
+    assert isinstance(found, OSError) and found.errno in (28, 13)
+    assert found.filename.startswith("/w/") and found.strerror == os.strerror(found.errno)
+    assert checkpoint.environment_error(ValueError("shape mismatch")) is None
