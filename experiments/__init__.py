@@ -209,7 +209,7 @@ def _call_get_config(file: pathlib.Path, arg: str | None) -> ml_collections.Conf
     except SyntaxError as e:
         raise UsageError(f"config file {str(file)!r}, line {e.lineno}: SyntaxError: "
                          f"{e.msg}") from None
-    except Exception as e:  # The file is the user's code: any failure is bad input.
+    except Exception as e:  # noqa: BLE001 - the file is user code: any failure is bad input
         raise UsageError(f"config file {str(file)!r}{_line_in(e, file)}: "
                          f"{type(e).__name__}: {_message(e)}") from None
     if not isinstance(config, ml_collections.ConfigDict):

@@ -283,8 +283,9 @@ def _holds_other_shapes(directory: str, step: int, template_state: Any) -> bool:
     try:
         metadata = ocp.StandardCheckpointHandler().metadata(
             epath.Path(directory) / str(step) / "state")
-        stored = sorted((tuple(m.shape), str(np.dtype(m.dtype))) for m in jax.tree.leaves(metadata))
-    except Exception:  # Unreadable metadata is damage, not a mismatch.
+        stored = sorted((tuple(m.shape), str(np.dtype(m.dtype)))
+                        for m in jax.tree.leaves(metadata))
+    except Exception:  # noqa: BLE001 - unreadable metadata is damage, not a mismatch
         return False
     wanted = sorted((tuple(np.shape(x)), str(np.dtype(x.dtype)))
                     for x in jax.tree.leaves(_storable(template_state)))

@@ -5,6 +5,7 @@ fails to load, preemption, large groups, and the small items (a resumed member's
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ import pytest
 import experiments
 from experiments import sample as sample_cli
 from experiments import train as train_cli
-from regan_jax import checkpoint, program, train, workdir
+from regan_jax import checkpoint, program, sweep, train, workdir
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SMOKE = ["--config", "ring8_gan:smoke", "--no-progress"]
@@ -199,3 +200,74 @@ def test_environment_errors_are_found_wherever_orbax_puts_them(raised):
     assert isinstance(found, OSError) and found.errno in (28, 13)
     assert found.filename.startswith("/w/") and found.strerror == os.strerror(found.errno)
     assert checkpoint.environment_error(ValueError("shape mismatch")) is None
+
+
+# --- preemption ----------------------------------------------------------------------
+
+def _sweep_configs(n=2):
+    return [_config(("steps", "30"), ("log.checkpoint_every", "0"), ("log.samples_every", "0"),
+                    ("penalty.d.kind", "l2"), ("penalty.d.strength", str(s)))
+            for s in (1e-3, 1e-1, 1e-2, 1e-4)[:n]]
+
+
+def test_a_signal_during_set_up_stops_before_training_and_saves_nothing(tmp_path,
+                                                                       monkeypatch):
+    calls = []
+
+    def init_and_signal(program_, config):  # SIGTERM arrives while the members are set up
+        calls.append(config.seed)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return init_member(program_, config)
+
+    init_member = program.init_member
+    monkeypatch.setattr(program, "init_member", init_and_signal)
+    dirs = [tmp_path / "m0", tmp_path / "m1"]
+    with pytest.raises(train.Interrupted, match="during set-up") as stopped:
+        train.train_members(_sweep_configs(), dirs)
+    assert stopped.value.signum == signal.SIGTERM and stopped.value.step is None
+    assert len(calls) == 1  # the second member was not set up
+    for d in dirs:
+        assert not train.read_metrics(d)
+        assert not checkpoint.all_steps(str(d / workdir.CHECKPOINT_DIR))
+
+
+def test_a_signal_saves_a_group_as_one_checkpoint_and_the_resume_is_bitwise(tmp_path,
+                                                                           monkeypatch):
+    configs = _sweep_configs()
+    reference = train.train_members(configs, [tmp_path / "r0", tmp_path / "r1"])
+    dirs = [tmp_path / "m0", tmp_path / "m1"]
+    advance = train._Stream.advance
+
+    def advance_and_signal(self, state, n):  # SIGTERM arrives during step 7
+        state, metrics = advance(self, state, n)
+        if int(sweep.member(state, 0).step) == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return state, metrics
+
+    monkeypatch.setattr(train._Stream, "advance", advance_and_signal)
+    saves = []
+    save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save",
+                        lambda d, *a, **k: (saves.append(d), save(d, *a, **k)))
+    with pytest.raises(train.Interrupted, match="at step 7"):
+        train.train_members(configs, dirs)
+    assert saves == [str(dirs[0] / train.GROUP_CHECKPOINT_DIR)]  # one save, not one per member
+    monkeypatch.undo()
+    resumed = train.train_members(configs, dirs)
+    for got, want in zip(resumed, reference):
+        chex.assert_trees_all_equal(got.params, want.params)
+        chex.assert_trees_all_equal(got.opt_state, want.opt_state)
+    assert not (dirs[0] / train.GROUP_CHECKPOINT_DIR).exists()
+    for d, r in zip(dirs, ("r0", "r1")):
+        assert [x["step"] for x in train.read_metrics(d)] == \
+            [x["step"] for x in train.read_metrics(tmp_path / r)]
+
+
+def test_a_member_finished_after_a_kill_between_summaries_records_its_group(tmp_path):
+    configs = _sweep_configs(3)
+    dirs = [tmp_path / f"m{i}" for i in range(3)]
+    train.train_members(configs, dirs)
+    (dirs[2] / workdir.SUMMARY_FILE).unlink()  # killed before the last member's summary
+    train.train_members(configs[2:], dirs[2:])
+    assert train.read_json(dirs[2] / workdir.SUMMARY_FILE)["sweep_members"] == 3
