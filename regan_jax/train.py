@@ -40,6 +40,7 @@ the next logging or checkpoint step, when every process learns of it.
 """
 import contextlib
 import pathlib
+import resource
 import shutil
 import signal
 import threading
@@ -73,6 +74,13 @@ __all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "Interrupted", "METRICS_FILE", "SAMP
 STEPS_PER_CALL = 1
 GROUP_CHECKPOINT_DIR = ".group_checkpoint"  # a signal's one checkpoint of a vmapped group
 SWEEP_MEMBERS = "sweep_members"  # the size of the group a member trained in
+# What a group needs (check_resources). Open files: the interpreter, JAX, the data and a
+# checkpoint being saved (BASE_OPEN_FILES); a tensorboardX event log holds 3 (measured).
+# Memory: each member's state exists as the fresh state, in the stacked state, as the
+# step's output and as a host copy at a checkpoint.
+BASE_OPEN_FILES = 128
+EVENT_LOG_OPEN_FILES = 3
+STATE_COPIES = 4
 
 
 class Interrupted(Exception):
@@ -191,13 +199,13 @@ def _train(program: Program, group: "_Group", feeder: "_Feeder", hooks, overwrit
     """:func:`train_members` once the program is built: take the workdirs, start, loop, finish."""
     configs, workdirs, writes = group.configs, group.workdirs, group.writes
     show = (program.config.log.progress if progress is None else progress) and writes
+    check_resources(program, group)
     with contextlib.ExitStack() as stack:
 
         def take_workdirs():  # Process 0's: refusals first, a refused run touches nothing.
             for c, w in zip(configs, workdirs):
                 workdir_lib.check_can_prepare(w, c, overwrite)
-            for w in workdirs:
-                stack.enter_context(workdir_lib.lock(w))
+            stack.enter_context(workdir_lib.lock_group(workdirs))
             for c, w in zip(configs, workdirs):
                 workdir_lib.prepare(w, c, overwrite)
 
@@ -222,6 +230,56 @@ def _train(program: Program, group: "_Group", feeder: "_Feeder", hooks, overwrit
         # between the members' summaries) the one its checkpoint records.
         members = len(configs) if trained or recorded is None else recorded
         return _finish(program, group, state, batches, hooks, wall, trained, logs, members)
+
+
+def check_resources(program: Program, group: "_Group") -> None:
+    """Refuses, before anything is written, a group that cannot fit this process's limits.
+
+    Estimates the open files (:data:`BASE_OPEN_FILES`, plus
+    :data:`EVENT_LOG_OPEN_FILES` per member writing TensorBoard events; the
+    locks take one, :func:`regan_jax.workdir.lock_group`) against ``ulimit -n``,
+    and the memory (:data:`STATE_COPIES` copies of every member's state) against
+    the memory available (``/proc/meminfo``, where there is one).
+
+    Raises:
+      ValueError: naming both numbers and what to change.
+    """
+    members = len(group.configs)
+    events_on = sum(bool(c.log.tensorboard) for c in group.configs) if group.writes else 0
+    files = BASE_OPEN_FILES + EVENT_LOG_OPEN_FILES * events_on
+    limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if limit != resource.RLIM_INFINITY and files > limit:
+        raise ValueError(
+            f"a group of {members} members needs about {files} open files ({events_on} "
+            f"TensorBoard event logs x {EVENT_LOG_OPEN_FILES} + {BASE_OPEN_FILES}), more than "
+            f"this process may open (ulimit -n {limit}); raise the limit, split the group "
+            "(--max-members), or set --config.log.tensorboard=false")
+    state = jax.eval_shape(program.init, jax.random.key(0))
+    per_member = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
+    needed, available = STATE_COPIES * members * per_member, _available_memory()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"a group of {members} members needs about {_size(needed)} of memory "
+            f"({STATE_COPIES} copies of {_size(per_member)} of state each), more than the "
+            f"{_size(available)} available; split the group (--max-members)")
+
+
+def _size(nbytes: int) -> str:
+    return next(f"{nbytes / 2**shift:.1f} {unit}" for shift, unit in
+                ((30, "GiB"), (20, "MiB"), (10, "KiB"), (0, "bytes")) if nbytes >= 2**shift
+                or shift == 0)
+
+
+def _available_memory() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 class _Group(NamedTuple):

@@ -157,7 +157,7 @@ def small_filesystem(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
-                      capture_output=True).returncode:
+                      capture_output=True, check=False).returncode:
         pytest.skip("cannot mount a tmpfs here")
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
@@ -170,7 +170,7 @@ def test_a_full_disk_during_a_save_is_one_line_exit_2_and_resumable(small_filesy
             "--config.log.samples_every=0"]
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
     full = subprocess.run([*args, "--workdir", str(run)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert full.returncode == 2, full.stderr
     line = _one_error_line(full.stderr)
     assert line.endswith(": No space left on device") and f"{run}/checkpoints/" in line, line
@@ -179,7 +179,7 @@ def test_a_full_disk_during_a_save_is_one_line_exit_2_and_resumable(small_filesy
     moved = tmp_path / "moved"  # the same run, given room
     shutil.copytree(run, moved)
     resumed = subprocess.run([*args, "--workdir", str(moved)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr
     assert train.read_json(moved / workdir.SUMMARY_FILE)["steps"] == 60
 
@@ -271,3 +271,51 @@ def test_a_member_finished_after_a_kill_between_summaries_records_its_group(tmp_
     (dirs[2] / workdir.SUMMARY_FILE).unlink()  # killed before the last member's summary
     train.train_members(configs[2:], dirs[2:])
     assert train.read_json(dirs[2] / workdir.SUMMARY_FILE)["sweep_members"] == 3
+
+
+# --- large groups ---------------------------------------------------------------------
+
+def test_a_group_holds_one_descriptor_for_its_locks_and_refuses_a_member_in_use(tmp_path):
+    dirs = [tmp_path / f"m{i}" for i in range(200)]
+    before = len(os.listdir("/proc/self/fd"))
+    with workdir.lock_group(dirs):
+        assert len(os.listdir("/proc/self/fd")) == before + 1
+        script = ("import sys; from regan_jax import workdir\n"
+                  "for dirs in ([sys.argv[1]], sys.argv[1:]):\n"
+                  "    try:\n"
+                  "        with workdir.lock_group(dirs): print('taken')\n"
+                  "    except workdir.WorkdirError as e: print(e)\n")
+        other = subprocess.run(
+            [sys.executable, "-c", script, str(dirs[7]), str(tmp_path / "free")],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+            text=True, timeout=120, check=False)
+        lines = other.stdout.splitlines()
+        assert len(lines) == 2, other.stderr
+        assert all(f"in use by another run (pid {os.getpid()})" in x for x in lines), lines
+    with workdir.lock(dirs[7]):  # released with the group
+        pass
+
+
+def test_a_group_beyond_the_open_file_limit_is_refused_with_the_numbers(tmp_path):
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (400, 400))\n"
+    script = limit + "import sys; from experiments import sweep; sys.exit(sweep.main(sys.argv[1:]))"
+    sweep_dir = tmp_path / "sweep"
+    run = subprocess.run(
+        [sys.executable, "-c", script, "--config", "ring8_gan:smoke", "--workdir",
+         str(sweep_dir), "--penalties", "l2", "--targets", "d", "--strengths", "1e-3",
+         "--seeds", ",".join(map(str, range(150))), "--max-members", "150", "--no-progress"],
+        cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 2, run.stderr
+    line = _one_error_line(run.stderr)
+    assert "150 members needs about 578 open files" in line and "ulimit -n 400" in line, line
+    assert not list(sweep_dir.glob("*/*"))  # no member directory holds anything
+
+
+def test_a_group_beyond_the_memory_available_is_refused_with_the_numbers(tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setattr(train, "_available_memory", lambda: 2**14)
+    with pytest.raises(ValueError, match=r"2 members needs about [\d.]+ KiB of memory .* more "
+                                         r"than the 16.0 KiB available"):
+        train.train_members(_sweep_configs(), [tmp_path / "m0", tmp_path / "m1"])
+    assert not (tmp_path / "m0").exists()
