@@ -168,7 +168,7 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
       The K final train states (unstacked).
 
     Raises:
-      ValueError: no members, a workdir given twice, members that do not share
+      ValueError: no members, a workdir given twice or not UTF-8, members that do not share
         a program, an invalid config, ``steps_per_call`` < 1; WorkdirError (see
         :func:`regan_jax.workdir.prepare`). All before anything is written.
     """
@@ -178,6 +178,8 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
     if not configs or len(configs) != len(workdirs):
         raise ValueError(f"train_members needs one workdir per config and at least one; got "
                          f"{len(configs)} configs and {len(workdirs)} workdirs")
+    for w in workdirs:
+        workdir_lib.check_path(w)
     if len({w.resolve() for w in workdirs}) != len(workdirs):
         raise ValueError(f"workdirs must be distinct, got {[str(w) for w in workdirs]}")
     for c in configs:

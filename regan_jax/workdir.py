@@ -293,6 +293,22 @@ def _in_use(workdir: pathlib.Path, content: bytes) -> WorkdirError:
                         "wait for it, or use another --workdir")
 
 
+def check_path(workdir) -> None:
+    """Refuses a workdir path that is not valid UTF-8 (orbax and TensorStore cannot write
+    there: a run would train and then fail at its first checkpoint).
+
+    Raises:
+      WorkdirError: naming the path (its undecodable bytes escaped).
+    """
+    text = str(workdir)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(text).decode("utf-8", errors="backslashreplace")
+        raise WorkdirError(f"workdir '{shown}' is not a valid UTF-8 path (checkpoints "
+                           "cannot be written there); use another --workdir") from None
+
+
 def prepare(workdir, config, overwrite: bool = False) -> None:
     """Makes ``workdir`` ready for ``config``'s run, refusing to clobber another.
 

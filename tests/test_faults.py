@@ -2,10 +2,12 @@
 2550e99: a corrupt newest checkpoint, an environment error during a save, a config file that
 fails to load, preemption, large groups, and the small items (a resumed member's
 ``sweep_members``, non-UTF-8 workdirs, downloads)."""
+import inspect
 import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 
@@ -15,7 +17,7 @@ import pytest
 import experiments
 from experiments import sample as sample_cli
 from experiments import train as train_cli
-from regan_jax import checkpoint, program, sweep, train, workdir
+from regan_jax import checkpoint, data, program, sweep, train, workdir
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SMOKE = ["--config", "ring8_gan:smoke", "--no-progress"]
@@ -319,3 +321,44 @@ def test_a_group_beyond_the_memory_available_is_refused_with_the_numbers(tmp_pat
                                          r"than the 16.0 KiB available"):
         train.train_members(_sweep_configs(), [tmp_path / "m0", tmp_path / "m1"])
     assert not (tmp_path / "m0").exists()
+
+
+# --- the small items ------------------------------------------------------------------
+
+def test_a_workdir_path_that_is_not_utf8_is_refused_up_front(tmp_path, capsys):
+    run = os.fsdecode(os.fsencode(str(tmp_path)) + b"/run-\xff")
+    assert train_cli.main([*SMOKE, "--workdir", run]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "run-\\xff" in line and "not a valid UTF-8 path" in line, line
+    assert not os.listdir(tmp_path)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every attempt to open a network connection fails the test."""
+    attempts = []
+
+    def connect(sock, address):
+        attempts.append(address)
+        raise AssertionError(f"network attempt to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    yield attempts
+    assert not attempts, attempts
+
+
+def test_an_absent_catalog_dataset_is_a_clear_error_not_a_download(tmp_path, no_network):
+    with pytest.raises(FileNotFoundError, match=r"'cifar10' is not prepared under .* "
+                                                "downloads are off"):
+        data.load("cifar10", "train", data_dir=str(tmp_path))
+    assert inspect.signature(data.load).parameters["download"].default is False
+
+
+def test_a_first_run_prepares_the_bundled_data_without_tfds_messages(tmp_path, capfd,
+                                                                     no_network):
+    dataset = data.load("digits", "train", data_dir=str(tmp_path))
+    assert len(dataset.images) == 1500
+    out, err = capfd.readouterr()
+    assert "downloaded and prepared" not in out + err and "Downloading" not in out + err
+    assert "absl" not in err and "examples" not in err, err
