@@ -292,9 +292,12 @@ def _holds_other_shapes(directory: str, step: int, template_state: Any) -> bool:
     return stored != wanted
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def _first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of ``error``'s message, without TensorStore's spec dump, at most
+    ``limit`` characters."""
+    text = str(error).strip().split(" [tensorstore_spec", 1)[0]
+    text = text.splitlines()[0] if text else type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def restore_latest(directory: str, template_state: Any) -> tuple[Any, dict] | None:
