@@ -11,9 +11,14 @@ with the reason and step and reports no scores (a diverged run is a result,
 not a crash; no NaN is ever a score).
 
 A run holds its workdir's lock (:func:`regan_jax.workdir.lock`) from before
-anything is written until it ends. SIGINT and SIGTERM let the current step
-finish, save a checkpoint and raise :class:`Interrupted`; the resumed run is
-bitwise the uninterrupted one. Scalars and sample grids also go to
+anything is written until it ends. SIGINT and SIGTERM are honoured from the
+start: during set-up (building the program, setting up or restoring members)
+the run stops before training and saves nothing; during training the current
+step finishes, one checkpoint is saved (a vmapped group's as ONE checkpoint
+of the stacked state, in ``checkpoints/.group`` of its first member, which
+takes about a second for hundreds of members where member saves take
+seconds each) and :class:`Interrupted` is raised; the resumed run is bitwise
+the uninterrupted one (``benchmarks/sigterm.py`` measures the latency). Scalars and sample grids also go to
 TensorBoard event files in the workdir (:mod:`regan_jax.events`).
 
 Several runs whose configs differ only in seeds and injected hyperparameters
@@ -72,7 +77,9 @@ __all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "Interrupted", "METRICS_FILE", "SAMP
 # step per call (the step, not the dispatch, is the cost; BENCHMARKS.md), so
 # the default keeps one; the benchmark measures both for an accelerator.
 STEPS_PER_CALL = 1
-GROUP_CHECKPOINT_DIR = ".group_checkpoint"  # a signal's one checkpoint of a vmapped group
+# A signal's one checkpoint of a vmapped group, in the first member's checkpoints/ (which
+# --overwrite moves aside with the rest; orbax lists only numbered steps there).
+GROUP_CHECKPOINT_DIR = f"{CHECKPOINT_DIR}/.group"
 SWEEP_MEMBERS = "sweep_members"  # the size of the group a member trained in
 # What a group needs (check_resources). Open files: the interpreter, JAX, the data and a
 # checkpoint being saved (BASE_OPEN_FILES); a tensorboardX event log holds 3 (measured).
@@ -448,7 +455,7 @@ def _restore_group(group: _Group, fresh: list, common_step: int | None):
     """``(member states, group position)`` from the group checkpoint, or None.
 
     A signal makes one checkpoint of the whole stacked group in the first
-    member's workdir (:func:`_save_group_checkpoint`); it is used when it is
+    member's ``checkpoints/.group`` (:func:`_save_on_signal`); it is used when it is
     of this very group (the same member workdirs, in order) and newer than
     the members' own. Otherwise (stale, or another group's) it is removed.
     """
@@ -572,7 +579,7 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
                 _save_grids(program, group, parallel.fetch(state), step, logs)
             saved = due(log.checkpoint_every, step)
             if saved:
-                saved = _save_checkpoints(group, parallel.fetch(state), batches, step, stop)
+                _save_checkpoints(group, parallel.fetch(state), batches, step, stop)
             # With several processes, they agree on a signal where they meet anyway.
             if ((jax.process_count() == 1 or logged or saved)
                     and parallel.any_process(stop.signum is not None)):
@@ -647,27 +654,26 @@ def _save_grids(program: Program, group: _Group, state, step: int, logs) -> list
     return grids
 
 
-def _save_checkpoints(group: _Group, state, batches, step: int, stop=None) -> bool:
+def _save_checkpoints(group: _Group, state, batches, step: int, stop=None) -> None:
     """Each member's checkpoint (process 0's work; ``state`` whole in this process).
 
     A vmapped group's member checkpoints record the group's size (``sweep_members``
     beside the data position). If a signal arrives between two members' saves
     (``stop``), the rest give way to one checkpoint of the whole group
-    (:func:`_save_on_signal`). Returns whether every member's was saved.
+    (:func:`_save_on_signal`).
     """
     if not group.writes:
-        return True
+        return
     position = batches.position
     for i, w in enumerate(group.workdirs):
         if stop is not None and stop.signum is not None and _group_checkpoints(group):
             _save_on_signal(group, state, batches, step)
-            return False
+            return
         checkpoint.save(str(w / CHECKPOINT_DIR), step, group.member(state, i),
                         {**data.member_position(position, i), SWEEP_MEMBERS: len(group.configs)}
                         if group.stacked else position)
     if _group_checkpoints(group):  # The members hold this step now.
         shutil.rmtree(_group_directory(group), ignore_errors=True)
-    return True
 
 
 def _save_on_signal(group: _Group, state, batches, step: int) -> None:

@@ -362,3 +362,30 @@ def test_a_first_run_prepares_the_bundled_data_without_tfds_messages(tmp_path, c
     out, err = capfd.readouterr()
     assert "downloaded and prepared" not in out + err and "Downloading" not in out + err
     assert "absl" not in err and "examples" not in err, err
+
+
+def test_a_signal_during_the_members_periodic_saves_makes_the_group_checkpoint(tmp_path,
+                                                                               monkeypatch):
+    configs = _sweep_configs()
+    for c in configs:
+        c.log.checkpoint_every = 6
+    dirs = [tmp_path / "m0", tmp_path / "m1"]
+    saves = []
+    save = checkpoint.save
+
+    def save_and_signal(directory, step, *args, **kwargs):  # SIGTERM during member 0's save
+        saves.append((directory, step))
+        save(directory, step, *args, **kwargs)
+        if step == 12 and directory == str(dirs[0] / workdir.CHECKPOINT_DIR):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(checkpoint, "save", save_and_signal)
+    with pytest.raises(train.Interrupted, match="at step 12"):
+        train.train_members(configs, dirs)
+    assert saves[-2:] == [(str(dirs[0] / workdir.CHECKPOINT_DIR), 12),
+                          (str(dirs[0] / train.GROUP_CHECKPOINT_DIR), 12)]
+    monkeypatch.undo()
+    resumed = train.train_members(configs, dirs)
+    reference = train.train_members(configs, [tmp_path / "r0", tmp_path / "r1"])
+    for got, want in zip(resumed, reference):
+        chex.assert_trees_all_equal(got.params, want.params)
