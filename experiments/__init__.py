@@ -9,8 +9,12 @@ tokens, type-checked against the field they replace (see
 """
 import functools
 import importlib.util
+import os
 import pathlib
 import sys
+import traceback
+
+import ml_collections
 
 from regan_jax import config as config_lib
 from regan_jax import parallel
@@ -32,7 +36,10 @@ def bad_input(error: Exception) -> int:
     check raise a ``ValueError``, before anything is written; a missing or
     unwritable path raises an ``OSError`` (its message names the path).
     """
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        message = f"{error.filename}: {error.strerror}"  # e.g. a full disk during a save
+    else:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
     print(f"error: {message}", file=sys.stderr)
     return 2
 
@@ -40,7 +47,8 @@ def bad_input(error: Exception) -> int:
 def run_main(body) -> int:
     """Runs an entry point's ``body() -> exit code`` with the command lines' error contract.
 
-    Bad input (``ValueError``, ``OSError``): one line on stderr, exit 2. A run
+    Bad input (``ValueError``, ``OSError``: a path, or the environment refusing
+    a write -- ``error: <path>: <reason>``): one line on stderr, exit 2. A run
     stopped by SIGINT/SIGTERM after saving its checkpoint
     (``regan_jax.train.Interrupted``): one line, exit 128 + the signal number
     (130, 143). In a multi-process run, a process that fails tells the others
@@ -51,11 +59,34 @@ def run_main(body) -> int:
     except train_lib.Interrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return 128 + e.signum
-    except (ValueError, OSError) as e:
+    except OSError as e:
+        code = faults.leave(e, functools.partial(bad_input, e))
+        _drop_later_output()
+        return code
+    except ValueError as e:
         return faults.leave(e, functools.partial(bad_input, e))
     except Exception as e:
         faults.leave(e, None)
         raise
+
+
+def _drop_later_output() -> None:
+    """Sends what the process still prints to stderr (file descriptor 2) to /dev/null.
+
+    After an environment error (a full disk, say) orbax's, TensorStore's and
+    asyncio's threads print tracebacks of the failed writes while the process
+    shuts down; the one line has been said. Only where ``sys.stderr`` is the
+    process's own descriptor 2 (a command line, not a captured test).
+    """
+    try:
+        if sys.stderr.fileno() != 2:
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def add_device_flags(parser) -> None:
@@ -149,8 +180,9 @@ def load_config(spec: str, overrides=()):
       The locked, validated ``ConfigDict``.
 
     Raises:
-      UsageError: missing file, a file without ``get_config``, an unknown key or
-        a value of the wrong type (the message names it and lists valid keys).
+      UsageError: missing file, a file that fails to load or whose ``get_config``
+        fails or returns no ``ConfigDict`` (naming the file and line), an unknown
+        key or a value of the wrong type (the message names it and lists valid keys).
     """
     path, _, arg = spec.partition(":")
     file = pathlib.Path(path)
@@ -159,19 +191,50 @@ def load_config(spec: str, overrides=()):
     if not file.is_file():
         raise UsageError(f"config file {str(file)!r} not found; experiments: "
                          f"{', '.join(experiment_names())}")
-    module_spec = importlib.util.spec_from_file_location(f"_config_{file.stem}", file)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise UsageError(f"config file {str(file)!r} defines no get_config()")
+    config = _call_get_config(file, arg or None)
     try:
-        config = module.get_config(arg or None)
         for key, value in overrides:
             config_lib.override(config, key, value)
         config_lib.validate(config)
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(_message(e)) from e
     return config
+
+
+def _call_get_config(file: pathlib.Path, arg: str | None) -> ml_collections.ConfigDict:
+    """``get_config(arg)`` of the config file ``file``.
+
+    Raises:
+      UsageError: anything that goes wrong in the file -- a syntax error, a
+        failed import, an exception in ``get_config``, no ``get_config``, or
+        one that returns no ``ConfigDict`` -- naming the file and the line.
+    """
+    module_spec = importlib.util.spec_from_file_location(f"_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+        if not hasattr(module, "get_config"):
+            raise UsageError(f"config file {str(file)!r} defines no get_config()")
+        config = module.get_config(arg)
+    except UsageError:
+        raise
+    except SyntaxError as e:
+        raise UsageError(f"config file {str(file)!r}, line {e.lineno}: SyntaxError: "
+                         f"{e.msg}") from None
+    except Exception as e:  # noqa: BLE001 - the file is user code: any failure is bad input
+        raise UsageError(f"config file {str(file)!r}{_line_in(e, file)}: "
+                         f"{type(e).__name__}: {_message(e)}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise UsageError(f"config file {str(file)!r}: get_config() returned "
+                         f"{type(config).__name__}, not an ml_collections.ConfigDict")
+    return config
+
+
+def _line_in(error: Exception, file: pathlib.Path) -> str:
+    """``', line N'``: the last line of ``file`` in ``error``'s traceback ('' if none)."""
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+             if pathlib.Path(frame.filename) == file]
+    return f", line {lines[-1]}" if lines else ""
 
 
 def split_overrides(tokens: list[str]) -> list[tuple[str, str]]:

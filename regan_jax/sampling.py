@@ -2,7 +2,8 @@
 
 A finished run and an interrupted one load the same way: the saved
 ``config.json`` (upgraded and validated like a resumed run's) rebuilds the
-program, and the latest complete checkpoint gives the state. Nothing in the
+program, and the latest complete checkpoint gives the state (a damaged one is
+skipped with a warning, for the one before; it is left where it is). Nothing in the
 workdir is written or locked, so a run that is still training can be read
 (its latest checkpoint is the one loaded)::
 
@@ -59,8 +60,8 @@ def load_run(workdir) -> LoadedRun:
       RunLoadError: ``workdir`` is missing or not a directory, has no
         ``config.json``, or no checkpoint yet; a ``config.json`` that is not
         a valid config (the message names the file).
-      ValueError: the data or networks of the config cannot be built, or the
-        checkpoint does not match them.
+      ValueError: the data or networks of the config cannot be built, no
+        checkpoint can be read, or the checkpoints do not match them.
     """
     workdir = pathlib.Path(workdir)
     if not workdir.is_dir():
@@ -80,11 +81,13 @@ def load_run(workdir) -> LoadedRun:
                            f"one every log.checkpoint_every = {config.log.checkpoint_every} "
                            "steps and at its end)")
     program = program_lib.build_program(config)
-    restored = checkpoint.restore_latest(str(checkpoints),
-                                         program_lib.init_member(program, config))
-    if restored is None:  # Removed between the two looks (a run restarting from scratch).
+    steps = checkpoint.all_steps(str(checkpoints))
+    if not steps:  # Removed between the two looks (a run restarting from scratch).
         raise RunLoadError(f"workdir {str(workdir)!r} has no checkpoint any more")
-    state, _ = restored
+    # A damaged newest checkpoint is skipped, not moved: the run belongs to whoever trains it.
+    _, state, _ = checkpoint.restore_readable(str(checkpoints), steps,
+                                              program_lib.init_member(program, config),
+                                              move_aside=False)
     return LoadedRun(config=config, program=program, state=state, step=int(state.step))
 
 

@@ -11,9 +11,14 @@ with the reason and step and reports no scores (a diverged run is a result,
 not a crash; no NaN is ever a score).
 
 A run holds its workdir's lock (:func:`regan_jax.workdir.lock`) from before
-anything is written until it ends. SIGINT and SIGTERM let the current step
-finish, save a checkpoint and raise :class:`Interrupted`; the resumed run is
-bitwise the uninterrupted one. Scalars and sample grids also go to
+anything is written until it ends. SIGINT and SIGTERM are honoured from the
+start: during set-up (building the program, setting up or restoring members)
+the run stops before training and saves nothing; during training the current
+step finishes, one checkpoint is saved (a vmapped group's as ONE checkpoint
+of the stacked state, in ``checkpoints/.group`` of its first member, which
+takes about a second for hundreds of members where member saves take
+seconds each) and :class:`Interrupted` is raised; the resumed run is bitwise
+the uninterrupted one (``benchmarks/sigterm.py`` measures the latency). Scalars and sample grids also go to
 TensorBoard event files in the workdir (:mod:`regan_jax.events`).
 
 Several runs whose configs differ only in seeds and injected hyperparameters
@@ -40,9 +45,12 @@ the next logging or checkpoint step, when every process learns of it.
 """
 import contextlib
 import pathlib
+import resource
+import shutil
 import signal
 import threading
 import time
+import warnings
 from typing import Callable, NamedTuple
 
 import jax
@@ -69,6 +77,17 @@ __all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "Interrupted", "METRICS_FILE", "SAMP
 # step per call (the step, not the dispatch, is the cost; BENCHMARKS.md), so
 # the default keeps one; the benchmark measures both for an accelerator.
 STEPS_PER_CALL = 1
+# A signal's one checkpoint of a vmapped group, in the first member's checkpoints/ (which
+# --overwrite moves aside with the rest; orbax lists only numbered steps there).
+GROUP_CHECKPOINT_DIR = f"{CHECKPOINT_DIR}/.group"
+SWEEP_MEMBERS = "sweep_members"  # the size of the group a member trained in
+# What a group needs (check_resources). Open files: the interpreter, JAX, the data and a
+# checkpoint being saved (BASE_OPEN_FILES); a tensorboardX event log holds 3 (measured).
+# Memory: each member's state exists as the fresh state, in the stacked state, as the
+# step's output and as a host copy at a checkpoint.
+BASE_OPEN_FILES = 128
+EVENT_LOG_OPEN_FILES = 3
+STATE_COPIES = 4
 
 
 class Interrupted(Exception):
@@ -76,12 +95,16 @@ class Interrupted(Exception):
 
     Attributes:
       signum: the signal's number (the command line exits with 128 + signum).
-      step: the step the checkpoint holds.
+      step: the step the checkpoint holds (None: stopped during set-up, nothing saved).
     """
 
-    def __init__(self, signum: int, step: int):
-        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; "
-                         "checkpoint saved, run the same command again to resume")
+    def __init__(self, signum: int, step: int | None):
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"interrupted by {name} during set-up, before training; nothing saved, run the "
+            "same command again to start" if step is None else
+            f"interrupted by {name} at step {step}; checkpoint saved, run the same command "
+            "again to resume")
         self.signum, self.step = signum, step
 
 
@@ -152,7 +175,7 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
       The K final train states (unstacked).
 
     Raises:
-      ValueError: no members, a workdir given twice, members that do not share
+      ValueError: no members, a workdir given twice or not UTF-8, members that do not share
         a program, an invalid config, ``steps_per_call`` < 1; WorkdirError (see
         :func:`regan_jax.workdir.prepare`). All before anything is written.
     """
@@ -162,6 +185,8 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
     if not configs or len(configs) != len(workdirs):
         raise ValueError(f"train_members needs one workdir per config and at least one; got "
                          f"{len(configs)} configs and {len(workdirs)} workdirs")
+    for w in workdirs:
+        workdir_lib.check_path(w)
     if len({w.resolve() for w in workdirs}) != len(workdirs):
         raise ValueError(f"workdirs must be distinct, got {[str(w) for w in workdirs]}")
     for c in configs:
@@ -169,18 +194,27 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
     if len({program_lib.program_key(c) for c in configs}) != 1:
         raise ValueError("configs trained as one vmapped program may differ only in "
                          f"{program_lib.MEMBER_KEYS} and {program_lib.MEMBER_HYPERPARAMS}")
-    program = program_lib.build_program(configs[0])
-    group = _Group(configs, workdirs, len(configs) > 1)
-    feeder = _feeder(program, group, mesh, data_parallel, steps_per_call, device_data)
-    hooks = evaluation.run_hooks(program)
-    writes = group.writes
+    with _StopOnSignal() as stop:  # From the start: a signal during set-up ends it there.
+        program = program_lib.build_program(configs[0])
+        group = _Group(configs, workdirs, len(configs) > 1)
+        feeder = _feeder(program, group, mesh, data_parallel, steps_per_call, device_data)
+        hooks = evaluation.run_hooks(program)
+        stop.check()
+        return _train(program, group, feeder, hooks, overwrite, progress, stop)
+
+
+def _train(program: Program, group: "_Group", feeder: "_Feeder", hooks, overwrite: bool,
+           progress: bool | None, stop: "_StopOnSignal") -> list:
+    """:func:`train_members` once the program is built: take the workdirs, start, loop, finish."""
+    configs, workdirs, writes = group.configs, group.workdirs, group.writes
+    show = (program.config.log.progress if progress is None else progress) and writes
+    check_resources(program, group)
     with contextlib.ExitStack() as stack:
 
         def take_workdirs():  # Process 0's: refusals first, a refused run touches nothing.
             for c, w in zip(configs, workdirs):
                 workdir_lib.check_can_prepare(w, c, overwrite)
-            for w in workdirs:
-                stack.enter_context(workdir_lib.lock(w))
+            stack.enter_context(workdir_lib.lock_group(workdirs))
             for c, w in zip(configs, workdirs):
                 workdir_lib.prepare(w, c, overwrite)
 
@@ -188,11 +222,11 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
         logs = [stack.enter_context(contextlib.closing(
             events.EventLog(w, c.log.tensorboard and writes)))
                 for c, w in zip(configs, workdirs)]
-        stop = stack.enter_context(_StopOnSignal())
         try:
-            state, batches = _start(program, group, feeder)
+            state, batches, recorded = _start(program, group, feeder, stop, show)
             stack.callback(batches.close)
-            state, wall, trained = _loop(program, group, state, batches, hooks, progress, logs,
+            stop.check()
+            state, wall, trained = _loop(program, group, state, batches, hooks, show, logs,
                                          stop)
         except BaseException:
             for w in workdirs if writes else ():  # An --overwrite'n run comes back if this
@@ -201,7 +235,60 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
             raise
         for w in workdirs if writes else ():
             workdir_lib.discard_previous(w)
-        return _finish(program, group, state, batches, hooks, wall, trained, logs)
+        # The group a member trained in: this one, or (nothing left to train, e.g. killed
+        # between the members' summaries) the one its checkpoint records.
+        members = len(configs) if trained or recorded is None else recorded
+        return _finish(program, group, state, batches, hooks, wall, trained, logs, members)
+
+
+def check_resources(program: Program, group: "_Group") -> None:
+    """Refuses, before anything is written, a group that cannot fit this process's limits.
+
+    Estimates the open files (:data:`BASE_OPEN_FILES`, plus
+    :data:`EVENT_LOG_OPEN_FILES` per member writing TensorBoard events; the
+    locks take one, :func:`regan_jax.workdir.lock_group`) against ``ulimit -n``,
+    and the memory (:data:`STATE_COPIES` copies of every member's state) against
+    the memory available (``/proc/meminfo``, where there is one).
+
+    Raises:
+      ValueError: naming both numbers and what to change.
+    """
+    members = len(group.configs)
+    events_on = sum(bool(c.log.tensorboard) for c in group.configs) if group.writes else 0
+    files = BASE_OPEN_FILES + EVENT_LOG_OPEN_FILES * events_on
+    limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if limit != resource.RLIM_INFINITY and files > limit:
+        raise ValueError(
+            f"a group of {members} members needs about {files} open files ({events_on} "
+            f"TensorBoard event logs x {EVENT_LOG_OPEN_FILES} + {BASE_OPEN_FILES}), more than "
+            f"this process may open (ulimit -n {limit}); raise the limit, split the group "
+            "(--max-members), or set --config.log.tensorboard=false")
+    state = jax.eval_shape(program.init, jax.random.key(0))
+    per_member = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
+    needed, available = STATE_COPIES * members * per_member, _available_memory()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"a group of {members} members needs about {_size(needed)} of memory "
+            f"({STATE_COPIES} copies of {_size(per_member)} of state each), more than the "
+            f"{_size(available)} available; split the group (--max-members)")
+
+
+def _size(nbytes: int) -> str:
+    return next(f"{nbytes / 2**shift:.1f} {unit}" for shift, unit in
+                ((30, "GiB"), (20, "MiB"), (10, "KiB"), (0, "bytes")) if nbytes >= 2**shift
+                or shift == 0)
+
+
+def _available_memory() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 class _Group(NamedTuple):
@@ -297,55 +384,140 @@ def chunk_length(step: int, config, steps_per_call: int) -> int:
     return end - step
 
 
-def _start(program: Program, group: _Group, feeder: _Feeder):
-    """The (stacked) state to train from, and the group's :class:`_Stream`.
+def _start(program: Program, group: _Group, feeder: _Feeder, stop: "_StopOnSignal",
+           show: bool):
+    """The (stacked) state to train from, the group's :class:`_Stream`, and the group size
+    that the restored checkpoint records (None: none recorded).
 
-    Restores the newest step that every member has checkpointed (a sweep
-    killed between its members' saves loses only the members' newer
-    checkpoints); with none in common it starts over. Rows of metrics.jsonl
-    after the restored step are dropped.
+    Restores the newest step that every member has checkpointed and can read
+    (a sweep killed between its members' saves loses only the members' newer
+    checkpoints; a damaged one is moved aside, :func:`_restore_common`), or
+    the group's own checkpoint (:func:`_restore_group`) where it is newer;
+    with none it starts over. Temporary directories of unfinished saves are
+    removed first. Rows of metrics.jsonl after the restored step are dropped.
+    A signal between members' set-up raises :class:`Interrupted` (nothing saved).
     """
-    fresh = [program_lib.init_member(program, c) for c in group.configs]
+    fresh = _init_members(program, group, stop, show)
     directories = [str(w / CHECKPOINT_DIR) for w in group.workdirs]
 
     def newest_common_step():
+        for d in directories:  # What a killed or failed save left.
+            checkpoint.remove_temporary(d)
         common = set.intersection(*(set(checkpoint.all_steps(d)) for d in directories))
         return max(common) if common else None
 
     # Process 0 reads the workdirs; the others get its step, states and positions.
     step = parallel.on_main_process(newest_common_step)
-    if step is not None:  # A crash between member saves: the newest step all of them have.
+    grouped = _restore_group(group, fresh, step) if _group_checkpoints(group) else None
+    if grouped is not None:  # A signal's one checkpoint of the whole group.
+        states, group_position = grouped
+        positions = [group_position]
+        for d in directories:
+            checkpoint.remove_after(d, int(states[0].step))
+    elif step is not None:  # A crash between member saves: the newest step all of them have.
         restored = []
 
         def restore():
-            for d, template in zip(directories, fresh):
-                checkpoint.remove_after(d, step)
-                restored.append(checkpoint.restore(d, step, template))
+            restored[:] = _restore_common(directories, fresh, stop)
             return [position for _, position in restored]
 
         positions = parallel.on_main_process(restore)
         states = parallel.broadcast([r[0] for r in restored] if group.writes else fresh)
+        group_position = data.group_position(positions) if group.stacked else positions[0]
     else:
         for d in directories if group.writes else ():
             checkpoint.remove_all(d)
-        states, positions = fresh, None
+        states, positions, group_position = fresh, [{}], None
     for w in group.workdirs if group.writes else ():
         workdir_lib.truncate_metrics(w, int(states[0].step))
     cfg = program.config
-    if group.stacked:
-        iterator = data.make_iterator(
-            cfg.data, group.configs[0].seed, member_seeds=group.seeds(),
-            position=None if positions is None else data.group_position(positions),
-            rows_per_step=program.rows_per_step, source=program.source,
-            on_device=feeder.on_device)
-        state = sweep.stack_members(states)
-    else:
-        iterator = data.make_iterator(
-            cfg.data, group.configs[0].seed, position=None if positions is None else positions[0],
-            rows_per_step=program.rows_per_step, source=program.source,
-            on_device=feeder.on_device)
-        state = states[0]
-    return state, _Stream(iterator, feeder, cfg.data.prefetch)
+    iterator = data.make_iterator(
+        cfg.data, group.configs[0].seed,
+        **({"member_seeds": group.seeds()} if group.stacked else {}),
+        position=group_position, rows_per_step=program.rows_per_step, source=program.source,
+        on_device=feeder.on_device)
+    state = sweep.stack_members(states) if group.stacked else states[0]
+    return state, _Stream(iterator, feeder, cfg.data.prefetch), positions[0].get(SWEEP_MEMBERS)
+
+
+def _init_members(program: Program, group: _Group, stop: "_StopOnSignal", show: bool) -> list:
+    """Each member's initial state, with a progress line for a group (a signal stops it)."""
+    fresh = []
+    with tqdm.auto.tqdm(group.configs, desc=f"set-up x{len(group.configs)}", leave=False,
+                        disable=not (show and group.stacked), dynamic_ncols=True) as configs:
+        for c in configs:
+            stop.check()
+            fresh.append(program_lib.init_member(program, c))
+    return fresh
+
+
+def _restore_group(group: _Group, fresh: list, common_step: int | None):
+    """``(member states, group position)`` from the group checkpoint, or None.
+
+    A signal makes one checkpoint of the whole stacked group in the first
+    member's ``checkpoints/.group`` (:func:`_save_on_signal`); it is used when it is
+    of this very group (the same member workdirs, in order) and newer than
+    the members' own. Otherwise (stale, or another group's) it is removed.
+    """
+    directory = str(_group_directory(group))
+    steps = checkpoint.all_steps(directory)
+    if not steps or (common_step is not None and max(steps) <= common_step):
+        shutil.rmtree(directory, ignore_errors=True)
+        return None
+    try:
+        _, state, saved = checkpoint.restore_readable(directory, steps,
+                                                      sweep.stack_members(fresh))
+    except ValueError as e:  # Damaged: the members' own checkpoints are still there.
+        warnings.warn(f"the group checkpoint in {directory!r} cannot be read ({e}); moved to "
+                      f"{checkpoint.move_to_corrupt(directory, max(steps))!r}",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    if saved["members"] != _member_names(group):
+        warnings.warn(f"the group checkpoint in {directory!r} is of another group of members "
+                      f"({len(saved['members'])}); resuming from the members' own checkpoints",
+                      RuntimeWarning, stacklevel=2)
+        shutil.rmtree(directory, ignore_errors=True)
+        return None
+    return sweep.unstack(state), saved["position"]
+
+
+def _group_checkpoints(group: _Group) -> bool:
+    """Whether a signal saves the group as one checkpoint: a vmapped group in one process
+    (with several processes each member is saved, at a step they agree on)."""
+    return group.stacked and jax.process_count() == 1
+
+
+def _group_directory(group: _Group) -> pathlib.Path:
+    return group.workdirs[0] / GROUP_CHECKPOINT_DIR
+
+
+def _member_names(group: _Group) -> list[str]:
+    return [str(w.resolve()) for w in group.workdirs]
+
+
+def _restore_common(directories: list[str], templates: list, stop: "_StopOnSignal") -> list:
+    """Each member's ``(state, position)`` at the newest step that every member can read.
+
+    A member's damaged checkpoint is moved aside (:func:`regan_jax.checkpoint.restore_readable`)
+    and the group falls back to the step before; checkpoints after the step restored are
+    removed (a sweep killed between its members' saves). A signal stops it (nothing changed
+    but damaged checkpoints moved aside).
+    """
+    common = sorted(set.intersection(*(set(checkpoint.all_steps(d)) for d in directories)))
+    step, restored = common[-1], []
+    while len(restored) < len(directories):
+        restored = []
+        for d, template in zip(directories, templates):
+            stop.check()
+            got, state, position = checkpoint.restore_readable(
+                d, [s for s in common if s <= step], template)
+            if got < step:  # This member's newer ones were damaged: all fall back.
+                step = got
+                break
+            restored.append((state, position))
+    for d in directories:
+        checkpoint.remove_after(d, step)
+    return restored
 
 
 def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs, stop):
@@ -407,12 +579,12 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
                 _save_grids(program, group, parallel.fetch(state), step, logs)
             saved = due(log.checkpoint_every, step)
             if saved:
-                _save_checkpoints(group, parallel.fetch(state), batches, step)
+                _save_checkpoints(group, parallel.fetch(state), batches, step, stop)
             # With several processes, they agree on a signal where they meet anyway.
             if ((jax.process_count() == 1 or logged or saved)
                     and parallel.any_process(stop.signum is not None)):
                 if not saved:
-                    _save_checkpoints(group, parallel.fetch(state), batches, step)
+                    _save_on_signal(group, parallel.fetch(state), batches, step)
                 raise Interrupted(stop.signum or signal.SIGTERM, step)
         jax.block_until_ready(state)
         return state, time.perf_counter() - t0, step - start
@@ -420,8 +592,12 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
         bar.close()
 
 
-def _finish(program: Program, group: _Group, state, batches, hooks, wall, trained, logs):
+def _finish(program: Program, group: _Group, state, batches, hooks, wall, trained, logs,
+            members: int):
     """Final checkpoint, sample grid, ``samples/final.npz`` and ``summary.json`` per member.
+
+    ``members``: the size of the group the members trained in (``sweep_members``
+    in the summaries when > 1).
 
     A diverged member's ``final.npz`` is written only if its (frozen) samples
     are finite: never a NaN sample.
@@ -441,8 +617,8 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
         summary = {"steps": int(member.step), "wall_s": workdir_lib.last_wall(w),
                    "steps_per_s": trained / wall if trained and wall > 0 else None,
                    **_divergence(member)}
-        if group.stacked:
-            summary["sweep_members"] = len(group.configs)
+        if members > 1:
+            summary[SWEEP_MEMBERS] = members
         samples, labels = grids[i]
         if np.all(np.isfinite(samples)):
             with workdir_lib.atomic_path(w / SAMPLES_DIR / "final.npz") as tmp:
@@ -478,14 +654,41 @@ def _save_grids(program: Program, group: _Group, state, step: int, logs) -> list
     return grids
 
 
-def _save_checkpoints(group: _Group, state, batches, step: int) -> None:
-    """Each member's checkpoint (process 0's work; ``state`` whole in this process)."""
+def _save_checkpoints(group: _Group, state, batches, step: int, stop=None) -> None:
+    """Each member's checkpoint (process 0's work; ``state`` whole in this process).
+
+    A vmapped group's member checkpoints record the group's size (``sweep_members``
+    beside the data position). If a signal arrives between two members' saves
+    (``stop``), the rest give way to one checkpoint of the whole group
+    (:func:`_save_on_signal`).
+    """
     if not group.writes:
         return
     position = batches.position
     for i, w in enumerate(group.workdirs):
+        if stop is not None and stop.signum is not None and _group_checkpoints(group):
+            _save_on_signal(group, state, batches, step)
+            return
         checkpoint.save(str(w / CHECKPOINT_DIR), step, group.member(state, i),
-                        data.member_position(position, i) if group.stacked else position)
+                        {**data.member_position(position, i), SWEEP_MEMBERS: len(group.configs)}
+                        if group.stacked else position)
+    if _group_checkpoints(group):  # The members hold this step now.
+        shutil.rmtree(_group_directory(group), ignore_errors=True)
+
+
+def _save_on_signal(group: _Group, state, batches, step: int) -> None:
+    """The checkpoint a signal asks for: a vmapped group's as ONE checkpoint of the stacked
+    state in the first member's workdir (K member saves take K times as long; a scheduler
+    gives seconds), else each member's."""
+    if not group.writes:
+        return
+    if not _group_checkpoints(group):
+        _save_checkpoints(group, state, batches, step)
+        return
+    directory = str(_group_directory(group))
+    checkpoint.remove_all(directory)
+    checkpoint.save(directory, step, state, {"position": batches.position,
+                                             "members": _member_names(group)}, keep=1)
 
 
 class _StopOnSignal:
@@ -506,6 +709,11 @@ class _StopOnSignal:
     def _record(self, signum, frame):
         del frame
         self.signum = signum
+
+    def check(self) -> None:
+        """Raises :class:`Interrupted` (nothing trained or saved) if a signal has arrived."""
+        if self.signum is not None:
+            raise Interrupted(self.signum, None)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():

@@ -12,8 +12,9 @@ A run's workdir holds (DESIGN.md)::
                     finished run)
 
 While a run owns its workdir it holds an exclusive lock on ``W/.lock``
-(:func:`lock`): a second process that wants the same workdir is refused at
-once, naming the holder's pid. The lock is an ``fcntl.flock`` on an open file,
+(:func:`lock`; a vmapped group holds one for all its members,
+:func:`lock_group`): a second process that wants the same workdir is refused
+at once, naming the holder's pid. The lock is an ``fcntl.flock`` on an open file,
 which the kernel drops when its process ends, however it ends -- a lock left
 by a killed run is stale by construction and the next run takes it over.
 
@@ -72,12 +73,25 @@ def atomic_path(path):
                                suffix=".tmp" + path.suffix)
     os.close(fd)
     try:
-        yield pathlib.Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        with naming_path(path):
+            yield pathlib.Path(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def naming_path(path):
+    """Re-raises an ``OSError`` without a file name (a full disk met by ``write`` or ``close``)
+    as the same error naming ``path``, so that the command lines can say which file."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or not e.errno:
+            raise
+        raise OSError(e.errno, os.strerror(e.errno), str(path)) from e
 
 
 def write_text_atomic(path, text: str) -> None:
@@ -138,7 +152,8 @@ def read_metrics(workdir) -> list[dict]:
 
 def append_metrics(workdir, row: dict) -> None:
     """Appends one row to ``metrics.jsonl`` (non-finite values become null)."""
-    with open(pathlib.Path(workdir) / METRICS_FILE, "a") as f:
+    path = pathlib.Path(workdir) / METRICS_FILE
+    with naming_path(path), open(path, "a") as f:
         f.write(json.dumps(finite_or_none(row), allow_nan=False) + "\n")
 
 
@@ -193,23 +208,105 @@ def lock(workdir):
       WorkdirError: another live process holds it (its pid is named); a
         workdir that is not a directory.
     """
-    workdir = pathlib.Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise WorkdirError(f"workdir {str(workdir)!r} is not a directory")
-    workdir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    with lock_group([workdir]):
+        yield
+
+
+@contextlib.contextmanager
+def lock_group(workdirs):
+    """Holds the locks of all ``workdirs`` (creating them) with ONE open file descriptor.
+
+    The first workdir's ``.lock`` is held with ``flock`` (the anchor); every
+    other's ``.lock`` names the holder's pid and the anchor, and counts as
+    held while the anchor is -- so a vmapped group of thousands of members
+    needs one descriptor, not one per member, and a killed group's locks are
+    stale by construction like a single run's. A process that wants a member
+    (alone or in its own group) takes that member's ``flock`` briefly to read
+    and write it, so two of them cannot both take it.
+
+    Raises:
+      WorkdirError: another live process holds one of them (its pid is
+        named); a workdir that is not a directory. Nothing is held then.
+    """
+    workdirs = [pathlib.Path(w) for w in workdirs]
+    anchor = _lock_file(workdirs[0])
+    fd = os.open(anchor, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise WorkdirError(f"workdir {str(workdir)!r} is in use by another run (pid "
-                               f"{holder}); wait for it, or use another --workdir") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            raise _in_use(workdirs[0], os.pread(fd, 256, 0)) from None
+        _claim(fd, workdirs[0], anchor, own=True)
+        for w in workdirs[1:]:
+            member = os.open(_lock_file(w), os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                try:
+                    fcntl.flock(member, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # a single run holds it right now
+                    raise _in_use(w, os.pread(member, 256, 0)) from None
+                _claim(member, w, anchor, own=False)
+            finally:
+                os.close(member)  # Releases the brief flock; the anchor's stays.
         yield
     finally:
-        os.close(fd)  # Releases the flock.
+        os.close(fd)  # Releases the flock, and with it every member's lock.
+
+
+def _lock_file(workdir: pathlib.Path) -> pathlib.Path:
+    if workdir.exists() and not workdir.is_dir():
+        raise WorkdirError(f"workdir {str(workdir)!r} is not a directory")
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir / LOCK_FILE
+
+
+def _claim(fd: int, workdir: pathlib.Path, anchor: pathlib.Path, own: bool) -> None:
+    """Writes this process's claim into ``workdir``'s lock file (its flock held by us), unless
+    it names another anchor that a live process holds."""
+    held = os.pread(fd, 4096, 0)
+    lines = held.decode(errors="replace").splitlines()
+    other = pathlib.Path(lines[1]) if len(lines) > 1 and lines[1] else None
+    if other is not None and other != anchor.resolve() and _is_held(other):
+        raise _in_use(workdir, held)
+    claim = f"{os.getpid()}\n" + ("" if own else f"{anchor.resolve()}\n")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, claim.encode(), 0)
+
+
+def _is_held(anchor: pathlib.Path) -> bool:
+    """Whether a live process holds the flock of ``anchor`` (a group's first lock file)."""
+    try:
+        fd = os.open(anchor, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _in_use(workdir: pathlib.Path, content: bytes) -> WorkdirError:
+    holder = content.decode(errors="replace").strip().split("\n")[0] or "unknown"
+    return WorkdirError(f"workdir {str(workdir)!r} is in use by another run (pid {holder}); "
+                        "wait for it, or use another --workdir")
+
+
+def check_path(workdir) -> None:
+    """Refuses a workdir path that is not valid UTF-8 (orbax and TensorStore cannot write
+    there: a run would train and then fail at its first checkpoint).
+
+    Raises:
+      WorkdirError: naming the path (its undecodable bytes escaped).
+    """
+    text = str(workdir)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(text).decode("utf-8", errors="backslashreplace")
+        raise WorkdirError(f"workdir '{shown}' is not a valid UTF-8 path (checkpoints "
+                           "cannot be written there); use another --workdir") from None
 
 
 def prepare(workdir, config, overwrite: bool = False) -> None:

@@ -28,7 +28,10 @@ Any other name is looked up in the TFDS catalog (prepared data, or a download
 where the network allows). Examples keep their source index, and
 :func:`load` returns them in source order.
 """
+import contextlib
 import hashlib
+import io
+import logging
 import os
 
 import numpy as np
@@ -94,6 +97,14 @@ class _ArrayRecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
     def _arrays(self, split):
         raise NotImplementedError
+
+    # TFDS prints "Downloading and preparing dataset ..." and "Dataset ... downloaded and
+    # prepared" to stdout; these builders download nothing, and prepare quietly.
+    def _log_download_bytes(self):
+        pass
+
+    def _log_download_done(self):
+        pass
 
 
 class ReganDigits(_ArrayRecordBuilder, skip_registration=True):
@@ -261,7 +272,7 @@ def idx_directory(name: str, idx_dir: str = "", data_dir: str = "") -> str | Non
 
 
 def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = "",
-         download: bool = True, size: int = 10_000, test_size: int = 1_000,
+         download: bool = False, size: int = 10_000, test_size: int = 1_000,
          seed: int = 0) -> ArrayDataset:
     """One split of an image dataset, prepared once and read via ``tfds.data_source``.
 
@@ -274,7 +285,8 @@ def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = 
       data_dir: cache of prepared datasets ('' -> :func:`data_dir_or_default`).
       idx_dir: ``fashion_mnist``/``mnist`` (and ``unpaired_fashion_mnist``) IDX
         directory (see :func:`idx_directory`).
-      download: whether a catalog dataset may be downloaded.
+      download: whether a catalog dataset may be downloaded (default: no; nothing
+        is downloaded unless asked).
       size, test_size, seed: ``stacked_digits`` split sizes and seed.
 
     Returns:
@@ -309,7 +321,7 @@ def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = 
         return _load_catalog(name, split, data_dir, download)
     if split not in builder.SPLITS:
         raise ValueError(f"dataset {name!r} has splits {list(builder.SPLITS)}; got {split!r}")
-    builder.download_and_prepare()
+    _prepare_quietly(builder)
     source = tfds.data_source(f"{builder.name}/{builder.builder_config.name}", split=split,
                               data_dir=data_dir, download=False)
     images, labels, index = _read_all(source, ("image", "label", "index"))
@@ -318,8 +330,21 @@ def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = 
                        builder.PIXEL_MAX)
 
 
+def _prepare_quietly(builder) -> None:
+    """``builder.download_and_prepare()`` (once per cache) without TFDS's progress bars or
+    absl warnings: a project builder's first run is a second or two of local work."""
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            builder.download_and_prepare()
+    finally:
+        absl_logger.setLevel(level)
+
+
 def _load_catalog(name, split, data_dir, download, hint=None) -> ArrayDataset:
-    """A TFDS catalog dataset: prepared under ``data_dir`` or downloaded."""
+    """A TFDS catalog dataset: prepared under ``data_dir``, or downloaded if ``download``."""
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as e:
@@ -329,6 +354,11 @@ def _load_catalog(name, split, data_dir, download, hint=None) -> ArrayDataset:
     try:
         source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
     except Exception as e:  # Any failure to prepare/download: say what to do instead.
+        if hint is None and not download:
+            raise FileNotFoundError(
+                f"dataset {name!r} is not prepared under {data_dir!r} and downloads are off "
+                "(set config.data.download=true, or download=True in regan_jax.data.load, "
+                "to let TFDS download it)") from e
         if hint is None:
             raise
         raise FileNotFoundError(f"dataset {name!r}: no local IDX files and the TFDS catalog "
