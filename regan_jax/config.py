@@ -33,7 +33,8 @@ REMOVED = {"model.kind": "model_type (the model family: gan, cgan, vae)"}
 # Keys added since runs were first written, with the value that gives the
 # behaviour of the runs written before them (filled in by ``upgrade``).
 ADDED = {("model", "g_output"): "tanh", ("eval", "calibration"): "",
-         ("data", "train_size"): None, ("data", "train_subset_seed"): 0}
+         ("data", "train_size"): None, ("data", "train_subset_seed"): 0,
+         ("eval", "protocol_v2"): False}
 
 
 def networks(model_type: str) -> tuple[str, ...]:
@@ -87,6 +88,7 @@ def eval_config() -> ml_collections.ConfigDict:
         "batch_size": 500,     # sampling/feature batch
         "inception_weights": "",  # pytorch-fid Inception-v3 weights file: FID features
         "calibration": "",     # regan_jax.calibration record: effective strengths in the summary
+        "protocol_v2": False,  # the summary's generalisation, D-overfitting and near-zero scores
     })
 
 

@@ -12,7 +12,7 @@ import scipy.linalg
 import scipy.stats
 import sklearn.cluster
 
-from regan_jax import data, metrics
+from regan_jax import data, evaluation, metrics
 
 
 def _brute_nn(q, t):
@@ -40,11 +40,13 @@ def _reference_c_t(train, held, gen, num_cells, min_generated, seed):
 def digits():
     """Digits pixels flattened: train, held-out, and the two nulls (memoriser, real)."""
     train = data.load("digits", "train").images.reshape(1500, -1)
-    test = data.load("digits", "test").images.reshape(297, -1)
+    test = data.load("digits", "test")
+    rows, pool_rows = evaluation.null_halves(test.labels)
+    test = test.images.reshape(297, -1)
     rng = np.random.default_rng(0)
     memoriser = train[rng.choice(1500, 300)] + 0.05 * rng.standard_normal((300, 64))
     # Held-out halves: one is the "held-out" set, the other plays a perfect generator.
-    return {"train": train, "held": test[0::2], "real": test[1::2],
+    return {"train": train, "held": test[rows], "real": test[pool_rows],
             "memoriser": memoriser.astype(np.float32)}
 
 

@@ -179,6 +179,20 @@ METRICS = {
     "sample_tv": _descriptive("total variation of samples (lower = smoother)", "sample_tv"),
     "sparsity": _descriptive("fraction of exactly-zero weights", "sparsity"),
     "filter_sparsity": _descriptive("fraction of all-zero units", "filter_sparsity"),
+    "near_zero": _descriptive("fraction of near-zero weights (|w| < 1e-3 × initial RMS)",
+                              "near_zero"),
+    # Copying: C_T ≪ 0 copies the training set, ≫ 0 underfits; ≈ 0 is right, so no direction.
+    "copying_pixels": _descriptive("copying statistic C_T, pixels (≪ 0: copies)", "C_T pixels"),
+    "copying_features": _descriptive("copying statistic C_T, features (≪ 0: copies)",
+                                     "C_T features"),
+    "memorisation_pixels": _lower("memorisation ratio, pixels (null 0.05) ↓",
+                                  "memorisation pixels"),
+    "memorisation_features": _lower("memorisation ratio, features (null 0.05) ↓",
+                                    "memorisation features"),
+    "fd_inf": _lower("FD∞ vs held-out (features) ↓", "FD∞"),
+    "fd_inf_train": _lower("FD∞ vs training set (features) ↓", "FD∞ train"),
+    "r_t": _descriptive("D overfitting r_t = E[sign D(x_train)]", "r_t"),
+    "r_v": _lower("D overfitting r_v (0: held-out scored like train) ↓", "r_v"),
 }
 
 

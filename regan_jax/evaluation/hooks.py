@@ -7,6 +7,9 @@ network's space) and returns :class:`RunHooks`, two functions the loop calls.
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+import numpy as np
+
 from regan_jax import data
 from regan_jax.evaluation import evaluator, inception
 
@@ -24,6 +27,14 @@ class RunHooks(NamedTuple):
     also gives ``cheap`` its ``fd``). A diverged
     run gets weight statistics only: scores of its frozen pre-divergence
     parameters would not describe the run.
+
+    With ``config.eval.protocol_v2`` the summary also holds, for an image
+    dataset scored against its held-out split, ``train_size`` (the training
+    images the run saw), the generalisation scores of
+    :mod:`regan_jax.evaluation.generalisation` against the run's own
+    training set (``r_t`` and ``r_v`` too where the family has a
+    discriminator ``d``), and per network ``near_zero_<net>``
+    (:func:`regan_jax.evaluation.weight_summary` with the initial parameters).
     """
     cheap: Callable
     final: Callable
@@ -45,6 +56,8 @@ def run_hooks(program) -> RunHooks:
     make_family_scores = program.family.make_evaluator
     family_scores = (None if make_family_scores is None or test is None
                      else make_family_scores(config, program.models, test))
+    train = (training_reference(reference, program.source)
+             if config.eval.protocol_v2 and make_family_scores is None else None)
 
     def sample_fn(params):
         return lambda key, n: evaluator.as_sample_fn_output(program.sample(params, key, n))
@@ -60,14 +73,19 @@ def run_hooks(program) -> RunHooks:
                           if k not in ("num_samples", "nonfinite_samples")}}
 
     def final(state, member_config, key, diverged):
-        out = evaluator.weight_summary(state.params)
+        initial = (program.init(jax.random.key(member_config.seed)).params
+                   if config.eval.protocol_v2 else None)
+        out = evaluator.weight_summary(state.params, initial)
+        if train is not None:
+            out["train_size"] = int(train.images.shape[0])
         if diverged:
             return out
         if reference is not None:
             out.update(evaluator.evaluate(
                 sample_fn(state.params), key, reference,
                 num_samples=member_config.eval.num_samples,
-                batch_size=member_config.eval.batch_size))
+                batch_size=member_config.eval.batch_size, train=train,
+                critic_fn=critic(program, state, member_config.eval.batch_size)))
         if program.family.score_fn is not None and test is not None:
             score = program.family.score_fn(config, program.models, state.params, key)
             out.update(evaluator.mean_scores(score, test.images, config.eval.batch_size))
@@ -76,6 +94,30 @@ def run_hooks(program) -> RunHooks:
         return out
 
     return RunHooks(cheap, final)
+
+
+def training_reference(reference, source):
+    """The run's training set in ``reference``'s feature space, or None (no image reference)."""
+    if reference is None or reference.mixture is not None:
+        return None
+    return evaluator.make_reference(reference.dataset, images=source.images,
+                                    labels=source.labels, feature_net=reference.feature_net)
+
+
+def critic(program, state, batch_size: int):
+    """``(images, labels or None) -> D's logits [N]`` of a family with a discriminator ``d``."""
+    if not program.family.adversarial or "d" not in program.models:
+        return None
+    variables = {"params": state.params["d"], **state.model_state.get("d", {})}
+    apply = jax.jit(program.models["d"].apply)
+
+    def logits(images, labels):
+        return np.concatenate([
+            np.asarray(apply(variables, images[i:i + batch_size],
+                             None if labels is None else labels[i:i + batch_size]))
+            for i in range(0, len(images), batch_size)])
+
+    return logits
 
 
 def config_reference(config, source=None, test=None) -> Any:

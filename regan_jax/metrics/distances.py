@@ -193,8 +193,10 @@ def frechet_distance_infinity(feats_a, feats_b, *, sizes=None, key: jax.Array | 
     Args:
       feats_a, feats_b: ``[Na, D]`` and ``[Nb, D]`` features.
       sizes: the ``N`` values (at least 2 distinct, each ``2 <= N <=
-        min(Na, Nb)``); default 5 values evenly spaced from ``min(Na, Nb) / 5``
-        to ``min(Na, Nb)``.
+        min(Na, Nb)``); default 5 values evenly spaced from
+        ``min(max(min(Na, Nb) / 5, 2 D), min(Na, Nb) / 2)`` to ``min(Na, Nb)``:
+        the line holds only well above ``N = D`` (below it the covariance is
+        singular), and the paper's smallest ``N`` is about ``2.4 D``.
       key: PRNG key of the permutations (default ``jax.random.key(0)``).
 
     Returns:
@@ -203,7 +205,8 @@ def frechet_distance_infinity(feats_a, feats_b, *, sizes=None, key: jax.Array | 
     a, b = checks.features("feats_a", feats_a), checks.features("feats_b", feats_b)
     checks.same_dim(a, b, "feats_a and feats_b")
     most = min(a.shape[0], b.shape[0])
-    sizes = (np.unique(np.linspace(most / 5, most, 5).astype(int)) if sizes is None
+    lowest = min(max(most / 5, 2 * a.shape[1]), most / 2)
+    sizes = (np.unique(np.linspace(lowest, most, 5).astype(int)) if sizes is None
              else np.unique(np.asarray(sizes, int)))
     if sizes.size < 2 or sizes.min() < 2 or sizes.max() > most:
         raise ValueError(f"sizes must hold at least 2 distinct values in [2, {most}] "
