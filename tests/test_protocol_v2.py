@@ -93,7 +93,21 @@ def test_a_protocol_v2_run_records_the_new_scores(tmp_path):
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["train_size"] == 200
     for key in (*generalisation.GENERALISATION_METRICS, *generalisation.CRITIC_METRICS,
-                "near_zero_g", "near_zero_d"):
+                *generalisation.SMOOTHNESS_METRICS, "near_zero_g", "near_zero_d"):
         assert key in summary, key
     assert -1 <= summary["r_t"] <= 1
     assert 0 <= summary["near_zero_g"] <= 1
+    assert summary["ppl"] > 0 and summary["jacobian_fro"] > 0
+
+
+def test_a_protocol_v2_vae_run_scores_its_decoder(tmp_path):
+    workdir = tmp_path / "vae"
+    code = train_cli.main(["--config", "digits_vae:smoke", "--workdir", str(workdir),
+                           "--no-progress", "--config.eval.protocol_v2=true"])
+    assert code == 0
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["train_size"] == 1500
+    for key in (*generalisation.GENERALISATION_METRICS, *generalisation.SMOOTHNESS_METRICS,
+                "near_zero_encoder", "near_zero_decoder"):
+        assert key in summary, key
+    assert "r_v" not in summary

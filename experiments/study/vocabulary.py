@@ -193,6 +193,9 @@ METRICS = {
     "fd_inf_train": _lower("FD∞ vs training set (features) ↓", "FD∞ train"),
     "r_t": _descriptive("D overfitting r_t = E[sign D(x_train)]", "r_t"),
     "r_v": _lower("D overfitting r_v (0: held-out scored like train) ↓", "r_v"),
+    "ppl": _lower("perceptual path length (classifier features) ↓", "PPL"),
+    "jacobian_fro": _descriptive("RMS ‖J_G(z)‖_F (the map's scale)", "‖J‖_F"),
+    "jacobian_log_cond": _lower("mean log condition number of J_G(z) ↓", "log cond J"),
 }
 
 

@@ -31,7 +31,8 @@ cheap              ``fd`` (images), the mixture metrics (2-D)
                    ``copying_pixels``, ``copying_features``,
                    ``memorisation_pixels``, ``memorisation_features``,
                    ``fd_inf``, ``fd_inf_train``, and with a
-                   ``critic_fn`` ``r_t``, ``r_v``
+                   ``critic_fn`` ``r_t``, ``r_v``, with a ``latent_map``
+                   ``ppl``, ``jacobian_fro``, ``jacobian_log_cond``
                    (:mod:`regan_jax.evaluation.generalisation`)
 =================  ===========================================================
 
@@ -181,15 +182,18 @@ def make_reference(
 
 
 def metric_names(reference: Reference, *, conditional: bool = False, cheap: bool = False,
-                 train: bool = False, critic: bool = False) -> tuple[str, ...]:
+                 train: bool = False, critic: bool = False,
+                 latent_map: bool = False) -> tuple[str, ...]:
     """The sample-metric keys :func:`evaluate` reports for ``reference``
-    (``train``, ``critic``: given a training reference, a ``critic_fn``)."""
+    (``train``, ``critic``, ``latent_map``: given a training reference, a
+    ``critic_fn``, a ``latent_map``)."""
     if reference.mixture is not None:
         return MIXTURE_METRICS
     if cheap:
         return ("fd",)
     extra = ((generalisation.GENERALISATION_METRICS if train else ())
-             + (generalisation.CRITIC_METRICS if train and critic else ()))
+             + (generalisation.CRITIC_METRICS if train and critic else ())
+             + (generalisation.SMOOTHNESS_METRICS if train and latent_map else ()))
     if isinstance(reference.classifier, classifier_lib.PerChannelClassifier):
         return FEATURE_METRICS + STACKED_METRICS + extra
     if reference.classifier is None:
@@ -282,6 +286,7 @@ def _sample_scores(
     progress: bool | None,
     train: Reference | None = None,
     critic_fn: Callable | None = None,
+    latent_map: tuple[int, Callable] | None = None,
 ) -> dict[str, Any]:
     if reference.mixture is not None:
         mixture = reference.mixture
@@ -311,6 +316,10 @@ def _sample_scores(
         if critic_fn is not None:
             scores.update(generalisation.critic_scores(critic_fn, train, reference, samples,
                                                        labels))
+        if latent_map is not None:
+            scores.update(generalisation.smoothness_scores(
+                latent_map, reference.feature_net.feature_map(), len(samples),
+                jax.random.fold_in(key, 2)))
     return scores
 
 
@@ -373,6 +382,7 @@ def evaluate(
     progress: bool | None = None,
     train: Reference | None = None,
     critic_fn: Callable | None = None,
+    latent_map: tuple[int, Callable] | None = None,
 ) -> dict[str, Any]:
     """Draws ``num_samples`` samples and computes every metric that applies (module docstring).
 
@@ -397,6 +407,9 @@ def evaluate(
             generalisation scores (not with ``cheap``).
         critic_fn: ``(images, labels or None) -> D's logits [N]``: with
             ``train``, adds ``r_t`` and ``r_v``.
+        latent_map: ``(K, z [N, K] -> images)``, the generator's map: with
+            ``train`` and a feature classifier (``feature_map``), adds ``ppl``,
+            ``jacobian_fro`` and ``jacobian_log_cond``.
 
     Returns:
         Flat dict of Python ints/floats/bools/None: ``num_samples``,
@@ -408,15 +421,19 @@ def evaluate(
                                    batch_size=batch_size, progress=progress)
     nonfinite = count_nonfinite(samples)
     train = None if cheap else train
+    if not hasattr(reference.feature_net, "feature_map"):
+        latent_map = None  # Inception or per-channel features: no traceable map
     names = metric_names(reference, conditional=labels is not None, cheap=cheap,
-                         train=train is not None, critic=critic_fn is not None)
+                         train=train is not None, critic=critic_fn is not None,
+                         latent_map=latent_map is not None)
     if nonfinite:
         warnings.warn(f"{nonfinite} of {num_samples} samples are not finite; sample metrics "
                       "are reported as None", RuntimeWarning, stacklevel=2)
         scores = dict.fromkeys(names)
     else:
         scores = _sample_scores(reference, samples, labels, metric_key, cheap=cheap, k=k,
-                                progress=progress, train=train, critic_fn=critic_fn)
+                                progress=progress, train=train, critic_fn=critic_fn,
+                                latent_map=latent_map)
     result = {"num_samples": num_samples, "nonfinite_samples": nonfinite, **scores}
     if elbo_fn is not None and not cheap:
         if reference.images is None:

@@ -24,6 +24,12 @@ key                      value
                          al. 2020) from D's logits, for a family with a
                          discriminator (``critic_fn``)
 =======================  ====================================================
+
+With a ``latent_map`` (the generator's or decoder's ``z -> x``) the
+evaluator adds the smoothness scores of :mod:`regan_jax.evaluation.smoothness`
+(:data:`SMOOTHNESS_METRICS`): ``ppl`` (perceptual path length in the
+feature classifier's space, ``min(m, 1000)`` pairs), ``jacobian_fro`` and
+``jacobian_log_cond`` (exact, at 256 latents).
 """
 from __future__ import annotations
 
@@ -34,10 +40,14 @@ import jax
 import numpy as np
 
 from regan_jax import metrics
+from regan_jax.evaluation import smoothness
 
 GENERALISATION_METRICS = ("copying_pixels", "copying_features", "memorisation_pixels",
                           "memorisation_features", "fd_inf", "fd_inf_train")
 CRITIC_METRICS = ("r_t", "r_v")
+SMOOTHNESS_METRICS = ("ppl", "jacobian_fro", "jacobian_log_cond")
+PPL_PAIRS = 1000
+JACOBIAN_LATENTS = 256
 
 
 def _flat(images: np.ndarray) -> np.ndarray:
@@ -84,3 +94,14 @@ def critic_scores(critic_fn: Callable, train, held_out, samples: np.ndarray,
               for ref in (train, held_out)]
     logits.append(np.asarray(critic_fn(samples, sample_labels)))
     return metrics.discriminator_overfitting(*logits)
+
+
+def smoothness_scores(latent_map, embed: Callable, num_samples: int, key: jax.Array
+                      ) -> dict[str, float]:
+    """``ppl``, ``jacobian_fro`` and ``jacobian_log_cond`` of ``latent_map = (K, z -> x)``."""
+    latent_dim, generate = latent_map
+    key_ppl, key_z = jax.random.split(key)
+    z = jax.random.normal(key_z, (JACOBIAN_LATENTS, latent_dim))
+    return {"ppl": smoothness.perceptual_path_length(generate, embed, key_ppl,
+                                                     min(num_samples, PPL_PAIRS), latent_dim),
+            **smoothness.jacobian_scores(generate, z)}

@@ -33,7 +33,9 @@ class RunHooks(NamedTuple):
     images the run saw), the generalisation scores of
     :mod:`regan_jax.evaluation.generalisation` against the run's own
     training set (``r_t`` and ``r_v`` too where the family has a
-    discriminator ``d``), and per network ``near_zero_<net>``
+    discriminator ``d``; ``ppl``, ``jacobian_fro`` and ``jacobian_log_cond``
+    where it has an unconditional generator ``g`` or a ``decoder``), and per
+    network ``near_zero_<net>``
     (:func:`regan_jax.evaluation.weight_summary` with the initial parameters).
     """
     cheap: Callable
@@ -85,7 +87,8 @@ def run_hooks(program) -> RunHooks:
                 sample_fn(state.params), key, reference,
                 num_samples=member_config.eval.num_samples,
                 batch_size=member_config.eval.batch_size, train=train,
-                critic_fn=critic(program, state, member_config.eval.batch_size)))
+                critic_fn=critic(program, state, member_config.eval.batch_size),
+                latent_map=latent_map(program, state.params)))
         if program.family.score_fn is not None and test is not None:
             score = program.family.score_fn(config, program.models, state.params, key)
             out.update(evaluator.mean_scores(score, test.images, config.eval.batch_size))
@@ -118,6 +121,29 @@ def critic(program, state, batch_size: int):
             for i in range(0, len(images), batch_size)])
 
     return logits
+
+
+def latent_map(program, params):
+    """``(K, z -> images)`` of an unconditional generator ``g`` or a VAE's ``decoder``, or None.
+
+    The decoder's image map is its sampler's without the final clip (whose
+    derivative is 0 outside [-1, 1]): ``2 sigmoid(logits) - 1`` for a
+    Bernoulli likelihood, the Gaussian mean otherwise.
+    """
+    models = program.models
+    if "g" in models and not program.family.conditional:
+        g = models["g"]
+        return g.latent_dim, lambda z: g.apply({"params": params["g"]}, z)
+    if "decoder" in models:
+        decoder = models["decoder"]
+        bernoulli = program.config.model.likelihood == "bernoulli"
+
+        def decode(z):
+            out = decoder.apply({"params": params["decoder"]}, z)
+            return 2 * jax.nn.sigmoid(out) - 1 if bernoulli else out
+
+        return decoder.latent_dim, decode
+    return None
 
 
 def config_reference(config, source=None, test=None) -> Any:
