@@ -123,12 +123,15 @@ def test_frechet_distance_infinity_is_the_fitted_line_and_near_the_true_fd():
     b = rng.multivariate_normal(mu2, s2, 4000).astype(np.float32)
     sizes = [100, 200, 400, 800, 1600]
     key = jax.random.key(7)
-    out = metrics.frechet_distance_infinity(a, b, sizes=sizes, key=key)
-    # The documented subsets: the first N rows of one permutation per set.
-    key_a, key_b = jax.random.split(key)
-    pa, pb = (np.asarray(jax.random.permutation(k, 4000)) for k in (key_a, key_b))
-    fds = [_closed_form_fd(a[pa[:n]].mean(0), np.cov(a[pa[:n]].T),
-                           b[pb[:n]].mean(0), np.cov(b[pb[:n]].T)) for n in sizes]
+    out = metrics.frechet_distance_infinity(a, b, sizes=sizes, key=key, draws=2)
+    # The documented subsets: per draw d, the first N rows of one permutation per set.
+    fds = np.zeros(len(sizes))
+    for d in range(2):
+        key_a, key_b = jax.random.split(jax.random.fold_in(key, d))
+        pa, pb = (np.asarray(jax.random.permutation(k, 4000)) for k in (key_a, key_b))
+        fds += [_closed_form_fd(a[pa[:n]].mean(0), np.cov(a[pa[:n]].T),
+                                b[pb[:n]].mean(0), np.cov(b[pb[:n]].T)) for n in sizes]
+    fds /= 2
     slope, intercept = np.polyfit(1.0 / np.array(sizes), fds, 1)
     assert out["fd_inf"] == pytest.approx(intercept, rel=1e-3, abs=1e-3)
     assert out["fd_slope"] == pytest.approx(slope, rel=1e-3)
