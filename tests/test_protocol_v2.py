@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from experiments import train as train_cli
+from experiments.study import protocol_check
 from regan_jax import data, evaluation, metrics
 from regan_jax.evaluation import generalisation
 
@@ -111,3 +112,10 @@ def test_a_protocol_v2_vae_run_scores_its_decoder(tmp_path):
                 "near_zero_encoder", "near_zero_decoder"):
         assert key in summary, key
     assert "r_v" not in summary
+
+
+def test_protocol_check_refuses_a_bad_size_before_writing(tmp_path, capsys):
+    code = protocol_check.main(["--workdir", str(tmp_path / "w"), "--train-sizes", "full,0"])
+    assert code == 2
+    assert "--train-sizes: '0' is neither 'full' nor a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
