@@ -47,7 +47,11 @@ def nearest_neighbour_distances(queries, reference, *, block_size: int = 1024) -
     if t.shape[0] < 1 or block_size < 1:
         raise ValueError(f"need a non-empty reference and block_size >= 1; got M={t.shape[0]}, "
                          f"block_size={block_size}.")
-    q, t = np.asarray(q, np.float64), np.asarray(t, np.float64)
+    return _nn_distances(np.asarray(q, np.float64), np.asarray(t, np.float64), block_size)
+
+
+def _nn_distances(q: np.ndarray, t: np.ndarray, block_size: int = 1024) -> np.ndarray:
+    # Unchecked (the callers checked once): a check per cell would compile per shape.
     t_sq = np.sum(t * t, axis=1)
     out = np.empty(q.shape[0])
     for start in range(0, q.shape[0], block_size):
@@ -105,26 +109,25 @@ def copying_statistic(train, held_out, generated, *, num_cells: int = COPYING_CE
     Returns:
       ``C_T`` as a float, NaN if no cell qualifies.
     """
-    t = np.asarray(checks.features("train", train), np.float64)
-    p = checks.features("held_out", held_out)
-    q = checks.features("generated", generated)
+    t, p, q = (checks.features(name, x) for name, x in
+               (("train", train), ("held_out", held_out), ("generated", generated)))
     checks.same_dim(p, t, "held_out and train")
     checks.same_dim(q, t, "generated and train")
+    t, p, q = (np.asarray(x, np.float64) for x in (t, p, q))
     if not 1 <= num_cells <= t.shape[0]:
         raise ValueError(f"num_cells must lie in [1, {t.shape[0]}] (the training rows); "
                          f"got {num_cells}.")
     kmeans = sklearn.cluster.KMeans(num_cells, n_init=10, random_state=seed).fit(t)
-    cells_p = kmeans.predict(np.asarray(p, np.float64))
-    cells_q = kmeans.predict(np.asarray(q, np.float64))
+    cells_p, cells_q = kmeans.predict(p), kmeans.predict(q)
     cells_t = kmeans.labels_
     weights, scores = [], []
     for cell in range(num_cells):
         in_p, in_q, in_t = cells_p == cell, cells_q == cell, cells_t == cell
         if in_q.sum() < min_generated or not in_p.any():
             continue
-        near = nearest_neighbour_distances
         weights.append(in_p.mean())
-        scores.append(mann_whitney_z(near(q[in_q], t[in_t]), near(p[in_p], t[in_t])))
+        scores.append(mann_whitney_z(_nn_distances(q[in_q], t[in_t]),
+                                     _nn_distances(p[in_p], t[in_t])))
     if not weights:
         return float("nan")
     return float(np.dot(weights, scores) / np.sum(weights))
