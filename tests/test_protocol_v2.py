@@ -99,6 +99,10 @@ def test_a_protocol_v2_run_records_the_new_scores(tmp_path):
     assert -1 <= summary["r_t"] <= 1
     assert 0 <= summary["near_zero_g"] <= 1
     assert summary["ppl"] > 0 and summary["jacobian_fro"] > 0
+    # Logged during training too, at the in-training FD's steps (digits_gan: fd_every > 0).
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    scored = [row for row in rows if "fd" in row]
+    assert scored and all({"r_t", "r_v"} <= row.keys() for row in scored)
 
 
 def test_a_protocol_v2_vae_run_scores_its_decoder(tmp_path):

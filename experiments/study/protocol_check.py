@@ -95,7 +95,7 @@ def check(run) -> dict:
     def run_fn(key, k):
         return evaluation.as_sample_fn_output(program.sample(state.params, key, k))
 
-    sources = {"run": (run_fn, hooks.critic(program, state, 500),
+    sources = {"run": (run_fn, hooks.critic(program, state.params, state.model_state, 500),
                        hooks.latent_map(program, state.params)),
                "memoriser": (_from(train_ref.images, MEMORISER_NOISE), None, None),
                "real": (_from(pool, 0.0), None, None)}

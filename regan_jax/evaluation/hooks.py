@@ -11,15 +11,17 @@ import jax
 import numpy as np
 
 from regan_jax import data
-from regan_jax.evaluation import evaluator, inception
+from regan_jax.evaluation import evaluator, generalisation, inception
 
 
 class RunHooks(NamedTuple):
     """What the loop asks of the evaluation.
 
-    ``cheap(params, key) -> dict``: the in-training scores logged to
-    metrics.jsonl (``fd`` for images, the mode metrics for 2-D data; empty
-    where no feature space applies); ``final(state, config, key, diverged) ->
+    ``cheap(params, key, model_state=None) -> dict``: the in-training scores
+    logged to metrics.jsonl (``fd`` for images, the mode metrics for 2-D
+    data; empty where no feature space applies; with
+    ``config.eval.protocol_v2`` also ``r_t`` and ``r_v`` where the family has
+    a discriminator ``d``); ``final(state, config, key, diverged) ->
     dict``: the summary's scores and weight statistics (``sparsity_<net>``,
     ``norm_<net>`` and the unit-level ``filter_sparsity_<net>``) plus the
     family's held-out scores (the VAE's ``elbo`` and ``recon``; a
@@ -64,15 +66,23 @@ def run_hooks(program) -> RunHooks:
     def sample_fn(params):
         return lambda key, n: evaluator.as_sample_fn_output(program.sample(params, key, n))
 
-    def cheap(params, key):
+    def cheap(params, key, model_state=None):
         out = {} if family_scores is None else family_scores(params, key, cheap=True)
         if reference is None:
             return out
         scores = evaluator.evaluate(sample_fn(params), key, reference,
                                     num_samples=config.eval.fd_samples,
                                     batch_size=config.eval.batch_size, cheap=True)
-        return {**out, **{k: v for k, v in scores.items()
-                          if k not in ("num_samples", "nonfinite_samples")}}
+        out.update({k: v for k, v in scores.items()
+                    if k not in ("num_samples", "nonfinite_samples")})
+        logits = (None if train is None
+                  else critic(program, params, model_state or {}, config.eval.batch_size))
+        if logits is not None and scores.get("fd") is not None:  # finite samples
+            x, labels = evaluator.draw_samples(sample_fn(params), jax.random.fold_in(key, 1),
+                                               config.eval.fd_samples, reference.sample_shape,
+                                               batch_size=config.eval.batch_size)
+            out.update(generalisation.critic_scores(logits, train, reference, x, labels))
+        return out
 
     def final(state, member_config, key, diverged):
         initial = (program.init(jax.random.key(member_config.seed)).params
@@ -87,7 +97,8 @@ def run_hooks(program) -> RunHooks:
                 sample_fn(state.params), key, reference,
                 num_samples=member_config.eval.num_samples,
                 batch_size=member_config.eval.batch_size, train=train,
-                critic_fn=critic(program, state, member_config.eval.batch_size),
+                critic_fn=critic(program, state.params, state.model_state,
+                                 member_config.eval.batch_size),
                 latent_map=latent_map(program, state.params)))
         if program.family.score_fn is not None and test is not None:
             score = program.family.score_fn(config, program.models, state.params, key)
@@ -107,11 +118,11 @@ def training_reference(reference, source):
                                     labels=source.labels, feature_net=reference.feature_net)
 
 
-def critic(program, state, batch_size: int):
+def critic(program, params, model_state, batch_size: int):
     """``(images, labels or None) -> D's logits [N]`` of a family with a discriminator ``d``."""
     if not program.family.adversarial or "d" not in program.models:
         return None
-    variables = {"params": state.params["d"], **state.model_state.get("d", {})}
+    variables = {"params": params["d"], **model_state.get("d", {})}
     apply = jax.jit(program.models["d"].apply)
 
     def logits(images, labels):
