@@ -7,7 +7,6 @@ import jax.numpy as jnp
 from regan_jax.penalties.hyperparams import check_value
 from regan_jax.penalties.masks import Mask, selected_leaves
 
-
 NEAR_ZERO_OF_INITIAL_RMS = 1e-3
 
 
