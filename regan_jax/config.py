@@ -34,7 +34,9 @@ _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 REMOVED = {"model.kind": "model_type (the model family: gan, cgan, vae)"}
 # Keys added since runs were first written, with the value that gives the
 # behaviour of the runs written before them (filled in by ``upgrade``).
-ADDED = {("model", "g_output"): "tanh", ("eval", "calibration"): ""}
+ADDED = {("model", "g_output"): "tanh", ("eval", "calibration"): "",
+         ("data", "train_size"): None, ("data", "train_subset_seed"): 0,
+         ("eval", "protocol_v2"): False}
 
 
 def networks(model_type: str) -> tuple[str, ...]:
@@ -84,6 +86,7 @@ def eval_config() -> ml_collections.ConfigDict:
         "batch_size": 500,     # sampling/feature batch
         "inception_weights": "",  # pytorch-fid Inception-v3 weights file: FID features
         "calibration": "",     # regan_jax.calibration record: effective strengths in the summary
+        "protocol_v2": False,  # the summary's generalisation, D-overfitting and near-zero scores
     })
 
 
@@ -313,6 +316,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         value = _get(config, key)
         if not value > 0:
             raise ValueError(f"config.{key} must be > 0, got {value!r}")
+    size = config.data.train_size  # Checked against the split's size when it is loaded.
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise ValueError(f"config.data.train_size must be None (the whole training split) or "
+                         f"an integer >= 1, got {size!r}")
     if config.eval.inception_weights and not os.path.isfile(config.eval.inception_weights):
         raise ValueError(f"config.eval.inception_weights: no file at "
                          f"{config.eval.inception_weights!r}")
@@ -330,6 +337,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 _MINIMA = {
     "seed": 0, "steps": 1, "data.batch_size": 1, "data.prefetch": 0,
     "data.stacked_size": 1, "data.stacked_test_size": 1, "data.stacked_seed": 0,
+    "data.train_subset_seed": 0,
     "eval.num_samples": 6, "eval.fd_every": 0, "eval.fd_samples": 2, "eval.batch_size": 1,
     "log.every": 0, "log.samples_every": 0, "log.checkpoint_every": 0, "log.num_images": 1,
 }

@@ -566,9 +566,10 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
                         row.update({k: float(np.asarray(v)[i] if group.stacked else v)
                                     for k, v in host.items()})
                         if fd_due:
+                            member = group.member(scored, i)
                             row.update(hooks.cheap(
-                                group.member(scored, i).params,
-                                jax.random.fold_in(program_lib.sample_key(c), step)))
+                                member.params, jax.random.fold_in(program_lib.sample_key(c), step),
+                                member.model_state))
                     if group.writes:
                         workdir_lib.append_metrics(w, row)
                         logs[i].scalars(row)

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from regan_jax import data, evaluation
+from regan_jax import data, evaluation, metrics
 
 N_POINTS = 2500  # the mixture configs' eval.num_samples
 # The study's geometries: ring8 at PacGAN's scale, grid25 with sigma 0.05.
@@ -97,8 +97,9 @@ def test_mixture_null_samples():
 # -------------------------------------------------------------------- images
 def test_digits_null_halves_are_disjoint(digits_reference):
     half = evaluation.null_reference(digits_reference)
-    assert len(half.images) == 149 and np.array_equal(half.features, digits_reference.features[::2])
-    pool = digits_reference.images[1::2]
+    rows, pool_rows = evaluation.null_halves(digits_reference.labels)
+    assert len(half.images) == 149 and np.array_equal(half.features, digits_reference.features[rows])
+    pool = digits_reference.images[pool_rows]
     real = evaluation.null_samples(digits_reference, "real", jax.random.key(2), len(pool))
     # Every pool image once (no replacement), none of the reference half.
     flat = real.reshape(len(real), -1)
@@ -142,9 +143,45 @@ def test_image_at_noise_level(digits_nulls):
         evaluation.at_noise_level({"fd": 1.0}, {"real": digits_nulls["real"]})
 
 
+def test_null_halves_split_every_class_evenly(digits_reference):
+    labels = digits_reference.labels
+    rows, pool_rows = evaluation.null_halves(labels)
+    assert np.array_equal(np.sort(np.concatenate([rows, pool_rows])), np.arange(len(labels)))
+    halves = [np.bincount(labels[r], minlength=10) for r in (rows, pool_rows)]
+    assert np.max(np.abs(halves[0] - halves[1])) <= 1
+    # Why not even/odd rows: in digits' held-out split they hold different class mixes.
+    even, odd = (np.bincount(labels[r], minlength=10) for r in (slice(0, None, 2),
+                                                                slice(1, None, 2)))
+    assert np.max(np.abs(even - odd)) > 15
+
+
+def test_kid_real_null_is_zero_within_noise(digits_reference):
+    """Two halves of one distribution: the unbiased KID is 0 up to its sampling noise.
+
+    The first study's KID(real) was a quarter of KID(noise) because its
+    halves were the even and odd rows, two different class mixes; its
+    reported std was 0 because a subset of m = N rows is the whole set every
+    time (the subsets' spread is not the estimator's sampling error).
+    """
+    feats, labels = digits_reference.features, digits_reference.labels
+    rows, pool_rows = evaluation.null_halves(labels)
+    m = min(len(rows), len(pool_rows))
+    # Sampling noise of KID between random halves of the split (independent of null_halves).
+    rng = np.random.default_rng(0)
+    spread = []
+    for _ in range(20):
+        p = rng.permutation(len(feats))
+        spread.append(metrics.kid(feats[p[:m]], feats[p[m:2 * m]]))
+    noise_sd = np.std(spread)
+    balanced = metrics.kid(feats[rows], feats[pool_rows])
+    interleaved = metrics.kid(feats[0::2], feats[1::2])
+    assert abs(balanced) < 3 * noise_sd
+    assert interleaved > 5 * noise_sd  # the old split: genuinely different halves
+
+
 def test_stacked_digits_nulls_keep_channels_together():
     reference = evaluation.make_reference("stacked_digits")
-    pool = reference.images[1::2]
+    pool = reference.images[evaluation.null_halves(reference.labels)[1]]
     # As null_scores draws them below (one compile of each shape).
     sample_fn = functools.partial(evaluation.null_samples, reference, "shuffled")
     shuffled = sample_fn(jax.random.key(3), 200)

@@ -201,7 +201,7 @@ def fmt(value) -> str:
 def metric_value(row: dict, metric: str) -> float | None:
     """``row``'s score, a diverged or unscored run counting as the metric's worst.
 
-    ``sparsity``/``filter_sparsity`` read the targeted network's value (the
+    ``sparsity``/``filter_sparsity``/``near_zero`` read the targeted network's value (the
     mean over both for target ``both``). None: dropped (a metric without a
     direction, of a diverged or unscored run).
     """
@@ -213,7 +213,7 @@ def metric_value(row: dict, metric: str) -> float | None:
 
 
 def _raw_value(row, metric):
-    if metric in ("sparsity", "filter_sparsity"):
+    if metric in ("sparsity", "filter_sparsity", "near_zero"):
         values = [row.get(f"{metric}_{n}") for n in _target_nets(row)]
         return None if not values or None in values else float(np.mean(values))
     value = row.get(metric)

@@ -245,7 +245,7 @@ def null_references(directory, config, *, seed: int = 0) -> dict:
     if family.null_scores is not None:  # a family scored by its own evaluation
         scores, n = family.null_scores(config, jax.random.key(seed))
     elif reference is not None:
-        if reference.images is not None:  # the pool of 'real': the held-out odd rows
+        if reference.images is not None:  # the pool of 'real': half the held-out split
             n = min(n, len(reference.images) // 2)
         scores = evaluation.null_scores(reference, jax.random.key(seed), n)
     out = {"num_samples": n, "scores": scores}  # evaluate's scores: non-finite -> None

@@ -210,6 +210,24 @@ METRICS = {
     "sparsity": _descriptive("fraction of exactly-zero weights", "sparsity", sesoi=_units(0.01)),
     "filter_sparsity": _descriptive("fraction of all-zero units", "filter_sparsity",
                                     sesoi=_units(0.01)),
+    "near_zero": _descriptive("fraction of near-zero weights (|w| < 1e-3 × initial RMS)",
+                              "near_zero", sesoi=_units(0.01)),
+    # Copying: C_T ≪ 0 copies the training set, ≫ 0 underfits; ≈ 0 is right, so no direction.
+    "copying_pixels": _descriptive("copying statistic C_T, pixels (≪ 0: copies)", "C_T pixels"),
+    "copying_features": _descriptive("copying statistic C_T, features (≪ 0: copies)",
+                                     "C_T features"),
+    "memorisation_pixels": _lower("memorisation ratio, pixels (null 0.05) ↓",
+                                  "memorisation pixels", sesoi=_units(0.05)),
+    "memorisation_features": _lower("memorisation ratio, features (null 0.05) ↓",
+                                    "memorisation features", sesoi=_units(0.05)),
+    "fd_inf": _lower("FD∞ vs held-out (features) ↓", "FD∞", sesoi=_units(5.0)),
+    "fd_inf_train": _lower("FD∞ vs training set (features) ↓", "FD∞ train", sesoi=_units(5.0)),
+    "r_t": _descriptive("D overfitting r_t = E[sign D(x_train)]", "r_t"),
+    "r_v": _lower("D overfitting r_v (0: held-out scored like train) ↓", "r_v",
+                  sesoi=_units(0.1)),
+    "ppl": _lower("perceptual path length (classifier features) ↓", "PPL"),
+    "jacobian_fro": _descriptive("RMS ‖J_G(z)‖_F (the map's scale)", "‖J‖_F"),
+    "jacobian_log_cond": _lower("mean log condition number of J_G(z) ↓", "log cond J"),
 }
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from regan_jax.data.builders import load
 from regan_jax.data.mixtures import MIXTURES, Mixture, mixture
 from regan_jax.data.spec import ArrayDataset, DataSpec
+from regan_jax.data.subset import training_subset
 
 Batch = dict[str, np.ndarray]
 
@@ -58,18 +59,33 @@ def default_config() -> ml_collections.ConfigDict:
         "ring_radius": 2.0,        # ring8 radius
         "grid_spacing": 2.0,       # grid25 spacing
         "sigma": 0.02,             # ring8/grid25 per-mode standard deviation
+        "train_size": None,        # None: the whole training split; n: a class-stratified subset
+        "train_subset_seed": 0,    # the subset's draw (the held-out split is never subsampled)
     })
 
 
 def from_config(data_cfg: ml_collections.ConfigDict,
                 split: str = "train") -> ArrayDataset | Mixture:
-    """The dataset ``data_cfg.name`` (an :class:`ArrayDataset`) or mixture."""
+    """The dataset ``data_cfg.name`` (an :class:`ArrayDataset`) or mixture.
+
+    The ``'train'`` split is cut to ``data_cfg.train_size`` examples
+    (:func:`regan_jax.data.subset.training_subset`); any other split is whole.
+
+    Raises:
+      ValueError: a ``train_size`` for a mixture, or larger than the split.
+    """
     if data_cfg.name in MIXTURES:
+        if data_cfg.train_size is not None:
+            raise ValueError(f"train_size={data_cfg.train_size}: {data_cfg.name!r} is a mixture "
+                             "sampled on the fly; it has no training set to subsample")
         return mixture(data_cfg.name, radius=data_cfg.ring_radius,
                        spacing=data_cfg.grid_spacing, sigma=data_cfg.sigma)
-    return load(data_cfg.name, split, data_dir=data_cfg.data_dir, idx_dir=data_cfg.idx_dir,
-                download=data_cfg.download, size=data_cfg.stacked_size,
-                test_size=data_cfg.stacked_test_size, seed=data_cfg.stacked_seed)
+    dataset = load(data_cfg.name, split, data_dir=data_cfg.data_dir, idx_dir=data_cfg.idx_dir,
+                   download=data_cfg.download, size=data_cfg.stacked_size,
+                   test_size=data_cfg.stacked_test_size, seed=data_cfg.stacked_seed)
+    if split != "train":
+        return dataset
+    return training_subset(dataset, data_cfg.train_size, data_cfg.train_subset_seed)
 
 
 class BatchIterator:

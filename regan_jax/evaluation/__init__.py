@@ -35,6 +35,7 @@ from regan_jax.evaluation.references import (
     MIXTURE_NULL_KINDS,
     NULL_KINDS,
     at_noise_level,
+    null_halves,
     null_kinds,
     null_reference,
     null_samples,
@@ -54,6 +55,6 @@ __all__ = [
     "evaluate", "load_classifier", "load_inception", "make_reference", "mean_elbo",
     "mean_scores", "metric_names", "resize_bilinear", "RunHooks", "run_hooks", "weight_summary",
     "config_reference",
-    "MIXTURE_NULL_KINDS", "NULL_KINDS", "at_noise_level", "null_kinds", "null_reference",
+    "MIXTURE_NULL_KINDS", "NULL_KINDS", "at_noise_level", "null_halves", "null_kinds", "null_reference",
     "null_samples", "null_scores",
 ]

@@ -199,6 +199,12 @@ class FeatureClassifier:
         """Class logits ``[N, num_classes]``."""
         return self._outputs(images, 1)
 
+    def feature_map(self) -> Callable[[jax.Array], jax.Array]:
+        """``images -> features``, traceable (no batching, no checks): for derivatives
+        through the classifier (the perceptual path length)."""
+        module = make_module(self.spec)
+        return lambda images: _apply(module, self.params, images)[0]
+
     def predict(self, images: Any) -> jax.Array:
         """Predicted classes ``argmax_k logits`` as int32 ``[N]``."""
         return jnp.argmax(self.logits(images), axis=-1).astype(jnp.int32)

@@ -27,6 +27,13 @@ image dataset      ``fd``, ``kid``, ``precision``, ``recall``, ``density``,
                    binomial tests against uniform noise in
                    ``Mixture.support()``)
 cheap              ``fd`` (images), the mixture metrics (2-D)
+``train`` given    the generalisation scores (images, not ``cheap``):
+                   ``copying_pixels``, ``copying_features``,
+                   ``memorisation_pixels``, ``memorisation_features``,
+                   ``fd_inf``, ``fd_inf_train``, and with a
+                   ``critic_fn`` ``r_t``, ``r_v``, with a ``latent_map``
+                   ``ppl``, ``jacobian_fro``, ``jacobian_log_cond``
+                   (:mod:`regan_jax.evaluation.generalisation`)
 =================  ===========================================================
 
 Always: ``num_samples`` and ``nonfinite_samples`` (samples with a NaN/inf
@@ -53,6 +60,7 @@ import tqdm.auto
 
 from regan_jax import data, metrics
 from regan_jax.evaluation import classifier as classifier_lib
+from regan_jax.evaluation import generalisation
 
 FEATURE_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage")
 CLASS_METRICS = ("modes", "class_kl", "inception_score")
@@ -173,17 +181,25 @@ def make_reference(
     )
 
 
-def metric_names(reference: Reference, *, conditional: bool = False, cheap: bool = False) -> tuple[str, ...]:
-    """The sample-metric keys :func:`evaluate` reports for ``reference``."""
+def metric_names(reference: Reference, *, conditional: bool = False, cheap: bool = False,
+                 train: bool = False, critic: bool = False,
+                 latent_map: bool = False) -> tuple[str, ...]:
+    """The sample-metric keys :func:`evaluate` reports for ``reference``
+    (``train``, ``critic``, ``latent_map``: given a training reference, a
+    ``critic_fn``, a ``latent_map``)."""
     if reference.mixture is not None:
         return MIXTURE_METRICS
     if cheap:
         return ("fd",)
+    extra = ((generalisation.GENERALISATION_METRICS if train else ())
+             + (generalisation.CRITIC_METRICS if train and critic else ())
+             + (generalisation.SMOOTHNESS_METRICS if train and latent_map else ()))
     if isinstance(reference.classifier, classifier_lib.PerChannelClassifier):
-        return FEATURE_METRICS + STACKED_METRICS
+        return FEATURE_METRICS + STACKED_METRICS + extra
     if reference.classifier is None:
-        return FEATURE_METRICS
-    return FEATURE_METRICS + CLASS_METRICS + (CONDITIONAL_METRICS if conditional else ())
+        return FEATURE_METRICS + extra
+    return (FEATURE_METRICS + CLASS_METRICS + (CONDITIONAL_METRICS if conditional else ())
+            + extra)
 
 
 def draw_samples(
@@ -268,6 +284,9 @@ def _sample_scores(
     cheap: bool,
     k: int,
     progress: bool | None,
+    train: Reference | None = None,
+    critic_fn: Callable | None = None,
+    latent_map: tuple[int, Callable] | None = None,
 ) -> dict[str, Any]:
     if reference.mixture is not None:
         mixture = reference.mixture
@@ -291,6 +310,16 @@ def _sample_scores(
             scores["cond_accuracy"] = metrics.conditional_accuracy(np.argmax(probs, axis=1), labels)
             scores["intra_fd"] = metrics.intra_class_frechet_distance(
                 reference.features, reference.labels, fake, labels, reference.num_classes)
+    if train is not None:
+        scores.update(generalisation.generalisation_scores(
+            train, reference, samples, fake, jax.random.fold_in(key, 1)))
+        if critic_fn is not None:
+            scores.update(generalisation.critic_scores(critic_fn, train, reference, samples,
+                                                       labels))
+        if latent_map is not None:
+            scores.update(generalisation.smoothness_scores(
+                latent_map, reference.feature_net.feature_map(), len(samples),
+                jax.random.fold_in(key, 2)))
     return scores
 
 
@@ -351,6 +380,9 @@ def evaluate(
     elbo_fn: Callable[[jax.Array], jax.Array] | None = None,
     k: int = 5,
     progress: bool | None = None,
+    train: Reference | None = None,
+    critic_fn: Callable | None = None,
+    latent_map: tuple[int, Callable] | None = None,
 ) -> dict[str, Any]:
     """Draws ``num_samples`` samples and computes every metric that applies (module docstring).
 
@@ -370,6 +402,14 @@ def evaluate(
         k: neighbourhood size of precision/recall/density/coverage.
         progress: progress bars while sampling and extracting features: True
             shows them, False hides them, None shows them only on a terminal.
+        train: the run's training set as a reference in ``reference``'s
+            feature space (:func:`make_reference` with its images): adds the
+            generalisation scores (not with ``cheap``).
+        critic_fn: ``(images, labels or None) -> D's logits [N]``: with
+            ``train``, adds ``r_t`` and ``r_v``.
+        latent_map: ``(K, z [N, K] -> images)``, the generator's map: with
+            ``train`` and a feature classifier (``feature_map``), adds ``ppl``,
+            ``jacobian_fro`` and ``jacobian_log_cond``.
 
     Returns:
         Flat dict of Python ints/floats/bools/None: ``num_samples``,
@@ -380,14 +420,20 @@ def evaluate(
     samples, labels = draw_samples(sample_fn, sample_key, num_samples, reference.sample_shape,
                                    batch_size=batch_size, progress=progress)
     nonfinite = count_nonfinite(samples)
-    names = metric_names(reference, conditional=labels is not None, cheap=cheap)
+    train = None if cheap else train
+    if not hasattr(reference.feature_net, "feature_map"):
+        latent_map = None  # Inception or per-channel features: no traceable map
+    names = metric_names(reference, conditional=labels is not None, cheap=cheap,
+                         train=train is not None, critic=critic_fn is not None,
+                         latent_map=latent_map is not None)
     if nonfinite:
         warnings.warn(f"{nonfinite} of {num_samples} samples are not finite; sample metrics "
                       "are reported as None", RuntimeWarning, stacklevel=2)
         scores = dict.fromkeys(names)
     else:
         scores = _sample_scores(reference, samples, labels, metric_key, cheap=cheap, k=k,
-                                progress=progress)
+                                progress=progress, train=train, critic_fn=critic_fn,
+                                latent_map=latent_map)
     result = {"num_samples": num_samples, "nonfinite_samples": nonfinite, **scores}
     if elbo_fn is not None and not cheap:
         if reference.images is None:
@@ -396,25 +442,31 @@ def evaluate(
     return {name: _json_ready(value) for name, value in result.items()}
 
 
-def weight_summary(params_by_net: Mapping[str, Any]) -> dict[str, float]:
+def weight_summary(params_by_net: Mapping[str, Any],
+                   initial_by_net: Mapping[str, Any] | None = None) -> dict[str, float]:
     """Per network, over its kernels (``penalties.kernel_mask``), from ``metrics.weight_stats``.
 
     ``sparsity_<net>`` = #{w = 0} / #w, ``norm_<net>`` = sqrt(Σ w²) and
     ``filter_sparsity_<net>`` = the fraction of output units (kernel columns)
-    that are entirely 0 (what group L1 produces).
+    that are entirely 0 (what group L1 produces); with the initial
+    parameters ``initial_by_net`` also ``near_zero_<net>`` = #{|w| < 1e-3 ×
+    the layer's initial RMS} / #w (``near_zero_of_initial``).
     """
-    stats = jax.device_get(_weight_stats(params_by_net))
+    stats = jax.device_get(_weight_stats(params_by_net, initial_by_net))
     return {f"{name}_{net}": float(value) for net, by_name in stats.items()
             for name, value in by_name.items()}
 
 
 @jax.jit
-def _weight_stats(params_by_net):
+def _weight_stats(params_by_net, initial_by_net):
     # Jitted: eagerly, weight_stats dispatches a few dozen small ops per network,
     # about a second per run on a busy 2-core CPU -- minutes over a sweep.
     out = {}
     for net, params in params_by_net.items():
-        stats = metrics.weight_stats(params)
+        initial = None if initial_by_net is None else initial_by_net[net]
+        stats = metrics.weight_stats(params, initial=initial)
         out[net] = {"sparsity": stats["sparsity"], "norm": stats["l2"],
                     "filter_sparsity": stats["zero_filter_fraction"]}
+        if initial is not None:
+            out[net]["near_zero"] = stats["near_zero_of_initial"]
     return out

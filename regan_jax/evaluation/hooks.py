@@ -7,16 +7,21 @@ network's space) and returns :class:`RunHooks`, two functions the loop calls.
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+import numpy as np
+
 from regan_jax import data
-from regan_jax.evaluation import evaluator, inception
+from regan_jax.evaluation import evaluator, generalisation, inception
 
 
 class RunHooks(NamedTuple):
     """What the loop asks of the evaluation.
 
-    ``cheap(params, key) -> dict``: the in-training scores logged to
-    metrics.jsonl (``fd`` for images, the mode metrics for 2-D data; empty
-    where no feature space applies); ``final(state, config, key, diverged) ->
+    ``cheap(params, key, model_state=None) -> dict``: the in-training scores
+    logged to metrics.jsonl (``fd`` for images, the mode metrics for 2-D
+    data; empty where no feature space applies; with
+    ``config.eval.protocol_v2`` also ``r_t`` and ``r_v`` where the family has
+    a discriminator ``d``); ``final(state, config, key, diverged) ->
     dict``: the summary's scores and weight statistics (``sparsity_<net>``,
     ``norm_<net>`` and the unit-level ``filter_sparsity_<net>``) plus the
     family's held-out scores (the VAE's ``elbo`` and ``recon``; a
@@ -24,6 +29,16 @@ class RunHooks(NamedTuple):
     also gives ``cheap`` its ``fd``). A diverged
     run gets weight statistics only: scores of its frozen pre-divergence
     parameters would not describe the run.
+
+    With ``config.eval.protocol_v2`` the summary also holds, for an image
+    dataset scored against its held-out split, ``train_size`` (the training
+    images the run saw), the generalisation scores of
+    :mod:`regan_jax.evaluation.generalisation` against the run's own
+    training set (``r_t`` and ``r_v`` too where the family has a
+    discriminator ``d``; ``ppl``, ``jacobian_fro`` and ``jacobian_log_cond``
+    where it has an unconditional generator ``g`` or a ``decoder``), and per
+    network ``near_zero_<net>``
+    (:func:`regan_jax.evaluation.weight_summary` with the initial parameters).
     """
     cheap: Callable
     final: Callable
@@ -45,29 +60,46 @@ def run_hooks(program) -> RunHooks:
     make_family_scores = program.family.make_evaluator
     family_scores = (None if make_family_scores is None or test is None
                      else make_family_scores(config, program.models, test))
+    train = (training_reference(reference, program.source)
+             if config.eval.protocol_v2 and make_family_scores is None else None)
 
     def sample_fn(params):
         return lambda key, n: evaluator.as_sample_fn_output(program.sample(params, key, n))
 
-    def cheap(params, key):
+    def cheap(params, key, model_state=None):
         out = {} if family_scores is None else family_scores(params, key, cheap=True)
         if reference is None:
             return out
         scores = evaluator.evaluate(sample_fn(params), key, reference,
                                     num_samples=config.eval.fd_samples,
                                     batch_size=config.eval.batch_size, cheap=True)
-        return {**out, **{k: v for k, v in scores.items()
-                          if k not in ("num_samples", "nonfinite_samples")}}
+        out.update({k: v for k, v in scores.items()
+                    if k not in ("num_samples", "nonfinite_samples")})
+        logits = (None if train is None
+                  else critic(program, params, model_state or {}, config.eval.batch_size))
+        if logits is not None and scores.get("fd") is not None:  # finite samples
+            x, labels = evaluator.draw_samples(sample_fn(params), jax.random.fold_in(key, 1),
+                                               config.eval.fd_samples, reference.sample_shape,
+                                               batch_size=config.eval.batch_size)
+            out.update(generalisation.critic_scores(logits, train, reference, x, labels))
+        return out
 
     def final(state, member_config, key, diverged):
-        out = evaluator.weight_summary(state.params)
+        initial = (program.init(jax.random.key(member_config.seed)).params
+                   if config.eval.protocol_v2 else None)
+        out = evaluator.weight_summary(state.params, initial)
+        if train is not None:
+            out["train_size"] = int(train.images.shape[0])
         if diverged:
             return out
         if reference is not None:
             out.update(evaluator.evaluate(
                 sample_fn(state.params), key, reference,
                 num_samples=member_config.eval.num_samples,
-                batch_size=member_config.eval.batch_size))
+                batch_size=member_config.eval.batch_size, train=train,
+                critic_fn=critic(program, state.params, state.model_state,
+                                 member_config.eval.batch_size),
+                latent_map=latent_map(program, state.params)))
         if program.family.score_fn is not None and test is not None:
             score = program.family.score_fn(config, program.models, state.params, key)
             out.update(evaluator.mean_scores(score, test.images, config.eval.batch_size))
@@ -76,6 +108,53 @@ def run_hooks(program) -> RunHooks:
         return out
 
     return RunHooks(cheap, final)
+
+
+def training_reference(reference, source):
+    """The run's training set in ``reference``'s feature space, or None (no image reference)."""
+    if reference is None or reference.mixture is not None:
+        return None
+    return evaluator.make_reference(reference.dataset, images=source.images,
+                                    labels=source.labels, feature_net=reference.feature_net)
+
+
+def critic(program, params, model_state, batch_size: int):
+    """``(images, labels or None) -> D's logits [N]`` of a family with a discriminator ``d``."""
+    if not program.family.adversarial or "d" not in program.models:
+        return None
+    variables = {"params": params["d"], **model_state.get("d", {})}
+    apply = jax.jit(program.models["d"].apply)
+
+    def logits(images, labels):
+        return np.concatenate([
+            np.asarray(apply(variables, images[i:i + batch_size],
+                             None if labels is None else labels[i:i + batch_size]))
+            for i in range(0, len(images), batch_size)])
+
+    return logits
+
+
+def latent_map(program, params):
+    """``(K, z -> images)`` of an unconditional generator ``g`` or a VAE's ``decoder``, or None.
+
+    The decoder's image map is its sampler's without the final clip (whose
+    derivative is 0 outside [-1, 1]): ``2 sigmoid(logits) - 1`` for a
+    Bernoulli likelihood, the Gaussian mean otherwise.
+    """
+    models = program.models
+    if "g" in models and not program.family.conditional:
+        g = models["g"]
+        return g.latent_dim, lambda z: g.apply({"params": params["g"]}, z)
+    if "decoder" in models:
+        decoder = models["decoder"]
+        bernoulli = program.config.model.likelihood == "bernoulli"
+
+        def decode(z):
+            out = decoder.apply({"params": params["decoder"]}, z)
+            return 2 * jax.nn.sigmoid(out) - 1 if bernoulli else out
+
+        return decoder.latent_dim, decode
+    return None
 
 
 def config_reference(config, source=None, test=None) -> Any:

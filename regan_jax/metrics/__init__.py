@@ -10,13 +10,17 @@ themselves (sparsity and norms).
 Pairwise work is done in row blocks (``block_size`` rows against a whole set),
 so no ``N x N`` distance matrix is ever held at once.
 
-Modules: ``distances`` (FD, intra-class FD, KID, PRDC), ``modes`` (mode
+Modules: ``distances`` (FD, FD∞, intra-class FD, KID, PRDC), ``generalisation``
+(copying C_T, memorisation ratio, discriminator overfitting r_t / r_v), ``modes`` (mode
 coverage and class-prediction metrics), ``weights`` (weight statistics); the
 private ``_kernels`` (jitted device kernels) and ``_checks`` (input checks).
 """
 from regan_jax.metrics.distances import (
-    feature_stats, frechet_distance, frechet_distance_from_stats,
+    feature_stats, frechet_distance, frechet_distance_from_stats, frechet_distance_infinity,
     intra_class_frechet_distance, kid, prdc)
+from regan_jax.metrics.generalisation import (
+    copying_statistic, discriminator_overfitting, mann_whitney_z, memorisation_ratio,
+    nearest_neighbour_distances)
 from regan_jax.metrics.modes import (
     class_histogram_kl, conditional_accuracy, inception_score, mode_metrics, modes_covered,
     stacked_modes)
@@ -25,14 +29,20 @@ from regan_jax.metrics.weights import weight_stats
 __all__ = [
     "class_histogram_kl",
     "conditional_accuracy",
+    "copying_statistic",
+    "discriminator_overfitting",
     "feature_stats",
     "frechet_distance",
     "frechet_distance_from_stats",
+    "frechet_distance_infinity",
     "inception_score",
     "intra_class_frechet_distance",
     "kid",
+    "mann_whitney_z",
+    "memorisation_ratio",
     "mode_metrics",
     "modes_covered",
+    "nearest_neighbour_distances",
     "prdc",
     "stacked_modes",
     "weight_stats",
