@@ -27,6 +27,7 @@ import glob
 import os
 import re
 import shutil
+import time
 import sys
 import tempfile
 import warnings
@@ -216,7 +217,13 @@ def remove_temporary(directory: str) -> list[str]:
     """
     leftovers = sorted(glob.glob(os.path.join(glob.escape(directory), TEMPORARY_GLOB)))
     for path in leftovers:
-        shutil.rmtree(path, ignore_errors=True)
+        # After a failed save, orbax's writer threads may still be finishing files
+        # in it (seen under load): remove again until it stays gone, 5 s at most.
+        for _ in range(50):
+            shutil.rmtree(path, ignore_errors=True)
+            if not os.path.exists(path):
+                break
+            time.sleep(0.1)
     return [os.path.basename(p) for p in leftovers]
 
 
