@@ -110,6 +110,7 @@ def torch_gan_side(setup: jax_setups.GanSetup, kind: str, seed: int = 0):
     ``setup``'s, moved to NCHW on torch's device.
     """
     import torch  # pylint: disable=g-import-not-at-top
+
     from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
 
     torch.manual_seed(seed)
@@ -347,6 +348,7 @@ def training_loop(sizes: Sizes, rounds: int = 2) -> dict:
     = 8 / that cost.
     """
     import tempfile  # pylint: disable=g-import-not-at-top
+
     from regan_jax import train  # pylint: disable=g-import-not-at-top
 
     base = _config("ring8_gan", "ring8", sizes)

@@ -18,8 +18,8 @@ import ml_collections
 
 from regan_jax import config as config_lib
 from regan_jax import parallel
-from regan_jax.parallel import faults
 from regan_jax import train as train_lib  # `train` names the submodule experiments.train
+from regan_jax.parallel import faults
 
 CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
 OVERRIDE_PREFIX = "--config."

@@ -42,7 +42,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         index, count = (int(v) for v in text.split("/"))
     except ValueError:
-        raise experiments.UsageError(f"--shard must look like i/N (e.g. 0/4), got {text!r}")
+        raise experiments.UsageError(
+            f"--shard must look like i/N (e.g. 0/4), got {text!r}") from None
     if not 0 <= index < count:
         raise experiments.UsageError(f"--shard {text}: need 0 <= i < N")
     return index, count

@@ -27,9 +27,9 @@ import glob
 import os
 import re
 import shutil
-import time
 import sys
 import tempfile
+import time
 import warnings
 from typing import Any
 

@@ -26,7 +26,6 @@ from regan_jax import config as config_lib
 from regan_jax import program as program_lib
 from regan_jax.workdir import CHECKPOINT_DIR, CONFIG_FILE, read_json
 
-
 SEED_LIMIT = 2**32  # jax.random.key keeps 32 bits of a seed (without x64): larger ones collide
 
 

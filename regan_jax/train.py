@@ -57,16 +57,34 @@ import jax
 import numpy as np
 import tqdm.auto
 
-from regan_jax import (checkpoint, data, effective_strength, evaluation, events, parallel,
-                       plotting, steps, sweep)
+from regan_jax import (
+    checkpoint,
+    data,
+    effective_strength,
+    evaluation,
+    events,
+    parallel,
+    plotting,
+    steps,
+    sweep,
+)
 from regan_jax import config as config_lib
 from regan_jax import program as program_lib
 from regan_jax import workdir as workdir_lib
 from regan_jax.evaluation import stability
 from regan_jax.program import Program
-from regan_jax.workdir import (CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, SAMPLES_DIR,
-                               SUMMARY_FILE, WorkdirError, is_finished, read_json, read_metrics,
-                               write_json)
+from regan_jax.workdir import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    METRICS_FILE,
+    SAMPLES_DIR,
+    SUMMARY_FILE,
+    WorkdirError,
+    is_finished,
+    read_json,
+    read_metrics,
+    write_json,
+)
 
 __all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "Interrupted", "METRICS_FILE", "SAMPLES_DIR",
            "STEPS_PER_CALL", "SUMMARY_FILE", "WorkdirError", "chunk_length", "is_finished",

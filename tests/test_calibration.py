@@ -142,7 +142,7 @@ def test_record_gradients_sums_squares_and_passes_updates_through():
     params = {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)}
     state = tx.init(params)
     for g in (1.0, 2.0):
-        grads = jax.tree.map(lambda p: jnp.full_like(p, g), params)
+        grads = jax.tree.map(lambda p, g=g: jnp.full_like(p, g), params)
         updates, state = tx.update(grads, state)
         assert jax.tree.all(jax.tree.map(lambda u, x: bool(jnp.all(u == x)), updates, grads))
     assert int(state.count) == 2

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from _tiny_runs import unkey
+
 from regan_jax import checkpoint, steps
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -25,6 +25,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
 from _tiny_runs import flat, unkey  # noqa: E402
+
 from regan_jax import config as config_lib  # noqa: E402
 from regan_jax import data, losses, models, penalties, sweep  # noqa: E402
 from regan_jax.data import unpaired  # noqa: E402

@@ -8,9 +8,8 @@ between CPUs, so another machine has nothing to compare against and skips.
 """
 import json
 
-import pytest
-
 import _golden
+import pytest
 
 RECORDS = json.loads(_golden.GOLDEN.read_text())
 

@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 import scipy.linalg
-
 from _params import is_kernel_path, leaves_by_path, params_with_zeros
+
 from regan_jax import metrics
 from regan_jax.metrics import _kernels
 from regan_jax.metrics import modes as modes_lib

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from _params import is_kernel_path, leaves_by_path, make_params, params_with_zeros
+
 from regan_jax import metrics
 from regan_jax import penalties as P
 
@@ -251,7 +251,9 @@ PROX_CASES = {
 def test_prox_step_matches_closed_form_and_gives_exact_zeros(name):
     make, closed_form = PROX_CASES[name]
     t = 0.5
-    weaken = lambda x: x.at[..., 0].multiply(0.1) if x.ndim >= 2 else x  # a weak filter
+    def weaken(x):  # a weak filter
+        return x.at[..., 0].multiply(0.1) if x.ndim >= 2 else x
+
     params = jax.tree.map(weaken, make_params(3))
     updates = jax.tree.map(lambda x: 0.5 * weaken(x), make_params(4))
     opt = make(t)
@@ -288,7 +290,8 @@ def test_proximal_sgd_reaches_the_lasso_optimum(kind):
     """ISTA / proximal gradient: the fixed point satisfies the (group) lasso KKT conditions."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(40, 6))
-    w_true = np.zeros((6, 3)); w_true[:2] = rng.normal(size=(2, 3)) * 2
+    w_true = np.zeros((6, 3))
+    w_true[:2] = rng.normal(size=(2, 3)) * 2
     y = x @ w_true + 0.1 * rng.normal(size=(40, 3))
     x32, y32 = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
     lam = 0.3
@@ -296,7 +299,8 @@ def test_proximal_sgd_reaches_the_lasso_optimum(kind):
     opt_cfg, pen_cfg = configs(kind, name="sgd", strength=lam, group_axis=0)
     opt_cfg.learning_rate = float(1.0 / lipschitz)
     opt = P.build_optimizer(opt_cfg, pen_cfg)
-    loss = lambda p: 0.5 * jnp.mean(jnp.sum((x32 @ p["w"] - y32) ** 2, axis=1))
+    def loss(p):
+        return 0.5 * jnp.mean(jnp.sum((x32 @ p["w"] - y32) ** 2, axis=1))
 
     def body(carry, _):
         p, s = carry
@@ -471,7 +475,7 @@ def test_vmap_over_strengths_equals_single_runs(name):
     strengths = jnp.array([0.0, 0.1, 0.7])
     batched = jax.jit(jax.vmap(three_steps))(strengths)
     for k, s in enumerate([0.0, 0.1, 0.7]):
-        chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], batched), three_steps(s),
+        chex.assert_trees_all_close(jax.tree.map(lambda x, k=k: x[k], batched), three_steps(s),
                                     rtol=1e-6, atol=1e-6)
 
 
@@ -490,7 +494,7 @@ def test_set_hyperparams_on_member_axis_equals_building_each_strength(kind, fiel
     members = jax.vmap(lambda s: run(opt, params, 3, state=s)[0])(stacked)
     for k, value in enumerate(values):
         single, _ = run(P.build_optimizer(*configs(kind, **{**base, field: value})), params, 3)
-        chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], members), single,
+        chex.assert_trees_all_close(jax.tree.map(lambda x, k=k: x[k], members), single,
                                     rtol=1e-6, atol=1e-6)
 
 

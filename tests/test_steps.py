@@ -8,8 +8,8 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
-
 from _tiny_runs import batches, tiny_gan, tiny_vae, unkey
+
 from regan_jax import families, losses, steps
 from regan_jax.families import gan as gan_family
 from regan_jax.families import vae as vae_family
@@ -42,7 +42,7 @@ def reference_gan_step(state, batch, *, models, optimizers, loss_cfg):
         z = jax.random.normal(_fold(key, k, 0), (real.shape[0], g.latent_dim))
         fake = g.apply({"params": g_params}, z, y)
 
-        def d_loss(p, real=real, fake=fake, y=y, k=k):
+        def d_loss(p, real=real, fake=fake, y=y, k=k, d_state=d_state):
             variables = {"params": p, **d_state}
             real_logits, new_state = d.apply(variables, real, y, update_stats=True,
                                              mutable=list(d_state))

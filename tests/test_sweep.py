@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from _tiny_runs import batches, tiny_gan, unkey
+
 from regan_jax import penalties, steps, sweep
 from regan_jax.families import gan as gan_family
 

@@ -17,8 +17,8 @@ import pytest
 import experiments
 from experiments import train as train_cli
 from regan_jax import checkpoint, metrics, train
-from regan_jax import program as program_lib
 from regan_jax import config as config_lib
+from regan_jax import program as program_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"steps", "wall_s", "steps_per_s", "diverged", "diverged_reason",

@@ -12,10 +12,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from experiments.study.vocabulary import (BASELINES, PENALTIES, WEIGHT_PENALTIES, Penalty,
-                                          check_names, target_name, target_networks)
-from regan_jax import effective_strength as calibration_lib
+from experiments.study.vocabulary import (
+    BASELINES,
+    PENALTIES,
+    WEIGHT_PENALTIES,
+    Penalty,
+    check_names,
+    target_name,
+    target_networks,
+)
 from regan_jax import config as config_lib
+from regan_jax import effective_strength as calibration_lib
 
 
 class Member(NamedTuple):

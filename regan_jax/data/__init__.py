@@ -20,8 +20,8 @@ from regan_jax.data.pipeline import (
     Prefetcher,
     default_config,
     from_config,
-    make_iterator,
     group_position,
+    make_iterator,
     member_position,
     prefetch_to_device,
 )

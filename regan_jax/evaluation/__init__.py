@@ -31,6 +31,12 @@ from regan_jax.evaluation.evaluator import (
     weight_summary,
 )
 from regan_jax.evaluation.hooks import RunHooks, config_reference, run_hooks
+from regan_jax.evaluation.inception import (
+    FIDInceptionV3,
+    InceptionFeatures,
+    load_inception,
+    resize_bilinear,
+)
 from regan_jax.evaluation.references import (
     MIXTURE_NULL_KINDS,
     NULL_KINDS,
@@ -40,12 +46,6 @@ from regan_jax.evaluation.references import (
     null_reference,
     null_samples,
     null_scores,
-)
-from regan_jax.evaluation.inception import (
-    FIDInceptionV3,
-    InceptionFeatures,
-    load_inception,
-    resize_bilinear,
 )
 
 __all__ = [

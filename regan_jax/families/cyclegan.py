@@ -58,7 +58,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from regan_jax import data, losses, models as models_lib, steps
+from regan_jax import data, losses, steps
+from regan_jax import models as models_lib
 from regan_jax._names import choose
 from regan_jax.data import unpaired
 from regan_jax.evaluation import cyclegan as evaluation

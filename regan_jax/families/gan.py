@@ -27,7 +27,8 @@ import ml_collections
 import optax
 from jax import lax
 
-from regan_jax import losses, models as models_lib, steps
+from regan_jax import losses, steps
+from regan_jax import models as models_lib
 from regan_jax._names import choose
 from regan_jax.families.base import Family
 

@@ -16,14 +16,29 @@ coverage and class-prediction metrics), ``weights`` (weight statistics); the
 private ``_kernels`` (jitted device kernels) and ``_checks`` (input checks).
 """
 from regan_jax.metrics.distances import (
-    feature_stats, frechet_distance, frechet_distance_from_stats, frechet_distance_infinity,
-    intra_class_frechet_distance, kid, prdc)
+    feature_stats,
+    frechet_distance,
+    frechet_distance_from_stats,
+    frechet_distance_infinity,
+    intra_class_frechet_distance,
+    kid,
+    prdc,
+)
 from regan_jax.metrics.generalisation import (
-    copying_statistic, discriminator_overfitting, mann_whitney_z, memorisation_ratio,
-    nearest_neighbour_distances)
+    copying_statistic,
+    discriminator_overfitting,
+    mann_whitney_z,
+    memorisation_ratio,
+    nearest_neighbour_distances,
+)
 from regan_jax.metrics.modes import (
-    class_histogram_kl, conditional_accuracy, inception_score, mode_metrics, modes_covered,
-    stacked_modes)
+    class_histogram_kl,
+    conditional_accuracy,
+    inception_score,
+    mode_metrics,
+    modes_covered,
+    stacked_modes,
+)
 from regan_jax.metrics.weights import weight_stats
 
 __all__ = [

@@ -25,8 +25,14 @@ from regan_jax.data.spec import DataSpec
 from regan_jax.models.cyclegan import Translator
 from regan_jax.models.gan import OUTPUTS as GENERATOR_OUTPUTS
 from regan_jax.models.gan import Discriminator, Generator
-from regan_jax.models.layers import (UPSAMPLERS, ConvBody, ConvTrunk, MLPBody, MLPTrunk,
-                                     depth_to_space)
+from regan_jax.models.layers import (
+    UPSAMPLERS,
+    ConvBody,
+    ConvTrunk,
+    MLPBody,
+    MLPTrunk,
+    depth_to_space,
+)
 from regan_jax.models.vae import Decoder, Encoder
 
 __all__ = ["ARCHITECTURES", "DataSpec", "Decoder", "Discriminator", "Encoder", "GENERATOR_OUTPUTS",

@@ -24,7 +24,6 @@ import jax.numpy as jnp
 from regan_jax.models.layers import check_trailing_shape, maybe_spectral_norm
 
 
-
 def identity(x):
     return x
 

@@ -28,7 +28,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from regan_jax import sweep, xla
 

@@ -10,12 +10,22 @@ vmapped group of members.
 from typing import Callable
 
 import jax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from regan_jax import steps, sweep, xla
-from regan_jax.parallel.placement import (MEMBER_AXIS, MeshShape, Step, check_mesh,
-                                          make_member_mesh, make_mesh, members_step, place,
-                                          pmap_step, shard_map_step)
+from regan_jax.parallel.placement import (
+    MEMBER_AXIS,
+    MeshShape,
+    Step,
+    check_mesh,
+    make_member_mesh,
+    make_mesh,
+    members_step,
+    place,
+    pmap_step,
+    shard_map_step,
+)
 
 BACKENDS = ("shard_map", "pmap")
 

@@ -56,13 +56,34 @@ A whole optimizer from configs (AdamW), its strength overridden in the state::
     ['learning_rate', 'strength']
 """
 from regan_jax.penalties.builder import (
-    COUPLINGS, OPTIMIZERS, PENALTY_KINDS, build_optimizer, default_optimizer_config,
-    default_penalty_config, get_hyperparams, penalty_value, set_hyperparams,
-    validate_optimizer_config, validate_penalty_config)
+    COUPLINGS,
+    OPTIMIZERS,
+    PENALTY_KINDS,
+    build_optimizer,
+    default_optimizer_config,
+    default_penalty_config,
+    get_hyperparams,
+    penalty_value,
+    set_hyperparams,
+    validate_optimizer_config,
+    validate_penalty_config,
+)
 from regan_jax.penalties.masks import Mask, kernel_mask, path_mask, selected_leaves
 from regan_jax.penalties.transforms import (
-    PenaltyState, TerminalTransformation, chain, elastic_net, group_l1, is_terminal, l1, l2,
-    max_norm, project_l2_ball, prox_elastic_net, prox_group_l1, prox_l1)
+    PenaltyState,
+    TerminalTransformation,
+    chain,
+    elastic_net,
+    group_l1,
+    is_terminal,
+    l1,
+    l2,
+    max_norm,
+    project_l2_ball,
+    prox_elastic_net,
+    prox_group_l1,
+    prox_l1,
+)
 
 __all__ = [
     # masks

@@ -19,13 +19,30 @@ import optax
 from regan_jax._names import check_name
 from regan_jax.penalties import operators as ops
 from regan_jax.penalties.hyperparams import (
-    HYPERPARAMS, L2_STRENGTH, LEARNING_RATE, PENALTY_FIELDS, RADIUS, STRENGTH, Hyperparam,
-    check_value, multiplier_schedule, scaled)
+    HYPERPARAMS,
+    L2_STRENGTH,
+    LEARNING_RATE,
+    PENALTY_FIELDS,
+    RADIUS,
+    STRENGTH,
+    Hyperparam,
+    check_value,
+    multiplier_schedule,
+    scaled,
+)
 from regan_jax.penalties.masks import config_mask, selected_leaves
 from regan_jax.penalties.transforms import (
-    chain, elastic_net, group_l1, l1, l2, max_norm, project_l2_ball, prox_elastic_net,
-    prox_group_l1, prox_l1)
-
+    chain,
+    elastic_net,
+    group_l1,
+    l1,
+    l2,
+    max_norm,
+    project_l2_ball,
+    prox_elastic_net,
+    prox_group_l1,
+    prox_l1,
+)
 
 # ----------------------------------------------------------------------------
 # Registries

@@ -28,7 +28,6 @@ from regan_jax.penalties import operators as ops
 from regan_jax.penalties.hyperparams import L2_STRENGTH, LEARNING_RATE, RADIUS, STRENGTH
 from regan_jax.penalties.masks import Mask, checked_mask
 
-
 # ----------------------------------------------------------------------------
 # Machinery: one factory for additive terms, one for terminal steps
 # ----------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from experiments.study.figures import registry
 from experiments.study.figures.panels import figure_title, layout, value_text
 from experiments.study.vocabulary import target_label
 
-
 TARGET_MARKERS = {"g": "o", "d": "s", "both": "^", "encoder": "o", "decoder": "s"}
 BASELINE_MARKERS = {"none": "*", "spectral_norm": "D", "r1": "P", "wgan_gp": "X"}
 BASELINE_SIZES = {"none": 15, "spectral_norm": 10, "r1": 8, "wgan_gp": 6}

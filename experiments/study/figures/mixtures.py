@@ -12,9 +12,17 @@ from experiments.study import cells, vocabulary
 from experiments.study.captions import caption, sn_note
 from experiments.study.cells import swept_targets
 from experiments.study.figures import registry
-from experiments.study.figures.panels import (final_samples, layout, null_lines, pacgan_lines,
-                                              panel_figure, panel_keys, score_text,
-                                              strength_panel, value_text)
+from experiments.study.figures.panels import (
+    final_samples,
+    layout,
+    null_lines,
+    pacgan_lines,
+    panel_figure,
+    panel_keys,
+    score_text,
+    strength_panel,
+    value_text,
+)
 from experiments.study.vocabulary import target_label
 from regan_jax import config as config_lib
 from regan_jax import data

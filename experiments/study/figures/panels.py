@@ -24,8 +24,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from experiments.study import cells, vocabulary
-from experiments.study.captions import MIXTURE_REAL, NULL_STYLES, PACGAN_LABEL, caption, \
-    pacgan_numbers, sn_note
+from experiments.study.captions import (
+    MIXTURE_REAL,
+    NULL_STYLES,
+    PACGAN_LABEL,
+    caption,
+    pacgan_numbers,
+    sn_note,
+)
 
 OFF_SCALE = "median at the worst value (diverged runs), off scale"
 NULL_REACH = 2.0  # a null further than this many data spans away is written, not drawn

@@ -6,8 +6,13 @@ from experiments.study import cells
 from experiments.study.captions import caption, sn_note
 from experiments.study.cells import swept_targets
 from experiments.study.figures import registry
-from experiments.study.figures.panels import (figure_title, null_lines, panel_figure,
-                                              strength_figure, strength_panel)
+from experiments.study.figures.panels import (
+    figure_title,
+    null_lines,
+    panel_figure,
+    strength_figure,
+    strength_panel,
+)
 from experiments.study.vocabulary import target_label
 
 

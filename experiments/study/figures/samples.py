@@ -15,8 +15,14 @@ from experiments.study import cells, vocabulary
 from experiments.study.captions import caption, sn_note
 from experiments.study.cells import swept_targets
 from experiments.study.figures import registry
-from experiments.study.figures.panels import (final_samples, layout, panel_keys, score_text,
-                                              strength_figure, value_text)
+from experiments.study.figures.panels import (
+    final_samples,
+    layout,
+    panel_keys,
+    score_text,
+    strength_figure,
+    value_text,
+)
 from experiments.study.tables import total_variation, with_sample_tv
 from experiments.study.vocabulary import target_label
 from regan_jax import config as config_lib

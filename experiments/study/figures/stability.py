@@ -18,8 +18,15 @@ from matplotlib.figure import Figure
 from experiments.study import cells, vocabulary
 from experiments.study.cells import swept_targets
 from experiments.study.figures import registry
-from experiments.study.figures.panels import (edge, figure_title, finish, layout, shared_legend,
-                                              style_axes, value_text)
+from experiments.study.figures.panels import (
+    edge,
+    figure_title,
+    finish,
+    layout,
+    shared_legend,
+    style_axes,
+    value_text,
+)
 from regan_jax import workdir
 
 
@@ -99,7 +106,7 @@ def unstable_panel(ax, rows, stable_rows=None) -> None:
         groups += [(f"{vocabulary.penalty(p).short} + {vocabulary.penalty(on).short}", p,
                     [r for r in rows if r["penalty"] == p and cells.role(r) == f"on_{on}"])
                    for p in cells.weight_penalties(rows, on)]
-    for i, (label, penalty, runs) in enumerate(groups):
+    for i, (_, penalty, runs) in enumerate(groups):
         share = cells.unstable_fraction(runs, flags)
         fraction = share.k / share.n
         ax.barh(i, fraction, color=vocabulary.penalty(penalty).colour, alpha=0.8)
