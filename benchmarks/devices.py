@@ -11,6 +11,7 @@ block in this one process, and checks that both give the same states after a
 few steps. Prints one JSON line. A subprocess of its own because the device
 count is fixed when JAX starts (``benchmarks.suites.virtual_devices``).
 """
+
 import argparse
 import json
 import sys
@@ -41,10 +42,13 @@ def main(argv=None) -> int:
     states = jax_setups.sweep_states(setup, args.members)
     batches = [jax.tree.map(lambda x: jnp.stack([x] * args.members), b) for b in setup.batches]
     one = sweep.vmap_step(setup.step, shared_batch=False)
-    split = parallel.members_step(setup.step,
-                                  parallel.make_member_mesh(parallel.MeshShape(devices, 1)))
-    sides = {"one_device": jax_setups.loop_side(one, jax.tree.map(jnp.copy, states), batches),
-             "split": jax_setups.loop_side(split, jax.tree.map(jnp.copy, states), batches)}
+    split = parallel.members_step(
+        setup.step, parallel.make_member_mesh(parallel.MeshShape(devices, 1))
+    )
+    sides = {
+        "one_device": jax_setups.loop_side(one, jax.tree.map(jnp.copy, states), batches),
+        "split": jax_setups.loop_side(split, jax.tree.map(jnp.copy, states), batches),
+    }
     timings = harness.time_alternating(sides, steps_per_block=args.steps, blocks=args.blocks)
 
     def after(run, n=3):
@@ -54,14 +58,21 @@ def main(argv=None) -> int:
         return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state.params))]
 
     a, b = after(one), after(split)
-    print(json.dumps({
-        "config": args.config, "members": args.members, "devices": devices,
-        "timings": {k: t.as_dict() for k, t in timings.items()},
-        "one_device_member_steps_per_s": args.members / timings["one_device"].median_s,
-        "split_member_steps_per_s": args.members / timings["split"].median_s,
-        "split_vs_one_device": timings["one_device"].median_s / timings["split"].median_s,
-        "bitwise_equal": all(np.array_equal(x, y) for x, y in zip(a, b)),
-        "max_abs_difference": max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))}))
+    print(
+        json.dumps(
+            {
+                "config": args.config,
+                "members": args.members,
+                "devices": devices,
+                "timings": {k: t.as_dict() for k, t in timings.items()},
+                "one_device_member_steps_per_s": args.members / timings["one_device"].median_s,
+                "split_member_steps_per_s": args.members / timings["split"].median_s,
+                "split_vs_one_device": timings["one_device"].median_s / timings["split"].median_s,
+                "bitwise_equal": all(np.array_equal(x, y) for x, y in zip(a, b)),
+                "max_abs_difference": max(float(np.max(np.abs(x - y))) for x, y in zip(a, b)),
+            }
+        )
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ synchronisation for torch on a GPU; torch on the CPU is synchronous).
 Compilation is never inside a timed block: every side is warmed up first, and
 compile time is measured on its own by :func:`compile_seconds`.
 """
+
 import dataclasses
 import resource
 import statistics
@@ -35,6 +36,7 @@ class Timing:
         blocks: how many timed blocks the median is over.
         steps_per_block: steps in each block.
     """
+
     median_s: float
     q25_s: float
     q75_s: float
@@ -48,9 +50,15 @@ class Timing:
         return 1.0 / self.median_s
 
     def as_dict(self) -> dict:
-        return dict(median_s=self.median_s, q25_s=self.q25_s, q75_s=self.q75_s,
-                    min_s=self.min_s, blocks=self.blocks, steps_per_block=self.steps_per_block,
-                    steps_per_s=self.per_s)
+        return dict(
+            median_s=self.median_s,
+            q25_s=self.q25_s,
+            q75_s=self.q75_s,
+            min_s=self.min_s,
+            blocks=self.blocks,
+            steps_per_block=self.steps_per_block,
+            steps_per_s=self.per_s,
+        )
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -58,9 +66,14 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def time_alternating(sides: Mapping[str, Callable[[int], Any]], *,
-                     steps_per_block: int, blocks: int, warmup_steps: int = 2,
-                     clock: Callable[[], float] = time.perf_counter) -> dict[str, Timing]:
+def time_alternating(
+    sides: Mapping[str, Callable[[int], Any]],
+    *,
+    steps_per_block: int,
+    blocks: int,
+    warmup_steps: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Timing]:
     """Times several sides against each other, alternating them block by block.
 
     Round ``r`` runs every side for ``steps_per_block`` steps, in the given order
@@ -88,22 +101,23 @@ def time_alternating(sides: Mapping[str, Callable[[int], Any]], *,
     names = list(sides)
     per_step = {name: [] for name in names}
     for r in range(blocks):
-        for name in (names if r % 2 == 0 else names[::-1]):
+        for name in names if r % 2 == 0 else names[::-1]:
             start = clock()
             sides[name](steps_per_block)
             per_step[name].append((clock() - start) / steps_per_block)
     out = {}
     for name, times in per_step.items():
-        q25, _, q75 = (np.quantile(times, [0.25, 0.5, 0.75]) if len(times) > 1
-                                      else (times[0],) * 3)
-        out[name] = Timing(statistics.median(times), float(q25), float(q75), min(times),
-                           blocks, steps_per_block)
+        q25, _, q75 = np.quantile(times, [0.25, 0.5, 0.75]) if len(times) > 1 else (times[0],) * 3
+        out[name] = Timing(
+            statistics.median(times), float(q25), float(q75), min(times), blocks, steps_per_block
+        )
     return out
 
 
 # --------------------------------------------------------------------------- #
 # Compilation and FLOPs (XLA)
 # --------------------------------------------------------------------------- #
+
 
 @dataclasses.dataclass(frozen=True)
 class Compiled:
@@ -119,6 +133,7 @@ class Compiled:
         flops: XLA's cost-analysis FLOP count of one call (``nan`` if absent).
         bytes_accessed: XLA's cost-analysis bytes read+written (``nan`` if absent).
     """
+
     executable: Any
     trace_lower_s: float
     compile_s: float
@@ -132,8 +147,12 @@ class Compiled:
 
     def as_dict(self) -> dict:
         """The JSON figures: ``trace_lower_s``, ``compile_s``, ``total_s``, ``cpu_s``."""
-        return dict(trace_lower_s=self.trace_lower_s, compile_s=self.compile_s,
-                    total_s=self.total_s, cpu_s=self.cpu_s)
+        return dict(
+            trace_lower_s=self.trace_lower_s,
+            compile_s=self.compile_s,
+            total_s=self.total_s,
+            cpu_s=self.cpu_s,
+        )
 
 
 def _cost(cost_analysis: Any) -> dict:
@@ -165,14 +184,20 @@ def compile_seconds(jitted: Any, *args: Any) -> Compiled:
     compiled_at = time.perf_counter()
     cpu_s = time.process_time() - cpu_start
     cost = _cost(executable.cost_analysis())
-    return Compiled(executable, lowered_at - start, compiled_at - lowered_at, cpu_s,
-                    float(cost.get("flops", float("nan"))),
-                    float(cost.get("bytes accessed", float("nan"))))
+    return Compiled(
+        executable,
+        lowered_at - start,
+        compiled_at - lowered_at,
+        cpu_s,
+        float(cost.get("flops", float("nan"))),
+        float(cost.get("bytes accessed", float("nan"))),
+    )
 
 
 # --------------------------------------------------------------------------- #
 # Peak matmul throughput (the machine's "physical limit" for the FLOP fraction)
 # --------------------------------------------------------------------------- #
+
 
 def matmul_sides(n: int, *, with_torch: bool, seed: int = 0) -> dict:
     """``run(k)`` sides doing k float32 ``[n, n] @ [n, n]`` products (2n³ FLOPs).
@@ -199,6 +224,7 @@ def matmul_sides(n: int, *, with_torch: bool, seed: int = 0) -> dict:
     sides = {"jax": run_jax}
     if with_torch:
         import torch  # pylint: disable=g-import-not-at-top
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
         ta, tb = torch.from_numpy(a_np).to(device), torch.from_numpy(b_np).to(device)
 
@@ -215,6 +241,7 @@ def matmul_sides(n: int, *, with_torch: bool, seed: int = 0) -> dict:
 def torch_sync() -> None:
     """Waits for queued torch work on the GPU (no-op on the CPU)."""
     import torch  # pylint: disable=g-import-not-at-top
+
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
@@ -222,6 +249,7 @@ def torch_sync() -> None:
 # --------------------------------------------------------------------------- #
 # Memory
 # --------------------------------------------------------------------------- #
+
 
 def peak_rss_bytes() -> int:
     """This process's peak resident set size so far.
@@ -245,6 +273,7 @@ def peak_rss_bytes() -> int:
 def current_rss_bytes() -> int:
     """This process's resident set size now (psutil)."""
     import psutil  # pylint: disable=g-import-not-at-top
+
     return int(psutil.Process().memory_info().rss)
 
 

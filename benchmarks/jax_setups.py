@@ -11,6 +11,7 @@ Throughput benchmarks feed a small pool of synthetic batches (uniform in
 the input pipeline is not part of a step's time; the memory benchmark
 (:mod:`benchmarks.memory`) uses the real data iterator.
 """
+
 import dataclasses
 import pathlib
 from typing import Any, Callable, Sequence
@@ -59,8 +60,10 @@ def experiment_config(name: str, dataset: str | None = None) -> ml_collections.C
     if name in experiments.experiment_names():
         return experiments.load_config(name)
     if dataset is None:
-        raise FileNotFoundError(f"no experiment config {name!r} in {experiments.CONFIG_DIR} "
-                                "and no fallback dataset given")
+        raise FileNotFoundError(
+            f"no experiment config {name!r} in {experiments.CONFIG_DIR} "
+            "and no fallback dataset given"
+        )
     return config_lib.base_config("gan", dataset)
 
 
@@ -68,20 +71,33 @@ def data_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
     """One example's shape, without loading the data (mixtures: ``(2,)``)."""
     if config.data.name in data.MIXTURES:
         return (2,)
-    known = {"digits": (8, 8, 1), "fashion_mnist": (28, 28, 1), "mnist": (28, 28, 1),
-             "stacked_digits": (8, 8, 3), "cifar10": (32, 32, 3)}
+    known = {
+        "digits": (8, 8, 1),
+        "fashion_mnist": (28, 28, 1),
+        "mnist": (28, 28, 1),
+        "stacked_digits": (8, 8, 3),
+        "cifar10": (32, 32, 3),
+    }
     if config.data.name not in known:
-        raise ValueError(f"benchmarks know the shapes of {sorted(known)} and the mixtures, "
-                         f"got dataset {config.data.name!r}")
+        raise ValueError(
+            f"benchmarks know the shapes of {sorted(known)} and the mixtures, "
+            f"got dataset {config.data.name!r}"
+        )
     return known[config.data.name]
 
 
-def synthetic_batches(shape: tuple[int, ...], batch_size: int, count: int,
-                      seed: int = 0) -> list[dict[str, np.ndarray]]:
+def synthetic_batches(
+    shape: tuple[int, ...], batch_size: int, count: int, seed: int = 0
+) -> list[dict[str, np.ndarray]]:
     """``count`` numpy batches ``{'image': [B, *shape] in [-1, 1], 'label': zeros [B]}``."""
     rng = np.random.default_rng(seed)
-    return [{"image": rng.uniform(-1, 1, (batch_size,) + tuple(shape)).astype(np.float32),
-             "label": np.zeros((batch_size,), np.int32)} for _ in range(count)]
+    return [
+        {
+            "image": rng.uniform(-1, 1, (batch_size,) + tuple(shape)).astype(np.float32),
+            "label": np.zeros((batch_size,), np.int32),
+        }
+        for _ in range(count)
+    ]
 
 
 @dataclasses.dataclass
@@ -96,6 +112,7 @@ class GanSetup:
       step: ``(state, batch, key=None) -> (state, metrics)`` from the family's ``make_step``.
       batches: device batches of ``config.data.batch_size`` rows.
     """
+
     config: ml_collections.ConfigDict
     shape: tuple[int, ...]
     models: dict
@@ -121,18 +138,22 @@ class GanSetup:
         return jit_variant(jax.vmap(self.step, in_axes=(0, None)), variant, donate_argnums=0)
 
 
-def gan_setup(config: ml_collections.ConfigDict, *, num_batches: int = 4,
-              seed: int = 0) -> GanSetup:
+def gan_setup(
+    config: ml_collections.ConfigDict, *, num_batches: int = 4, seed: int = 0
+) -> GanSetup:
     """Builds :class:`GanSetup` for ``config`` with synthetic device batches."""
     family = families.get(config.model_type)
     shape = data_shape(config)
     nets = family.make_models(config.model, models.DataSpec(shape))
-    optimizers = {net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
-                  for net in family.networks}
+    optimizers = {
+        net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
+        for net in family.networks
+    }
     rows = family.rows_per_step(config)
     batches = [jax.device_put(b) for b in synthetic_batches(shape, rows, num_batches, seed)]
-    return GanSetup(config, shape, nets, optimizers,
-                    family.make_step(config, nets, optimizers), batches)
+    return GanSetup(
+        config, shape, nets, optimizers, family.make_step(config, nets, optimizers), batches
+    )
 
 
 def loop_side(jitted: Callable, state: Any, batches: Sequence[Any]) -> Callable[[int], None]:
@@ -180,7 +201,9 @@ def sweep_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict
 def sweep_states(setup: GanSetup, members: int) -> Any:
     """``members`` states (seeds 0..K-1, D's L2 strength log-spaced 1e-5..1e-2), stacked."""
     strengths = np.logspace(-5, -2, members).tolist()
-    return sweep.init_sweep(setup.init_from_key, list(range(members)), {"d": {"strength": strengths}})
+    return sweep.init_sweep(
+        setup.init_from_key, list(range(members)), {"d": {"strength": strengths}}
+    )
 
 
 def sequential_side(step: Callable, setup: GanSetup, stacked: Any) -> Callable[[int], None]:

@@ -12,6 +12,7 @@ run itself added, comparable across frameworks), and ``device_peak_bytes`` on an
 (``memory_stats()['peak_bytes_in_use']`` / ``torch.cuda.max_memory_allocated``).
 A fresh process is needed because maxrss never goes down.
 """
+
 import argparse
 import json
 import sys
@@ -47,8 +48,13 @@ def _torch_run(config, steps: int) -> dict:
     shape = jax_setups.data_shape(config)
     g, d = tr.make_gan(config.model, shape)
     g, d = g.to(device), d.to(device)
-    step = tr.same_math_step(g, d, tr.adam(g, config.optimizer.g), tr.adam(d, config.optimizer.d),
-                             config.model.latent_dim)
+    step = tr.same_math_step(
+        g,
+        d,
+        tr.adam(g, config.optimizer.g),
+        tr.adam(d, config.optimizer.d),
+        config.model.latent_dim,
+    )
     iterator = data.make_iterator(config.data, config.seed)
     for _ in range(steps):
         x = np.asarray(next(iterator)["image"])
@@ -71,17 +77,26 @@ def main(argv=None) -> None:
         parser.error(f"--steps must be >= 1, got {args.steps}")
     from benchmarks import harness, jax_setups  # pylint: disable=g-import-not-at-top
 
-    fallback = {"digits_gan": "digits", "ring8_gan": "ring8",
-                "fashion_mnist_gan": "fashion_mnist"}.get(args.config)
+    fallback = {
+        "digits_gan": "digits",
+        "ring8_gan": "ring8",
+        "fashion_mnist_gan": "fashion_mnist",
+    }.get(args.config)
     config = jax_setups.experiment_config(args.config, fallback)
     if args.smoke:
         from regan_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+
         config = config_lib.shrink_for_smoke(config)
     result = (_jax_run if args.side == "jax" else _torch_run)(config, args.steps)
     peak = harness.peak_rss_bytes()
-    result.update(side=args.side, config=args.config, steps=args.steps,
-                  batch_size=config.data.batch_size, peak_rss_bytes=peak,
-                  training_rss_bytes=peak - result["import_rss_bytes"])
+    result.update(
+        side=args.side,
+        config=args.config,
+        steps=args.steps,
+        batch_size=config.data.batch_size,
+        peak_rss_bytes=peak,
+        training_rss_bytes=peak - result["import_rss_bytes"],
+    )
     print(json.dumps(result))
     sys.stdout.flush()
 

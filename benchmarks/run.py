@@ -10,6 +10,7 @@ blocks; ``--smoke`` shrinks the models to test size to check the machinery
 (its numbers mean nothing). Torch is optional (``pip install -e '.[bench]'``):
 without it the torch comparisons are skipped and said to be.
 """
+
 import argparse
 import dataclasses
 import datetime
@@ -24,8 +25,7 @@ from typing import Any, Callable
 
 from regan_jax import workdir
 
-SUITES = ("matmul", "conv", "mlp", "sweeps", "loop", "devices", "compile", "evaluation",
-          "memory")
+SUITES = ("matmul", "conv", "mlp", "sweeps", "loop", "devices", "compile", "evaluation", "memory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Target:
       at_least: True for a lower bound, False for an upper bound.
       unit: printed after values ('x', 's', '').
     """
+
     name: str
     path: tuple[str, ...]
     threshold: float
@@ -53,50 +54,108 @@ class Target:
 def _scaling_targets(label: str, key: str) -> tuple[Target, ...]:
     """Issue #14's three sweep targets of one MLP GAN (``key`` in the sweeps suite)."""
     return (
-        Target(f"{label} sweep K=8 vmapped vs 8 sequential runs",
-               ("sweeps", key, "k_small", "speedup"), 3.0),
-        Target(f"{label} sweep K=8, fraction of the matmul peak",
-               ("sweeps", key, "k_small", "fraction_of_peak"), 0.5, unit=""),
-        Target(f"{label} sweep K=64 step / one run's step",
-               ("sweeps", key, "k_large", "time_ratio"), 12.0, at_least=False),
+        Target(
+            f"{label} sweep K=8 vmapped vs 8 sequential runs",
+            ("sweeps", key, "k_small", "speedup"),
+            3.0,
+        ),
+        Target(
+            f"{label} sweep K=8, fraction of the matmul peak",
+            ("sweeps", key, "k_small", "fraction_of_peak"),
+            0.5,
+            unit="",
+        ),
+        Target(
+            f"{label} sweep K=64 step / one run's step",
+            ("sweeps", key, "k_large", "time_ratio"),
+            12.0,
+            at_least=False,
+        ),
     )
 
 
 TARGETS = (
-    Target("conv GAN step vs torch idiomatic (ConvTranspose2d G)",
-           ("conv", "jax_vs_torch_idiomatic"), 1.0),
-    Target("conv GAN step vs torch same-math (sub-pixel G)",
-           ("conv", "jax_vs_torch_same_math"), 1.0),
-    Target("conv GAN step, FLOP/s fraction of JAX matmul peak",
-           ("conv", "jax_fraction_of_peak"), 0.6, unit=""),
+    Target(
+        "conv GAN step vs torch idiomatic (ConvTranspose2d G)",
+        ("conv", "jax_vs_torch_idiomatic"),
+        1.0,
+    ),
+    Target(
+        "conv GAN step vs torch same-math (sub-pixel G)", ("conv", "jax_vs_torch_same_math"), 1.0
+    ),
+    Target(
+        "conv GAN step, FLOP/s fraction of JAX matmul peak",
+        ("conv", "jax_fraction_of_peak"),
+        0.6,
+        unit="",
+    ),
     Target("ring8 MLP GAN step vs torch eager", ("mlp", "jax_vs_torch_eager"), 5.0),
     *_scaling_targets("ring8", "ring8"),
     *_scaling_targets("digits MLP", "digits_mlp"),
-    Target("digits conv sweep K=8 vmapped vs 8 sequential runs",
-           ("sweeps", "digits_conv_k8", "speedup"), 1.0),
-    Target("compile, first step: digits_gan (default)", ("compile", "digits_gan", "total_s"),
-           5.0, at_least=False, unit="s"),
-    Target("compile, first step: ring8_gan", ("compile", "ring8_gan", "total_s"), 5.0,
-           at_least=False, unit="s"),
-    Target("compile, first step: fashion_mnist conv GAN",
-           ("compile", "fashion_mnist_gan", "total_s"), 5.0, at_least=False, unit="s"),
-    Target("evaluation of 10k samples (features+FD+PRDC), first call",
-           ("evaluation", "cold_s"), 15.0, at_least=False, unit="s"),
+    Target(
+        "digits conv sweep K=8 vmapped vs 8 sequential runs",
+        ("sweeps", "digits_conv_k8", "speedup"),
+        1.0,
+    ),
+    Target(
+        "compile, first step: digits_gan (default)",
+        ("compile", "digits_gan", "total_s"),
+        5.0,
+        at_least=False,
+        unit="s",
+    ),
+    Target(
+        "compile, first step: ring8_gan",
+        ("compile", "ring8_gan", "total_s"),
+        5.0,
+        at_least=False,
+        unit="s",
+    ),
+    Target(
+        "compile, first step: fashion_mnist conv GAN",
+        ("compile", "fashion_mnist_gan", "total_s"),
+        5.0,
+        at_least=False,
+        unit="s",
+    ),
+    Target(
+        "evaluation of 10k samples (features+FD+PRDC), first call",
+        ("evaluation", "cold_s"),
+        15.0,
+        at_least=False,
+        unit="s",
+    ),
 )
 
 # The same targets with the conv steps compiled with XLA's defaults (the
 # library before regan_jax.xla: "before") and with YNNPACK off (the candidate).
 FIX_TARGETS = (
-    Target("[XLA defaults, before] conv GAN step vs torch idiomatic",
-           ("conv", "jax_xla_defaults_vs_torch_idiomatic"), 1.0),
-    Target("[XLA defaults, before] conv GAN step vs torch same-math",
-           ("conv", "jax_xla_defaults_vs_torch_same_math"), 1.0),
-    Target("[XLA defaults, before] conv GAN step, fraction of peak",
-           ("conv", "jax_xla_defaults_fraction_of_peak"), 0.6, unit=""),
-    Target("[XLA defaults, before] digits conv sweep K=8 vs 8 runs",
-           ("sweeps", "digits_conv_k8_xla_defaults", "speedup"), 1.0),
-    Target("[candidate, no YNNPACK] conv GAN step vs torch same-math",
-           ("conv", "jax_candidate_vs_torch_same_math"), 1.0),
+    Target(
+        "[XLA defaults, before] conv GAN step vs torch idiomatic",
+        ("conv", "jax_xla_defaults_vs_torch_idiomatic"),
+        1.0,
+    ),
+    Target(
+        "[XLA defaults, before] conv GAN step vs torch same-math",
+        ("conv", "jax_xla_defaults_vs_torch_same_math"),
+        1.0,
+    ),
+    Target(
+        "[XLA defaults, before] conv GAN step, fraction of peak",
+        ("conv", "jax_xla_defaults_fraction_of_peak"),
+        0.6,
+        unit="",
+    ),
+    Target(
+        "[XLA defaults, before] digits conv sweep K=8 vs 8 runs",
+        ("sweeps", "digits_conv_k8_xla_defaults", "speedup"),
+        1.0,
+    ),
+    Target(
+        "[candidate, no YNNPACK] conv GAN step vs torch same-math",
+        ("conv", "jax_candidate_vs_torch_same_math"),
+        1.0,
+    ),
     *_scaling_targets("[candidate, no YNNPACK] ring8", "ring8_candidate"),
 )
 
@@ -107,18 +166,32 @@ INFO = (
     ("conv GAN: JAX images/s", ("conv", "jax_images_per_s"), "img/s"),
     ("conv GAN: torch idiomatic images/s", ("conv", "torch_idiomatic_images_per_s"), "img/s"),
     ("conv GAN: torch same-math images/s", ("conv", "torch_same_math_images_per_s"), "img/s"),
-    ("conv GAN vs torch idiomatic, fastest blocks (least load)",
-     ("conv", "jax_vs_torch_idiomatic_fastest"), "x"),
-    ("conv GAN vs torch same-math, fastest blocks", ("conv", "jax_vs_torch_same_math_fastest"),
-     "x"),
-    ("conv GAN with a conv_transpose G (torch idiomatic's arithmetic) vs torch idiomatic",
-     ("conv", "jax_conv_transpose_vs_torch_idiomatic"), "x"),
-    ("conv GAN with a conv_transpose G, fraction of peak",
-     ("conv", "jax_conv_transpose_fraction_of_peak"), ""),
-    ("[XLA defaults, before] conv GAN images/s", ("conv", "jax_xla_defaults_images_per_s"),
-     "img/s"),
-    ("[candidate, no YNNPACK] conv GAN images/s", ("conv", "jax_candidate_images_per_s"),
-     "img/s"),
+    (
+        "conv GAN vs torch idiomatic, fastest blocks (least load)",
+        ("conv", "jax_vs_torch_idiomatic_fastest"),
+        "x",
+    ),
+    (
+        "conv GAN vs torch same-math, fastest blocks",
+        ("conv", "jax_vs_torch_same_math_fastest"),
+        "x",
+    ),
+    (
+        "conv GAN with a conv_transpose G (torch idiomatic's arithmetic) vs torch idiomatic",
+        ("conv", "jax_conv_transpose_vs_torch_idiomatic"),
+        "x",
+    ),
+    (
+        "conv GAN with a conv_transpose G, fraction of peak",
+        ("conv", "jax_conv_transpose_fraction_of_peak"),
+        "",
+    ),
+    (
+        "[XLA defaults, before] conv GAN images/s",
+        ("conv", "jax_xla_defaults_images_per_s"),
+        "img/s",
+    ),
+    ("[candidate, no YNNPACK] conv GAN images/s", ("conv", "jax_candidate_images_per_s"), "img/s"),
     ("conv GAN: XLA FLOPs per step", ("conv", "jax_flops_per_step"), "GFLOP"),
     ("conv GAN: JAX achieved", ("conv", "jax_flops_per_s"), "GFLOP/s"),
     ("conv GAN: torch same-math achieved", ("conv", "torch_same_math_flops_per_s"), "GFLOP/s"),
@@ -127,51 +200,85 @@ INFO = (
     ("ring8 MLP vs torch eager, fastest blocks", ("mlp", "jax_vs_torch_eager_fastest"), "x"),
     ("ring8 MLP: XLA FLOPs per step", ("mlp", "jax_flops_per_step"), "GFLOP"),
     ("ring8 MLP: JAX achieved", ("mlp", "jax_flops_per_s"), "GFLOP/s"),
-    *((f"{label}: {what}", ("sweeps", key, *path), unit)
-      for label, key in (("ring8", "ring8"), ("digits MLP", "digits_mlp"))
-      for what, path, unit in (
-          ("XLA FLOPs per member-step", ("flops_per_step",), "GFLOP"),
-          ("one run, steps/s", ("one_steps_per_s",), "steps/s"),
-          ("one run, fraction of peak", ("one_fraction_of_peak",), ""),
-          ("K=8 member-steps/s", ("k_small", "member_steps_per_s"), "steps/s"),
-          ("K=64 member-steps/s", ("k_large", "member_steps_per_s"), "steps/s"),
-          ("K=64 fraction of peak", ("k_large", "fraction_of_peak"), ""),
-          ("K=8 best speed-up the peak allows", ("k_small", "speedup_bound"), "x"),
-          ("K=64 least time ratio the peak allows", ("k_large", "time_ratio_bound"), "x"))),
-    ("loop, ring8 K=8: host-fed member-steps/s", ("loop", "host_fed", "member_steps_per_s"),
-     "steps/s"),
-    ("loop, ring8 K=8: device-fed member-steps/s",
-     ("loop", "device_fed", "member_steps_per_s"), "steps/s"),
-    ("loop, ring8 K=8: device-fed, 10 steps per call, member-steps/s",
-     ("loop", "device_fed_chunks10", "member_steps_per_s"), "steps/s"),
+    *(
+        (f"{label}: {what}", ("sweeps", key, *path), unit)
+        for label, key in (("ring8", "ring8"), ("digits MLP", "digits_mlp"))
+        for what, path, unit in (
+            ("XLA FLOPs per member-step", ("flops_per_step",), "GFLOP"),
+            ("one run, steps/s", ("one_steps_per_s",), "steps/s"),
+            ("one run, fraction of peak", ("one_fraction_of_peak",), ""),
+            ("K=8 member-steps/s", ("k_small", "member_steps_per_s"), "steps/s"),
+            ("K=64 member-steps/s", ("k_large", "member_steps_per_s"), "steps/s"),
+            ("K=64 fraction of peak", ("k_large", "fraction_of_peak"), ""),
+            ("K=8 best speed-up the peak allows", ("k_small", "speedup_bound"), "x"),
+            ("K=64 least time ratio the peak allows", ("k_large", "time_ratio_bound"), "x"),
+        )
+    ),
+    (
+        "loop, ring8 K=8: host-fed member-steps/s",
+        ("loop", "host_fed", "member_steps_per_s"),
+        "steps/s",
+    ),
+    (
+        "loop, ring8 K=8: device-fed member-steps/s",
+        ("loop", "device_fed", "member_steps_per_s"),
+        "steps/s",
+    ),
+    (
+        "loop, ring8 K=8: device-fed, 10 steps per call, member-steps/s",
+        ("loop", "device_fed_chunks10", "member_steps_per_s"),
+        "steps/s",
+    ),
     ("loop, ring8 K=8: device-fed vs host-fed", ("loop", "device_fed_vs_host_fed"), "x"),
-    ("loop, ring8 K=8: 10 steps per call vs host-fed",
-     ("loop", "device_fed_chunks10_vs_host_fed"), "x"),
-    ("ring8 K=8 split over 2 virtual CPU devices vs one device",
-     ("devices", "split_vs_one_device"), "x"),
-    ("ring8 K=8 split over 2 virtual CPU devices, member-steps/s",
-     ("devices", "split_member_steps_per_s"), "steps/s"),
+    (
+        "loop, ring8 K=8: 10 steps per call vs host-fed",
+        ("loop", "device_fed_chunks10_vs_host_fed"),
+        "x",
+    ),
+    (
+        "ring8 K=8 split over 2 virtual CPU devices vs one device",
+        ("devices", "split_vs_one_device"),
+        "x",
+    ),
+    (
+        "ring8 K=8 split over 2 virtual CPU devices, member-steps/s",
+        ("devices", "split_member_steps_per_s"),
+        "steps/s",
+    ),
     ("compile CPU seconds: digits_gan", ("compile", "digits_gan", "cpu_s"), "s"),
     ("compile CPU seconds: ring8_gan", ("compile", "ring8_gan", "cpu_s"), "s"),
-    ("compile CPU seconds: fashion_mnist conv GAN", ("compile", "fashion_mnist_gan", "cpu_s"),
-     "s"),
-    ("evaluation, first call: sampling 10k (not in the target)",
-     ("evaluation", "cold_parts", "sample_s"), "s"),
-    ("evaluation, first call: classifier features", ("evaluation", "cold_parts", "features_s"),
-     "s"),
+    ("compile CPU seconds: fashion_mnist conv GAN", ("compile", "fashion_mnist_gan", "cpu_s"), "s"),
+    (
+        "evaluation, first call: sampling 10k (not in the target)",
+        ("evaluation", "cold_parts", "sample_s"),
+        "s",
+    ),
+    (
+        "evaluation, first call: classifier features",
+        ("evaluation", "cold_parts", "features_s"),
+        "s",
+    ),
     ("evaluation, first call: FD", ("evaluation", "cold_parts", "fd_s"), "s"),
     ("evaluation, first call: PRDC", ("evaluation", "cold_parts", "prdc_s"), "s"),
     ("evaluation, second call (compiled): features+FD+PRDC", ("evaluation", "warm_s"), "s"),
     ("peak RSS, digits_gan JAX run", ("memory", "digits_gan_jax", "peak_rss_bytes"), "MiB"),
     ("peak RSS, conv GAN JAX run", ("memory", "fashion_mnist_gan_jax", "peak_rss_bytes"), "MiB"),
-    ("peak RSS, conv GAN torch run", ("memory", "fashion_mnist_gan_torch", "peak_rss_bytes"),
-     "MiB"),
-    ("RSS added by training, conv GAN JAX",
-     ("memory", "fashion_mnist_gan_jax", "training_rss_bytes"), "MiB"),
-    ("RSS added by training, conv GAN torch",
-     ("memory", "fashion_mnist_gan_torch", "training_rss_bytes"), "MiB"),
-    ("device peak, conv GAN JAX", ("memory", "fashion_mnist_gan_jax", "device_peak_bytes"),
-     "MiB"),
+    (
+        "peak RSS, conv GAN torch run",
+        ("memory", "fashion_mnist_gan_torch", "peak_rss_bytes"),
+        "MiB",
+    ),
+    (
+        "RSS added by training, conv GAN JAX",
+        ("memory", "fashion_mnist_gan_jax", "training_rss_bytes"),
+        "MiB",
+    ),
+    (
+        "RSS added by training, conv GAN torch",
+        ("memory", "fashion_mnist_gan_torch", "training_rss_bytes"),
+        "MiB",
+    ),
+    ("device peak, conv GAN JAX", ("memory", "fashion_mnist_gan_jax", "device_peak_bytes"), "MiB"),
 )
 _SCALE = {"GFLOP/s": 1e-9, "GFLOP": 1e-9, "MiB": 1 / 2**20}
 
@@ -191,8 +298,13 @@ def judge(results: dict, targets=TARGETS) -> list[dict]:
     rows = []
     for target in targets:
         value = lookup(results, target.path)
-        row = {"name": target.name, "path": list(target.path), "threshold": target.threshold,
-               "at_least": target.at_least, "value": value}
+        row = {
+            "name": target.name,
+            "path": list(target.path),
+            "threshold": target.threshold,
+            "at_least": target.at_least,
+            "value": value,
+        }
         if isinstance(value, (int, float)) and value > 0:
             row["score"] = target.score(value)
             row["verdict"] = "PASS" if row["score"] >= 1.0 else "MISS"
@@ -213,22 +325,31 @@ def machine_info() -> dict:
         cpu = models[0] if models else cpu
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "nproc": len(os.sched_getaffinity(0)),
-            "platform": platform.platform(),
-            "python": platform.python_version(), "jax": jax.__version__,
-            "jax_backend": jax.default_backend(),
-            "jax_devices": [str(d) for d in jax.devices()],
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "nproc": len(os.sched_getaffinity(0)),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jax_backend": jax.default_backend(),
+        "jax_devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
     torch = _torch()
     if torch is not None:
-        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                    torch_cuda=torch.cuda.is_available())
+        info.update(
+            torch=torch.__version__,
+            torch_threads=torch.get_num_threads(),
+            torch_cuda=torch.cuda.is_available(),
+        )
     return info
 
 
 def _torch():
     try:
         import torch  # pylint: disable=g-import-not-at-top
+
         return torch
     except ImportError:
         return None
@@ -301,9 +422,11 @@ def report(results: dict, rows: list[dict], fix_rows: list[dict]) -> str:
         for row, target in zip(group, TARGETS if group is rows else FIX_TARGETS):
             bound = ">=" if target.at_least else "<="
             score = f"{row['score']:.2f}" if "score" in row else "-"
-            lines.append(f"{row['name']:58s} {_format(row['value'], target.unit):>14s} "
-                         f"{bound}{target.threshold:g}{target.unit:>2s}  {score:>7s}  "
-                         f"{row['verdict']}")
+            lines.append(
+                f"{row['name']:58s} {_format(row['value'], target.unit):>14s} "
+                f"{bound}{target.threshold:g}{target.unit:>2s}  {score:>7s}  "
+                f"{row['verdict']}"
+            )
         lines.append("")
     for label, path, unit in INFO:
         value = lookup(results, path)
@@ -321,21 +444,31 @@ def write_json(path: pathlib.Path, obj: dict) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer, shorter timed blocks (< 5 minutes on a 2-core CPU)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="test-size models and sizes: checks the machinery only")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer, shorter timed blocks (< 5 minutes on a 2-core CPU)",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="test-size models and sizes: checks the machinery only"
+    )
     parser.add_argument("--json", type=pathlib.Path, default=None, help="write results here")
-    parser.add_argument("--only", default=",".join(SUITES),
-                        help=f"comma-separated suites to run, of {','.join(SUITES)}")
+    parser.add_argument(
+        "--only",
+        default=",".join(SUITES),
+        help=f"comma-separated suites to run, of {','.join(SUITES)}",
+    )
     args = parser.parse_args(argv)
     args.only = [s for s in args.only.split(",") if s]
     unknown = sorted(set(args.only) - set(SUITES))
     if unknown or not args.only:
-        parser.error(f"--only: unknown suite(s) {unknown or '(none given)'}; "
-                     f"expected a comma-separated subset of {','.join(SUITES)}")
+        parser.error(
+            f"--only: unknown suite(s) {unknown or '(none given)'}; "
+            f"expected a comma-separated subset of {','.join(SUITES)}"
+        )
     return args
 
 
@@ -346,23 +479,35 @@ def main(argv=None) -> int:
     sizes = suites.SMOKE if args.smoke else suites.QUICK if args.quick else suites.FULL
     torch = _torch()
     if torch is None:
-        print("torch is not installed: the PyTorch comparisons are skipped "
-              "(pip install -e '.[bench]')")
+        print(
+            "torch is not installed: the PyTorch comparisons are skipped "
+            "(pip install -e '.[bench]')"
+        )
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
     start = time.perf_counter()
     results = run_suites(args.only, sizes, torch is not None)
     rows, fix_rows = judge(results), judge(results, FIX_TARGETS)
-    out = {"command": " ".join(["python -m benchmarks.run", *(argv if argv is not None
-                                                               else sys.argv[1:])]),
-           "date": started.isoformat(timespec="seconds"), "machine": machine_info(),
-           "load_average_before": load_before, "load_average_after": os.getloadavg(),
-           "wall_s": time.perf_counter() - start, "sizes": dataclasses.asdict(sizes),
-           "results": results, "targets": rows, "fix_targets": fix_rows}
+    out = {
+        "command": " ".join(
+            ["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "date": started.isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "wall_s": time.perf_counter() - start,
+        "sizes": dataclasses.asdict(sizes),
+        "results": results,
+        "targets": rows,
+        "fix_targets": fix_rows,
+    }
     print()
     print(report(results, rows, fix_rows))
-    print(f"\nwall time {out['wall_s']:.0f} s; load average before {load_before[0]:.1f}, "
-          f"after {out['load_average_after'][0]:.1f} (on {os.cpu_count()} cores)")
+    print(
+        f"\nwall time {out['wall_s']:.0f} s; load average before {load_before[0]:.1f}, "
+        f"after {out['load_average_after'][0]:.1f} (on {os.cpu_count()} cores)"
+    )
     if args.json:
         write_json(args.json, out)
         print(f"results written to {args.json}")

@@ -5,6 +5,7 @@ ratios); :mod:`benchmarks.run` compares some of them with the targets.
 Ratios are always "how many times faster the JAX side is" (> 1 = JAX wins)
 except where the name says otherwise (``k64_over_one_time``).
 """
+
 import dataclasses
 import json
 import os
@@ -47,6 +48,7 @@ class Sizes:
       smoke: shrink every model to test size (``config.shrink_for_smoke``), run
         only the default model's memory run: checks the machinery, numbers mean nothing.
     """
+
     matmul_n: int = 2048
     blocks: int = 7
     conv_steps: int = 3
@@ -63,12 +65,34 @@ class Sizes:
     smoke: bool = False
 
 
-QUICK = Sizes(matmul_n=2048, blocks=5, conv_steps=1, mlp_steps=20, digits_steps=1,
-              k_large_steps=3, eval_warm=False, memory_steps=3, loop_steps=600)
+QUICK = Sizes(
+    matmul_n=2048,
+    blocks=5,
+    conv_steps=1,
+    mlp_steps=20,
+    digits_steps=1,
+    k_large_steps=3,
+    eval_warm=False,
+    memory_steps=3,
+    loop_steps=600,
+)
 FULL = Sizes()
-SMOKE = Sizes(matmul_n=64, blocks=1, conv_steps=1, mlp_steps=1, digits_steps=1, members=2,
-              k_large=3, k_large_steps=1, eval_samples=200, eval_warm=False, memory_steps=1,
-              variants=False, loop_steps=10, smoke=True)
+SMOKE = Sizes(
+    matmul_n=64,
+    blocks=1,
+    conv_steps=1,
+    mlp_steps=1,
+    digits_steps=1,
+    members=2,
+    k_large=3,
+    k_large_steps=1,
+    eval_samples=200,
+    eval_warm=False,
+    memory_steps=1,
+    variants=False,
+    loop_steps=10,
+    smoke=True,
+)
 
 
 def _config(name: str, dataset: str, sizes: Sizes):
@@ -85,14 +109,15 @@ def _timings(timings: dict[str, harness.Timing]) -> dict:
 # Peak matmul
 # --------------------------------------------------------------------------- #
 
+
 def matmul_peak(sizes: Sizes, with_torch: bool) -> dict:
     """Measured float32 matmul FLOP/s of JAX (and torch): the "physical limit"."""
     n = sizes.matmul_n
-    timings = harness.time_alternating(harness.matmul_sides(n, with_torch=with_torch),
-                                       steps_per_block=2, blocks=sizes.blocks)
+    timings = harness.time_alternating(
+        harness.matmul_sides(n, with_torch=with_torch), steps_per_block=2, blocks=sizes.blocks
+    )
     flops = 2.0 * n**3
-    out = {"n": n, "jax_flops_per_s": flops / timings["jax"].median_s,
-           "timings": _timings(timings)}
+    out = {"n": n, "jax_flops_per_s": flops / timings["jax"].median_s, "timings": _timings(timings)}
     if with_torch:
         out["torch_flops_per_s"] = flops / timings["torch"].median_s
     return out
@@ -101,6 +126,7 @@ def matmul_peak(sizes: Sizes, with_torch: bool) -> dict:
 # --------------------------------------------------------------------------- #
 # PyTorch sides
 # --------------------------------------------------------------------------- #
+
 
 def torch_gan_side(setup: jax_setups.GanSetup, kind: str, seed: int = 0):
     """``run(n)`` of the torch reference of ``setup``'s GAN with step ``kind``.
@@ -119,8 +145,13 @@ def torch_gan_side(setup: jax_setups.GanSetup, kind: str, seed: int = 0):
     upsample = "conv_transpose" if kind == "idiomatic" else config.model.upsample
     g, d = tr.make_gan(config.model, setup.shape, upsample=upsample)
     g, d = g.to(device), d.to(device)
-    step = tr.STEPS[kind](g, d, tr.adam(g, config.optimizer.g), tr.adam(d, config.optimizer.d),
-                          config.model.latent_dim)
+    step = tr.STEPS[kind](
+        g,
+        d,
+        tr.adam(g, config.optimizer.g),
+        tr.adam(d, config.optimizer.d),
+        config.model.latent_dim,
+    )
     reals = []
     for batch in setup.batches:
         x = np.array(batch["image"])  # a writable copy: torch refuses read-only arrays
@@ -141,6 +172,7 @@ def torch_gan_side(setup: jax_setups.GanSetup, kind: str, seed: int = 0):
 # --------------------------------------------------------------------------- #
 # Training-step throughput
 # --------------------------------------------------------------------------- #
+
 
 def _compiled_side(setup, variant, label, out):
     """Compiles a fresh jit of ``setup``'s step (``variant``), records compile/FLOPs under ``label``.
@@ -173,8 +205,11 @@ def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> di
     setup = jax_setups.gan_setup(config)
     batch_size = config.data.batch_size
     # The jax side's cold compile is the default config's first-step compile iff unchanged.
-    out: dict[str, Any] = {"batch_size": batch_size, "model": config.model.to_dict(),
-                           "is_default_config": batch_size == default_batch}
+    out: dict[str, Any] = {
+        "batch_size": batch_size,
+        "model": config.model.to_dict(),
+        "is_default_config": batch_size == default_batch,
+    }
     sides = {}
     sides["jax"], compiled = _compiled_side(setup, "library", "jax", out)
     if ON_CPU and sizes.variants:
@@ -185,14 +220,15 @@ def conv_gan_throughput(sizes: Sizes, peak_flops: float, with_torch: bool) -> di
         transposed = config_lib.copy_config(config)
         transposed.model.upsample = "conv_transpose"
         sides["jax_conv_transpose"], transposed_compiled = _compiled_side(
-            jax_setups.gan_setup(transposed), "library", "jax_conv_transpose", out)
+            jax_setups.gan_setup(transposed), "library", "jax_conv_transpose", out
+        )
     if with_torch:
         sides["torch_idiomatic"], (g_t, _) = torch_gan_side(setup, "idiomatic")
         sides["torch_same_math"], _ = torch_gan_side(setup, "same_math")
         from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
+
         out["torch_idiomatic_g_params"] = tr.num_params(g_t)
-    timings = harness.time_alternating(sides, steps_per_block=sizes.conv_steps,
-                                       blocks=sizes.blocks)
+    timings = harness.time_alternating(sides, steps_per_block=sizes.conv_steps, blocks=sizes.blocks)
     out["timings"] = _timings(timings)
     for name, t in timings.items():
         out[f"{name}_images_per_s"] = batch_size / t.median_s
@@ -215,14 +251,16 @@ def mlp_gan_throughput(sizes: Sizes, with_torch: bool) -> dict:
     """The ring8 MLP GAN step (its experiment config): jitted JAX vs torch eager."""
     config = _config("ring8_gan", "ring8", sizes)
     setup = jax_setups.gan_setup(config)
-    out: dict[str, Any] = {"batch_size": config.data.batch_size, "model": config.model.to_dict(),
-                           "is_default_config": True}
+    out: dict[str, Any] = {
+        "batch_size": config.data.batch_size,
+        "model": config.model.to_dict(),
+        "is_default_config": True,
+    }
     sides = {}
     sides["jax"], compiled = _compiled_side(setup, "library", "jax", out)
     if with_torch:
         sides["torch_eager"], _ = torch_gan_side(setup, "same_math")
-    timings = harness.time_alternating(sides, steps_per_block=sizes.mlp_steps,
-                                       blocks=sizes.blocks)
+    timings = harness.time_alternating(sides, steps_per_block=sizes.mlp_steps, blocks=sizes.blocks)
     out["timings"] = _timings(timings)
     out["jax_steps_per_s"] = timings["jax"].per_s
     out["jax_flops_per_s"] = compiled.flops / timings["jax"].median_s
@@ -237,6 +275,7 @@ def mlp_gan_throughput(sizes: Sizes, with_torch: bool) -> dict:
 # Vmapped sweeps
 # --------------------------------------------------------------------------- #
 
+
 def _copy(tree: Any) -> Any:
     """Fresh device buffers of ``tree`` (each side donates its own state)."""
     return jax.tree.map(jnp.copy, tree)
@@ -248,11 +287,16 @@ def _sweep_pair(setup, stacked, single, vmapped, steps_per_block, blocks) -> dic
     ``single`` is the jitted (or compiled) single-run step and ``vmapped`` the
     jitted vmapped step, both donating the state; each side gets its own copy.
     """
-    sides = {"vmapped": jax_setups.loop_side(vmapped, _copy(stacked), setup.batches),
-             "sequential": jax_setups.sequential_side(single, setup, _copy(stacked))}
+    sides = {
+        "vmapped": jax_setups.loop_side(vmapped, _copy(stacked), setup.batches),
+        "sequential": jax_setups.sequential_side(single, setup, _copy(stacked)),
+    }
     timings = harness.time_alternating(sides, steps_per_block=steps_per_block, blocks=blocks)
-    return {"members": sweep.num_members(stacked), "timings": _timings(timings),
-            "speedup": timings["sequential"].median_s / timings["vmapped"].median_s}
+    return {
+        "members": sweep.num_members(stacked),
+        "timings": _timings(timings),
+        "speedup": timings["sequential"].median_s / timings["vmapped"].median_s,
+    }
 
 
 def _member_scaling(setup, sizes: Sizes, peak_flops: float, variant: str = "library") -> dict:
@@ -271,22 +315,29 @@ def _member_scaling(setup, sizes: Sizes, peak_flops: float, variant: str = "libr
     vmapped = setup.jit_vmapped(variant)  # one jit: both K share it
     one_run = jax_setups.loop_side(single.executable, setup.init(0), setup.batches)
     out = {"flops_per_step": single.flops, "variant": variant}
-    for label, k, steps in (("k_small", sizes.members, sizes.mlp_steps),
-                            ("k_large", sizes.k_large, sizes.k_large_steps)):
+    for label, k, steps in (
+        ("k_small", sizes.members, sizes.mlp_steps),
+        ("k_large", sizes.k_large, sizes.k_large_steps),
+    ):
         members = jax_setups.sweep_states(setup, k)
-        sides = {"vmapped": jax_setups.loop_side(vmapped, _copy(members), setup.batches),
-                 "one": one_run}
+        sides = {
+            "vmapped": jax_setups.loop_side(vmapped, _copy(members), setup.batches),
+            "one": one_run,
+        }
         if label == "k_small":
-            sides["sequential"] = jax_setups.sequential_side(single.executable, setup,
-                                                             _copy(members))
+            sides["sequential"] = jax_setups.sequential_side(
+                single.executable, setup, _copy(members)
+            )
         timings = harness.time_alternating(sides, steps_per_block=steps, blocks=sizes.blocks)
         floor = k * single.flops / peak_flops
-        figures = {"members": k, "timings": _timings(timings),
-                   "member_steps_per_s": k / timings["vmapped"].median_s,
-                   "fraction_of_peak": k * single.flops / timings["vmapped"].median_s
-                   / peak_flops,
-                   "time_ratio": timings["vmapped"].median_s / timings["one"].median_s,
-                   "time_ratio_bound": floor / timings["one"].median_s}
+        figures = {
+            "members": k,
+            "timings": _timings(timings),
+            "member_steps_per_s": k / timings["vmapped"].median_s,
+            "fraction_of_peak": k * single.flops / timings["vmapped"].median_s / peak_flops,
+            "time_ratio": timings["vmapped"].median_s / timings["one"].median_s,
+            "time_ratio_bound": floor / timings["one"].median_s,
+        }
         if "sequential" in timings:
             figures["speedup"] = timings["sequential"].median_s / timings["vmapped"].median_s
             figures["speedup_bound"] = timings["sequential"].median_s / floor
@@ -320,8 +371,14 @@ def sweeps(sizes: Sizes, peak_flops: float) -> dict:
     members = jax_setups.sweep_states(conv, sizes.members)
     for variant in ("library", "xla_defaults") if ON_CPU and sizes.variants else ("library",):
         label = "digits_conv_k8" + ("" if variant == "library" else f"_{variant}")
-        out[label] = _sweep_pair(conv, members, conv.jit(variant), conv.jit_vmapped(variant),
-                                 sizes.digits_steps, sizes.blocks)
+        out[label] = _sweep_pair(
+            conv,
+            members,
+            conv.jit(variant),
+            conv.jit_vmapped(variant),
+            sizes.digits_steps,
+            sizes.blocks,
+        )
     return out
 
 
@@ -329,9 +386,11 @@ def sweeps(sizes: Sizes, peak_flops: float) -> dict:
 # The training loop end to end
 # --------------------------------------------------------------------------- #
 
-LOOP_WAYS = {"host_fed": {"device_data": False},
-             "device_fed": {"device_data": True, "steps_per_call": 1},
-             "device_fed_chunks10": {"device_data": True, "steps_per_call": 10}}
+LOOP_WAYS = {
+    "host_fed": {"device_data": False},
+    "device_fed": {"device_data": True, "steps_per_call": 1},
+    "device_fed_chunks10": {"device_data": True, "steps_per_call": 10},
+}
 
 
 def training_loop(sizes: Sizes, rounds: int = 2) -> dict:
@@ -365,14 +424,20 @@ def training_loop(sizes: Sizes, rounds: int = 2) -> dict:
                 config.log.progress = config.log.tensorboard = False
                 configs.append(config)
             with tempfile.TemporaryDirectory() as tmp:
-                train.train_members(configs, [f"{tmp}/m{i}" for i in range(len(configs))],
-                                    progress=False, **options)
+                train.train_members(
+                    configs, [f"{tmp}/m{i}" for i in range(len(configs))], progress=False, **options
+                )
                 rows = train.read_metrics(f"{tmp}/m0")
             first, last = rows[1], rows[-1]
-            per_step[way].append((last["wall_s"] - first["wall_s"])
-                                 / (last["step"] - first["step"]))
-    out = {"members": sizes.members, "steps": sizes.loop_steps, "rounds": rounds,
-           "step_s_per_round": per_step}
+            per_step[way].append(
+                (last["wall_s"] - first["wall_s"]) / (last["step"] - first["step"])
+            )
+    out = {
+        "members": sizes.members,
+        "steps": sizes.loop_steps,
+        "rounds": rounds,
+        "step_s_per_round": per_step,
+    }
     for way, values in per_step.items():
         step_s = float(np.median(values))
         out[way] = {"step_s": step_s, "member_steps_per_s": sizes.members / step_s}
@@ -393,11 +458,22 @@ def virtual_devices(sizes: Sizes) -> dict:
         return {"skipped": "virtual CPU devices only"}
     flags = os.environ.get("XLA_FLAGS", "")
     env = {**os.environ, "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count=2"}
-    args = ["--members", str(sizes.members), "--steps", str(sizes.mlp_steps),
-            "--blocks", str(sizes.blocks)] + (["--smoke"] if sizes.smoke else [])
-    done = subprocess.run([sys.executable, "-m", "benchmarks.devices", *args],
-                          capture_output=True, text=True, env=env, cwd=jax_setups.REPO_ROOT,
-                          check=False)
+    args = [
+        "--members",
+        str(sizes.members),
+        "--steps",
+        str(sizes.mlp_steps),
+        "--blocks",
+        str(sizes.blocks),
+    ] + (["--smoke"] if sizes.smoke else [])
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.devices", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=jax_setups.REPO_ROOT,
+        check=False,
+    )
     if done.returncode:
         return {"error": f"benchmarks.devices exited {done.returncode}: {done.stderr[-800:]}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -407,8 +483,11 @@ def virtual_devices(sizes: Sizes) -> dict:
 # Compile time
 # --------------------------------------------------------------------------- #
 
-COMPILE_MODELS = {"digits_gan": "digits", "ring8_gan": "ring8",
-                  "fashion_mnist_gan": "fashion_mnist"}
+COMPILE_MODELS = {
+    "digits_gan": "digits",
+    "ring8_gan": "ring8",
+    "fashion_mnist_gan": "fashion_mnist",
+}
 
 
 def compile_times(sizes: Sizes, measured: dict | None = None) -> dict:
@@ -427,8 +506,7 @@ def compile_times(sizes: Sizes, measured: dict | None = None) -> dict:
             out[name] = {**measured[name]["figures"], "reused_from": measured[name]["suite"]}
             continue
         setup = jax_setups.gan_setup(_config(name, dataset, sizes), num_batches=1)
-        out[name] = harness.compile_seconds(setup.jit(), setup.init(0),
-                                            setup.batches[0]).as_dict()
+        out[name] = harness.compile_seconds(setup.jit(), setup.init(0), setup.batches[0]).as_dict()
     return out
 
 
@@ -436,9 +514,11 @@ def compile_times(sizes: Sizes, measured: dict | None = None) -> dict:
 # Evaluation
 # --------------------------------------------------------------------------- #
 
+
 def _classifier(name: str):
     """The shipped feature classifier, or one with random weights (same cost) if absent."""
     from regan_jax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+
     try:
         return classifier.load_classifier(name), "shipped"
     except (ValueError, FileNotFoundError, OSError):
@@ -450,6 +530,7 @@ def _classifier(name: str):
 def _real_images(shape, n):
     """``n`` Fashion-MNIST test images if present, else uniform noise of ``shape``."""
     from regan_jax import data  # pylint: disable=g-import-not-at-top
+
     try:
         images = np.asarray(data.load("fashion_mnist", "test").images[:n])
         if len(images) == n:
@@ -474,14 +555,16 @@ def evaluation_time(sizes: Sizes) -> dict:
     from regan_jax import metrics  # pylint: disable=g-import-not-at-top
 
     n = sizes.eval_samples
-    setup = jax_setups.gan_setup(_config("fashion_mnist_gan", "fashion_mnist", sizes),
-                                 num_batches=1)
+    setup = jax_setups.gan_setup(
+        _config("fashion_mnist_gan", "fashion_mnist", sizes), num_batches=1
+    )
     g = setup.models["g"]
     g_params = setup.init(0).params["g"]
     clf, weights = _classifier("fashion_mnist")
     real, real_source = _real_images(setup.shape, n)
-    sample = jax.jit(lambda p, key: g.apply({"params": p},
-                                            jax.random.normal(key, (500, g.latent_dim))))
+    sample = jax.jit(
+        lambda p, key: g.apply({"params": p}, jax.random.normal(key, (500, g.latent_dim)))
+    )
 
     def evaluate() -> dict:
         parts, start = {}, time.perf_counter()
@@ -491,8 +574,9 @@ def evaluation_time(sizes: Sizes) -> dict:
             now = time.perf_counter()
             parts[name], start = now - start, now
 
-        fakes = np.concatenate([np.asarray(sample(g_params, jax.random.key(i)))
-                                for i in range(-(-n // 500))])[:n]
+        fakes = np.concatenate(
+            [np.asarray(sample(g_params, jax.random.key(i))) for i in range(-(-n // 500))]
+        )[:n]
         lap("sample_s")
         fake_feats = jax.block_until_ready(clf.features(fakes))
         real_feats = jax.block_until_ready(clf.features(real))
@@ -504,6 +588,7 @@ def evaluation_time(sizes: Sizes) -> dict:
         return parts
 
     out = {"samples": n, "classifier_weights": weights, "real_source": real_source}
+
     def scoring_s(parts):
         return parts["features_s"] + parts["fd_s"] + parts["prdc_s"]
 
@@ -520,11 +605,13 @@ def evaluation_time(sizes: Sizes) -> dict:
 # Peak memory (subprocesses: a process's peak RSS is its whole life's)
 # --------------------------------------------------------------------------- #
 
+
 def _memory_run(args: list[str]) -> dict:
     env = dict(os.environ)
     command = [sys.executable, "-m", "benchmarks.memory", *args]
-    done = subprocess.run(command, capture_output=True, text=True, env=env,
-                          cwd=jax_setups.REPO_ROOT, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=jax_setups.REPO_ROOT, check=False
+    )
     if done.returncode:
         return {"error": f"{' '.join(args)} exited {done.returncode}: {done.stderr[-800:]}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -541,11 +628,13 @@ def peak_memory(sizes: Sizes, with_torch: bool) -> dict:
     out = {"digits_gan_jax": _memory_run(["--side", "jax", "--config", "digits_gan", *common])}
     if sizes.smoke:
         return out
-    out["fashion_mnist_gan_jax"] = _memory_run(["--side", "jax", "--config", "fashion_mnist_gan",
-                                                *common])
+    out["fashion_mnist_gan_jax"] = _memory_run(
+        ["--side", "jax", "--config", "fashion_mnist_gan", *common]
+    )
     if with_torch:
-        out["fashion_mnist_gan_torch"] = _memory_run(["--side", "torch", "--config",
-                                                      "fashion_mnist_gan", *common])
+        out["fashion_mnist_gan_torch"] = _memory_run(
+            ["--side", "torch", "--config", "fashion_mnist_gan", *common]
+        )
         jax_peak = out["fashion_mnist_gan_jax"].get("peak_rss_bytes")
         torch_peak = out["fashion_mnist_gan_torch"].get("peak_rss_bytes")
         if jax_peak and torch_peak:

@@ -33,6 +33,7 @@ Two training steps, both the non-saturating GAN loss with Adam:
   step on the same fakes (forward reused) through the updated D, with no
   gradient for D's weights.
 """
+
 import math
 from typing import Callable
 
@@ -61,13 +62,20 @@ class ConvGenerator(nn.Module):
         ``'conv_transpose'`` (ConvTranspose2d 4x4, stride 2, padding 1).
     """
 
-    def __init__(self, latent_dim: int, width: int, stages: int,
-                 image_shape: tuple[int, int, int], upsample: str = "subpixel"):
+    def __init__(
+        self,
+        latent_dim: int,
+        width: int,
+        stages: int,
+        image_shape: tuple[int, int, int],
+        upsample: str = "subpixel",
+    ):
         super().__init__()
         _check_positive(latent_dim=latent_dim, width=width, stages=stages)
         if upsample not in ("subpixel", "conv_transpose"):
-            raise ValueError(f"upsample {upsample!r} unknown; expected 'subpixel' or "
-                             "'conv_transpose'")
+            raise ValueError(
+                f"upsample {upsample!r} unknown; expected 'subpixel' or 'conv_transpose'"
+            )
         height, wide, channels = image_shape
         self.base = (width * 2 ** (stages - 1), height // 2**stages, wide // 2**stages)
         self.project = nn.Linear(latent_dim, math.prod(self.base))
@@ -76,11 +84,17 @@ class ConvGenerator(nn.Module):
         for i in range(stages):
             features = width * 2 ** (stages - 1 - i)
             if upsample == "subpixel":
-                ups.append(nn.Sequential(nn.Conv2d(in_c, 4 * features, 3, padding=1),
-                                         nn.PixelShuffle(2), nn.ReLU()))
+                ups.append(
+                    nn.Sequential(
+                        nn.Conv2d(in_c, 4 * features, 3, padding=1), nn.PixelShuffle(2), nn.ReLU()
+                    )
+                )
             else:
-                ups.append(nn.Sequential(
-                    nn.ConvTranspose2d(in_c, features, 4, stride=2, padding=1), nn.ReLU()))
+                ups.append(
+                    nn.Sequential(
+                        nn.ConvTranspose2d(in_c, features, 4, stride=2, padding=1), nn.ReLU()
+                    )
+                )
             in_c = features
         self.ups = nn.Sequential(*ups)
         self.out = nn.Conv2d(in_c, channels, 3, padding=1)
@@ -100,8 +114,10 @@ class ConvDiscriminator(nn.Module):
         layers = []
         in_c = channels
         for i in range(stages):
-            layers += [nn.Conv2d(in_c, width * 2**i, 4, stride=2, padding=1),
-                       nn.LeakyReLU(LEAKY_SLOPE)]
+            layers += [
+                nn.Conv2d(in_c, width * 2**i, 4, stride=2, padding=1),
+                nn.LeakyReLU(LEAKY_SLOPE),
+            ]
             in_c = width * 2**i
         self.trunk = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(in_c * (height // 2**stages) * (wide // 2**stages), 1)
@@ -142,8 +158,9 @@ class MLPDiscriminator(nn.Module):
         return self.net(x.flatten(1))[:, 0]
 
 
-def make_gan(model_cfg, data_shape: tuple[int, ...], *,
-             upsample: str | None = None) -> tuple[nn.Module, nn.Module]:
+def make_gan(
+    model_cfg, data_shape: tuple[int, ...], *, upsample: str | None = None
+) -> tuple[nn.Module, nn.Module]:
     """The torch ``(generator, discriminator)`` of a regan_jax unconditional GAN's ``config.model``.
 
     Args:
@@ -159,14 +176,22 @@ def make_gan(model_cfg, data_shape: tuple[int, ...], *,
 
     if model_cfg.arch == "mlp":
         size = math.prod(data_shape)
-        return (MLPGenerator(model_cfg.latent_dim, model_cfg.g_width, model_cfg.mlp_layers,
-                             size),
-                MLPDiscriminator(size, model_cfg.d_width, model_cfg.mlp_layers))
+        return (
+            MLPGenerator(model_cfg.latent_dim, model_cfg.g_width, model_cfg.mlp_layers, size),
+            MLPDiscriminator(size, model_cfg.d_width, model_cfg.mlp_layers),
+        )
     if model_cfg.arch == "dcgan":
         stages = models.num_stages(tuple(data_shape), model_cfg.stages)
-        return (ConvGenerator(model_cfg.latent_dim, model_cfg.g_width, stages,
-                              tuple(data_shape), upsample or model_cfg.upsample),
-                ConvDiscriminator(model_cfg.d_width, stages, tuple(data_shape)))
+        return (
+            ConvGenerator(
+                model_cfg.latent_dim,
+                model_cfg.g_width,
+                stages,
+                tuple(data_shape),
+                upsample or model_cfg.upsample,
+            ),
+            ConvDiscriminator(model_cfg.d_width, stages, tuple(data_shape)),
+        )
     raise ValueError(f"arch {model_cfg.arch!r} unknown; expected 'mlp' or 'dcgan'")
 
 
@@ -179,8 +204,12 @@ def adam(module: nn.Module, optimizer_cfg) -> torch.optim.Adam:
     """``torch.optim.Adam`` with a regan_jax optimizer config's lr, b1, b2, eps."""
     if optimizer_cfg.name != "adam":
         raise ValueError(f"the torch reference uses Adam, got {optimizer_cfg.name!r}")
-    return torch.optim.Adam(module.parameters(), lr=optimizer_cfg.learning_rate,
-                            betas=(optimizer_cfg.b1, optimizer_cfg.b2), eps=optimizer_cfg.eps)
+    return torch.optim.Adam(
+        module.parameters(),
+        lr=optimizer_cfg.learning_rate,
+        betas=(optimizer_cfg.b1, optimizer_cfg.b2),
+        eps=optimizer_cfg.eps,
+    )
 
 
 def _d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -193,8 +222,9 @@ def _g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
 
 
-def idiomatic_step(g: nn.Module, d: nn.Module, opt_g, opt_d,
-                   latent_dim: int) -> Callable[[torch.Tensor], tuple[float, float]]:
+def idiomatic_step(
+    g: nn.Module, d: nn.Module, opt_g, opt_d, latent_dim: int
+) -> Callable[[torch.Tensor], tuple[float, float]]:
     """The PyTorch DCGAN example's update, as a closure ``step(real)``.
 
     D: ``backward`` of the real term, then of the fake term on ``G(z).detach()``,
@@ -225,8 +255,9 @@ def idiomatic_step(g: nn.Module, d: nn.Module, opt_g, opt_d,
     return step
 
 
-def same_math_step(g: nn.Module, d: nn.Module, opt_g, opt_d,
-                   latent_dim: int) -> Callable[[torch.Tensor], tuple[float, float]]:
+def same_math_step(
+    g: nn.Module, d: nn.Module, opt_g, opt_d, latent_dim: int
+) -> Callable[[torch.Tensor], tuple[float, float]]:
     """regan_jax's GAN update (``steps.gan_step``, d_steps = 1), as a closure ``step(real)``.
 
     D: one call on ``cat(real, G(z).detach())``, loss

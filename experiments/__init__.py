@@ -7,6 +7,7 @@ or by bare experiment name (``digits_gan`` means
 tokens, type-checked against the field they replace (see
 :func:`regan_jax.config.override`).
 """
+
 import functools
 import importlib.util
 import os
@@ -98,24 +99,49 @@ def add_device_flags(parser) -> None:
         "One run (or sweep group) across several processes -- hosts, or GPUs -- through "
         "jax.distributed: give all three of --coordinator, --num-processes, --process-id in "
         "every process, or none under a multi-process srun (SLURM) or mpirun (Open MPI) "
-        "launch, which JAX reads by itself. Process 0 writes the run directories.")
-    group.add_argument("--mesh", metavar="members=M,batch=B", default=None,
-                       help="device mesh: a sweep group's members split M ways, each "
-                            "member's batch B ways (M x B devices; default: members over all "
-                            "devices when that divides the group, or one run's batch over all)")
-    group.add_argument("--steps-per-call", type=int, metavar="N", default=None,
-                       help="steps per dispatch where the data live on the device "
-                            "(default: regan_jax.train.STEPS_PER_CALL)")
-    group.add_argument("--coordinator", metavar="HOST:PORT", default=None,
-                       help="process 0's address and a free port on it, the same in every process")
-    group.add_argument("--num-processes", type=int, metavar="N", default=None,
-                       help="processes in the run (1: one, even in a multi-process launch)")
-    group.add_argument("--process-id", type=int, metavar="I", default=None,
-                       help="this process's index in 0..N-1")
-    group.add_argument("--process-timeout", type=int, metavar="SECONDS", default=None,
-                       help="several processes: when one dies or fails, the others exit "
-                            "within about SECONDS/2 (SECONDS at most), naming it; an integer "
-                            ">= 2 (default: regan_jax.parallel.faults.DEFAULT_TIMEOUT_S)")
+        "launch, which JAX reads by itself. Process 0 writes the run directories.",
+    )
+    group.add_argument(
+        "--mesh",
+        metavar="members=M,batch=B",
+        default=None,
+        help="device mesh: a sweep group's members split M ways, each "
+        "member's batch B ways (M x B devices; default: members over all "
+        "devices when that divides the group, or one run's batch over all)",
+    )
+    group.add_argument(
+        "--steps-per-call",
+        type=int,
+        metavar="N",
+        default=None,
+        help="steps per dispatch where the data live on the device "
+        "(default: regan_jax.train.STEPS_PER_CALL)",
+    )
+    group.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        default=None,
+        help="process 0's address and a free port on it, the same in every process",
+    )
+    group.add_argument(
+        "--num-processes",
+        type=int,
+        metavar="N",
+        default=None,
+        help="processes in the run (1: one, even in a multi-process launch)",
+    )
+    group.add_argument(
+        "--process-id", type=int, metavar="I", default=None, help="this process's index in 0..N-1"
+    )
+    group.add_argument(
+        "--process-timeout",
+        type=int,
+        metavar="SECONDS",
+        default=None,
+        help="several processes: when one dies or fails, the others exit "
+        "within about SECONDS/2 (SECONDS at most), naming it; an integer "
+        ">= 2 (default: regan_jax.parallel.faults.DEFAULT_TIMEOUT_S)",
+    )
 
 
 def start_devices(args, *, detect: bool = True, join: bool = True):
@@ -140,11 +166,17 @@ def start_devices(args, *, detect: bool = True, join: bool = True):
         raise UsageError(f"--process-timeout: {e}") from e
     try:
         if join:
-            parallel.initialize_distributed(args.coordinator, args.num_processes,
-                                            args.process_id, detect=detect, timeout_s=timeout_s)
+            parallel.initialize_distributed(
+                args.coordinator,
+                args.num_processes,
+                args.process_id,
+                detect=detect,
+                timeout_s=timeout_s,
+            )
         else:
-            parallel.distributed_settings(args.coordinator, args.num_processes,
-                                          args.process_id, None if detect else {})
+            parallel.distributed_settings(
+                args.coordinator, args.num_processes, args.process_id, None if detect else {}
+            )
     except ValueError as e:
         raise UsageError(f"--coordinator/--num-processes/--process-id: {e}") from e
     return mesh
@@ -189,8 +221,9 @@ def load_config(spec: str, overrides=()):
     if file.suffix != ".py":
         file = CONFIG_DIR / f"{path}.py"
     if not file.is_file():
-        raise UsageError(f"config file {str(file)!r} not found; experiments: "
-                         f"{', '.join(experiment_names())}")
+        raise UsageError(
+            f"config file {str(file)!r} not found; experiments: {', '.join(experiment_names())}"
+        )
     config = _call_get_config(file, arg or None)
     try:
         for key, value in overrides:
@@ -219,21 +252,28 @@ def _call_get_config(file: pathlib.Path, arg: str | None) -> ml_collections.Conf
     except UsageError:
         raise
     except SyntaxError as e:
-        raise UsageError(f"config file {str(file)!r}, line {e.lineno}: SyntaxError: "
-                         f"{e.msg}") from None
+        raise UsageError(
+            f"config file {str(file)!r}, line {e.lineno}: SyntaxError: {e.msg}"
+        ) from None
     except Exception as e:  # noqa: BLE001 - the file is user code: any failure is bad input
-        raise UsageError(f"config file {str(file)!r}{_line_in(e, file)}: "
-                         f"{type(e).__name__}: {_message(e)}") from None
+        raise UsageError(
+            f"config file {str(file)!r}{_line_in(e, file)}: {type(e).__name__}: {_message(e)}"
+        ) from None
     if not isinstance(config, ml_collections.ConfigDict):
-        raise UsageError(f"config file {str(file)!r}: get_config() returned "
-                         f"{type(config).__name__}, not an ml_collections.ConfigDict")
+        raise UsageError(
+            f"config file {str(file)!r}: get_config() returned "
+            f"{type(config).__name__}, not an ml_collections.ConfigDict"
+        )
     return config
 
 
 def _line_in(error: Exception, file: pathlib.Path) -> str:
     """``', line N'``: the last line of ``file`` in ``error``'s traceback ('' if none)."""
-    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
-             if pathlib.Path(frame.filename) == file]
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(error.__traceback__)
+        if pathlib.Path(frame.filename) == file
+    ]
     return f", line {lines[-1]}" if lines else ""
 
 
@@ -247,9 +287,11 @@ def split_overrides(tokens: list[str]) -> list[tuple[str, str]]:
     while i < len(tokens):
         token = tokens[i]
         if not token.startswith(OVERRIDE_PREFIX):
-            raise UsageError(f"unrecognised argument {token!r} (config overrides "
-                             f"look like --config.penalty.g.kind=prox_l1)")
-        key, eq, value = token[len(OVERRIDE_PREFIX):].partition("=")
+            raise UsageError(
+                f"unrecognised argument {token!r} (config overrides "
+                f"look like --config.penalty.g.kind=prox_l1)"
+            )
+        key, eq, value = token[len(OVERRIDE_PREFIX) :].partition("=")
         if not eq:
             if i + 1 >= len(tokens):
                 raise UsageError(f"{token} needs a value (--config.{key}=VALUE)")

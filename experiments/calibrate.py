@@ -12,6 +12,7 @@ anything runs.
 
     python -m experiments.calibrate --config digits_gan --out runs/digits_gan_calibration.json
 """
+
 import argparse
 import sys
 
@@ -23,14 +24,17 @@ from regan_jax import calibration
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.calibrate", description=__doc__.split("\n\n")[0],
-        epilog="Further --config.a.b=value tokens override the config.")
+        prog="python -m experiments.calibrate",
+        description=__doc__.split("\n\n")[0],
+        epilog="Further --config.a.b=value tokens override the config.",
+    )
     parser.add_argument("--config", required=True, help="experiment (FILE.py[:smoke] or name)")
     parser.add_argument("--out", required=True, help="the calibration record to write (.json)")
     parser.add_argument("--steps", type=int, default=200, help="calibration steps (>= 1)")
     parser.add_argument("--seeds", default="0,1", help="comma-separated seeds, one run each")
-    parser.add_argument("--effective", default="0.1,1,10",
-                        help="effective strengths to print the raw values of")
+    parser.add_argument(
+        "--effective", default="0.1,1,10", help="effective strengths to print the raw values of"
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_known_args(argv)
 
@@ -64,8 +68,9 @@ def main(argv=None) -> int:
         if args.steps < 1:
             raise experiments.UsageError(f"--steps must be >= 1, got {args.steps}")
         out = sample.check_output(args.out, ".json", "--out")
-        record = calibration.measure(base, steps=args.steps, seeds=seeds,
-                                     progress=not args.no_progress)
+        record = calibration.measure(
+            base, steps=args.steps, seeds=seeds, progress=not args.no_progress
+        )
         calibration.save(out, record)
         print(f"calibration of {base.name}: {args.steps} steps x seeds {seeds} -> {out}\n")
         print(network_table(record) + "\n")

@@ -3,6 +3,7 @@
 Reads ``DIR/results.csv`` (written by ``python -m experiments.figures``) and
 prints or writes the verdicts of :mod:`experiments.study.claims` as markdown.
 """
+
 import argparse
 import pathlib
 import sys
@@ -13,17 +14,23 @@ from regan_jax import workdir as workdir_lib
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.claims",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", required=True,
-                        help="a results directory of experiments.figures (its results.csv)")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.claims", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--workdir",
+        required=True,
+        help="a results directory of experiments.figures (its results.csv)",
+    )
     parser.add_argument("--out", help="write the markdown here (default: stdout)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     def body():
         if not (pathlib.Path(args.workdir) / tables.RESULTS_CSV).exists():
-            raise experiments.UsageError(f"no {tables.RESULTS_CSV} in {args.workdir!r}: run "
-                                         "python -m experiments.figures first")
+            raise experiments.UsageError(
+                f"no {tables.RESULTS_CSV} in {args.workdir!r}: run "
+                "python -m experiments.figures first"
+            )
         text = claims.claims_of(args.workdir)
         if args.out:
             workdir_lib.write_text_atomic(args.out, text)

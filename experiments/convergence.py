@@ -7,6 +7,7 @@ that meets the experiment's criterion (:mod:`experiments.study.convergence`).
     python -m experiments.convergence --config digits_gan --steps 10000 --every 1000 \\
         --seeds 0,1,2,3 --workdir runs/convergence/digits_gan
 """
+
 import argparse
 import sys
 
@@ -15,9 +16,11 @@ from experiments.study import convergence
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.convergence",
-                                     description=__doc__.split("\n\n")[0],
-                                     epilog="Further --config.a.b=value tokens override the config.")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.convergence",
+        description=__doc__.split("\n\n")[0],
+        epilog="Further --config.a.b=value tokens override the config.",
+    )
     parser.add_argument("--config", required=True, help="experiment (FILE.py[:smoke] or name)")
     parser.add_argument("--workdir", required=True, help="where the runs go (reused)")
     parser.add_argument("--steps", type=int, required=True, help="length of each run")
@@ -28,14 +31,25 @@ def main(argv=None) -> int:
     def body():
         args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
         if args.steps < 2 or not 1 <= args.every <= args.steps:
-            raise experiments.UsageError(f"need --steps >= 2 and 1 <= --every <= --steps; got "
-                                         f"{args.steps}, {args.every}")
-        overrides = [*experiments.split_overrides(rest), ("steps", str(args.steps)),
-                     ("eval.fd_every", str(args.every))]
+            raise experiments.UsageError(
+                f"need --steps >= 2 and 1 <= --every <= --steps; got {args.steps}, {args.every}"
+            )
+        overrides = [
+            *experiments.split_overrides(rest),
+            ("steps", str(args.steps)),
+            ("eval.fd_every", str(args.every)),
+        ]
         base = experiments.load_config(args.config, overrides)
-        print(convergence.report(convergence.measure(
-            base, experiments.parse_seeds(args.seeds), args.workdir,
-            progress=not args.no_progress)))
+        print(
+            convergence.report(
+                convergence.measure(
+                    base,
+                    experiments.parse_seeds(args.seeds),
+                    args.workdir,
+                    progress=not args.no_progress,
+                )
+            )
+        )
         return 0
 
     return experiments.run_main(body)

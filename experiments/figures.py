@@ -9,6 +9,7 @@ worker of ``--jobs N`` runs). Redraw from a notebook with
 :func:`experiments.study.tables.load_results` and
 :func:`experiments.study.figures.output.draw_figures`.
 """
+
 import argparse
 import sys
 import time
@@ -19,20 +20,33 @@ from experiments.study import presets, runner
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.figures",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.figures", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--preset", required=True, choices=list(presets.PRESETS))
     parser.add_argument("--workdir", required=True, help="results directory (reused)")
-    parser.add_argument("--no-train", action="store_true",
-                        help="redraw from the finished runs in --workdir only")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="worker processes that train (each on its share of the cores)")
-    parser.add_argument("--shard", default=None, metavar="i/N",
-                        help="train only slice i of N and stop (a worker, or a job array); "
-                             "the calibration records must exist")
+    parser.add_argument(
+        "--no-train", action="store_true", help="redraw from the finished runs in --workdir only"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes that train (each on its share of the cores)",
+    )
+    parser.add_argument(
+        "--shard",
+        default=None,
+        metavar="i/N",
+        help="train only slice i of N and stop (a worker, or a job array); "
+        "the calibration records must exist",
+    )
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--export", metavar="DIR",
-                        help="also write web-sized PNG copies into DIR (e.g. docs/study/figures)")
+    parser.add_argument(
+        "--export",
+        metavar="DIR",
+        help="also write web-sized PNG copies into DIR (e.g. docs/study/figures)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
 
@@ -45,8 +59,14 @@ def main(argv=None) -> int:
             print(f"figures: shard {args.shard} of {args.preset} trained")
             return 0
         try:
-            runner.make_figures(args.preset, args.workdir, train_missing=not args.no_train,
-                                jobs=args.jobs, progress=not args.no_progress, export=args.export)
+            runner.make_figures(
+                args.preset,
+                args.workdir,
+                train_missing=not args.no_train,
+                jobs=args.jobs,
+                progress=not args.no_progress,
+                export=args.export,
+            )
         except runner.WorkerFailed as e:  # one line; the worker's log holds its own error
             print(f"error: {e}; run the same command again to resume", file=sys.stderr)
             return 1

@@ -29,6 +29,7 @@ process 0 writing the member directories. Shards are independent jobs: with
 ``--shard i/N`` (N > 1) a launcher's environment is not read, so
 ``srun -n 8 ... --shard $SLURM_PROCID/8`` runs eight independent shards.
 """
+
 import argparse
 import pathlib
 import sys
@@ -43,7 +44,8 @@ def parse_shard(text: str) -> tuple[int, int]:
         index, count = (int(v) for v in text.split("/"))
     except ValueError:
         raise experiments.UsageError(
-            f"--shard must look like i/N (e.g. 0/4), got {text!r}") from None
+            f"--shard must look like i/N (e.g. 0/4), got {text!r}"
+        ) from None
     if not 0 <= index < count:
         raise experiments.UsageError(f"--shard {text}: need 0 <= i < N")
     return index, count
@@ -58,31 +60,51 @@ def _range(text: str, what: str) -> tuple[float, float]:
 
 def parse_run_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.sweep", description=__doc__.split("\n\n")[0],
+        prog="python -m experiments.sweep",
+        description=__doc__.split("\n\n")[0],
         epilog="Further --config.a.b=value tokens override the base config; "
-               "`python -m experiments.sweep collect DIR...` merges results.")
+        "`python -m experiments.sweep collect DIR...` merges results.",
+    )
     parser.add_argument("--config", required=True, help="base experiment (FILE.py[:smoke] or name)")
     parser.add_argument("--workdir", required=True, help="the sweep directory")
-    parser.add_argument("--penalties", default="none,l2,weight_decay,l1,prox_l1",
-                        help=f"comma-separated, from: {', '.join(vocabulary.PENALTIES)}")
-    parser.add_argument("--targets", default="both",
-                        help="comma-separated networks (g, d / encoder, decoder) or both")
-    parser.add_argument("--strengths", default="1e-5,1e-4,1e-3,1e-2",
-                        help="grid of strengths λ (effective strengths with --calibration)")
-    parser.add_argument("--calibration", metavar="FILE", default=None,
-                        help="a record of python -m experiments.calibrate: --strengths, "
-                             "--radii and the --random ranges are in effective units")
+    parser.add_argument(
+        "--penalties",
+        default="none,l2,weight_decay,l1,prox_l1",
+        help=f"comma-separated, from: {', '.join(vocabulary.PENALTIES)}",
+    )
+    parser.add_argument(
+        "--targets",
+        default="both",
+        help="comma-separated networks (g, d / encoder, decoder) or both",
+    )
+    parser.add_argument(
+        "--strengths",
+        default="1e-5,1e-4,1e-3,1e-2",
+        help="grid of strengths λ (effective strengths with --calibration)",
+    )
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        default=None,
+        help="a record of python -m experiments.calibrate: --strengths, "
+        "--radii and the --random ranges are in effective units",
+    )
     parser.add_argument("--radii", default="0.5,1,2,4", help="grid of max_norm radii")
     parser.add_argument("--seeds", default="0", help="comma-separated integer seeds")
-    parser.add_argument("--random", type=int, default=0, metavar="N",
-                        help="log-uniform random search: N values per penalty and target "
-                             "instead of the grids")
+    parser.add_argument(
+        "--random",
+        type=int,
+        default=0,
+        metavar="N",
+        help="log-uniform random search: N values per penalty and target instead of the grids",
+    )
     parser.add_argument("--strength-range", default="1e-6,1e-1", help="LOW,HIGH for --random")
     parser.add_argument("--radius-range", default="0.25,8", help="LOW,HIGH for --random")
     parser.add_argument("--search-seed", type=int, default=0, help="seed of --random draws")
     parser.add_argument("--shard", default="0/1", help="run slice i of N (0-based), e.g. 2/8")
-    parser.add_argument("--max-members", type=int, default=64,
-                        help="largest group trained as one vmapped program")
+    parser.add_argument(
+        "--max-members", type=int, default=64, help="largest group trained as one vmapped program"
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the members and exit")
     parser.add_argument("--no-progress", action="store_true")
     experiments.add_device_flags(parser)
@@ -101,12 +123,22 @@ def members_from_args(args, overrides) -> list:
     try:
         if args.random:
             return members_lib.random_search(
-                base, penalties, targets,
-                {"strength": _range(args.strength_range, "--strength-range"),
-                 "radius": _range(args.radius_range, "--radius-range")},
-                seeds, args.random, args.search_seed, args.calibration)
-        values = {"strength": experiments.parse_floats(args.strengths, "--strengths"),
-                  "radius": experiments.parse_floats(args.radii, "--radii")}
+                base,
+                penalties,
+                targets,
+                {
+                    "strength": _range(args.strength_range, "--strength-range"),
+                    "radius": _range(args.radius_range, "--radius-range"),
+                },
+                seeds,
+                args.random,
+                args.search_seed,
+                args.calibration,
+            )
+        values = {
+            "strength": experiments.parse_floats(args.strengths, "--strengths"),
+            "radius": experiments.parse_floats(args.radii, "--radii"),
+        }
         return members_lib.grid(base, penalties, targets, values, seeds, args.calibration)
     except ValueError as e:
         raise experiments.UsageError(str(e)) from e
@@ -134,8 +166,9 @@ def _main(argv) -> int:
     mesh = experiments.start_devices(args, detect=shard[1] == 1, join=not args.dry_run)
     members = members_from_args(args, overrides)
     if not members:
-        raise experiments.UsageError("the sweep has zero members: give at least one "
-                                     "penalty, target, strength and seed")
+        raise experiments.UsageError(
+            "the sweep has zero members: give at least one penalty, target, strength and seed"
+        )
     mine = sweeps.shard_members(members, shard)
     if args.dry_run:
         print("\n".join(m.name for m in mine))
@@ -143,8 +176,14 @@ def _main(argv) -> int:
     if not mine:
         print(f"sweep: shard {args.shard} of {len(members)} members is empty")
         return 0
-    sweeps.run_members(mine, args.workdir, max_members=args.max_members,
-                progress=not args.no_progress, mesh=mesh, steps_per_call=per_call)
+    sweeps.run_members(
+        mine,
+        args.workdir,
+        max_members=args.max_members,
+        progress=not args.no_progress,
+        mesh=mesh,
+        steps_per_call=per_call,
+    )
     return 0
 
 

@@ -23,6 +23,7 @@ Process 0 writes DIR; the others write nothing. When one process fails or dies,
 the others exit within about ``--process-timeout``/2 seconds (default 60 s),
 each with one line naming it; the run resumes like any interrupted one.
 """
+
 import argparse
 import sys
 
@@ -32,17 +33,29 @@ from regan_jax import parallel, train
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.train", description=__doc__.split("\n\n")[0],
-        epilog="Any further --config.a.b=value overrides one config field.")
-    parser.add_argument("--config", required=True,
-                        help="experiments/configs/NAME.py[:smoke] or an experiment name "
-                             f"({', '.join(experiments.experiment_names())})")
+        prog="python -m experiments.train",
+        description=__doc__.split("\n\n")[0],
+        epilog="Any further --config.a.b=value overrides one config field.",
+    )
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="experiments/configs/NAME.py[:smoke] or an experiment name "
+        f"({', '.join(experiments.experiment_names())})",
+    )
     parser.add_argument("--workdir", required=True, help="the run directory")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a finished run or another experiment's files in --workdir")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run or another experiment's files in --workdir",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--data-parallel", choices=("shard_map", "pmap"), default="shard_map",
-                        help="how the step is split over several devices (same numbers)")
+    parser.add_argument(
+        "--data-parallel",
+        choices=("shard_map", "pmap"),
+        default="shard_map",
+        help="how the step is split over several devices (same numbers)",
+    )
     experiments.add_device_flags(parser)
     args, rest = parser.parse_known_args(argv)
     return args, rest
@@ -56,10 +69,15 @@ def main(argv=None) -> int:
         per_call = experiments.steps_per_call(args)
         mesh = experiments.start_devices(args)
         config = experiments.load_config(args.config, overrides)
-        train.train_and_evaluate(config, args.workdir, overwrite=args.overwrite,
-                                 progress=False if args.no_progress else None,
-                                 data_parallel=args.data_parallel, mesh=mesh,
-                                 steps_per_call=per_call)
+        train.train_and_evaluate(
+            config,
+            args.workdir,
+            overwrite=args.overwrite,
+            progress=False if args.no_progress else None,
+            data_parallel=args.data_parallel,
+            mesh=mesh,
+            steps_per_call=per_call,
+        )
         if parallel.is_main_process():
             print(f"done: {args.workdir}/summary.json")
         return 0

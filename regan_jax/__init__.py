@@ -9,15 +9,33 @@ them), ``stats`` (seed statistics). They are
 imported on first attribute access so that ``import regan_jax`` stays cheap
 and has no side effects.
 """
+
 import importlib
 
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "calibration", "checkpoint", "config", "data", "effective_strength", "evaluation",
-    "events", "families", "losses", "metrics",
-    "models", "parallel", "penalties", "plotting", "program", "sampling", "stats", "steps", "sweep",
-    "train", "workdir",
+    "calibration",
+    "checkpoint",
+    "config",
+    "data",
+    "effective_strength",
+    "evaluation",
+    "events",
+    "families",
+    "losses",
+    "metrics",
+    "models",
+    "parallel",
+    "penalties",
+    "plotting",
+    "program",
+    "sampling",
+    "stats",
+    "steps",
+    "sweep",
+    "train",
+    "workdir",
 )
 
 

@@ -1,4 +1,5 @@
 """One place for looking a config name up in a registry, with the error users see."""
+
 from collections.abc import Iterable, Mapping
 from typing import Any
 

@@ -20,6 +20,7 @@ kept for inspection). :func:`save` writes the record that
 it and turns raw strengths into effective ones and back; docs/calibration.md
 derives the units.
 """
+
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -40,8 +41,9 @@ from regan_jax.penalties.masks import config_mask, path_str, selected_leaves
 
 class GradientRecordState(NamedTuple):
     """Running sums of :func:`record_gradients`."""
-    count: jax.Array    # int32 [], updates seen
-    sum_sq: Any         # per leaf, float32 []: Σ over updates of Σ g²
+
+    count: jax.Array  # int32 [], updates seen
+    sum_sq: Any  # per leaf, float32 []: Σ over updates of Σ g²
 
 
 def record_gradients() -> optax.GradientTransformation:
@@ -50,14 +52,17 @@ def record_gradients() -> optax.GradientTransformation:
     Put first in a chain, it sees exactly what a coupled penalty would be
     added to (the loss gradient); the state holds the sums.
     """
+
     def init_fn(params):
-        return GradientRecordState(jnp.zeros([], jnp.int32),
-                                   jax.tree.map(lambda p: jnp.zeros([], jnp.float32), params))
+        return GradientRecordState(
+            jnp.zeros([], jnp.int32), jax.tree.map(lambda p: jnp.zeros([], jnp.float32), params)
+        )
 
     def update_fn(updates, state, params=None):
         del params
-        sum_sq = jax.tree.map(lambda s, g: s + jnp.sum(jnp.square(g.astype(jnp.float32))),
-                              state.sum_sq, updates)
+        sum_sq = jax.tree.map(
+            lambda s, g: s + jnp.sum(jnp.square(g.astype(jnp.float32))), state.sum_sq, updates
+        )
         return updates, GradientRecordState(state.count + 1, sum_sq)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -78,8 +83,9 @@ def unregularised(config) -> ml_collections.ConfigDict:
     return config
 
 
-def measure(config, *, steps: int = 200, seeds: Sequence[int] = (0, 1),
-            progress: bool = True) -> dict:
+def measure(
+    config, *, steps: int = 200, seeds: Sequence[int] = (0, 1), progress: bool = True
+) -> dict:
     """Runs ``config`` unregularised for ``steps`` steps per seed (vmapped) and records the units.
 
     Args:
@@ -98,19 +104,27 @@ def measure(config, *, steps: int = 200, seeds: Sequence[int] = (0, 1),
       ValueError: ``steps`` < 1, no seeds, or an invalid config.
     """
     if steps < 1 or not seeds:
-        raise ValueError(f"calibration needs steps >= 1 and at least one seed; got steps="
-                         f"{steps}, seeds={list(seeds)}")
+        raise ValueError(
+            f"calibration needs steps >= 1 and at least one seed; got steps="
+            f"{steps}, seeds={list(seeds)}"
+        )
     config = unregularised(config)
     config.steps = int(steps)
     config_lib.validate(config)
     program = program_lib.build_program(
-        config, wrap_optimizer=lambda opt: optax.chain(record_gradients(), opt))
+        config, wrap_optimizer=lambda opt: optax.chain(record_gradients(), opt)
+    )
     seeds = [int(s) for s in seeds]
     states = [program.init(jax.random.key(s)) for s in seeds]
     initial = jax.device_get([s.params for s in states])
     state = sweep.stack_members(states)
-    batches = data.make_iterator(config.data, seeds[0], member_seeds=seeds,
-                                 rows_per_step=program.rows_per_step, source=program.source)
+    batches = data.make_iterator(
+        config.data,
+        seeds[0],
+        member_seeds=seeds,
+        rows_per_step=program.rows_per_step,
+        source=program.source,
+    )
     run_step = parallel.member_parallel(program.step, len(seeds))
     bar = _progress(steps, progress, config.name)
     for _ in range(steps):
@@ -125,9 +139,21 @@ def measure(config, *, steps: int = 200, seeds: Sequence[int] = (0, 1),
         axis = config.penalty[net].group_axis
         networks[net] = _network_fields(
             [_member(state.params[net], k) for k in range(len(seeds))],
-            [p[net] for p in initial], record.sum_sq, record.count, steps, mask, axis)
-    return {"format": FORMAT, "experiment": config.name, "model_type": config.model_type,
-            "steps": int(steps), "seeds": seeds, "networks": networks}
+            [p[net] for p in initial],
+            record.sum_sq,
+            record.count,
+            steps,
+            mask,
+            axis,
+        )
+    return {
+        "format": FORMAT,
+        "experiment": config.name,
+        "model_type": config.model_type,
+        "steps": int(steps),
+        "seeds": seeds,
+        "networks": networks,
+    }
 
 
 def _member(tree, index: int):
@@ -146,10 +172,16 @@ def _network_fields(params_by_seed, init_by_seed, sum_sq, counts, steps, mask, a
     inits = [dict(selected_leaves(p, mask)) for p in init_by_seed]
     sums = {path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(sum_sq)[0]}
     counts = np.asarray(counts, np.float64).reshape(-1)
-    layers = {path: _moments([w[path] for w in weights], [i[path] for i in inits],
-                             sums[path], counts, axis) for path in weights[0]}
-    network = {key: sum(m[key] for m in layers.values()) for key in
-               ("size", "grad_sq", "w_sq", "w_abs", "nonzero", "group_sq")}
+    layers = {
+        path: _moments(
+            [w[path] for w in weights], [i[path] for i in inits], sums[path], counts, axis
+        )
+        for path in weights[0]
+    }
+    network = {
+        key: sum(m[key] for m in layers.values())
+        for key in ("size", "grad_sq", "w_sq", "w_abs", "nonzero", "group_sq")
+    }
     network["init_units"] = np.concatenate([m["init_units"] for m in layers.values()])
     network["init_sq_by_seed"] = np.sum([m["init_sq_by_seed"] for m in layers.values()], axis=0)
     out = _fields(network, counts, steps)
@@ -168,8 +200,9 @@ def _moments(final_by_seed, init_by_seed, grad_sums, counts, axis) -> dict:
         "w_sq": float(sum(np.sum(w * w) for w in final)),
         "w_abs": float(sum(np.sum(np.abs(w)) for w in final)),
         "nonzero": float(sum(np.count_nonzero(w) for w in final)),
-        "group_sq": float(sum(np.sum(np.square(w / np.where(u > 0, u, 1.0)))
-                              for w, u in zip(final, units))),
+        "group_sq": float(
+            sum(np.sum(np.square(w / np.where(u > 0, u, 1.0))) for w, u in zip(final, units))
+        ),
         "init_units": np.concatenate([_unit_norms(w, axis).ravel() for w in init]),
         "init_sq_by_seed": np.array([np.sum(w * w) for w in init]),
     }

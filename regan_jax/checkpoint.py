@@ -22,6 +22,7 @@ synchronous (the state is small next to a step's compute and a synchronous save
 cannot be lost by a crash after it returns). In a multi-process run only process
 0 saves and restores (a host copy of the state; see :mod:`regan_jax.train`).
 """
+
 import contextlib
 import glob
 import os
@@ -63,10 +64,14 @@ def _manager(directory: str, keep: int = DEFAULT_KEEP) -> ocp.CheckpointManager:
         # Only the writing process (0) opens checkpoints, with a host copy of the
         # state: orbax must not wait for the others (nor create the directory then).
         os.makedirs(directory, exist_ok=True)
-        alone = {"multiprocessing_options": ocp.options.MultiprocessingOptions(
-            primary_host=jax.process_index(), active_processes={jax.process_index()})}
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not alone,
-                                           enable_async_checkpointing=False, **alone)
+        alone = {
+            "multiprocessing_options": ocp.options.MultiprocessingOptions(
+                primary_host=jax.process_index(), active_processes={jax.process_index()}
+            )
+        }
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=not alone, enable_async_checkpointing=False, **alone
+    )
     return ocp.CheckpointManager(directory, options=options)
 
 
@@ -84,8 +89,9 @@ def _storable(state: Any) -> Any:
     return jax.tree.map(np.asarray, state) if jax.process_count() > 1 else state
 
 
-def save(directory: str, step: int, state: Any, data_position: dict,
-         keep: int = DEFAULT_KEEP) -> None:
+def save(
+    directory: str, step: int, state: Any, data_position: dict, keep: int = DEFAULT_KEEP
+) -> None:
     """Writes checkpoint ``step`` (state + data position), keeping the ``keep`` latest.
 
     Args:
@@ -107,9 +113,13 @@ def save(directory: str, step: int, state: Any, data_position: dict,
             try:
                 if step in manager.all_steps():
                     raise ValueError(f"checkpoint {step} already exists in {directory!r}")
-                manager.save(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(_storable(state)),
-                    data=ocp.args.JsonSave(data_position)))
+                manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(_storable(state)),
+                        data=ocp.args.JsonSave(data_position),
+                    ),
+                )
             finally:
                 manager.close()
     except Exception as e:
@@ -117,8 +127,11 @@ def save(directory: str, step: int, state: Any, data_position: dict,
         if environment is None:
             raise
         remove_temporary(directory)  # The partial save; it holds nothing readable.
-        raise OSError(environment.errno, environment.strerror,
-                      environment.filename or os.path.join(directory, str(step))) from None
+        raise OSError(
+            environment.errno,
+            environment.strerror,
+            environment.filename or os.path.join(directory, str(step)),
+        ) from None
 
 
 def environment_error(error: BaseException) -> OSError | None:
@@ -140,8 +153,9 @@ def environment_error(error: BaseException) -> OSError | None:
         code = _OS_ERROR_CODE.search(str(e))
         if code:
             path = _QUOTED_PATH.search(str(e))
-            return OSError(int(code.group(1)), os.strerror(int(code.group(1))),
-                           path.group(1) if path else None)
+            return OSError(
+                int(code.group(1)), os.strerror(int(code.group(1))), path.group(1) if path else None
+            )
         pending += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
     return None
 
@@ -227,8 +241,9 @@ def remove_temporary(directory: str) -> list[str]:
     return [os.path.basename(p) for p in leftovers]
 
 
-def restore_readable(directory: str, steps: list[int], template_state: Any, *,
-                     move_aside: bool = True) -> tuple[int, Any, dict]:
+def restore_readable(
+    directory: str, steps: list[int], template_state: Any, *, move_aside: bool = True
+) -> tuple[int, Any, dict]:
     """The newest readable checkpoint among ``steps``, as ``(step, state, data_position)``.
 
     A checkpoint that cannot be read (truncated or overwritten array data,
@@ -255,22 +270,29 @@ def restore_readable(directory: str, steps: list[int], template_state: Any, *,
             unreadable.append((step, e))
             continue
         for bad, error in unreadable:
-            done = (f"moved to {move_to_corrupt(directory, bad)!r}" if move_aside
-                    else "left in place")
-            warnings.warn(f"checkpoint {bad} in {directory!r} cannot be read "
-                          f"({_first_line(error.__cause__ or error)}): {done}; using "
-                          f"checkpoint {step}", RuntimeWarning, stacklevel=2)
+            done = (
+                f"moved to {move_to_corrupt(directory, bad)!r}" if move_aside else "left in place"
+            )
+            warnings.warn(
+                f"checkpoint {bad} in {directory!r} cannot be read "
+                f"({_first_line(error.__cause__ or error)}): {done}; using "
+                f"checkpoint {step}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return step, state, position
     newest, error = unreadable[0]
     if _holds_other_shapes(directory, newest, template_state):
         raise CheckpointMismatch(
             f"checkpoint {newest} in {directory!r} holds a different experiment's state "
             f"(other shapes than this config builds): {_first_line(error.__cause__ or error)}; "
-            "use another --workdir, or --overwrite to replace it")
+            "use another --workdir, or --overwrite to replace it"
+        )
     raise UnreadableCheckpoints(
         f"no checkpoint in {directory!r} can be read (newest {newest}: "
         f"{_first_line(error.__cause__ or error)}); move the damaged ones aside (or use "
-        "--overwrite) to start over")
+        "--overwrite) to start over"
+    )
 
 
 def move_to_corrupt(directory: str, step: int) -> str:
@@ -289,13 +311,15 @@ def _holds_other_shapes(directory: str, step: int, template_state: Any) -> bool:
     than ``template_state``'s (a different experiment, not a damaged file)."""
     try:
         metadata = ocp.StandardCheckpointHandler().metadata(
-            epath.Path(directory) / str(step) / "state")
-        stored = sorted((tuple(m.shape), str(np.dtype(m.dtype)))
-                        for m in jax.tree.leaves(metadata))
+            epath.Path(directory) / str(step) / "state"
+        )
+        stored = sorted((tuple(m.shape), str(np.dtype(m.dtype))) for m in jax.tree.leaves(metadata))
     except Exception:  # noqa: BLE001 - unreadable metadata is damage, not a mismatch
         return False
-    wanted = sorted((tuple(np.shape(x)), str(np.dtype(x.dtype)))
-                    for x in jax.tree.leaves(_storable(template_state)))
+    wanted = sorted(
+        (tuple(np.shape(x)), str(np.dtype(x.dtype)))
+        for x in jax.tree.leaves(_storable(template_state))
+    )
     return stored != wanted
 
 
@@ -304,7 +328,7 @@ def _first_line(error: BaseException, limit: int = 300) -> str:
     ``limit`` characters."""
     text = str(error).strip().split(" [tensorstore_spec", 1)[0]
     text = text.splitlines()[0] if text else type(error).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def restore_latest(directory: str, template_state: Any) -> tuple[Any, dict] | None:
@@ -333,20 +357,30 @@ def restore(directory: str, step: int, template_state: Any) -> tuple[Any, dict]:
     with _third_party_output(None):
         manager = _manager(directory)
         try:
-            restored = manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(
-                    template if jax.process_count() > 1  # numpy, restored as numpy
-                    else jax.tree.map(ocp.utils.to_shape_dtype_struct, template)),
-                data=ocp.args.JsonRestore()))
+            restored = manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(
+                        template
+                        if jax.process_count() > 1  # numpy, restored as numpy
+                        else jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+                    ),
+                    data=ocp.args.JsonRestore(),
+                ),
+            )
         except Exception as e:  # orbax and TensorStore raise many types for a damaged file.
-            raise ValueError(f"checkpoint {step} in {directory!r} does not match the "
-                             f"template state: {e}") from e
+            raise ValueError(
+                f"checkpoint {step} in {directory!r} does not match the template state: {e}"
+            ) from e
         finally:
             manager.close()
     state = jax.tree.map(
-        lambda like, x: jax.random.wrap_key_data(x, impl=jax.random.key_impl(like))
-        if _is_key(like) else x,
-        template_state, restored["state"])
+        lambda like, x: (
+            jax.random.wrap_key_data(x, impl=jax.random.key_impl(like)) if _is_key(like) else x
+        ),
+        template_state,
+        restored["state"],
+    )
     return state, restored["data"]
 
 

@@ -19,6 +19,7 @@ says the networks: ``g``, ``d`` for ``gan``/``cgan``, ``encoder``,
 few fields. :func:`validate` is the one validation pass over every field;
 the layers after it trust the config.
 """
+
 import ast
 import copy
 import os
@@ -27,16 +28,31 @@ import ml_collections
 
 from regan_jax import data, effective_strength, families, models, penalties
 
-TOP_LEVEL = ("name", "model_type", "seed", "steps", "data", "model", "loss",
-             "optimizer", "penalty", "eval", "log")
+TOP_LEVEL = (
+    "name",
+    "model_type",
+    "seed",
+    "steps",
+    "data",
+    "model",
+    "loss",
+    "optimizer",
+    "penalty",
+    "eval",
+    "log",
+)
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 # Keys that were removed, with what replaces them (an override of one names its replacement).
 REMOVED = {"model.kind": "model_type (the model family: gan, cgan, vae)"}
 # Keys added since runs were first written, with the value that gives the
 # behaviour of the runs written before them (filled in by ``upgrade``).
-ADDED = {("model", "g_output"): "tanh", ("eval", "calibration"): "",
-         ("data", "train_size"): None, ("data", "train_subset_seed"): 0,
-         ("eval", "protocol_v2"): False}
+ADDED = {
+    ("model", "g_output"): "tanh",
+    ("eval", "calibration"): "",
+    ("data", "train_size"): None,
+    ("data", "train_subset_seed"): 0,
+    ("eval", "protocol_v2"): False,
+}
 
 
 def networks(model_type: str) -> tuple[str, ...]:
@@ -79,27 +95,31 @@ def eval_config() -> ml_collections.ConfigDict:
     ``fd_every`` = 0 turns the in-training FD off; it is what the stability
     figure plots against steps.
     """
-    return ml_collections.ConfigDict({
-        "num_samples": 2000,   # samples drawn for the final summary
-        "fd_every": 0,         # steps between cheap FDs logged to metrics.jsonl
-        "fd_samples": 500,     # samples per cheap FD
-        "batch_size": 500,     # sampling/feature batch
-        "inception_weights": "",  # pytorch-fid Inception-v3 weights file: FID features
-        "calibration": "",     # regan_jax.calibration record: effective strengths in the summary
-        "protocol_v2": False,  # the summary's generalisation, D-overfitting and near-zero scores
-    })
+    return ml_collections.ConfigDict(
+        {
+            "num_samples": 2000,  # samples drawn for the final summary
+            "fd_every": 0,  # steps between cheap FDs logged to metrics.jsonl
+            "fd_samples": 500,  # samples per cheap FD
+            "batch_size": 500,  # sampling/feature batch
+            "inception_weights": "",  # pytorch-fid Inception-v3 weights file: FID features
+            "calibration": "",  # regan_jax.calibration record: effective strengths in the summary
+            "protocol_v2": False,  # the summary's generalisation, D-overfitting and near-zero scores
+        }
+    )
 
 
 def log_config() -> ml_collections.ConfigDict:
     """Intervals (in steps; 0 = never, except at the end) of logging and I/O."""
-    return ml_collections.ConfigDict({
-        "every": 50,             # metrics pulled to host and appended to metrics.jsonl
-        "samples_every": 500,    # PNG sample grids in samples/
-        "checkpoint_every": 500,  # orbax checkpoints in checkpoints/
-        "num_images": 64,        # images per sample grid (points for 2-D data: 1000)
-        "progress": True,        # tqdm progress bar with live losses
-        "tensorboard": True,     # TensorBoard event files (scalars, sample grids) in the workdir
-    })
+    return ml_collections.ConfigDict(
+        {
+            "every": 50,  # metrics pulled to host and appended to metrics.jsonl
+            "samples_every": 500,  # PNG sample grids in samples/
+            "checkpoint_every": 500,  # orbax checkpoints in checkpoints/
+            "num_images": 64,  # images per sample grid (points for 2-D data: 1000)
+            "progress": True,  # tqdm progress bar with live losses
+            "tensorboard": True,  # TensorBoard event files (scalars, sample grids) in the workdir
+        }
+    )
 
 
 def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -140,8 +160,9 @@ def conditional(gan_config: ml_collections.ConfigDict) -> ml_collections.ConfigD
       ValueError: ``gan_config`` is not a GAN config.
     """
     if gan_config.model_type != "gan":
-        raise ValueError(f"conditional() takes a 'gan' config, got model_type "
-                         f"{gan_config.model_type!r}")
+        raise ValueError(
+            f"conditional() takes a 'gan' config, got model_type {gan_config.model_type!r}"
+        )
     gan_config.model_type = "cgan"
     gan_config.name = f"{gan_config.data.name}_cgan"
     gan_config.log.num_images = 100
@@ -159,8 +180,9 @@ def with_options(config: ml_collections.ConfigDict, arg: str | None) -> ml_colle
     """
     for option in filter(None, (arg or "").split(",")):
         if option not in OPTIONS:
-            raise ValueError(f"unknown config option {option!r}; valid options: "
-                             f"{', '.join(sorted(OPTIONS))}")
+            raise ValueError(
+                f"unknown config option {option!r}; valid options: {', '.join(sorted(OPTIONS))}"
+            )
         config = OPTIONS[option](config)
     return config
 
@@ -212,9 +234,11 @@ def upgrade(data: dict) -> dict:
     model = data.get("model")
     if isinstance(model, dict) and "kind" in model:
         if model["kind"] != data.get("model_type"):
-            raise ValueError(f"saved config has model.kind {model['kind']!r} but model_type "
-                             f"{data.get('model_type')!r}; model.kind was removed, "
-                             "model_type names the family")
+            raise ValueError(
+                f"saved config has model.kind {model['kind']!r} but model_type "
+                f"{data.get('model_type')!r}; model.kind was removed, "
+                "model_type names the family"
+            )
         data = {**data, "model": {k: v for k, v in model.items() if k != "kind"}}
     for (section, key), value in ADDED.items():
         if isinstance(data.get(section), dict) and key not in data[section]:
@@ -257,23 +281,29 @@ def override(config: ml_collections.ConfigDict, key: str, value) -> None:
     node, path = config, []
     for part in parts:
         if not isinstance(node, ml_collections.ConfigDict):
-            raise KeyError(f"unknown config key {key!r}: {'.'.join(path)!r} is a "
-                           f"value ({node!r}), not a group")
+            raise KeyError(
+                f"unknown config key {key!r}: {'.'.join(path)!r} is a value ({node!r}), not a group"
+            )
         if part not in node:
             where = ".".join(path) or "the top level"
-            raise KeyError(f"unknown config key {key!r}: valid keys at {where} are "
-                           f"{', '.join(sorted(node.keys()))}")
+            raise KeyError(
+                f"unknown config key {key!r}: valid keys at {where} are "
+                f"{', '.join(sorted(node.keys()))}"
+            )
         parent, node = node, node[part]
         path.append(part)
     if isinstance(node, ml_collections.ConfigDict):
-        raise KeyError(f"config key {key!r} is a group; set one of its keys: "
-                       f"{', '.join(f'{key}.{k}' for k in sorted(node.keys()))}")
+        raise KeyError(
+            f"config key {key!r} is a group; set one of its keys: "
+            f"{', '.join(f'{key}.{k}' for k in sorted(node.keys()))}"
+        )
     new = _parse(key, node, value) if isinstance(value, str) else value
     try:
         parent[parts[-1]] = new
     except TypeError as e:
-        raise TypeError(f"config key {key!r} holds a {type(node).__name__} "
-                        f"({node!r}); got {value!r}") from e
+        raise TypeError(
+            f"config key {key!r} holds a {type(node).__name__} ({node!r}); got {value!r}"
+        ) from e
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -292,15 +322,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """
     keys = set(config.keys())
     if keys != set(TOP_LEVEL):
-        raise ValueError(f"config keys {sorted(keys)} do not match the schema "
-                         f"{list(TOP_LEVEL)} (missing {sorted(set(TOP_LEVEL) - keys)}, "
-                         f"extra {sorted(keys - set(TOP_LEVEL))})")
+        raise ValueError(
+            f"config keys {sorted(keys)} do not match the schema "
+            f"{list(TOP_LEVEL)} (missing {sorted(set(TOP_LEVEL) - keys)}, "
+            f"extra {sorted(keys - set(TOP_LEVEL))})"
+        )
     family = families.get(config.model_type)
     _check_sections(config)
     for group in ("optimizer", "penalty"):
         if tuple(sorted(config[group].keys())) != tuple(sorted(family.networks)):
-            raise ValueError(f"config.{group} has networks {sorted(config[group].keys())}; "
-                             f"model_type {config.model_type!r} trains {list(family.networks)}")
+            raise ValueError(
+                f"config.{group} has networks {sorted(config[group].keys())}; "
+                f"model_type {config.model_type!r} trains {list(family.networks)}"
+            )
     for net in family.networks:
         try:
             penalties.validate_optimizer_config(config.optimizer[net])
@@ -318,11 +352,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{key} must be > 0, got {value!r}")
     size = config.data.train_size  # Checked against the split's size when it is loaded.
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise ValueError(f"config.data.train_size must be None (the whole training split) or "
-                         f"an integer >= 1, got {size!r}")
+        raise ValueError(
+            f"config.data.train_size must be None (the whole training split) or "
+            f"an integer >= 1, got {size!r}"
+        )
     if config.eval.inception_weights and not os.path.isfile(config.eval.inception_weights):
-        raise ValueError(f"config.eval.inception_weights: no file at "
-                         f"{config.eval.inception_weights!r}")
+        raise ValueError(
+            f"config.eval.inception_weights: no file at {config.eval.inception_weights!r}"
+        )
     if config.eval.calibration:
         try:
             record = effective_strength.load(config.eval.calibration)
@@ -335,11 +372,22 @@ def validate(config: ml_collections.ConfigDict) -> None:
 # recall use k = 5 nearest neighbours, so more than 5 samples; fd_samples:
 # a covariance needs 2.
 _MINIMA = {
-    "seed": 0, "steps": 1, "data.batch_size": 1, "data.prefetch": 0,
-    "data.stacked_size": 1, "data.stacked_test_size": 1, "data.stacked_seed": 0,
+    "seed": 0,
+    "steps": 1,
+    "data.batch_size": 1,
+    "data.prefetch": 0,
+    "data.stacked_size": 1,
+    "data.stacked_test_size": 1,
+    "data.stacked_seed": 0,
     "data.train_subset_seed": 0,
-    "eval.num_samples": 6, "eval.fd_every": 0, "eval.fd_samples": 2, "eval.batch_size": 1,
-    "log.every": 0, "log.samples_every": 0, "log.checkpoint_every": 0, "log.num_images": 1,
+    "eval.num_samples": 6,
+    "eval.fd_every": 0,
+    "eval.fd_samples": 2,
+    "eval.batch_size": 1,
+    "log.every": 0,
+    "log.samples_every": 0,
+    "log.checkpoint_every": 0,
+    "log.num_images": 1,
 }
 _POSITIVE = ("data.ring_radius", "data.grid_spacing", "data.sigma")
 
@@ -353,14 +401,20 @@ def _get(config, dotted: str):
 
 def _check_sections(config: ml_collections.ConfigDict) -> None:
     """Every section holds exactly the keys of its module's defaults (unknown keys fail)."""
-    defaults = {"data": data.default_config(), "model": models.default_config(),
-                "loss": families.get(config.model_type).loss_config(), "eval": eval_config(),
-                "log": log_config()}
+    defaults = {
+        "data": data.default_config(),
+        "model": models.default_config(),
+        "loss": families.get(config.model_type).loss_config(),
+        "eval": eval_config(),
+        "log": log_config(),
+    }
     for section, default in defaults.items():
         have, want = set(config[section].keys()), set(default.keys())
         if have != want:
-            raise ValueError(f"config.{section} keys do not match the schema: missing "
-                             f"{sorted(want - have)}, unknown {sorted(have - want)}")
+            raise ValueError(
+                f"config.{section} keys do not match the schema: missing "
+                f"{sorted(want - have)}, unknown {sorted(have - want)}"
+            )
 
 
 _MISSING = object()
@@ -392,8 +446,10 @@ def _parse(key, current, raw: str):
                 return raw
     except (ValueError, SyntaxError):
         pass
-    raise TypeError(f"config key {key!r} expects type {kind.__name__} "
-                    f"(current value {current!r}); cannot parse {raw!r}")
+    raise TypeError(
+        f"config key {key!r} expects type {kind.__name__} "
+        f"(current value {current!r}); cannot parse {raw!r}"
+    )
 
 
 def _jsonable(value):

@@ -28,6 +28,7 @@ This module reads records (:func:`load`, :func:`check_networks`) and reports
 a run's ``effective_strength`` fields (:func:`summary_fields`); it imports
 no config, program or workdir, so ``config.validate`` can check a record.
 """
+
 import copy
 import json
 import math
@@ -43,8 +44,16 @@ from regan_jax.penalties.hyperparams import multiplier_schedule
 
 FORMAT = 1
 # The per-network numbers a record holds (docs/calibration.md).
-FIELDS = ("grad_rms", "weight_rms", "mean_abs", "nonzero", "group_ms", "unit_norm_init",
-          "norm_init", "updates_per_step")
+FIELDS = (
+    "grad_rms",
+    "weight_rms",
+    "mean_abs",
+    "nonzero",
+    "group_ms",
+    "unit_norm_init",
+    "norm_init",
+    "updates_per_step",
+)
 
 
 class Rule(NamedTuple):
@@ -72,9 +81,11 @@ def _l1_rms(fields, strength, l2_strength):
 
 
 def _elastic_net_rms(fields, strength, l2_strength):
-    return math.sqrt(strength**2 * fields["nonzero"]
-                     + 2 * strength * l2_strength * fields["mean_abs"]
-                     + l2_strength**2 * fields["weight_rms"]**2)
+    return math.sqrt(
+        strength**2 * fields["nonzero"]
+        + 2 * strength * l2_strength * fields["mean_abs"]
+        + l2_strength**2 * fields["weight_rms"] ** 2
+    )
 
 
 def _group_l1_rms(fields, strength, l2_strength):
@@ -102,8 +113,10 @@ def penalty_gradient_rms(kind: str, strength: float, l2_strength: float, fields:
     """ρ: the RMS of ``kind``'s (sub)gradient at the calibrated weights (module docstring)."""
     rule = choose("penalty kind", kind, RULES)
     if rule.gradient_rms is None:
-        raise ValueError(f"penalty kind {kind!r} has no gradient; valid: "
-                         f"{', '.join(k for k, r in RULES.items() if r.gradient_rms)}")
+        raise ValueError(
+            f"penalty kind {kind!r} has no gradient; valid: "
+            f"{', '.join(k for k, r in RULES.items() if r.gradient_rms)}"
+        )
     return rule.gradient_rms(fields, strength, l2_strength)
 
 
@@ -140,8 +153,9 @@ def effective_strength(penalty_cfg, optimizer_cfg, steps: int, fields: Mapping) 
     return total_step(optimizer_cfg, penalty_cfg, updates) * rho / fields["weight_rms"]
 
 
-def raw_strength(penalty_cfg, optimizer_cfg, steps: int, fields: Mapping,
-                 effective: float) -> float:
+def raw_strength(
+    penalty_cfg, optimizer_cfg, steps: int, fields: Mapping, effective: float
+) -> float:
     """The raw strength (or radius) at which :func:`effective_strength` is ``effective``.
 
     For elastic net the ratio ``l2_strength / strength`` of ``penalty_cfg`` is
@@ -177,18 +191,25 @@ def load(path) -> dict:
         raise ValueError(f"no calibration record at {str(path)!r}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{str(path)!r} is not a calibration record: {e}") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT or any(
-            f not in fields for fields in record.get("networks", {}).values() for f in FIELDS):
-        raise ValueError(f"{str(path)!r} is not a calibration record (format {FORMAT}, "
-                         f"fields {', '.join(FIELDS)} per network)")
+    if (
+        not isinstance(record, dict)
+        or record.get("format") != FORMAT
+        or any(f not in fields for fields in record.get("networks", {}).values() for f in FIELDS)
+    ):
+        raise ValueError(
+            f"{str(path)!r} is not a calibration record (format {FORMAT}, "
+            f"fields {', '.join(FIELDS)} per network)"
+        )
     return record
 
 
 def check_networks(record: Mapping, networks: Sequence[str], where: str) -> None:
     """Raises unless ``record`` calibrates exactly ``networks``."""
     if sorted(record["networks"]) != sorted(networks):
-        raise ValueError(f"{where}: the calibration record has networks "
-                         f"{sorted(record['networks'])}; this model trains {sorted(networks)}")
+        raise ValueError(
+            f"{where}: the calibration record has networks "
+            f"{sorted(record['networks'])}; this model trains {sorted(networks)}"
+        )
 
 
 def summary_fields(config, record: Mapping | None = None) -> dict:
@@ -204,8 +225,9 @@ def summary_fields(config, record: Mapping | None = None) -> dict:
         record = load(config.eval.calibration)
     out = {}
     for net in config.penalty.keys():
-        value = effective_strength(config.penalty[net], config.optimizer[net], config.steps,
-                                   record["networks"][net])
+        value = effective_strength(
+            config.penalty[net], config.optimizer[net], config.steps, record["networks"][net]
+        )
         if value is not None:
             out[f"effective_strength_{net}"] = value
     values = list(out.values())

@@ -5,6 +5,7 @@ scalars (losses, penalty values, in-training scores, wall time) and every
 sample grid as an image, at the run's own step. A sweep writes one stream
 per member, into the member's workdir. ``config.log.tensorboard`` turns it off.
 """
+
 import math
 import numbers
 
@@ -25,8 +26,12 @@ class EventLog:
         if self._writer is None:
             return
         for key, value in row.items():
-            if (key != "step" and isinstance(value, numbers.Real) and not isinstance(value, bool)
-                    and math.isfinite(value)):
+            if (
+                key != "step"
+                and isinstance(value, numbers.Real)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
                 self._writer.add_scalar(key, value, row["step"])
 
     def image(self, tag: str, rgb: np.ndarray, step: int) -> None:

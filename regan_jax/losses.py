@@ -20,6 +20,7 @@ cross-entropy of Goodfellow et al. 2014 with the generator's -log D trick.
 ``least_squares`` is LSGAN (Mao et al. 2017) with targets a = 0 (fake),
 b = c = 1 (real), as CycleGAN uses it; see :func:`least_squares_d`.)
 """
+
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -34,16 +35,19 @@ from regan_jax._names import choose
 
 def default_config() -> ml_collections.ConfigDict:
     """``config.loss`` for GANs (ignored by VAEs)."""
-    return ml_collections.ConfigDict({
-        "kind": "non_saturating",      # GAN_LOSSES
-        "gradient_penalty": "none",    # GRADIENT_PENALTIES: 'none' | 'wgan_gp' | 'r1'
-        "gp_weight": 10.0,             # λ of WGAN-GP, γ of R1 (see gradient_penalty, r1_penalty)
-        "d_steps": 1,                  # discriminator steps per generator step
-    })
+    return ml_collections.ConfigDict(
+        {
+            "kind": "non_saturating",  # GAN_LOSSES
+            "gradient_penalty": "none",  # GRADIENT_PENALTIES: 'none' | 'wgan_gp' | 'r1'
+            "gp_weight": 10.0,  # λ of WGAN-GP, γ of R1 (see gradient_penalty, r1_penalty)
+            "d_steps": 1,  # discriminator steps per generator step
+        }
+    )
 
 
 class GanLoss(NamedTuple):
     """A GAN objective: ``d(real_logits, fake_logits)`` and ``g(fake_logits)``, batch means."""
+
     d: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
     g: Callable[[jnp.ndarray], jnp.ndarray]
 
@@ -71,13 +75,15 @@ def least_squares_g(fake: jnp.ndarray) -> jnp.ndarray:
 GAN_LOSSES = {
     "non_saturating": GanLoss(
         d=lambda real, fake: jnp.mean(jax.nn.softplus(-real) + jax.nn.softplus(fake)),
-        g=lambda fake: jnp.mean(jax.nn.softplus(-fake))),
+        g=lambda fake: jnp.mean(jax.nn.softplus(-fake)),
+    ),
     "hinge": GanLoss(
         d=lambda real, fake: jnp.mean(jax.nn.relu(1.0 - real) + jax.nn.relu(1.0 + fake)),
-        g=lambda fake: -jnp.mean(fake)),
+        g=lambda fake: -jnp.mean(fake),
+    ),
     "wasserstein": GanLoss(
-        d=lambda real, fake: jnp.mean(fake) - jnp.mean(real),
-        g=lambda fake: -jnp.mean(fake)),
+        d=lambda real, fake: jnp.mean(fake) - jnp.mean(real), g=lambda fake: -jnp.mean(fake)
+    ),
     "least_squares": GanLoss(d=least_squares_d, g=least_squares_g),
 }
 
@@ -98,8 +104,9 @@ def _per_example_norm(grads):
     return optax.safe_norm(flat, 0.0, axis=-1)
 
 
-def gradient_penalty(d_fn: Callable, real: jnp.ndarray, fake: jnp.ndarray,
-                     key: jax.Array) -> jnp.ndarray:
+def gradient_penalty(
+    d_fn: Callable, real: jnp.ndarray, fake: jnp.ndarray, key: jax.Array
+) -> jnp.ndarray:
     """WGAN-GP penalty (Gulrajani et al. 2017), without its weight λ.
 
     .. math::
@@ -120,8 +127,9 @@ def gradient_penalty(d_fn: Callable, real: jnp.ndarray, fake: jnp.ndarray,
       The scalar GP.
     """
     if real.shape != fake.shape:
-        raise ValueError(f"real and fake must have the same shape, got {real.shape} "
-                         f"and {fake.shape}")
+        raise ValueError(
+            f"real and fake must have the same shape, got {real.shape} and {fake.shape}"
+        )
     # Drawn as a vector: XLA's CPU compile of rank >= 3 threefry draws is slow
     # (see regan_jax.models.layers.matrix_init).
     eps = jax.random.uniform(key, (real.shape[0],), real.dtype)
@@ -170,16 +178,20 @@ def _bernoulli_nll(x, logits, gaussian_std):
 
 def _gaussian_nll(x, mean, gaussian_std):
     """-log N(x | μ, σ²) = (x - μ)² / (2σ²) + log σ + log(2π) / 2."""
-    return (0.5 * ((x - mean) / gaussian_std) ** 2 + jnp.log(gaussian_std)
-            + 0.5 * np.log(2 * np.pi))
+    return 0.5 * ((x - mean) / gaussian_std) ** 2 + jnp.log(gaussian_std) + 0.5 * np.log(2 * np.pi)
 
 
 LIKELIHOODS = {"bernoulli": _bernoulli_nll, "gaussian": _gaussian_nll}
 
 
-def negative_elbo(x: jnp.ndarray, recon_out: jnp.ndarray, mean: jnp.ndarray,
-                  logvar: jnp.ndarray, likelihood: str,
-                  gaussian_std: float = 1.0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+def negative_elbo(
+    x: jnp.ndarray,
+    recon_out: jnp.ndarray,
+    mean: jnp.ndarray,
+    logvar: jnp.ndarray,
+    likelihood: str,
+    gaussian_std: float = 1.0,
+) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     """Negative ELBO of a VAE with posterior N(mean, exp(logvar)) and prior N(0, I).
 
     .. math::
@@ -207,11 +219,13 @@ def negative_elbo(x: jnp.ndarray, recon_out: jnp.ndarray, mean: jnp.ndarray,
     """
     nll = choose("likelihood", likelihood, LIKELIHOODS)
     if recon_out.shape != x.shape:
-        raise ValueError(f"decoder output shape {recon_out.shape} does not match data "
-                         f"shape {x.shape}")
+        raise ValueError(
+            f"decoder output shape {recon_out.shape} does not match data shape {x.shape}"
+        )
     if mean.shape != logvar.shape or mean.shape[0] != x.shape[0]:
-        raise ValueError(f"mean {mean.shape} and logvar {logvar.shape} must both be "
-                         f"[N, K] with N = {x.shape[0]}")
+        raise ValueError(
+            f"mean {mean.shape} and logvar {logvar.shape} must both be [N, K] with N = {x.shape[0]}"
+        )
     recon = jnp.sum(nll(x, recon_out, gaussian_std).reshape(x.shape[0], -1), axis=-1)
     kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1.0 - logvar, axis=-1)
     recon, kl = jnp.mean(recon), jnp.mean(kl)

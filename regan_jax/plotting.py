@@ -3,6 +3,7 @@
 The one place a sample grid is drawn: the training loop's ``samples/*.png``
 and the study's sample figures (``experiments/study/figures/``) both use it.
 """
+
 import math
 
 import numpy as np
@@ -23,12 +24,20 @@ def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
     grid = np.ones((rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.float32)
     for i, image in enumerate(np.clip((np.asarray(images) + 1) / 2, 0, 1)):
         r, col = divmod(i, columns)
-        grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + col * (w + 1):1 + col * (w + 1) + w] = image
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = (
+            image
+        )
     return grid
 
 
-def save_samples_png(path, samples: np.ndarray, title: str, *, columns: int | None = None,
-                     centres: np.ndarray | None = None) -> np.ndarray:
+def save_samples_png(
+    path,
+    samples: np.ndarray,
+    title: str,
+    *,
+    columns: int | None = None,
+    centres: np.ndarray | None = None,
+) -> np.ndarray:
     """Saves a PNG of generated samples: an image grid, or a scatter for 2-D points.
 
     Returns the rendered figure as an ``[H, W, 3]`` uint8 array (what the PNG
@@ -57,8 +66,13 @@ def save_samples_png(path, samples: np.ndarray, title: str, *, columns: int | No
         grid = image_grid(samples, columns)
         fig = Figure(figsize=(4, 4 * grid.shape[0] / grid.shape[1] + 0.3), dpi=100)
         ax = fig.add_subplot()
-        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray",
-                  vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(
+            grid[..., 0] if grid.shape[-1] == 1 else grid,
+            cmap="gray",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+        )
         ax.axis("off")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()

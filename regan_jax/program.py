@@ -9,6 +9,7 @@ is written or compiled. Runs may share a program when their configs agree on
 everything but :data:`MEMBER_KEYS` and :data:`MEMBER_HYPERPARAMS`
 (:func:`program_key`).
 """
+
 import contextlib
 import json
 from collections.abc import Callable
@@ -24,8 +25,10 @@ from regan_jax import data, evaluation, families, penalties, sweep, xla
 # Config keys that may differ between members of one vmapped program: the seed
 # and the scalars that live in the optimizer state (optax.inject_hyperparams).
 MEMBER_KEYS = ("seed",)
-MEMBER_HYPERPARAMS = {"optimizer": ("learning_rate",),
-                      "penalty": ("strength", "l2_strength", "radius")}
+MEMBER_HYPERPARAMS = {
+    "optimizer": ("learning_rate",),
+    "penalty": ("strength", "l2_strength", "radius"),
+}
 
 
 def program_key(config) -> str:
@@ -37,8 +40,11 @@ def program_key(config) -> str:
     """
     flat = config_lib.flatten(config_lib.to_json_dict(config))
     varying = set(MEMBER_KEYS) | {
-        f"{group}.{net}.{name}" for group, names in MEMBER_HYPERPARAMS.items()
-        for net in config[group].keys() for name in names}
+        f"{group}.{net}.{name}"
+        for group, names in MEMBER_HYPERPARAMS.items()
+        for net in config[group].keys()
+        for name in names
+    }
     return json.dumps({k: v for k, v in flat.items() if k not in varying}, sort_keys=True)
 
 
@@ -56,6 +62,7 @@ class Program(NamedTuple):
       sample: jitted sampler ``(params, key, n) -> (x, labels or None)``, ``n`` static.
       rows_per_step: rows of data one step consumes (per member).
     """
+
     config: Any
     family: families.Family
     source: Any
@@ -81,7 +88,8 @@ def check_reachable(source, g_output: str = "tanh") -> None:
         raise ValueError(
             f"{source.spec.name}'s modes reach {extent:.3g} (centres + 3 sigma) but the "
             "generator's tanh output is bounded by 1: set config.model.g_output='linear', or "
-            "shrink config.data.ring_radius / grid_spacing / sigma")
+            "shrink config.data.ring_radius / grid_spacing / sigma"
+        )
 
 
 def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
@@ -104,23 +112,30 @@ def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
     spec = source.spec
     with _naming("config.model"):
         nets = family.make_models(config.model, spec)
-    optimizers = {net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
-                  for net in family.networks}
+    optimizers = {
+        net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
+        for net in family.networks
+    }
     if wrap_optimizer is not None:
         optimizers = {net: wrap_optimizer(opt) for net, opt in optimizers.items()}
     rows = family.rows_per_step(config)
     with _naming(f"config.data.batch_size ({rows} rows per step)"):
         # The iterator checks the batch against the dataset when made (no data is read).
         data.make_iterator(config.data, config.seed, rows_per_step=rows, source=source)
-    example = {"image": np.zeros((1, *spec.shape), np.float32),
-               "label": np.zeros((1,), np.int32)}
+    example = {"image": np.zeros((1, *spec.shape), np.float32), "label": np.zeros((1,), np.int32)}
     _check_masks(family, nets, optimizers, example)
     init = xla.jit(lambda key: family.init_state(nets, optimizers, key, example))
     return Program(
-        config=config, family=family, source=source, spec=spec, models=nets,
-        step=family.make_step(config, nets, optimizers), init=init,
+        config=config,
+        family=family,
+        source=source,
+        spec=spec,
+        models=nets,
+        step=family.make_step(config, nets, optimizers),
+        init=init,
         sample=xla.jit(family.make_sampler(config, nets, spec), static_argnums=2),
-        rows_per_step=rows)
+        rows_per_step=rows,
+    )
 
 
 @contextlib.contextmanager
@@ -136,8 +151,9 @@ def _check_masks(family, nets, optimizers, example) -> None:
     """Traces each network's optimizer init on its parameter shapes: a mask that selects
     nothing raises here, naming ``config.penalty.<net>`` (``jax.eval_shape``: no compute)."""
     plain = {net: optax.identity() for net in family.networks}
-    shapes = jax.eval_shape(lambda key: family.init_state(nets, plain, key, example).params,
-                            jax.random.key(0))
+    shapes = jax.eval_shape(
+        lambda key: family.init_state(nets, plain, key, example).params, jax.random.key(0)
+    )
     for net in family.networks:
         with _naming(f"config.penalty.{net}"):
             jax.eval_shape(optimizers[net].init, shapes[net])
@@ -149,13 +165,19 @@ def member_hyperparams(program: Program, config) -> dict:
     The names are those of :data:`MEMBER_HYPERPARAMS` that the network's
     optimizer state holds.
     """
-    injected = {net: penalties.get_hyperparams(opt_state)
-                for net, opt_state in jax.eval_shape(program.init, jax.random.key(0))
-                .opt_state.items()}
-    return {net: {name: config[group][net][name]
-                  for group, names in MEMBER_HYPERPARAMS.items() for name in names
-                  if name in injected[net]}
-            for net in injected}
+    injected = {
+        net: penalties.get_hyperparams(opt_state)
+        for net, opt_state in jax.eval_shape(program.init, jax.random.key(0)).opt_state.items()
+    }
+    return {
+        net: {
+            name: config[group][net][name]
+            for group, names in MEMBER_HYPERPARAMS.items()
+            for name in names
+            if name in injected[net]
+        }
+        for net in injected
+    }
 
 
 def init_member(program: Program, config):
@@ -179,11 +201,17 @@ def grid_samples(program: Program, params, config):
     Always drawn with the run's fixed :func:`sample_key`, so grids at
     different steps show the same latents.
     """
+
     def sample_fn(key, n):
         return evaluation.as_sample_fn_output(program.sample(params, key, n))
 
-    return evaluation.draw_samples(sample_fn, sample_key(config), config.log.num_images,
-                                   sample_shape(program), batch_size=config.eval.batch_size)
+    return evaluation.draw_samples(
+        sample_fn,
+        sample_key(config),
+        config.log.num_images,
+        sample_shape(program),
+        batch_size=config.eval.batch_size,
+    )
 
 
 def sample_shape(program: Program) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ workdir is written or locked, so a run that is still training can be read
 
 The command line is ``python -m experiments.sample --workdir W --num N --out grid.png``.
 """
+
 import pathlib
 from typing import Any, NamedTuple
 
@@ -42,6 +43,7 @@ class LoadedRun(NamedTuple):
       state: the :class:`regan_jax.steps.TrainState` of its latest checkpoint.
       step: that checkpoint's step (``config.steps`` for a finished run).
     """
+
     config: Any
     program: program_lib.Program
     state: Any
@@ -64,8 +66,10 @@ def load_run(workdir) -> LoadedRun:
     """
     workdir = pathlib.Path(workdir)
     if not workdir.is_dir():
-        raise RunLoadError(f"workdir {str(workdir)!r} "
-                           f"{'is not a directory' if workdir.exists() else 'does not exist'}")
+        raise RunLoadError(
+            f"workdir {str(workdir)!r} "
+            f"{'is not a directory' if workdir.exists() else 'does not exist'}"
+        )
     config_path = workdir / CONFIG_FILE
     if not config_path.is_file():
         raise RunLoadError(f"workdir {str(workdir)!r} has no {CONFIG_FILE}: not a run directory")
@@ -76,22 +80,30 @@ def load_run(workdir) -> LoadedRun:
         raise RunLoadError(f"{str(config_path)!r} is not a valid config: {e}") from None
     checkpoints = workdir / CHECKPOINT_DIR
     if checkpoint.latest_step(str(checkpoints)) is None:
-        raise RunLoadError(f"workdir {str(workdir)!r} has no checkpoint yet (the run writes "
-                           f"one every log.checkpoint_every = {config.log.checkpoint_every} "
-                           "steps and at its end)")
+        raise RunLoadError(
+            f"workdir {str(workdir)!r} has no checkpoint yet (the run writes "
+            f"one every log.checkpoint_every = {config.log.checkpoint_every} "
+            "steps and at its end)"
+        )
     program = program_lib.build_program(config)
     steps = checkpoint.all_steps(str(checkpoints))
     if not steps:  # Removed between the two looks (a run restarting from scratch).
         raise RunLoadError(f"workdir {str(workdir)!r} has no checkpoint any more")
     # A damaged newest checkpoint is skipped, not moved: the run belongs to whoever trains it.
-    _, state, _ = checkpoint.restore_readable(str(checkpoints), steps,
-                                              program_lib.init_member(program, config),
-                                              move_aside=False)
+    _, state, _ = checkpoint.restore_readable(
+        str(checkpoints), steps, program_lib.init_member(program, config), move_aside=False
+    )
     return LoadedRun(config=config, program=program, state=state, step=int(state.step))
 
 
-def draw(run: LoadedRun, num: int, *, seed: int | None = None, label: int | None = None,
-         batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def draw(
+    run: LoadedRun,
+    num: int,
+    *,
+    seed: int | None = None,
+    label: int | None = None,
+    batch_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``num`` samples from ``run``'s generator (sampler network), in batches.
 
     Batch ``i`` draws its latents from ``fold_in(key, i)``
@@ -121,12 +133,17 @@ def draw(run: LoadedRun, num: int, *, seed: int | None = None, label: int | None
     """
     config, program = run.config, run.program
     num = _integer("num", num, low=1)
-    batch_size = (config.eval.batch_size if batch_size is None
-                  else _integer("batch_size", batch_size, low=1))
-    key = (program_lib.sample_key(config) if seed is None
-           else jax.random.key(_integer("seed", seed, low=0, high=SEED_LIMIT)))
+    batch_size = (
+        config.eval.batch_size if batch_size is None else _integer("batch_size", batch_size, low=1)
+    )
+    key = (
+        program_lib.sample_key(config)
+        if seed is None
+        else jax.random.key(_integer("seed", seed, low=0, high=SEED_LIMIT))
+    )
     params = run.state.params
     if label is None:
+
         def sample_fn(k, n):
             return evaluation.as_sample_fn_output(program.sample(params, k, n))
     else:
@@ -134,18 +151,26 @@ def draw(run: LoadedRun, num: int, *, seed: int | None = None, label: int | None
 
         def sample_fn(k, n):
             return program.sample(params, k, n, labels=jnp.full((n,), label, jnp.int32))
-    return evaluation.draw_samples(sample_fn, key, num, program_lib.sample_shape(program),
-                                   batch_size=batch_size)
+
+    return evaluation.draw_samples(
+        sample_fn, key, num, program_lib.sample_shape(program), batch_size=batch_size
+    )
 
 
-def _integer(name: str, value, low: int | None = None, high: int | None = None,
-             what: str = "") -> int:
+def _integer(
+    name: str, value, low: int | None = None, high: int | None = None, what: str = ""
+) -> int:
     """``value`` as an int in ``[low, high)``; anything else raises naming ``name``."""
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and (
-        low is None or value >= low) and (high is None or value < high)
+    ok = (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and (low is None or value >= low)
+        and (high is None or value < high)
+    )
     if not ok:
-        bounds = (f" in [{low}, {high})" if high is not None
-                  else f" >= {low}" if low is not None else "")
+        bounds = (
+            f" in [{low}, {high})" if high is not None else f" >= {low}" if low is not None else ""
+        )
         raise ValueError(f"{name} must be an integer{bounds}{what}, got {value!r}")
     return int(value)
 
@@ -153,7 +178,14 @@ def _integer(name: str, value, low: int | None = None, high: int | None = None,
 def _class(program: program_lib.Program, label) -> int:
     """``label`` checked against the run's family and classes."""
     if not program.family.conditional:
-        raise ValueError(f"a class label needs a conditional model; this run's model_type "
-                         f"{program.family.name!r} is unconditional")
-    return _integer("class label", label, low=0, high=program.spec.num_classes,
-                    what=f" ({program.spec.name} has {program.spec.num_classes} classes)")
+        raise ValueError(
+            f"a class label needs a conditional model; this run's model_type "
+            f"{program.family.name!r} is unconditional"
+        )
+    return _integer(
+        "class label",
+        label,
+        low=0,
+        high=program.spec.num_classes,
+        what=f" ({program.spec.name} has {program.spec.num_classes} classes)",
+    )

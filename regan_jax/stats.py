@@ -29,6 +29,7 @@ and return Python floats. Bootstrap resampling is explicit: one
 ``numpy.random.default_rng(seed)`` per call, so a CI is a pure function of its
 arguments.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,6 +51,7 @@ _TIE_RTOL = 1e-10
 
 class Summary(TypedDict):
     """A median (of a sample or of paired differences) with its bootstrap CI."""
+
     median: float
     low: float
     high: float
@@ -76,8 +78,7 @@ def _differences(a, b) -> np.ndarray:
     """``d = a - b`` paired by position, without NaN."""
     a, b = _sample(a, "a"), _sample(b, "b")
     if a.size != b.size:
-        raise ValueError(f"paired samples need equal lengths; got len(a)={a.size}, "
-                         f"len(b)={b.size}")
+        raise ValueError(f"paired samples need equal lengths; got len(a)={a.size}, len(b)={b.size}")
     with np.errstate(invalid="ignore"):  # inf - inf is reported below
         d = a - b
     nan_at = np.flatnonzero(np.isnan(d))
@@ -89,16 +90,20 @@ def _differences(a, b) -> np.ndarray:
 def _finite(d: np.ndarray, what: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(d))
     if bad.size:
-        raise ValueError(f"{what} needs finite differences; a - b is infinite at positions "
-                         f"{bad.tolist()}: {d[bad].tolist()}")
+        raise ValueError(
+            f"{what} needs finite differences; a - b is infinite at positions "
+            f"{bad.tolist()}: {d[bad].tolist()}"
+        )
     return d
 
 
 def _median(x: np.ndarray, name: str) -> float:
     median = float(np.median(x))
     if math.isnan(median):
-        raise ValueError(f"the median of {name} is undefined: its middle values are -inf "
-                         f"and +inf ({np.sort(x).tolist()})")
+        raise ValueError(
+            f"the median of {name} is undefined: its middle values are -inf "
+            f"and +inf ({np.sort(x).tolist()})"
+        )
     return median
 
 
@@ -108,8 +113,11 @@ def _check_confidence(confidence) -> None:
 
 
 def _check_n_resamples(n_resamples) -> None:
-    if (isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer))
-            or n_resamples < 1):
+    if (
+        isinstance(n_resamples, bool)
+        or not isinstance(n_resamples, (int, np.integer))
+        or n_resamples < 1
+    ):
         raise ValueError(f"n_resamples must be an integer >= 1; got {n_resamples!r}")
 
 
@@ -144,13 +152,16 @@ def _quantile(sorted_values: np.ndarray, q: float) -> float:
     position = (sorted_values.size - 1) * q
     index = math.floor(position)
     upper = min(index + 1, sorted_values.size - 1)
-    return _interpolate(float(sorted_values[index]), float(sorted_values[upper]),
-                        position - index)
+    return _interpolate(float(sorted_values[index]), float(sorted_values[upper]), position - index)
 
 
-def bootstrap_ci(x, statistic: str | Callable[..., np.ndarray] = "median",
-                 confidence: float = 0.95, n_resamples: int = 10000,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    x,
+    statistic: str | Callable[..., np.ndarray] = "median",
+    confidence: float = 0.95,
+    n_resamples: int = 10000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile-bootstrap confidence interval of a statistic of a 1-D sample.
 
     .. math::
@@ -202,12 +213,15 @@ def bootstrap_ci(x, statistic: str | Callable[..., np.ndarray] = "median",
     with np.errstate(invalid="ignore"):  # NaN from -inf + inf is reported below
         boot = np.asarray(statistic(values[indices], axis=-1), dtype=np.float64)
     if boot.shape != (n_resamples,):
-        raise ValueError(f"statistic must reduce the [{n_resamples}, {values.size}] resamples "
-                         f"along axis=-1 to shape ({n_resamples},); got shape {boot.shape}")
+        raise ValueError(
+            f"statistic must reduce the [{n_resamples}, {values.size}] resamples "
+            f"along axis=-1 to shape ({n_resamples},); got shape {boot.shape}"
+        )
     nan_count = int(np.isnan(boot).sum())
     if nan_count:
-        raise ValueError(f"the statistic is NaN on {nan_count} of {n_resamples} resamples of "
-                         f"x={values.tolist()}")
+        raise ValueError(
+            f"the statistic is NaN on {nan_count} of {n_resamples} resamples of x={values.tolist()}"
+        )
     boot.sort()
     alpha = 1.0 - confidence
     return _quantile(boot, alpha / 2), _quantile(boot, 1.0 - alpha / 2)
@@ -230,8 +244,9 @@ def cell(x, confidence: float = 0.95, n_resamples: int = 10000, seed: int = 0) -
     return Summary(median=_median(values, "x"), low=low, high=high, n=int(values.size))
 
 
-def paired_difference(a, b, confidence: float = 0.95, n_resamples: int = 10000,
-                      seed: int = 0) -> Summary:
+def paired_difference(
+    a, b, confidence: float = 0.95, n_resamples: int = 10000, seed: int = 0
+) -> Summary:
     """Median paired difference ``d = a - b`` with its percentile-bootstrap CI.
 
     .. math::
@@ -286,8 +301,10 @@ def _sign_flip_sums(d: np.ndarray) -> np.ndarray:
 
 def _sign_flip_pvalue(d: np.ndarray, alternative: str) -> float:
     if d.size > _MAX_SIGN_FLIP_N:
-        raise ValueError(f"the exact sign-flip test enumerates 2**n sign patterns and allows "
-                         f"n <= {_MAX_SIGN_FLIP_N}; got n={d.size}")
+        raise ValueError(
+            f"the exact sign-flip test enumerates 2**n sign patterns and allows "
+            f"n <= {_MAX_SIGN_FLIP_N}; got n={d.size}"
+        )
     sums = _sign_flip_sums(d)
     # The observed sum is taken from the enumeration so it rounds like the rest.
     observed, tolerance = sums[0], _TIE_RTOL * float(np.abs(d).sum())
@@ -385,8 +402,9 @@ def holm(pvalues) -> np.ndarray:
         raise ValueError(f"pvalues must be 1-D; got shape {p.shape}")
     bad = np.flatnonzero(~((p >= 0.0) & (p <= 1.0)))  # NaN fails both comparisons
     if bad.size:
-        raise ValueError(f"p-values must lie in [0, 1]; got {p[bad].tolist()} at positions "
-                         f"{bad.tolist()}")
+        raise ValueError(
+            f"p-values must lie in [0, 1]; got {p[bad].tolist()} at positions {bad.tolist()}"
+        )
     m = p.size
     order = np.argsort(p, kind="stable")
     scaled = (m - np.arange(m)) * p[order]
@@ -412,8 +430,9 @@ def effect_size(a, b) -> float:
     """
     d = _finite(_differences(a, b), "effect_size")
     if d.size < 2:
-        raise ValueError(f"effect_size needs at least 2 pairs for a standard deviation; "
-                         f"got n={d.size}")
+        raise ValueError(
+            f"effect_size needs at least 2 pairs for a standard deviation; got n={d.size}"
+        )
     mean, sd = float(d.mean()), float(d.std(ddof=1))
     if sd == 0.0:
         return 0.0 if mean == 0.0 else math.copysign(math.inf, mean)
@@ -450,8 +469,11 @@ def equivalence_test(a, b, margin: float) -> float:
       ValueError: ``margin`` not a positive finite number; otherwise as
         :func:`paired_test` with ``method='t'``.
     """
-    if not (isinstance(margin, (int, float, np.floating, np.integer))
-            and math.isfinite(margin) and margin > 0):
+    if not (
+        isinstance(margin, (int, float, np.floating, np.integer))
+        and math.isfinite(margin)
+        and margin > 0
+    ):
         raise ValueError(f"margin must be a positive finite number; got {margin!r}")
     d = _finite(_differences(a, b), "equivalence_test")
     return max(_t_test_pvalue(d, "greater", -margin), _t_test_pvalue(d, "less", margin))
@@ -515,6 +537,7 @@ def t_test_power(effect: float, n: int, alpha: float) -> float:
 
 class SeedPlan(TypedDict):
     """What :func:`seeds_for_power` chose and from what."""
+
     seeds: int
     d_z: float
     d_z_corrected: float
@@ -523,9 +546,14 @@ class SeedPlan(TypedDict):
     pilot_n: int
 
 
-def seeds_for_power(pilot_differences, alpha: float = 0.05, power: float = 0.8,
-                    holm_rank: int = 1, family_size: int = 1,
-                    max_seeds: int = 10000) -> SeedPlan:
+def seeds_for_power(
+    pilot_differences,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    holm_rank: int = 1,
+    family_size: int = 1,
+    max_seeds: int = 10000,
+) -> SeedPlan:
     """Seeds a cell needs for ``power`` at the Holm step it will face, from a pilot.
 
     From the pilot's paired differences ``d`` (``n_0`` seeds):
@@ -580,8 +608,10 @@ def seeds_for_power(pilot_differences, alpha: float = 0.05, power: float = 0.8,
     high = 2
     while not enough(high):
         if high >= max_seeds:
-            raise ValueError(f"an effect of |g_z| = {effect:.3g} needs more than "
-                             f"{max_seeds} seeds for power {power} at alpha' = {alpha_step:.3g}")
+            raise ValueError(
+                f"an effect of |g_z| = {effect:.3g} needs more than "
+                f"{max_seeds} seeds for power {power} at alpha' = {alpha_step:.3g}"
+            )
         high = min(2 * high, max_seeds)
     low = high // 2  # not enough (or below 2)
     while high - low > 1:
@@ -590,13 +620,17 @@ def seeds_for_power(pilot_differences, alpha: float = 0.05, power: float = 0.8,
             high = middle
         else:
             low = middle
-    return SeedPlan(seeds=high, d_z=effect_size(d, np.zeros_like(d)), d_z_corrected=corrected,
-                    alpha_step=alpha_step, power=t_test_power(effect, high, alpha_step),
-                    pilot_n=int(d.size))
+    return SeedPlan(
+        seeds=high,
+        d_z=effect_size(d, np.zeros_like(d)),
+        d_z_corrected=corrected,
+        alpha_step=alpha_step,
+        power=t_test_power(effect, high, alpha_step),
+        pilot_n=int(d.size),
+    )
 
 
-def fisher_exact(k_a: int, n_a: int, k_b: int, n_b: int,
-                 alternative: str = "two-sided") -> float:
+def fisher_exact(k_a: int, n_a: int, k_b: int, n_b: int, alternative: str = "two-sided") -> float:
     """Fisher's exact test of two proportions ``k_a / n_a`` and ``k_b / n_b``.
 
     Conditioning on the margins of the 2x2 table ``[[k_a, n_a - k_a], [k_b,
@@ -617,13 +651,19 @@ def fisher_exact(k_a: int, n_a: int, k_b: int, n_b: int,
     """
     _check_choice(alternative, _ALTERNATIVES, "alternative")
     for k, n in ((k_a, n_a), (k_b, n_b)):
-        if not (isinstance(k, (int, np.integer)) and isinstance(n, (int, np.integer))
-                and 0 <= k <= n and n >= 1):
+        if not (
+            isinstance(k, (int, np.integer))
+            and isinstance(n, (int, np.integer))
+            and 0 <= k <= n
+            and n >= 1
+        ):
             raise ValueError(f"counts must be integers 0 <= k <= n, n >= 1; got k={k!r}, n={n!r}")
     total, positives = n_a + n_b, k_a + k_b
     support = range(max(0, positives - n_b), min(positives, n_a) + 1)
-    probability = {x: math.comb(positives, x) * math.comb(total - positives, n_a - x)
-                   / math.comb(total, n_a) for x in support}
+    probability = {
+        x: math.comb(positives, x) * math.comb(total - positives, n_a - x) / math.comb(total, n_a)
+        for x in support
+    }
     if alternative == "greater":
         p = sum(v for x, v in probability.items() if x >= k_a)
     elif alternative == "less":

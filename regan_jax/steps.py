@@ -30,6 +30,7 @@ offending update) and ``diverged_reason`` (a code of
 :data:`DIVERGENCE_REASONS`). A diverged state is returned unchanged by every
 later step; nothing raises.
 """
+
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,6 +64,7 @@ class TrainState:
       diverged_step: int32, the ``step`` at which the run diverged, -1 if not.
       diverged_reason: int32 index into :data:`DIVERGENCE_REASONS`.
     """
+
     step: jax.Array
     key: jax.Array
     params: dict[str, Any]
@@ -77,14 +79,16 @@ def divergence_reason(code: int) -> str:
     """The name of a ``diverged_reason`` code, e.g. ``1 -> 'nonfinite_loss'``."""
     code = int(code)
     if not 0 <= code < len(DIVERGENCE_REASONS):
-        raise ValueError(f"divergence reason code {code} unknown; expected 0..."
-                         f"{len(DIVERGENCE_REASONS) - 1}")
+        raise ValueError(
+            f"divergence reason code {code} unknown; expected 0...{len(DIVERGENCE_REASONS) - 1}"
+        )
     return DIVERGENCE_REASONS[code]
 
 
 # ----------------------------------------------------------------------------
 # Initialisation
 # ----------------------------------------------------------------------------
+
 
 def split_variables(variables) -> tuple[Any, dict]:
     """``(params, the other collections)`` of a Flax variables dict."""
@@ -95,11 +99,15 @@ def split_variables(variables) -> tuple[Any, dict]:
 def new_state(key, params, model_state, optimizers) -> TrainState:
     """A step-0 state: ``params`` and each network's fresh optimizer state."""
     return TrainState(
-        step=jnp.zeros((), jnp.int32), key=key, params=params,
+        step=jnp.zeros((), jnp.int32),
+        key=key,
+        params=params,
         opt_state={net: optimizers[net].init(p) for net, p in params.items()},
-        model_state=model_state, diverged=jnp.zeros((), bool),
+        model_state=model_state,
+        diverged=jnp.zeros((), bool),
         diverged_step=jnp.full((), -1, jnp.int32),
-        diverged_reason=jnp.full((), NOT_DIVERGED, jnp.int32))
+        diverged_reason=jnp.full((), NOT_DIVERGED, jnp.int32),
+    )
 
 
 def check_networks(models, optimizers, expected) -> None:
@@ -118,6 +126,7 @@ def hashable(mapping: Mapping[str, Any]) -> tuple:
 # Shared pieces of the steps
 # ----------------------------------------------------------------------------
 
+
 def step_key(state: TrainState, key: jax.Array | None) -> jax.Array:
     """The step's key: ``key``, or ``fold_in(state.key, state.step)`` if None."""
     return jax.random.fold_in(state.key, state.step) if key is None else key
@@ -128,8 +137,9 @@ def pmean(tree, axis_name):
     return tree if axis_name is None else lax.pmean(tree, axis_name)
 
 
-def local_draw(sample: Callable, key: jax.Array, shape: tuple[int, ...],
-               axis_name: str | None) -> jax.Array:
+def local_draw(
+    sample: Callable, key: jax.Array, shape: tuple[int, ...], axis_name: str | None
+) -> jax.Array:
     """This device's rows of ``sample(key, (D·N, ...))``, N = ``shape[0]``, D devices.
 
     Drawing the global batch and slicing it (instead of one draw per device)
@@ -174,8 +184,9 @@ def freeze_if_diverged(old: TrainState, new: TrainState, loss_finite: jax.Array)
         diverged=keep_old,
         diverged_step=jnp.where(first, old.step, old.diverged_step),
         diverged_reason=jnp.where(
-            first, jnp.where(loss_finite, NONFINITE_PARAMS, NONFINITE_LOSS),
-            old.diverged_reason).astype(jnp.int32))
+            first, jnp.where(loss_finite, NONFINITE_PARAMS, NONFINITE_LOSS), old.diverged_reason
+        ).astype(jnp.int32),
+    )
 
 
 def scan_steps(step: Callable) -> Callable:
@@ -189,37 +200,50 @@ def scan_steps(step: Callable) -> Callable:
     without convolutions, to float reassociation for those with (XLA compiles
     a loop body's convolutions apart).
     """
+
     def run(state, xs):
         state, metrics = lax.scan(step, state, xs)
         return state, jax.tree.map(lambda m: m[-1], metrics)
+
     return run
 
 
-def penalty_metrics(params, opt_state,
-                    penalty_cfgs: Mapping[str, ml_collections.ConfigDict] | None) -> Metrics:
+def penalty_metrics(
+    params, opt_state, penalty_cfgs: Mapping[str, ml_collections.ConfigDict] | None
+) -> Metrics:
     """``penalty_<net>``: the value R(w) of each configured penalty (its current strengths).
 
     A network without a penalty logs 0 without reading its optimizer state
     (which a calibration run wraps, see :mod:`regan_jax.calibration`).
     """
-    return {f"penalty_{net}": jnp.zeros([], jnp.float32) if cfg.kind == "none" else
-            penalties.penalty_value(params[net], cfg,
-                                    hyperparams=penalties.get_hyperparams(opt_state[net]),
-                                    step=opt_state[net].count)
-            for net, cfg in (penalty_cfgs or {}).items()}
+    return {
+        f"penalty_{net}": jnp.zeros([], jnp.float32)
+        if cfg.kind == "none"
+        else penalties.penalty_value(
+            params[net],
+            cfg,
+            hyperparams=penalties.get_hyperparams(opt_state[net]),
+            step=opt_state[net].count,
+        )
+        for net, cfg in (penalty_cfgs or {}).items()
+    }
 
 
-def check_batch(batch: Mapping[str, Any], data_shape: tuple[int, ...],
-                labelled: bool = False) -> None:
+def check_batch(
+    batch: Mapping[str, Any], data_shape: tuple[int, ...], labelled: bool = False
+) -> None:
     """The batch holds ``image`` examples of ``data_shape`` (and ``label`` if ``labelled``).
 
     Raises:
       ValueError: a missing key or an example shape that is not ``data_shape``.
     """
     if "image" not in batch or (labelled and "label" not in batch):
-        raise ValueError(f"batch has keys {sorted(batch)}; expected 'image'"
-                         + (" and 'label' (conditional model)" if labelled else ""))
+        raise ValueError(
+            f"batch has keys {sorted(batch)}; expected 'image'"
+            + (" and 'label' (conditional model)" if labelled else "")
+        )
     shape = tuple(batch["image"].shape[1:])
     if shape != tuple(data_shape):
-        raise ValueError(f"batch['image'] has examples of shape {shape}; the model expects "
-                         f"{tuple(data_shape)}")
+        raise ValueError(
+            f"batch['image'] has examples of shape {shape}; the model expects {tuple(data_shape)}"
+        )

@@ -16,6 +16,7 @@ or parameters became non-finite (``steps.freeze_if_diverged`` selects with
 The training loop (:mod:`regan_jax.train`) uses this module to initialise,
 stack and take members; the data iterator gives the per-member batches.
 """
+
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,13 +36,17 @@ def stack_members(states: Sequence[Any]) -> Any:
         raise ValueError("stack_members needs at least one state, got none")
     structures = {jax.tree.structure(s) for s in states}
     if len(structures) != 1:
-        raise ValueError(f"member states have {len(structures)} different tree structures; "
-                         "all members must come from the same model and optimizer config")
+        raise ValueError(
+            f"member states have {len(structures)} different tree structures; "
+            "all members must come from the same model and optimizer config"
+        )
     shapes = [[jnp.shape(x) for x in jax.tree.leaves(s)] for s in states]
     for index, member_shapes in enumerate(shapes[1:], start=1):
         if member_shapes != shapes[0]:
-            raise ValueError(f"member {index}'s leaf shapes differ from member 0's; "
-                             "all members must have the same architecture")
+            raise ValueError(
+                f"member {index}'s leaf shapes differ from member 0's; "
+                "all members must have the same architecture"
+            )
     return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
@@ -53,8 +58,10 @@ def num_members(stacked: Any) -> int:
     """
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(stacked)}
     if len(sizes) != 1 or None in sizes:
-        raise ValueError(f"not a stacked state: leading sizes of its leaves are "
-                         f"{sorted(sizes, key=str)}; expected one member axis")
+        raise ValueError(
+            f"not a stacked state: leading sizes of its leaves are "
+            f"{sorted(sizes, key=str)}; expected one member axis"
+        )
     return sizes.pop()
 
 
@@ -78,8 +85,11 @@ def unstack(stacked: Any) -> list[Any]:
     return [member(stacked, k) for k in range(num_members(stacked))]
 
 
-def init_member(init: Callable[[jax.Array], Any], seed: int,
-                hyperparams: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+def init_member(
+    init: Callable[[jax.Array], Any],
+    seed: int,
+    hyperparams: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Any:
     """``init(jax.random.key(seed))`` with each ``opt_state[net]``'s injected hyperparameters set.
 
     Args:
@@ -95,14 +105,16 @@ def init_member(init: Callable[[jax.Array], Any], seed: int,
     opt_state = dict(state.opt_state)
     for net, values in (hyperparams or {}).items():
         if net not in opt_state:
-            raise ValueError(f"hyperparams name network {net!r}; the state has "
-                             f"{sorted(opt_state)}")
+            raise ValueError(f"hyperparams name network {net!r}; the state has {sorted(opt_state)}")
         opt_state[net] = penalties.set_hyperparams(opt_state[net], **values)
     return state.replace(opt_state=opt_state)
 
 
-def init_sweep(init: Callable[[jax.Array], Any], seeds: Sequence[int],
-               hyperparams: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> Any:
+def init_sweep(
+    init: Callable[[jax.Array], Any],
+    seeds: Sequence[int],
+    hyperparams: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+) -> Any:
     """Initialises K members, one per seed, with per-member hyperparameters, stacked.
 
     Member k is :func:`init_member` of ``seeds[k]`` with, for every network
@@ -131,12 +143,23 @@ def init_sweep(init: Callable[[jax.Array], Any], seeds: Sequence[int],
     for net, values in hyperparams.items():
         for name, column in values.items():
             if len(column) != size:
-                raise ValueError(f"hyperparams[{net!r}][{name!r}] has {len(column)} values "
-                                 f"but the sweep has {size} members (seeds {list(seeds)})")
-    return stack_members([
-        init_member(init, seed, {net: {name: column[k] for name, column in values.items()}
-                                 for net, values in hyperparams.items()})
-        for k, seed in enumerate(seeds)])
+                raise ValueError(
+                    f"hyperparams[{net!r}][{name!r}] has {len(column)} values "
+                    f"but the sweep has {size} members (seeds {list(seeds)})"
+                )
+    return stack_members(
+        [
+            init_member(
+                init,
+                seed,
+                {
+                    net: {name: column[k] for name, column in values.items()}
+                    for net, values in hyperparams.items()
+                },
+            )
+            for k, seed in enumerate(seeds)
+        ]
+    )
 
 
 def vmap_step(step: Callable, shared_batch: bool = True) -> Callable:
@@ -155,16 +178,19 @@ def vmap_step(step: Callable, shared_batch: bool = True) -> Callable:
       ValueError: a state that is not stacked, or per-member batches whose
         leading size is not the number of members, before compiling.
     """
-    mapped = xla.jit(jax.vmap(step, in_axes=(0, None if shared_batch else 0, None)),
-                     donate_argnums=0)
+    mapped = xla.jit(
+        jax.vmap(step, in_axes=(0, None if shared_batch else 0, None)), donate_argnums=0
+    )
 
     def run(states, batch, key=None):
         size = num_members(states)
         if not shared_batch:
             sizes = {jnp.shape(x)[0] for x in jax.tree.leaves(batch)}
             if sizes != {size}:
-                raise ValueError(f"per-member batches have leading sizes {sorted(sizes)}; "
-                                 f"the sweep has {size} members")
+                raise ValueError(
+                    f"per-member batches have leading sizes {sorted(sizes)}; "
+                    f"the sweep has {size} members"
+                )
         return mapped(states, batch, key)
 
     return run

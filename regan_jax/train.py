@@ -43,6 +43,7 @@ summaries from a host copy of the state (:func:`regan_jax.parallel.fetch`),
 so the others need no access to the workdir at all. A signal is honoured at
 the next logging or checkpoint step, when every process learns of it.
 """
+
 import contextlib
 import pathlib
 import resource
@@ -86,9 +87,23 @@ from regan_jax.workdir import (
     write_json,
 )
 
-__all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "Interrupted", "METRICS_FILE", "SAMPLES_DIR",
-           "STEPS_PER_CALL", "SUMMARY_FILE", "WorkdirError", "chunk_length", "is_finished",
-           "read_json", "read_metrics", "train_and_evaluate", "train_members", "write_json"]
+__all__ = [
+    "CHECKPOINT_DIR",
+    "CONFIG_FILE",
+    "Interrupted",
+    "METRICS_FILE",
+    "SAMPLES_DIR",
+    "STEPS_PER_CALL",
+    "SUMMARY_FILE",
+    "WorkdirError",
+    "chunk_length",
+    "is_finished",
+    "read_json",
+    "read_metrics",
+    "train_and_evaluate",
+    "train_members",
+    "write_json",
+]
 
 # Steps per dispatch where the data live on the device (see train_members,
 # "Dispatch"). On the 2-core CPU, chunks of 10 steps bought nothing over one
@@ -120,16 +135,25 @@ class Interrupted(Exception):
         name = signal.Signals(signum).name
         super().__init__(
             f"interrupted by {name} during set-up, before training; nothing saved, run the "
-            "same command again to start" if step is None else
-            f"interrupted by {name} at step {step}; checkpoint saved, run the same command "
-            "again to resume")
+            "same command again to start"
+            if step is None
+            else f"interrupted by {name} at step {step}; checkpoint saved, run the same command "
+            "again to resume"
+        )
         self.signum, self.step = signum, step
 
 
-def train_and_evaluate(config, workdir, *, overwrite: bool = False,
-                       progress: bool | None = None, data_parallel: str = "shard_map",
-                       mesh: parallel.MeshShape | None = None,
-                       steps_per_call: int = STEPS_PER_CALL, device_data: bool = True):
+def train_and_evaluate(
+    config,
+    workdir,
+    *,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    data_parallel: str = "shard_map",
+    mesh: parallel.MeshShape | None = None,
+    steps_per_call: int = STEPS_PER_CALL,
+    device_data: bool = True,
+):
     """Trains one run into ``workdir`` (see the module docstring) and evaluates it.
 
     Resumes from the latest checkpoint of an interrupted run of the same
@@ -155,15 +179,29 @@ def train_and_evaluate(config, workdir, *, overwrite: bool = False,
       ValueError: an invalid config (before any compute); WorkdirError: see
         :func:`regan_jax.workdir.prepare`.
     """
-    return train_members([config], [workdir], overwrite=overwrite, progress=progress,
-                         data_parallel=data_parallel, mesh=mesh, steps_per_call=steps_per_call,
-                         device_data=device_data)[0]
+    return train_members(
+        [config],
+        [workdir],
+        overwrite=overwrite,
+        progress=progress,
+        data_parallel=data_parallel,
+        mesh=mesh,
+        steps_per_call=steps_per_call,
+        device_data=device_data,
+    )[0]
 
 
-def train_members(configs, workdirs, *, overwrite: bool = False,
-                  progress: bool | None = None, data_parallel: str = "shard_map",
-                  mesh: parallel.MeshShape | None = None,
-                  steps_per_call: int = STEPS_PER_CALL, device_data: bool = True) -> list:
+def train_members(
+    configs,
+    workdirs,
+    *,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    data_parallel: str = "shard_map",
+    mesh: parallel.MeshShape | None = None,
+    steps_per_call: int = STEPS_PER_CALL,
+    device_data: bool = True,
+) -> list:
     """Trains K runs that share one compiled program (:func:`regan_jax.program.program_key`).
 
     K = 1 runs the jitted step; K > 1 stacks the K states on a member axis and
@@ -201,8 +239,10 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
         raise ValueError(f"steps_per_call must be an integer >= 1, got {steps_per_call!r}")
     configs, workdirs = list(configs), [pathlib.Path(w) for w in workdirs]
     if not configs or len(configs) != len(workdirs):
-        raise ValueError(f"train_members needs one workdir per config and at least one; got "
-                         f"{len(configs)} configs and {len(workdirs)} workdirs")
+        raise ValueError(
+            f"train_members needs one workdir per config and at least one; got "
+            f"{len(configs)} configs and {len(workdirs)} workdirs"
+        )
     for w in workdirs:
         workdir_lib.check_path(w)
     if len({w.resolve() for w in workdirs}) != len(workdirs):
@@ -210,8 +250,10 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
     for c in configs:
         config_lib.validate(c)
     if len({program_lib.program_key(c) for c in configs}) != 1:
-        raise ValueError("configs trained as one vmapped program may differ only in "
-                         f"{program_lib.MEMBER_KEYS} and {program_lib.MEMBER_HYPERPARAMS}")
+        raise ValueError(
+            "configs trained as one vmapped program may differ only in "
+            f"{program_lib.MEMBER_KEYS} and {program_lib.MEMBER_HYPERPARAMS}"
+        )
     with _StopOnSignal() as stop:  # From the start: a signal during set-up ends it there.
         program = program_lib.build_program(configs[0])
         group = _Group(configs, workdirs, len(configs) > 1)
@@ -221,8 +263,15 @@ def train_members(configs, workdirs, *, overwrite: bool = False,
         return _train(program, group, feeder, hooks, overwrite, progress, stop)
 
 
-def _train(program: Program, group: "_Group", feeder: "_Feeder", hooks, overwrite: bool,
-           progress: bool | None, stop: "_StopOnSignal") -> list:
+def _train(
+    program: Program,
+    group: "_Group",
+    feeder: "_Feeder",
+    hooks,
+    overwrite: bool,
+    progress: bool | None,
+    stop: "_StopOnSignal",
+) -> list:
     """:func:`train_members` once the program is built: take the workdirs, start, loop, finish."""
     configs, workdirs, writes = group.configs, group.workdirs, group.writes
     show = (program.config.log.progress if progress is None else progress) and writes
@@ -237,15 +286,17 @@ def _train(program: Program, group: "_Group", feeder: "_Feeder", hooks, overwrit
                 workdir_lib.prepare(w, c, overwrite)
 
         parallel.on_main_process(take_workdirs)
-        logs = [stack.enter_context(contextlib.closing(
-            events.EventLog(w, c.log.tensorboard and writes)))
-                for c, w in zip(configs, workdirs)]
+        logs = [
+            stack.enter_context(
+                contextlib.closing(events.EventLog(w, c.log.tensorboard and writes))
+            )
+            for c, w in zip(configs, workdirs)
+        ]
         try:
             state, batches, recorded = _start(program, group, feeder, stop, show)
             stack.callback(batches.close)
             stop.check()
-            state, wall, trained = _loop(program, group, state, batches, hooks, show, logs,
-                                         stop)
+            state, wall, trained = _loop(program, group, state, batches, hooks, show, logs, stop)
         except BaseException:
             for w in workdirs if writes else ():  # An --overwrite'n run comes back if this
                 started = bool(workdir_lib.read_metrics(w))  # one never started.
@@ -280,7 +331,8 @@ def check_resources(program: Program, group: "_Group") -> None:
             f"a group of {members} members needs about {files} open files ({events_on} "
             f"TensorBoard event logs x {EVENT_LOG_OPEN_FILES} + {BASE_OPEN_FILES}), more than "
             f"this process may open (ulimit -n {limit}); raise the limit, split the group "
-            "(--max-members), or set --config.log.tensorboard=false")
+            "(--max-members), or set --config.log.tensorboard=false"
+        )
     state = jax.eval_shape(program.init, jax.random.key(0))
     per_member = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
     needed, available = STATE_COPIES * members * per_member, _available_memory()
@@ -288,13 +340,16 @@ def check_resources(program: Program, group: "_Group") -> None:
         raise ValueError(
             f"a group of {members} members needs about {_size(needed)} of memory "
             f"({STATE_COPIES} copies of {_size(per_member)} of state each), more than the "
-            f"{_size(available)} available; split the group (--max-members)")
+            f"{_size(available)} available; split the group (--max-members)"
+        )
 
 
 def _size(nbytes: int) -> str:
-    return next(f"{nbytes / 2**shift:.1f} {unit}" for shift, unit in
-                ((30, "GiB"), (20, "MiB"), (10, "KiB"), (0, "bytes")) if nbytes >= 2**shift
-                or shift == 0)
+    return next(
+        f"{nbytes / 2**shift:.1f} {unit}"
+        for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB"), (0, "bytes"))
+        if nbytes >= 2**shift or shift == 0
+    )
 
 
 def _available_memory() -> int | None:
@@ -311,6 +366,7 @@ def _available_memory() -> int | None:
 
 class _Group(NamedTuple):
     """The members of one program: their configs and workdirs; stacked when K > 1."""
+
     configs: list
     workdirs: list
     stacked: bool
@@ -333,24 +389,29 @@ class _Feeder(NamedTuple):
     ``run`` is ``(state, batch) -> (state, metrics)`` for host batches, or
     ``(state, stacked descriptors) -> (state, metrics)`` when ``on_device``.
     """
+
     run: Callable
     on_device: bool
     steps_per_call: int
 
 
-def _feeder(program: Program, group: _Group, mesh, backend: str, steps_per_call: int,
-            device_data: bool) -> _Feeder:
+def _feeder(
+    program: Program, group: _Group, mesh, backend: str, steps_per_call: int, device_data: bool
+) -> _Feeder:
     """The runner of the group's steps (see :func:`train_members`, "Dispatch")."""
     members = len(group.configs)
     if device_data:
         feed = data.device_feed(program.source, program.rows_per_step)
-        run = parallel.fed_parallel(program.step, feed.gather, feed.arrays, members,
-                                    program.rows_per_step, mesh)
+        run = parallel.fed_parallel(
+            program.step, feed.gather, feed.arrays, members, program.rows_per_step, mesh
+        )
         if run is not None:
             return _Feeder(run, True, steps_per_call)
-    run = (parallel.member_parallel(program.step, members, program.rows_per_step, mesh)
-           if group.stacked else
-           parallel.data_parallel(program.step, program.rows_per_step, backend, mesh))
+    run = (
+        parallel.member_parallel(program.step, members, program.rows_per_step, mesh)
+        if group.stacked
+        else parallel.data_parallel(program.step, program.rows_per_step, backend, mesh)
+    )
     return _Feeder(run, False, 1)
 
 
@@ -359,8 +420,9 @@ class _Stream:
 
     def __init__(self, iterator, feeder: _Feeder, prefetch: int):
         self._feeder = feeder
-        self._iterator = (iterator if feeder.on_device
-                          else data.prefetch_to_device(iterator, prefetch))
+        self._iterator = (
+            iterator if feeder.on_device else data.prefetch_to_device(iterator, prefetch)
+        )
 
     @property
     def position(self) -> dict:
@@ -395,15 +457,18 @@ def chunk_length(step: int, config, steps_per_call: int) -> int:
     at ``config.steps``.
     """
     end = min(step + steps_per_call, config.steps)
-    for interval in (config.log.every, config.eval.fd_every, config.log.samples_every,
-                     config.log.checkpoint_every):
+    for interval in (
+        config.log.every,
+        config.eval.fd_every,
+        config.log.samples_every,
+        config.log.checkpoint_every,
+    ):
         if interval > 0:
             end = min(end, (step // interval + 1) * interval)
     return end - step
 
 
-def _start(program: Program, group: _Group, feeder: _Feeder, stop: "_StopOnSignal",
-           show: bool):
+def _start(program: Program, group: _Group, feeder: _Feeder, stop: "_StopOnSignal", show: bool):
     """The (stacked) state to train from, the group's :class:`_Stream`, and the group size
     that the restored checkpoint records (None: none recorded).
 
@@ -450,10 +515,14 @@ def _start(program: Program, group: _Group, feeder: _Feeder, stop: "_StopOnSigna
         workdir_lib.truncate_metrics(w, int(states[0].step))
     cfg = program.config
     iterator = data.make_iterator(
-        cfg.data, group.configs[0].seed,
+        cfg.data,
+        group.configs[0].seed,
         **({"member_seeds": group.seeds()} if group.stacked else {}),
-        position=group_position, rows_per_step=program.rows_per_step, source=program.source,
-        on_device=feeder.on_device)
+        position=group_position,
+        rows_per_step=program.rows_per_step,
+        source=program.source,
+        on_device=feeder.on_device,
+    )
     state = sweep.stack_members(states) if group.stacked else states[0]
     return state, _Stream(iterator, feeder, cfg.data.prefetch), positions[0].get(SWEEP_MEMBERS)
 
@@ -461,8 +530,13 @@ def _start(program: Program, group: _Group, feeder: _Feeder, stop: "_StopOnSigna
 def _init_members(program: Program, group: _Group, stop: "_StopOnSignal", show: bool) -> list:
     """Each member's initial state, with a progress line for a group (a signal stops it)."""
     fresh = []
-    with tqdm.auto.tqdm(group.configs, desc=f"set-up x{len(group.configs)}", leave=False,
-                        disable=not (show and group.stacked), dynamic_ncols=True) as configs:
+    with tqdm.auto.tqdm(
+        group.configs,
+        desc=f"set-up x{len(group.configs)}",
+        leave=False,
+        disable=not (show and group.stacked),
+        dynamic_ncols=True,
+    ) as configs:
         for c in configs:
             stop.check()
             fresh.append(program_lib.init_member(program, c))
@@ -483,17 +557,22 @@ def _restore_group(group: _Group, fresh: list, common_step: int | None):
         shutil.rmtree(directory, ignore_errors=True)
         return None
     try:
-        _, state, saved = checkpoint.restore_readable(directory, steps,
-                                                      sweep.stack_members(fresh))
+        _, state, saved = checkpoint.restore_readable(directory, steps, sweep.stack_members(fresh))
     except ValueError as e:  # Damaged: the members' own checkpoints are still there.
-        warnings.warn(f"the group checkpoint in {directory!r} cannot be read ({e}); moved to "
-                      f"{checkpoint.move_to_corrupt(directory, max(steps))!r}",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"the group checkpoint in {directory!r} cannot be read ({e}); moved to "
+            f"{checkpoint.move_to_corrupt(directory, max(steps))!r}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
     if saved["members"] != _member_names(group):
-        warnings.warn(f"the group checkpoint in {directory!r} is of another group of members "
-                      f"({len(saved['members'])}); resuming from the members' own checkpoints",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"the group checkpoint in {directory!r} is of another group of members "
+            f"({len(saved['members'])}); resuming from the members' own checkpoints",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         shutil.rmtree(directory, ignore_errors=True)
         return None
     return sweep.unstack(state), saved["position"]
@@ -528,7 +607,8 @@ def _restore_common(directories: list[str], templates: list, stop: "_StopOnSigna
         for d, template in zip(directories, templates):
             stop.check()
             got, state, position = checkpoint.restore_readable(
-                d, [s for s in common if s <= step], template)
+                d, [s for s in common if s <= step], template
+            )
             if got < step:  # This member's newer ones were damaged: all fall back.
                 step = got
                 break
@@ -555,8 +635,12 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
     start = step = int(group.member(state, 0).step)
     previous_wall = [workdir_lib.last_wall(w) if group.writes else 0.0 for w in group.workdirs]
     frozen = [bool(d) for d in np.asarray(jax.device_get(state.diverged)).reshape(-1)]
-    bar = _progress_bar(config, start, len(group.configs),
-                        (log.progress if progress is None else progress) and group.writes)
+    bar = _progress_bar(
+        config,
+        start,
+        len(group.configs),
+        (log.progress if progress is None else progress) and group.writes,
+    )
     t0 = time.perf_counter()
     try:
         while step < config.steps:
@@ -567,8 +651,11 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
             fd_due = due(config.eval.fd_every, step)
             logged = due(log.every, step) or fd_due or step == config.steps
             if logged:
-                host, divergence = jax.device_get(parallel.fetch((metrics, (
-                    state.diverged, state.diverged_step, state.diverged_reason))))
+                host, divergence = jax.device_get(
+                    parallel.fetch(
+                        (metrics, (state.diverged, state.diverged_step, state.diverged_reason))
+                    )
+                )
                 scored = parallel.fetch(state) if fd_due else None
                 wall = time.perf_counter() - t0
                 for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
@@ -578,16 +665,27 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
                     row = {"step": step, "wall_s": previous_wall[i] + wall}
                     if diverged:
                         frozen[i] = True
-                        row.update(frozen=True, diverged_step=int(at),
-                                   diverged_reason=steps.divergence_reason(reason))
+                        row.update(
+                            frozen=True,
+                            diverged_step=int(at),
+                            diverged_reason=steps.divergence_reason(reason),
+                        )
                     elif group.writes:
-                        row.update({k: float(np.asarray(v)[i] if group.stacked else v)
-                                    for k, v in host.items()})
+                        row.update(
+                            {
+                                k: float(np.asarray(v)[i] if group.stacked else v)
+                                for k, v in host.items()
+                            }
+                        )
                         if fd_due:
                             member = group.member(scored, i)
-                            row.update(hooks.cheap(
-                                member.params, jax.random.fold_in(program_lib.sample_key(c), step),
-                                member.model_state))
+                            row.update(
+                                hooks.cheap(
+                                    member.params,
+                                    jax.random.fold_in(program_lib.sample_key(c), step),
+                                    member.model_state,
+                                )
+                            )
                     if group.writes:
                         workdir_lib.append_metrics(w, row)
                         logs[i].scalars(row)
@@ -600,8 +698,9 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
             if saved:
                 _save_checkpoints(group, parallel.fetch(state), batches, step, stop)
             # With several processes, they agree on a signal where they meet anyway.
-            if ((jax.process_count() == 1 or logged or saved)
-                    and parallel.any_process(stop.signum is not None)):
+            if (jax.process_count() == 1 or logged or saved) and parallel.any_process(
+                stop.signum is not None
+            ):
                 if not saved:
                     _save_on_signal(group, parallel.fetch(state), batches, step)
                 raise Interrupted(stop.signum or signal.SIGTERM, step)
@@ -611,8 +710,9 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
         bar.close()
 
 
-def _finish(program: Program, group: _Group, state, batches, hooks, wall, trained, logs,
-            members: int):
+def _finish(
+    program: Program, group: _Group, state, batches, hooks, wall, trained, logs, members: int
+):
     """Final checkpoint, sample grid, ``samples/final.npz`` and ``summary.json`` per member.
 
     ``members``: the size of the group the members trained in (``sweep_members``
@@ -633,20 +733,30 @@ def _finish(program: Program, group: _Group, state, batches, hooks, wall, traine
         member = group.member(state, i)
         # wall_s: training time over all attempts (the last row of metrics.jsonl);
         # steps_per_s: this attempt's rate (None if it had nothing left to train).
-        summary = {"steps": int(member.step), "wall_s": workdir_lib.last_wall(w),
-                   "steps_per_s": trained / wall if trained and wall > 0 else None,
-                   **_divergence(member)}
+        summary = {
+            "steps": int(member.step),
+            "wall_s": workdir_lib.last_wall(w),
+            "steps_per_s": trained / wall if trained and wall > 0 else None,
+            **_divergence(member),
+        }
         if members > 1:
             summary[SWEEP_MEMBERS] = members
         samples, labels = grids[i]
         if np.all(np.isfinite(samples)):
             with workdir_lib.atomic_path(w / SAMPLES_DIR / "final.npz") as tmp:
-                np.savez_compressed(tmp, samples=samples,
-                                    **({} if labels is None else {"labels": labels}))
-        summary.update(hooks.final(member, c, jax.random.fold_in(program_lib.sample_key(c), 1),
-                                   summary["diverged"]))
-        summary.update(stability.run_flags(workdir_lib.read_metrics(w), summary, c.steps,
-                                           program.spec.num_classes))
+                np.savez_compressed(
+                    tmp, samples=samples, **({} if labels is None else {"labels": labels})
+                )
+        summary.update(
+            hooks.final(
+                member, c, jax.random.fold_in(program_lib.sample_key(c), 1), summary["diverged"]
+            )
+        )
+        summary.update(
+            stability.run_flags(
+                workdir_lib.read_metrics(w), summary, c.steps, program.spec.num_classes
+            )
+        )
         summary.update(effective_strength.summary_fields(c))
         write_json(w / SUMMARY_FILE, workdir_lib.finite_or_none(summary))
         finals.append(member)
@@ -664,10 +774,13 @@ def _save_grids(program: Program, group: _Group, state, step: int, logs) -> list
     grids = []
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
         images, labels = program_lib.grid_samples(program, group.member(state, i).params, c)
-        rgb = plotting.save_samples_png(w / SAMPLES_DIR / f"step_{step:07d}.png", images,
-                                        f"{c.name} seed {c.seed}, step {step}",
-                                        columns=program_lib.grid_columns(program),
-                                        centres=getattr(program.source, "centres", None))
+        rgb = plotting.save_samples_png(
+            w / SAMPLES_DIR / f"step_{step:07d}.png",
+            images,
+            f"{c.name} seed {c.seed}, step {step}",
+            columns=program_lib.grid_columns(program),
+            centres=getattr(program.source, "centres", None),
+        )
         logs[i].image("samples", rgb, step)
         grids.append((images, labels))
     return grids
@@ -688,9 +801,14 @@ def _save_checkpoints(group: _Group, state, batches, step: int, stop=None) -> No
         if stop is not None and stop.signum is not None and _group_checkpoints(group):
             _save_on_signal(group, state, batches, step)
             return
-        checkpoint.save(str(w / CHECKPOINT_DIR), step, group.member(state, i),
-                        {**data.member_position(position, i), SWEEP_MEMBERS: len(group.configs)}
-                        if group.stacked else position)
+        checkpoint.save(
+            str(w / CHECKPOINT_DIR),
+            step,
+            group.member(state, i),
+            {**data.member_position(position, i), SWEEP_MEMBERS: len(group.configs)}
+            if group.stacked
+            else position,
+        )
     if _group_checkpoints(group):  # The members hold this step now.
         shutil.rmtree(_group_directory(group), ignore_errors=True)
 
@@ -706,8 +824,13 @@ def _save_on_signal(group: _Group, state, batches, step: int) -> None:
         return
     directory = str(_group_directory(group))
     checkpoint.remove_all(directory)
-    checkpoint.save(directory, step, state, {"position": batches.position,
-                                             "members": _member_names(group)}, keep=1)
+    checkpoint.save(
+        directory,
+        step,
+        state,
+        {"position": batches.position, "members": _member_names(group)},
+        keep=1,
+    )
 
 
 class _StopOnSignal:
@@ -741,15 +864,23 @@ class _StopOnSignal:
 
 def _divergence(state) -> dict:
     diverged = bool(state.diverged)
-    return {"diverged": diverged,
-            "diverged_reason": steps.divergence_reason(state.diverged_reason) if diverged else None,
-            "diverged_step": int(state.diverged_step) if diverged else None}
+    return {
+        "diverged": diverged,
+        "diverged_reason": steps.divergence_reason(state.diverged_reason) if diverged else None,
+        "diverged_step": int(state.diverged_step) if diverged else None,
+    }
 
 
 def _progress_bar(config, start: int, members: int, enabled: bool):
     desc = config.name + (f" x{members}" if members > 1 else "")
-    return tqdm.auto.tqdm(total=config.steps, initial=start, desc=desc, disable=not enabled,
-                          dynamic_ncols=True, leave=True)
+    return tqdm.auto.tqdm(
+        total=config.steps,
+        initial=start,
+        desc=desc,
+        disable=not enabled,
+        dynamic_ncols=True,
+        leave=True,
+    )
 
 
 def _postfix(host_metrics: dict, stacked: bool) -> dict:

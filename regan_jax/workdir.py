@@ -23,6 +23,7 @@ goes through :func:`atomic_path`: a temporary file in the same directory,
 then ``os.replace``, so a reader never sees half a file; its permissions
 follow the umask like any new file's.
 """
+
 import contextlib
 import fcntl
 import json
@@ -69,8 +70,9 @@ def atomic_path(path):
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a directory, not a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                               suffix=".tmp" + path.suffix)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix
+    )
     os.close(fd)
     try:
         with naming_path(path):
@@ -118,8 +120,9 @@ def read_json(path) -> dict:
 
 def finite_or_none(row: dict) -> dict:
     """``row`` with every non-finite float replaced by None (JSON null)."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in row.items()}
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
 
 
 def read_metrics(workdir) -> list[dict]:
@@ -135,18 +138,22 @@ def read_metrics(workdir) -> list[dict]:
     path = pathlib.Path(workdir) / METRICS_FILE
     if not path.exists():
         return []
-    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1)
-             if line.strip()]
+    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
     rows = []
     for i, (number, line) in enumerate(lines):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
             if i < len(lines) - 1:
-                raise ValueError(f"{path}: line {number} is not JSON ({e}); the file is "
-                                 "corrupt, not just cut short") from None
-            warnings.warn(f"{path}: dropped a truncated last line ({len(line)} characters)",
-                          RuntimeWarning, stacklevel=2)
+                raise ValueError(
+                    f"{path}: line {number} is not JSON ({e}); the file is "
+                    "corrupt, not just cut short"
+                ) from None
+            warnings.warn(
+                f"{path}: dropped a truncated last line ({len(line)} characters)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     return rows
 
 
@@ -160,8 +167,10 @@ def append_metrics(workdir, row: dict) -> None:
 def truncate_metrics(workdir, last_step: int) -> None:
     """Drops ``metrics.jsonl`` rows after ``last_step`` (a resumed run re-logs them)."""
     rows = [r for r in read_metrics(workdir) if r["step"] <= last_step]
-    write_text_atomic(pathlib.Path(workdir) / METRICS_FILE,
-                      "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+    write_text_atomic(
+        pathlib.Path(workdir) / METRICS_FILE,
+        "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows),
+    )
 
 
 def last_wall(workdir) -> float:
@@ -193,11 +202,15 @@ def check_same_experiment(workdir, config) -> None:
     if not differing:
         return
     flat_saved, flat_now = config_lib.flatten(saved), config_lib.flatten(now)
-    shown = ", ".join(f"{k} (saved {flat_saved.get(k, '<absent>')!r}, now "
-                      f"{flat_now.get(k, '<absent>')!r})" for k in differing[:8])
+    shown = ", ".join(
+        f"{k} (saved {flat_saved.get(k, '<absent>')!r}, now {flat_now.get(k, '<absent>')!r})"
+        for k in differing[:8]
+    )
     more = f" and {len(differing) - 8} more" if len(differing) > 8 else ""
-    raise WorkdirError(f"workdir {str(workdir)!r} holds a different experiment: {shown}{more}; "
-                       "use another --workdir, or --overwrite to replace it")
+    raise WorkdirError(
+        f"workdir {str(workdir)!r} holds a different experiment: {shown}{more}; "
+        "use another --workdir, or --overwrite to replace it"
+    )
 
 
 @contextlib.contextmanager
@@ -289,8 +302,10 @@ def _is_held(anchor: pathlib.Path) -> bool:
 
 def _in_use(workdir: pathlib.Path, content: bytes) -> WorkdirError:
     holder = content.decode(errors="replace").strip().split("\n")[0] or "unknown"
-    return WorkdirError(f"workdir {str(workdir)!r} is in use by another run (pid {holder}); "
-                        "wait for it, or use another --workdir")
+    return WorkdirError(
+        f"workdir {str(workdir)!r} is in use by another run (pid {holder}); "
+        "wait for it, or use another --workdir"
+    )
 
 
 def check_path(workdir) -> None:
@@ -305,8 +320,10 @@ def check_path(workdir) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         shown = os.fsencode(text).decode("utf-8", errors="backslashreplace")
-        raise WorkdirError(f"workdir '{shown}' is not a valid UTF-8 path (checkpoints "
-                           "cannot be written there); use another --workdir") from None
+        raise WorkdirError(
+            f"workdir '{shown}' is not a valid UTF-8 path (checkpoints "
+            "cannot be written there); use another --workdir"
+        ) from None
 
 
 def prepare(workdir, config, overwrite: bool = False) -> None:
@@ -354,7 +371,8 @@ def check_can_prepare(workdir, config, overwrite: bool = False) -> None:
     if is_finished(workdir):
         raise WorkdirError(
             f"workdir {str(workdir)!r} holds a finished run (summary.json); "
-            "use another --workdir, or --overwrite to train it again")
+            "use another --workdir, or --overwrite to train it again"
+        )
 
 
 def discard_previous(workdir) -> None:
@@ -380,5 +398,6 @@ def restore_previous(workdir) -> None:
 
 def _run_files(workdir: pathlib.Path) -> list[pathlib.Path]:
     """The files and folders a run writes in ``workdir``: the contract and its event files."""
-    return ([workdir / name for name in CONTRACT if (workdir / name).exists()]
-            + sorted(workdir.glob(EVENTS_GLOB)))
+    return [workdir / name for name in CONTRACT if (workdir / name).exists()] + sorted(
+        workdir.glob(EVENTS_GLOB)
+    )

@@ -28,13 +28,15 @@ study's CPU preset) alone keeps their runs bitwise those recorded before it
 vmapped ring8 MLP step on the AMD machine, but has not been measured on an
 Intel CPU; the benchmark measures it beside the default.
 """
+
 from typing import Any, Callable
 
 import jax
 
 # YNNPACK for dots (and individual dots) only; XLA's own convolutions.
-CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
-               "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+CPU_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+}
 # No YNNPACK at all: the benchmark's candidate (see the module docstring).
 CPU_CANDIDATE = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
@@ -64,8 +66,9 @@ class _Jitted:
     def __init__(self, fun: Callable, options: dict | None, kwargs: dict):
         given = kwargs.pop("compiler_options", None) or {}
         self._plain = jax.jit(fun, compiler_options=given or None, **kwargs)
-        self._with_options = (jax.jit(fun, compiler_options={**options, **given}, **kwargs)
-                              if options else None)
+        self._with_options = (
+            jax.jit(fun, compiler_options={**options, **given}, **kwargs) if options else None
+        )
         self._chosen = None if options else self._plain
 
     def choose(self, *args, **kwargs):
@@ -78,8 +81,7 @@ class _Jitted:
             return self._plain
         if self._chosen is None:
             traced = self._plain.trace(*args, **kwargs)
-            self._chosen = (self._with_options if has_convolution(traced.jaxpr)
-                            else self._plain)
+            self._chosen = self._with_options if has_convolution(traced.jaxpr) else self._plain
         return self._chosen
 
     def lower(self, *args, **kwargs):

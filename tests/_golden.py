@@ -11,6 +11,7 @@ Floating-point results depend on the CPU (its vector units) and the jax/XLA
 versions, so the recorded hashes are keyed by a fingerprint of those; on a
 machine with no record ``check`` says so and exits 0 (nothing to compare).
 """
+
 import hashlib
 import json
 import pathlib
@@ -32,12 +33,15 @@ RUNS = {
     "ring8_gan:smoke": ("ring8_gan:smoke", [OLD_RING]),
     "digits_vae:smoke": ("digits_vae:smoke", [{}]),
     "digits_cgan:smoke": ("digits_cgan:smoke", [{}]),
-    "sweep4": ("ring8_gan:smoke", [
-        {**OLD_RING, "penalty.d.kind": "l2", "penalty.d.strength": "1e-3", "seed": "0"},
-        {**OLD_RING, "penalty.d.kind": "l2", "penalty.d.strength": "1e-2", "seed": "0"},
-        {**OLD_RING, "penalty.d.kind": "l2", "penalty.d.strength": "1e-3", "seed": "1"},
-        {**OLD_RING, "penalty.d.kind": "l2", "penalty.d.strength": "1e-1", "seed": "1"},
-    ]),
+    "sweep4": (
+        "ring8_gan:smoke",
+        [
+            {**OLD_RING, "penalty.d.kind": "l2", "penalty.d.strength": "1e-3", "seed": "0"},
+            {**OLD_RING, "penalty.d.kind": "l2", "penalty.d.strength": "1e-2", "seed": "0"},
+            {**OLD_RING, "penalty.d.kind": "l2", "penalty.d.strength": "1e-3", "seed": "1"},
+            {**OLD_RING, "penalty.d.kind": "l2", "penalty.d.strength": "1e-1", "seed": "1"},
+        ],
+    ),
     "digits_gan": ("digits_gan", [{"log.progress": "false"}]),
 }
 FAST = ("ring8_gan:smoke", "digits_vae:smoke", "digits_cgan:smoke", "sweep4")
@@ -86,8 +90,10 @@ def run(name: str, root: pathlib.Path) -> dict:
         configs.append(experiments.load_config(spec, pairs))
         workdirs.append(root / f"{name.replace(':', '_')}-{i}")
     finals = train.train_members(configs, workdirs, progress=False)
-    return {str(i): {"summary": _summary_hash(w), "params": _tree_hash(s.params)}
-            for i, (w, s) in enumerate(zip(workdirs, finals))}
+    return {
+        str(i): {"summary": _summary_hash(w), "params": _tree_hash(s.params)}
+        for i, (w, s) in enumerate(zip(workdirs, finals))
+    }
 
 
 def main(argv) -> int:

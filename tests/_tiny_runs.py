@@ -9,6 +9,7 @@ script by the tests that need their own process::
 
 Everything is sized to compile and run in seconds on a CPU.
 """
+
 import functools
 import json
 import os
@@ -29,23 +30,35 @@ NUM_CLASSES = 3
 STEPS = 3
 
 
-def tiny_gan(kind="gan", gradient_penalty="none", d_steps=1, spectral_norm=False,
-             shape=(2,), arch="mlp", d_strength=1e-2, learning_rate=1e-2):
+def tiny_gan(
+    kind="gan",
+    gradient_penalty="none",
+    d_steps=1,
+    spectral_norm=False,
+    shape=(2,),
+    arch="mlp",
+    d_strength=1e-2,
+    learning_rate=1e-2,
+):
     """``(models, optimizers, loss_cfg, penalty_cfgs)`` of a GAN a few units wide.
 
     D carries a coupled L2 penalty so that the optimizer's hyperparameters matter.
     """
     model_cfg = models.default_config()
-    model_cfg.update(arch=arch, latent_dim=3, g_width=8, d_width=8,
-                     mlp_layers=1, spectral_norm=spectral_norm)
+    model_cfg.update(
+        arch=arch, latent_dim=3, g_width=8, d_width=8, mlp_layers=1, spectral_norm=spectral_norm
+    )
     nets = families.get(kind).make_models(model_cfg, models.DataSpec(shape, NUM_CLASSES))
     optimizer_cfg = penalties.default_optimizer_config()
     optimizer_cfg.learning_rate = learning_rate
-    penalty_cfgs = {"g": penalties.default_penalty_config(),
-                    "d": penalties.default_penalty_config()}
+    penalty_cfgs = {
+        "g": penalties.default_penalty_config(),
+        "d": penalties.default_penalty_config(),
+    }
     penalty_cfgs["d"].update(kind="l2", strength=d_strength)
-    optimizers = {net: penalties.build_optimizer(optimizer_cfg, cfg)
-                  for net, cfg in penalty_cfgs.items()}
+    optimizers = {
+        net: penalties.build_optimizer(optimizer_cfg, cfg) for net, cfg in penalty_cfgs.items()
+    }
     loss_cfg = losses.default_config()
     loss_cfg.update(gradient_penalty=gradient_penalty, d_steps=d_steps)
     return nets, optimizers, loss_cfg, penalty_cfgs
@@ -54,8 +67,9 @@ def tiny_gan(kind="gan", gradient_penalty="none", d_steps=1, spectral_norm=False
 def tiny_vae(shape=(2,), likelihood="gaussian"):
     """``(models, optimizers)`` of a VAE a few units wide."""
     model_cfg = models.default_config()
-    model_cfg.update(arch="mlp", latent_dim=3, g_width=8, d_width=8,
-                     mlp_layers=1, likelihood=likelihood)
+    model_cfg.update(
+        arch="mlp", latent_dim=3, g_width=8, d_width=8, mlp_layers=1, likelihood=likelihood
+    )
     nets = families.get("vae").make_models(model_cfg, models.DataSpec(shape, 0))
     optimizer_cfg = penalties.default_optimizer_config()
     optimizer_cfg.learning_rate = 1e-2
@@ -65,9 +79,13 @@ def tiny_vae(shape=(2,), likelihood="gaussian"):
 def batches(seed, count, rows, shape=(2,)):
     """``count`` batches ``{'image': [rows, *shape], 'label': [rows]}`` from numpy's PCG64."""
     rng = np.random.default_rng(seed)
-    return [{"image": rng.uniform(-1, 1, (rows,) + shape).astype(np.float32),
-             "label": rng.integers(0, NUM_CLASSES, rows).astype(np.int32)}
-            for _ in range(count)]
+    return [
+        {
+            "image": rng.uniform(-1, 1, (rows,) + shape).astype(np.float32),
+            "label": rng.integers(0, NUM_CLASSES, rows).astype(np.int32),
+        }
+        for _ in range(count)
+    ]
 
 
 def run(step, state, stream):
@@ -81,36 +99,54 @@ def run(step, state, stream):
 def unkey(tree):
     """``tree`` with typed RNG keys replaced by their key data (for chex and numpy)."""
     return jax.tree.map(
-        lambda x: jax.random.key_data(x)
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree)
+        lambda x: (
+            jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+        ),
+        tree,
+    )
 
 
 def flat(tree) -> dict[str, np.ndarray]:
     """``{'/'-joined path: numpy array}`` of a pytree's leaves (keys as key data)."""
-    return {"/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path):
-            np.asarray(leaf)
-            for path, leaf in jax.tree_util.tree_flatten_with_path(unkey(tree))[0]}
+    return {
+        "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path): np.asarray(leaf)
+        for path, leaf in jax.tree_util.tree_flatten_with_path(unkey(tree))[0]
+    }
 
 
 # ----------------------------------------------------------------------------
 # Data parallelism: the same global batches on 1 device and on 4
 # ----------------------------------------------------------------------------
 
+
 def parallel_cases():
     """``{name: (step, init_state, stream)}``: a cGAN with everything on, and a VAE."""
-    nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan(
-        "cgan", "r1", d_steps=2, spectral_norm=True)
+    nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan("cgan", "r1", d_steps=2, spectral_norm=True)
     gan_stream = batches(1, STEPS, 2 * 8)
-    gan = (functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
-                             loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs),
-           gan_family.init_gan_state(nets, optimizers, jax.random.key(0), gan_stream[0]),
-           gan_stream)
+    gan = (
+        functools.partial(
+            gan_family.gan_step,
+            models=nets,
+            optimizers=optimizers,
+            loss_cfg=loss_cfg,
+            penalty_cfgs=penalty_cfgs,
+        ),
+        gan_family.init_gan_state(nets, optimizers, jax.random.key(0), gan_stream[0]),
+        gan_stream,
+    )
     vae_nets, vae_optimizers = tiny_vae()
     vae_stream = batches(2, STEPS, 8)
-    vae = (functools.partial(vae_family.vae_step, models=vae_nets, optimizers=vae_optimizers,
-                             likelihood="gaussian", gaussian_std=0.5),
-           vae_family.init_vae_state(vae_nets, vae_optimizers, jax.random.key(1), vae_stream[0]),
-           vae_stream)
+    vae = (
+        functools.partial(
+            vae_family.vae_step,
+            models=vae_nets,
+            optimizers=vae_optimizers,
+            likelihood="gaussian",
+            gaussian_std=0.5,
+        ),
+        vae_family.init_vae_state(vae_nets, vae_optimizers, jax.random.key(1), vae_stream[0]),
+        vae_stream,
+    )
     return {"gan": gan, "vae": vae}
 
 
@@ -121,12 +157,15 @@ def main_parallel(out):
     the error message of a batch that 4 devices do not divide.
     """
     from regan_jax import parallel
+
     assert jax.device_count() == 4, jax.devices()
     results = {}
     mesh = parallel.make_mesh(4)
     for name, (step, state, stream) in parallel_cases().items():
-        wrappers = {"single": jax.jit(step, donate_argnums=0),
-                    "shard_map": parallel.shard_map_step(step, mesh)}
+        wrappers = {
+            "single": jax.jit(step, donate_argnums=0),
+            "shard_map": parallel.shard_map_step(step, mesh),
+        }
         if name == "gan":
             wrappers["pmap"] = parallel.pmap_step(step)
         for wrapper, wrapped in wrappers.items():
@@ -155,19 +194,27 @@ def members_cases():
     strength and data.
     """
     from regan_jax import parallel, sweep
-    nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan(
-        "cgan", "r1", d_steps=2, spectral_norm=True)
-    step = functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
-                             loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs)
+
+    nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan("cgan", "r1", d_steps=2, spectral_norm=True)
+    step = functools.partial(
+        gan_family.gan_step,
+        models=nets,
+        optimizers=optimizers,
+        loss_cfg=loss_cfg,
+        penalty_cfgs=penalty_cfgs,
+    )
     streams = [batches(10 + k, STEPS, 2 * 8) for k in range(MEMBERS)]
     stream = [jax.tree.map(lambda *xs: np.stack(xs), *per_step) for per_step in zip(*streams)]
     states = sweep.init_sweep(
         lambda key: gan_family.init_gan_state(nets, optimizers, key, streams[0][0]),
-        seeds=list(range(MEMBERS)), hyperparams={"d": {"strength": [0.0, 1e-3, 1e-2, 1e-1]}})
+        seeds=list(range(MEMBERS)),
+        hyperparams={"d": {"strength": [0.0, 1e-3, 1e-2, 1e-1]}},
+    )
     wrappers = {"single": sweep.vmap_step(step, shared_batch=False)}
     for members, rows in ((2, 2), (4, 1), (1, 4)):
         wrappers[f"{members}x{rows}"] = parallel.members_step(
-            step, parallel.make_member_mesh(parallel.MeshShape(members, rows)))
+            step, parallel.make_member_mesh(parallel.MeshShape(members, rows))
+        )
     results = {}
     for wrapper, wrapped in wrappers.items():
         final, metrics = run(wrapped, jax.tree.map(jnp.copy, states), stream)
@@ -175,21 +222,28 @@ def members_cases():
             results[f"members/{wrapper}/{key}"] = value
     # The same group fed on the devices: every batch gathered from one array
     # (row t*K*B + k*B + r is row r of member k's batch t), all STEPS in one chunk.
-    arrays = {name: np.concatenate([b[name].reshape(-1, *b[name].shape[2:]) for b in stream])
-              for name in stream[0]}
+    arrays = {
+        name: np.concatenate([b[name].reshape(-1, *b[name].shape[2:]) for b in stream])
+        for name in stream[0]
+    }
     rows = np.arange(len(arrays["image"]), dtype=np.int32).reshape(STEPS, MEMBERS, -1)
 
     def gather(arrays, descriptor):
         return {name: values[descriptor["rows"]] for name, values in arrays.items()}
 
     for wrapper, shape in (("fed1x1", (1, 1)), ("fed4x1", (4, 1))):
-        fed = parallel.fed_parallel(step, gather, arrays, MEMBERS, rows.shape[-1],
-                                    parallel.MeshShape(*shape))
+        fed = parallel.fed_parallel(
+            step, gather, arrays, MEMBERS, rows.shape[-1], parallel.MeshShape(*shape)
+        )
         final, metrics = fed(jax.tree.map(jnp.copy, states), {"rows": rows})
         for key, value in flat({"state": final, "metrics": metrics}).items():
             results[f"members/{wrapper}/{key}"] = value
-    results["members/fed_refuses_2x2"] = np.asarray(parallel.fed_parallel(
-        step, gather, arrays, MEMBERS, rows.shape[-1], parallel.MeshShape(2, 2)) is None)
+    results["members/fed_refuses_2x2"] = np.asarray(
+        parallel.fed_parallel(
+            step, gather, arrays, MEMBERS, rows.shape[-1], parallel.MeshShape(2, 2)
+        )
+        is None
+    )
     return results
 
 
@@ -199,14 +253,16 @@ def main_multihost(out, process_id, num_processes, port):
     Every process passes the same global batches (each device gets its rows).
     """
     from regan_jax import parallel
+
     parallel.initialize_distributed(f"localhost:{port}", num_processes, process_id)
     assert jax.device_count() == 2 * num_processes and jax.local_device_count() == 2
     step, state, stream = parallel_cases()["gan"]
     wrapped = parallel.shard_map_step(step, parallel.make_mesh())
     final, metrics = parallel.fetch(run(wrapped, state, stream))
     if process_id == 0:
-        np.savez(out, **{key: value for key, value in
-                         flat({"state": final, "metrics": metrics}).items()})
+        np.savez(
+            out, **{key: value for key, value in flat({"state": final, "metrics": metrics}).items()}
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -220,23 +276,33 @@ CHECKPOINT_EVERY = 2
 def resumable_setup():
     """``(step, init_state, data_cfg)``: a GAN on the ring8 mixture stream (compiled once)."""
     from regan_jax import data
+
     nets, optimizers, loss_cfg, penalty_cfgs = tiny_gan()
     data_cfg = data.default_config()
     data_cfg.update(name="ring8", batch_size=8)
-    step = jax.jit(functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
-                                     loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs),
-                   donate_argnums=0)
+    step = jax.jit(
+        functools.partial(
+            gan_family.gan_step,
+            models=nets,
+            optimizers=optimizers,
+            loss_cfg=loss_cfg,
+            penalty_cfgs=penalty_cfgs,
+        ),
+        donate_argnums=0,
+    )
     example = next(data.make_iterator(data_cfg, seed=0))
     return step, gan_family.init_gan_state(nets, optimizers, jax.random.key(0), example), data_cfg
 
 
 def _die_when_saving(directory):
     """SIGKILLs this process as soon as orbax's temporary directory appears (mid-save)."""
+
     def watch():
         while True:
             if os.path.isdir(directory) and any("tmp" in n for n in os.listdir(directory)):
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(1e-4)
+
     threading.Thread(target=watch, daemon=True).start()
 
 
@@ -248,6 +314,7 @@ def train(workdir, num_steps, die_saving=None):
     s is being written. Returns the final state.
     """
     from regan_jax import data
+
     step, state, data_cfg = resumable_setup()
     state = jax.tree.map(jnp.copy, state)  # the step donates it
     directory = os.path.join(workdir, "checkpoints")

@@ -12,6 +12,7 @@ program compiled once (the same smoke run in several files, a command-line run
 in a subprocess) is then loaded instead of compiled again; a loaded executable
 is the one that was compiled, so results stay bitwise (tests/test_golden.py).
 """
+
 import os
 import shutil
 import tempfile
@@ -34,8 +35,9 @@ def pytest_configure(config):
         os.environ[CACHE_DIR_ENV] = config.compile_cache_dir
         os.environ[MIN_COMPILE_TIME_ENV] = "0"
     jax.config.update("jax_compilation_cache_dir", os.environ[CACHE_DIR_ENV])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs",
-                      float(os.environ[MIN_COMPILE_TIME_ENV]))
+    jax.config.update(
+        "jax_persistent_cache_min_compile_time_secs", float(os.environ[MIN_COMPILE_TIME_ENV])
+    )
 
 
 def pytest_unconfigure(config):

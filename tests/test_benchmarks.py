@@ -6,6 +6,7 @@ references' parameter counts against the Flax models'); the entry point runs
 end to end in ``--smoke`` mode in a subprocess and its JSON is checked for
 every figure of the performance issue.
 """
+
 import json
 import math
 import os
@@ -35,12 +36,17 @@ def test_time_alternating_alternates_sides_and_takes_medians():
         def run_steps(n):
             calls.append((name, n))
             now[0] += durations[name].pop(0)
+
         return run_steps
 
-    timings = harness.time_alternating({"a": side("a"), "b": side("b")}, steps_per_block=2,
-                                       blocks=3, warmup_steps=5, clock=lambda: now[0])
-    assert calls == [("a", 5), ("b", 5), ("a", 2), ("b", 2), ("b", 2), ("a", 2),
-                     ("a", 2), ("b", 2)]
+    timings = harness.time_alternating(
+        {"a": side("a"), "b": side("b")},
+        steps_per_block=2,
+        blocks=3,
+        warmup_steps=5,
+        clock=lambda: now[0],
+    )
+    assert calls == [("a", 5), ("b", 5), ("a", 2), ("b", 2), ("b", 2), ("a", 2), ("a", 2), ("b", 2)]
     for name, blocks in (("a", [2.0, 0.5, 3.5]), ("b", [1.0, 4.0, 1.5])):
         ordered = sorted(blocks)
         t = timings[name]
@@ -66,9 +72,12 @@ def test_compile_seconds_counts_matmul_flops_as_2mnk():
     b = rng.standard_normal((k, n)).astype(np.float32)
     compiled = harness.compile_seconds(jax.jit(jnp.matmul), a, b)
     assert compiled.flops == 2 * m * n * k
-    np.testing.assert_allclose(np.asarray(compiled.executable(a, b)),
-                               a.astype(np.float64) @ b.astype(np.float64), rtol=1e-4,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(compiled.executable(a, b)),
+        a.astype(np.float64) @ b.astype(np.float64),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     figures = compiled.as_dict()
     assert figures["total_s"] == pytest.approx(figures["trace_lower_s"] + figures["compile_s"])
     assert figures["cpu_s"] > 0
@@ -90,24 +99,29 @@ def _flax_param_count(config, upsample):
     batch = jax_setups.synthetic_batches(shape, 2, 1)[0]
     z = jnp.zeros((2, config.model.latent_dim))
     # eval_shape: the shapes of the params without computing (or compiling) them.
-    shapes = {"g": jax.eval_shape(nets["g"].init, jax.random.key(0), z)["params"],
-              "d": jax.eval_shape(nets["d"].init, jax.random.key(1), batch["image"])["params"]}
-    return {net: sum(math.prod(x.shape) for x in jax.tree.leaves(p))
-            for net, p in shapes.items()}
+    shapes = {
+        "g": jax.eval_shape(nets["g"].init, jax.random.key(0), z)["params"],
+        "d": jax.eval_shape(nets["d"].init, jax.random.key(1), batch["image"])["params"],
+    }
+    return {net: sum(math.prod(x.shape) for x in jax.tree.leaves(p)) for net, p in shapes.items()}
 
 
-@pytest.mark.parametrize("name,upsample", [("digits_gan", "subpixel"),
-                                           ("fashion_mnist_gan", "subpixel"),
-                                           ("fashion_mnist_gan", "conv_transpose"),
-                                           ("ring8_gan", "subpixel")])
+@pytest.mark.parametrize(
+    "name,upsample",
+    [
+        ("digits_gan", "subpixel"),
+        ("fashion_mnist_gan", "subpixel"),
+        ("fashion_mnist_gan", "conv_transpose"),
+        ("ring8_gan", "subpixel"),
+    ],
+)
 def test_torch_references_have_the_flax_models_parameter_counts(name, upsample):
     pytest.importorskip("torch")
     from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
 
     config = config_lib.shrink_for_smoke(jax_setups.experiment_config(name))
     expected = _flax_param_count(config, upsample)
-    g, d = torch_reference.make_gan(config.model, jax_setups.data_shape(config),
-                                    upsample=upsample)
+    g, d = torch_reference.make_gan(config.model, jax_setups.data_shape(config), upsample=upsample)
     assert {"g": torch_reference.num_params(g), "d": torch_reference.num_params(d)} == expected
 
 
@@ -117,10 +131,14 @@ def _run_smoke(tmp_path, only=None):
     if only:
         command += ["--only", ",".join(only)]
     # Smoke figures mean nothing, so compile for speed (~20 % less wall time here).
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"}
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+    }
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -157,9 +175,11 @@ def _check_figures(results, suites):
             assert scaling["k_small"]["speedup_bound"] > 0
             # member-steps/s and fraction of peak describe the same timing
             k = scaling["k_small"]
-            assert math.isclose(k["member_steps_per_s"] * scaling["flops_per_step"],
-                                k["fraction_of_peak"] * figures["matmul"]["jax_flops_per_s"],
-                                rel_tol=1e-9)
+            assert math.isclose(
+                k["member_steps_per_s"] * scaling["flops_per_step"],
+                k["fraction_of_peak"] * figures["matmul"]["jax_flops_per_s"],
+                rel_tol=1e-9,
+            )
     if "loop" in suites:
         loop = figures["loop"]
         for way in ("host_fed", "device_fed", "device_fed_chunks10"):

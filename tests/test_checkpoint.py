@@ -1,4 +1,5 @@
 """Checkpoints: round trip, retention, atomicity, and a SIGKILL-ed run resumed bit for bit."""
+
 import json
 import os
 import signal
@@ -22,18 +23,26 @@ ROOT = os.path.dirname(HERE)
 def make_state(seed, width=3):
     """A small TrainState with an Adam state and a typed key, values from ``seed``."""
     rng = np.random.default_rng(seed)
-    params = {"g": {"kernel": jnp.asarray(rng.normal(size=(2, width)), jnp.float32)},
-              "d": {"kernel": jnp.asarray(rng.normal(size=(width, 1)), jnp.float32),
-                    "bias": jnp.asarray(rng.normal(size=(1,)), jnp.float32)}}
+    params = {
+        "g": {"kernel": jnp.asarray(rng.normal(size=(2, width)), jnp.float32)},
+        "d": {
+            "kernel": jnp.asarray(rng.normal(size=(width, 1)), jnp.float32),
+            "bias": jnp.asarray(rng.normal(size=(1,)), jnp.float32),
+        },
+    }
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
     opt_state = {net: optimizer.init(p) for net, p in params.items()}
     opt_state["d"] = opt_state["d"]._replace(count=jnp.asarray(seed, jnp.int32))
     return steps.TrainState(
-        step=jnp.asarray(seed, jnp.int32), key=jax.random.key(seed), params=params,
+        step=jnp.asarray(seed, jnp.int32),
+        key=jax.random.key(seed),
+        params=params,
         opt_state=opt_state,
         model_state={"d": {"batch_stats": {"u": jnp.full((1, width), float(seed))}}},
-        diverged=jnp.asarray(seed % 2 == 1), diverged_step=jnp.asarray(-1, jnp.int32),
-        diverged_reason=jnp.asarray(0, jnp.int32))
+        diverged=jnp.asarray(seed % 2 == 1),
+        diverged_step=jnp.asarray(-1, jnp.int32),
+        diverged_reason=jnp.asarray(0, jnp.int32),
+    )
 
 
 def test_round_trip_restores_everything(tmp_path):
@@ -47,8 +56,9 @@ def test_round_trip_restores_everything(tmp_path):
     chex.assert_trees_all_equal(unkey(state), unkey(saved))
     chex.assert_trees_all_equal_dtypes(unkey(state), unkey(saved))
     # the restored key draws what the saved one drew
-    np.testing.assert_array_equal(jax.random.normal(state.key, (3,)),
-                                  jax.random.normal(saved.key, (3,)))
+    np.testing.assert_array_equal(
+        jax.random.normal(state.key, (3,)), jax.random.normal(saved.key, (3,))
+    )
 
 
 def test_keeps_the_latest_and_restores_the_latest(tmp_path):
@@ -88,8 +98,12 @@ def test_bad_input(tmp_path):
 
 def _train(*args):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, os.path.join(HERE, "_tiny_runs.py"), "train",
-                           *map(str, args)], env=env, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, os.path.join(HERE, "_tiny_runs.py"), "train", *map(str, args)],
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 def test_killed_run_resumes_bitwise(tmp_path):
@@ -117,5 +131,8 @@ def test_killed_run_resumes_bitwise(tmp_path):
     assert int(resumed["step"]) == 6 and any("params" in k for k in resumed.files)
     for key in resumed.files:
         np.testing.assert_array_equal(resumed[key], uninterrupted[key], err_msg=key)
-    assert sorted(n for n in os.listdir(interrupted / "checkpoints") if "tmp" not in n) == \
-        ["2", "4", "6"]
+    assert sorted(n for n in os.listdir(interrupted / "checkpoints") if "tmp" not in n) == [
+        "2",
+        "4",
+        "6",
+    ]

@@ -1,4 +1,5 @@
 """The claims' verdicts (experiments.study.claims) against hand-built rows and scipy."""
+
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
@@ -9,17 +10,25 @@ SEEDS = range(5)
 
 
 def _row(name, penalty, target, strength, seed, diverged=False, **scores):
-    row = {"config.name": name, "penalty": penalty, "target": target,
-           "value": strength, "effective_strength": strength, "regulariser": "none",
-           "seed": seed, "run": f"{name}/{penalty}-{target}-{strength}-seed{seed}",
-           "diverged": diverged, "config.penalty.g.kind": "none", "config.penalty.d.kind": "none"}
+    row = {
+        "config.name": name,
+        "penalty": penalty,
+        "target": target,
+        "value": strength,
+        "effective_strength": strength,
+        "regulariser": "none",
+        "seed": seed,
+        "run": f"{name}/{penalty}-{target}-{strength}-seed{seed}",
+        "diverged": diverged,
+        "config.penalty.g.kind": "none",
+        "config.penalty.d.kind": "none",
+    }
     row.update(scores)
     return row
 
 
 def _cell(name, penalty, target, strength, values, metric):
-    return [_row(name, penalty, target, strength, s, **{metric: v})
-            for s, v in zip(SEEDS, values)]
+    return [_row(name, penalty, target, strength, s, **{metric: v}) for s, v in zip(SEEDS, values)]
 
 
 BASE = np.array([0.30, 0.32, 0.29, 0.31, 0.33])
@@ -41,23 +50,29 @@ def _holm_by_hand(p):
 
 def _tost_by_hand(d, margin):
     n, se = d.size, d.std(ddof=1) / np.sqrt(d.size)
-    return max(scipy_stats.t.sf((d.mean() + margin) / se, n - 1),
-               scipy_stats.t.cdf((d.mean() - margin) / se, n - 1))
+    return max(
+        scipy_stats.t.sf((d.mean() + margin) / se, n - 1),
+        scipy_stats.t.cdf((d.mean() - margin) / se, n - 1),
+    )
 
 
 def test_supported_one_sided_tests_and_their_holm_family_match_scipy():
     shift_1 = np.array([0.05, 0.07, 0.04, 0.06, 0.08])
     shift_10 = np.array([0.01, -0.02, 0.03, -0.01, 0.00])
-    rows = (_cell("digits_gan", "none", None, None, BASE, "recall")
-            + _cell("digits_gan", "prox_l1", "g", 1.0, BASE + shift_1, "recall")
-            + _cell("digits_gan", "prox_l1", "g", 10.0, BASE + shift_10, "recall"))
+    rows = (
+        _cell("digits_gan", "none", None, None, BASE, "recall")
+        + _cell("digits_gan", "prox_l1", "g", 1.0, BASE + shift_1, "recall")
+        + _cell("digits_gan", "prox_l1", "g", 10.0, BASE + shift_10, "recall")
+    )
     part = _part()
     tests = claims.part_tests(rows, part)
     assert [t.comparison.key.strength for t in tests] == [1.0, 10.0]
-    claimed = [scipy_stats.ttest_1samp(d, 0.0, alternative="greater").pvalue
-               for d in (shift_1, shift_10)]
-    against = [scipy_stats.ttest_1samp(d, 0.0, alternative="less").pvalue
-               for d in (shift_1, shift_10)]
+    claimed = [
+        scipy_stats.ttest_1samp(d, 0.0, alternative="greater").pvalue for d in (shift_1, shift_10)
+    ]
+    against = [
+        scipy_stats.ttest_1samp(d, 0.0, alternative="less").pvalue for d in (shift_1, shift_10)
+    ]
     # One family of the 2m = 4 directional tests; the TOSTs (recall's SESOI 0.05) another.
     directional = _holm_by_hand(claimed + against)
     equivalent = _holm_by_hand([_tost_by_hand(d, 0.05) for d in (shift_1, shift_10)])
@@ -73,16 +88,31 @@ def test_supported_one_sided_tests_and_their_holm_family_match_scipy():
     assert tests[0].reference.median == pytest.approx(np.median(BASE))
     assert claims.reading(tests[0]) == "claimed way" and tests[0].holm_claimed < 0.05
     assert claims.part_verdict(part, tests) == claims.SUPPORTED
-    assert claims.family(tests) == claims.Family(m=2, cells=1, strengths=2, experiments=1,
-                                                 left_out=0)
+    assert claims.family(tests) == claims.Family(
+        m=2, cells=1, strengths=2, experiments=1, left_out=0
+    )
 
 
 def test_contradicted_when_a_cell_goes_significantly_against_the_claim():
-    rows = (_cell("digits_gan", "none", None, None, BASE, "recall")
-            + _cell("digits_gan", "prox_l1", "g", 0.1, BASE + np.array([0.02, -0.03, 0.01, 0.0,
-                                                                         0.01]), "recall")
-            + _cell("digits_gan", "prox_l1", "g", 1.0, BASE - np.array([0.30, 0.32, 0.29, 0.33,
-                                                                         0.31]), "recall"))
+    rows = (
+        _cell("digits_gan", "none", None, None, BASE, "recall")
+        + _cell(
+            "digits_gan",
+            "prox_l1",
+            "g",
+            0.1,
+            BASE + np.array([0.02, -0.03, 0.01, 0.0, 0.01]),
+            "recall",
+        )
+        + _cell(
+            "digits_gan",
+            "prox_l1",
+            "g",
+            1.0,
+            BASE - np.array([0.30, 0.32, 0.29, 0.33, 0.31]),
+            "recall",
+        )
+    )
     part = _part()
     tests = claims.part_tests(rows, part)
     d = np.array([-0.30, -0.32, -0.29, -0.33, -0.31])
@@ -95,28 +125,35 @@ def test_contradicted_when_a_cell_goes_significantly_against_the_claim():
 
 def test_no_effect_when_every_cell_is_equivalent_within_the_sesoi():
     """Recall's SESOI is 0.05: differences of about ±0.02 are shown to be smaller."""
-    noise = {0.1: np.array([0.02, -0.03, 0.01, -0.01, 0.02]),
-             1.0: np.array([-0.01, 0.01, 0.0, 0.02, -0.015])}
+    noise = {
+        0.1: np.array([0.02, -0.03, 0.01, -0.01, 0.02]),
+        1.0: np.array([-0.01, 0.01, 0.0, 0.02, -0.015]),
+    }
     rows = _cell("digits_gan", "none", None, None, BASE, "recall")
     for strength, d in noise.items():
         rows += _cell("digits_gan", "prox_l1", "g", strength, BASE + d, "recall")
     part = _part()
     tests = claims.part_tests(rows, part)
     # TOST by hand (scipy's t distribution), then Holm over the two comparisons.
-    expected = _holm_by_hand([_tost_by_hand(noise[t.comparison.key.strength], 0.05)
-                              for t in tests])
+    expected = _holm_by_hand([_tost_by_hand(noise[t.comparison.key.strength], 0.05) for t in tests])
     for t, p in zip(tests, expected):
         assert t.p_equivalent == pytest.approx(
-            _tost_by_hand(noise[t.comparison.key.strength], 0.05), rel=1e-9)
+            _tost_by_hand(noise[t.comparison.key.strength], 0.05), rel=1e-9
+        )
         assert t.holm_equivalent == pytest.approx(p, rel=1e-9) and p < 0.05
         assert claims.reading(t) == "equivalent"
     assert claims.part_verdict(part, tests) == claims.NO_EFFECT
 
 
 def test_inconclusive_when_neither_a_direction_nor_equivalence_is_shown():
-    rows = (_cell("digits_gan", "none", None, None, BASE, "recall")
-            + _cell("digits_gan", "prox_l1", "g", 1.0,
-                    BASE + np.array([0.12, -0.15, 0.05, -0.08, 0.10]), "recall"))
+    rows = _cell("digits_gan", "none", None, None, BASE, "recall") + _cell(
+        "digits_gan",
+        "prox_l1",
+        "g",
+        1.0,
+        BASE + np.array([0.12, -0.15, 0.05, -0.08, 0.10]),
+        "recall",
+    )
     part = _part()
     tests = claims.part_tests(rows, part)
     d = tests[0].comparison.difference
@@ -131,8 +168,9 @@ def test_a_d_z_sesoi_is_half_the_standard_deviation_of_the_differences():
     """sample_tv has no natural unit: its margin is 0.5 sd(d), and TOST with 5 seeds can
     never show equivalence within half a standard deviation (|t| < 0.5 sqrt(5) - t_4)."""
     d = np.array([0.001, -0.002, 0.0015, 0.0, -0.0005])
-    rows = (_cell("digits_gan", "none", None, None, BASE, "sample_tv")
-            + _cell("digits_gan", "l2", "g", 1.0, BASE + d, "sample_tv"))
+    rows = _cell("digits_gan", "none", None, None, BASE, "sample_tv") + _cell(
+        "digits_gan", "l2", "g", 1.0, BASE + d, "sample_tv"
+    )
     part = _part("sample_tv", "lower", ("l2",))
     (t,) = claims.part_tests(rows, part)
     assert t.margin == pytest.approx(0.5 * d.std(ddof=1), rel=1e-9)
@@ -145,15 +183,22 @@ def test_versus_a_penalty_pairs_same_target_and_strength():
     rows = _cell("digits_gan", "none", None, None, np.zeros(5), "sparsity")
     for strength, l2, en in ((1.0, 0.0, 0.2), (10.0, 0.1, 0.1)):
         rows += _cell("digits_gan", "l2", "g", strength, np.full(5, l2), "sparsity")
-        rows += _cell("digits_gan", "elastic_net", "g", strength,
-                      en + np.array([0.0, 0.01, 0.02, 0.01, 0.0]), "sparsity")
+        rows += _cell(
+            "digits_gan",
+            "elastic_net",
+            "g",
+            strength,
+            en + np.array([0.0, 0.01, 0.02, 0.01, 0.0]),
+            "sparsity",
+        )
     for r in rows:
         r["sparsity_g"] = r.pop("sparsity")
     part = claims.Part("p", {"*": "sparsity"}, "higher", ("elastic_net",), ("g",), "l2")
     tests = claims.part_tests(rows, part)
-    assert [(t.comparison.key.strength, t.comparison.reference.penalty,
-             t.comparison.reference.strength) for t in tests] == [(1.0, "l2", 1.0),
-                                                                   (10.0, "l2", 10.0)]
+    assert [
+        (t.comparison.key.strength, t.comparison.reference.penalty, t.comparison.reference.strength)
+        for t in tests
+    ] == [(1.0, "l2", 1.0), (10.0, "l2", 10.0)]
     assert tests[0].comparison.difference["median"] == pytest.approx(0.21)
     assert tests[1].comparison.difference["median"] == pytest.approx(0.01)
     assert claims.part_verdict(part, tests) == claims.SUPPORTED
@@ -169,36 +214,40 @@ def test_a_diverged_run_is_the_worst_fd_and_uses_the_sign_test():
     assert t.comparison.test == "sign" and t.favours
     # Five negative differences (one of them -inf): the exact two-sided sign test.
     assert t.comparison.p == pytest.approx(scipy_stats.binomtest(0, 5).pvalue)
-    assert t.comparison.p == pytest.approx(2 * 0.5 ** 5)
+    assert t.comparison.p == pytest.approx(2 * 0.5**5)
     # One-sided in the claimed way (lower FD): all five below, 1/32; never equivalent.
     assert t.p_claimed == pytest.approx(scipy_stats.binomtest(0, 5, alternative="less").pvalue)
-    assert t.p_claimed == pytest.approx(0.5 ** 5) and t.p_against == 1.0
+    assert t.p_claimed == pytest.approx(0.5**5) and t.p_against == 1.0
     assert t.p_equivalent == 1.0
 
 
-@pytest.mark.parametrize("parts,how,expected", [
-    (("supported", "supported"), "all", "supported"),
-    (("supported", "inconclusive"), "all", "inconclusive"),
-    (("supported", "contradicted"), "all", "contradicted"),
-    (("supported", "no effect"), "all", "no effect"),
-    (("contradicted", "no effect"), "all", "contradicted"),
-    (("supported", "not tested"), "all", "inconclusive"),
-    (("not tested", "not tested"), "all", "not tested"),
-    (("contradicted", "supported"), "any", "supported"),
-    (("contradicted", "contradicted"), "any", "contradicted"),
-    (("contradicted", "not tested"), "any", "contradicted"),
-    (("contradicted", "no effect"), "any", "no effect"),
-    (("no effect", "no effect"), "any", "no effect"),
-    (("no effect", "inconclusive"), "any", "inconclusive"),
-    (("contradicted", "inconclusive"), "any", "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "parts,how,expected",
+    [
+        (("supported", "supported"), "all", "supported"),
+        (("supported", "inconclusive"), "all", "inconclusive"),
+        (("supported", "contradicted"), "all", "contradicted"),
+        (("supported", "no effect"), "all", "no effect"),
+        (("contradicted", "no effect"), "all", "contradicted"),
+        (("supported", "not tested"), "all", "inconclusive"),
+        (("not tested", "not tested"), "all", "not tested"),
+        (("contradicted", "supported"), "any", "supported"),
+        (("contradicted", "contradicted"), "any", "contradicted"),
+        (("contradicted", "not tested"), "any", "contradicted"),
+        (("contradicted", "no effect"), "any", "no effect"),
+        (("no effect", "no effect"), "any", "no effect"),
+        (("no effect", "inconclusive"), "any", "inconclusive"),
+        (("contradicted", "inconclusive"), "any", "inconclusive"),
+    ],
+)
 def test_join(parts, how, expected):
     assert claims.join(parts, how) == expected
 
 
 def test_markdown_names_every_claim_and_its_cells():
-    rows = (_cell("digits_gan", "none", None, None, BASE, "recall")
-            + _cell("digits_gan", "prox_l1", "g", 1.0, BASE + 0.05, "recall"))
+    rows = _cell("digits_gan", "none", None, None, BASE, "recall") + _cell(
+        "digits_gan", "prox_l1", "g", 1.0, BASE + 0.05, "recall"
+    )
     text = claims.claims_markdown(rows)
     for claim in claims.CLAIMS:
         assert claim.statement in text
@@ -216,8 +265,9 @@ def test_a_guarded_part_leaves_degenerate_cells_out():
     for r, fd in zip(collapsed, (500.0, 480.0, 59.0, 40.0, 35.0)):
         r["fd"] = fd
     # Strength 1: mildly smoother, every run healthy.
-    mild = _cell("digits_gan", "l2", "g", 1.0, BASE - np.array([0.01, -0.01, 0.02, 0.0, 0.01]),
-                 "sample_tv")
+    mild = _cell(
+        "digits_gan", "l2", "g", 1.0, BASE - np.array([0.01, -0.01, 0.02, 0.0, 0.01]), "sample_tv"
+    )
     for r, fd in zip(mild, none_fd + 1):
         r["fd"] = fd
     rows += collapsed + mild
@@ -237,12 +287,15 @@ def test_a_guarded_part_leaves_degenerate_cells_out():
 
 def test_better_follows_each_metrics_own_direction():
     """'More diverse' is a higher recall but a lower reverse KL of the mode histogram."""
-    rows = (_cell("digits_gan", "none", None, None, BASE, "recall")
-            + _cell("digits_gan", "prox_l1", "g", 1.0, BASE + 0.05 + BASE / 100, "recall")
-            + _cell("ring8_gan", "none", None, None, BASE, "reverse_kl")
-            + _cell("ring8_gan", "prox_l1", "g", 1.0, BASE - 0.2 - BASE / 100, "reverse_kl"))
-    part = claims.Part("p", {"digits_gan": "recall", "ring8_gan": "reverse_kl"}, "better",
-                       ("prox_l1",), ("g",))
+    rows = (
+        _cell("digits_gan", "none", None, None, BASE, "recall")
+        + _cell("digits_gan", "prox_l1", "g", 1.0, BASE + 0.05 + BASE / 100, "recall")
+        + _cell("ring8_gan", "none", None, None, BASE, "reverse_kl")
+        + _cell("ring8_gan", "prox_l1", "g", 1.0, BASE - 0.2 - BASE / 100, "reverse_kl")
+    )
+    part = claims.Part(
+        "p", {"digits_gan": "recall", "ring8_gan": "reverse_kl"}, "better", ("prox_l1",), ("g",)
+    )
     tests = {t.experiment: t for t in claims.part_tests(rows, part)}
     assert tests["digits_gan"].favours and tests["ring8_gan"].favours
     assert tests["ring8_gan"].comparison.difference["median"] == pytest.approx(-0.2031)
@@ -260,20 +313,27 @@ def test_markdown_prints_each_parts_family_and_the_guard_sensitivity():
         r["fd"] = fd
     rows += collapsed
     text = claims.claims_markdown(rows)
-    assert ("Family: m = 0 comparisons (0 penalty × target cells × 0 strengths × 0 experiments; "
-            "1 degenerate left out). Directional: 0 one-sided tests") in text
+    assert (
+        "Family: m = 0 comparisons (0 penalty × target cells × 0 strengths × 0 experiments; "
+        "1 degenerate left out). Directional: 0 one-sided tests"
+    ) in text
     # Guarded, the only (collapsed) cell is left out; without the guard it carries the claim.
-    assert ("| L2 makes samples smoother. | smoother samples (lower total variation) | "
-            "inconclusive | supported | 1 |") in text
-    assert "| L2 makes samples smoother. | **the claim** | **inconclusive** | **supported** | |" \
+    assert (
+        "| L2 makes samples smoother. | smoother samples (lower total variation) | "
+        "inconclusive | supported | 1 |"
+    ) in text
+    assert (
+        "| L2 makes samples smoother. | **the claim** | **inconclusive** | **supported** | |"
         in text
+    )
 
 
 def test_grid25_reads_diversity_as_noise_robust_modes_with_the_published_count_beside():
     part = dict(claims.CLAIMS[1].parts[1].metrics)
     assert part["grid25_gan"] == "robust_modes" and part["ring8_gan"] == "reverse_kl"
-    rows = (_cell("grid25_gan", "none", None, None, [9, 8, 10, 9, 11], "robust_modes")
-            + _cell("grid25_gan", "prox_l1", "g", 1.0, [12, 11, 14, 12, 13], "robust_modes"))
+    rows = _cell("grid25_gan", "none", None, None, [9, 8, 10, 9, 11], "robust_modes") + _cell(
+        "grid25_gan", "prox_l1", "g", 1.0, [12, 11, 14, 12, 13], "robust_modes"
+    )
     for r, modes in zip(rows, [18, 17, 19, 18, 20, 21, 20, 22, 21, 23]):
         r["modes"] = modes
     (t,) = claims.part_tests(rows, claims.CLAIMS[1].parts[1])

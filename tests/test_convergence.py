@@ -1,4 +1,5 @@
 """The convergence criteria of the unregularised baselines, on hand-made histories."""
+
 import pytest
 
 from experiments.study import convergence
@@ -9,8 +10,11 @@ def _history(values, metric):
 
 
 def test_medians_over_runs_at_common_steps():
-    runs = [_history([100, 60, 40, 38], "fd"), _history([120, 50, 44, 40], "fd"),
-            _history([90, 70, 42], "fd")]
+    runs = [
+        _history([100, 60, 40, 38], "fd"),
+        _history([120, 50, 44, 40], "fd"),
+        _history([90, 70, 42], "fd"),
+    ]
     assert convergence.medians(runs, "fd") == {1000: 100.0, 2000: 60.0, 3000: 42.0}
 
 

@@ -2,6 +2,7 @@
 
 Every test prepares data under a temporary data dir; nothing is downloaded.
 """
+
 import functools
 import gzip
 import os
@@ -39,6 +40,7 @@ def _sklearn_digits_scaled():
 
 # --- digits and stacked_digits ---------------------------------------------------------
 
+
 def test_digits_matches_sklearn_with_fixed_split(cache):
     images, labels = _sklearn_digits_scaled()
     train, test = data.load("digits", data_dir=cache), data.load("digits", "test", data_dir=cache)
@@ -62,8 +64,11 @@ def test_prepared_once_as_array_record_under_data_dir(cache):
     before = {f: os.stat(os.path.join(version_dir, f)).st_mtime_ns for f in files}
     data.load("digits", data_dir=cache)
     assert {f: os.stat(os.path.join(version_dir, f)).st_mtime_ns for f in files} == before
-    assert not [d for d in os.listdir(os.path.join(cache, "regan_digits", "sklearn"))
-                if d.startswith("incomplete")]
+    assert not [
+        d
+        for d in os.listdir(os.path.join(cache, "regan_digits", "sklearn"))
+        if d.startswith("incomplete")
+    ]
 
 
 def test_default_data_dir_is_tfds_data_dir(tmp_path):
@@ -113,6 +118,7 @@ def test_unknown_name_split_and_mixture_name(cache):
 
 # --- IDX ---------------------------------------------------------------------------------
 
+
 def _idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
     """The IDX encoding, written independently of the reader under test."""
     big_endian = {0x08: ">u1", 0x0B: ">i2", 0x0D: ">f4"}[code]
@@ -147,9 +153,11 @@ def _idx_dir(root, gz=True, counts=(12, 5), seed=0):
 @pytest.mark.parametrize("gz", [True, False])
 def test_read_idx_round_trips(tmp_path, gz):
     rng = np.random.default_rng(1)
-    for code, array in ((0x08, rng.integers(0, 256, (3, 4, 5)).astype(np.uint8)),
-                        (0x0B, rng.integers(-3000, 3000, (7,)).astype(np.int16)),
-                        (0x0D, rng.normal(size=(2, 3)).astype(np.float32))):
+    for code, array in (
+        (0x08, rng.integers(0, 256, (3, 4, 5)).astype(np.uint8)),
+        (0x0B, rng.integers(-3000, 3000, (7,)).astype(np.int16)),
+        (0x0D, rng.normal(size=(2, 3)).astype(np.float32)),
+    ):
         path = tmp_path / f"a{code}"
         _write(path, _idx_bytes(array, code), gz)
         out = data.read_idx(str(path) + (".gz" if gz else ""))
@@ -192,7 +200,9 @@ def test_missing_directory_and_split_file(tmp_path):
         data.load("fashion_mnist", idx_dir=str(tmp_path / "nowhere"))
     root, _ = _idx_dir(tmp_path / "fm")
     os.remove(root / "t10k-labels-idx1-ubyte.gz")
-    with pytest.raises(FileNotFoundError, match=r"no test split file t10k-labels-idx1-ubyte\[.gz\]"):
+    with pytest.raises(
+        FileNotFoundError, match=r"no test split file t10k-labels-idx1-ubyte\[.gz\]"
+    ):
         data.load("fashion_mnist", "train", idx_dir=str(root), data_dir=str(tmp_path / "c"))
 
 
@@ -214,15 +224,26 @@ def _corrupt(root, name, transform):
     path.write_bytes(transform(path.read_bytes()))
 
 
-@pytest.mark.parametrize("name, transform, message", [
-    ("train-images-idx3-ubyte.gz", lambda b: b[: len(b) // 2], "not a valid gzip file"),
-    ("train-images-idx3-ubyte.gz", lambda b: b[:10] + bytes(len(b) - 10), "not a valid gzip"),
-    ("train-images-idx3-ubyte", lambda b: b[:-7], r"needs exactly .*\(truncated\)"),
-    ("train-images-idx3-ubyte", lambda b: b + b"xx", r"\(trailing bytes\)"),
-    ("train-labels-idx1-ubyte", lambda b: b"\x12\x34" + b[2:], "magic number 0x1234"),
-    ("train-labels-idx1-ubyte", lambda b: b[:2] + b"\x08\x03" + b[4:], "0x00000803; expected magic number 0x00000801"),
-    ("t10k-labels-idx1-ubyte", lambda b: b[:2] + b"\x0b" + b[3:], r"0x00000b01; expected magic number 0x00000801 \(uint8, 1 dims\)"),
-])
+@pytest.mark.parametrize(
+    "name, transform, message",
+    [
+        ("train-images-idx3-ubyte.gz", lambda b: b[: len(b) // 2], "not a valid gzip file"),
+        ("train-images-idx3-ubyte.gz", lambda b: b[:10] + bytes(len(b) - 10), "not a valid gzip"),
+        ("train-images-idx3-ubyte", lambda b: b[:-7], r"needs exactly .*\(truncated\)"),
+        ("train-images-idx3-ubyte", lambda b: b + b"xx", r"\(trailing bytes\)"),
+        ("train-labels-idx1-ubyte", lambda b: b"\x12\x34" + b[2:], "magic number 0x1234"),
+        (
+            "train-labels-idx1-ubyte",
+            lambda b: b[:2] + b"\x08\x03" + b[4:],
+            "0x00000803; expected magic number 0x00000801",
+        ),
+        (
+            "t10k-labels-idx1-ubyte",
+            lambda b: b[:2] + b"\x0b" + b[3:],
+            r"0x00000b01; expected magic number 0x00000801 \(uint8, 1 dims\)",
+        ),
+    ],
+)
 def test_bad_idx_files_raise_and_leave_no_cache(tmp_path, name, transform, message):
     root, _ = _idx_dir(tmp_path / "fm", gz=name.endswith(".gz"))
     _corrupt(root, name, transform)
@@ -234,10 +255,13 @@ def test_bad_idx_files_raise_and_leave_no_cache(tmp_path, name, transform, messa
     assert not list(cache.glob("**/incomplete*"))
 
 
-@pytest.mark.parametrize("what, message", [
-    ("8x8 images", r"train-images-idx3-ubyte: images of shape \(8, 8\); .* expects \(28, 28\)"),
-    ("label 42", r"train-labels-idx1-ubyte: label 42 at index 3 is not a class .*\(0..9\)"),
-])
+@pytest.mark.parametrize(
+    "what, message",
+    [
+        ("8x8 images", r"train-images-idx3-ubyte: images of shape \(8, 8\); .* expects \(28, 28\)"),
+        ("label 42", r"train-labels-idx1-ubyte: label 42 at index 3 is not a class .*\(0..9\)"),
+    ],
+)
 def test_idx_files_of_the_wrong_shape_or_classes_name_the_file(tmp_path, what, message):
     root, arrays = _idx_dir(tmp_path / "fm", gz=False)
     images, labels = arrays["train"]
@@ -284,6 +308,7 @@ def test_real_fashion_mnist_load(tmp_path):
 
 # --- TFDS catalog (mocked: no download) ---------------------------------------------------
 
+
 @pytest.fixture
 def mock_catalog(monkeypatch):
     """``tfds.testing.mock_data`` with TFDS 4.9.10's batched read fixed.
@@ -292,9 +317,11 @@ def mock_catalog(monkeypatch):
     attribute, so ``__getitems__(keys)`` is called without the mock as
     ``self`` and raises TypeError; single-item reads are unaffected.
     """
+
     def getitems(record_keys, generator, serialized=False):
         assert not serialized
         return [generator[k] for k in record_keys]
+
     monkeypatch.setattr(tfds_mocking, "_getitems", getitems)
     return functools.partial(tfds.testing.mock_data, policy=tfds.testing.MockPolicy.USE_CODE)
 
@@ -317,13 +344,15 @@ def test_fashion_mnist_falls_back_to_catalog(tmp_path, monkeypatch, mock_catalog
 
 # --- mixtures -------------------------------------------------------------------------------
 
+
 def test_mixture_centres_closed_form():
     ring = data.mixture("ring8")
     angles = np.arange(8) * np.pi / 4
     np.testing.assert_allclose(ring.centres, 2 * np.c_[np.cos(angles), np.sin(angles)], atol=1e-6)
     grid = data.mixture("grid25", spacing=1.5, sigma=0.1)
-    assert {tuple(c) for c in grid.centres} == {(1.5 * i, 1.5 * j) for i in range(-2, 3)
-                                                for j in range(-2, 3)}
+    assert {tuple(c) for c in grid.centres} == {
+        (1.5 * i, 1.5 * j) for i in range(-2, 3) for j in range(-2, 3)
+    }
     assert (ring.sigma, grid.sigma) == (0.02, 0.1)
     assert grid.spec == data.DataSpec((2,), 25, "grid25")
 

@@ -1,4 +1,5 @@
 """The batch iterator of regan_jax.data: order, determinism, resume, members, devices."""
+
 import json
 import os
 import subprocess
@@ -17,9 +18,12 @@ N = 50  # Examples in the hand-made dataset; example i has every pixel equal to 
 @pytest.fixture
 def dataset():
     images = np.broadcast_to(np.arange(N, dtype=np.float32)[:, None, None, None], (N, 2, 2, 1))
-    return data.ArrayDataset(images=np.ascontiguousarray(images),
-                             labels=(np.arange(N) % 7).astype(np.int32), num_classes=7,
-                             name="toy")
+    return data.ArrayDataset(
+        images=np.ascontiguousarray(images),
+        labels=(np.arange(N) % 7).astype(np.int32),
+        num_classes=7,
+        name="toy",
+    )
 
 
 def _cfg(name="toy", batch_size=16, drop_remainder=True, tmp=None):
@@ -81,14 +85,17 @@ def test_resume_from_json_position_sees_the_same_batches(dataset):
         np.testing.assert_array_equal(x["label"], y["label"])
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(seed=6), "seed is 6"),
-    (dict(batch_size=8), "batch_size is 8"),
-    (dict(name="digits"), "name is 'digits'"),
-    (dict(epoch=-1), "integer epoch >= 0"),
-    (dict(index="3"), "integer epoch >= 0 and index >= 0"),
-    (dict(index=3), "index 3 is past the end of an epoch of 3 batches"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(seed=6), "seed is 6"),
+        (dict(batch_size=8), "batch_size is 8"),
+        (dict(name="digits"), "name is 'digits'"),
+        (dict(epoch=-1), "integer epoch >= 0"),
+        (dict(index="3"), "integer epoch >= 0 and index >= 0"),
+        (dict(index=3), "index 3 is past the end of an epoch of 3 batches"),
+    ],
+)
 def test_foreign_position_is_refused(dataset, change, message):
     position = {"name": "toy", "seed": 5, "batch_size": 16, "epoch": 0, "index": 0, **change}
     with pytest.raises(ValueError, match=message):
@@ -113,16 +120,18 @@ def test_member_resume(dataset):
     it = data.make_iterator(_cfg(), 0, member_seeds=[4, 1], source=dataset)
     _take(it, 5)
     position = json.loads(json.dumps(it.position))
-    resumed = data.make_iterator(_cfg(), 0, member_seeds=[4, 1], source=dataset,
-                                 position=position)
+    resumed = data.make_iterator(_cfg(), 0, member_seeds=[4, 1], source=dataset, position=position)
     np.testing.assert_array_equal(next(it)["image"], next(resumed)["image"])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(seed=-1), "seeds >= 0"),
-    (dict(seed=0, num_members=0), "num_members must be > 0"),
-    (dict(seed=0, num_members=2, member_seeds=[0, 1]), "not both"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(seed=-1), "seeds >= 0"),
+        (dict(seed=0, num_members=0), "num_members must be > 0"),
+        (dict(seed=0, num_members=2, member_seeds=[0, 1]), "not both"),
+    ],
+)
 def test_bad_iterator_arguments(dataset, kwargs, message):
     with pytest.raises(ValueError, match=message):
         data.make_iterator(_cfg(), source=dataset, **kwargs)
@@ -151,8 +160,8 @@ def test_mixture_batches_are_keyed_samples():
     np.testing.assert_array_equal(next(it)["image"], next(resumed)["image"])
     members = next(data.make_iterator(cfg, 7, num_members=2))
     np.testing.assert_array_equal(
-        members["image"][1],
-        np.asarray(mix.sample(jax.random.fold_in(jax.random.key(8), 0), 32)))
+        members["image"][1], np.asarray(mix.sample(jax.random.fold_in(jax.random.key(8), 0), 32))
+    )
 
 
 def test_config_selects_the_dataset(tmp_path):
@@ -180,8 +189,9 @@ def test_member_positions_resume_a_group_as_its_members(dataset):
         for _ in range(4):
             next(single)
         assert positions[k] == single.position
-    resumed = data.make_iterator(_cfg(), 0, member_seeds=[3, 5], source=dataset,
-                                 position=data.group_position(positions))
+    resumed = data.make_iterator(
+        _cfg(), 0, member_seeds=[3, 5], source=dataset, position=data.group_position(positions)
+    )
     np.testing.assert_array_equal(next(resumed)["image"], next(group)["image"])
     with pytest.raises(ValueError, match="different data positions"):
         data.group_position([positions[0], {**positions[1], "index": 0}])
@@ -206,8 +216,8 @@ def test_prefetch_raises_the_source_error():
         if index == 2:
             raise ValueError("bad batch 2")
         return {"image": np.zeros((1, 2))}
-    source = data.BatchIterator(fetch, None, data.DataSpec((2,), 0, "x"),
-                                {"epoch": 0, "index": 0})
+
+    source = data.BatchIterator(fetch, None, data.DataSpec((2,), 0, "x"), {"epoch": 0, "index": 0})
     with data.prefetch_to_device(source, 2) as ahead:
         _take(ahead, 2)
         with pytest.raises(ValueError, match="bad batch 2"):
@@ -243,8 +253,17 @@ def test_prefetch_shards_across_four_devices():
                             np.testing.assert_array_equal(np.asarray(shard.data), expect)
         print("ok")
     """)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

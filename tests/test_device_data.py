@@ -6,6 +6,7 @@ the host-fed run trains -- bitwise for the MLP families (no convolution: the
 compiled step is the same program), to float reassociation for a
 convolutional family in a ``lax.scan`` chunk.
 """
+
 import jax
 import numpy as np
 import pytest
@@ -23,8 +24,9 @@ def _gathered(source, batch_size, seeds, steps):
     on_device = data.make_iterator(cfg, 0, member_seeds=seeds, source=source, on_device=True)
     feed = data.device_feed(source, batch_size)
     gather = jax.jit(jax.vmap(feed.gather, in_axes=(None, 0)))
-    pairs = [(next(host), jax.device_get(gather(feed.arrays, next(on_device))))
-             for _ in range(steps)]
+    pairs = [
+        (next(host), jax.device_get(gather(feed.arrays, next(on_device)))) for _ in range(steps)
+    ]
     assert host.position == on_device.position
     return pairs
 
@@ -55,8 +57,7 @@ def test_chunks_stop_exactly_at_every_event():
     config = experiments.load_config("digits_gan")
     config.steps, config.log.every, config.eval.fd_every = 137, 20, 30
     config.log.samples_every, config.log.checkpoint_every = 0, 45
-    events = {s for s in range(1, 138)
-              if s % 20 == 0 or s % 30 == 0 or s % 45 == 0 or s == 137}
+    events = {s for s in range(1, 138) if s % 20 == 0 or s % 30 == 0 or s % 45 == 0 or s == 137}
     for per_call in (1, 4, 7, 500):
         step, stops = 0, []
         while step < config.steps:
@@ -72,15 +73,18 @@ def test_chunks_stop_exactly_at_every_event():
 
 
 def _train(config_spec, overrides, root, **kwargs):
-    configs = [experiments.load_config(config_spec, [("log.progress", "false"), *o])
-               for o in overrides]
+    configs = [
+        experiments.load_config(config_spec, [("log.progress", "false"), *o]) for o in overrides
+    ]
     dirs = [root / f"m{i}" for i in range(len(configs))]
     finals = train.train_members(configs, dirs, progress=False, **kwargs)
     return [jax.tree.leaves(jax.device_get(s.params)) for s in finals], dirs
 
 
-GROUP = [[("seed", "0"), ("penalty.d.kind", "l2"), ("penalty.d.strength", "1e-3")],
-         [("seed", "1"), ("penalty.d.kind", "l2"), ("penalty.d.strength", "1e-1")]]
+GROUP = [
+    [("seed", "0"), ("penalty.d.kind", "l2"), ("penalty.d.strength", "1e-3")],
+    [("seed", "1"), ("penalty.d.kind", "l2"), ("penalty.d.strength", "1e-1")],
+]
 # Logging every 4 steps (the smoke configs' other events every 6) with chunks of 3:
 # the 12 steps run as 3, 1, 2, 2, 3, 1 (stops at 4, 6, 8, 12) -- full chunks (one
 # scan of 3) and short ones (the one-step program) both.
@@ -95,9 +99,13 @@ def _chunks(config, per_call):
     return lengths
 
 
-@pytest.mark.parametrize("spec,overrides", [
-    ("ring8_gan:smoke", [m + EVERY_4 for m in GROUP]),
-    pytest.param("digits_gan:smoke", [EVERY_4], marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "spec,overrides",
+    [
+        ("ring8_gan:smoke", [m + EVERY_4 for m in GROUP]),
+        pytest.param("digits_gan:smoke", [EVERY_4], marks=pytest.mark.slow),
+    ],
+)
 def test_mlp_runs_fed_on_the_device_are_bitwise_the_host_fed_runs(tmp_path, spec, overrides):
     """A vmapped group (and, slow, one run) in chunks of up to 3 steps, bitwise the host-fed
     run. (The golden runs of tests/test_golden.py, recorded with host batches, check one step
@@ -111,7 +119,8 @@ def test_mlp_runs_fed_on_the_device_are_bitwise_the_host_fed_runs(tmp_path, spec
             np.testing.assert_array_equal(b, a)
     # The logged metrics are those of the same steps.
     assert [r["step"] for r in train.read_metrics(dirs[0])] == [
-        r["step"] for r in train.read_metrics(tmp_path / "host" / "m0")]
+        r["step"] for r in train.read_metrics(tmp_path / "host" / "m0")
+    ]
 
 
 def test_convolutional_run_in_chunks_equals_the_host_fed_run(tmp_path):
@@ -133,8 +142,16 @@ def test_bad_steps_per_call_is_refused_before_anything_is_written(tmp_path, caps
     with pytest.raises(ValueError, match="steps_per_call must be an integer >= 1, got 0"):
         train.train_and_evaluate(config, tmp_path / "lib", steps_per_call=0)
     assert not (tmp_path / "lib").exists()
-    code = train_cli.main(["--config", "digits_gan:smoke", "--workdir", str(tmp_path / "cli"),
-                           "--steps-per-call", "0"])
+    code = train_cli.main(
+        [
+            "--config",
+            "digits_gan:smoke",
+            "--workdir",
+            str(tmp_path / "cli"),
+            "--steps-per-call",
+            "0",
+        ]
+    )
     assert code == 2
     assert "--steps-per-call 0: expected an integer >= 1" in capsys.readouterr().err
     assert not (tmp_path / "cli").exists()

@@ -1,4 +1,5 @@
 """The Dirac GAN (experiments.study.dirac): closed forms, discrete-step claims, the figure."""
+
 import doctest
 import math
 
@@ -28,22 +29,28 @@ def spectral_radius(matrix):
     return float(np.max(np.abs(np.linalg.eigvals(np.asarray(matrix, np.float64)))))
 
 
-def _path(penalty, target, value, *, lr=H, optimizer="sgd", steps=1000, mode="simultaneous",
-          start=START):
+def _path(
+    penalty, target, value, *, lr=H, optimizer="sgd", steps=1000, mode="simultaneous", start=START
+):
     players = dirac.players(penalty, target, value, lr, optimizer)
-    return np.asarray(dirac.simulate(players.d_tx, players.g_tx, *start, steps, mode,
-                                     players.gamma_r1), np.float64)
+    return np.asarray(
+        dirac.simulate(players.d_tx, players.g_tx, *start, steps, mode, players.gamma_r1),
+        np.float64,
+    )
 
 
 def _update_jacobian(penalty, target, value, point=(0.0, 0.0), mode="simultaneous", lr=H):
     players = dirac.players(penalty, target, value, lr)
-    return np.asarray(dirac.update_jacobian(players.d_tx, players.g_tx, *point, mode,
-                                            players.gamma_r1), np.float64)
+    return np.asarray(
+        dirac.update_jacobian(players.d_tx, players.g_tx, *point, mode, players.gamma_r1),
+        np.float64,
+    )
 
 
 # ----------------------------------------------------------------------------
 # The model
 # ----------------------------------------------------------------------------
+
 
 def test_losses_are_the_paper_objective_and_the_library_gan_loss():
     theta, psi = 0.7, -1.3
@@ -55,8 +62,9 @@ def test_losses_are_the_paper_objective_and_the_library_gan_loss():
     library = losses.gan_loss("non_saturating").d(jnp.zeros(1), jnp.array([-psi * theta]))
     np.testing.assert_allclose(dirac.d_loss(d, g), library, rtol=1e-6)
     # R1 through the library's gradient penalty is the closed form (γ/2)ψ².
-    np.testing.assert_allclose(dirac.d_loss(d, g, 0.8) - dirac.d_loss(d, g), 0.4 * psi**2,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        dirac.d_loss(d, g, 0.8) - dirac.d_loss(d, g), 0.4 * psi**2, rtol=1e-6
+    )
 
 
 def test_field_is_the_papers():
@@ -79,30 +87,37 @@ EIGEN_CASES = (
 )
 
 
-@pytest.mark.parametrize("kwargs", EIGEN_CASES, ids=lambda kw: ",".join(
-    f"{k}={v}" for k, v in kw.items()) or "none")
+@pytest.mark.parametrize(
+    "kwargs", EIGEN_CASES, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "none"
+)
 def test_numeric_jacobian_and_eigenvalues_match_closed_form(kwargs):
     lam_g = kwargs.get("l2_g", 0.0)
     lam_d = kwargs.get("l2_d", 0.0) + kwargs.get("gamma_r1", 0.0)
     jacobian = dirac.jacobian_at_equilibrium(**kwargs)
     np.testing.assert_allclose(jacobian, [[-lam_g, -FP], [FP, -lam_d]], atol=1e-6)
-    np.testing.assert_allclose(dirac.eigenvalues(jacobian),
-                               _sorted(dirac.analytic_eigenvalues(**kwargs)), atol=1e-5)
+    np.testing.assert_allclose(
+        dirac.eigenvalues(jacobian), _sorted(dirac.analytic_eigenvalues(**kwargs)), atol=1e-5
+    )
 
 
 def test_closed_form_special_cases():
     np.testing.assert_allclose(_sorted(dirac.analytic_eigenvalues()), [-0.5j, 0.5j])
     lam = 0.3  # λ < 2f'(0): complex pair with real part −λ/2
     np.testing.assert_allclose(dirac.analytic_eigenvalues(l2_d=lam).real, -lam / 2)
-    np.testing.assert_allclose(dirac.analytic_eigenvalues(l2_g=lam), dirac.analytic_eigenvalues(l2_d=lam))
+    np.testing.assert_allclose(
+        dirac.analytic_eigenvalues(l2_g=lam), dirac.analytic_eigenvalues(l2_d=lam)
+    )
     for lam in (0.3, 3.0):  # L2 on both: −λ ± i f'(0) for every λ
-        np.testing.assert_allclose(_sorted(dirac.analytic_eigenvalues(l2_g=lam, l2_d=lam)),
-                                   [-lam - FP * 1j, -lam + FP * 1j])
+        np.testing.assert_allclose(
+            _sorted(dirac.analytic_eigenvalues(l2_g=lam, l2_d=lam)),
+            [-lam - FP * 1j, -lam + FP * 1j],
+        )
 
 
 # ----------------------------------------------------------------------------
 # R1 ≡ coupled L2 on ψ
 # ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("gamma", [0.3, 1.0, 3.0])
@@ -111,10 +126,14 @@ def test_r1_is_coupled_l2_on_d(optimizer, gamma):
     r1 = _path("r1", "d", gamma, lr=lr, optimizer=optimizer, steps=300)
     l2 = _path("l2", "d", gamma, lr=lr, optimizer=optimizer, steps=300)
     np.testing.assert_allclose(r1, l2, atol=1e-6)
-    np.testing.assert_allclose(dirac.jacobian_at_equilibrium(gamma_r1=gamma),
-                               dirac.jacobian_at_equilibrium(l2_d=gamma), atol=1e-7)
-    np.testing.assert_allclose(dirac.analytic_eigenvalues(gamma_r1=gamma),
-                               dirac.analytic_eigenvalues(l2_d=gamma))
+    np.testing.assert_allclose(
+        dirac.jacobian_at_equilibrium(gamma_r1=gamma),
+        dirac.jacobian_at_equilibrium(l2_d=gamma),
+        atol=1e-7,
+    )
+    np.testing.assert_allclose(
+        dirac.analytic_eigenvalues(gamma_r1=gamma), dirac.analytic_eigenvalues(l2_d=gamma)
+    )
 
 
 def test_r1_is_coupled_l2_with_user_built_chains():
@@ -130,25 +149,35 @@ def test_r1_is_coupled_l2_with_user_built_chains():
 # Discrete steps
 # ----------------------------------------------------------------------------
 
-UPDATE_CASES = [("none", "d", 0.0), ("l2", "d", 0.3), ("l2", "g", 0.3), ("l2", "both", 1.0),
-                ("weight_decay", "d", 0.3), ("r1", "d", 0.7)]
+UPDATE_CASES = [
+    ("none", "d", 0.0),
+    ("l2", "d", 0.3),
+    ("l2", "g", 0.3),
+    ("l2", "both", 1.0),
+    ("weight_decay", "d", 0.3),
+    ("r1", "d", 0.7),
+]
 
 
 @pytest.mark.parametrize("point", [(0.0, 0.0), (0.3, -0.7)])
 @pytest.mark.parametrize("penalty,target,value", UPDATE_CASES)
 def test_simultaneous_sgd_update_jacobian_is_identity_plus_hj(penalty, target, value, point):
-    kwargs = {"gamma_r1": value} if penalty == "r1" else (
-        dirac.PENALTIES[penalty].closed_form(value, target))
+    kwargs = (
+        {"gamma_r1": value}
+        if penalty == "r1"
+        else (dirac.PENALTIES[penalty].closed_form(value, target))
+    )
     expected = np.eye(2) + H * np.asarray(dirac.field_jacobian(*point, **kwargs))
-    np.testing.assert_allclose(_update_jacobian(penalty, target, value, point), expected,
-                               atol=1e-6)
+    np.testing.assert_allclose(_update_jacobian(penalty, target, value, point), expected, atol=1e-6)
 
 
 def test_plain_optax_sgd_update_jacobian():
     sgd = optax.sgd(H)
-    np.testing.assert_allclose(dirac.update_jacobian(sgd, sgd, 0.2, 0.5),
-                               np.eye(2) + H * np.asarray(dirac.field_jacobian(0.2, 0.5)),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        dirac.update_jacobian(sgd, sgd, 0.2, 0.5),
+        np.eye(2) + H * np.asarray(dirac.field_jacobian(0.2, 0.5)),
+        atol=1e-6,
+    )
 
 
 def test_unregularised_simultaneous_sgd_spirals_out():
@@ -170,8 +199,7 @@ def test_alternating_sgd_spectral_radius_is_one(h):
 
 def test_alternating_sgd_past_the_bound_diverges():
     # h f'(0) > 2: trace 2 − a² < −2, real eigenvalues of product 1.
-    assert spectral_radius(_update_jacobian("none", "d", 0.0, mode="alternating",
-                                                  lr=4.4)) > 1.0
+    assert spectral_radius(_update_jacobian("none", "d", 0.0, mode="alternating", lr=4.4)) > 1.0
 
 
 def test_alternating_sgd_orbit_is_bounded_and_does_not_converge():
@@ -183,8 +211,9 @@ def test_alternating_sgd_orbit_is_bounded_and_does_not_converge():
 @pytest.mark.parametrize("lam", [0.01, 0.02, 0.03, 0.1, 0.3])
 def test_coupled_l2_on_d_converges_iff_lambda_exceeds_h_fprime_squared(lam):
     rho = spectral_radius(_update_jacobian("l2", "d", lam))
-    np.testing.assert_allclose(rho, np.abs(1 + H * dirac.analytic_eigenvalues(l2_d=lam)).max(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        rho, np.abs(1 + H * dirac.analytic_eigenvalues(l2_d=lam)).max(), rtol=1e-6
+    )
     # |1 + hμ|² = 1 − hλ + h²f'(0)² for complex μ.
     assert (rho < 1) == (lam > H * FP**2)
 
@@ -194,14 +223,16 @@ def test_coupled_l2_converges_to_the_equilibrium(target):
     path = _path("l2", target, 0.3, steps=2000)
     assert np.abs(path[-1]).max() < 1e-4
     mu = dirac.analytic_eigenvalues(**dirac.PENALTIES["l2"].closed_form(0.3, target))
-    np.testing.assert_allclose(spectral_radius(_update_jacobian("l2", target, 0.3)),
-                               np.abs(1 + H * mu).max(), rtol=1e-6)
+    np.testing.assert_allclose(
+        spectral_radius(_update_jacobian("l2", target, 0.3)), np.abs(1 + H * mu).max(), rtol=1e-6
+    )
 
 
 def test_weight_decay_is_coupled_l2_under_sgd_but_not_under_adam():
     for target in ("d", "g", "both"):
-        np.testing.assert_array_equal(_path("weight_decay", target, 0.3, steps=300),
-                                      _path("l2", target, 0.3, steps=300))
+        np.testing.assert_array_equal(
+            _path("weight_decay", target, 0.3, steps=300), _path("l2", target, 0.3, steps=300)
+        )
     adamw = _path("weight_decay", "d", 0.3, lr=0.01, optimizer="adam", steps=300)
     adam_l2 = _path("l2", "d", 0.3, lr=0.01, optimizer="adam", steps=300)
     assert not np.allclose(adamw, adam_l2, atol=1e-3)
@@ -246,7 +277,7 @@ def test_prox_l1_on_both_reaches_the_equilibrium_exactly():
     path = _path("prox_l1", "both", 0.3, steps=1000)
     at_zero = (path == 0).all(axis=1)
     assert at_zero.any()
-    assert at_zero[int(np.argmax(at_zero)):].all()
+    assert at_zero[int(np.argmax(at_zero)) :].all()
 
 
 def test_subgradient_l1_makes_no_exact_zeros():
@@ -259,6 +290,7 @@ def test_subgradient_l1_makes_no_exact_zeros():
 # Interface
 # ----------------------------------------------------------------------------
 
+
 def test_simulate_shape_and_start():
     sgd = optax.sgd(H)
     path = dirac.simulate(sgd, sgd, 0.5, -0.25, 7)
@@ -266,13 +298,19 @@ def test_simulate_shape_and_start():
     np.testing.assert_array_equal(path[0], [0.5, -0.25])
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: dirac.players("r1", "g", 1.0, H), "discriminator loss term"),
-    (lambda: dirac.players("dropout", "d", 1.0, H), "unknown Dirac penalty"),
-    (lambda: dirac.players("l2", "x", 1.0, H), "unknown target"),
-    (lambda: dirac.players("l2", "d", 1.0, H, "lbfgs"), "unknown optimizer"),
-    (lambda: dirac.simulate(optax.sgd(H), optax.sgd(H), 1.0, 1.0, 3, "leapfrog"), "update mode"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: dirac.players("r1", "g", 1.0, H), "discriminator loss term"),
+        (lambda: dirac.players("dropout", "d", 1.0, H), "unknown Dirac penalty"),
+        (lambda: dirac.players("l2", "x", 1.0, H), "unknown target"),
+        (lambda: dirac.players("l2", "d", 1.0, H, "lbfgs"), "unknown optimizer"),
+        (
+            lambda: dirac.simulate(optax.sgd(H), optax.sgd(H), 1.0, 1.0, 3, "leapfrog"),
+            "update mode",
+        ),
+    ],
+)
 def test_bad_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -281,7 +319,7 @@ def test_bad_arguments_raise(call, match):
 def test_every_penalty_builds_on_every_target():
     plain = dirac.players("none", "d", 0.0, H).d_tx  # cached: equal settings, same object
     for name, spec in dirac.PENALTIES.items():
-        for target in (("d",) if spec.loss_term else dirac.TARGETS):
+        for target in ("d",) if spec.loss_term else dirac.TARGETS:
             players = dirac.players(name, target, 0.5, H)
             weighted = name != "none" and not spec.loss_term
             assert (players.d_tx is not plain) == (weighted and target in ("d", "both"))

@@ -4,6 +4,7 @@ Numbers are asserted against independent float64 numpy / scipy references
 (FD with scipy's sqrtm, PRDC by brute force, mode histograms by hand, torch's
 bilinear formula written out) or closed forms (log 8, log 1000, 1 - e^{-9/2}).
 """
+
 import hashlib
 import json
 import math
@@ -31,8 +32,14 @@ NUM_SAMPLES = 1000
 NUM_POINTS = 2000
 EXPECTED_KEYS = {
     "gan_images": FEATURE_KEYS | {"modes", "class_kl"},
-    "mixture": {"modes", "robust_modes", "hq_fraction", "noise_hq_fraction", "reverse_kl",
-                "at_noise_level"},
+    "mixture": {
+        "modes",
+        "robust_modes",
+        "hq_fraction",
+        "noise_hq_fraction",
+        "reverse_kl",
+        "at_noise_level",
+    },
     "stacked_digits": FEATURE_KEYS | {"modes", "class_kl"},
     "cgan": FEATURE_KEYS | {"modes", "class_kl", "cond_accuracy"},
     "vae": FEATURE_KEYS | {"modes", "class_kl", "elbo"},
@@ -63,8 +70,9 @@ def _prdc_reference(real, fake, k):
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
 
     def dists(u, v):  # exact differences (duplicates are at distance 0), 64 rows at a time
-        return np.concatenate([np.sqrt(((u[i:i + 64, None] - v[None]) ** 2).sum(-1))
-                               for i in range(0, len(u), 64)])
+        return np.concatenate(
+            [np.sqrt(((u[i : i + 64, None] - v[None]) ** 2).sum(-1)) for i in range(0, len(u), 64)]
+        )
 
     def radii(u):
         return np.sort(dists(u, u), axis=1)[:, k]  # column 0 is the point itself
@@ -73,8 +81,12 @@ def _prdc_reference(real, fake, k):
     d = dists(real, fake)
     in_real = d <= r_real[:, None]
     in_fake = d <= r_fake[None, :]
-    return {"precision": in_real.any(0).mean(), "recall": in_fake.any(1).mean(),
-            "density": in_real.sum() / (k * fake.shape[0]), "coverage": in_real.any(1).mean()}
+    return {
+        "precision": in_real.any(0).mean(),
+        "recall": in_fake.any(1).mean(),
+        "density": in_real.sum() / (k * fake.shape[0]),
+        "coverage": in_real.any(1).mean(),
+    }
 
 
 def _kl_to_uniform_reference(labels, num_classes):
@@ -88,8 +100,11 @@ def _mode_reference(points, centres, sigma):
     d = np.linalg.norm(np.asarray(points, np.float64)[:, None] - centres[None], axis=-1)
     good = d.min(1) <= 3 * sigma
     labels = d.argmin(1)[good]
-    return {"modes": len(np.unique(labels)), "hq_fraction": good.mean(),
-            "reverse_kl": _kl_to_uniform_reference(labels, len(centres))}
+    return {
+        "modes": len(np.unique(labels)),
+        "hq_fraction": good.mean(),
+        "reverse_kl": _kl_to_uniform_reference(labels, len(centres)),
+    }
 
 
 class Recorder:
@@ -112,8 +127,10 @@ class Recorder:
 
 def _resampler(images):
     """A "generator" drawing uniformly (with replacement) from ``images``."""
+
     def sample(key, n):
         return images[np.asarray(jax.random.randint(key, (n,), 0, len(images)))]
+
     return sample
 
 
@@ -166,7 +183,9 @@ def test_fashion_classifier_accuracy_and_features():
     test = data.load("fashion_mnist", "test")
     # The raw IDX train images (the tfds split reads all 60k records: seconds).
     train_pixels, _ = data.read_idx_split(FASHION_DIR, "train")
-    train_images = (2.0 * train_pixels[:2000].reshape(2000, 28, 28, 1) / 255.0 - 1.0).astype(np.float32)
+    train_images = (2.0 * train_pixels[:2000].reshape(2000, 28, 28, 1) / 255.0 - 1.0).astype(
+        np.float32
+    )
     accuracy = np.mean(np.asarray(clf.predict(test.images)) == test.labels)
     assert accuracy >= 0.90
     assert clf.metadata["test_accuracy"] == pytest.approx(accuracy)
@@ -187,7 +206,9 @@ def test_per_channel_classifier_classifies_each_channel(digits_clf, digits_test)
     stacked = np.concatenate([x[:50], x[50:100], x[100:150]], axis=-1)
     preds = np.asarray(classifier_lib.PerChannelClassifier(digits_clf).predict(stacked))
     for c in range(3):
-        np.testing.assert_array_equal(preds[:, c], np.asarray(digits_clf.predict(stacked[..., c:c + 1])))
+        np.testing.assert_array_equal(
+            preds[:, c], np.asarray(digits_clf.predict(stacked[..., c : c + 1]))
+        )
 
 
 def test_classifier_rejects_images_of_the_wrong_shape(digits_clf):
@@ -228,8 +249,13 @@ def test_weights_of_another_dataset_are_refused(tmp_path):
 
 def test_weights_with_other_shapes_are_refused(tmp_path):
     path = _copy_weights(tmp_path)
-    other = classifier_lib.ClassifierSpec(image_shape=(8, 8, 1), widths=(16, 64, 64),
-                                          strides=(1, 2, 2), feature_dim=64, num_classes=10)
+    other = classifier_lib.ClassifierSpec(
+        image_shape=(8, 8, 1),
+        widths=(16, 64, 64),
+        strides=(1, 2, 2),
+        feature_dim=64,
+        num_classes=10,
+    )
     params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), classifier_lib.param_shapes(other))
     _write_consistent(path, flax.serialization.msgpack_serialize({"params": params}))
     with pytest.raises(ValueError, match="does not hold the 'digits' classifier's params"):
@@ -274,7 +300,10 @@ def test_train_and_save_round_trip(tmp_path, digits_train, digits_test):
     accuracy = np.mean(np.asarray(clf.predict(digits_test.images)) == digits_test.labels)
     assert meta["test_accuracy"] == pytest.approx(accuracy)
     assert accuracy > 0.5  # two epochs already learn far above chance (0.1)
-    assert meta["weights_sha256"] == hashlib.sha256((tmp_path / "digits.msgpack").read_bytes()).hexdigest()
+    assert (
+        meta["weights_sha256"]
+        == hashlib.sha256((tmp_path / "digits.msgpack").read_bytes()).hexdigest()
+    )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
@@ -308,7 +337,7 @@ def test_fid_average_pool_ignores_padding():
     expected = np.zeros_like(x)
     for i in range(5):
         for j in range(6):
-            window = x[:, max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]
+            window = x[:, max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2]
             expected[:, i, j] = window.mean(axis=(1, 2))
     out = inception._avg_pool_3x3(jnp.asarray(x, jnp.float32))
     np.testing.assert_allclose(np.asarray(out), expected, atol=1e-6)
@@ -397,8 +426,9 @@ def test_inception_features_shape_and_determinism(tmp_path):
     assert np.abs(first[0] - first[1]).max() > 1e-3 * np.abs(first).max()  # inputs matter
     np.testing.assert_array_equal(first, second)
     # Grey images are repeated to RGB; the padded last batch does not leak into row 2.
-    np.testing.assert_allclose(np.asarray(net.features(np.repeat(grey, 3, axis=-1))), first,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(net.features(np.repeat(grey, 3, axis=-1))), first, rtol=1e-5, atol=1e-5
+    )
     np.testing.assert_allclose(np.asarray(net.features(grey[2:])), first[2:], rtol=1e-5, atol=1e-5)
 
 
@@ -444,8 +474,9 @@ def test_nonfinite_samples_are_reported_not_scored(digits_reference):
         return x
 
     with pytest.warns(RuntimeWarning, match="286 of 2000 samples are not finite"):
-        summary = evaluation.evaluate(broken, jax.random.key(0), ring, num_samples=NUM_POINTS,
-                                      batch_size=1000)
+        summary = evaluation.evaluate(
+            broken, jax.random.key(0), ring, num_samples=NUM_POINTS, batch_size=1000
+        )
     assert summary["nonfinite_samples"] == 286  # ceil(1000 / 7) per batch
     assert all(summary[k] is None for k in EXPECTED_KEYS["mixture"])
     _assert_json_ready(summary)
@@ -458,8 +489,9 @@ def test_nonfinite_samples_are_reported_not_scored(digits_reference):
         return x
 
     with pytest.warns(RuntimeWarning, match="not finite"):
-        summary = evaluation.evaluate(inf_images, jax.random.key(0), digits_reference,
-                                      num_samples=NUM_SAMPLES, batch_size=500)
+        summary = evaluation.evaluate(
+            inf_images, jax.random.key(0), digits_reference, num_samples=NUM_SAMPLES, batch_size=500
+        )
     assert summary["nonfinite_samples"] == 2
     names = evaluation.metric_names(digits_reference)
     assert EXPECTED_KEYS["gan_images"] <= set(names)
@@ -471,9 +503,10 @@ def test_digits_evaluator_scores_real_images_near_zero(digits_reference, digits_
     resampled = Recorder(_resampler(digits_reference.images))  # the reference's own distribution
     train = Recorder(_resampler(digits_train.images))  # real digits by other writers
     bad = Recorder(lambda key, n: _shuffled_pixels(_resampler(digits_train.images)(key, n), 0))
-    summaries = [evaluation.evaluate(sampler, jax.random.key(0), digits_reference,
-                                     num_samples=NUM_SAMPLES)
-                 for sampler in (resampled, train, bad)]
+    summaries = [
+        evaluation.evaluate(sampler, jax.random.key(0), digits_reference, num_samples=NUM_SAMPLES)
+        for sampler in (resampled, train, bad)
+    ]
     same, real, shuffled = summaries
     for summary in summaries:
         assert EXPECTED_KEYS["gan_images"] <= summary.keys()
@@ -506,14 +539,17 @@ def test_conditional_samples_get_accuracy_and_intra_class_fd(digits_reference, d
             source = (y + shift) % 10  # shift != 0: images of the wrong class
             idx = [pools[c][int(v * len(pools[c]))] for c, v in zip(source, u)]
             return images[idx], y
+
         return Recorder(sample)
 
     right, wrong = conditional(0), conditional(3)
     with pytest.warns(RuntimeWarning):  # ~30 reference images per class in 64-d
-        s_right = evaluation.evaluate(right, jax.random.key(0), digits_reference,
-                                      num_samples=NUM_SAMPLES)
-        s_wrong = evaluation.evaluate(wrong, jax.random.key(0), digits_reference,
-                                      num_samples=NUM_SAMPLES)
+        s_right = evaluation.evaluate(
+            right, jax.random.key(0), digits_reference, num_samples=NUM_SAMPLES
+        )
+        s_wrong = evaluation.evaluate(
+            wrong, jax.random.key(0), digits_reference, num_samples=NUM_SAMPLES
+        )
     assert EXPECTED_KEYS["cgan"] | {"intra_fd"} <= s_right.keys()
     for recorder, summary in ((right, s_right), (wrong, s_wrong)):
         preds = np.argmax(np.asarray(digits_clf.logits(recorder.samples)), axis=1)
@@ -540,13 +576,17 @@ def test_stacked_digits_counts_modes_of_1000(digits_test, digits_clf):
     summary = evaluation.evaluate(sampler, jax.random.key(0), reference, num_samples=NUM_SAMPLES)
     assert EXPECTED_KEYS["stacked_digits"] <= summary.keys()
     x = sampler.samples
-    digits = np.stack([np.asarray(digits_clf.predict(x[..., c:c + 1])) for c in range(3)], axis=1)
+    digits = np.stack([np.asarray(digits_clf.predict(x[..., c : c + 1])) for c in range(3)], axis=1)
     modes = digits @ np.array([100, 10, 1])
     assert summary["modes"] == len(np.unique(modes)) > 500  # ~1000 (1 - e^-1) distinct
     assert summary["class_kl"] == pytest.approx(_kl_to_uniform_reference(modes, 1000), rel=1e-6)
 
-    collapsed = evaluation.evaluate(lambda key, n: np.repeat(pool[:1], n, axis=0), jax.random.key(0),
-                                    reference, num_samples=NUM_SAMPLES)
+    collapsed = evaluation.evaluate(
+        lambda key, n: np.repeat(pool[:1], n, axis=0),
+        jax.random.key(0),
+        reference,
+        num_samples=NUM_SAMPLES,
+    )
     assert collapsed["modes"] == 1
     assert collapsed["class_kl"] == pytest.approx(math.log(1000), rel=1e-6)
 
@@ -555,39 +595,55 @@ def test_vae_elbo_is_the_mean_over_reference_images(digits_reference):
     def elbo_fn(x):
         return -jnp.sum(jnp.square(x - 0.25), axis=(1, 2, 3))
 
-    summary = evaluation.evaluate(_resampler(digits_reference.images), jax.random.key(0),
-                                  digits_reference, num_samples=NUM_SAMPLES, batch_size=128,
-                                  elbo_fn=elbo_fn)
+    summary = evaluation.evaluate(
+        _resampler(digits_reference.images),
+        jax.random.key(0),
+        digits_reference,
+        num_samples=NUM_SAMPLES,
+        batch_size=128,
+        elbo_fn=elbo_fn,
+    )
     assert EXPECTED_KEYS["vae"] <= summary.keys()
     x = np.asarray(digits_reference.images, np.float64)
-    assert summary["elbo"] == pytest.approx(-np.mean(np.sum((x - 0.25) ** 2, axis=(1, 2, 3))), rel=1e-6)
+    assert summary["elbo"] == pytest.approx(
+        -np.mean(np.sum((x - 0.25) ** 2, axis=(1, 2, 3))), rel=1e-6
+    )
 
 
 def test_cheap_evaluation_is_fd_only(digits_reference):
-    summary = evaluation.evaluate(_resampler(digits_reference.images), jax.random.key(0),
-                                  digits_reference, num_samples=NUM_SAMPLES, cheap=True)
+    summary = evaluation.evaluate(
+        _resampler(digits_reference.images),
+        jax.random.key(0),
+        digits_reference,
+        num_samples=NUM_SAMPLES,
+        cheap=True,
+    )
     assert set(summary) == {"num_samples", "nonfinite_samples", "fd"}
 
 
 def test_weight_summary_matches_numpy_on_kernels_with_zero_units():
     rng = np.random.default_rng(0)
     g_kernel = rng.normal(size=(4, 6)).astype(np.float32)
-    g_kernel[:, [1, 4]] = 0.0          # two all-zero output units
-    g_kernel[0, 0] = 0.0               # one more zero weight, unit 0 stays alive
+    g_kernel[:, [1, 4]] = 0.0  # two all-zero output units
+    g_kernel[0, 0] = 0.0  # one more zero weight, unit 0 stays alive
     d_kernel = rng.normal(size=(3, 3, 2, 5)).astype(np.float32)
-    d_kernel[..., 2] = 0.0             # one all-zero filter
-    params = {"g": {"Dense_0": {"kernel": g_kernel, "bias": np.zeros(6, np.float32)}},
-              "d": {"Conv_0": {"kernel": d_kernel, "bias": np.ones(5, np.float32)}}}
+    d_kernel[..., 2] = 0.0  # one all-zero filter
+    params = {
+        "g": {"Dense_0": {"kernel": g_kernel, "bias": np.zeros(6, np.float32)}},
+        "d": {"Conv_0": {"kernel": d_kernel, "bias": np.ones(5, np.float32)}},
+    }
     summary = evaluation.weight_summary(params)
-    assert set(summary) == {f"{name}_{net}" for net in ("g", "d")
-                            for name in ("sparsity", "norm", "filter_sparsity")}
+    assert set(summary) == {
+        f"{name}_{net}" for net in ("g", "d") for name in ("sparsity", "norm", "filter_sparsity")
+    }
     for net, kernel in (("g", g_kernel), ("d", d_kernel)):  # biases are not counted
         k = kernel.astype(np.float64)
         columns = k.reshape(-1, k.shape[-1])
         assert summary[f"sparsity_{net}"] == pytest.approx(np.mean(k == 0), abs=1e-7)
-        assert summary[f"norm_{net}"] == pytest.approx(np.sqrt(np.sum(k ** 2)), rel=1e-6)
+        assert summary[f"norm_{net}"] == pytest.approx(np.sqrt(np.sum(k**2)), rel=1e-6)
         assert summary[f"filter_sparsity_{net}"] == pytest.approx(
-            np.mean(np.all(columns == 0, axis=0)), abs=1e-7)
+            np.mean(np.all(columns == 0, axis=0)), abs=1e-7
+        )
     assert summary["filter_sparsity_g"] == pytest.approx(2 / 6)
 
 
@@ -596,18 +652,21 @@ def test_draw_samples_checks_what_the_sampler_returns():
         evaluation.draw_samples(lambda key, n: np.zeros((n, 3)), jax.random.key(0), 5, (2,))
     with pytest.raises(ValueError, match="num_samples and batch_size must be >= 1"):
         evaluation.draw_samples(lambda key, n: np.zeros((n, 2)), jax.random.key(0), 0, (2,))
-    x, y = evaluation.draw_samples(lambda key, n: (np.zeros((n, 2)), np.arange(n)),
-                                   jax.random.key(0), 7, (2,), batch_size=3)
+    x, y = evaluation.draw_samples(
+        lambda key, n: (np.zeros((n, 2)), np.arange(n)), jax.random.key(0), 7, (2,), batch_size=3
+    )
     assert x.shape == (7, 2) and y.tolist() == [0, 1, 2, 0, 1, 2, 0]
 
 
 def test_progress_bars_show_on_request(capsys):
     ring = evaluation.make_reference("ring8")
-    evaluation.evaluate(ring.mixture.sample, jax.random.key(0), ring, num_samples=NUM_POINTS,
-                        progress=True)
+    evaluation.evaluate(
+        ring.mixture.sample, jax.random.key(0), ring, num_samples=NUM_POINTS, progress=True
+    )
     assert "sampling" in capsys.readouterr().err
-    evaluation.evaluate(ring.mixture.sample, jax.random.key(0), ring, num_samples=NUM_POINTS,
-                        progress=False)
+    evaluation.evaluate(
+        ring.mixture.sample, jax.random.key(0), ring, num_samples=NUM_POINTS, progress=False
+    )
     assert "sampling" not in capsys.readouterr().err
 
 

@@ -6,6 +6,7 @@ experiments.figures --preset smoke`` in a subprocess and checks every figure,
 ``results.csv`` against the runs' ``summary.json`` files, and ``results.md``
 against a recomputation of a cell's median and paired difference.
 """
+
 import csv
 import json
 import math
@@ -32,12 +33,22 @@ from regan_jax import stats, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMOKE_FIGURES = {
-    "fig1_sparsity_digits_gan", "fig2a_mixture_samples", "fig2b_mixture_metrics",
-    "fig3_quality", "fig4a_dirac", "fig4b_stability_digits_gan", "fig5_samples_digits_gan",
-    "fig5_samples_digits_cgan", "fig6_vae_digits_vae", "fig7_cgan_digits_cgan",
-    "fig8_stacked_stacked_digits_gan", "fig9_precision_recall_digits_gan",
-    "fig10_smoothness_digits_gan", "fig11_on_r1_digits_gan",
-    "fig12_translation_digits_cyclegan", "fig5_samples_digits_cyclegan",
+    "fig1_sparsity_digits_gan",
+    "fig2a_mixture_samples",
+    "fig2b_mixture_metrics",
+    "fig3_quality",
+    "fig4a_dirac",
+    "fig4b_stability_digits_gan",
+    "fig5_samples_digits_gan",
+    "fig5_samples_digits_cgan",
+    "fig6_vae_digits_vae",
+    "fig7_cgan_digits_cgan",
+    "fig8_stacked_stacked_digits_gan",
+    "fig9_precision_recall_digits_gan",
+    "fig10_smoothness_digits_gan",
+    "fig11_on_r1_digits_gan",
+    "fig12_translation_digits_cyclegan",
+    "fig5_samples_digits_cyclegan",
 }
 
 
@@ -45,11 +56,20 @@ def row(penalty, target, value, seed, name="digits_gan", regulariser=None, **sco
     """A results.csv row with the labels, scores and the config keys the figures read."""
     if regulariser is None:
         regulariser = penalty if penalty in vocabulary.BASELINES else "none"
-    return {"run": f"{name}/{regulariser}+{penalty}-{target}-{value}-{seed}",
-            "penalty": penalty, "target": target, "value": value, "regulariser": regulariser,
-            "seed": seed, "diverged": scores.pop("diverged", False), "config.name": name,
-            "config.steps": 100, "config.penalty.g.kind": "none",
-            "config.penalty.d.kind": "none", **scores}
+    return {
+        "run": f"{name}/{regulariser}+{penalty}-{target}-{value}-{seed}",
+        "penalty": penalty,
+        "target": target,
+        "value": value,
+        "regulariser": regulariser,
+        "seed": seed,
+        "diverged": scores.pop("diverged", False),
+        "config.name": name,
+        "config.steps": 100,
+        "config.penalty.g.kind": "none",
+        "config.penalty.d.kind": "none",
+        **scores,
+    }
 
 
 # ----------------------------------------------------------------------------
@@ -57,10 +77,20 @@ def row(penalty, target, value, seed, name="digits_gan", regulariser=None, **sco
 # ----------------------------------------------------------------------------
 
 NONE_FDS = (60.0, 70.0, 65.0)
-FDS = {(1e-3, 0): 40.0, (1e-3, 1): 44.0, (1e-3, 2): 90.0,
-       (1e-2, 0): 30.0, (1e-2, 1): 50.0, (1e-2, 2): 35.0,
-       (1e-1, 0): 10.0, (1e-1, 1): None, (1e-1, 2): 12.0,  # None: diverged
-       (1.0, 0): None, (1.0, 1): None, (1.0, 2): 5.0}
+FDS = {
+    (1e-3, 0): 40.0,
+    (1e-3, 1): 44.0,
+    (1e-3, 2): 90.0,
+    (1e-2, 0): 30.0,
+    (1e-2, 1): 50.0,
+    (1e-2, 2): 35.0,
+    (1e-1, 0): 10.0,
+    (1e-1, 1): None,
+    (1e-1, 2): 12.0,  # None: diverged
+    (1.0, 0): None,
+    (1.0, 1): None,
+    (1.0, 2): 5.0,
+}
 
 
 def fds_at(value) -> list[float]:
@@ -100,9 +130,17 @@ def test_best_strength_counts_diverged_runs_as_the_worst_value(rows):
 
 
 def test_higher_is_better_metrics_pick_the_maximum_and_diverged_runs_score_zero():
-    rows = [row("l1", "g", v, s, modes=m, diverged=m is None) for (v, s), m in
-            {(0.1, 0): 3, (0.1, 1): 5, (1.0, 0): 7, (1.0, 1): 8, (10.0, 0): 9,
-             (10.0, 1): None}.items()]
+    rows = [
+        row("l1", "g", v, s, modes=m, diverged=m is None)
+        for (v, s), m in {
+            (0.1, 0): 3,
+            (0.1, 1): 5,
+            (1.0, 0): 7,
+            (1.0, 1): 8,
+            (10.0, 0): 9,
+            (10.0, 1): None,
+        }.items()
+    ]
     assert cells.metric_value(rows[-1], "modes") == 0.0
     assert cells.cells(rows, "modes")[key("l1", "g", 10.0)].median == 4.5
     assert cells.best_strength(rows, "modes", "l1", "g") == 1.0
@@ -123,8 +161,10 @@ def test_sparsity_reads_the_targeted_network_and_drops_diverged_runs():
     assert cells.metric_value(r, "sparsity") == 0.4
     both = row("prox_l1", "both", 0.1, 0, sparsity_g=0.2, sparsity_d=0.4)
     assert cells.metric_value(both, "sparsity") == pytest.approx(0.3)
-    assert cells.metric_value(row("l1", "g", 0.1, 0, diverged=True, sparsity_g=0.5),
-                              "sparsity") is None
+    assert (
+        cells.metric_value(row("l1", "g", 0.1, 0, diverged=True, sparsity_g=0.5), "sparsity")
+        is None
+    )
 
 
 def test_paired_comparisons_match_regan_jax_stats_and_are_holm_adjusted(rows):
@@ -132,8 +172,10 @@ def test_paired_comparisons_match_regan_jax_stats_and_are_holm_adjusted(rows):
     d = np.array(fds_at(1e-2)) - np.array(NONE_FDS)
     c = found[key("l1", "g", 1e-2)]
     assert c.difference == stats.paired_difference(d, np.zeros(3))
-    assert (c.test, c.p) == ("t", pytest.approx(scipy_stats.ttest_rel(fds_at(1e-2), NONE_FDS)
-                                                .pvalue))
+    assert (c.test, c.p) == (
+        "t",
+        pytest.approx(scipy_stats.ttest_rel(fds_at(1e-2), NONE_FDS).pvalue),
+    )
     assert c.d_z == pytest.approx(stats.effect_size(d, np.zeros(3)))
     # A diverged seed makes a difference infinite: the exact sign test, no d_z.
     diverged = found[key("l1", "g", 1e-1)]
@@ -142,15 +184,23 @@ def test_paired_comparisons_match_regan_jax_stats_and_are_holm_adjusted(rows):
     ordered = [found[key("l1", "g", v)] for v in (1e-3, 1e-2, 1e-1, 1.0)]
     assert [o.p_holm for o in ordered] == pytest.approx(list(stats.holm([o.p for o in ordered])))
     for o in ordered:
-        assert o.claim == ("n.s." if o.p_holm >= 0.05 else "better" if np.mean(
-            np.array(fds_at(o.key.strength)) - NONE_FDS) < 0 else "worse")
+        assert o.claim == (
+            "n.s."
+            if o.p_holm >= 0.05
+            else "better"
+            if np.mean(np.array(fds_at(o.key.strength)) - NONE_FDS) < 0
+            else "worse"
+        )
 
 
 def test_penalties_on_r1_are_paired_with_r1_and_spectral_norm_takes_its_best_lr():
     rows = [row("none", None, None, s, fd=50.0 + s) for s in range(3)]
     rows += [row("r1", None, None, s, fd=40.0 + s) for s in range(3)]
-    rows += [row("spectral_norm", "both", lr, s, fd=fd + s)
-             for lr, fd in ((1e-4, 45.0), (1e-3, 30.0)) for s in range(3)]
+    rows += [
+        row("spectral_norm", "both", lr, s, fd=fd + s)
+        for lr, fd in ((1e-4, 45.0), (1e-3, 30.0))
+        for s in range(3)
+    ]
     rows += [row("l2", "d", 1.0, s, regulariser="r1", fd=38.0 + 2 * s) for s in range(3)]
     bases = cells.baseline_keys(rows, "fd")
     assert bases["spectral_norm"].strength == 1e-3
@@ -172,8 +222,10 @@ def test_unstable_runs_use_the_relative_fd_flag_with_clopper_pearson_intervals(r
     ci = scipy_stats.binomtest(3, 12).proportion_ci(0.95, method="exact")
     assert (share.low, share.high) == pytest.approx((ci.low, ci.high))
     blowup = row("l1", "g", 5.0, 0, fd=200.0)
-    assert cells.instability(rows + [blowup])[blowup["run"]] == {"fd_blowup": True,
-                                                                 "unstable": True}
+    assert cells.instability(rows + [blowup])[blowup["run"]] == {
+        "fd_blowup": True,
+        "unstable": True,
+    }
 
 
 def test_results_table_reports_median_ci_paired_difference_and_claims(rows):
@@ -182,11 +234,11 @@ def test_results_table_reports_median_ci_paired_difference_and_claims(rows):
     fields = [f.strip() for f in line.strip("|").split("|")]
     fds = fds_at(1e-2)
     low, high = stats.bootstrap_ci(fds)
-    assert fields[4].replace("**", "") == (f"{cells.fmt(np.median(fds))} "
-                                           f"[{cells.fmt(low)}, {cells.fmt(high)}]")
+    assert fields[4].replace("**", "") == (
+        f"{cells.fmt(np.median(fds))} [{cells.fmt(low)}, {cells.fmt(high)}]"
+    )
     d = stats.paired_difference(np.array(fds) - NONE_FDS, np.zeros(3))
-    assert fields[5] == f"{cells.fmt(d['median'])} [{cells.fmt(d['low'])}, " \
-                        f"{cells.fmt(d['high'])}]"
+    assert fields[5] == f"{cells.fmt(d['median'])} [{cells.fmt(d['low'])}, {cells.fmt(d['high'])}]"
     diverged = next(ln for ln in md.splitlines() if ln.startswith("| L1 (subgradient) | g | 1 |"))
     assert "∞" in diverged and "†" in diverged
     unstable, fisher = [f.strip() for f in diverged.strip("|").split("|")][-2:]
@@ -201,12 +253,17 @@ def test_an_unstable_setting_is_judged_against_the_stable_experiments_baseline()
     baseline (median 280, whose own threshold 560 would call nothing but divergence unstable)."""
     stable = [row("none", None, None, s, fd=fd) for s, fd in enumerate((28.0, 30.0, 33.0))]
     name = "digits_gan_unstable"
-    broken = [row("none", None, None, s, name=name, fd=fd)
-              for s, fd in enumerate((250.0, 280.0, 300.0))]
-    fixed = [row("weight_decay", "d", 1.0, s, name=name, fd=fd)
-             for s, fd in enumerate((25.0, 29.0, 31.0))]
-    better = [row("weight_decay", "d", 10.0, s, name=name, fd=fd)
-              for s, fd in enumerate((120.0, 130.0, 140.0))]
+    broken = [
+        row("none", None, None, s, name=name, fd=fd) for s, fd in enumerate((250.0, 280.0, 300.0))
+    ]
+    fixed = [
+        row("weight_decay", "d", 1.0, s, name=name, fd=fd)
+        for s, fd in enumerate((25.0, 29.0, 31.0))
+    ]
+    better = [
+        row("weight_decay", "d", 10.0, s, name=name, fd=fd)
+        for s, fd in enumerate((120.0, 130.0, 140.0))
+    ]
     mine = broken + fixed + better
     assert cells.stable_rows(stable + mine, name) == stable
     assert cells.stable_rows(stable + mine, "digits_gan") == stable
@@ -217,17 +274,26 @@ def test_an_unstable_setting_is_judged_against_the_stable_experiments_baseline()
     table = cells.cells(mine, "fd")
     none = table[key("none", None, None)]
     assert stable_cell.high >= 30.0  # the CI of the stable median holds the fixed cell's median
-    assert cells.repair(table[key("weight_decay", "d", 1.0)], none, stable_cell, "fd") == \
-        cells.FIXES
-    assert cells.repair(table[key("weight_decay", "d", 10.0)], none, stable_cell, "fd") == \
-        cells.LESS_BROKEN
+    assert (
+        cells.repair(table[key("weight_decay", "d", 1.0)], none, stable_cell, "fd") == cells.FIXES
+    )
+    assert (
+        cells.repair(table[key("weight_decay", "d", 10.0)], none, stable_cell, "fd")
+        == cells.LESS_BROKEN
+    )
     assert cells.repair(none._replace(median=400.0), none, stable_cell, "fd") == cells.NOT_BETTER
     md = tables.results_table(mine, "cpu", None, stable)
     assert f"| stable baseline: digits_gan, none | — | — | — | {cells.fmt(30.0)} [" in md
-    lines = {ln.split("|")[3].strip(): [f.strip() for f in ln.strip("|").split("|")]
-             for ln in md.splitlines() if ln.startswith("| weight decay (AdamW) | d |")}
-    assert lines["1"][-3:] == ["0/3", cells.fmt(scipy_stats.fisher_exact(
-        [[0, 3], [3, 0]]).pvalue), "fixes"]
+    lines = {
+        ln.split("|")[3].strip(): [f.strip() for f in ln.strip("|").split("|")]
+        for ln in md.splitlines()
+        if ln.startswith("| weight decay (AdamW) | d |")
+    }
+    assert lines["1"][-3:] == [
+        "0/3",
+        cells.fmt(scipy_stats.fisher_exact([[0, 3], [3, 0]]).pvalue),
+        "fixes",
+    ]
     assert lines["10"][-3:] == ["3/3", "1", "less broken"]
 
 
@@ -247,10 +313,14 @@ def test_the_capacity_setting_gives_d_sixteen_times_gs_width():
 
 
 def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
-    rows = [row("none", None, None, s, name="ring8_gan", modes=m, hq_fraction=0.9,
-                reverse_kl=0.5) for s, m in enumerate((6, 7, 8))]
-    nulls = {"num_samples": 100, "scores": {"noise": {"modes": 0, "hq_fraction": 0.0},
-                                            "real": {"modes": 8}}}
+    rows = [
+        row("none", None, None, s, name="ring8_gan", modes=m, hq_fraction=0.9, reverse_kl=0.5)
+        for s, m in enumerate((6, 7, 8))
+    ]
+    nulls = {
+        "num_samples": 100,
+        "scores": {"noise": {"modes": 0, "hq_fraction": 0.0}, "real": {"modes": 8}},
+    }
     md = tables.results_table(rows, "cpu", nulls)
     pacgan = next(ln for ln in md.splitlines() if ln.startswith(f"| {captions.PACGAN_LABEL}"))
     assert "| 6.3 |" in pacgan and "0.982" in pacgan and "0.45" in pacgan
@@ -259,9 +329,20 @@ def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
 
 
 def test_grid25_table_heads_with_the_noise_robust_count_the_published_one_beside():
-    rows = [row("none", None, None, s, name="grid25_gan", modes=m, robust_modes=r,
-                hq_fraction=0.9, reverse_kl=1.3) for s, (m, r) in enumerate(((18, 9), (17, 8),
-                                                                             (19, 10)))]
+    rows = [
+        row(
+            "none",
+            None,
+            None,
+            s,
+            name="grid25_gan",
+            modes=m,
+            robust_modes=r,
+            hq_fraction=0.9,
+            reverse_kl=1.3,
+        )
+        for s, (m, r) in enumerate(((18, 9), (17, 8), (19, 10)))
+    ]
     nulls = {"num_samples": 100, "scores": {"noise": {"modes": 20, "robust_modes": 0}}}
     assert cells.headline_metric(rows) == "robust_modes"
     md = tables.results_table(rows, "cpu", nulls)
@@ -306,8 +387,9 @@ def test_presets_are_valid_grids():
                 # Every grid states why it has its seeds (a PowerPlan states its own).
                 assert isinstance(grid.seeds, presets.PowerPlan) or grid.seeds_reason
             assert name == "smoke" or "none" in grids[0].penalties
-    assert all(len(presets.grid_seeds(g)[0]) >= 3 for gs in presets.PRESETS["full"].values()
-               for g in gs)
+    assert all(
+        len(presets.grid_seeds(g)[0]) >= 3 for gs in presets.PRESETS["full"].values() for g in gs
+    )
     assert "fashion_mnist_gan" in presets.PRESETS["full"]
 
 
@@ -317,14 +399,19 @@ def test_a_power_plan_asks_the_pilot_for_its_seeds():
     plan = presets.UNSTABLE_POWER
     with open(plan.pilot, newline="") as f:
         runs = [r for r in csv.DictReader(f) if r["config.name"] == plan.experiment]
-    fd = {(r["penalty"], r["target"], r["effective_strength"] or None, int(r["seed"])):
-          float(r["fd"]) for r in runs if r["regulariser"] == "none" and r["fd"]}
-    d = np.array([fd[(plan.penalty, plan.target, "1.0", s)] - fd[("none", "", None, s)]
-                  for s in range(5)])
+    fd = {
+        (r["penalty"], r["target"], r["effective_strength"] or None, int(r["seed"])): float(r["fd"])
+        for r in runs
+        if r["regulariser"] == "none" and r["fd"]
+    }
+    d = np.array(
+        [fd[(plan.penalty, plan.target, "1.0", s)] - fd[("none", "", None, s)] for s in range(5)]
+    )
     d_z = d.mean() / d.std(ddof=1)
     corrected = d_z * math.gamma(2) / (math.sqrt(2) * math.gamma(1.5))  # J(4)
-    n = TTestPower().solve_power(effect_size=abs(corrected), alpha=0.05 / 72, power=0.8,
-                                 alternative="larger")
+    n = TTestPower().solve_power(
+        effect_size=abs(corrected), alpha=0.05 / 72, power=0.8, alternative="larger"
+    )
     (grid,) = [g for g in presets.PRESETS["full"]["digits_gan_unstable"] if g.on == "none"]
     seeds, reason = presets.grid_seeds(grid)
     assert plan.family_size == 72 and seeds == tuple(range(math.ceil(n)))
@@ -342,11 +429,18 @@ def test_the_length_ablation_doubles_the_length_at_one_effective_strength():
     assert short.strengths == long.strengths == (1.0,) and short.units == "effective"
 
 
-@pytest.mark.parametrize("penalty,expected", [("weight_decay", 1.0 / 5000),
-                                              ("prox_l1", 1.0 / 5000),
-                                              ("elastic_net", 1.0 / 5000),
-                                              ("l2", 1.0), ("l1", 1.0),
-                                              ("max_norm", None), ("none", None)])
+@pytest.mark.parametrize(
+    "penalty,expected",
+    [
+        ("weight_decay", 1.0 / 5000),
+        ("prox_l1", 1.0 / 5000),
+        ("elastic_net", 1.0 / 5000),
+        ("l2", 1.0),
+        ("l1", 1.0),
+        ("max_norm", None),
+        ("none", None),
+    ],
+)
 def test_strength_per_step_divides_a_per_run_strength_by_the_steps(penalty, expected):
     assert members_lib.strength_per_step(penalty, 1.0, 5000) == expected
 
@@ -355,14 +449,18 @@ def test_strength_per_step_divides_a_per_run_strength_by_the_steps(penalty, expe
 # Bad input: exit code 2, nothing written
 # ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, message", [
-    (["--penalties", ""], "zero members"),
-    (["--seeds", ""], "--seeds must be integers"),
-    (["--targets", "", "--penalties", "l1"], "zero members"),
-    (["--config.penalty.g.strenght=1"], "valid keys at penalty.g are"),
-    (["--config.steps=many"], "expects type int"),
-    (["--penalties", "l5"], "unknown penalty 'l5'"),
-])
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--penalties", ""], "zero members"),
+        (["--seeds", ""], "--seeds must be integers"),
+        (["--targets", "", "--penalties", "l1"], "zero members"),
+        (["--config.penalty.g.strenght=1"], "valid keys at penalty.g are"),
+        (["--config.steps=many"], "expects type int"),
+        (["--penalties", "l5"], "unknown penalty 'l5'"),
+    ],
+)
 def test_sweep_bad_input_exits_nonzero_and_writes_nothing(tmp_path, capsys, args, message):
     workdir = tmp_path / "sweep"
     assert sweep.main(["--config", "digits_gan:smoke", "--workdir", str(workdir), *args]) == 2
@@ -377,11 +475,14 @@ def test_figures_refuses_a_workdir_of_another_preset(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == [tables.PRESET_FILE]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--jobs", "0"], "--jobs must be >= 1, got 0"),
-    (["--shard", "2/2"], "--shard 2/2: need 0 <= i < N"),
-    (["--shard", "half"], "--shard must look like i/N"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--jobs", "0"], "--jobs must be >= 1, got 0"),
+        (["--shard", "2/2"], "--shard 2/2: need 0 <= i < N"),
+        (["--shard", "half"], "--shard must look like i/N"),
+    ],
+)
 def test_figures_bad_jobs_or_shard_exit_2_and_write_nothing(tmp_path, capsys, args, message):
     assert figures.main(["--preset", "smoke", "--workdir", str(tmp_path / "w"), *args]) == 2
     assert message in capsys.readouterr().err
@@ -411,14 +512,34 @@ def test_figures_rejects_an_unknown_preset(tmp_path):
 # End to end: the smoke preset (in the default suite: ~2 minutes on an idle 2-core CPU)
 # ----------------------------------------------------------------------------
 
+
 def run_figures(workdir, cache, *extra):
     # Tiny programs: XLA's optimisation passes cost more than they save (halves the run).
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-           "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"}
-    return subprocess.run([sys.executable, "-m", "experiments.figures", "--preset", "smoke",
-                           "--workdir", str(workdir), "--no-progress", *extra], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": cache,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.figures",
+            "--preset",
+            "smoke",
+            "--workdir",
+            str(workdir),
+            "--no-progress",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -444,8 +565,10 @@ def test_smoke_preset_draws_every_figure(smoke_dir):
 
 def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
     workdir, _ = smoke_dir
-    summaries = {str(p.parent.relative_to(workdir)): json.loads(p.read_text())
-                 for p in workdir.rglob("summary.json")}
+    summaries = {
+        str(p.parent.relative_to(workdir)): json.loads(p.read_text())
+        for p in workdir.rglob("summary.json")
+    }
     members = runner.preset_members("smoke", workdir)  # its calibration records
     assert len(summaries) == sum(len(m) for m in members.values())
     with open(workdir / tables.RESULTS_CSV, newline="") as f:
@@ -459,9 +582,11 @@ def test_smoke_results_csv_and_md_match_the_summaries(smoke_dir):
         samples = np.load(workdir / r["run"] / "samples" / "final.npz")["samples"]
         expected = tables.total_variation(samples) if samples.ndim == 4 else None
         assert r["sample_tv"] == (None if expected is None else pytest.approx(expected))
+
     # The digits table's prox_l1 line on G at effective 0.1, recomputed from the summaries.
     def fds(prefix):
         return np.array([summaries[f"digits_gan/{prefix}-seed{s}"]["fd"] for s in (0, 1)])
+
     penalised, none = fds("prox_l1-g-e0.1"), fds("none")
     low, high = stats.bootstrap_ci(penalised)
     d = stats.paired_difference(penalised - none, np.zeros(2))
@@ -498,8 +623,9 @@ def test_export_small_pngs_resizes_and_keeps_plot_colours(tmp_path):
     fig = Figure(figsize=(20, 5), dpi=100)  # 2000 x 500 pixels
     ax = fig.add_subplot()
     for colour in ("tab:orange", "tab:olive"):  # neighbours that a coarse palette merges
-        ax.axvspan(0 if colour == "tab:orange" else 1, 1 if colour == "tab:orange" else 2,
-                   color=colour)
+        ax.axvspan(
+            0 if colour == "tab:orange" else 1, 1 if colour == "tab:orange" else 2, color=colour
+        )
     FigureCanvasAgg(fig).print_png(str(tmp_path / "fig3_test.png"))
     output.export_small_pngs({"fig3_test": tmp_path / "fig3_test.png"}, tmp_path / "web")
     image = Image.open(tmp_path / "web" / "fig3_test.png")

@@ -5,6 +5,7 @@ neighbours for C_T, hand computation for r_t / r_v, the closed-form FD of
 two Gaussians and ``numpy.polyfit`` for FD∞. The nulls: a memoriser
 (training images plus small noise) is flagged, held-out real data are not.
 """
+
 import jax
 import numpy as np
 import pytest
@@ -46,8 +47,12 @@ def digits():
     rng = np.random.default_rng(0)
     memoriser = train[rng.choice(1500, 300)] + 0.05 * rng.standard_normal((300, 64))
     # Held-out halves: one is the "held-out" set, the other plays a perfect generator.
-    return {"train": train, "held": test[rows], "real": test[pool_rows],
-            "memoriser": memoriser.astype(np.float32)}
+    return {
+        "train": train,
+        "held": test[rows],
+        "real": test[pool_rows],
+        "memoriser": memoriser.astype(np.float32),
+    }
 
 
 def test_nearest_neighbour_distances_match_brute_force():
@@ -67,8 +72,9 @@ def test_mann_whitney_z_matches_scipy_u_with_ties():
 
 @pytest.mark.parametrize("which", ["memoriser", "real"])
 def test_copying_statistic_matches_scipy_reference(digits, which):
-    got = metrics.copying_statistic(digits["train"], digits["held"], digits[which],
-                                    num_cells=5, min_generated=20, seed=3)
+    got = metrics.copying_statistic(
+        digits["train"], digits["held"], digits[which], num_cells=5, min_generated=20, seed=3
+    )
     want = _reference_c_t(digits["train"], digits["held"], digits[which], 5, 20, 3)
     assert got == pytest.approx(want, rel=1e-4, abs=1e-4)
 
@@ -78,7 +84,7 @@ def test_copying_nulls_behave(digits):
     c_memoriser = metrics.copying_statistic(*args, digits["memoriser"], num_cells=5)
     c_real = metrics.copying_statistic(*args, digits["real"], num_cells=5)
     assert c_memoriser < -5.0  # strongly negative: copying
-    assert abs(c_real) < 2.0   # held-out images are not flagged
+    assert abs(c_real) < 2.0  # held-out images are not flagged
     r_memoriser = metrics.memorisation_ratio(*args, digits["memoriser"])
     r_real = metrics.memorisation_ratio(*args, digits["real"])
     assert r_memoriser > 0.9
@@ -89,21 +95,24 @@ def test_copying_nulls_behave(digits):
 def test_memorisation_ratio_by_hand():
     train = np.array([[0.0], [10.0]])
     held = np.array([[1.0], [2.0], [3.0], [4.0], [5.0]])  # NN distances 1..5
-    gen = np.array([[0.5], [9.0], [7.0], [10.2]])           # 0.5, 1, 3, 0.2
+    gen = np.array([[0.5], [9.0], [7.0], [10.2]])  # 0.5, 1, 3, 0.2
     # 50th percentile of {1..5} is 3: 0.5, 1 and 0.2 lie below, 3 does not.
     assert metrics.memorisation_ratio(train, held, gen, percentile=50) == 0.75
 
 
 def test_copying_statistic_drops_cells_with_too_few_generated_samples(digits):
     # Every cell has fewer than 10,000 generated samples: nothing qualifies.
-    assert np.isnan(metrics.copying_statistic(digits["train"], digits["held"], digits["real"],
-                                              num_cells=5, min_generated=10_000))
+    assert np.isnan(
+        metrics.copying_statistic(
+            digits["train"], digits["held"], digits["real"], num_cells=5, min_generated=10_000
+        )
+    )
 
 
 def test_discriminator_overfitting_by_hand():
     d_train = np.array([2.0, 1.0, -1.0, 4.0])  # mean 1.5, signs 1 1 -1 1
-    d_held = np.array([0.5, 1.5])               # mean 1.0
-    d_gen = np.array([-2.0, -0.5, -1.0])        # mean -3.5 / 3
+    d_held = np.array([0.5, 1.5])  # mean 1.0
+    d_gen = np.array([-2.0, -0.5, -1.0])  # mean -3.5 / 3
     out = metrics.discriminator_overfitting(d_train, d_held, d_gen)
     assert out["r_t"] == pytest.approx(0.5)
     assert out["r_v"] == pytest.approx((1.5 - 1.0) / (1.5 + 3.5 / 3))
@@ -129,8 +138,12 @@ def test_frechet_distance_infinity_is_the_fitted_line_and_near_the_true_fd():
     for d in range(2):
         key_a, key_b = jax.random.split(jax.random.fold_in(key, d))
         pa, pb = (np.asarray(jax.random.permutation(k, 4000)) for k in (key_a, key_b))
-        fds += [_closed_form_fd(a[pa[:n]].mean(0), np.cov(a[pa[:n]].T),
-                                b[pb[:n]].mean(0), np.cov(b[pb[:n]].T)) for n in sizes]
+        fds += [
+            _closed_form_fd(
+                a[pa[:n]].mean(0), np.cov(a[pa[:n]].T), b[pb[:n]].mean(0), np.cov(b[pb[:n]].T)
+            )
+            for n in sizes
+        ]
     fds /= 2
     slope, intercept = np.polyfit(1.0 / np.array(sizes), fds, 1)
     assert out["fd_inf"] == pytest.approx(intercept, rel=1e-3, abs=1e-3)
@@ -152,5 +165,7 @@ def test_frechet_distance_infinity_of_one_distribution_is_near_zero():
 
 def test_frechet_distance_infinity_refuses_bad_sizes():
     x = np.zeros((10, 2), np.float32) + np.arange(10)[:, None]
-    with pytest.raises(ValueError, match=r"sizes must hold at least 2 distinct values in \[2, 10\]"):
+    with pytest.raises(
+        ValueError, match=r"sizes must hold at least 2 distinct values in \[2, 10\]"
+    ):
         metrics.frechet_distance_infinity(x, x, sizes=[5, 20])

@@ -6,6 +6,7 @@
 fingerprint (CPU model, vector extensions, jax version): float results differ
 between CPUs, so another machine has nothing to compare against and skips.
 """
+
 import json
 
 import _golden
@@ -17,8 +18,10 @@ RECORDS = json.loads(_golden.GOLDEN.read_text())
 def _expected(name):
     key = _golden.fingerprint()
     if key not in RECORDS or name not in RECORDS[key]:
-        pytest.skip(f"no golden hashes of {name!r} for this machine ({key}); record them with "
-                    "`python tests/_golden.py record` on the commit before a change")
+        pytest.skip(
+            f"no golden hashes of {name!r} for this machine ({key}); record them with "
+            "`python tests/_golden.py record` on the commit before a change"
+        )
     return RECORDS[key][name]
 
 

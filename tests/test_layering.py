@@ -4,6 +4,7 @@ The modules are discovered, not listed: every ``*.py`` under the project's
 packages is a node of the import graph read from the source (the AST), so a
 module added later is checked with no change here.
 """
+
 import ast
 import graphlib
 import os
@@ -26,7 +27,6 @@ TOP_PACKAGES = ("regan_jax", "experiments")
 OPTIONAL_DEPENDENCIES = frozenset({"torch"})
 
 
-
 def module_name(path: pathlib.Path, root: pathlib.Path = ROOT) -> str:
     """``regan_jax/data/builders.py`` -> ``regan_jax.data.builders`` (``__init__``: the package)."""
     parts = path.relative_to(root).with_suffix("").parts
@@ -35,8 +35,9 @@ def module_name(path: pathlib.Path, root: pathlib.Path = ROOT) -> str:
 
 def project_modules(packages=GRAPH_PACKAGES) -> dict[str, pathlib.Path]:
     """Every module of ``packages``: its dotted name -> its file."""
-    return {module_name(p): p for package in packages
-            for p in sorted((ROOT / package).rglob("*.py"))}
+    return {
+        module_name(p): p for package in packages for p in sorted((ROOT / package).rglob("*.py"))
+    }
 
 
 def _package_of(name: str, path: pathlib.Path) -> str:
@@ -54,7 +55,7 @@ def _from_module(name: str, path: pathlib.Path, node: ast.ImportFrom) -> str:
     if not node.level:
         return node.module
     package = _package_of(name, path).split(".")
-    return ".".join(package[:len(package) - node.level + 1] + [node.module] * bool(node.module))
+    return ".".join(package[: len(package) - node.level + 1] + [node.module] * bool(node.module))
 
 
 def imports(name: str, path: pathlib.Path, modules) -> set[str]:
@@ -76,8 +77,9 @@ def imports(name: str, path: pathlib.Path, modules) -> set[str]:
             base = _from_module(name, path, node)
             submodules = {f"{base}.{a.name}" for a in node.names} & modules.keys()
             takes_attribute = len(submodules) < len(node.names)
-            edges.update(p for p in _prefixes(base)
-                         if p not in ancestors or (p == base and takes_attribute))
+            edges.update(
+                p for p in _prefixes(base) if p not in ancestors or (p == base and takes_attribute)
+            )
             edges.update(submodules)
     return {m for m in edges if m in modules and m != name}
 
@@ -127,8 +129,11 @@ def function_level_imports(path: pathlib.Path) -> list[tuple[int, str, str]]:
                 module = "." * child.level + (child.module or "")
                 names = ", ".join(a.name for a in child.names)
                 found.append((child.lineno, module, f"from {module} import {names}"))
-            visit(child, in_function or isinstance(
-                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+            visit(
+                child,
+                in_function
+                or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)),
+            )
 
     visit(ast.parse(path.read_text(), str(path)), False)
     return found
@@ -157,8 +162,11 @@ def shadowed_submodules(name: str, path: pathlib.Path, modules) -> list[tuple[in
             bound = [(n.id, None) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
         else:
             continue
-        found.extend((node.lineno, local) for local, value in bound
-                     if f"{name}.{local}" in modules and value != f"{name}.{local}")
+        found.extend(
+            (node.lineno, local)
+            for local, value in bound
+            if f"{name}.{local}" in modules and value != f"{name}.{local}"
+        )
     return found
 
 
@@ -180,8 +188,13 @@ sys.exit(1 if failed else 0)
 
 def test_the_project_has_modules_to_check():
     modules = project_modules()
-    assert {"regan_jax.config", "regan_jax.penalties.builder", "regan_jax.data",
-            "experiments.train", "benchmarks.run"} <= modules.keys()
+    assert {
+        "regan_jax.config",
+        "regan_jax.penalties.builder",
+        "regan_jax.data",
+        "experiments.train",
+        "benchmarks.run",
+    } <= modules.keys()
     assert "regan_jax.penalties" in import_graph(modules)["regan_jax.config"]
 
 
@@ -190,7 +203,7 @@ def test_imports_resolve_to_the_modules_they_execute(tmp_path):
         "pkg/__init__.py": "from pkg.sub import thing\n",
         "pkg/sub/__init__.py": "",
         "pkg/sub/a.py": "from . import b\nfrom .b import name\nfrom .. import other\n"
-                        "def later():\n    import pkg.deep.c\n",
+        "def later():\n    import pkg.deep.c\n",
         "pkg/sub/b.py": "from pkg.sub import VALUE\nimport numpy\n",
         "pkg/other.py": "from pkg import sub\n",
         "pkg/deep/__init__.py": "",
@@ -228,8 +241,10 @@ def test_the_import_graph_has_no_cycle():
     try:
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as e:
-        pytest.fail(f"import cycle: {' -> '.join(reversed(e.args[1]))}; every group of modules "
-                    f"that import each other: {found}")
+        pytest.fail(
+            f"import cycle: {' -> '.join(reversed(e.args[1]))}; every group of modules "
+            f"that import each other: {found}"
+        )
     assert not found
 
 
@@ -237,21 +252,34 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
     """Edges against the layering: the library importing the experiments, or the
     study importing a command module (``experiments.<command>``; the package
     ``experiments`` itself, the config parser, is allowed)."""
-    def is_command(module):
-        return (module.startswith("experiments.") and not module.startswith("experiments.study")
-                and not module.startswith("experiments.configs"))
 
-    return sorted(f"{a} -> {b}" for a, deps in graph.items() for b in deps
-                  if (a.split(".")[0] == "regan_jax" and b.split(".")[0] == "experiments")
-                  or (a.startswith("experiments.study") and is_command(b)))
+    def is_command(module):
+        return (
+            module.startswith("experiments.")
+            and not module.startswith("experiments.study")
+            and not module.startswith("experiments.configs")
+        )
+
+    return sorted(
+        f"{a} -> {b}"
+        for a, deps in graph.items()
+        for b in deps
+        if (a.split(".")[0] == "regan_jax" and b.split(".")[0] == "experiments")
+        or (a.startswith("experiments.study") and is_command(b))
+    )
 
 
 def test_layer_violations_are_found():
-    graph = {"regan_jax.train": {"experiments"}, "experiments.study.tables": {"experiments.sweep"},
-             "experiments.study.runner": {"experiments", "experiments.study.sweeps"},
-             "experiments.sweep": {"experiments.study.sweeps", "regan_jax.train"}}
-    assert layer_violations(graph) == ["experiments.study.tables -> experiments.sweep",
-                                       "regan_jax.train -> experiments"]
+    graph = {
+        "regan_jax.train": {"experiments"},
+        "experiments.study.tables": {"experiments.sweep"},
+        "experiments.study.runner": {"experiments", "experiments.study.sweeps"},
+        "experiments.sweep": {"experiments.study.sweeps", "regan_jax.train"},
+    }
+    assert layer_violations(graph) == [
+        "experiments.study.tables -> experiments.sweep",
+        "regan_jax.train -> experiments",
+    ]
 
 
 def test_the_library_never_imports_the_experiments_nor_the_study_a_command():
@@ -260,37 +288,49 @@ def test_the_library_never_imports_the_experiments_nor_the_study_a_command():
 
 def test_function_level_imports_are_found(tmp_path):
     path = tmp_path / "m.py"
-    path.write_text("import os\nif os:\n    import sys\n\n"
-                    "def f():\n    import json\n    def g():\n        from . import x\n\n"
-                    "class C:\n    def h(self):\n        from a.b import c, d\n")
+    path.write_text(
+        "import os\nif os:\n    import sys\n\n"
+        "def f():\n    import json\n    def g():\n        from . import x\n\n"
+        "class C:\n    def h(self):\n        from a.b import c, d\n"
+    )
     assert function_level_imports(path) == [
-        (6, "json", "import json"), (8, ".", "from . import x"),
-        (12, "a.b", "from a.b import c, d")]
+        (6, "json", "import json"),
+        (8, ".", "from . import x"),
+        (12, "a.b", "from a.b import c, d"),
+    ]
 
 
 def test_imports_sit_at_the_top_of_every_module():
     modules = {str(p.relative_to(ROOT)): p for p in project_modules(TOP_PACKAGES).values()}
     found = {relative: function_level_imports(path) for relative, path in modules.items()}
-    hidden = [f"{relative}:{line}: {statement}"
-              for relative, entries in found.items()
-              for line, module, statement in entries
-              if module.split(".")[0] not in OPTIONAL_DEPENDENCIES]
-    assert not hidden, ("imports inside functions (move them to the top; where that makes a "
-                        "cycle, move the code to the module it belongs in):\n"
-                        + "\n".join(hidden))
+    hidden = [
+        f"{relative}:{line}: {statement}"
+        for relative, entries in found.items()
+        for line, module, statement in entries
+        if module.split(".")[0] not in OPTIONAL_DEPENDENCIES
+    ]
+    assert not hidden, (
+        "imports inside functions (move them to the top; where that makes a "
+        "cycle, move the code to the module it belongs in):\n" + "\n".join(hidden)
+    )
 
 
 def test_no_package_hides_one_of_its_submodules(tmp_path):
     (tmp_path / "pkg").mkdir()
     init = tmp_path / "pkg" / "__init__.py"
-    init.write_text("from other import train\nfrom pkg import sample\nfrom . import sweep as sweep\n"
-                    "import sweep\ndef load():\n    pass\n")
-    modules = {f"pkg.{m}": tmp_path / "pkg" / f"{m}.py"
-               for m in ("train", "sample", "sweep", "load")} | {"pkg": init}
+    init.write_text(
+        "from other import train\nfrom pkg import sample\nfrom . import sweep as sweep\n"
+        "import sweep\ndef load():\n    pass\n"
+    )
+    modules = {
+        f"pkg.{m}": tmp_path / "pkg" / f"{m}.py" for m in ("train", "sample", "sweep", "load")
+    } | {"pkg": init}
     assert shadowed_submodules("pkg", init, modules) == [(1, "train"), (4, "sweep"), (5, "load")]
-    hidden = [f"{path.relative_to(ROOT)}:{line}: {local}"
-              for name, path in project_modules().items()
-              for line, local in shadowed_submodules(name, path, project_modules())]
+    hidden = [
+        f"{path.relative_to(ROOT)}:{line}: {local}"
+        for name, path in project_modules().items()
+        for line, local in shadowed_submodules(name, path, project_modules())
+    ]
     assert not hidden, f"package __init__ names that hide a submodule: {hidden}"
 
 
@@ -302,6 +342,12 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
     result = subprocess.run(
         [sys.executable, "-c", _IMPORT_EACH.format(packages=TOP_PACKAGES), *names],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"modules that fail to import first:\n{result.stdout}" \
-                                   f"{result.stderr[-2000:]}"
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, (
+        f"modules that fail to import first:\n{result.stdout}{result.stderr[-2000:]}"
+    )

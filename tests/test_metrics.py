@@ -1,4 +1,5 @@
 """regan_jax.metrics against independent float64 numpy / scipy references and closed forms."""
+
 import itertools
 import math
 import warnings
@@ -100,8 +101,12 @@ def test_frechet_distance_from_stats_full_covariances_match_sqrtm():
     a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
     s1, s2 = a @ a.T + 0.1 * np.eye(6), b @ b.T + 0.1 * np.eye(6)
     mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
-    expected = (np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
-                - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real))
+    expected = (
+        np.sum((mu1 - mu2) ** 2)
+        + np.trace(s1)
+        + np.trace(s2)
+        - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
+    )
     got = metrics.frechet_distance_from_stats(mu1, s1, mu2, s2)
     assert got == pytest.approx(expected, rel=1e-8)
 
@@ -112,7 +117,9 @@ def test_feature_stats_matches_numpy():
     chex.assert_trees_all_close(
         (np.asarray(mu, np.float64), np.asarray(sigma, np.float64)),
         (x.astype(np.float64).mean(0), np.cov(x.astype(np.float64), rowvar=False)),
-        rtol=1e-4, atol=1e-5)
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_frechet_distance_bad_input():
@@ -159,8 +166,7 @@ def test_kid_subset_average_is_unbiased_for_the_full_set_estimate():
     y = _gaussian_feats(rng, 60, 4, shift=0.4, scale=1.3)
     ref = _mmd2_double_loop(x, y)
     num_subsets = 400
-    mean, std = metrics.kid(x, y, num_subsets=num_subsets, key=jax.random.key(3),
-                            return_std=True)
+    mean, std = metrics.kid(x, y, num_subsets=num_subsets, key=jax.random.key(3), return_std=True)
     assert std > 0
     assert abs(mean - ref) <= 4 * std / math.sqrt(num_subsets)
 
@@ -219,15 +225,19 @@ def test_prdc_identical_sets():
     got = metrics.prdc(x, x, k=4)
     # Each real ball holds its centre and its k neighbours: density = (k + 1) / k.
     chex.assert_trees_all_close(
-        got, {"precision": 1.0, "recall": 1.0, "density": 5 / 4, "coverage": 1.0},
-        rtol=0, atol=1e-12)
+        got,
+        {"precision": 1.0, "recall": 1.0, "density": 5 / 4, "coverage": 1.0},
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_prdc_disjoint_sets_score_zero():
     x = _gaussian_feats(_rng(13), 30, 3)
     got = metrics.prdc(x, x + 100.0, k=2)
     chex.assert_trees_all_close(
-        got, {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}, rtol=0, atol=0)
+        got, {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}, rtol=0, atol=0
+    )
 
 
 def test_prdc_collapsed_generator_matches_brute_force():
@@ -255,13 +265,15 @@ _RING = np.array([[2 * np.cos(t), 2 * np.sin(t)] for t in np.arange(8) * np.pi /
 
 def test_mode_metrics_hand_built():
     sigma = 0.05  # 3 sigma = 0.15
-    samples = np.concatenate([
-        np.repeat(_RING[:1], 10, axis=0),             # 10 on mode 0
-        _RING[1] + np.array([[0.1, 0.0]] * 5),        # 5 within 3 sigma of mode 1
-        _RING[2] + np.array([[0.0, -0.14]]),          # 1 within 3 sigma of mode 2
-        _RING[3] + np.array([[0.2, 0.0]]),            # outside 3 sigma of mode 3
-        np.zeros((4, 2)),                             # far from every mode
-    ])
+    samples = np.concatenate(
+        [
+            np.repeat(_RING[:1], 10, axis=0),  # 10 on mode 0
+            _RING[1] + np.array([[0.1, 0.0]] * 5),  # 5 within 3 sigma of mode 1
+            _RING[2] + np.array([[0.0, -0.14]]),  # 1 within 3 sigma of mode 2
+            _RING[3] + np.array([[0.2, 0.0]]),  # outside 3 sigma of mode 3
+            np.zeros((4, 2)),  # far from every mode
+        ]
+    )
     got = metrics.mode_metrics(samples, _RING, sigma)
     q = np.array([10, 5, 1]) / 16
     assert got["modes"] == 3
@@ -275,9 +287,14 @@ def test_mode_metrics_extremes():
     balanced = metrics.mode_metrics(np.repeat(_RING, 3, axis=0), _RING, 0.1)
     # p_c = pi 0.3^2 / 5.531^2 = 0.0092 and P(Bin(24, p_c) >= 3) = 0.0014 < 0.05 / 8.
     noise = 8 * math.pi * 0.09 / (4 + 2 * _HALF) ** 2
-    assert balanced == {"modes": 8, "robust_modes": 8, "hq_fraction": 1.0,
-                        "noise_hq_fraction": pytest.approx(noise),
-                        "reverse_kl": pytest.approx(0, abs=1e-6), "at_noise_level": False}
+    assert balanced == {
+        "modes": 8,
+        "robust_modes": 8,
+        "hq_fraction": 1.0,
+        "noise_hq_fraction": pytest.approx(noise),
+        "reverse_kl": pytest.approx(0, abs=1e-6),
+        "at_noise_level": False,
+    }
     collapsed = metrics.mode_metrics(np.repeat(_RING[:1], 6, axis=0), _RING, 0.1)
     assert collapsed["modes"] == 1
     assert collapsed["reverse_kl"] == pytest.approx(math.log(8), rel=1e-6)
@@ -454,7 +471,7 @@ def _inception_score_reference(probs, splits):
     probs = np.asarray(probs, np.float64)
     n, scores = len(probs), []
     for s in range(splits):
-        part = probs[s * n // splits:(s + 1) * n // splits]
+        part = probs[s * n // splits : (s + 1) * n // splits]
         py = part.mean(0)
         kl = np.sum(part * (np.log(part) - np.log(py)), axis=1)
         scores.append(np.exp(kl.mean()))
@@ -487,8 +504,9 @@ def test_weight_stats_match_numpy():
     np.testing.assert_allclose(stats["l1"], np.abs(flat).sum(), rtol=1e-5)
     np.testing.assert_allclose(stats["l2"], np.linalg.norm(flat), rtol=1e-5)
     filters = [np.all(w.reshape(-1, w.shape[-1]) == 0, axis=0) for w in kernels.values()]
-    np.testing.assert_allclose(stats["zero_filter_fraction"],
-                               np.concatenate(filters).mean(), rtol=1e-6)
+    np.testing.assert_allclose(
+        stats["zero_filter_fraction"], np.concatenate(filters).mean(), rtol=1e-6
+    )
     for path, w in kernels.items():
         np.testing.assert_allclose(stats[f"l2/{path}"], np.linalg.norm(w), rtol=1e-5)
         np.testing.assert_allclose(stats[f"sparsity/{path}"], np.mean(w == 0), rtol=1e-6)

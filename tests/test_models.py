@@ -3,6 +3,7 @@ spectral normalisation, the projection discriminator, and bad input.
 
 The networks are built as the runs build them, by their model family
 (``families.get(kind).make_models``)."""
+
 import itertools
 
 import chex
@@ -22,8 +23,7 @@ N, LATENT, CLASSES = 3, 3, 4
 def tiny_config(kind="gan", arch="dcgan", **overrides):
     """``(family name, config.model)`` of networks a few units wide."""
     cfg = default_config()
-    cfg.update(dict(arch=arch, latent_dim=LATENT, g_width=2, d_width=2, mlp_layers=1),
-               **overrides)
+    cfg.update(dict(arch=arch, latent_dim=LATENT, g_width=2, d_width=2, mlp_layers=1), **overrides)
     return kind, cfg
 
 
@@ -71,8 +71,11 @@ def build(kind, arch, shape, **overrides):
     return models, gan_forward(models, shape, kind == "cgan")
 
 
-CASES = [(kind, arch, shape) for kind, arch, shape in itertools.product(
-    ["gan", "cgan", "vae"], ["mlp", "dcgan"], SHAPES) if not (arch == "dcgan" and shape == (2,))]
+CASES = [
+    (kind, arch, shape)
+    for kind, arch, shape in itertools.product(["gan", "cgan", "vae"], ["mlp", "dcgan"], SHAPES)
+    if not (arch == "dcgan" and shape == (2,))
+]
 
 
 @pytest.mark.parametrize("kind,arch,shape", CASES)
@@ -96,8 +99,9 @@ def test_output_shapes(kind, arch, shape):
     assert {leaf.dtype for leaf in jax.tree.leaves(out)} == {jnp.dtype(jnp.float32)}
 
 
-@pytest.mark.parametrize("kind,arch,shape", [("gan", "dcgan", (28, 28, 1)),
-                                             ("vae", "mlp", (8, 8, 1))])
+@pytest.mark.parametrize(
+    "kind,arch,shape", [("gan", "dcgan", (28, 28, 1)), ("vae", "mlp", (8, 8, 1))]
+)
 def test_output_values(kind, arch, shape):
     """Computed outputs are finite; generator samples lie in [-1, 1] and vary. (The
     conditional and spectral-norm tests below compute the other networks.)"""
@@ -110,8 +114,9 @@ def test_output_values(kind, arch, shape):
         assert np.std(x) > 0
 
 
-@pytest.mark.parametrize("upsample,layer", [("subpixel", "conv"),
-                                            ("conv_transpose", "conv_transpose")])
+@pytest.mark.parametrize(
+    "upsample,layer", [("subpixel", "conv"), ("conv_transpose", "conv_transpose")]
+)
 def test_upsample_choice(upsample, layer):
     _, forward = build("gan", "dcgan", (28, 28, 1), upsample=upsample)
     g_vars, x, _, _ = jax.eval_shape(forward, jax.random.key(0))
@@ -119,8 +124,17 @@ def test_upsample_choice(upsample, layer):
     assert set(g_vars["params"]["body"]["up_0"]) == {layer}
 
 
-@pytest.mark.parametrize("shape,stages", [((8, 8, 1), 2), ((28, 28, 1), 2), ((32, 32, 3), 3),
-                                          ((16, 16, 3), 3), ((6, 6, 1), 1), ((64, 48, 3), 3)])
+@pytest.mark.parametrize(
+    "shape,stages",
+    [
+        ((8, 8, 1), 2),
+        ((28, 28, 1), 2),
+        ((32, 32, 3), 3),
+        ((16, 16, 3), 3),
+        ((6, 6, 1), 1),
+        ((64, 48, 3), 3),
+    ],
+)
 def test_num_stages_derived(shape, stages):
     assert num_stages(shape) == stages
 
@@ -147,13 +161,14 @@ def test_conv_init_is_lecun_normal():
 
 # --- depth-to-space -------------------------------------------------------------------
 
+
 def _depth_to_space_slices(x, b):
     """Reference: output pixels (i, j) of every block are the channel slice (i b + j)."""
     n, h, w, c = x.shape
     out_c = c // (b * b)
     out = np.empty((n, h * b, w * b, out_c), x.dtype)
     for i, j in itertools.product(range(b), range(b)):
-        out[:, i::b, j::b, :] = x[..., (i * b + j) * out_c:(i * b + j + 1) * out_c]
+        out[:, i::b, j::b, :] = x[..., (i * b + j) * out_c : (i * b + j + 1) * out_c]
     return out
 
 
@@ -177,12 +192,17 @@ def test_depth_to_space_rejects_bad_channels():
 
 # --- spectral normalisation -----------------------------------------------------------
 
+
 def _iterate_power(models, d_vars, x, steps):
     """Applies D ``steps`` times with update_stats=True, threading batch_stats."""
 
     def body(_, stats):
-        _, new = models["d"].apply({"params": d_vars["params"], "batch_stats": stats}, x,
-                                   update_stats=True, mutable=["batch_stats"])
+        _, new = models["d"].apply(
+            {"params": d_vars["params"], "batch_stats": stats},
+            x,
+            update_stats=True,
+            mutable=["batch_stats"],
+        )
         return new["batch_stats"]
 
     return jax.jit(lambda s: jax.lax.fori_loop(0, steps, body, s))(d_vars["batch_stats"])
@@ -203,8 +223,13 @@ def test_spectral_norm_mlp_matches_numpy_forward():
     stats = _iterate_power(models, d_vars, x, 300)
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), d_vars["params"])
     trunk_stats = stats["trunk"]
-    checked = [(p["trunk"][f"dense_{i}"]["kernel"],
-                trunk_stats[f"SpectralNorm_{i}"][f"dense_{i}/kernel/sigma"]) for i in range(2)]
+    checked = [
+        (
+            p["trunk"][f"dense_{i}"]["kernel"],
+            trunk_stats[f"SpectralNorm_{i}"][f"dense_{i}/kernel/sigma"],
+        )
+        for i in range(2)
+    ]
     checked.append((p["head"]["kernel"], stats["SpectralNorm_0"]["head/kernel/sigma"]))
     for kernel, stored_sigma in checked:
         sigma = _sigma_max(kernel)
@@ -236,17 +261,22 @@ def test_spectral_norm_conv_kernel_and_update_stats():
 
     @jax.jit
     def one_step(variables):
-        return [models["d"].apply(variables, x, update_stats=flag, mutable=["batch_stats"])[1]
-                for flag in (False, True)]
+        return [
+            models["d"].apply(variables, x, update_stats=flag, mutable=["batch_stats"])[1]
+            for flag in (False, True)
+        ]
 
     frozen, updated = one_step(d_vars)  # from the initial, unconverged state
     chex.assert_trees_all_equal(frozen["batch_stats"], d_vars["batch_stats"])
     u_key = "conv_0/kernel/u"
-    assert not np.allclose(updated["batch_stats"]["trunk"]["SpectralNorm_0"][u_key],
-                           d_vars["batch_stats"]["trunk"]["SpectralNorm_0"][u_key])
+    assert not np.allclose(
+        updated["batch_stats"]["trunk"]["SpectralNorm_0"][u_key],
+        d_vars["batch_stats"]["trunk"]["SpectralNorm_0"][u_key],
+    )
 
 
 # --- conditional models -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("arch,shape", [("mlp", (2,)), ("dcgan", (8, 8, 3))])
 def test_projection_discriminator_by_hand(arch, shape):
@@ -258,8 +288,9 @@ def test_projection_discriminator_by_hand(arch, shape):
     @jax.jit
     def run(key):
         d_vars = models["d"].init(key, x, labels)
-        logits, state = models["d"].apply(d_vars, x, labels,
-                                          capture_intermediates=lambda m, _: m.name == "trunk")
+        logits, state = models["d"].apply(
+            d_vars, x, labels, capture_intermediates=lambda m, _: m.name == "trunk"
+        )
         return d_vars, logits, state["intermediates"]["trunk"]["__call__"][0]
 
     d_vars, logits, phi = run(jax.random.key(8))
@@ -282,33 +313,46 @@ def test_conditional_generator_concatenates_label_embedding():
         g_vars = models["g"].init(key, z, labels)
         code = jnp.concatenate([z, g_vars["params"]["label_embed"]["embedding"][labels]], -1)
         body_out = models["g"].body.apply({"params": g_vars["params"]["body"]}, code)
-        return (models["g"].apply(g_vars, z, labels), body_out,
-                models["g"].apply(g_vars, z, (labels + 1) % CLASSES))
+        return (
+            models["g"].apply(g_vars, z, labels),
+            body_out,
+            models["g"].apply(g_vars, z, (labels + 1) % CLASSES),
+        )
 
     x, body_out, other = run(jax.random.key(10))
-    np.testing.assert_allclose(x, np.tanh(np.asarray(body_out, np.float64)), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(x, np.tanh(np.asarray(body_out, np.float64)), rtol=1e-5, atol=1e-6)
     assert not np.allclose(x, other, atol=1e-3)
 
 
 # --- bad input ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides,spec,match", [
-    (dict(arch="resnet"), DataSpec((8, 8, 1)), r"unknown arch 'resnet'.*'dcgan', 'mlp'"),
-    (dict(kind="wgan"), DataSpec((8, 8, 1)), r"unknown model_type 'wgan'.*'cgan', 'cyclegan', 'gan', 'vae'"),
-    (dict(upsample="nearest"), DataSpec((8, 8, 1)), r"unknown upsample 'nearest'"),
-    (dict(kind="vae", likelihood="laplace"), DataSpec((8, 8, 1)), r"likelihood 'laplace'"),
-    (dict(), DataSpec((2,)), r"needs image data of shape \(H, W, C\), got \(2,\)"),
-    (dict(), DataSpec((7, 7, 1)), r"7x7 is not reachable"),
-    (dict(stages=3), DataSpec((28, 28, 1)), r"28x28 is not reachable by 3 .*divisible by 8"),
-    (dict(stages=-1), DataSpec((8, 8, 1)), r"stages must be >= 0"),
-    (dict(kind="cgan"), DataSpec((8, 8, 1), 0), r"num_classes = 0"),
-    (dict(kind="vae", spectral_norm=True), DataSpec((8, 8, 1)), r"spectral_norm"),
-    (dict(kind="vae", likelihood="gaussian", gaussian_std=0.0), DataSpec((8, 8, 1)),
-     r"gaussian_std must be > 0"),
-    (dict(latent_dim=0), DataSpec((8, 8, 1)), r"latent_dim must be >= 1, got 0"),
-    (dict(arch="mlp"), DataSpec((0,)), r"non-empty and positive"),
-])
+
+@pytest.mark.parametrize(
+    "overrides,spec,match",
+    [
+        (dict(arch="resnet"), DataSpec((8, 8, 1)), r"unknown arch 'resnet'.*'dcgan', 'mlp'"),
+        (
+            dict(kind="wgan"),
+            DataSpec((8, 8, 1)),
+            r"unknown model_type 'wgan'.*'cgan', 'cyclegan', 'gan', 'vae'",
+        ),
+        (dict(upsample="nearest"), DataSpec((8, 8, 1)), r"unknown upsample 'nearest'"),
+        (dict(kind="vae", likelihood="laplace"), DataSpec((8, 8, 1)), r"likelihood 'laplace'"),
+        (dict(), DataSpec((2,)), r"needs image data of shape \(H, W, C\), got \(2,\)"),
+        (dict(), DataSpec((7, 7, 1)), r"7x7 is not reachable"),
+        (dict(stages=3), DataSpec((28, 28, 1)), r"28x28 is not reachable by 3 .*divisible by 8"),
+        (dict(stages=-1), DataSpec((8, 8, 1)), r"stages must be >= 0"),
+        (dict(kind="cgan"), DataSpec((8, 8, 1), 0), r"num_classes = 0"),
+        (dict(kind="vae", spectral_norm=True), DataSpec((8, 8, 1)), r"spectral_norm"),
+        (
+            dict(kind="vae", likelihood="gaussian", gaussian_std=0.0),
+            DataSpec((8, 8, 1)),
+            r"gaussian_std must be > 0",
+        ),
+        (dict(latent_dim=0), DataSpec((8, 8, 1)), r"latent_dim must be >= 1, got 0"),
+        (dict(arch="mlp"), DataSpec((0,)), r"non-empty and positive"),
+    ],
+)
 def test_make_models_rejects_bad_config(overrides, spec, match):
     with pytest.raises(ValueError, match=match):
         make_models(tiny_config(**overrides), spec)

@@ -8,6 +8,7 @@ nothing; that a run whose processes were killed resumes to the uninterrupted
 run's parameters; and that a process that dies or fails stops the other
 within the failure bound, with one line naming it.
 """
+
 import contextlib
 import json
 import os
@@ -32,61 +33,88 @@ from regan_jax.parallel import faults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SLURM = {"SLURM_JOB_ID": "7", "SLURM_STEP_NODELIST": "node[01-02]", "SLURM_NTASKS": "2",
-         "SLURM_PROCID": "1", "SLURM_LOCALID": "0"}
+SLURM = {
+    "SLURM_JOB_ID": "7",
+    "SLURM_STEP_NODELIST": "node[01-02]",
+    "SLURM_NTASKS": "2",
+    "SLURM_PROCID": "1",
+    "SLURM_LOCALID": "0",
+}
 
 
-@pytest.mark.parametrize("environ,expected", [
-    ({}, None),
-    (SLURM, ("slurm", 2)),
-    ({**SLURM, "SLURM_NTASKS": "1"}, None),  # one task: a job array's element
-    ({k: v for k, v in SLURM.items() if k != "SLURM_STEP_NODELIST"}, None),  # sbatch, no srun
-    ({"OMPI_MCA_orte_hnp_uri": "x", "OMPI_COMM_WORLD_SIZE": "4",
-      "OMPI_COMM_WORLD_RANK": "0"}, ("ompi", 4)),
-])
+@pytest.mark.parametrize(
+    "environ,expected",
+    [
+        ({}, None),
+        (SLURM, ("slurm", 2)),
+        ({**SLURM, "SLURM_NTASKS": "1"}, None),  # one task: a job array's element
+        ({k: v for k, v in SLURM.items() if k != "SLURM_STEP_NODELIST"}, None),  # sbatch, no srun
+        (
+            {
+                "OMPI_MCA_orte_hnp_uri": "x",
+                "OMPI_COMM_WORLD_SIZE": "4",
+                "OMPI_COMM_WORLD_RANK": "0",
+            },
+            ("ompi", 4),
+        ),
+    ],
+)
 def test_launcher_processes(environ, expected):
     assert parallel.launcher_processes(environ) == expected
 
 
 def test_distributed_settings():
     explicit = parallel.distributed_settings("host0:1234", 2, 1, environ={})
-    assert explicit == {"coordinator_address": "host0:1234", "num_processes": 2,
-                        "process_id": 1}
+    assert explicit == {"coordinator_address": "host0:1234", "num_processes": 2, "process_id": 1}
     assert parallel.distributed_settings(environ={}) is None
     assert parallel.distributed_settings(environ=SLURM) == {}  # JAX reads SLURM itself
     assert parallel.distributed_settings(num_processes=1, environ=SLURM) is None  # opt out
     assert parallel.distributed_settings("h:1", 2, 0, environ=SLURM)["process_id"] == 0
 
 
-@pytest.mark.parametrize("args,message", [
-    ((None, None, 1), r"process_id=1 given without num_processes"),
-    (("h:1", None, None), r"coordinator='h:1' given without num_processes"),
-    ((None, 2, 0), r"num_processes=2 needs coordinator too"),
-    (("h:1", 2, None), r"num_processes=2 needs process_id too"),
-    (("h:1", 2, 2), r"process_id=2 with num_processes=2: expected 0 <= process_id < 2"),
-    (("h:1", 2, -1), r"process_id=-1"),
-    (("h", 2, 0), r"coordinator must be 'host:port'.*got 'h'"),
-    (("h:99999", 2, 0), r"got 'h:99999'"),
-    ((None, 0, None), r"num_processes=0: expected an integer >= 1"),
-    (("h:1", 1, 0), r"num_processes=1 with coordinator='h:1'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((None, None, 1), r"process_id=1 given without num_processes"),
+        (("h:1", None, None), r"coordinator='h:1' given without num_processes"),
+        ((None, 2, 0), r"num_processes=2 needs coordinator too"),
+        (("h:1", 2, None), r"num_processes=2 needs process_id too"),
+        (("h:1", 2, 2), r"process_id=2 with num_processes=2: expected 0 <= process_id < 2"),
+        (("h:1", 2, -1), r"process_id=-1"),
+        (("h", 2, 0), r"coordinator must be 'host:port'.*got 'h'"),
+        (("h:99999", 2, 0), r"got 'h:99999'"),
+        ((None, 0, None), r"num_processes=0: expected an integer >= 1"),
+        (("h:1", 1, 0), r"num_processes=1 with coordinator='h:1'"),
+    ],
+)
 def test_bad_combinations_name_the_values(args, message):
     with pytest.raises(ValueError, match=message):
         parallel.distributed_settings(*args, environ={})
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("members=2,batch=2", parallel.MeshShape(2, 2)), ("members=4", parallel.MeshShape(4, 1)),
-    ("data=4", parallel.MeshShape(1, 4)), (" batch=2 , members=3 ", parallel.MeshShape(3, 2)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("members=2,batch=2", parallel.MeshShape(2, 2)),
+        ("members=4", parallel.MeshShape(4, 1)),
+        ("data=4", parallel.MeshShape(1, 4)),
+        (" batch=2 , members=3 ", parallel.MeshShape(3, 2)),
+    ],
+)
 def test_parse_mesh(text, expected):
     assert parallel.parse_mesh(text) == expected
 
 
-@pytest.mark.parametrize("text,message", [
-    ("members=2,members=2", "each axis once"), ("rows=2", "axes members and batch"),
-    ("members=0", "members='0', expected an integer >= 1"), ("2x2", "AXIS=SIZE"), ("", "members=M"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("members=2,members=2", "each axis once"),
+        ("rows=2", "axes members and batch"),
+        ("members=0", "members='0', expected an integer >= 1"),
+        ("2x2", "AXIS=SIZE"),
+        ("", "members=M"),
+    ],
+)
 def test_parse_mesh_refuses(text, message):
     with pytest.raises(ValueError, match=message):
         parallel.parse_mesh(text)
@@ -99,14 +127,19 @@ def test_one_process_helpers_are_plain():
     assert parallel.any_process(True) and not parallel.any_process(False)
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--num-processes", "2", "--process-id", "0"], "num_processes=2 needs coordinator"),
-    (["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "3"],
-     "process_id=3"),
-    (["--process-id", "1"], "given without num_processes"),
-    (["--mesh", "members=two"], "--mesh: mesh 'members=two'"),
-    (["--process-timeout", "1"], "--process-timeout: process timeout 1: expected an integer"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--num-processes", "2", "--process-id", "0"], "num_processes=2 needs coordinator"),
+        (
+            ["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "3"],
+            "process_id=3",
+        ),
+        (["--process-id", "1"], "given without num_processes"),
+        (["--mesh", "members=two"], "--mesh: mesh 'members=two'"),
+        (["--process-timeout", "1"], "--process-timeout: process timeout 1: expected an integer"),
+    ],
+)
 @pytest.mark.parametrize("cli", ["train", "sweep"])
 def test_cli_refuses_bad_flags_before_writing(tmp_path, capsys, flags, message, cli):
     workdir = tmp_path / "run"
@@ -119,9 +152,22 @@ def test_cli_refuses_bad_flags_before_writing(tmp_path, capsys, flags, message, 
 
 def test_sweep_checks_every_group_against_the_mesh_first(tmp_path):
     members = sweep_cli.members_from_args(
-        sweep_cli.parse_run_args(["--config", "ring8_gan:smoke", "--workdir", str(tmp_path),
-                                  "--penalties", "l2", "--strengths", "1e-3,1e-2,1e-1",
-                                  "--targets", "d"])[0], [])
+        sweep_cli.parse_run_args(
+            [
+                "--config",
+                "ring8_gan:smoke",
+                "--workdir",
+                str(tmp_path),
+                "--penalties",
+                "l2",
+                "--strengths",
+                "1e-3,1e-2,1e-1",
+                "--targets",
+                "d",
+            ]
+        )[0],
+        [],
+    )
     assert len(members) == 3
     with pytest.raises(ValueError, match="members=2 does not divide the group of 3 members"):
         sweeps.run_members(members, tmp_path, mesh=parallel.MeshShape(2, 1), log=lambda _: 0)
@@ -136,24 +182,53 @@ def _free_port():
 
 
 def _env(devices):
-    return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-                JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
-                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    return dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=ROOT,
+        JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    )
 
 
 def _train(workdir, *flags, devices=1, command="train"):
     return subprocess.Popen(
-        [sys.executable, "-m", f"experiments.{command}", "--config", "ring8_gan:smoke",
-         "--workdir", str(workdir), "--no-progress", *flags],
-        env=_env(devices), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            f"experiments.{command}",
+            "--config",
+            "ring8_gan:smoke",
+            "--workdir",
+            str(workdir),
+            "--no-progress",
+            *flags,
+        ],
+        env=_env(devices),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _two_processes(workdir, *flags, command="train"):
     """Processes 0 and 1 of one run; process 1 is given ``workdir``_p1 (it must write nothing)."""
     port = _free_port()
-    return [_train(workdir if i == 0 else workdir.with_name(workdir.name + "_p1"),
-                   "--coordinator", f"localhost:{port}", "--num-processes", "2",
-                   "--process-id", str(i), *flags, command=command) for i in range(2)]
+    return [
+        _train(
+            workdir if i == 0 else workdir.with_name(workdir.name + "_p1"),
+            "--coordinator",
+            f"localhost:{port}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            str(i),
+            *flags,
+            command=command,
+        )
+        for i in range(2)
+    ]
 
 
 def _wait_for(condition, processes, timeout=600):
@@ -197,9 +272,18 @@ def test_two_processes_train_like_one(tmp_path):
     and process 1 nothing (it was given its own, which must not appear).
     """
     port = _free_port()
-    workers = [_train(tmp_path / ("two" if i == 0 else "two_p1"), "--coordinator",
-                      f"localhost:{port}", "--num-processes", "2", "--process-id", str(i))
-               for i in range(2)]
+    workers = [
+        _train(
+            tmp_path / ("two" if i == 0 else "two_p1"),
+            "--coordinator",
+            f"localhost:{port}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            str(i),
+        )
+        for i in range(2)
+    ]
     single = _train(tmp_path / "one", devices=2)
     outputs = [p.communicate(timeout=600)[0] for p in [*workers, single]]
     assert [p.returncode for p in [*workers, single]] == [0, 0, 0], outputs
@@ -216,7 +300,12 @@ def test_two_processes_train_like_one(tmp_path):
     assert not all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(initial, got))
     assert _rows(tmp_path / "two") == _rows(tmp_path / "one")
     assert {p.name for p in (tmp_path / "two").iterdir()} >= {
-        "config.json", "metrics.jsonl", "summary.json", "checkpoints", "samples"}
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoints",
+        "samples",
+    }
 
 
 def test_process_timeout_is_checked():
@@ -260,7 +349,8 @@ def test_a_killed_process_stops_the_other_naming_it(tmp_path):
     assert latency < 3 * TIMEOUT_S, (latency, output)
     lines = _error_lines(output)
     assert len(lines) == 1 and lines[0].startswith(
-        "error: process 1 of 2 stopped responding for "), output
+        "error: process 1 of 2 stopped responding for "
+    ), output
     assert "Traceback" not in output and "Check failure" not in output, output
 
 
@@ -286,10 +376,11 @@ def test_a_failing_process_stops_the_other_with_its_line(tmp_path):
         _kill(workers)
     assert [p.returncode for p in workers] == [2, 2], outputs
     assert latency < 3 * TIMEOUT_S, (latency, outputs)
-    own, = _error_lines(outputs[0])
+    (own,) = _error_lines(outputs[0])
     assert "Is a directory" in own and str(metrics) in own, outputs[0]
     assert _error_lines(outputs[1]) == [
-        f"error: process 0 of 2 failed: {own.removeprefix('error: ')}"], outputs[1]
+        f"error: process 0 of 2 failed: {own.removeprefix('error: ')}"
+    ], outputs[1]
     assert "Traceback" not in "".join(outputs), outputs
 
 
@@ -307,8 +398,13 @@ def test_two_processes_killed_and_resumed_equal_an_uninterrupted_run(tmp_path):
     The same 2-process run trains uninterrupted beside it; parameters and
     metrics rows (but wall time) are equal, and process 1 wrote nothing.
     """
-    flags = ["--config.steps=1000", "--config.log.every=100", "--config.log.checkpoint_every=100",
-             "--config.log.samples_every=0", "--config.eval.fd_every=0"]
+    flags = [
+        "--config.steps=1000",
+        "--config.log.every=100",
+        "--config.log.checkpoint_every=100",
+        "--config.log.samples_every=0",
+        "--config.eval.fd_every=0",
+    ]
     whole = _two_processes(tmp_path / "whole", *flags)
     killed = _two_processes(tmp_path / "killed", *flags)
     checkpoints = tmp_path / "killed" / "checkpoints"
@@ -394,10 +490,13 @@ def test_watch_names_a_peer_whose_beats_stop(exits):
     with pytest.raises(_Exited):
         watch.run()  # Process 1 and 2 never beat: taken for dead after T / 2 = 1 s.
     assert 1.0 <= time.monotonic() - start < 5
-    (code, line), = exits
+    ((code, line),) = exits
     assert code == faults.PEER_EXIT
-    assert re.fullmatch(r"error: process 1 of 3 stopped responding for \d+ s "
-                        r"\(killed, crashed or hung\); stopping", line), line
+    assert re.fullmatch(
+        r"error: process 1 of 3 stopped responding for \d+ s "
+        r"\(killed, crashed or hung\); stopping",
+        line,
+    ), line
     assert int(store.items["regan_jax/beat/0"]) >= 5  # Every 0.2 s, T / 10.
 
 
@@ -439,14 +538,19 @@ def test_watch_is_silent_when_the_service_goes_at_exit(exits):
     assert exits == []
     with pytest.raises(_Exited):
         faults._Watch(store, 1, 2, timeout_s=10).run()
-    assert exits == [(faults.PEER_EXIT, ("error: process 1 of 2 lost the coordinator "
-                                         "(process 0): UNAVAILABLE: Socket closed"))]
+    assert exits == [
+        (
+            faults.PEER_EXIT,
+            ("error: process 1 of 2 lost the coordinator (process 0): UNAVAILABLE: Socket closed"),
+        )
+    ]
 
 
 def test_a_failing_process_blames_itself_once_the_others_are_seen_alive(exits):
     """await_verdict: two beats when the peer beats; T / 2 (the watch's verdict) when it is dead."""
     store = _Store()
     watch = faults._Watch(store, 0, 2, timeout_s=4)  # Beats every 0.4 s, dead after 2 s.
+
     def run():
         with contextlib.suppress(_Exited):
             watch.run()
@@ -479,5 +583,5 @@ def test_a_failing_process_blames_itself_once_the_others_are_seen_alive(exits):
     waiter.start()
     thread.join(timeout=10)
     assert not thread.is_alive() and waiter.is_alive()
-    (code, line), = exits
+    ((code, line),) = exits
     assert code == faults.PEER_EXIT and line.startswith("error: process 1 of 2 stopped responding")

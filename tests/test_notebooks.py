@@ -3,6 +3,7 @@
 They are committed with outputs cleared; this executes them in a fresh kernel so
 they cannot rot as the library changes.
 """
+
 import pathlib
 
 import nbclient
@@ -15,8 +16,7 @@ FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_
 
 
 def test_both_notebooks_are_present():
-    assert [p.name for p in NOTEBOOKS] == ["01_compose_penalties.ipynb",
-                                           "02_redraw_figures.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["01_compose_penalties.ipynb", "02_redraw_figures.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -34,8 +34,9 @@ def test_notebook_runs_at_smoke_size(path, monkeypatch):
     # Tiny programs: XLA's optimisation passes cost more than they save (halves the run).
     monkeypatch.setenv("XLA_FLAGS", FAST_COMPILE)
     notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(ROOT)}})
+    client = nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    )
     client.execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

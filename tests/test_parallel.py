@@ -3,6 +3,7 @@
 The multi-device runs happen in a subprocess with 4 forced CPU devices
 (``tests/_tiny_runs.py parallel``), so this process keeps its single device.
 """
+
 import os
 import socket
 import subprocess
@@ -19,14 +20,23 @@ ROOT = os.path.dirname(HERE)
 
 
 def _env(devices):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=ROOT,
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    )
     return env
 
 
 def _run_worker(args, devices, timeout=600):
-    subprocess.run([sys.executable, os.path.join(HERE, "_tiny_runs.py"), *args], check=True,
-                   env=_env(devices), cwd=ROOT, timeout=timeout)
+    subprocess.run(
+        [sys.executable, os.path.join(HERE, "_tiny_runs.py"), *args],
+        check=True,
+        env=_env(devices),
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +59,9 @@ def _assert_same_run(results, case, wrapper):
             np.testing.assert_array_equal(got, expected, err_msg=key)
 
 
-@pytest.mark.parametrize("case,wrapper", [("gan", "shard_map"), ("gan", "pmap"),
-                                          ("vae", "shard_map")])
+@pytest.mark.parametrize(
+    "case,wrapper", [("gan", "shard_map"), ("gan", "pmap"), ("vae", "shard_map")]
+)
 def test_four_devices_equal_one(four_devices, case, wrapper):
     _assert_same_run(four_devices, case, wrapper)
 
@@ -138,10 +149,25 @@ def _free_port():
 def test_two_processes_on_localhost_equal_one_device(four_devices, tmp_path):
     """Multi-host on CPU: 2 processes x 2 devices, gloo collectives, each feeding its half."""
     out, port = str(tmp_path / "multihost.npz"), _free_port()
-    workers = [subprocess.Popen([sys.executable, os.path.join(HERE, "_tiny_runs.py"),
-                                 "multihost", out, str(i), "2", str(port)],
-                                env=_env(2), cwd=ROOT) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(HERE, "_tiny_runs.py"),
+                "multihost",
+                out,
+                str(i),
+                "2",
+                str(port),
+            ],
+            env=_env(2),
+            cwd=ROOT,
+        )
+        for i in range(2)
+    ]
     assert [w.wait(timeout=600) for w in workers] == [0, 0]
-    merged = {**{f"gan/multihost/{k}": v for k, v in np.load(out).items()},
-              **{k: v for k, v in four_devices.items() if k.startswith("gan/single/")}}
+    merged = {
+        **{f"gan/multihost/{k}": v for k, v in np.load(out).items()},
+        **{k: v for k, v in four_devices.items() if k.startswith("gan/single/")},
+    }
     _assert_same_run(merged, "gan", "multihost")

@@ -1,4 +1,5 @@
 """The penalty transforms' math, against closed forms and float64 numpy references."""
+
 import doctest
 import math
 
@@ -16,8 +17,6 @@ from regan_jax import penalties as P
 LR = 1e-2
 
 
-
-
 # A separable smooth loss whose gradient numpy can compute independently.
 TARGET_SEED = 7
 
@@ -28,8 +27,9 @@ def targets(params):
 
 
 def loss_fn(params, target):
-    terms = jax.tree.map(lambda w, t: jnp.sum(0.5 * (w - t) ** 2 + 0.3 * jnp.sin(w)),
-                         params, target)
+    terms = jax.tree.map(
+        lambda w, t: jnp.sum(0.5 * (w - t) ** 2 + 0.3 * jnp.sin(w)), params, target
+    )
     return sum(jax.tree.leaves(terms))
 
 
@@ -40,16 +40,26 @@ def numpy_grad(w, t):
 def mlp_params(seed=0):
     """A two-layer MLP: the trajectory tests' network (quicker to compile than make_params)."""
     rng = np.random.default_rng(seed)
-    shapes = {"Dense_0": {"kernel": (3, 5), "bias": (5,)}, "Dense_1": {"kernel": (5, 2), "bias": (2,)}}
-    return jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s), jnp.float32), shapes,
-                        is_leaf=lambda s: isinstance(s, tuple))
+    shapes = {
+        "Dense_0": {"kernel": (3, 5), "bias": (5,)},
+        "Dense_1": {"kernel": (5, 2), "bias": (2,)},
+    }
+    return jax.tree.map(
+        lambda s: jnp.asarray(rng.normal(size=s), jnp.float32),
+        shapes,
+        is_leaf=lambda s: isinstance(s, tuple),
+    )
 
 
 def small_params(seed=0):
     """One Dense layer: enough for the vmap/sweep tests, quick to compile."""
     rng = np.random.default_rng(seed)
-    return {"Dense_0": {"kernel": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32),
-                        "bias": jnp.asarray(rng.normal(size=(4,)), jnp.float32)}}
+    return {
+        "Dense_0": {
+            "kernel": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32),
+            "bias": jnp.asarray(rng.normal(size=(4,)), jnp.float32),
+        }
+    }
 
 
 def run(opt, params, steps, extra_loss=None, state=None):
@@ -91,23 +101,37 @@ def kernel_sum(params, fn):
 
 # In-loss references, written independently of the library.
 IN_LOSS = {
-    "l2": lambda p, s, s2: 0.5 * s * kernel_sum(p, lambda w: jnp.sum(w ** 2)),
+    "l2": lambda p, s, s2: 0.5 * s * kernel_sum(p, lambda w: jnp.sum(w**2)),
     "l1": lambda p, s, s2: s * kernel_sum(p, lambda w: jnp.sum(jnp.abs(w))),
     "elastic_net": lambda p, s, s2: kernel_sum(
-        p, lambda w: s * jnp.sum(jnp.abs(w)) + 0.5 * s2 * jnp.sum(w ** 2)),
-    "group_l1": lambda p, s, s2: s * kernel_sum(
-        p, lambda w: jnp.sum(jnp.sqrt(jnp.sum(w.reshape(-1, w.shape[-1]) ** 2, axis=0)))),
+        p, lambda w: s * jnp.sum(jnp.abs(w)) + 0.5 * s2 * jnp.sum(w**2)
+    ),
+    "group_l1": lambda p, s, s2: (
+        s
+        * kernel_sum(
+            p, lambda w: jnp.sum(jnp.sqrt(jnp.sum(w.reshape(-1, w.shape[-1]) ** 2, axis=0)))
+        )
+    ),
 }
 
 
 # ---------------------------------------------------------------- coupled / decoupled
 
+
 def test_coupled_l2_chain_equals_adam_on_penalised_loss():
     params, lam, steps = mlp_params(), 0.3, 60
-    reference, _ = run(optax.adam(LR, b1=0.9), params, steps,
-                       extra_loss=lambda p: IN_LOSS["l2"](p, lam, 0.0))
-    by_chain, _ = run(optax.chain(optax.add_decayed_weights(lam, P.kernel_mask),
-                                  optax.scale_by_adam(b1=0.9), optax.scale(-LR)), params, steps)
+    reference, _ = run(
+        optax.adam(LR, b1=0.9), params, steps, extra_loss=lambda p: IN_LOSS["l2"](p, lam, 0.0)
+    )
+    by_chain, _ = run(
+        optax.chain(
+            optax.add_decayed_weights(lam, P.kernel_mask),
+            optax.scale_by_adam(b1=0.9),
+            optax.scale(-LR),
+        ),
+        params,
+        steps,
+    )
     by_builder, _ = run(P.build_optimizer(*configs("l2", strength=lam)), params, steps)
     chex.assert_trees_all_close(by_chain, reference, rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(by_builder, reference, rtol=1e-5, atol=1e-6)
@@ -117,8 +141,9 @@ def test_coupled_l2_chain_equals_adam_on_penalised_loss():
 def test_coupled_penalty_equals_adam_on_penalised_loss(kind):
     params, lam, lam2, steps = mlp_params(), 0.2, 0.5, 50
     extra = {"l2_strength": lam2} if kind == "elastic_net" else {}
-    reference, _ = run(optax.adam(LR, b1=0.9), params, steps,
-                       extra_loss=lambda p: IN_LOSS[kind](p, lam, lam2))
+    reference, _ = run(
+        optax.adam(LR, b1=0.9), params, steps, extra_loss=lambda p: IN_LOSS[kind](p, lam, lam2)
+    )
     built, _ = run(P.build_optimizer(*configs(kind, strength=lam, **extra)), params, steps)
     chex.assert_trees_all_close(built, reference, rtol=1e-5, atol=1e-5)
 
@@ -143,7 +168,7 @@ def numpy_adamw(params, kind, lam, lam2, steps, b1=0.9, b2=0.999, eps=1e-8):
             g = numpy_grad(w[k], t[k])
             m[k] = b1 * m[k] + (1 - b1) * g
             v[k] = b2 * v[k] + (1 - b2) * g * g
-            direction = (m[k] / (1 - b1 ** step)) / (np.sqrt(v[k] / (1 - b2 ** step)) + eps)
+            direction = (m[k] / (1 - b1**step)) / (np.sqrt(v[k] / (1 - b2**step)) + eps)
             if is_kernel_path(k):
                 direction = direction + DECOUPLED_TERM[kind](w[k], lam, lam2)
             w[k] = w[k] - LR * direction
@@ -154,8 +179,9 @@ def numpy_adamw(params, kind, lam, lam2, steps, b1=0.9, b2=0.999, eps=1e-8):
 def test_decoupled_matches_numpy_adamw_reference(kind):
     params, lam, lam2, steps = mlp_params(), 0.4, 0.3, 80
     extra = {"l2_strength": lam2} if kind == "elastic_net" else {}
-    built, _ = run(P.build_optimizer(*configs(kind, "decoupled", strength=lam, **extra)),
-                   params, steps)
+    built, _ = run(
+        P.build_optimizer(*configs(kind, "decoupled", strength=lam, **extra)), params, steps
+    )
     expected = numpy_adamw(params, kind, lam, lam2, steps)
     got = leaves_by_path(built)
     for path in expected:
@@ -169,10 +195,13 @@ def test_decoupled_l2_equals_optax_adamw_with_kernel_mask():
     chex.assert_trees_all_close(built, adamw, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name,reference", [
-    ("sgd", lambda: optax.sgd(LR, momentum=0.8)),
-    ("rmsprop", lambda: optax.rmsprop(LR, decay=0.99, eps=1e-3, eps_in_sqrt=False)),
-])
+@pytest.mark.parametrize(
+    "name,reference",
+    [
+        ("sgd", lambda: optax.sgd(LR, momentum=0.8)),
+        ("rmsprop", lambda: optax.rmsprop(LR, decay=0.99, eps=1e-3, eps_in_sqrt=False)),
+    ],
+)
 def test_optimizer_registry_matches_optax(name, reference):
     opt_cfg, pen_cfg = configs(name=name)
     opt_cfg.momentum, opt_cfg.b2, opt_cfg.eps = 0.8, 0.99, 1e-3
@@ -183,6 +212,7 @@ def test_optimizer_registry_matches_optax(name, reference):
 
 # ---------------------------------------------------------------- additive transforms
 
+
 def numpy_group_direction(w):
     flat = w.reshape(-1, w.shape[-1])
     norms = np.linalg.norm(flat, axis=0)
@@ -190,12 +220,15 @@ def numpy_group_direction(w):
     return (np.where(norms > 0, flat / safe, 0.0)).reshape(w.shape)
 
 
-@pytest.mark.parametrize("transform,term", [
-    (lambda: P.l1(0.3), lambda w: 0.3 * np.sign(w)),
-    (lambda: P.l2(0.3), lambda w: 0.3 * w),
-    (lambda: P.elastic_net(0.3, 0.7), lambda w: 0.3 * np.sign(w) + 0.7 * w),
-    (lambda: P.group_l1(0.3), lambda w: 0.3 * numpy_group_direction(w)),
-])
+@pytest.mark.parametrize(
+    "transform,term",
+    [
+        (lambda: P.l1(0.3), lambda w: 0.3 * np.sign(w)),
+        (lambda: P.l2(0.3), lambda w: 0.3 * w),
+        (lambda: P.elastic_net(0.3, 0.7), lambda w: 0.3 * np.sign(w) + 0.7 * w),
+        (lambda: P.group_l1(0.3), lambda w: 0.3 * numpy_group_direction(w)),
+    ],
+)
 def test_additive_transform_adds_the_subgradient(transform, term):
     params = params_with_zeros()
     grads = make_params(2)
@@ -228,6 +261,7 @@ def test_group_l1_axis_selects_the_group_dimension():
 
 # ---------------------------------------------------------------- proximal steps
 
+
 def numpy_soft(z, tau):
     return np.sign(z) * np.maximum(np.abs(z) - tau, 0.0)
 
@@ -241,8 +275,10 @@ def numpy_block_soft(z, tau):
 
 PROX_CASES = {
     "prox_l1": (lambda t: P.prox_l1(0.8, t), lambda z, t: numpy_soft(z, t * 0.8)),
-    "prox_elastic_net": (lambda t: P.prox_elastic_net(0.8, 2.0, t),
-                         lambda z, t: numpy_soft(z, t * 0.8) / (1 + t * 2.0)),
+    "prox_elastic_net": (
+        lambda t: P.prox_elastic_net(0.8, 2.0, t),
+        lambda z, t: numpy_soft(z, t * 0.8) / (1 + t * 2.0),
+    ),
     "prox_group_l1": (lambda t: P.prox_group_l1(2.0, t), lambda z, t: numpy_block_soft(z, t * 2.0)),
 }
 
@@ -251,6 +287,7 @@ PROX_CASES = {
 def test_prox_step_matches_closed_form_and_gives_exact_zeros(name):
     make, closed_form = PROX_CASES[name]
     t = 0.5
+
     def weaken(x):  # a weak filter
         return x.at[..., 0].multiply(0.1) if x.ndim >= 2 else x
 
@@ -272,8 +309,8 @@ def test_prox_step_matches_closed_form_and_gives_exact_zeros(name):
 
 def test_prox_group_l1_zeros_whole_filters():
     kernel = np.ones((2, 2, 3, 4), np.float32)
-    kernel[..., 1] *= 0.01   # a weak filter: norm 0.02·sqrt(3) < tλ
-    kernel[..., 2] = 0.0     # an all-zero filter, with zero update (no NaN)
+    kernel[..., 1] *= 0.01  # a weak filter: norm 0.02·sqrt(3) < tλ
+    kernel[..., 2] = 0.0  # an all-zero filter, with zero update (no NaN)
     params = {"Conv_0": {"kernel": jnp.asarray(kernel)}}
     opt = P.prox_group_l1(1.0, 0.5)
     out = first_update(opt, jax.tree.map(jnp.zeros_like, params), params)
@@ -299,6 +336,7 @@ def test_proximal_sgd_reaches_the_lasso_optimum(kind):
     opt_cfg, pen_cfg = configs(kind, name="sgd", strength=lam, group_axis=0)
     opt_cfg.learning_rate = float(1.0 / lipschitz)
     opt = P.build_optimizer(opt_cfg, pen_cfg)
+
     def loss(p):
         return 0.5 * jnp.mean(jnp.sum((x32 @ p["w"] - y32) ** 2, axis=1))
 
@@ -309,7 +347,8 @@ def test_proximal_sgd_reaches_the_lasso_optimum(kind):
 
     params = {"w": jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)}
     (params, _), _ = jax.jit(lambda c: jax.lax.scan(body, c, length=800))(
-        (params, opt.init(params)))
+        (params, opt.init(params))
+    )
     w = np.asarray(params["w"], np.float64)
     grad = x.T @ (x @ w - y) / 40
     if kind == "prox_l1":
@@ -321,16 +360,21 @@ def test_proximal_sgd_reaches_the_lasso_optimum(kind):
         norms = np.linalg.norm(w, axis=1)
         nonzero = norms > 0
         assert (~nonzero).any() and nonzero.any()
-        np.testing.assert_allclose(grad[nonzero], -lam * w[nonzero] / norms[nonzero, None],
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            grad[nonzero], -lam * w[nonzero] / norms[nonzero, None], atol=1e-4
+        )
         assert np.all(np.linalg.norm(grad[~nonzero], axis=1) <= lam + 1e-4)
 
 
 # ---------------------------------------------------------------- projections
 
+
 def test_project_l2_ball_projects_outside_and_keeps_inside():
-    big = {"a": {"kernel": jnp.full((3, 4), 2.0)}, "b": {"kernel": jnp.full((2, 2), 0.1)},
-           "a_bias": jnp.full((4,), 9.0)}
+    big = {
+        "a": {"kernel": jnp.full((3, 4), 2.0)},
+        "b": {"kernel": jnp.full((2, 2), 0.1)},
+        "a_bias": jnp.full((4,), 9.0),
+    }
     opt = P.project_l2_ball(1.5)
     zero = jax.tree.map(jnp.zeros_like, big)
     out = first_update(opt, zero, big)
@@ -356,22 +400,30 @@ def test_max_norm_projects_each_unit():
 
 # ---------------------------------------------------------------- masks
 
+
 def test_kernel_and_path_masks():
     params = make_params()
     assert P.kernel_mask(params) == {
-        "Conv_0": {"kernel": True, "bias": False}, "Dense_0": {"kernel": True, "bias": False},
-        "Dense_1": {"kernel": True, "bias": False}}
+        "Conv_0": {"kernel": True, "bias": False},
+        "Dense_0": {"kernel": True, "bias": False},
+        "Dense_1": {"kernel": True, "bias": False},
+    }
     mask = P.path_mask(include=r"^Dense_", exclude=r"bias$")
     assert mask(params) == {
-        "Conv_0": {"kernel": False, "bias": False}, "Dense_0": {"kernel": True, "bias": False},
-        "Dense_1": {"kernel": True, "bias": False}}
+        "Conv_0": {"kernel": False, "bias": False},
+        "Dense_0": {"kernel": True, "bias": False},
+        "Dense_1": {"kernel": True, "bias": False},
+    }
 
 
-@pytest.mark.parametrize("mask", [
-    P.path_mask(include="Dense_1/kernel"),
-    "Dense_1/kernel",
-    {"Conv_0": False, "Dense_0": False, "Dense_1": {"kernel": True, "bias": False}},
-])
+@pytest.mark.parametrize(
+    "mask",
+    [
+        P.path_mask(include="Dense_1/kernel"),
+        "Dense_1/kernel",
+        {"Conv_0": False, "Dense_0": False, "Dense_1": {"kernel": True, "bias": False}},
+    ],
+)
 def test_transforms_touch_only_masked_leaves(mask):
     params, grads = make_params(), make_params(1)
     opt = P.l1(1.0, mask=mask)
@@ -382,13 +434,20 @@ def test_transforms_touch_only_masked_leaves(mask):
             assert changed == (layer == "Dense_1" and leaf == "kernel"), (layer, leaf)
 
 
-@pytest.mark.parametrize("factory", [
-    lambda m: P.l1(0.1, mask=m), lambda m: P.l2(0.1, mask=m),
-    lambda m: P.elastic_net(0.1, 0.1, mask=m), lambda m: P.group_l1(0.1, mask=m),
-    lambda m: P.prox_l1(0.1, 0.1, mask=m), lambda m: P.prox_elastic_net(0.1, 0.1, 0.1, mask=m),
-    lambda m: P.prox_group_l1(0.1, 0.1, mask=m), lambda m: P.project_l2_ball(1.0, mask=m),
-    lambda m: P.max_norm(1.0, mask=m),
-])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda m: P.l1(0.1, mask=m),
+        lambda m: P.l2(0.1, mask=m),
+        lambda m: P.elastic_net(0.1, 0.1, mask=m),
+        lambda m: P.group_l1(0.1, mask=m),
+        lambda m: P.prox_l1(0.1, 0.1, mask=m),
+        lambda m: P.prox_elastic_net(0.1, 0.1, 0.1, mask=m),
+        lambda m: P.prox_group_l1(0.1, 0.1, mask=m),
+        lambda m: P.project_l2_ball(1.0, mask=m),
+        lambda m: P.max_norm(1.0, mask=m),
+    ],
+)
 def test_mask_matching_nothing_raises(factory):
     with pytest.raises(ValueError, match="matches no parameter"):
         factory("no_such_layer").init(make_params())
@@ -411,6 +470,7 @@ def test_builder_mask_regex_and_empty_mask():
 
 # ---------------------------------------------------------------- schedules
 
+
 def test_strength_schedule_takes_effect():
     schedule = optax.linear_schedule(0.0, 1.0, 4)
     params = {"k": jnp.ones((2, 2))}
@@ -425,8 +485,9 @@ def test_strength_schedule_takes_effect():
 
 def test_builder_strength_and_lr_schedules_take_effect():
     """SGD + coupled L1 on a zero gradient: update_k = -η·m_lr(k)·λ·m_s(k)·sign(w)."""
-    opt_cfg, pen_cfg = configs("l1", name="sgd", strength=0.5, schedule="linear_warmup",
-                               warmup_steps=4)
+    opt_cfg, pen_cfg = configs(
+        "l1", name="sgd", strength=0.5, schedule="linear_warmup", warmup_steps=4
+    )
     opt_cfg.schedule, opt_cfg.warmup_steps, opt_cfg.decay_steps = "warmup_cosine", 2, 10
     params = {"k": jnp.ones((2, 2))}
     opt = P.build_optimizer(opt_cfg, pen_cfg)
@@ -445,18 +506,23 @@ def test_prox_step_uses_learning_rate_schedule():
     state, update = opt.init(params), jax.jit(opt.update)
     for t in (0.1, 0.1, 1.0):
         out, state = update({"k": jnp.zeros((1, 3))}, state, params)
-        np.testing.assert_allclose(optax.apply_updates(params, out)["k"],
-                                   numpy_soft(np.full((1, 3), 0.5), t), rtol=1e-6)
+        np.testing.assert_allclose(
+            optax.apply_updates(params, out)["k"], numpy_soft(np.full((1, 3), 0.5), t), rtol=1e-6
+        )
 
 
 # ---------------------------------------------------------------- jit / vmap / sweeps
 
 VMAP_FACTORIES = {
-    "l2": lambda s: P.l2(s), "l1": lambda s: P.l1(s),
-    "elastic_net": lambda s: P.elastic_net(s, 2 * s), "group_l1": lambda s: P.group_l1(s),
-    "prox_l1": lambda s: P.prox_l1(s, 0.5), "prox_elastic_net": lambda s: P.prox_elastic_net(s, s, 0.5),
+    "l2": lambda s: P.l2(s),
+    "l1": lambda s: P.l1(s),
+    "elastic_net": lambda s: P.elastic_net(s, 2 * s),
+    "group_l1": lambda s: P.group_l1(s),
+    "prox_l1": lambda s: P.prox_l1(s, 0.5),
+    "prox_elastic_net": lambda s: P.prox_elastic_net(s, s, 0.5),
     "prox_group_l1": lambda s: P.prox_group_l1(s, 0.5),
-    "project_l2_ball": lambda s: P.project_l2_ball(1.0 + s), "max_norm": lambda s: P.max_norm(0.5 + s),
+    "project_l2_ball": lambda s: P.project_l2_ball(1.0 + s),
+    "max_norm": lambda s: P.max_norm(0.5 + s),
 }
 
 
@@ -475,12 +541,14 @@ def test_vmap_over_strengths_equals_single_runs(name):
     strengths = jnp.array([0.0, 0.1, 0.7])
     batched = jax.jit(jax.vmap(three_steps))(strengths)
     for k, s in enumerate([0.0, 0.1, 0.7]):
-        chex.assert_trees_all_close(jax.tree.map(lambda x, k=k: x[k], batched), three_steps(s),
-                                    rtol=1e-6, atol=1e-6)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x, k=k: x[k], batched), three_steps(s), rtol=1e-6, atol=1e-6
+        )
 
 
-@pytest.mark.parametrize("kind,field", [("l1", "strength"), ("elastic_net", "l2_strength"),
-                                        ("max_norm", "radius")])
+@pytest.mark.parametrize(
+    "kind,field", [("l1", "strength"), ("elastic_net", "l2_strength"), ("max_norm", "radius")]
+)
 def test_set_hyperparams_on_member_axis_equals_building_each_strength(kind, field):
     values = [0.05, 0.6]
     base = {"l2_strength": 0.1} if kind == "elastic_net" else {}
@@ -494,8 +562,9 @@ def test_set_hyperparams_on_member_axis_equals_building_each_strength(kind, fiel
     members = jax.vmap(lambda s: run(opt, params, 3, state=s)[0])(stacked)
     for k, value in enumerate(values):
         single, _ = run(P.build_optimizer(*configs(kind, **{**base, field: value})), params, 3)
-        chex.assert_trees_all_close(jax.tree.map(lambda x, k=k: x[k], members), single,
-                                    rtol=1e-6, atol=1e-6)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x, k=k: x[k], members), single, rtol=1e-6, atol=1e-6
+        )
 
 
 def test_set_hyperparams_scalar_state_and_learning_rate():
@@ -523,8 +592,10 @@ def test_new_hyperparameter_values_do_not_retrace():
 
 # ---------------------------------------------------------------- penalty value
 
-@pytest.mark.parametrize("kind", ["l2", "l1", "elastic_net", "group_l1",
-                                  "prox_l1", "prox_elastic_net", "prox_group_l1"])
+
+@pytest.mark.parametrize(
+    "kind", ["l2", "l1", "elastic_net", "group_l1", "prox_l1", "prox_elastic_net", "prox_group_l1"]
+)
 def test_penalty_value_matches_definition(kind):
     params = params_with_zeros()
     extra = {"l2_strength": 0.7} if "elastic" in kind else {}
@@ -536,18 +607,24 @@ def test_penalty_value_matches_definition(kind):
 
     @jax.jit
     def values(p):
-        return (P.penalty_value(p, pen_cfg),
-                P.penalty_value(p, pen_cfg, hyperparams=overrides),
-                P.penalty_value(p, scheduled_cfg, step=1),  # multiplier 1/4 at step 1
-                jax.grad(lambda q: P.penalty_value(q, pen_cfg))(p))
+        return (
+            P.penalty_value(p, pen_cfg),
+            P.penalty_value(p, pen_cfg, hyperparams=overrides),
+            P.penalty_value(p, scheduled_cfg, step=1),  # multiplier 1/4 at step 1
+            jax.grad(lambda q: P.penalty_value(q, pen_cfg))(p),
+        )
 
     base, overridden, scheduled, grads = values(params)
     np.testing.assert_allclose(base, reference(params, 0.3, 0.7), rtol=1e-6)
     np.testing.assert_allclose(overridden, reference(params, 0.9, 0.7), rtol=1e-6)
     np.testing.assert_allclose(scheduled, reference(params, 0.3 / 4, 0.7 / 4), rtol=1e-6)
     # its gradient (finite at zero entries/groups) is the additive transform's term
-    additive = {"l2": P.l2(0.3), "l1": P.l1(0.3), "elastic_net": P.elastic_net(0.3, 0.7),
-                "group_l1": P.group_l1(0.3)}[kind.removeprefix("prox_")]
+    additive = {
+        "l2": P.l2(0.3),
+        "l1": P.l1(0.3),
+        "elastic_net": P.elastic_net(0.3, 0.7),
+        "group_l1": P.group_l1(0.3),
+    }[kind.removeprefix("prox_")]
     term = first_update(additive, jax.tree.map(jnp.zeros_like, params), params)
     chex.assert_trees_all_close(grads, term, rtol=1e-6, atol=1e-7)
 
@@ -561,14 +638,24 @@ def test_penalty_value_is_zero_for_none_and_projections():
 
 # ---------------------------------------------------------------- bad input
 
+
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
-@pytest.mark.parametrize("factory", [
-    lambda s: P.l1(s), lambda s: P.l2(s), lambda s: P.elastic_net(0.1, s),
-    lambda s: P.group_l1(s), lambda s: P.prox_l1(s, 0.1), lambda s: P.prox_l1(0.1, s),
-    lambda s: P.prox_elastic_net(s, 0.1, 0.1), lambda s: P.prox_group_l1(s, 0.1),
-    lambda s: P.project_l2_ball(s), lambda s: P.max_norm(s),
-    lambda s: P.l1(optax.constant_schedule(s)),
-])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda s: P.l1(s),
+        lambda s: P.l2(s),
+        lambda s: P.elastic_net(0.1, s),
+        lambda s: P.group_l1(s),
+        lambda s: P.prox_l1(s, 0.1),
+        lambda s: P.prox_l1(0.1, s),
+        lambda s: P.prox_elastic_net(s, 0.1, 0.1),
+        lambda s: P.prox_group_l1(s, 0.1),
+        lambda s: P.project_l2_ball(s),
+        lambda s: P.max_norm(s),
+        lambda s: P.l1(optax.constant_schedule(s)),
+    ],
+)
 def test_bad_strength_raises(factory, bad):
     with pytest.raises(ValueError, match=str(bad)):
         factory(bad)
@@ -579,32 +666,38 @@ def test_zero_radius_raises():
         P.max_norm(0.0)
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"kind": "l3"}, "unknown penalty kind 'l3'"),
-    ({"kind": "l2", "coupling": "proximal"}, "unknown coupling 'proximal'"),
-    ({"kind": "prox_l1", "coupling": "decoupled"}, "meaningless"),
-    ({"kind": "l2_ball", "coupling": "decoupled"}, "meaningless"),
-    ({"kind": "l1", "strength": -1.0}, "strength must be"),
-    ({"kind": "l1", "strength": float("nan")}, "nan"),
-    ({"kind": "l1", "l2_strength": 0.1}, "l2_strength=0.1 has no effect"),
-    ({"kind": "none", "strength": 0.1}, "strength=0.1 has no effect"),
-    ({"kind": "max_norm", "radius": -1.0}, "radius"),
-    ({"kind": "l1", "schedule": "exponential"}, "unknown schedule 'exponential'"),
-    ({"kind": "l1", "schedule": "linear_warmup"}, "warmup_steps > 0"),
-    ({"kind": "l1", "mask": "("}, "invalid mask pattern"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"kind": "l3"}, "unknown penalty kind 'l3'"),
+        ({"kind": "l2", "coupling": "proximal"}, "unknown coupling 'proximal'"),
+        ({"kind": "prox_l1", "coupling": "decoupled"}, "meaningless"),
+        ({"kind": "l2_ball", "coupling": "decoupled"}, "meaningless"),
+        ({"kind": "l1", "strength": -1.0}, "strength must be"),
+        ({"kind": "l1", "strength": float("nan")}, "nan"),
+        ({"kind": "l1", "l2_strength": 0.1}, "l2_strength=0.1 has no effect"),
+        ({"kind": "none", "strength": 0.1}, "strength=0.1 has no effect"),
+        ({"kind": "max_norm", "radius": -1.0}, "radius"),
+        ({"kind": "l1", "schedule": "exponential"}, "unknown schedule 'exponential'"),
+        ({"kind": "l1", "schedule": "linear_warmup"}, "warmup_steps > 0"),
+        ({"kind": "l1", "mask": "("}, "invalid mask pattern"),
+    ],
+)
 def test_bad_penalty_config_raises(changes, message):
     opt_cfg, pen_cfg = configs(**changes)
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         P.build_optimizer(opt_cfg, pen_cfg)
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("name", "adagrad", "unknown optimizer 'adagrad'"),
-    ("learning_rate", -1.0, "learning_rate"),
-    ("b1", 1.0, "b1"),
-    ("schedule", "warmup_cosine", "warmup_cosine"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("name", "adagrad", "unknown optimizer 'adagrad'"),
+        ("learning_rate", -1.0, "learning_rate"),
+        ("b1", 1.0, "b1"),
+        ("schedule", "warmup_cosine", "warmup_cosine"),
+    ],
+)
 def test_bad_optimizer_config_raises(field, value, message):
     opt_cfg, pen_cfg = configs()
     opt_cfg[field] = value

@@ -4,6 +4,7 @@ References: numpy for the near-zero fraction, hand computation for r_t / r_v
 through the evaluator, and the two nulls on the digits reference (training
 images plus small noise are flagged as copies, held-out images are not).
 """
+
 import json
 
 import jax
@@ -18,12 +19,16 @@ from regan_jax.evaluation import generalisation
 
 def test_near_zero_of_initial_matches_numpy():
     rng = np.random.default_rng(0)
-    initial = {"a": {"kernel": rng.standard_normal((6, 5)) * 0.3, "bias": np.zeros(5)},
-               "b": {"kernel": rng.standard_normal((5, 4)) * 2.0}}
+    initial = {
+        "a": {"kernel": rng.standard_normal((6, 5)) * 0.3, "bias": np.zeros(5)},
+        "b": {"kernel": rng.standard_normal((5, 4)) * 2.0},
+    }
     trained = jax.tree.map(lambda w: w * 1e-3 * rng.uniform(0, 2, w.shape), initial)
     stats = jax.jit(lambda p, p0: metrics.weight_stats(p, initial=p0))(trained, initial)
-    count = sum(np.sum(np.abs(trained[k]["kernel"])
-                       < 1e-3 * np.sqrt(np.mean(initial[k]["kernel"] ** 2))) for k in "ab")
+    count = sum(
+        np.sum(np.abs(trained[k]["kernel"]) < 1e-3 * np.sqrt(np.mean(initial[k]["kernel"] ** 2)))
+        for k in "ab"
+    )
     assert float(stats["near_zero_of_initial"]) == pytest.approx(count / 50, abs=1e-7)
     assert 0 < count < 50
     summary = evaluation.weight_summary({"g": trained}, {"g": initial})
@@ -36,8 +41,7 @@ def digits_refs():
     test = data.load("digits", "test")
     train = data.load("digits", "train")
     rows, pool_rows = evaluation.null_halves(test.labels)
-    held = evaluation.make_reference("digits", images=test.images[rows],
-                                     labels=test.labels[rows])
+    held = evaluation.make_reference("digits", images=test.images[rows], labels=test.labels[rows])
     train_ref = evaluation.make_reference("digits", images=train.images, labels=train.labels)
     return held, train_ref, test.images[pool_rows]
 
@@ -47,6 +51,7 @@ def _from_pool(pool, noise):
         rows = jax.random.choice(key, len(pool), (n,), replace=n > len(pool))
         x = pool[np.asarray(rows)]
         return np.clip(x + noise * np.asarray(jax.random.normal(key, x.shape)), -1, 1)
+
     return sample_fn
 
 
@@ -54,9 +59,15 @@ def test_evaluate_with_the_training_set_flags_the_memoriser_not_held_out_images(
     held, train, real_pool = digits_refs
     scores = {}
     for name, pool, noise in (("memoriser", train.images, 0.05), ("real", real_pool, 0.0)):
-        scores[name] = evaluation.evaluate(_from_pool(pool, noise), jax.random.key(1), held,
-                                           num_samples=148, batch_size=148, train=train,
-                                           progress=False)
+        scores[name] = evaluation.evaluate(
+            _from_pool(pool, noise),
+            jax.random.key(1),
+            held,
+            num_samples=148,
+            batch_size=148,
+            train=train,
+            progress=False,
+        )
     assert set(generalisation.GENERALISATION_METRICS) <= set(scores["real"])
     mem, real = scores["memoriser"], scores["real"]
     assert mem["copying_pixels"] < -3 and mem["copying_features"] < -3
@@ -73,13 +84,26 @@ def test_critic_scores_through_the_evaluator_by_hand(digits_refs):
         assert labels is None
         return images.reshape(len(images), -1).mean(axis=1) + 0.5
 
-    scores = evaluation.evaluate(_from_pool(real_pool, 0.0), jax.random.key(2), held,
-                                 num_samples=50, batch_size=50, train=train,
-                                 critic_fn=critic_fn, progress=False)
-    samples, _ = evaluation.draw_samples(_from_pool(real_pool, 0.0), jax.random.split(
-        jax.random.key(2))[0], 50, held.sample_shape, batch_size=50)
-    d_train, d_held, d_gen = (critic_fn(x, None).astype(np.float64)
-                              for x in (train.images, held.images, samples))
+    scores = evaluation.evaluate(
+        _from_pool(real_pool, 0.0),
+        jax.random.key(2),
+        held,
+        num_samples=50,
+        batch_size=50,
+        train=train,
+        critic_fn=critic_fn,
+        progress=False,
+    )
+    samples, _ = evaluation.draw_samples(
+        _from_pool(real_pool, 0.0),
+        jax.random.split(jax.random.key(2))[0],
+        50,
+        held.sample_shape,
+        batch_size=50,
+    )
+    d_train, d_held, d_gen = (
+        critic_fn(x, None).astype(np.float64) for x in (train.images, held.images, samples)
+    )
     assert scores["r_t"] == pytest.approx(np.mean(np.sign(d_train)), abs=1e-6)
     want = (d_train.mean() - d_held.mean()) / (d_train.mean() - d_gen.mean())
     assert scores["r_v"] == pytest.approx(want, rel=1e-4)
@@ -87,14 +111,27 @@ def test_critic_scores_through_the_evaluator_by_hand(digits_refs):
 
 def test_a_protocol_v2_run_records_the_new_scores(tmp_path):
     workdir = tmp_path / "run"
-    code = train_cli.main(["--config", "digits_gan:smoke", "--workdir", str(workdir),
-                           "--no-progress", "--config.eval.protocol_v2=true",
-                           "--config.data.train_size=200"])
+    code = train_cli.main(
+        [
+            "--config",
+            "digits_gan:smoke",
+            "--workdir",
+            str(workdir),
+            "--no-progress",
+            "--config.eval.protocol_v2=true",
+            "--config.data.train_size=200",
+        ]
+    )
     assert code == 0
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["train_size"] == 200
-    for key in (*generalisation.GENERALISATION_METRICS, *generalisation.CRITIC_METRICS,
-                *generalisation.SMOOTHNESS_METRICS, "near_zero_g", "near_zero_d"):
+    for key in (
+        *generalisation.GENERALISATION_METRICS,
+        *generalisation.CRITIC_METRICS,
+        *generalisation.SMOOTHNESS_METRICS,
+        "near_zero_g",
+        "near_zero_d",
+    ):
         assert key in summary, key
     assert -1 <= summary["r_t"] <= 1
     assert 0 <= summary["near_zero_g"] <= 1
@@ -107,13 +144,25 @@ def test_a_protocol_v2_run_records_the_new_scores(tmp_path):
 
 def test_a_protocol_v2_vae_run_scores_its_decoder(tmp_path):
     workdir = tmp_path / "vae"
-    code = train_cli.main(["--config", "digits_vae:smoke", "--workdir", str(workdir),
-                           "--no-progress", "--config.eval.protocol_v2=true"])
+    code = train_cli.main(
+        [
+            "--config",
+            "digits_vae:smoke",
+            "--workdir",
+            str(workdir),
+            "--no-progress",
+            "--config.eval.protocol_v2=true",
+        ]
+    )
     assert code == 0
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["train_size"] == 1500
-    for key in (*generalisation.GENERALISATION_METRICS, *generalisation.SMOOTHNESS_METRICS,
-                "near_zero_encoder", "near_zero_decoder"):
+    for key in (
+        *generalisation.GENERALISATION_METRICS,
+        *generalisation.SMOOTHNESS_METRICS,
+        "near_zero_encoder",
+        "near_zero_decoder",
+    ):
         assert key in summary, key
     assert "r_v" not in summary
 

@@ -5,6 +5,7 @@ already get most modes by the published rule (one high-quality sample within
 3σ counts a mode), so ``modes`` alone cannot tell a run from noise;
 ``robust_modes`` and ``at_noise_level`` can.
 """
+
 import functools
 import math
 
@@ -98,14 +99,17 @@ def test_mixture_null_samples():
 def test_digits_null_halves_are_disjoint(digits_reference):
     half = evaluation.null_reference(digits_reference)
     rows, pool_rows = evaluation.null_halves(digits_reference.labels)
-    assert len(half.images) == 149 and np.array_equal(half.features, digits_reference.features[rows])
+    assert len(half.images) == 149 and np.array_equal(
+        half.features, digits_reference.features[rows]
+    )
     pool = digits_reference.images[pool_rows]
     real = evaluation.null_samples(digits_reference, "real", jax.random.key(2), len(pool))
     # Every pool image once (no replacement), none of the reference half.
     flat = real.reshape(len(real), -1)
     assert len(np.unique(flat, axis=0)) == len(pool)
-    np.testing.assert_array_equal(np.unique(flat, axis=0),
-                                  np.unique(pool.reshape(len(pool), -1), axis=0))
+    np.testing.assert_array_equal(
+        np.unique(flat, axis=0), np.unique(pool.reshape(len(pool), -1), axis=0)
+    )
     ref_rows = {row.tobytes() for row in half.images.reshape(len(half.images), -1)}
     assert not any(row.tobytes() in ref_rows for row in flat)
     with pytest.raises(ValueError, match="148 held-out images"):
@@ -150,8 +154,9 @@ def test_null_halves_split_every_class_evenly(digits_reference):
     halves = [np.bincount(labels[r], minlength=10) for r in (rows, pool_rows)]
     assert np.max(np.abs(halves[0] - halves[1])) <= 1
     # Why not even/odd rows: in digits' held-out split they hold different class mixes.
-    even, odd = (np.bincount(labels[r], minlength=10) for r in (slice(0, None, 2),
-                                                                slice(1, None, 2)))
+    even, odd = (
+        np.bincount(labels[r], minlength=10) for r in (slice(0, None, 2), slice(1, None, 2))
+    )
     assert np.max(np.abs(even - odd)) > 15
 
 
@@ -171,7 +176,7 @@ def test_kid_real_null_is_zero_within_noise(digits_reference):
     spread = []
     for _ in range(20):
         p = rng.permutation(len(feats))
-        spread.append(metrics.kid(feats[p[:m]], feats[p[m:2 * m]]))
+        spread.append(metrics.kid(feats[p[:m]], feats[p[m : 2 * m]]))
     noise_sd = np.std(spread)
     balanced = metrics.kid(feats[rows], feats[pool_rows])
     interleaved = metrics.kid(feats[0::2], feats[1::2])

@@ -1,4 +1,5 @@
 """Generator smoothness against closed forms (a linear map) and jax.jacfwd (a small MLP)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,7 +43,7 @@ def test_perceptual_path_length_filters_the_documented_draws():
     low, high = np.percentile(values, [1, 99])
     assert got == pytest.approx(values[(values >= low) & (values <= high)].mean(), rel=1e-5)
     # Unfiltered, E ℓ = 2 ‖A‖_F²; the filter trims the top 1 % of a chi-square-like tail.
-    fro2 = float(jnp.sum(A ** 2))
+    fro2 = float(jnp.sum(A**2))
     assert 1.6 * fro2 < got < 2.2 * fro2
 
 
@@ -59,13 +60,15 @@ def test_jacobian_scores_of_a_linear_map_are_its_norm_and_condition_number():
 
 def test_small_mlp_against_jacfwd():
     z = jax.random.normal(jax.random.key(6), (20, 3))
-    exact = np.stack([np.asarray(jax.jacfwd(lambda v: mlp(v[None])[0])(zi), np.float64)
-                      for zi in z])  # [N, 10, 3]
+    exact = np.stack(
+        [np.asarray(jax.jacfwd(lambda v: mlp(v[None])[0])(zi), np.float64) for zi in z]
+    )  # [N, 10, 3]
     s = smoothness.jacobian_singular_values(mlp, z)
     np.testing.assert_allclose(s, np.linalg.svd(exact, compute_uv=False), rtol=1e-4, atol=1e-6)
-    fro = np.sqrt(np.mean(np.sum(exact ** 2, axis=(1, 2))))
-    assert smoothness.jacobian_frobenius(mlp, z, jax.random.key(7), 256) == pytest.approx(fro,
-                                                                                         rel=0.1)
+    fro = np.sqrt(np.mean(np.sum(exact**2, axis=(1, 2))))
+    assert smoothness.jacobian_frobenius(mlp, z, jax.random.key(7), 256) == pytest.approx(
+        fro, rel=0.1
+    )
     # The path speed is |J (z1 - z0)|² with J at the interpolated point.
     z1 = jax.random.normal(jax.random.key(8), (20, 3))
     t = jnp.full((20,), 0.0)

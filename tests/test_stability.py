@@ -1,4 +1,5 @@
 """Instability flags beyond NaN, against hand-worked histories."""
+
 import math
 
 import pytest
@@ -17,8 +18,9 @@ def test_fd_rebound_is_the_late_ratio_to_the_running_minimum():
 
 
 def test_run_flags():
-    history = [{"step": s, "fd": f} for s, f in ((100, 50.0), (200, 20.0), (300, 45.0),
-                                                 (400, 21.0))] + [{"step": 50, "loss": 1.0}]
+    history = [
+        {"step": s, "fd": f} for s, f in ((100, 50.0), (200, 20.0), (300, 45.0), (400, 21.0))
+    ] + [{"step": 50, "loss": 1.0}]
     flags = stability.run_flags(history, {"modes": 8, "robust_modes": 3}, 400, 8)
     assert flags == {"fd_rebound": pytest.approx(2.25), "oscillating": True, "collapsed": True}
     history[2]["fd"] = 40.0  # twice the best: not more than twice
@@ -30,10 +32,11 @@ def test_run_flags():
 
 def test_relative_flags_against_the_baseline_median():
     baseline = [10.0, 12.0, 30.0, None]  # median of the finite ones: 12
-    assert stability.relative_flags(24.0, baseline, {}) == {"fd_blowup": False,
-                                                            "unstable": False}
+    assert stability.relative_flags(24.0, baseline, {}) == {"fd_blowup": False, "unstable": False}
     assert stability.relative_flags(24.1, baseline, {}) == {"fd_blowup": True, "unstable": True}
     assert stability.relative_flags(None, baseline, {"diverged": True})["fd_blowup"] is True
     assert stability.relative_flags(5.0, baseline, {"oscillating": True})["unstable"] is True
     assert stability.relative_flags(None, [None], {"collapsed": False}) == {
-        "fd_blowup": None, "unstable": False}
+        "fd_blowup": None,
+        "unstable": False,
+    }

@@ -1,4 +1,5 @@
 """Seed statistics of regan_jax.stats against scipy and hand-computed references."""
+
 import math
 
 import numpy as np
@@ -19,13 +20,19 @@ def _mean_difference(x, y, axis=-1):
 
 # --- bootstrap_ci ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("statistic", ["median", "mean"])
 @pytest.mark.parametrize("n", [5, 8, 40])
 def test_bootstrap_ci_matches_scipy_percentile_within_monte_carlo_error(statistic, n):
     x = _normal(n, n, scale=2.0, shift=1.0)
     low, high = stats.bootstrap_ci(x, statistic, n_resamples=20000, seed=1)
-    ref = scipy.stats.bootstrap((x,), getattr(np, statistic), n_resamples=20000,
-                                method="percentile", rng=np.random.default_rng(2))
+    ref = scipy.stats.bootstrap(
+        (x,),
+        getattr(np, statistic),
+        n_resamples=20000,
+        method="percentile",
+        rng=np.random.default_rng(2),
+    )
     # Independent draws on both sides: the endpoints differ by Monte-Carlo error
     # only, observed below 1.5 % of the sample range.
     tolerance = 0.03 * np.ptp(x)
@@ -48,8 +55,7 @@ def test_bootstrap_ci_is_the_documented_draw():
 
 def test_bootstrap_ci_callable_statistic_reduces_last_axis():
     x = _normal(4, 10)
-    trimmed = stats.bootstrap_ci(x, lambda s, axis: np.quantile(s, 0.5, axis=axis),
-                                 n_resamples=300)
+    trimmed = stats.bootstrap_ci(x, lambda s, axis: np.quantile(s, 0.5, axis=axis), n_resamples=300)
     assert trimmed == stats.bootstrap_ci(x, "median", n_resamples=300)
     with pytest.raises(ValueError, match="shape"):
         stats.bootstrap_ci(x, lambda s, axis: s, n_resamples=300)
@@ -84,24 +90,28 @@ def test_bootstrap_ci_keeps_infinities():
     assert stats.bootstrap_ci([math.inf] * 3) == (math.inf, math.inf)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(x=[]), "empty"),
-    (dict(x=[1.0, math.nan, 2.0]), r"NaN at positions \[1\]"),
-    (dict(x=[[1.0, 2.0]]), r"1-D.*\(1, 2\)"),
-    (dict(x=[1.0, 2.0], confidence=1.0), "confidence.*1.0"),
-    (dict(x=[1.0, 2.0], confidence=0.0), "confidence.*0.0"),
-    (dict(x=[1.0, 2.0], confidence=math.nan), "confidence.*nan"),
-    (dict(x=[1.0, 2.0], n_resamples=0), "n_resamples.*0"),
-    (dict(x=[1.0, 2.0], n_resamples=10.5), "n_resamples.*10.5"),
-    (dict(x=[1.0, 2.0], statistic="mode"), "statistic.*'mode'"),
-    (dict(x=[-math.inf, math.inf], statistic="mean"), "NaN on"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(x=[]), "empty"),
+        (dict(x=[1.0, math.nan, 2.0]), r"NaN at positions \[1\]"),
+        (dict(x=[[1.0, 2.0]]), r"1-D.*\(1, 2\)"),
+        (dict(x=[1.0, 2.0], confidence=1.0), "confidence.*1.0"),
+        (dict(x=[1.0, 2.0], confidence=0.0), "confidence.*0.0"),
+        (dict(x=[1.0, 2.0], confidence=math.nan), "confidence.*nan"),
+        (dict(x=[1.0, 2.0], n_resamples=0), "n_resamples.*0"),
+        (dict(x=[1.0, 2.0], n_resamples=10.5), "n_resamples.*10.5"),
+        (dict(x=[1.0, 2.0], statistic="mode"), "statistic.*'mode'"),
+        (dict(x=[-math.inf, math.inf], statistic="mean"), "NaN on"),
+    ],
+)
 def test_bootstrap_ci_rejects_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         stats.bootstrap_ci(**kwargs)
 
 
 # --- cell and paired_difference --------------------------------------------------------
+
 
 def test_cell_is_median_with_its_bootstrap_ci():
     x = _normal(6, 8)
@@ -133,6 +143,7 @@ def test_paired_difference_rejects_unequal_lengths_and_inf_minus_inf():
 
 # --- paired_test -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 @pytest.mark.parametrize("n, shift", [(5, 0.8), (8, 0.3), (30, -0.2)])
 def test_t_test_matches_scipy_ttest_rel(n, shift, alternative):
@@ -156,8 +167,13 @@ def test_t_test_zero_variance():
 def test_sign_flip_matches_exhaustive_scipy_permutation_test(n, shift, alternative):
     a, b = _normal(30 + n, n, shift=shift), _normal(40 + n, n)
     expected = scipy.stats.permutation_test(
-        (a, b), _mean_difference, permutation_type="samples", n_resamples=np.inf,
-        alternative=alternative, vectorized=True).pvalue
+        (a, b),
+        _mean_difference,
+        permutation_type="samples",
+        n_resamples=np.inf,
+        alternative=alternative,
+        vectorized=True,
+    ).pvalue
     got = stats.paired_test(a, b, "sign_flip", alternative)
     assert got == pytest.approx(expected, rel=0, abs=1e-12)
 
@@ -176,21 +192,25 @@ def test_sign_flip_smallest_p_and_ties():
     assert stats.paired_test([1, 1, 2], [0, 0, 0], "sign_flip", "less") == 1.0
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(a=[1, 2], b=[1, 2, 3]), r"len\(a\)=2, len\(b\)=3"),
-    (dict(a=[1, 2], b=[0, 0], method="wilcoxon"), "method.*'wilcoxon'"),
-    (dict(a=[1, 2], b=[0, 0], alternative="bigger"), "alternative.*'bigger'"),
-    (dict(a=[1.0], b=[0.0]), "at least 2 pairs.*n=1"),
-    (dict(a=np.ones(21), b=np.zeros(21), method="sign_flip"), "n <= 20.*n=21"),
-    (dict(a=[1.0, math.inf], b=[0.0, 0.0]), r"infinite at positions \[1\]"),
-    (dict(a=[1.0, math.nan], b=[0.0, 0.0]), "NaN"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(a=[1, 2], b=[1, 2, 3]), r"len\(a\)=2, len\(b\)=3"),
+        (dict(a=[1, 2], b=[0, 0], method="wilcoxon"), "method.*'wilcoxon'"),
+        (dict(a=[1, 2], b=[0, 0], alternative="bigger"), "alternative.*'bigger'"),
+        (dict(a=[1.0], b=[0.0]), "at least 2 pairs.*n=1"),
+        (dict(a=np.ones(21), b=np.zeros(21), method="sign_flip"), "n <= 20.*n=21"),
+        (dict(a=[1.0, math.inf], b=[0.0, 0.0]), r"infinite at positions \[1\]"),
+        (dict(a=[1.0, math.nan], b=[0.0, 0.0]), "NaN"),
+    ],
+)
 def test_paired_test_rejects_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         stats.paired_test(**kwargs)
 
 
 # --- holm ------------------------------------------------------------------------------
+
 
 def _holm_rejects(p, alpha):
     """Holm's procedure at level alpha, step by step: which hypotheses it rejects."""
@@ -216,8 +236,9 @@ def _holm_brute_force(p):
 
 
 def test_holm_hand_computed_example():
-    np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03, 0.005]),
-                               [0.03, 0.06, 0.06, 0.02], rtol=1e-15)
+    np.testing.assert_allclose(
+        stats.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02], rtol=1e-15
+    )
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -239,12 +260,15 @@ def test_holm_caps_at_one_and_keeps_order():
     assert stats.holm([]).shape == (0,)
 
 
-@pytest.mark.parametrize("pvalues, match", [
-    ([0.1, math.nan], r"\[nan\] at positions \[1\]"),
-    ([0.1, 1.5], r"\[1.5\]"),
-    ([-0.01], r"\[-0.01\]"),
-    ([[0.1, 0.2]], "1-D"),
-])
+@pytest.mark.parametrize(
+    "pvalues, match",
+    [
+        ([0.1, math.nan], r"\[nan\] at positions \[1\]"),
+        ([0.1, 1.5], r"\[1.5\]"),
+        ([-0.01], r"\[-0.01\]"),
+        ([[0.1, 0.2]], "1-D"),
+    ],
+)
 def test_holm_rejects_bad_input(pvalues, match):
     with pytest.raises(ValueError, match=match):
         stats.holm(pvalues)
@@ -252,11 +276,13 @@ def test_holm_rejects_bad_input(pvalues, match):
 
 # --- effect_size -----------------------------------------------------------------------
 
+
 def test_effect_size_by_hand():
     # d = (2, 3, 2, 4): mean 2.75, s^2 = (0.5625 + 0.0625 + 0.5625 + 1.5625) / 3 = 2.75 / 3,
     # so d_z = 2.75 / sqrt(2.75 / 3) = sqrt(8.25).
-    assert stats.effect_size([3, 5, 4, 7], [1, 2, 2, 3]) == pytest.approx(math.sqrt(8.25),
-                                                                         rel=1e-14)
+    assert stats.effect_size([3, 5, 4, 7], [1, 2, 2, 3]) == pytest.approx(
+        math.sqrt(8.25), rel=1e-14
+    )
     a, b = _normal(50, 9, shift=0.4), _normal(51, 9)
     t = scipy.stats.ttest_rel(a, b).statistic
     assert stats.effect_size(a, b) == pytest.approx(t / math.sqrt(9), rel=1e-12)
@@ -275,6 +301,7 @@ def test_effect_size_zero_variance_and_bad_input():
 
 # --- equivalence, power, Fisher ---------------------------------------------------------
 
+
 def _tost_by_hand(d, margin):
     """Two one-sided t-tests written out with scipy's t distribution."""
     n, mean, sd = d.size, d.mean(), d.std(ddof=1)
@@ -284,13 +311,15 @@ def _tost_by_hand(d, margin):
     return max(p_lower, p_upper)
 
 
-@pytest.mark.parametrize("seed,shift,margin", [(0, 0.0, 1.0), (1, 0.3, 0.5), (2, -0.2, 2.0),
-                                              (3, 1.5, 1.0)])
+@pytest.mark.parametrize(
+    "seed,shift,margin", [(0, 0.0, 1.0), (1, 0.3, 0.5), (2, -0.2, 2.0), (3, 1.5, 1.0)]
+)
 def test_equivalence_test_matches_tost_by_hand(seed, shift, margin):
     a = _normal(seed, 8, scale=0.5, shift=shift)
     b = np.zeros(8)
-    assert stats.equivalence_test(a, b, margin) == pytest.approx(_tost_by_hand(a - b, margin),
-                                                                 rel=1e-10)
+    assert stats.equivalence_test(a, b, margin) == pytest.approx(
+        _tost_by_hand(a - b, margin), rel=1e-10
+    )
     # The same as scipy's one-sided ttest_1samp against each bound.
     p_lower = scipy.stats.ttest_1samp(a - b, -margin, alternative="greater").pvalue
     p_upper = scipy.stats.ttest_1samp(a - b, margin, alternative="less").pvalue
@@ -315,8 +344,9 @@ def test_corrected_effect_size_is_hedges_exact_factor():
         stats.corrected_effect_size([1.0, 2.0])
 
 
-@pytest.mark.parametrize("effect,m,rank", [(1.65, 12, 1), (1.0, 12, 1), (0.5, 1, 1),
-                                           (2.0, 69, 3), (0.8, 10, 10)])
+@pytest.mark.parametrize(
+    "effect,m,rank", [(1.65, 12, 1), (1.0, 12, 1), (0.5, 1, 1), (2.0, 69, 3), (0.8, 10, 10)]
+)
 def test_seeds_for_power_matches_statsmodels(effect, m, rank):
     # A pilot whose corrected effect is exactly `effect`: d_z = effect / J(4).
     z = np.array([-1.2, -0.4, 0.1, 0.5, 1.0])
@@ -326,14 +356,18 @@ def test_seeds_for_power_matches_statsmodels(effect, m, rank):
     plan = stats.seeds_for_power(pilot, alpha=0.05, power=0.8, holm_rank=rank, family_size=m)
     assert plan["d_z_corrected"] == pytest.approx(effect, rel=1e-12)
     assert plan["alpha_step"] == pytest.approx(0.05 / (m - rank + 1))
-    n = TTestPower().solve_power(effect_size=effect, alpha=0.05 / (m - rank + 1), power=0.8,
-                                 alternative="larger")
+    n = TTestPower().solve_power(
+        effect_size=effect, alpha=0.05 / (m - rank + 1), power=0.8, alternative="larger"
+    )
     assert plan["seeds"] == math.ceil(n)
     assert plan["power"] >= 0.8
     assert stats.t_test_power(effect, plan["seeds"] - 1, plan["alpha_step"]) < 0.8
     assert stats.t_test_power(effect, plan["seeds"], plan["alpha_step"]) == pytest.approx(
-        TTestPower().power(effect_size=effect, nobs=plan["seeds"],
-                           alpha=plan["alpha_step"], alternative="larger"), rel=1e-8)
+        TTestPower().power(
+            effect_size=effect, nobs=plan["seeds"], alpha=plan["alpha_step"], alternative="larger"
+        ),
+        rel=1e-8,
+    )
 
 
 def test_t_test_power_matches_a_simulation():
@@ -343,8 +377,9 @@ def test_t_test_power_matches_a_simulation():
     d = rng.standard_normal((trials, n)) + effect
     p = scipy.stats.ttest_1samp(d, 0.0, axis=1, alternative="greater").pvalue
     rate = float(np.mean(p < alpha))
-    assert stats.t_test_power(effect, n, alpha) == pytest.approx(rate, abs=4 * math.sqrt(
-        rate * (1 - rate) / trials))
+    assert stats.t_test_power(effect, n, alpha) == pytest.approx(
+        rate, abs=4 * math.sqrt(rate * (1 - rate) / trials)
+    )
 
 
 def test_seeds_for_power_rejects_bad_input():
@@ -356,13 +391,15 @@ def test_seeds_for_power_rejects_bad_input():
         stats.seeds_for_power([0.001, -0.5, 0.5, 0.01], max_seeds=50)
 
 
-@pytest.mark.parametrize("table", [(2, 5, 0, 5), (0, 5, 5, 5), (3, 8, 1, 8), (4, 6, 4, 6),
-                                   (1, 3, 7, 12), (0, 4, 0, 9)])
+@pytest.mark.parametrize(
+    "table", [(2, 5, 0, 5), (0, 5, 5, 5), (3, 8, 1, 8), (4, 6, 4, 6), (1, 3, 7, 12), (0, 4, 0, 9)]
+)
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 def test_fisher_exact_matches_scipy(table, alternative):
     k_a, n_a, k_b, n_b = table
-    ref = scipy.stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]],
-                                   alternative=alternative).pvalue
+    ref = scipy.stats.fisher_exact(
+        [[k_a, n_a - k_a], [k_b, n_b - k_b]], alternative=alternative
+    ).pvalue
     assert stats.fisher_exact(k_a, n_a, k_b, n_b, alternative) == pytest.approx(ref, rel=1e-10)
 
 

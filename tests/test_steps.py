@@ -1,4 +1,5 @@
 """Training steps equal plain, unoptimised references; divergence freezes; bad input fails early."""
+
 import functools
 
 import chex
@@ -44,12 +45,13 @@ def reference_gan_step(state, batch, *, models, optimizers, loss_cfg):
 
         def d_loss(p, real=real, fake=fake, y=y, k=k, d_state=d_state):
             variables = {"params": p, **d_state}
-            real_logits, new_state = d.apply(variables, real, y, update_stats=True,
-                                             mutable=list(d_state))
-            fake_logits, _ = d.apply(variables, fake, y, update_stats=True,
-                                     mutable=list(d_state))
-            gp = penalty(lambda x: d.apply({"params": p, **new_state}, x, y), real, fake,
-                         _fold(key, k, 1))
+            real_logits, new_state = d.apply(
+                variables, real, y, update_stats=True, mutable=list(d_state)
+            )
+            fake_logits, _ = d.apply(variables, fake, y, update_stats=True, mutable=list(d_state))
+            gp = penalty(
+                lambda x: d.apply({"params": p, **new_state}, x, y), real, fake, _fold(key, k, 1)
+            )
             adversarial = objective.d(real_logits, fake_logits)
             return adversarial + loss_cfg.gp_weight * gp, (new_state, adversarial, gp)
 
@@ -64,17 +66,21 @@ def reference_gan_step(state, batch, *, models, optimizers, loss_cfg):
     g_value, grads = jax.value_and_grad(g_loss)(g_params)
     updates, g_opt = optimizers["g"].update(grads, g_opt, g_params)
     g_params = optax.apply_updates(g_params, updates)
-    new = state.replace(step=state.step + 1, params={"g": g_params, "d": d_params},
-                        opt_state={"g": g_opt, "d": d_opt},
-                        model_state={"d": d_state} if d_state else {})
+    new = state.replace(
+        step=state.step + 1,
+        params={"g": g_params, "d": d_params},
+        opt_state={"g": g_opt, "d": d_opt},
+        model_state={"d": d_state} if d_state else {},
+    )
     return new, {"d_loss": adversarial, "gp": gp, "g_loss": g_value}
 
 
 GAN_CASES = {
     # Everything at once (one compile): labels, spectral-norm statistics, a random
     # gradient penalty, two D updates per G update. R1 runs in test_parallel.
-    "cgan_sn_wgan_gp_2d": dict(kind="cgan", gradient_penalty="wgan_gp", d_steps=2,
-                               spectral_norm=True, loss="hinge"),
+    "cgan_sn_wgan_gp_2d": dict(
+        kind="cgan", gradient_penalty="wgan_gp", d_steps=2, spectral_norm=True, loss="hinge"
+    ),
 }
 CASE = "cgan_sn_wgan_gp_2d"
 
@@ -88,10 +94,18 @@ def gan_case(name):
     loss_cfg.kind = loss
     stream = batches(0, 3, case["d_steps"] * ROWS)
     state = gan_family.init_gan_state(nets, optimizers, jax.random.key(0), stream[0])
-    step = jax.jit(functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
-                                     loss_cfg=loss_cfg, penalty_cfgs=penalty_cfgs))
-    reference = jax.jit(functools.partial(reference_gan_step, models=nets,
-                                          optimizers=optimizers, loss_cfg=loss_cfg))
+    step = jax.jit(
+        functools.partial(
+            gan_family.gan_step,
+            models=nets,
+            optimizers=optimizers,
+            loss_cfg=loss_cfg,
+            penalty_cfgs=penalty_cfgs,
+        )
+    )
+    reference = jax.jit(
+        functools.partial(reference_gan_step, models=nets, optimizers=optimizers, loss_cfg=loss_cfg)
+    )
     return step, reference, state, stream
 
 
@@ -110,8 +124,10 @@ def test_gan_step_matches_plain_reference(name):
     # the configured D penalty is logged: (λ/2)‖W‖² over D's kernels
     kernels = [w for w in jax.tree.leaves(ours.params["d"]) if w.ndim >= 2]
     np.testing.assert_allclose(
-        metrics["penalty_d"], 0.5 * 1e-2 * sum(np.sum(np.asarray(w, np.float64) ** 2)
-                                               for w in kernels), rtol=1e-5)
+        metrics["penalty_d"],
+        0.5 * 1e-2 * sum(np.sum(np.asarray(w, np.float64) ** 2) for w in kernels),
+        rtol=1e-5,
+    )
 
 
 def reference_vae_step(state, batch, *, models, optimizers, std):
@@ -131,8 +147,9 @@ def reference_vae_step(state, batch, *, models, optimizers, std):
     loss, grads = jax.value_and_grad(neg_elbo)(state.params)
     params, opt_state = {}, {}
     for net in grads:
-        updates, opt_state[net] = optimizers[net].update(grads[net], state.opt_state[net],
-                                                         state.params[net])
+        updates, opt_state[net] = optimizers[net].update(
+            grads[net], state.opt_state[net], state.params[net]
+        )
         params[net] = optax.apply_updates(state.params[net], updates)
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
 
@@ -141,10 +158,18 @@ def test_vae_step_matches_plain_reference():
     nets, optimizers = tiny_vae()
     stream = batches(3, 2, ROWS)
     state = vae_family.init_vae_state(nets, optimizers, jax.random.key(4), stream[0])
-    step = jax.jit(functools.partial(vae_family.vae_step, models=nets, optimizers=optimizers,
-                                     likelihood="gaussian", gaussian_std=0.5))
-    reference = jax.jit(functools.partial(reference_vae_step, models=nets,
-                                          optimizers=optimizers, std=0.5))
+    step = jax.jit(
+        functools.partial(
+            vae_family.vae_step,
+            models=nets,
+            optimizers=optimizers,
+            likelihood="gaussian",
+            gaussian_std=0.5,
+        )
+    )
+    reference = jax.jit(
+        functools.partial(reference_vae_step, models=nets, optimizers=optimizers, std=0.5)
+    )
     ours, theirs = state, state
     for batch in stream:
         ours, metrics = step(ours, batch)
@@ -165,8 +190,11 @@ def test_nonfinite_loss_freezes_the_state():
     assert bool(frozen.diverged)
     assert int(frozen.diverged_step) == 1 == int(frozen.step)
     assert steps.divergence_reason(frozen.diverged_reason) == "nonfinite_loss"
-    unmarked = frozen.replace(diverged=before.diverged, diverged_step=before.diverged_step,
-                              diverged_reason=before.diverged_reason)
+    unmarked = frozen.replace(
+        diverged=before.diverged,
+        diverged_step=before.diverged_step,
+        diverged_reason=before.diverged_reason,
+    )
     chex.assert_trees_all_equal(unkey(unmarked), unkey(before))
     later, _ = step(frozen, stream[2])  # a good batch leaves a diverged state alone
     chex.assert_trees_all_equal(unkey(later), unkey(frozen))
@@ -177,8 +205,9 @@ def test_nonfinite_params_freeze_with_their_reason():
     # An infinite learning rate for G, written into the state past set_hyperparams'
     # checks: the losses (computed before G's update) stay finite, G's params do not.
     g_opt = state.opt_state["g"]
-    exploding = g_opt._replace(hyperparams={**g_opt.hyperparams,
-                                            "learning_rate": jnp.float32(jnp.inf)})
+    exploding = g_opt._replace(
+        hyperparams={**g_opt.hyperparams, "learning_rate": jnp.float32(jnp.inf)}
+    )
     start = state.replace(opt_state={**state.opt_state, "g": exploding})
     frozen, metrics = step(start, stream[0])
     assert np.isfinite(float(metrics["d_loss"])) and np.isfinite(float(metrics["g_loss"]))
@@ -195,9 +224,11 @@ def test_divergence_reason_names():
 
 def test_bad_loss_config_fails_before_compute():
     _, _, loss_cfg, _ = tiny_gan()
-    for field, value, message in (("kind", "fisher", "GAN loss 'fisher'"),
-                                  ("gradient_penalty", "dragan", "gradient penalty 'dragan'"),
-                                  ("d_steps", 0, "d_steps must be >= 1")):
+    for field, value, message in (
+        ("kind", "fisher", "GAN loss 'fisher'"),
+        ("gradient_penalty", "dragan", "gradient penalty 'dragan'"),
+        ("d_steps", 0, "d_steps must be >= 1"),
+    ):
         bad = loss_cfg.copy_and_resolve_references()
         bad[field] = value
         with pytest.raises(ValueError, match=message):
@@ -207,8 +238,9 @@ def test_bad_loss_config_fails_before_compute():
 def test_family_validation_rejects_unknown_names():
     _, _, loss_cfg, penalty_cfgs = tiny_gan()
     loss_cfg.kind = "fisher"
-    config = ml_collections.ConfigDict({"model_type": "gan", "loss": loss_cfg,
-                                        "penalty": penalty_cfgs})
+    config = ml_collections.ConfigDict(
+        {"model_type": "gan", "loss": loss_cfg, "penalty": penalty_cfgs}
+    )
     with pytest.raises(ValueError, match="config.loss.kind: .*fisher"):
         families.get(config.model_type).validate(config)
     with pytest.raises(ValueError, match="model_type 'flow'"):
@@ -234,5 +266,6 @@ def test_wrong_data_shape_fails_at_trace():
 def test_init_checks_network_names():
     nets, optimizers, _, _ = tiny_gan()
     with pytest.raises(ValueError, match="expected \\['d', 'g'\\]"):
-        gan_family.init_gan_state({"g": nets["g"]}, optimizers, jax.random.key(0),
-                             batches(0, 1, ROWS)[0])
+        gan_family.init_gan_state(
+            {"g": nets["g"]}, optimizers, jax.random.key(0), batches(0, 1, ROWS)[0]
+        )

@@ -1,4 +1,5 @@
 """Vmapped sweeps: member k after N steps equals the single run of k's seed and hyperparameters."""
+
 import functools
 
 import chex
@@ -24,13 +25,15 @@ HEALTHY = [k for k in range(len(SEEDS)) if k not in DIVERGED_AT]
 @functools.lru_cache(maxsize=None)
 def setup():
     nets, optimizers, loss_cfg, _ = tiny_gan()
-    step = functools.partial(gan_family.gan_step, models=nets, optimizers=optimizers,
-                             loss_cfg=loss_cfg)
+    step = functools.partial(
+        gan_family.gan_step, models=nets, optimizers=optimizers, loss_cfg=loss_cfg
+    )
     # member k reads its own stream of batches (shared_batch=False)
     streams = [batches(100 + k, STEPS, ROWS) for k in range(len(SEEDS))]
     streams[POISONED][1]["image"][0, 0] = np.nan
-    init_member = functools.partial(gan_family.init_gan_state, nets, optimizers,
-                                    example_batch=streams[0][0])
+    init_member = functools.partial(
+        gan_family.init_gan_state, nets, optimizers, example_batch=streams[0][0]
+    )
     return step, init_member, streams
 
 
@@ -38,8 +41,14 @@ def single_run(k):
     """Member k's run on its own: init, override its hyperparameters, STEPS steps."""
     step, init_member, streams = setup()
     state = init_member(jax.random.key(SEEDS[k]))
-    state = state.replace(opt_state={**state.opt_state, "d": penalties.set_hyperparams(
-        state.opt_state["d"], strength=D_STRENGTH[k], learning_rate=D_LEARNING_RATE[k])})
+    state = state.replace(
+        opt_state={
+            **state.opt_state,
+            "d": penalties.set_hyperparams(
+                state.opt_state["d"], strength=D_STRENGTH[k], learning_rate=D_LEARNING_RATE[k]
+            ),
+        }
+    )
     jitted = _jitted_single()
     for batch in streams[k]:
         state, _ = jitted(state, batch)
@@ -54,8 +63,9 @@ def _jitted_single():
 @functools.lru_cache(maxsize=None)
 def swept():
     step, init_member, streams = setup()
-    states = sweep.init_sweep(init_member, SEEDS, {
-        "d": {"strength": D_STRENGTH, "learning_rate": D_LEARNING_RATE}})
+    states = sweep.init_sweep(
+        init_member, SEEDS, {"d": {"strength": D_STRENGTH, "learning_rate": D_LEARNING_RATE}}
+    )
     vmapped = sweep.vmap_step(step, shared_batch=False)
     for t in range(STEPS):
         stacked = jax.tree.map(lambda *xs: np.stack(xs), *[s[t] for s in streams])
@@ -83,7 +93,8 @@ def test_members_really_differ():
     assert not np.allclose(d_params[0], d_params[1]) and not np.allclose(d_params[0], d_params[2])
     # members 0 and 2 share a seed: their initial params were equal, their strengths not
     np.testing.assert_allclose(
-        penalties.get_hyperparams(states.opt_state["d"])["strength"], D_STRENGTH)
+        penalties.get_hyperparams(states.opt_state["d"])["strength"], D_STRENGTH
+    )
 
 
 @pytest.mark.parametrize("k", sorted(DIVERGED_AT))
@@ -112,8 +123,11 @@ def test_member_axis_mismatch_fails_before_compute():
     def never(key):
         raise AssertionError("init_member must not run when the sweep is inconsistent")
 
-    with pytest.raises(ValueError, match=r"hyperparams\['d'\]\['strength'\] has 2 values but "
-                                         r"the sweep has 3 members"):
+    with pytest.raises(
+        ValueError,
+        match=r"hyperparams\['d'\]\['strength'\] has 2 values but "
+        r"the sweep has 3 members",
+    ):
         sweep.init_sweep(never, [0, 1, 2], {"d": {"strength": [0.0, 1e-3]}})
     with pytest.raises(ValueError, match="at least one seed"):
         sweep.init_sweep(never, [])

@@ -3,6 +3,7 @@
 Compiles dominate these tests, so they share XLA's persistent compilation
 cache (a per-session directory) with the subprocesses they start.
 """
+
 import json
 import os
 import pathlib
@@ -21,19 +22,40 @@ from regan_jax import config as config_lib
 from regan_jax import program as program_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SUMMARY_KEYS = {"steps", "wall_s", "steps_per_s", "diverged", "diverged_reason",
-                "sparsity_g", "sparsity_d", "norm_g", "norm_d"}
-SCORES = {"digits_gan": {"fd", "kid", "precision", "recall", "density", "coverage", "class_kl"},
-          "ring8_gan": {"modes", "hq_fraction", "reverse_kl"}}
+SUMMARY_KEYS = {
+    "steps",
+    "wall_s",
+    "steps_per_s",
+    "diverged",
+    "diverged_reason",
+    "sparsity_g",
+    "sparsity_d",
+    "norm_g",
+    "norm_d",
+}
+SCORES = {
+    "digits_gan": {"fd", "kid", "precision", "recall", "density", "coverage", "class_kl"},
+    "ring8_gan": {"modes", "hq_fraction", "reverse_kl"},
+}
 CHEAP = {"digits_gan": {"fd"}, "ring8_gan": {"modes", "hq_fraction", "reverse_kl"}}
 
 
 def run_cli(args, cache, timeout=300, devices=1):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": cache,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.train", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +64,27 @@ def finished_runs(tmp_path_factory, compile_cache):
     runs = {}
     for name in ("digits_gan", "ring8_gan"):
         workdir = tmp_path_factory.mktemp(name)
-        result = run_cli(["--config", f"experiments/configs/{name}.py:smoke",
-                          "--workdir", str(workdir), "--no-progress"], compile_cache)
+        result = run_cli(
+            [
+                "--config",
+                f"experiments/configs/{name}.py:smoke",
+                "--workdir",
+                str(workdir),
+                "--no-progress",
+            ],
+            compile_cache,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         runs[name] = workdir
     return runs
 
 
 def snapshot(directory: pathlib.Path) -> dict:
-    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("name", ["digits_gan", "ring8_gan"])
@@ -59,7 +92,8 @@ def test_cli_run_writes_the_whole_contract(finished_runs, name):
     workdir = finished_runs[name]
     config = experiments.load_config(f"{name}:smoke")
     assert train.read_json(workdir / "config.json") == json.loads(
-        json.dumps(config_lib.to_json_dict(config)))
+        json.dumps(config_lib.to_json_dict(config))
+    )
 
     rows = train.read_metrics(workdir)
     assert [r["step"] for r in rows] == [3, 6, 9, 12]
@@ -96,53 +130,86 @@ def test_summary_norms_equal_float64_norms_of_the_checkpoint(finished_runs):
     workdir = finished_runs["digits_gan"]
     config = experiments.load_config("digits_gan:smoke")
     program = program_lib.build_program(config)
-    state, position = checkpoint.restore_latest(str(workdir / "checkpoints"),
-                                                program_lib.init_member(program, config))
+    state, position = checkpoint.restore_latest(
+        str(workdir / "checkpoints"), program_lib.init_member(program, config)
+    )
     summary = train.read_json(workdir / "summary.json")
     assert position["index"] >= 0 and int(state.step) == 12
     for net in ("g", "d"):
-        kernels = [np.asarray(x, np.float64) for x in jax.tree.leaves(state.params[net])
-                   if np.ndim(x) >= 2]
-        expected = np.sqrt(sum(np.sum(k ** 2) for k in kernels))
+        kernels = [
+            np.asarray(x, np.float64) for x in jax.tree.leaves(state.params[net]) if np.ndim(x) >= 2
+        ]
+        expected = np.sqrt(sum(np.sum(k**2) for k in kernels))
         np.testing.assert_allclose(summary[f"norm_{net}"], expected, rtol=1e-5)
 
 
 def _final_params(workdir, config):
     program = program_lib.build_program(config)
-    state, _ = checkpoint.restore_latest(str(workdir / "checkpoints"),
-                                         program_lib.init_member(program, config))
+    state, _ = checkpoint.restore_latest(
+        str(workdir / "checkpoints"), program_lib.init_member(program, config)
+    )
     return state.params
 
 
-@pytest.mark.parametrize("backend", [
-    "shard_map",
-    # Slow: the pmap wrapper's numbers are tested in tests/test_parallel.py; this is its flag.
-    pytest.param("pmap", marks=pytest.mark.slow)])
-def test_cli_on_four_devices_trains_the_one_device_run(finished_runs, compile_cache, tmp_path,
-                                                       backend):
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "shard_map",
+        # Slow: the pmap wrapper's numbers are tested in tests/test_parallel.py; this is its flag.
+        pytest.param("pmap", marks=pytest.mark.slow),
+    ],
+)
+def test_cli_on_four_devices_trains_the_one_device_run(
+    finished_runs, compile_cache, tmp_path, backend
+):
     """The loop is data-parallel over all devices: same global batch, same run."""
     workdir = tmp_path / "four"
-    result = run_cli(["--config", "experiments/configs/digits_gan.py:smoke", "--workdir",
-                      str(workdir), "--no-progress", "--data-parallel", backend],
-                     compile_cache, devices=4)
+    result = run_cli(
+        [
+            "--config",
+            "experiments/configs/digits_gan.py:smoke",
+            "--workdir",
+            str(workdir),
+            "--no-progress",
+            "--data-parallel",
+            backend,
+        ],
+        compile_cache,
+        devices=4,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     config = experiments.load_config("digits_gan:smoke")
-    chex.assert_trees_all_close(_final_params(workdir, config),
-                                _final_params(finished_runs["digits_gan"], config),
-                                rtol=1e-4, atol=1e-6)
+    chex.assert_trees_all_close(
+        _final_params(workdir, config),
+        _final_params(finished_runs["digits_gan"], config),
+        rtol=1e-4,
+        atol=1e-6,
+    )
     if backend == "pmap":
         return
-    bad = run_cli(["--config", "experiments/configs/digits_gan.py:smoke", "--workdir",
-                   str(tmp_path / "bad"), "--no-progress", "--config.data.batch_size=30"],
-                  compile_cache, devices=4)
+    bad = run_cli(
+        [
+            "--config",
+            "experiments/configs/digits_gan.py:smoke",
+            "--workdir",
+            str(tmp_path / "bad"),
+            "--no-progress",
+            "--config.data.batch_size=30",
+        ],
+        compile_cache,
+        devices=4,
+    )
     assert bad.returncode == 2 and "not divisible by the 4 devices" in bad.stderr
     assert not (tmp_path / "bad").exists()
 
 
-@pytest.mark.parametrize("extra, message", [
-    ([], "finished run"),
-    (["--config", "ring8_gan:smoke"], "data.name"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "finished run"),
+        (["--config", "ring8_gan:smoke"], "data.name"),
+    ],
+)
 def test_refuses_to_clobber_a_finished_or_different_run(finished_runs, capsys, extra, message):
     workdir = finished_runs["digits_gan"]
     before = snapshot(workdir)
@@ -152,26 +219,29 @@ def test_refuses_to_clobber_a_finished_or_different_run(finished_runs, capsys, e
     assert snapshot(workdir) == before
 
 
-@pytest.mark.parametrize("override, message", [
-    ("--config.penalty.g.knd=l1", "valid keys at penalty.g are coupling, decay_steps"),
-    ("--config.stepz=5", "valid keys at the top level are data, eval, log"),
-    ("--config.steps=abc", "expects type int"),
-    ("--config.penalty.g.kind=l3", "unknown penalty kind 'l3'"),
-    ("--config.log.progress=maybe", "expects type bool"),
-    # The one validation pass: every field, before anything is written.
-    ("--config.model.kind=vae", "'model.kind' was removed; use model_type"),
-    ("--config.eval.num_samples=3", "config.eval.num_samples must be a number >= 6, got 3"),
-    ("--config.eval.fd_samples=1", "config.eval.fd_samples must be a number >= 2, got 1"),
-    ("--config.eval.batch_size=0", "config.eval.batch_size must be a number >= 1, got 0"),
-    ("--config.data.batch_size=0", "config.data.batch_size must be a number >= 1, got 0"),
-    ("--config.seed=-1", "config.seed must be a number >= 0, got -1"),
-    ("--config.log.num_images=0", "config.log.num_images must be a number >= 1, got 0"),
-    ("--config.loss.d_steps=0", "config.loss.d_steps must be >= 1, got 0"),
-    ("--config.loss.gp_weight=-1", "config.loss.gp_weight must be >= 0, got -1"),
-    ("--config.data.batch_size=5000", "batch_size 5000 is larger than dataset"),
-    ("--config.penalty.g.kind=l1", None),  # valid: a control for the mask case below
-    ("--config.penalty.d.kind=l1 --config.penalty.d.mask=^nothing$", "no parameter"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--config.penalty.g.knd=l1", "valid keys at penalty.g are coupling, decay_steps"),
+        ("--config.stepz=5", "valid keys at the top level are data, eval, log"),
+        ("--config.steps=abc", "expects type int"),
+        ("--config.penalty.g.kind=l3", "unknown penalty kind 'l3'"),
+        ("--config.log.progress=maybe", "expects type bool"),
+        # The one validation pass: every field, before anything is written.
+        ("--config.model.kind=vae", "'model.kind' was removed; use model_type"),
+        ("--config.eval.num_samples=3", "config.eval.num_samples must be a number >= 6, got 3"),
+        ("--config.eval.fd_samples=1", "config.eval.fd_samples must be a number >= 2, got 1"),
+        ("--config.eval.batch_size=0", "config.eval.batch_size must be a number >= 1, got 0"),
+        ("--config.data.batch_size=0", "config.data.batch_size must be a number >= 1, got 0"),
+        ("--config.seed=-1", "config.seed must be a number >= 0, got -1"),
+        ("--config.log.num_images=0", "config.log.num_images must be a number >= 1, got 0"),
+        ("--config.loss.d_steps=0", "config.loss.d_steps must be >= 1, got 0"),
+        ("--config.loss.gp_weight=-1", "config.loss.gp_weight must be >= 0, got -1"),
+        ("--config.data.batch_size=5000", "batch_size 5000 is larger than dataset"),
+        ("--config.penalty.g.kind=l1", None),  # valid: a control for the mask case below
+        ("--config.penalty.d.kind=l1 --config.penalty.d.mask=^nothing$", "no parameter"),
+    ],
+)
 def test_bad_overrides_exit_nonzero_naming_the_problem(tmp_path, capsys, override, message):
     workdir = tmp_path / "run"
     argv = ["--config", "digits_gan:smoke", "--workdir", str(workdir), *override.split()]
@@ -186,9 +256,20 @@ def test_bad_overrides_exit_nonzero_naming_the_problem(tmp_path, capsys, overrid
 
 def test_mixture_beyond_the_generators_range_is_refused(tmp_path, capsys):
     workdir = tmp_path / "run"
-    assert train_cli.main(["--config", "ring8_gan:smoke", "--workdir", str(workdir),
-                           "--config.data.ring_radius=2", "--config.data.sigma=0.02",
-                           "--config.model.g_output=tanh"]) == 2
+    assert (
+        train_cli.main(
+            [
+                "--config",
+                "ring8_gan:smoke",
+                "--workdir",
+                str(workdir),
+                "--config.data.ring_radius=2",
+                "--config.data.sigma=0.02",
+                "--config.model.g_output=tanh",
+            ]
+        )
+        == 2
+    )
     assert "modes reach 2.06 (centres + 3 sigma)" in capsys.readouterr().err
     assert not workdir.exists()
 
@@ -204,8 +285,7 @@ def ring8_single(tmp_path_factory, compile_cache):
     return config, workdir, train.train_and_evaluate(config, workdir, progress=False)
 
 
-def test_interrupted_run_resumes_to_the_uninterrupted_result(ring8_single, tmp_path,
-                                                             monkeypatch):
+def test_interrupted_run_resumes_to_the_uninterrupted_result(ring8_single, tmp_path, monkeypatch):
     config, reference_dir, reference = ring8_single
     save = train._save_checkpoints
 
@@ -224,8 +304,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(ring8_single, tmp_p
     rows, reference_rows = train.read_metrics(tmp_path), train.read_metrics(reference_dir)
     assert [r["step"] for r in rows] == [3, 6, 9, 12]
     for r, ref in zip(rows, reference_rows):
-        assert {k: v for k, v in r.items() if k != "wall_s"} == \
-            {k: v for k, v in ref.items() if k != "wall_s"}
+        assert {k: v for k, v in r.items() if k != "wall_s"} == {
+            k: v for k, v in ref.items() if k != "wall_s"
+        }
 
 
 MEMBERS_SCRIPT = """
@@ -247,8 +328,14 @@ def test_members_split_across_four_devices_equal_one_device(compile_cache, tmp_p
     for devices in (1, 4):
         out = tmp_path / str(devices)
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-        done = subprocess.run([sys.executable, "-c", MEMBERS_SCRIPT, str(out)], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", MEMBERS_SCRIPT, str(out)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         results[devices] = dict(np.load(out / "params.npz"))
     assert len(results[1]) > 4 and results[1].keys() == results[4].keys()
@@ -260,8 +347,10 @@ def test_members_split_across_four_devices_equal_one_device(compile_cache, tmp_p
 
 def test_vmapped_members_equal_single_runs_and_diverge_alone(ring8_single, tmp_path):
     config, reference_dir, reference = ring8_single
-    blowup = experiments.load_config("ring8_gan:smoke", [("optimizer.g.learning_rate", "1e30"),
-                                                         ("optimizer.d.learning_rate", "1e30")])
+    blowup = experiments.load_config(
+        "ring8_gan:smoke",
+        [("optimizer.g.learning_rate", "1e30"), ("optimizer.d.learning_rate", "1e30")],
+    )
     workdirs = [tmp_path / "ok", tmp_path / "blowup"]
     finals = train.train_members([config, blowup], workdirs, progress=False)
 
@@ -280,8 +369,14 @@ def test_vmapped_members_equal_single_runs_and_diverge_alone(ring8_single, tmp_p
     np.testing.assert_allclose(bad["norm_g"], float(stats["l2"]), rtol=1e-6)
     # It wrote one last row saying it froze (step, reason), then nothing; no NaN samples.
     rows = train.read_metrics(workdirs[1])
-    assert rows == [{"step": 3, "wall_s": rows[0]["wall_s"], "frozen": True,
-                     "diverged_step": bad["diverged_step"],
-                     "diverged_reason": bad["diverged_reason"]}]
+    assert rows == [
+        {
+            "step": 3,
+            "wall_s": rows[0]["wall_s"],
+            "frozen": True,
+            "diverged_step": bad["diverged_step"],
+            "diverged_reason": bad["diverged_reason"],
+        }
+    ]
     final = workdirs[1] / "samples" / "final.npz"
     assert not final.exists() or np.isfinite(np.load(final)["samples"]).all()

@@ -1,4 +1,5 @@
 """``config.data.train_size``: a class-stratified, seeded subset of the training split only."""
+
 import numpy as np
 import pytest
 
@@ -42,15 +43,29 @@ def test_stratified_indices_counts_sum_and_have_no_repeats():
     np.testing.assert_array_equal(np.bincount(labels[rows], minlength=3), [4, 1, 0])
 
 
-@pytest.mark.parametrize("value, message", [
-    ("0", "config.data.train_size must be None (the whole training split) or an integer >= 1, got 0"),
-    ("5000", "train_size=5000 must lie in [1, 1500] (the training split has 1500 examples)"),
-])
-def test_a_bad_train_size_exits_2_naming_the_value_and_writes_nothing(tmp_path, capsys, value,
-                                                                      message):
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (
+            "0",
+            "config.data.train_size must be None (the whole training split) or an integer >= 1, got 0",
+        ),
+        ("5000", "train_size=5000 must lie in [1, 1500] (the training split has 1500 examples)"),
+    ],
+)
+def test_a_bad_train_size_exits_2_naming_the_value_and_writes_nothing(
+    tmp_path, capsys, value, message
+):
     workdir = tmp_path / "run"
-    code = train_cli.main(["--config", "digits_gan:smoke", "--workdir", str(workdir),
-                           f"--config.data.train_size={value}"])
+    code = train_cli.main(
+        [
+            "--config",
+            "digits_gan:smoke",
+            "--workdir",
+            str(workdir),
+            f"--config.data.train_size={value}",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1

@@ -1,4 +1,5 @@
 """The study's vocabulary: every penalty, target and metric declared once and complete."""
+
 import math
 import pathlib
 

@@ -1,6 +1,7 @@
 """The run directory and the command lines' error contract, each test the reproduction of a
 defect found on an earlier main: the lock, validation before writing, --overwrite, a
 truncated metrics line, one-line errors for OSError, signals, sweep resume, file modes."""
+
 import os
 import pathlib
 import signal
@@ -23,19 +24,32 @@ SMOKE = ["--config", "ring8_gan:smoke", "--no-progress"]
 
 
 def _env(cache):
-    return {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    return {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": cache,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+    }
 
 
 def _popen(args, cache, module="experiments.train"):
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=_env(cache),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=_env(cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _snapshot(directory):
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(pathlib.Path(directory).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(pathlib.Path(directory).rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +63,7 @@ def finished(tmp_path_factory):
 
 # --- the lock -------------------------------------------------------------------------
 
+
 def test_a_second_run_on_a_locked_workdir_exits_2_naming_the_holder(tmp_path, capsys):
     with workdir.lock(tmp_path / "run"):
         assert train_cli.main([*SMOKE, "--workdir", str(tmp_path / "run")]) == 2
@@ -59,9 +74,16 @@ def test_a_second_run_on_a_locked_workdir_exits_2_naming_the_holder(tmp_path, ca
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from regan_jax import workdir\n"
-         f"with workdir.lock({str(tmp_path)!r}):\n print('held', flush=True); time.sleep(60)"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from regan_jax import workdir\n"
+            f"with workdir.lock({str(tmp_path)!r}):\n print('held', flush=True); time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(workdir.WorkdirError, match=f"pid {holder.pid}"):
         with workdir.lock(tmp_path):
@@ -88,17 +110,23 @@ def test_concurrent_starts_train_once_with_no_duplicate_rows(tmp_path, compile_c
 
 # --- validation before writing, --overwrite -------------------------------------------
 
+
 def test_overwrite_with_a_bad_value_keeps_the_finished_run(finished, capsys):
     _, path, _ = finished
     before = _snapshot(path)
-    assert train_cli.main([*SMOKE, "--workdir", str(path), "--overwrite",
-                           "--config.eval.num_samples=1"]) == 2
+    assert (
+        train_cli.main(
+            [*SMOKE, "--workdir", str(path), "--overwrite", "--config.eval.num_samples=1"]
+        )
+        == 2
+    )
     assert "config.eval.num_samples must be a number >= 6, got 1" in capsys.readouterr().err
     assert _snapshot(path) == before
 
 
-def test_overwrite_moves_the_old_run_aside_until_the_new_one_started(finished, tmp_path,
-                                                                   monkeypatch):
+def test_overwrite_moves_the_old_run_aside_until_the_new_one_started(
+    finished, tmp_path, monkeypatch
+):
     config, path, _ = finished
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-a", str(path), str(copy)], check=True)
@@ -120,6 +148,7 @@ def test_overwrite_moves_the_old_run_aside_until_the_new_one_started(finished, t
 
 
 # --- metrics.jsonl --------------------------------------------------------------------
+
 
 def test_a_truncated_last_metrics_line_is_dropped_and_the_run_resumes(finished, tmp_path):
     config, path, reference = finished
@@ -144,6 +173,7 @@ def test_a_corrupt_metrics_line_before_the_last_names_the_file_and_line(tmp_path
 
 # --- one-line errors (exit 2) for the OSError family ----------------------------------
 
+
 def test_path_errors_are_one_line_exit_2(tmp_path, capsys):
     a_file = tmp_path / "file.txt"
     a_file.write_text("not a directory")
@@ -151,9 +181,17 @@ def test_path_errors_are_one_line_exit_2(tmp_path, capsys):
         (train_cli.main, [*SMOKE, "--workdir", str(a_file)], "is not a directory"),
         (train_cli.main, [*SMOKE, "--workdir", str(a_file / "run")], "Not a directory"),
         (sweep_cli.main, ["collect", str(tmp_path), "--out", str(tmp_path)], "collect"),
-        (train_cli.main, ["--config", "fashion_mnist_gan:smoke", "--workdir",
-                          str(tmp_path / "f"), "--config.data.idx_dir=/nonexistent/idx"],
-         "/nonexistent/idx"),
+        (
+            train_cli.main,
+            [
+                "--config",
+                "fashion_mnist_gan:smoke",
+                "--workdir",
+                str(tmp_path / "f"),
+                "--config.data.idx_dir=/nonexistent/idx",
+            ],
+            "/nonexistent/idx",
+        ),
     ]
     for main, argv, message in cases:
         assert main(argv) == 2, argv
@@ -162,34 +200,46 @@ def test_path_errors_are_one_line_exit_2(tmp_path, capsys):
     assert not (tmp_path / "f").exists()
 
 
-def test_fashion_mnist_absent_says_how_to_get_it_without_downloading(tmp_path, capsys,
-                                                                    monkeypatch):
+def test_fashion_mnist_absent_says_how_to_get_it_without_downloading(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("REGAN_DATA_DIR", str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
-    assert train_cli.main(["--config", "fashion_mnist_gan:smoke", "--workdir",
-                           str(tmp_path / "f")]) == 2
+    assert (
+        train_cli.main(["--config", "fashion_mnist_gan:smoke", "--workdir", str(tmp_path / "f")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "REGAN_DATA_DIR" in err and err.count("\n") == 1
     assert experiments.load_config("fashion_mnist_gan").data.download is False
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--random", "-3"], "--random N needs N >= 0"),
-    (["--seeds", "-1", "--dry-run"], "--seeds must be integers >= 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--random", "-3"], "--random N needs N >= 0"),
+        (["--seeds", "-1", "--dry-run"], "--seeds must be integers >= 0"),
+    ],
+)
 def test_sweep_arguments_are_checked(tmp_path, capsys, args, message):
-    assert sweep_cli.main(["--config", "ring8_gan:smoke", "--workdir", str(tmp_path / "s"),
-                           *args]) == 2
+    assert (
+        sweep_cli.main(["--config", "ring8_gan:smoke", "--workdir", str(tmp_path / "s"), *args])
+        == 2
+    )
     assert message in capsys.readouterr().err
 
 
 # --- signals --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_saves_a_checkpoint_and_the_resumed_run_is_bitwise_equal(
-        tmp_path, compile_cache, sig, code):
-    args = [*SMOKE, "--config.steps=400", "--config.log.checkpoint_every=0",
-            "--config.log.samples_every=0"]
+    tmp_path, compile_cache, sig, code
+):
+    args = [
+        *SMOKE,
+        "--config.steps=400",
+        "--config.log.checkpoint_every=0",
+        "--config.log.samples_every=0",
+    ]
     reference = _popen([*args, "--workdir", str(tmp_path / "ref")], compile_cache)
     assert reference.wait(timeout=300) == 0
     run = tmp_path / "run"
@@ -215,11 +265,15 @@ def test_a_signal_saves_a_checkpoint_and_the_resumed_run_is_bitwise_equal(
 
 # --- sweeps resume from the newest step every member has ------------------------------
 
+
 def test_a_sweep_killed_between_member_saves_resumes_from_the_common_step(tmp_path):
-    configs = [experiments.load_config("ring8_gan:smoke", [("log.progress", "false"),
-                                                           ("penalty.d.kind", "l2"),
-                                                           ("penalty.d.strength", str(s))])
-               for s in (1e-3, 1e-1)]
+    configs = [
+        experiments.load_config(
+            "ring8_gan:smoke",
+            [("log.progress", "false"), ("penalty.d.kind", "l2"), ("penalty.d.strength", str(s))],
+        )
+        for s in (1e-3, 1e-1)
+    ]
     reference = train.train_members(configs, [tmp_path / "r0", tmp_path / "r1"])
     dirs = [tmp_path / "m0", tmp_path / "m1"]
     train.train_members(configs, dirs)
@@ -235,12 +289,18 @@ def test_a_sweep_killed_between_member_saves_resumes_from_the_common_step(tmp_pa
 
 # --- files follow the umask, TensorBoard events ---------------------------------------
 
+
 def test_files_follow_the_umask_and_tensorboard_events_are_written(finished):
     _, path, _ = finished
     mask = os.umask(0)
     os.umask(mask)
-    for name in (workdir.CONFIG_FILE, workdir.METRICS_FILE, workdir.SUMMARY_FILE,
-                 "samples/final.npz", "samples/step_0000006.png"):
+    for name in (
+        workdir.CONFIG_FILE,
+        workdir.METRICS_FILE,
+        workdir.SUMMARY_FILE,
+        "samples/final.npz",
+        "samples/step_0000006.png",
+    ):
         assert (path / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
     events = list(path.glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
@@ -254,8 +314,8 @@ def _event_tags(path) -> set:
 
     data, tags, offset = path.read_bytes(), set(), 0
     while offset < len(data):
-        length = int.from_bytes(data[offset:offset + 8], "little")
-        record = data[offset + 12:offset + 12 + length]
+        length = int.from_bytes(data[offset : offset + 8], "little")
+        record = data[offset + 12 : offset + 12 + length]
         offset += 16 + length
         event = event_pb2.Event.FromString(record)
         tags |= {v.tag for v in event.summary.value}

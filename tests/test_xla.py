@@ -1,4 +1,5 @@
 """regan_jax.xla: the library's compiler options reach programs with convolutions, only them."""
+
 import functools
 
 import jax
@@ -14,7 +15,7 @@ ON_CPU = jax.default_backend() == "cpu"
 
 def _conv_loss(w, x):
     y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return jnp.sum(y ** 2)
+    return jnp.sum(y**2)
 
 
 def _mlp_loss(w, x):
@@ -23,8 +24,10 @@ def _mlp_loss(w, x):
 
 def _conv_args():
     rng = np.random.default_rng(0)
-    return (jnp.asarray(rng.normal(size=(3, 3, 32, 32)), jnp.float32),
-            jnp.asarray(rng.normal(size=(4, 14, 14, 32)), jnp.float32))
+    return (
+        jnp.asarray(rng.normal(size=(3, 3, 32, 32)), jnp.float32),
+        jnp.asarray(rng.normal(size=(4, 14, 14, 32)), jnp.float32),
+    )
 
 
 @pytest.mark.skipif(not ON_CPU, reason="the options are XLA:CPU's")
@@ -41,18 +44,23 @@ def test_conv_weight_gradient_leaves_ynnpack_under_the_library_jit():
     # The same sums in another order: float32 reassociation of 784-term sums
     # (errors ~1e-7 of the gradient's scale; a wrong kernel would be O(1)).
     expected = np.asarray(jax.jit(grad)(*args))
-    np.testing.assert_allclose(xla.jit(grad)(*args), expected, rtol=0,
-                               atol=1e-5 * np.max(np.abs(expected)))
+    np.testing.assert_allclose(
+        xla.jit(grad)(*args), expected, rtol=0, atol=1e-5 * np.max(np.abs(expected))
+    )
 
 
 def test_programs_without_a_convolution_compile_as_plain_jit():
     """Same compiled program, bitwise the same result (the study's MLP runs)."""
     rng = np.random.default_rng(1)
-    args = (jnp.asarray(rng.normal(size=(16, 8)), jnp.float32),
-            jnp.asarray(rng.normal(size=(32, 16)), jnp.float32))
+    args = (
+        jnp.asarray(rng.normal(size=(16, 8)), jnp.float32),
+        jnp.asarray(rng.normal(size=(32, 16)), jnp.float32),
+    )
     grad = jax.grad(_mlp_loss)
-    assert xla.jit(grad).lower(*args).compile().as_text() == \
-        jax.jit(grad).lower(*args).compile().as_text()
+    assert (
+        xla.jit(grad).lower(*args).compile().as_text()
+        == jax.jit(grad).lower(*args).compile().as_text()
+    )
     np.testing.assert_array_equal(xla.jit(grad)(*args), jax.jit(grad)(*args))
 
 
@@ -63,12 +71,16 @@ def test_convolutions_are_found_wherever_they_nest():
     def scanned(w, xs):
         return lax.scan(lambda c, x: (c + inner(w, x[None]), None), 0.0, xs)[0]
 
-    for fn, args in [(_conv_loss, (w, x)), (jax.grad(_conv_loss), (w, x)),
-                     (jax.vmap(_conv_loss, in_axes=(None, 0)), (w, x[:, None])),
-                     (scanned, (w, x))]:
+    for fn, args in [
+        (_conv_loss, (w, x)),
+        (jax.grad(_conv_loss), (w, x)),
+        (jax.vmap(_conv_loss, in_axes=(None, 0)), (w, x[:, None])),
+        (scanned, (w, x)),
+    ]:
         assert xla.has_convolution(jax.make_jaxpr(fn)(*args))
-    assert not xla.has_convolution(jax.make_jaxpr(jax.grad(_mlp_loss))(
-        jnp.ones((16, 8)), jnp.ones((32, 16))))
+    assert not xla.has_convolution(
+        jax.make_jaxpr(jax.grad(_mlp_loss))(jnp.ones((16, 8)), jnp.ones((32, 16)))
+    )
 
 
 def test_nested_inside_another_jit_uses_the_plain_jit():
@@ -82,7 +94,10 @@ def test_nested_inside_another_jit_uses_the_plain_jit():
 def test_options_per_backend_and_overrides():
     assert xla.compiler_options("cpu") == xla.CPU_OPTIONS
     assert xla.compiler_options("gpu") is None
-    jitted = xla.jit(functools.partial(_conv_loss), static_argnums=(),
-                     compiler_options={"xla_cpu_enable_fast_math": False})
+    jitted = xla.jit(
+        functools.partial(_conv_loss),
+        static_argnums=(),
+        compiler_options={"xla_cpu_enable_fast_math": False},
+    )
     w, x = _conv_args()
     assert np.isfinite(float(jitted(w, x)))

@@ -7,6 +7,7 @@ user (see regan_jax.evaluation); the run still trains and writes samples.
 
     python -m experiments.train --config experiments/configs/cifar10_gan.py --workdir runs/cifar10_gan
 """
+
 from regan_jax import config as config_lib
 
 

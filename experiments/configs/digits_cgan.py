@@ -14,6 +14,7 @@ the default (``digits_gan``'s).
 
     python -m experiments.train --config experiments/configs/digits_cgan.py --workdir runs/digits_cgan
 """
+
 from experiments.configs import digits_gan
 from regan_jax import config as config_lib
 

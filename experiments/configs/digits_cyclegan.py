@@ -30,6 +30,7 @@ and its skip, a cycle-consistent G may permute the digits.
     python -m experiments.train --config experiments/configs/digits_cyclegan.py:smoke --workdir /tmp/cyclegan
     python -m experiments.sample --workdir runs/digits_cyclegan --num 16 --out translations.png
 """
+
 from regan_jax import config as config_lib
 
 

@@ -21,6 +21,7 @@ met at 5,000 steps, the default. Past it the FD wanders rather than falls
         --workdir runs/digits_prox_l1 --config.penalty.g.kind=prox_l1 --config.penalty.g.strength=1e-4
     python -m experiments.train --config experiments/configs/digits_gan.py:smoke --workdir /tmp/digits
 """
+
 from regan_jax import config as config_lib
 
 

@@ -25,6 +25,7 @@ final FDs below, as ``digits_gan_unstable`` does:
         --config.log.samples_every=0 --config.log.checkpoint_every=0
     python -m experiments.train --config experiments/configs/digits_gan_capacity.py --workdir runs/capacity1
 """
+
 from experiments.configs import digits_gan
 from regan_jax import config as config_lib
 

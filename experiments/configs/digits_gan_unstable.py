@@ -32,6 +32,7 @@ study tests weight decay and L2 on D and on G here.
 
     python -m experiments.train --config experiments/configs/digits_gan_unstable.py --workdir runs/unstable
 """
+
 from experiments.configs import digits_gan
 from regan_jax import config as config_lib
 

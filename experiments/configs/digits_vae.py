@@ -16,6 +16,7 @@ The train/test ELBO gap did not open within 10,000 steps: held-out ELBO
     python -m experiments.train --config experiments/configs/digits_vae.py \\
         --workdir runs/digits_vae_l1 --config.penalty.decoder.kind=prox_l1 --config.penalty.decoder.strength=1e-4
 """
+
 from regan_jax import config as config_lib
 
 

@@ -4,6 +4,7 @@ Needs the IDX files (see fashion_mnist_gan.py).
 
     python -m experiments.train --config experiments/configs/fashion_mnist_cgan.py --workdir runs/fashion_mnist_cgan
 """
+
 from experiments.configs import fashion_mnist_gan
 from regan_jax import config as config_lib
 

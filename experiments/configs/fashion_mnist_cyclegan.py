@@ -10,6 +10,7 @@ Meant for a GPU or a long CPU run.
 
     python -m experiments.train --config experiments/configs/fashion_mnist_cyclegan.py --workdir runs/fashion_mnist_cyclegan
 """
+
 from experiments.configs import digits_cyclegan
 from regan_jax import config as config_lib
 

@@ -7,6 +7,7 @@ for a GPU or a long CPU run.
 
     python -m experiments.train --config experiments/configs/fashion_mnist_gan.py --workdir runs/fashion_mnist_gan
 """
+
 from regan_jax import config as config_lib
 
 

@@ -4,6 +4,7 @@ Needs the IDX files (see fashion_mnist_gan.py).
 
     python -m experiments.train --config experiments/configs/fashion_mnist_vae.py --workdir runs/fashion_mnist_vae
 """
+
 from regan_jax import config as config_lib
 
 

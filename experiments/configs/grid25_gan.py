@@ -16,6 +16,7 @@ KL 1.36 / 1.65 / 1.31 / 0.39 / 0.91 -- beside PacGAN Table 1's GAN: 17.3 ±
 
     python -m experiments.train --config experiments/configs/grid25_gan.py --workdir runs/grid25_gan
 """
+
 from experiments.configs import ring8_gan
 from regan_jax import config as config_lib
 

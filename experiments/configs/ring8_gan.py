@@ -19,6 +19,7 @@ KL 0.45.
     python -m experiments.train --config experiments/configs/ring8_gan.py --workdir runs/ring8_gan
     python -m experiments.train --config experiments/configs/ring8_gan.py:smoke --workdir /tmp/ring8
 """
+
 from regan_jax import config as config_lib
 
 

@@ -16,6 +16,7 @@ trained.
 
     python -m experiments.train --config experiments/configs/stacked_digits_gan.py --workdir runs/stacked_digits_gan
 """
+
 from experiments.configs import digits_gan
 from regan_jax import config as config_lib
 

@@ -16,8 +16,10 @@ NULL_STYLES = {
 MIXTURE_REAL = "null: true mixture samples, N={n}"
 PACGAN_LABEL = "PacGAN Table 1 (GAN, published)"
 # PacGAN (Lin et al. 2018) Table 1, the unregularised GAN: modes, HQ fraction, reverse KL.
-PACGAN = {"ring8": {"modes": 6.3, "hq_fraction": 0.982, "reverse_kl": 0.45},
-          "grid25": {"modes": 17.3, "hq_fraction": 0.948, "reverse_kl": 0.70}}
+PACGAN = {
+    "ring8": {"modes": 6.3, "hq_fraction": 0.982, "reverse_kl": 0.45},
+    "grid25": {"modes": 17.3, "hq_fraction": 0.948, "reverse_kl": 0.70},
+}
 SN_NOTE = "spectral norm: best of its lr sweep, selected on the same seeds (optimistic for it)"
 
 
@@ -29,12 +31,20 @@ def caption(rows, preset: str, *, figure: bool = True, dropped: bool = False) ->
     """
     seeds = sorted({int(r["seed"]) for r in rows})
     steps = sorted({int(r["config.steps"]) for r in rows})
-    diverged = ("diverged runs left out (a metric without a better direction)" if dropped else
-                "a diverged run counts as the worst value (FD = +∞, modes = 0), never dropped")
-    what = (f"median over seeds, bars/bands: 95 % bootstrap CI; {diverged}" if figure
-            else "median [95 % bootstrap CI]")
-    return (f"preset {preset} · seeds {','.join(map(str, seeds))} · "
-            f"{'/'.join(map(str, steps))} steps · {what}")
+    diverged = (
+        "diverged runs left out (a metric without a better direction)"
+        if dropped
+        else "a diverged run counts as the worst value (FD = +∞, modes = 0), never dropped"
+    )
+    what = (
+        f"median over seeds, bars/bands: 95 % bootstrap CI; {diverged}"
+        if figure
+        else "median [95 % bootstrap CI]"
+    )
+    return (
+        f"preset {preset} · seeds {','.join(map(str, seeds))} · "
+        f"{'/'.join(map(str, steps))} steps · {what}"
+    )
 
 
 def sn_note(rows) -> str:

@@ -46,6 +46,7 @@ Rows are those of :func:`experiments.study.results.collect` (labels ``penalty``,
   there the headline and the claims use the noise-robust count
   (``robust_modes``), the published count beside it.
 """
+
 import functools
 import math
 import pathlib
@@ -70,6 +71,7 @@ NOISE_ROBUST_MODES = ("grid25_gan",)
 
 class CellKey(NamedTuple):
     """One configuration: target and strength None for the pooled baselines."""
+
     regulariser: str
     penalty: str
     target: str | None
@@ -82,6 +84,7 @@ class Cell(NamedTuple):
     ``failed``: runs that diverged or had no finite score (counted as the
     worst value, or dropped for a metric without a direction).
     """
+
     median: float
     low: float
     high: float
@@ -92,6 +95,7 @@ class Cell(NamedTuple):
 # ----------------------------------------------------------------------------
 # Rows
 # ----------------------------------------------------------------------------
+
 
 def experiment_rows(rows, name: str) -> list[dict]:
     """The rows of one experiment (``config.name``)."""
@@ -160,8 +164,15 @@ def baselines_present(rows) -> list[str]:
 
 def grid_strengths(rows, radius: bool = False) -> list[float]:
     """The sorted strengths (``radius``: max-norm radii) of the weight penalties."""
-    return sorted({strength(r) for r in rows if role(r) == "weight"
-                   and (r["penalty"] == "max_norm") == radius and strength(r) is not None})
+    return sorted(
+        {
+            strength(r)
+            for r in rows
+            if role(r) == "weight"
+            and (r["penalty"] == "max_norm") == radius
+            and strength(r) is not None
+        }
+    )
 
 
 def middle_strength(rows, radius: bool = False) -> float | None:
@@ -198,6 +209,7 @@ def fmt(value) -> str:
 # Cells
 # ----------------------------------------------------------------------------
 
+
 def metric_value(row: dict, metric: str) -> float | None:
     """``row``'s score, a diverged or unscored run counting as the metric's worst.
 
@@ -224,8 +236,11 @@ def _raw_value(row, metric):
 
 def _target_nets(row) -> list[str]:
     # A merged CSV has every experiment's columns: a network of this run has a value.
-    nets = sorted(k[len("config.penalty."):-len(".kind")] for k, v in row.items()
-                  if k.startswith("config.penalty.") and k.endswith(".kind") and v is not None)
+    nets = sorted(
+        k[len("config.penalty.") : -len(".kind")]
+        for k, v in row.items()
+        if k.startswith("config.penalty.") and k.endswith(".kind") and v is not None
+    )
     target = row["target"]
     if target in (None, "both"):
         return nets
@@ -281,8 +296,7 @@ def best_key(table: dict, keys, metric: str):
     """The key of ``keys`` with the best median in ``table`` (first of ties), or None."""
     best = None
     for key in keys:
-        if key in table and (best is None or better(metric, table[key].median,
-                                                    table[best].median)):
+        if key in table and (best is None or better(metric, table[key].median, table[best].median)):
             best = key
     return best
 
@@ -290,8 +304,7 @@ def best_key(table: dict, keys, metric: str):
 def best_strength(rows, metric: str, penalty: str, target, on: str = "none"):
     """The strength of ``penalty`` on ``target`` with the best median ``metric`` (or None)."""
     table = cells(rows, metric)
-    keys = sorted((k for k in table if k[:3] == (on, penalty, target)),
-                  key=lambda k: k.strength)
+    keys = sorted((k for k in table if k[:3] == (on, penalty, target)), key=lambda k: k.strength)
     key = best_key(table, keys, metric)
     return None if key is None else key.strength
 
@@ -301,8 +314,9 @@ def headline_metric(rows) -> str:
     noise-robust count on :data:`NOISE_ROBUST_MODES`)."""
     if has_metric(rows, "fd"):
         return "fd"
-    robust = (rows and rows[0]["config.name"] in NOISE_ROBUST_MODES
-              and has_metric(rows, "robust_modes"))
+    robust = (
+        rows and rows[0]["config.name"] in NOISE_ROBUST_MODES and has_metric(rows, "robust_modes")
+    )
     return "robust_modes" if robust else "modes"
 
 
@@ -311,8 +325,10 @@ def baseline_keys(rows, metric: str) -> dict:
     out = {}
     table = cells(rows, metric)
     for penalty in baselines_present(rows):
-        keys = sorted({cell_key(r) for r in rows if role(r) == "baseline"
-                       and r["penalty"] == penalty}, key=lambda k: k.strength or 0.0)
+        keys = sorted(
+            {cell_key(r) for r in rows if role(r) == "baseline" and r["penalty"] == penalty},
+            key=lambda k: k.strength or 0.0,
+        )
         key = best_key(table, keys, metric) if len(keys) > 1 else keys[0]
         out[penalty] = key or keys[0]
     return out
@@ -344,6 +360,7 @@ def median_seed_run(rows, key: CellKey, metric: str):
 # Paired comparisons
 # ----------------------------------------------------------------------------
 
+
 class Comparison(NamedTuple):
     """A cell against its reference, paired by seed (module docstring).
 
@@ -352,6 +369,7 @@ class Comparison(NamedTuple):
     ``'sign'``; ``d_z``: None where some ``d`` is infinite; ``p_holm`` and
     ``claim`` filled by :func:`comparisons`.
     """
+
     key: CellKey
     reference: CellKey
     difference: dict | None
@@ -384,8 +402,11 @@ def compare(key: CellKey, reference: CellKey, by_key: dict) -> Comparison:
         p, d_z = stats.paired_test(d, np.zeros_like(d)), stats.effect_size(d, np.zeros_like(d))
     elif d.size >= 2:
         nonzero = d[d != 0]
-        p = (scipy_stats.binomtest(int((nonzero > 0).sum()), nonzero.size).pvalue
-             if nonzero.size else 1.0)
+        p = (
+            scipy_stats.binomtest(int((nonzero > 0).sum()), nonzero.size).pvalue
+            if nonzero.size
+            else 1.0
+        )
     return Comparison(key, reference, difference, p, "t" if finite else "sign", d_z)
 
 
@@ -400,8 +421,12 @@ def comparisons(rows, metric: str) -> list[Comparison]:
     """
     by_key = seed_values(rows, metric)
     bases = baseline_keys(rows, metric)
-    keys = [k for k in by_key if reference_key(k, bases) is not None
-            and (role_of_key(k) != "baseline" or k == bases.get(k.penalty))]
+    keys = [
+        k
+        for k in by_key
+        if reference_key(k, bases) is not None
+        and (role_of_key(k) != "baseline" or k == bases.get(k.penalty))
+    ]
     out = holm_adjusted([compare(k, reference_key(k, bases), by_key) for k in keys])
     return [c if c.p_holm is None else c._replace(claim=_claim(c, by_key, metric)) for c in out]
 
@@ -445,9 +470,11 @@ def _claim(c: Comparison, by_key: dict, metric: str) -> str:
 # ----------------------------------------------------------------------------
 
 # What "unstable" means, for captions and tables (the thresholds are stability's).
-UNSTABLE_RULE = (f"diverged, FD oscillating (rebound > {stability.REBOUND:g}×), collapsed to "
-                 f"under half the modes, or final FD > {stability.RELATIVE_FD:g}× the stable "
-                 "unregularised median (the stable experiment's in an unstable setting)")
+UNSTABLE_RULE = (
+    f"diverged, FD oscillating (rebound > {stability.REBOUND:g}×), collapsed to "
+    f"under half the modes, or final FD > {stability.RELATIVE_FD:g}× the stable "
+    "unregularised median (the stable experiment's in an unstable setting)"
+)
 
 
 def _unregularised(rows) -> list[dict]:
@@ -464,14 +491,22 @@ def instability(rows, baseline_rows=None) -> dict:
     """``{run: relative_flags(...)}`` of every row against the final FDs of the unregularised
     runs of ``baseline_rows`` (default ``rows``; :func:`stable_rows` for an unstable setting:
     with no stable runs the FD criterion is None and the other three still count)."""
-    baseline = [_raw_value(r, "fd") for r in _unregularised(
-        rows if baseline_rows is None else baseline_rows) if not r.get("diverged")]
-    return {r["run"]: stability.relative_flags(
-        None if r.get("diverged") else _raw_value(r, "fd"), baseline, r) for r in rows}
+    baseline = [
+        _raw_value(r, "fd")
+        for r in _unregularised(rows if baseline_rows is None else baseline_rows)
+        if not r.get("diverged")
+    ]
+    return {
+        r["run"]: stability.relative_flags(
+            None if r.get("diverged") else _raw_value(r, "fd"), baseline, r
+        )
+        for r in rows
+    }
 
 
 class Fraction(NamedTuple):
     """``k`` of ``n`` runs, with the 95 % Clopper–Pearson interval of k/n."""
+
     k: int
     n: int
     low: float

@@ -73,6 +73,7 @@ does (and none is contradicted), and is supported when every part is;
 is, and shows no effect when every tested part shows no effect or is
 contradicted, one at least showing no effect.
 """
+
 import re
 from typing import NamedTuple
 
@@ -83,7 +84,12 @@ from experiments.study import cells, tables, vocabulary
 from regan_jax import stats
 
 SUPPORTED, CONTRADICTED, NO_EFFECT, INCONCLUSIVE, NOT_TESTED = (
-    "supported", "contradicted", "no effect", "inconclusive", "not tested")
+    "supported",
+    "contradicted",
+    "no effect",
+    "inconclusive",
+    "not tested",
+)
 GENERATOR_SIDE = ("g", "both", "decoder")
 # Shown beside a claim's metric: the published count beside the noise-robust one.
 BESIDE = {"robust_modes": "modes"}
@@ -104,6 +110,7 @@ class Part(NamedTuple):
         penalty at the same target and strength.
       guard: leave degenerate cells (mostly unstable runs) out (module docstring).
     """
+
     name: str
     metrics: dict
     direction: str
@@ -115,6 +122,7 @@ class Part(NamedTuple):
 
 class Claim(NamedTuple):
     """A published claim: its parts and how they join (``'all'`` or ``'any'``)."""
+
     name: str
     statement: str
     parts: tuple
@@ -122,38 +130,97 @@ class Claim(NamedTuple):
 
 
 # grid25 reads diversity as the noise-robust mode count (module docstring).
-_DIVERSITY = {"digits_gan": "recall", "ring8_gan": "reverse_kl",
-              **dict.fromkeys(cells.NOISE_ROBUST_MODES, "robust_modes"),
-              "stacked_digits_gan": "modes"}
+_DIVERSITY = {
+    "digits_gan": "recall",
+    "ring8_gan": "reverse_kl",
+    **dict.fromkeys(cells.NOISE_ROBUST_MODES, "robust_modes"),
+    "stacked_digits_gan": "modes",
+}
 _IMAGES = ("digits_gan", "digits_cgan", "digits_vae", "stacked_digits_gan")
 _L1 = ("l1", "prox_l1")
 _L2 = ("l2", "weight_decay")
 
 CLAIMS = (
-    Claim("weight_decay_stabilises", "Weight decay stabilises GAN training.", (
-        Part("better final FD where training is unstable", {"digits_gan_unstable": "fd"},
-             "lower", _L2, ("d", "g", "both")),
-        Part("smaller FD rebound (second-half FD climb)",
-             {"digits_gan_unstable": "fd_rebound", "digits_gan": "fd_rebound"},
-             "lower", _L2, ("d", "g", "both")),
-    ), join="any"),
-    Claim("l1_sparse_diverse", "L1 makes generators sparse and samples more diverse.", (
-        Part("sparser generator (exactly-zero weights)", {"*": "sparsity"}, "higher", _L1,
-             GENERATOR_SIDE),
-        Part("more diverse samples (recall; reverse KL of the mode histogram; grid25: "
-             "noise-robust modes)", _DIVERSITY, "better", _L1, GENERATOR_SIDE, guard=True),
-    )),
-    Claim("l2_smoother", "L2 makes samples smoother.", (
-        Part("smoother samples (lower total variation)", dict.fromkeys(_IMAGES, "sample_tv"),
-             "lower", _L2, GENERATOR_SIDE, guard=True),
-    )),
-    Claim("elastic_net_balances", "Elastic net balances the two (L1's sparsity, L2's smoothness).", (
-        Part("sparser than L2 at the same target and strength", {"*": "sparsity"}, "higher",
-             ("elastic_net",), GENERATOR_SIDE, versus="l2"),
-        Part("smoother than proximal L1 at the same target and strength",
-             dict.fromkeys(_IMAGES, "sample_tv"), "lower", ("elastic_net",), GENERATOR_SIDE,
-             versus="prox_l1", guard=True),
-    )),
+    Claim(
+        "weight_decay_stabilises",
+        "Weight decay stabilises GAN training.",
+        (
+            Part(
+                "better final FD where training is unstable",
+                {"digits_gan_unstable": "fd"},
+                "lower",
+                _L2,
+                ("d", "g", "both"),
+            ),
+            Part(
+                "smaller FD rebound (second-half FD climb)",
+                {"digits_gan_unstable": "fd_rebound", "digits_gan": "fd_rebound"},
+                "lower",
+                _L2,
+                ("d", "g", "both"),
+            ),
+        ),
+        join="any",
+    ),
+    Claim(
+        "l1_sparse_diverse",
+        "L1 makes generators sparse and samples more diverse.",
+        (
+            Part(
+                "sparser generator (exactly-zero weights)",
+                {"*": "sparsity"},
+                "higher",
+                _L1,
+                GENERATOR_SIDE,
+            ),
+            Part(
+                "more diverse samples (recall; reverse KL of the mode histogram; grid25: "
+                "noise-robust modes)",
+                _DIVERSITY,
+                "better",
+                _L1,
+                GENERATOR_SIDE,
+                guard=True,
+            ),
+        ),
+    ),
+    Claim(
+        "l2_smoother",
+        "L2 makes samples smoother.",
+        (
+            Part(
+                "smoother samples (lower total variation)",
+                dict.fromkeys(_IMAGES, "sample_tv"),
+                "lower",
+                _L2,
+                GENERATOR_SIDE,
+                guard=True,
+            ),
+        ),
+    ),
+    Claim(
+        "elastic_net_balances",
+        "Elastic net balances the two (L1's sparsity, L2's smoothness).",
+        (
+            Part(
+                "sparser than L2 at the same target and strength",
+                {"*": "sparsity"},
+                "higher",
+                ("elastic_net",),
+                GENERATOR_SIDE,
+                versus="l2",
+            ),
+            Part(
+                "smoother than proximal L1 at the same target and strength",
+                dict.fromkeys(_IMAGES, "sample_tv"),
+                "lower",
+                ("elastic_net",),
+                GENERATOR_SIDE,
+                versus="prox_l1",
+                guard=True,
+            ),
+        ),
+    ),
 )
 
 
@@ -166,6 +233,7 @@ class Test(NamedTuple):
     ``holm_*`` fields their Holm-adjusted values in the part's families
     (None for a degenerate cell).
     """
+
     experiment: str
     metric: str
     comparison: cells.Comparison
@@ -187,6 +255,7 @@ class Test(NamedTuple):
 class Family(NamedTuple):
     """What a part's Holm families hold: ``m`` comparisons over so many cells (penalty ×
     target), strengths and experiments, with ``left_out`` degenerate ones."""
+
     m: int
     cells: int
     strengths: int
@@ -219,14 +288,18 @@ def directional_pvalues(c: cells.Comparison, d: np.ndarray) -> tuple:
         return None, None
     if c.test == "t":
         zeros = np.zeros_like(d)
-        return (stats.paired_test(d, zeros, alternative="less"),
-                stats.paired_test(d, zeros, alternative="greater"))
+        return (
+            stats.paired_test(d, zeros, alternative="less"),
+            stats.paired_test(d, zeros, alternative="greater"),
+        )
     nonzero = d[d != 0]
     if not nonzero.size:
         return 1.0, 1.0
     k = int((nonzero > 0).sum())
-    return (scipy_stats.binomtest(k, nonzero.size, alternative="less").pvalue,
-            scipy_stats.binomtest(k, nonzero.size, alternative="greater").pvalue)
+    return (
+        scipy_stats.binomtest(k, nonzero.size, alternative="less").pvalue,
+        scipy_stats.binomtest(k, nonzero.size, alternative="greater").pvalue,
+    )
 
 
 def equivalence(d: np.ndarray, sesoi: vocabulary.Sesoi) -> tuple:
@@ -266,12 +339,16 @@ def part_tests(rows, part: Part) -> list[Test]:
         table = cells.cells(mine, metric)
         flags = cells.instability(mine, cells.stable_rows(rows, name))
         none = cells.baseline_keys(mine, metric).get("none")
-        beside = {m: cells.cells(mine, m) for m in [BESIDE.get(metric)]
-                  if m and cells.has_metric(mine, m)}
+        beside = {
+            m: cells.cells(mine, m) for m in [BESIDE.get(metric)] if m and cells.has_metric(mine, m)
+        }
         lower = _lower(part, metric)
         for key in sorted(by_key, key=lambda k: (k.penalty, k.target, k.strength)):
-            if (key.regulariser != "none" or key.penalty not in part.penalties
-                    or key.target not in part.targets):
+            if (
+                key.regulariser != "none"
+                or key.penalty not in part.penalties
+                or key.target not in part.targets
+            ):
                 continue
             reference = none if part.versus == "none" else key._replace(penalty=part.versus)
             if reference not in by_key:
@@ -286,10 +363,23 @@ def part_tests(rows, part: Part) -> list[Test]:
             degenerate = part.guard and 2 * unstable.k > unstable.n
             p_lower, p_higher = directional_pvalues(c, d)
             p_equivalent, margin = equivalence(d, vocabulary.metric(metric).sesoi)
-            tests.append(Test(name, metric, c, table[key], table[reference], favours, unstable,
-                              degenerate, p_lower if lower else p_higher,
-                              p_higher if lower else p_lower, p_equivalent, margin,
-                              beside=_beside(beside, key, reference)))
+            tests.append(
+                Test(
+                    name,
+                    metric,
+                    c,
+                    table[key],
+                    table[reference],
+                    favours,
+                    unstable,
+                    degenerate,
+                    p_lower if lower else p_higher,
+                    p_higher if lower else p_lower,
+                    p_equivalent,
+                    margin,
+                    beside=_beside(beside, key, reference),
+                )
+            )
     return adjust(tests)
 
 
@@ -297,14 +387,17 @@ def adjust(tests: list[Test]) -> list[Test]:
     """``tests`` with the ``holm_*`` fields: the directional tests (claimed way and against)
     of the counted comparisons Holm-adjusted as one family, their TOSTs as another."""
     counted = [i for i, t in enumerate(tests) if not t.degenerate and t.p_claimed is not None]
-    directional = stats.holm([tests[i].p_claimed for i in counted]
-                             + [tests[i].p_against for i in counted])
+    directional = stats.holm(
+        [tests[i].p_claimed for i in counted] + [tests[i].p_against for i in counted]
+    )
     equivalent = stats.holm([tests[i].p_equivalent for i in counted])
     out = list(tests)
     for j, i in enumerate(counted):
-        out[i] = out[i]._replace(holm_claimed=float(directional[j]),
-                                 holm_against=float(directional[len(counted) + j]),
-                                 holm_equivalent=float(equivalent[j]))
+        out[i] = out[i]._replace(
+            holm_claimed=float(directional[j]),
+            holm_against=float(directional[len(counted) + j]),
+            holm_equivalent=float(equivalent[j]),
+        )
     return out
 
 
@@ -342,9 +435,13 @@ def family(tests: list[Test]) -> Family:
     """The size and make-up of a part's families (degenerate cells left out)."""
     counted = [t for t in tests if not t.degenerate and t.p_claimed is not None]
     keys = [t.comparison.key for t in counted]
-    return Family(len(counted), len({(k.penalty, k.target) for k in keys}),
-                  len({k.strength for k in keys}), len({t.experiment for t in counted}),
-                  len(tests) - len(counted))
+    return Family(
+        len(counted),
+        len({(k.penalty, k.target) for k in keys}),
+        len({k.strength for k in keys}),
+        len({t.experiment for t in counted}),
+        len(tests) - len(counted),
+    )
 
 
 def join(verdicts, how: str) -> str:
@@ -357,14 +454,20 @@ def join(verdicts, how: str) -> str:
             return CONTRADICTED
         if NO_EFFECT in tested:
             return NO_EFFECT
-        return SUPPORTED if len(tested) == len(verdicts) and set(tested) == {SUPPORTED} \
+        return (
+            SUPPORTED
+            if len(tested) == len(verdicts) and set(tested) == {SUPPORTED}
             else INCONCLUSIVE
+        )
     if SUPPORTED in tested:
         return SUPPORTED
     if set(tested) == {CONTRADICTED}:
         return CONTRADICTED
-    return NO_EFFECT if NO_EFFECT in tested and set(tested) <= {NO_EFFECT, CONTRADICTED} \
+    return (
+        NO_EFFECT
+        if NO_EFFECT in tested and set(tested) <= {NO_EFFECT, CONTRADICTED}
         else INCONCLUSIVE
+    )
 
 
 def verdicts(rows, claims=CLAIMS) -> list[Verdict]:
@@ -381,13 +484,13 @@ def verdicts(rows, claims=CLAIMS) -> list[Verdict]:
 
 def unguarded(claims=CLAIMS) -> tuple:
     """``claims`` with every part's degenerate-cell guard off (the sensitivity table)."""
-    return tuple(c._replace(parts=tuple(p._replace(guard=False) for p in c.parts))
-                 for c in claims)
+    return tuple(c._replace(parts=tuple(p._replace(guard=False) for p in c.parts)) for c in claims)
 
 
 # ----------------------------------------------------------------------------
 # Markdown
 # ----------------------------------------------------------------------------
+
 
 def _p(p) -> str:
     return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
@@ -404,15 +507,22 @@ def _sesoi(t: Test) -> str:
     sesoi = vocabulary.metric(t.metric).sesoi
     if sesoi.scale == "units":
         return cells.fmt(sesoi.value)
-    return f"{cells.fmt(sesoi.value)} sd = {cells.fmt(t.margin)}" if t.margin is not None \
+    return (
+        f"{cells.fmt(sesoi.value)} sd = {cells.fmt(t.margin)}"
+        if t.margin is not None
         else f"{cells.fmt(sesoi.value)} sd"
+    )
 
 
 def _tests_table(tests: list[Test]) -> str:
-    lines = [("| experiment | metric | penalty | target | strength | n | cell median | "
-              "reference median | Δ median [95 % CI] | d_z | SESOI | p claimed way (Holm) | "
-              "p against (Holm) | p equivalent (Holm) | reading | unstable |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| experiment | metric | penalty | target | strength | n | cell median | "
+            "reference median | Δ median [95 % CI] | d_z | SESOI | p claimed way (Holm) | "
+            "p against (Holm) | p equivalent (Holm) | reading | unstable |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for t in tests:
         c, d = t.comparison, t.comparison.difference
         ref = c.reference.penalty if c.reference.penalty != "none" else "none"
@@ -423,7 +533,8 @@ def _tests_table(tests: list[Test]) -> str:
             f"{_median(t, 1)} ({ref}) | {cells.fmt(d['median'])} "
             f"[{cells.fmt(d['low'])}, {cells.fmt(d['high'])}] | {cells.fmt(c.d_z)} | "
             f"{_sesoi(t)} | {_p(t.holm_claimed)}{sign} | {_p(t.holm_against)}{sign} | "
-            f"{_p(t.holm_equivalent)} | {reading(t)} | {t.unstable.k}/{t.unstable.n} |")
+            f"{_p(t.holm_equivalent)} | {reading(t)} | {t.unstable.k}/{t.unstable.n} |"
+        )
     return "\n".join(lines)
 
 
@@ -435,23 +546,34 @@ def family_line(tests: list[Test]) -> str:
     """The part's families and their error rates, printed with its verdict."""
     f = family(tests)
     left = f"; {f.left_out} degenerate left out" if f.left_out else ""
-    return (f"Family: m = {f.m} comparisons ({_count(f.cells, 'penalty × target cell')} × "
-            f"{_count(f.strengths, 'strength')} × {_count(f.experiments, 'experiment')}{left}). "
-            f"Directional: {2 * f.m} one-sided "
-            f"tests (claimed way and against), Holm, family-wise error ≤ {cells.ALPHA:g}. "
-            f"Equivalence: {f.m} TOSTs within ±SESOI, Holm, family-wise error ≤ "
-            f"{cells.ALPHA:g}.")
+    return (
+        f"Family: m = {f.m} comparisons ({_count(f.cells, 'penalty × target cell')} × "
+        f"{_count(f.strengths, 'strength')} × {_count(f.experiments, 'experiment')}{left}). "
+        f"Directional: {2 * f.m} one-sided "
+        f"tests (claimed way and against), Holm, family-wise error ≤ {cells.ALPHA:g}. "
+        f"Equivalence: {f.m} TOSTs within ±SESOI, Holm, family-wise error ≤ "
+        f"{cells.ALPHA:g}."
+    )
 
 
 def _hits(tests: list[Test], what: str) -> list[str]:
-    return [f"{t.experiment} {t.comparison.key.penalty} on {t.comparison.key.target} at "
-            f"{cells.fmt(t.comparison.key.strength)}" for t in tests if reading(t) == what]
+    return [
+        f"{t.experiment} {t.comparison.key.penalty} on {t.comparison.key.target} at "
+        f"{cells.fmt(t.comparison.key.strength)}"
+        for t in tests
+        if reading(t) == what
+    ]
 
 
 def _cells_of(tests: list[Test]) -> str:
-    notes = [f"{label}: {', '.join(hits)}" for label, hits in
-             (("claimed way", _hits(tests, "claimed way")), ("against", _hits(tests, "against")))
-             if hits]
+    notes = [
+        f"{label}: {', '.join(hits)}"
+        for label, hits in (
+            ("claimed way", _hits(tests, "claimed way")),
+            ("against", _hits(tests, "against")),
+        )
+        if hits
+    ]
     return f" ({'; '.join(notes)})" if notes else ""
 
 
@@ -460,25 +582,32 @@ def summary_table(results: list[Verdict]) -> str:
     went the claimed way or against it."""
     lines = ["| claim | verdict | parts |", "|---|---|---|"]
     for v in results:
-        parts = "; ".join(f"{part.name}: **{verdict}** [m = {family(tests).m}]"
-                          + _cells_of(tests) for part, verdict, tests in v.parts)
+        parts = "; ".join(
+            f"{part.name}: **{verdict}** [m = {family(tests).m}]" + _cells_of(tests)
+            for part, verdict, tests in v.parts
+        )
         lines.append(f"| {v.claim.statement} | **{v.verdict}** | {parts} |")
     return "\n".join(lines)
 
 
 def sensitivity_table(rows, claims=CLAIMS) -> str:
     """Every claim with a guarded part: its verdicts with and without the guard."""
-    lines = ["| claim | part | with the guard | without the guard | degenerate cells |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| claim | part | with the guard | without the guard | degenerate cells |",
+        "|---|---|---|---|---|",
+    ]
     guarded = [i for i, c in enumerate(claims) if any(p.guard for p in c.parts)]
     selected = tuple(claims[i] for i in guarded)
     for on, off in zip(verdicts(rows, selected), verdicts(rows, unguarded(selected))):
         for (part, with_guard, tests), (_, without, _) in zip(on.parts, off.parts):
             left = sum(t.degenerate for t in tests)
-            lines.append(f"| {on.claim.statement} | {part.name} | {with_guard} | {without} | "
-                         f"{left if part.guard else '— (unguarded part)'} |")
-        lines.append(f"| {on.claim.statement} | **the claim** | **{on.verdict}** | "
-                     f"**{off.verdict}** | |")
+            lines.append(
+                f"| {on.claim.statement} | {part.name} | {with_guard} | {without} | "
+                f"{left if part.guard else '— (unguarded part)'} |"
+            )
+        lines.append(
+            f"| {on.claim.statement} | **the claim** | **{on.verdict}** | **{off.verdict}** | |"
+        )
     return "\n".join(lines)
 
 
@@ -491,26 +620,37 @@ def claims_markdown(rows, claims=CLAIMS) -> str:
     """The verdicts as markdown: the summary table, every part's family and comparisons, then
     the sensitivity of the guarded parts to the degenerate-cell guard."""
     results = verdicts(rows, claims)
-    parts = ["# The claims: verdicts\n", _markdown(__doc__.split("\n\n", 1)[1].strip()) + "\n",
-             summary_table(results) + "\n"]
+    parts = [
+        "# The claims: verdicts\n",
+        _markdown(__doc__.split("\n\n", 1)[1].strip()) + "\n",
+        summary_table(results) + "\n",
+    ]
     for v in results:
         parts.append(f"## {v.claim.statement} — **{v.verdict}**\n")
         for part, verdict, tests in v.parts:
-            parts.append(f"### {part.name} ({', '.join(part.penalties)} vs "
-                         f"{part.versus}; predicted: {part.direction}) — **{verdict}**\n")
+            parts.append(
+                f"### {part.name} ({', '.join(part.penalties)} vs "
+                f"{part.versus}; predicted: {part.direction}) — **{verdict}**\n"
+            )
             if tests:
                 parts += [family_line(tests) + "\n", _tests_table(tests) + "\n"]
             else:
                 parts.append("No runs.\n")
-    parts.append("Δ = cell − reference, paired by seed; † = exact sign test (a diverged run); "
-                 "SESOI = the metric's smallest effect of interest (sd: in standard deviations "
-                 "of Δ, its value in the metric's units beside it); reading = what the "
-                 "Holm-adjusted tests show at 0.05; unstable = k/n runs, " + cells.UNSTABLE_RULE
-                 + ".\n")
-    parts += ["## Sensitivity: the degenerate-cell guard\n",
-              ("The guard was added after the first look at the data (module docstring); the "
-               "verdicts of every guarded part and its claim with the guard and without it (every "
-               "cell counted, the families re-adjusted):\n"), sensitivity_table(rows, claims)]
+    parts.append(
+        "Δ = cell − reference, paired by seed; † = exact sign test (a diverged run); "
+        "SESOI = the metric's smallest effect of interest (sd: in standard deviations "
+        "of Δ, its value in the metric's units beside it); reading = what the "
+        "Holm-adjusted tests show at 0.05; unstable = k/n runs, " + cells.UNSTABLE_RULE + ".\n"
+    )
+    parts += [
+        "## Sensitivity: the degenerate-cell guard\n",
+        (
+            "The guard was added after the first look at the data (module docstring); the "
+            "verdicts of every guarded part and its claim with the guard and without it (every "
+            "cell counted, the families re-adjusted):\n"
+        ),
+        sensitivity_table(rows, claims),
+    ]
     return "\n".join(parts) + "\n"
 
 

@@ -16,6 +16,7 @@ The config docstrings state the lengths this measured.
     python -m experiments.convergence --config digits_gan --steps 10000 --every 1000 \\
         --seeds 0,1,2,3 --workdir runs/convergence/digits_gan
 """
+
 from typing import NamedTuple
 
 import numpy as np
@@ -48,16 +49,19 @@ def converged_at(curve: dict[int, float], metric: str) -> int | None:
     2T both evaluated).
     """
     if metric == "hq_fraction":
-        return next((t for t in curve if all(v >= HQ_THRESHOLD for s, v in curve.items()
-                                             if s >= t)), None)
+        return next(
+            (t for t in curve if all(v >= HQ_THRESHOLD for s, v in curve.items() if s >= t)), None
+        )
     if metric == "fd":
-        return next((t for t, v in curve.items()
-                     if 2 * t in curve and v <= FD_PLATEAU * curve[2 * t]), None)
+        return next(
+            (t for t, v in curve.items() if 2 * t in curve and v <= FD_PLATEAU * curve[2 * t]), None
+        )
     raise ValueError(f"no convergence criterion for metric {metric!r}; valid: hq_fraction, fd")
 
 
 class Convergence(NamedTuple):
     """What :func:`measure` found: the metric, the seeds, ``{step: stats.cell}`` and the length."""
+
     name: str
     metric: str
     seeds: list
@@ -77,19 +81,24 @@ def measure(base, seeds, workdir, *, progress: bool = True) -> Convergence:
     metric = "hq_fraction" if any("hq_fraction" in r for r in histories[0]) else "fd"
     cells = {step: stats.cell(values) for step, values in step_values(histories, metric).items()}
     curve = {step: cell["median"] for step, cell in cells.items()}
-    return Convergence(base.name, metric, [m.seed for m in runs], cells,
-                       converged_at(curve, metric))
+    return Convergence(
+        base.name, metric, [m.seed for m in runs], cells, converged_at(curve, metric)
+    )
 
 
 def report(result: Convergence) -> str:
     """The median (and CI) at every evaluation, then the length that meets the criterion."""
     lines = [f"{result.name}: median {result.metric} over seeds {result.seeds}"]
     for step, cell in result.cells.items():
-        lines.append(f"  step {step:>7}: {cell['median']:.4g}  [95 % CI {cell['low']:.4g}, "
-                     f"{cell['high']:.4g}]")
-    criterion = ("median HQ >= 0.5 from then on" if result.metric == "hq_fraction"
-                 else "FD(T) <= 1.1 FD(2T)")
+        lines.append(
+            f"  step {step:>7}: {cell['median']:.4g}  [95 % CI {cell['low']:.4g}, "
+            f"{cell['high']:.4g}]"
+        )
+    criterion = (
+        "median HQ >= 0.5 from then on" if result.metric == "hq_fraction" else "FD(T) <= 1.1 FD(2T)"
+    )
     length = result.converged_at
-    lines.append(f"converged at: {length if length is not None else 'not within the run'} "
-                 f"({criterion})")
+    lines.append(
+        f"converged at: {length if length is not None else 'not within the run'} ({criterion})"
+    )
     return "\n".join(lines)

@@ -47,6 +47,7 @@ Example (coupled L2 on D stabilises simultaneous SGD)::
 Reference: L. Mescheder, A. Geiger, S. Nowozin. Which Training Methods for
 GANs do actually Converge? ICML 2018, section 2 and 3.
 """
+
 import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -69,6 +70,7 @@ TARGETS = ("d", "g", "both")
 # ----------------------------------------------------------------------------
 # The model
 # ----------------------------------------------------------------------------
+
 
 def f(t: jax.Array) -> jax.Array:
     """f(t) = −log(1 + e^{−t}) = −softplus(−t), the standard GAN's."""
@@ -117,6 +119,7 @@ def d_loss(d_params: dict, g_params: dict, gamma_r1: Any = 0.0) -> jax.Array:
 # Continuous time: the gradient field and its linearisation
 # ----------------------------------------------------------------------------
 
+
 def vector_field(
     theta: Any, psi: Any, *, gamma_r1: Any = 0.0, l2_g: Any = 0.0, l2_d: Any = 0.0
 ) -> jax.Array:
@@ -139,8 +142,10 @@ def field_jacobian(
     theta: Any = 0.0, psi: Any = 0.0, *, gamma_r1: Any = 0.0, l2_g: Any = 0.0, l2_d: Any = 0.0
 ) -> jax.Array:
     """∂v/∂(θ, ψ) at a point by ``jax.jacfwd`` (rows: v_θ, v_ψ), shape [2, 2]."""
+
     def field(z):
         return vector_field(z[0], z[1], gamma_r1=gamma_r1, l2_g=l2_g, l2_d=l2_d)
+
     return jax.jacfwd(field)(jnp.array([theta, psi], jnp.float32))
 
 
@@ -149,8 +154,9 @@ def jacobian_at_equilibrium(*, gamma_r1: Any = 0.0, l2_g: Any = 0.0, l2_d: Any =
     return field_jacobian(0.0, 0.0, gamma_r1=gamma_r1, l2_g=l2_g, l2_d=l2_d)
 
 
-def analytic_eigenvalues(*, gamma_r1: float = 0.0, l2_g: float = 0.0,
-                         l2_d: float = 0.0) -> np.ndarray:
+def analytic_eigenvalues(
+    *, gamma_r1: float = 0.0, l2_g: float = 0.0, l2_d: float = 0.0
+) -> np.ndarray:
     """μ_± = −(λ_g + λ_d′)/2 ± sqrt(((λ_g − λ_d′)/2)² − f′(0)²), λ_d′ = λ_d + γ.
 
     Returns:
@@ -172,6 +178,7 @@ def eigenvalues(matrix: Any) -> np.ndarray:
 # Discrete time: training with optax transforms
 # ----------------------------------------------------------------------------
 
+
 class DiracState(NamedTuple):
     """Both players' parameters and optimizer states."""
 
@@ -181,8 +188,9 @@ class DiracState(NamedTuple):
     d_opt_state: Any
 
 
-def init_state(d_tx: optax.GradientTransformation, g_tx: optax.GradientTransformation,
-               theta: Any, psi: Any) -> DiracState:
+def init_state(
+    d_tx: optax.GradientTransformation, g_tx: optax.GradientTransformation, theta: Any, psi: Any
+) -> DiracState:
     """The state at (θ, ψ) with freshly initialised optimizer states."""
     g, d = player_params(theta), player_params(psi)
     return DiracState(g, d, g_tx.init(g), d_tx.init(d))
@@ -193,9 +201,13 @@ def _apply(tx, grads, opt_state, params):
     return optax.apply_updates(params, updates), opt_state
 
 
-def train_step(state: DiracState, d_tx: optax.GradientTransformation,
-               g_tx: optax.GradientTransformation, mode: str = "simultaneous",
-               gamma_r1: Any = 0.0) -> DiracState:
+def train_step(
+    state: DiracState,
+    d_tx: optax.GradientTransformation,
+    g_tx: optax.GradientTransformation,
+    mode: str = "simultaneous",
+    gamma_r1: Any = 0.0,
+) -> DiracState:
     """One step of both players.
 
     ``'simultaneous'``: both gradients at the current point. ``'alternating'``:
@@ -218,9 +230,15 @@ def _point(state: DiracState) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("d_tx", "g_tx", "steps", "mode"))
-def simulate(d_tx: optax.GradientTransformation, g_tx: optax.GradientTransformation,
-             theta0: Any, psi0: Any, steps: int, mode: str = "simultaneous",
-             gamma_r1: Any = 0.0) -> jax.Array:
+def simulate(
+    d_tx: optax.GradientTransformation,
+    g_tx: optax.GradientTransformation,
+    theta0: Any,
+    psi0: Any,
+    steps: int,
+    mode: str = "simultaneous",
+    gamma_r1: Any = 0.0,
+) -> jax.Array:
     """Trains both players for ``steps`` steps from (θ₀, ψ₀) in one ``lax.scan``.
 
     Args:
@@ -246,9 +264,14 @@ def simulate(d_tx: optax.GradientTransformation, g_tx: optax.GradientTransformat
 
 
 @functools.partial(jax.jit, static_argnames=("d_tx", "g_tx", "mode"))
-def update_jacobian(d_tx: optax.GradientTransformation, g_tx: optax.GradientTransformation,
-                    theta: Any = 0.0, psi: Any = 0.0, mode: str = "simultaneous",
-                    gamma_r1: Any = 0.0) -> jax.Array:
+def update_jacobian(
+    d_tx: optax.GradientTransformation,
+    g_tx: optax.GradientTransformation,
+    theta: Any = 0.0,
+    psi: Any = 0.0,
+    mode: str = "simultaneous",
+    gamma_r1: Any = 0.0,
+) -> jax.Array:
     """∂(θ′, ψ′)/∂(θ, ψ) of one :func:`train_step` at a point, by ``jax.jacfwd``, [2, 2].
 
     The optimizer states are initialised at the point, so for stateful
@@ -257,8 +280,10 @@ def update_jacobian(d_tx: optax.GradientTransformation, g_tx: optax.GradientTran
     step h and simultaneous steps it is I + hJ, J = :func:`field_jacobian`.
     Spectral radius < 1 at the equilibrium: locally convergent.
     """
+
     def step(z):
         return _point(train_step(init_state(d_tx, g_tx, z[0], z[1]), d_tx, g_tx, mode, gamma_r1))
+
     return jax.jacfwd(step)(jnp.array([theta, psi], jnp.float32))
 
 
@@ -266,9 +291,15 @@ def update_jacobian(d_tx: optax.GradientTransformation, g_tx: optax.GradientTran
 # The penalties compared, as the library builds them
 # ----------------------------------------------------------------------------
 
+
 @functools.lru_cache(maxsize=256)
-def _library_optimizer(optimizer: str, learning_rate: float, kind: str = "none",
-                       coupling: str = "coupled", **hyperparams) -> optax.GradientTransformation:
+def _library_optimizer(
+    optimizer: str,
+    learning_rate: float,
+    kind: str = "none",
+    coupling: str = "coupled",
+    **hyperparams,
+) -> optax.GradientTransformation:
     # Cached: equal settings give the same object, so simulate's compile cache
     # (keyed on the transforms) is hit instead of recompiling.
     opt_cfg = penalties.default_optimizer_config()
@@ -312,8 +343,10 @@ def _penalised(spec: vocabulary.Penalty, value, learning_rate, optimizer):
 
 
 def _l2_kwargs(value, target):
-    return {"l2_g": value if target in ("g", "both") else 0.0,
-            "l2_d": value if target in ("d", "both") else 0.0}
+    return {
+        "l2_g": value if target in ("g", "both") else 0.0,
+        "l2_d": value if target in ("d", "both") else 0.0,
+    }
 
 
 def _compared(name: str, closed_form=None) -> DiracPenalty:
@@ -321,8 +354,9 @@ def _compared(name: str, closed_form=None) -> DiracPenalty:
     spec = vocabulary.PENALTIES[name]
     loss_term = ("loss.gradient_penalty", "r1") in spec.settings
     make = _plain if spec.kind == "none" else functools.partial(_penalised, spec)
-    return DiracPenalty(spec.label, "gamma" if loss_term else spec.swept, make, loss_term,
-                        closed_form)
+    return DiracPenalty(
+        spec.label, "gamma" if loss_term else spec.swept, make, loss_term, closed_form
+    )
 
 
 # The penalties compared, in drawing order (R1 after L2, whose path it lies on).
@@ -346,8 +380,9 @@ class Players(NamedTuple):
     gamma_r1: float = 0.0
 
 
-def players(penalty: str, target: str, value: float, learning_rate: float,
-            optimizer: str = "sgd") -> Players:
+def players(
+    penalty: str, target: str, value: float, learning_rate: float, optimizer: str = "sgd"
+) -> Players:
     """Both players' transforms with ``penalty`` (at ``value``) on ``target``.
 
     Args:
@@ -365,11 +400,14 @@ def players(penalty: str, target: str, value: float, learning_rate: float,
     check_name("optimizer", optimizer, penalties.OPTIMIZERS)
     if spec.loss_term:
         if target != "d":
-            raise ValueError(f"{penalty!r} is a discriminator loss term; target must be 'd', "
-                             f"got {target!r}")
+            raise ValueError(
+                f"{penalty!r} is a discriminator loss term; target must be 'd', got {target!r}"
+            )
         plain = _plain(value, learning_rate, optimizer)
         return Players(plain, plain, float(value))
     penalised = spec.make(value, learning_rate, optimizer)
     plain = _plain(value, learning_rate, optimizer)
-    return Players(penalised if target in ("d", "both") else plain,
-                   penalised if target in ("g", "both") else plain)
+    return Players(
+        penalised if target in ("d", "both") else plain,
+        penalised if target in ("g", "both") else plain,
+    )

@@ -5,6 +5,7 @@ at a swept value on a target, with a seed, as its full config (:func:`member_con
 :func:`grid` and :func:`random_search` make many. :func:`describe` reads the labels back
 from any run's config, so ``collect`` labels runs that were trained by hand too.
 """
+
 import itertools
 import math
 import pathlib
@@ -31,6 +32,7 @@ class Member(NamedTuple):
     ``value`` is the swept value as given: a raw strength (radius), or an
     effective strength when ``calibrated`` (see :mod:`regan_jax.calibration`).
     """
+
     penalty: str
     target: str | None
     value: float | None
@@ -47,16 +49,22 @@ class Member(NamedTuple):
         on top of a regulariser; ``spectral_norm-both-lr0.0002-seed0`` for a
         learning-rate sweep.
         """
-        unit = ("lr" if PENALTIES[self.penalty].swept == "learning_rate"
-                else "e" if self.calibrated else "")
+        unit = (
+            "lr"
+            if PENALTIES[self.penalty].swept == "learning_rate"
+            else "e"
+            if self.calibrated
+            else ""
+        )
         value = "" if self.value is None else f"-{unit}{self.value:.3g}"
         target = "" if self.value is None else f"-{self.target}"
         base = "" if self.base == "none" else f"{self.base}+"
         return f"{base}{self.penalty}{target}{value}-seed{self.seed}"
 
 
-def member_config(base, penalty: str, target: str, value: float | None, seed: int,
-                  calibration: str | None = None):
+def member_config(
+    base, penalty: str, target: str, value: float | None, seed: int, calibration: str | None = None
+):
     """``base`` with ``penalty`` at ``value`` on ``target`` and the given seed (a copy).
 
     Unswept penalties (``none`` and the baselines) take ``value`` None and
@@ -71,11 +79,12 @@ def member_config(base, penalty: str, target: str, value: float | None, seed: in
         swept penalty.
     """
     spec = PENALTIES.get(penalty)
-    check_names([penalty], [] if spec is None or spec.swept is None else [target],
-                base.model_type)
+    check_names([penalty], [] if spec is None or spec.swept is None else [target], base.model_type)
     if (spec.swept is None) != (value is None):
-        raise ValueError(f"penalty {penalty!r} {'takes no' if spec.swept is None else 'needs a'} "
-                         f"swept value, got {value!r}")
+        raise ValueError(
+            f"penalty {penalty!r} {'takes no' if spec.swept is None else 'needs a'} "
+            f"swept value, got {value!r}"
+        )
     config = config_lib.copy_config(base)
     config.seed = seed
     record = None
@@ -128,8 +137,9 @@ def raw_value(base, penalty: str, net: str, effective: float, record) -> float:
     spec = PENALTIES[penalty]
     cfg = config_lib.copy_config(base.penalty[net])
     _set_penalty(cfg, spec, 1.0)
-    return calibration_lib.raw_strength(cfg, base.optimizer[net], base.steps,
-                                        record["networks"][net], effective)
+    return calibration_lib.raw_strength(
+        cfg, base.optimizer[net], base.steps, record["networks"][net], effective
+    )
 
 
 def strength_per_step(penalty: str, effective: float | None, steps: int) -> float | None:
@@ -150,8 +160,9 @@ def strength_per_step(penalty: str, effective: float | None, steps: int) -> floa
     return effective / steps if over_the_run else effective
 
 
-def grid(base, penalties, target_names, values, seeds, calibration=None,
-         on: str = "none") -> list[Member]:
+def grid(
+    base, penalties, target_names, values, seeds, calibration=None, on: str = "none"
+) -> list[Member]:
     """Every (penalty, target, value, seed); unswept penalties once per seed.
 
     ``values`` maps a swept field (``'strength'``, ``'radius'``,
@@ -169,20 +180,30 @@ def grid(base, penalties, target_names, values, seeds, calibration=None,
         if swept is None:
             cells = [(None, None)]
         elif swept == "learning_rate":
-            rates = values.get(swept) or [base.optimizer[config_lib.networks(
-                base.model_type)[0]].learning_rate]
+            rates = values.get(swept) or [
+                base.optimizer[config_lib.networks(base.model_type)[0]].learning_rate
+            ]
             cells = [("both", rate) for rate in rates]
         else:
             cells = itertools.product(target_names, values[swept])
         for (target, value), seed in itertools.product(cells, seeds):
-            members.append(Member(p, target, value, seed,
-                                  member_config(base, p, target, value, seed, calibration),
-                                  calibration is not None, on))
+            members.append(
+                Member(
+                    p,
+                    target,
+                    value,
+                    seed,
+                    member_config(base, p, target, value, seed, calibration),
+                    calibration is not None,
+                    on,
+                )
+            )
     return _unique(members)
 
 
-def random_search(base, penalties, target_names, ranges, seeds, draws: int,
-                  search_seed: int, calibration=None) -> list[Member]:
+def random_search(
+    base, penalties, target_names, ranges, seeds, draws: int, search_seed: int, calibration=None
+) -> list[Member]:
     """``draws`` log-uniform values per (swept penalty, target), as in compare_gan.
 
     ``ranges`` maps a swept field to ``(low, high)``; value = exp(U[log low,
@@ -194,8 +215,9 @@ def random_search(base, penalties, target_names, ranges, seeds, draws: int,
     for field, (low, high) in ranges.items():
         if not 0 < low < high:
             raise ValueError(f"range of {field} must satisfy 0 < low < high, got {low}, {high}")
-        values[field] = [float(f"{v:.3g}") for v in
-                         np.exp(rng.uniform(math.log(low), math.log(high), draws))]
+        values[field] = [
+            float(f"{v:.3g}") for v in np.exp(rng.uniform(math.log(low), math.log(high), draws))
+        ]
     return grid(base, penalties, target_names, values, seeds, calibration)
 
 
@@ -211,16 +233,20 @@ def describe(flat_config: dict) -> dict:
     :data:`~experiments.study.vocabulary.BASELINES` the run carries besides (``'r1'`` for a weight
     penalty on top of R1). Inverse of :func:`member_config`.
     """
-    nets = sorted(k.split(".")[1] for k in flat_config
-                  if k.startswith("penalty.") and k.endswith(".kind"))
+    nets = sorted(
+        k.split(".")[1] for k in flat_config if k.startswith("penalty.") and k.endswith(".kind")
+    )
     on = [n for n in nets if flat_config[f"penalty.{n}.kind"] != "none"]
     regulariser = _regulariser(flat_config)
     if not on:
         if regulariser == "spectral_norm":
-            return {"penalty": regulariser, "target": "both", "regulariser": regulariser,
-                    "value": flat_config[f"optimizer.{nets[0]}.learning_rate"]}
-        return {"penalty": regulariser, "target": None, "value": None,
-                "regulariser": regulariser}
+            return {
+                "penalty": regulariser,
+                "target": "both",
+                "regulariser": regulariser,
+                "value": flat_config[f"optimizer.{nets[0]}.learning_rate"],
+            }
+        return {"penalty": regulariser, "target": None, "value": None, "regulariser": regulariser}
     labels = _weight_labels(flat_config, nets, on)
     return {**labels, "regulariser": regulariser}
 
@@ -230,24 +256,32 @@ def _regulariser(flat_config: dict) -> str:
     for name in BASELINES[1:]:
         if all(flat_config.get(k) == v for k, v in PENALTIES[name].settings):
             return name
-    plain = (not flat_config.get("model.spectral_norm")
-             and flat_config.get("loss.gradient_penalty", "none") == "none")
+    plain = (
+        not flat_config.get("model.spectral_norm")
+        and flat_config.get("loss.gradient_penalty", "none") == "none"
+    )
     return "none" if plain else "custom"
 
 
 def _weight_labels(flat_config: dict, nets: list, on: list) -> dict:
     """``{'penalty', 'target', 'value'}`` of the weight penalty on the networks ``on``."""
     # Calibrated runs on 'both' carry a raw value per network: compare the kinds only.
-    fields = ("kind", "coupling") if flat_config.get("eval.calibration") else (
-        "kind", "coupling", "strength", "l2_strength", "radius")
+    fields = (
+        ("kind", "coupling")
+        if flat_config.get("eval.calibration")
+        else ("kind", "coupling", "strength", "l2_strength", "radius")
+    )
     settings = {tuple(flat_config[f"penalty.{n}.{f}"] for f in fields) for n in on}
     kind, coupling = flat_config[f"penalty.{on[0]}.kind"], flat_config[f"penalty.{on[0]}.coupling"]
     target = target_name(flat_config.get("model_type"), on, nets)
     for name in WEIGHT_PENALTIES:
         spec = PENALTIES[name]
         if len(settings) == 1 and (spec.kind, spec.coupling) == (kind, coupling):
-            return {"penalty": name, "target": target,
-                    "value": flat_config[f"penalty.{on[0]}.{spec.swept}"]}
+            return {
+                "penalty": name,
+                "target": target,
+                "value": flat_config[f"penalty.{on[0]}.{spec.swept}"],
+            }
     return {"penalty": "custom", "target": target, "value": None}
 
 

@@ -35,6 +35,7 @@ Every grid states its seeds and why (``seeds_reason``): a budget, or a
 :class:`PowerPlan` that :func:`grid_seeds` resolves with
 :func:`regan_jax.stats.seeds_for_power` on a pilot's paired differences.
 """
+
 import pathlib
 from typing import NamedTuple
 
@@ -60,6 +61,7 @@ class PowerPlan(NamedTuple):
     even corrected for small samples it is optimistic, and rank 1 is the most
     lenient Holm step: the seeds are a lower bound.
     """
+
     experiment: str
     metric: str
     penalty: str
@@ -78,8 +80,10 @@ def pilot_differences(plan: PowerPlan):
     cell = cells.CellKey("none", plan.penalty, plan.target, plan.strength)
     none = cells.baseline_keys(rows, plan.metric).get("none")
     if cell not in by_key or none is None:
-        raise ValueError(f"the pilot {plan.pilot} has no {plan.metric} of {cell} and the "
-                         f"unregularised runs of {plan.experiment!r}")
+        raise ValueError(
+            f"the pilot {plan.pilot} has no {plan.metric} of {cell} and the "
+            f"unregularised runs of {plan.experiment!r}"
+        )
     return cells.paired(by_key[cell], by_key[none])
 
 
@@ -88,15 +92,18 @@ def grid_seeds(grid) -> tuple[tuple, str]:
     plan = grid.seeds
     if not isinstance(plan, PowerPlan):
         return tuple(plan), grid.seeds_reason
-    chosen = stats.seeds_for_power(pilot_differences(plan), cells.ALPHA, plan.power,
-                                   plan.holm_rank, plan.family_size)
+    chosen = stats.seeds_for_power(
+        pilot_differences(plan), cells.ALPHA, plan.power, plan.holm_rank, plan.family_size
+    )
     n = chosen["seeds"]
-    reason = (f"{n} seeds: {plan.power:.0%} power for a one-sided paired t-test at Holm's step "
-              f"{plan.holm_rank} of {plan.family_size} (alpha' = {chosen['alpha_step']:.3g}) "
-              f"against the pilot's {plan.metric} effect of {plan.penalty} on {plan.target} at "
-              f"e = {plan.strength:g} in {plan.experiment}: d_z {chosen['d_z']:.2f} over "
-              f"{chosen['pilot_n']} seeds, {chosen['d_z_corrected']:.2f} corrected for small "
-              f"samples (a lower bound: the best pilot cell)")
+    reason = (
+        f"{n} seeds: {plan.power:.0%} power for a one-sided paired t-test at Holm's step "
+        f"{plan.holm_rank} of {plan.family_size} (alpha' = {chosen['alpha_step']:.3g}) "
+        f"against the pilot's {plan.metric} effect of {plan.penalty} on {plan.target} at "
+        f"e = {plan.strength:g} in {plan.experiment}: d_z {chosen['d_z']:.2f} over "
+        f"{chosen['pilot_n']} seeds, {chosen['d_z_corrected']:.2f} corrected for small "
+        f"samples (a lower bound: the best pilot cell)"
+    )
     return tuple(range(n)), reason
 
 
@@ -119,6 +126,7 @@ class StudyGrid(NamedTuple):
       calibration_steps: steps of each calibration run (2 seeds).
       seeds_reason: why these seeds (a PowerPlan states its own).
     """
+
     config: str
     penalties: tuple
     targets: tuple
@@ -139,14 +147,22 @@ SEEDS = (0, 1, 2, 3, 4)
 FULL_SEEDS = tuple(range(8))
 FULL_EFFECTIVE = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 SMOKE_REASON = "a smoke test: the numbers mean nothing"
-CPU_REASON = ("5 seeds: the 2-core CPU budget (<= 2 h), not chosen by power: at the best "
-              "observed effect a cell needs about 10")
+CPU_REASON = (
+    "5 seeds: the 2-core CPU budget (<= 2 h), not chosen by power: at the best "
+    "observed effect a cell needs about 10"
+)
 FULL_REASON = "8 seeds: the GPU budget, not chosen by power"
 # The unstable setting's stability claim in the full preset: weight decay and L2 on G, D and
 # both at six strengths, 36 comparisons, so 72 directional tests; sized for the cpu study's
 # largest FD effect there (weight decay on both at e = 1).
-UNSTABLE_POWER = PowerPlan("digits_gan_unstable", "fd", "weight_decay", "both", 1.0,
-                           family_size=2 * 2 * 3 * len(FULL_EFFECTIVE))
+UNSTABLE_POWER = PowerPlan(
+    "digits_gan_unstable",
+    "fd",
+    "weight_decay",
+    "both",
+    1.0,
+    family_size=2 * 2 * 3 * len(FULL_EFFECTIVE),
+)
 
 
 def _quiet(steps: int, fd_points: int, num_samples: int) -> tuple:
@@ -156,53 +172,134 @@ def _quiet(steps: int, fd_points: int, num_samples: int) -> tuple:
     a sweep reuses finished members, so an interrupted preset loses at most
     the group in flight.
     """
-    return (("steps", steps), ("eval.fd_every", max(1, steps // fd_points) if fd_points else 0),
-            ("eval.num_samples", num_samples), ("log.every", max(1, steps // 20)),
-            ("log.samples_every", 0), ("log.checkpoint_every", 0))
+    return (
+        ("steps", steps),
+        ("eval.fd_every", max(1, steps // fd_points) if fd_points else 0),
+        ("eval.num_samples", num_samples),
+        ("log.every", max(1, steps // 20)),
+        ("log.samples_every", 0),
+        ("log.checkpoint_every", 0),
+    )
 
 
-_SMOKE = (("eval.num_samples", 100), ("eval.fd_samples", 100), ("log.every", 4),
-          ("log.samples_every", 0), ("log.checkpoint_every", 0))
+_SMOKE = (
+    ("eval.num_samples", 100),
+    ("eval.fd_samples", 100),
+    ("log.every", 4),
+    ("log.samples_every", 0),
+    ("log.checkpoint_every", 0),
+)
 _SMOKE_NO_FD = (*_SMOKE, ("eval.fd_every", 0))
 
 
 def _smoke(config: str, target: str) -> tuple:
     """One raw-unit prox L1 grid: the experiment's figure from one compiled program."""
-    return (StudyGrid(f"{config}:smoke", ("prox_l1",), (target,), (1e-2, 1.0), (1.0,), (0,),
-                      _SMOKE_NO_FD, units="raw", seeds_reason=SMOKE_REASON),)
+    return (
+        StudyGrid(
+            f"{config}:smoke",
+            ("prox_l1",),
+            (target,),
+            (1e-2, 1.0),
+            (1.0,),
+            (0,),
+            _SMOKE_NO_FD,
+            units="raw",
+            seeds_reason=SMOKE_REASON,
+        ),
+    )
 
 
-def _gan(config, steps, fd_points, num_samples, *, seeds=SEEDS, targets=("g", "d", "both"),
-         penalties=WEIGHT_PENALTIES, baselines=BASELINES, strengths=EFFECTIVE,
-         learning_rates=(), on_r1=("weight_decay", "l2"), extra=(),
-         seeds_reason=CPU_REASON) -> tuple:
+def _gan(
+    config,
+    steps,
+    fd_points,
+    num_samples,
+    *,
+    seeds=SEEDS,
+    targets=("g", "d", "both"),
+    penalties=WEIGHT_PENALTIES,
+    baselines=BASELINES,
+    strengths=EFFECTIVE,
+    learning_rates=(),
+    on_r1=("weight_decay", "l2"),
+    extra=(),
+    seeds_reason=CPU_REASON,
+) -> tuple:
     """An unconditional or conditional GAN's grids: penalties, baselines, penalties on R1."""
     overrides = (*_quiet(steps, fd_points, num_samples), *extra)
-    grids = [StudyGrid(config, (*baselines, *penalties), targets, strengths, EFFECTIVE_RADII,
-                       seeds, overrides, learning_rates=learning_rates,
-                       seeds_reason=seeds_reason)]
+    grids = [
+        StudyGrid(
+            config,
+            (*baselines, *penalties),
+            targets,
+            strengths,
+            EFFECTIVE_RADII,
+            seeds,
+            overrides,
+            learning_rates=learning_rates,
+            seeds_reason=seeds_reason,
+        )
+    ]
     if on_r1:
-        grids.append(StudyGrid(config, on_r1, ("d",), strengths, EFFECTIVE_RADII, seeds,
-                               overrides, on="r1", seeds_reason=seeds_reason))
+        grids.append(
+            StudyGrid(
+                config,
+                on_r1,
+                ("d",),
+                strengths,
+                EFFECTIVE_RADII,
+                seeds,
+                overrides,
+                on="r1",
+                seeds_reason=seeds_reason,
+            )
+        )
     return tuple(grids)
 
 
 def _length(times: int) -> tuple:
     """The length ablation's grid at ``times`` the digits GAN's measured length (5,000 steps)."""
     steps = 5000 * times
-    return (StudyGrid("digits_gan", ("none", "weight_decay"), ("both",), (1.0,), (), SEEDS,
-                      (("name", f"digits_gan_length{times}x"), *_quiet(steps, 10, 2000)),
-                      seeds_reason=CPU_REASON),)
+    return (
+        StudyGrid(
+            "digits_gan",
+            ("none", "weight_decay"),
+            ("both",),
+            (1.0,),
+            (),
+            SEEDS,
+            (("name", f"digits_gan_length{times}x"), *_quiet(steps, 10, 2000)),
+            seeds_reason=CPU_REASON,
+        ),
+    )
 
 
 PRESETS = {
     "smoke": {
         "digits_gan": (
-            StudyGrid("digits_gan:smoke", ("none", "prox_l1", "spectral_norm", "r1"),
-                      ("g", "both"), (0.1, 10.0), (1.0,), (0, 1), _SMOKE, calibration_steps=2,
-                      seeds_reason=SMOKE_REASON),
-            StudyGrid("digits_gan:smoke", ("prox_l1",), ("both",), (1.0,), (1.0,), (0, 1),
-                      _SMOKE, on="r1", calibration_steps=2, seeds_reason=SMOKE_REASON),
+            StudyGrid(
+                "digits_gan:smoke",
+                ("none", "prox_l1", "spectral_norm", "r1"),
+                ("g", "both"),
+                (0.1, 10.0),
+                (1.0,),
+                (0, 1),
+                _SMOKE,
+                calibration_steps=2,
+                seeds_reason=SMOKE_REASON,
+            ),
+            StudyGrid(
+                "digits_gan:smoke",
+                ("prox_l1",),
+                ("both",),
+                (1.0,),
+                (1.0,),
+                (0, 1),
+                _SMOKE,
+                on="r1",
+                calibration_steps=2,
+                seeds_reason=SMOKE_REASON,
+            ),
         ),
         "ring8_gan": _smoke("ring8_gan", "g"),
         "grid25_gan": _smoke("grid25_gan", "g"),
@@ -220,23 +317,61 @@ PRESETS = {
     # conditional GAN's G and D. In priority order: an interrupted run still has
     # the main figures.
     "cpu": {
-        "digits_gan": _gan("digits_gan", 5000, 10, 2000, learning_rates=(1e-4, 2e-4, 5e-4),
-                           on_r1=("weight_decay",)),
-        "digits_gan_unstable": _gan("digits_gan_unstable", 5000, 10, 2000, targets=("d", "both"),
-                                    penalties=("l2", "weight_decay"), baselines=("none", "r1"),
-                                    on_r1=()),
-        "ring8_gan": _gan("ring8_gan", 10000, 10, 2500, targets=("g",),
-                          penalties=("l2", "weight_decay", "prox_l1", "elastic_net"),
-                          baselines=("none",), on_r1=()),
-        "grid25_gan": _gan("grid25_gan", 20000, 10, 2500, targets=("g",),
-                           penalties=("l2", "prox_l1"), baselines=("none",), on_r1=()),
-        "digits_vae": (StudyGrid("digits_vae", ("none", "l2", "weight_decay", "prox_l1",
-                                                "elastic_net"), ("decoder",), EFFECTIVE,
-                                 EFFECTIVE_RADII, SEEDS, _quiet(4000, 10, 2000),
-                                 seeds_reason=CPU_REASON),),
-        "digits_cgan": _gan("digits_cgan", 5000, 0, 2000, targets=("g", "d"),
-                            penalties=("weight_decay", "prox_l1"), baselines=("none",),
-                            on_r1=()),
+        "digits_gan": _gan(
+            "digits_gan", 5000, 10, 2000, learning_rates=(1e-4, 2e-4, 5e-4), on_r1=("weight_decay",)
+        ),
+        "digits_gan_unstable": _gan(
+            "digits_gan_unstable",
+            5000,
+            10,
+            2000,
+            targets=("d", "both"),
+            penalties=("l2", "weight_decay"),
+            baselines=("none", "r1"),
+            on_r1=(),
+        ),
+        "ring8_gan": _gan(
+            "ring8_gan",
+            10000,
+            10,
+            2500,
+            targets=("g",),
+            penalties=("l2", "weight_decay", "prox_l1", "elastic_net"),
+            baselines=("none",),
+            on_r1=(),
+        ),
+        "grid25_gan": _gan(
+            "grid25_gan",
+            20000,
+            10,
+            2500,
+            targets=("g",),
+            penalties=("l2", "prox_l1"),
+            baselines=("none",),
+            on_r1=(),
+        ),
+        "digits_vae": (
+            StudyGrid(
+                "digits_vae",
+                ("none", "l2", "weight_decay", "prox_l1", "elastic_net"),
+                ("decoder",),
+                EFFECTIVE,
+                EFFECTIVE_RADII,
+                SEEDS,
+                _quiet(4000, 10, 2000),
+                seeds_reason=CPU_REASON,
+            ),
+        ),
+        "digits_cgan": _gan(
+            "digits_cgan",
+            5000,
+            0,
+            2000,
+            targets=("g", "d"),
+            penalties=("weight_decay", "prox_l1"),
+            baselines=("none",),
+            on_r1=(),
+        ),
         # Not stacked digits: its FD still falls at 10,000 steps (171, from 271 at
         # 5,000), so within this budget it would compare untrained GANs; the
         # full preset runs it at 40,000.
@@ -249,28 +384,72 @@ PRESETS = {
     # 26,000 samples, at 40,000 steps (10,000 did not reach the plateau); the
     # unstable setting at the seeds its stability claim needs (UNSTABLE_POWER).
     "full": {
-        **{name: _gan(name, steps, 20, samples, seeds=seeds, strengths=FULL_EFFECTIVE,
-                      learning_rates=(1e-4, 2e-4, 5e-4, 1e-3), seeds_reason=reason)
-           for name, steps, samples, seeds, reason in (
-               ("digits_gan", 10000, 10000, FULL_SEEDS, FULL_REASON),
-               ("digits_gan_unstable", 10000, 10000, UNSTABLE_POWER, ""))},
-        **{name: _gan(name, steps, 20, samples, seeds=FULL_SEEDS, strengths=FULL_EFFECTIVE,
-                      learning_rates=(1e-4, 2e-4, 5e-4, 1e-3), seeds_reason=FULL_REASON)
-           for name, steps, samples in (("ring8_gan", 20000, 10000),
-                                        ("grid25_gan", 40000, 10000),
-                                        ("stacked_digits_gan", 40000, 26000),
-                                        ("digits_cgan", 10000, 10000),
-                                        ("fashion_mnist_gan", 20000, 10000),
-                                        ("fashion_mnist_cgan", 20000, 10000))},
-        **{name: (StudyGrid(name, ("none", *WEIGHT_PENALTIES), ("encoder", "decoder", "both"),
-                            FULL_EFFECTIVE, (0.25, 0.5, 1.0, 2.0, 4.0), FULL_SEEDS,
-                            _quiet(steps, 20, 10000), seeds_reason=FULL_REASON),)
-           for name, steps in (("digits_vae", 8000), ("fashion_mnist_vae", 20000))},
-        **{name: _gan(name, steps, 20, 0, seeds=FULL_SEEDS, strengths=FULL_EFFECTIVE,
-                      targets=("generators", "discriminators", "all"),
-                      baselines=("none", "spectral_norm", "r1"), on_r1=(),
-                      seeds_reason=FULL_REASON)
-           for name, steps in (("digits_cyclegan", 4000), ("fashion_mnist_cyclegan", 20000))},
+        **{
+            name: _gan(
+                name,
+                steps,
+                20,
+                samples,
+                seeds=seeds,
+                strengths=FULL_EFFECTIVE,
+                learning_rates=(1e-4, 2e-4, 5e-4, 1e-3),
+                seeds_reason=reason,
+            )
+            for name, steps, samples, seeds, reason in (
+                ("digits_gan", 10000, 10000, FULL_SEEDS, FULL_REASON),
+                ("digits_gan_unstable", 10000, 10000, UNSTABLE_POWER, ""),
+            )
+        },
+        **{
+            name: _gan(
+                name,
+                steps,
+                20,
+                samples,
+                seeds=FULL_SEEDS,
+                strengths=FULL_EFFECTIVE,
+                learning_rates=(1e-4, 2e-4, 5e-4, 1e-3),
+                seeds_reason=FULL_REASON,
+            )
+            for name, steps, samples in (
+                ("ring8_gan", 20000, 10000),
+                ("grid25_gan", 40000, 10000),
+                ("stacked_digits_gan", 40000, 26000),
+                ("digits_cgan", 10000, 10000),
+                ("fashion_mnist_gan", 20000, 10000),
+                ("fashion_mnist_cgan", 20000, 10000),
+            )
+        },
+        **{
+            name: (
+                StudyGrid(
+                    name,
+                    ("none", *WEIGHT_PENALTIES),
+                    ("encoder", "decoder", "both"),
+                    FULL_EFFECTIVE,
+                    (0.25, 0.5, 1.0, 2.0, 4.0),
+                    FULL_SEEDS,
+                    _quiet(steps, 20, 10000),
+                    seeds_reason=FULL_REASON,
+                ),
+            )
+            for name, steps in (("digits_vae", 8000), ("fashion_mnist_vae", 20000))
+        },
+        **{
+            name: _gan(
+                name,
+                steps,
+                20,
+                0,
+                seeds=FULL_SEEDS,
+                strengths=FULL_EFFECTIVE,
+                targets=("generators", "discriminators", "all"),
+                baselines=("none", "spectral_norm", "r1"),
+                on_r1=(),
+                seeds_reason=FULL_REASON,
+            )
+            for name, steps in (("digits_cyclegan", 4000), ("fashion_mnist_cyclegan", 20000))
+        },
     },
     # Declared, not yet run (module docstring): does a verdict depend on the run's length?
     "length": {"digits_gan_length1x": _length(1), "digits_gan_length2x": _length(2)},

@@ -21,6 +21,7 @@ training set against the held-out split is the real floor.
     python -m experiments.study.protocol_check --config digits_gan \\
         --workdir runs/protocol_check --train-sizes full,200
 """
+
 import argparse
 import json
 import pathlib
@@ -35,18 +36,31 @@ from regan_jax import workdir as workdir_lib
 from regan_jax.evaluation import hooks
 
 MEMORISER_NOISE = 0.05
-COLUMNS = ("copying_pixels", "copying_features", "memorisation_pixels",
-           "memorisation_features", "fd_inf", "fd_inf_train", "r_t", "r_v", "ppl",
-           "jacobian_log_cond")
+COLUMNS = (
+    "copying_pixels",
+    "copying_features",
+    "memorisation_pixels",
+    "memorisation_features",
+    "fd_inf",
+    "fd_inf_train",
+    "r_t",
+    "r_v",
+    "ppl",
+    "jacobian_log_cond",
+)
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m experiments.study.protocol_check",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.study.protocol_check", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--config", default="digits_gan", help="an experiment (image data)")
     parser.add_argument("--workdir", required=True, help="one run directory per size inside")
-    parser.add_argument("--train-sizes", default="full,200",
-                        help="comma-separated: 'full' or a number of training images")
+    parser.add_argument(
+        "--train-sizes",
+        default="full,200",
+        help="comma-separated: 'full' or a number of training images",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_known_args(argv)
 
@@ -64,8 +78,7 @@ def _sizes(text: str) -> list:
 
 
 def _run(args, rest, size, root: pathlib.Path):
-    overrides = [("seed", str(args.seed)), ("eval.protocol_v2", "true"),
-                 ("log.progress", "false")]
+    overrides = [("seed", str(args.seed)), ("eval.protocol_v2", "true"), ("log.progress", "false")]
     if size is not None:
         overrides.append(("data.train_size", str(size)))
     config = experiments.load_config(args.config, overrides + experiments.split_overrides(rest))
@@ -80,6 +93,7 @@ def _from(pool: np.ndarray, noise: float):
         rows = np.asarray(jax.random.choice(key, len(pool), (n,), replace=n > len(pool)))
         x = pool[rows] + noise * np.asarray(jax.random.normal(key, pool[rows].shape))
         return np.clip(x, -1.0, 1.0)
+
     return sample_fn
 
 
@@ -95,16 +109,35 @@ def check(run) -> dict:
     def run_fn(key, k):
         return evaluation.as_sample_fn_output(program.sample(state.params, key, k))
 
-    sources = {"run": (run_fn, hooks.critic(program, state.params, state.model_state, 500),
-                       hooks.latent_map(program, state.params)),
-               "memoriser": (_from(train_ref.images, MEMORISER_NOISE), None, None),
-               "real": (_from(pool, 0.0), None, None)}
-    out = {name: evaluation.evaluate(fn, jax.random.key(1), held, num_samples=n, batch_size=n,
-                                     train=train_ref, critic_fn=critic, latent_map=latent,
-                                     progress=False)
-           for name, (fn, critic, latent) in sources.items()}
-    out["floor"] = {"fd_inf_train_vs_held_out": metrics.frechet_distance_infinity(
-        train_ref.features, reference.features)["fd_inf"], "num_samples": n}
+    sources = {
+        "run": (
+            run_fn,
+            hooks.critic(program, state.params, state.model_state, 500),
+            hooks.latent_map(program, state.params),
+        ),
+        "memoriser": (_from(train_ref.images, MEMORISER_NOISE), None, None),
+        "real": (_from(pool, 0.0), None, None),
+    }
+    out = {
+        name: evaluation.evaluate(
+            fn,
+            jax.random.key(1),
+            held,
+            num_samples=n,
+            batch_size=n,
+            train=train_ref,
+            critic_fn=critic,
+            latent_map=latent,
+            progress=False,
+        )
+        for name, (fn, critic, latent) in sources.items()
+    }
+    out["floor"] = {
+        "fd_inf_train_vs_held_out": metrics.frechet_distance_infinity(
+            train_ref.features, reference.features
+        )["fd_inf"],
+        "num_samples": n,
+    }
     return out
 
 
@@ -113,14 +146,21 @@ def _table(size, scores, summary) -> str:
     lines = [head, "source     " + " ".join(f"{c:>21}" for c in COLUMNS)]
     for name in ("run", "memoriser", "real"):
         row = scores[name]
-        lines.append(f"{name:<10} " + " ".join(
-            f"{row[c]:>21.3f}" if isinstance(row.get(c), float) else f"{'-':>21}"
-            for c in COLUMNS))
-    lines.append(f"real floor: FD∞(train, held-out) = "
-                 f"{scores['floor']['fd_inf_train_vs_held_out']:.3f}")
+        lines.append(
+            f"{name:<10} "
+            + " ".join(
+                f"{row[c]:>21.3f}" if isinstance(row.get(c), float) else f"{'-':>21}"
+                for c in COLUMNS
+            )
+        )
+    lines.append(
+        f"real floor: FD∞(train, held-out) = {scores['floor']['fd_inf_train_vs_held_out']:.3f}"
+    )
     keep = ("fd", "kid", *COLUMNS, "jacobian_fro", "train_size", "near_zero_g", "near_zero_d")
-    lines.append("run summary (whole held-out split, eval.num_samples): " + json.dumps(
-        {k: summary.get(k) for k in keep if k in summary}))
+    lines.append(
+        "run summary (whole held-out split, eval.num_samples): "
+        + json.dumps({k: summary.get(k) for k in keep if k in summary})
+    )
     return "\n".join(lines)
 
 

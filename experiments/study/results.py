@@ -6,6 +6,7 @@ seed, every key of its ``summary.json``, its calibration record's fields and
 its full flattened config (``config.<key>``). :mod:`experiments.study.tables`
 adds the study's own sample scores and writes the Markdown tables.
 """
+
 import csv
 import io
 import json
@@ -43,15 +44,22 @@ def collect(directories, out=None) -> list[dict]:
                 continue
             flat = config_lib.flatten(workdir_lib.read_json(config_path))
             labels = members.describe(flat)
-            rows.append({"run": str(run_dir), **labels, "seed": flat["seed"],
-                         **workdir_lib.read_json(run_dir / workdir_lib.SUMMARY_FILE),
-                         **_calibration_columns(flat.get("eval.calibration"), records),
-                         **{f"config.{k}": v for k, v in flat.items()}})
+            rows.append(
+                {
+                    "run": str(run_dir),
+                    **labels,
+                    "seed": flat["seed"],
+                    **workdir_lib.read_json(run_dir / workdir_lib.SUMMARY_FILE),
+                    **_calibration_columns(flat.get("eval.calibration"), records),
+                    **{f"config.{k}": v for k, v in flat.items()},
+                }
+            )
     if unfinished:
         print(f"collect: skipped {unfinished} unfinished run(s)", file=sys.stderr)
     if not rows:
-        raise ValueError(f"collect: no finished run (summary.json) under "
-                         f"{', '.join(map(str, directories))}")
+        raise ValueError(
+            f"collect: no finished run (summary.json) under {', '.join(map(str, directories))}"
+        )
     if out is not None:
         write_csv(out, rows)
     return rows
@@ -70,19 +78,25 @@ def _calibration_columns(path, records: dict) -> dict:
         except ValueError as e:  # Moved with its runs: the summaries keep the effective strengths.
             print(f"collect: no calibration columns: {e}", file=sys.stderr)
             records[path] = {"networks": {}}
-    return {f"calibration.{net}.{field}": values[field]
-            for net, values in records[path]["networks"].items()
-            for field in effective_strength.FIELDS}
+    return {
+        f"calibration.{net}.{field}": values[field]
+        for net, values in records[path]["networks"].items()
+        for field in effective_strength.FIELDS
+    }
 
 
 def write_csv(path, rows: list[dict]) -> None:
     """Writes rows as CSV (columns: labels, summary keys, config keys), atomically."""
-    summary_keys = sorted({k for r in rows for k in r} - set(LABELS)
-                          - {k for r in rows for k in r if k.startswith("config.")})
+    summary_keys = sorted(
+        {k for r in rows for k in r}
+        - set(LABELS)
+        - {k for r in rows for k in r if k.startswith("config.")}
+    )
     config_keys = sorted({k for r in rows for k in r if k.startswith("config.")})
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*LABELS, *summary_keys, *config_keys],
-                            extrasaction="raise")
+    writer = csv.DictWriter(
+        buffer, fieldnames=[*LABELS, *summary_keys, *config_keys], extrasaction="raise"
+    )
     writer.writeheader()
     for r in rows:
         writer.writerow({k: _cell(v) for k, v in r.items()})

@@ -19,6 +19,7 @@ writes web-sized PNG copies (how ``docs/study/figures`` was made). The preset
 is recorded in ``DIR/preset.json``; a DIR trained with another preset is
 refused (its runs hold other configs).
 """
+
 import json
 import os
 import pathlib
@@ -44,8 +45,10 @@ FIGURES_DIR = "figures"
 # Training the grids
 # ----------------------------------------------------------------------------
 
-def preset_members(preset: str, workdir=None, *, calibrate: bool = False,
-                   progress: bool = True, log=print) -> dict:
+
+def preset_members(
+    preset: str, workdir=None, *, calibrate: bool = False, progress: bool = True, log=print
+) -> dict:
     """``{experiment: [members.Member, ...]}`` of every grid in ``PRESETS[preset]``.
 
     Grids in effective units need the experiment's calibration record
@@ -70,15 +73,29 @@ def preset_members(preset: str, workdir=None, *, calibrate: bool = False,
                     if not calibrate:
                         raise ValueError(f"no calibration record at {str(record_path)!r}")
                     log(f"[{name}] calibrating ({grid.calibration_steps} steps x 2 seeds)")
-                    calibration.save(record_path, calibration.measure(
-                        members_lib.with_regulariser(base, grid.on), steps=grid.calibration_steps,
-                        seeds=(0, 1), progress=progress))
+                    calibration.save(
+                        record_path,
+                        calibration.measure(
+                            members_lib.with_regulariser(base, grid.on),
+                            steps=grid.calibration_steps,
+                            seeds=(0, 1),
+                            progress=progress,
+                        ),
+                    )
             seeds, _ = presets.grid_seeds(grid)
             members += members_lib.grid(
-                base, grid.penalties, grid.targets,
-                {"strength": grid.strengths, "radius": grid.radii,
-                 "learning_rate": grid.learning_rates}, seeds,
-                None if record_path is None else str(record_path), on=grid.on)
+                base,
+                grid.penalties,
+                grid.targets,
+                {
+                    "strength": grid.strengths,
+                    "radius": grid.radii,
+                    "learning_rate": grid.learning_rates,
+                },
+                seeds,
+                None if record_path is None else str(record_path),
+                on=grid.on,
+            )
         out[name] = members
     return out
 
@@ -89,8 +106,9 @@ def calibration_path(workdir, experiment: str, on: str = "none") -> pathlib.Path
     return pathlib.Path(workdir) / experiment / f"calibration{suffix}.json"
 
 
-def train_preset(preset: str, workdir, *, jobs: int = 1, shard=(0, 1), progress: bool = True,
-                 log=print) -> dict:
+def train_preset(
+    preset: str, workdir, *, jobs: int = 1, shard=(0, 1), progress: bool = True, log=print
+) -> dict:
     """Calibrates and trains what ``preset`` needs under ``workdir`` (finished members reused).
 
     Args:
@@ -125,13 +143,15 @@ def train_preset(preset: str, workdir, *, jobs: int = 1, shard=(0, 1), progress:
     record = workdir / tables.PRESET_FILE
     recorded = workdir_lib.read_json(record)["preset"] if record.exists() else preset
     if recorded != preset:
-        raise workdir_lib.WorkdirError(f"{str(workdir)!r} holds the {recorded!r} preset; "
-                                       f"use another --workdir for {preset!r}")
+        raise workdir_lib.WorkdirError(
+            f"{str(workdir)!r} holds the {recorded!r} preset; use another --workdir for {preset!r}"
+        )
     if count > 1:  # a worker: the parent calibrated and owns the bar and the nulls
         members = preset_members(preset, workdir, calibrate=False)
         for name, ms in members.items():
-            sweeps.run_members(sweeps.shard_members(ms, shard), workdir / name, progress=False,
-                              log=log)
+            sweeps.run_members(
+                sweeps.shard_members(ms, shard), workdir / name, progress=False, log=log
+            )
         return members
     workdir_lib.write_json(record, {"preset": preset})
     members = preset_members(preset, workdir, calibrate=True, progress=progress, log=log)
@@ -159,11 +179,21 @@ def _run_workers(preset: str, workdir: pathlib.Path, jobs: int, log) -> None:
     procs = []
     for i in range(jobs):
         log_path = workdir / f"worker-{i}.log"
-        cmd = [sys.executable, "-m", "experiments.figures", "--preset", preset,
-               "--workdir", str(workdir), "--shard", f"{i}/{jobs}", "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "experiments.figures",
+            "--preset",
+            preset,
+            "--workdir",
+            str(workdir),
+            "--shard",
+            f"{i}/{jobs}",
+            "--no-progress",
+        ]
         with open(log_path, "a") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        share = cpus[i * len(cpus) // jobs:(i + 1) * len(cpus) // jobs]
+        share = cpus[i * len(cpus) // jobs : (i + 1) * len(cpus) // jobs]
         if share:  # before the worker has imported jax and sized its thread pools
             os.sched_setaffinity(proc.pid, share)
         procs.append((proc, log_path))
@@ -171,8 +201,9 @@ def _run_workers(preset: str, workdir: pathlib.Path, jobs: int, log) -> None:
     failed = [(p.wait(), path) for p, path in procs]
     failed = [(rc, path) for rc, path in failed if rc != 0]
     if failed:
-        raise WorkerFailed("; ".join(f"worker failed with exit {rc}: see {str(path)!r}"
-                                     for rc, path in failed))
+        raise WorkerFailed(
+            "; ".join(f"worker failed with exit {rc}: see {str(path)!r}" for rc, path in failed)
+        )
 
 
 def _steps_done(run_dir: pathlib.Path, steps: int) -> int:
@@ -195,10 +226,12 @@ class _PresetProgress:
     the bar counts the work of worker processes too.
     """
 
-    def __init__(self, members: dict, workdir: pathlib.Path, *, enabled: bool = True,
-                 every: float = 5.0):
-        self._runs = [(workdir / name / m.name, m.config.steps)
-                      for name, ms in members.items() for m in ms]
+    def __init__(
+        self, members: dict, workdir: pathlib.Path, *, enabled: bool = True, every: float = 5.0
+    ):
+        self._runs = [
+            (workdir / name / m.name, m.config.steps) for name, ms in members.items() for m in ms
+        ]
         self._enabled, self._every = enabled, every
         self._stop = threading.Event()
 
@@ -211,9 +244,14 @@ class _PresetProgress:
 
     def __enter__(self):
         if self._enabled:
-            self._bar = tqdm(total=sum(s for _, s in self._runs), initial=self._done(),
-                             unit="member-step", unit_scale=True, desc="preset",
-                             smoothing=0.05)
+            self._bar = tqdm(
+                total=sum(s for _, s in self._runs),
+                initial=self._done(),
+                unit="member-step",
+                unit_scale=True,
+                desc="preset",
+                smoothing=0.05,
+            )
             self._thread = threading.Thread(target=self._poll, args=(self._bar,), daemon=True)
             self._thread.start()
         return self
@@ -253,8 +291,16 @@ def null_references(directory, config, *, seed: int = 0) -> dict:
     return out
 
 
-def make_figures(preset: str, workdir, *, train_missing: bool = True, jobs: int = 1,
-                 progress: bool = True, export=None, log=print) -> dict:
+def make_figures(
+    preset: str,
+    workdir,
+    *,
+    train_missing: bool = True,
+    jobs: int = 1,
+    progress: bool = True,
+    export=None,
+    log=print,
+) -> dict:
     """The whole pipeline: train what is missing (``jobs`` workers), collect, draw, results.md.
 
     Returns ``{stem: PNG path}`` of the figures.

@@ -6,6 +6,7 @@ in seed and injected hyperparameters share a compiled program and train as ONE
 vmapped program (:func:`regan_jax.train.train_members`); the others run one
 program after another; every member keeps the full run-directory contract.
 """
+
 import pathlib
 
 from regan_jax import families, parallel, program, train
@@ -18,9 +19,16 @@ def shard_members(members: list, shard: tuple[int, int]) -> list:
     return members[index::count]
 
 
-def run_members(members: list, workdir, *, max_members: int = 64, progress: bool = True,
-                log=print, mesh: parallel.MeshShape | None = None,
-                steps_per_call: int | None = None) -> dict:
+def run_members(
+    members: list,
+    workdir,
+    *,
+    max_members: int = 64,
+    progress: bool = True,
+    log=print,
+    mesh: parallel.MeshShape | None = None,
+    steps_per_call: int | None = None,
+) -> dict:
     """Trains the members that have no finished run yet; same-program members vmapped.
 
     Args:
@@ -43,8 +51,10 @@ def run_members(members: list, workdir, *, max_members: int = 64, progress: bool
         before anything trains).
     """
     if not members:
-        raise ValueError("the sweep has zero members: give at least one penalty, target, "
-                         "strength (or --random N) and seed")
+        raise ValueError(
+            "the sweep has zero members: give at least one penalty, target, "
+            "strength (or --random N) and seed"
+        )
     if max_members < 1:
         raise ValueError(f"max_members must be >= 1, got {max_members}")
     workdir = pathlib.Path(workdir)
@@ -62,23 +72,36 @@ def run_members(members: list, workdir, *, max_members: int = 64, progress: bool
     todo = [m for m in members if m.name in names]
     reused = len(members) - len(todo)
     if not parallel.is_main_process():
+
         def log(*args, **kwargs):
             del args, kwargs
+
     groups = {}
     for m in todo:
         groups.setdefault(program.program_key(m.config), []).append(m)
-    chunks = [g[i:i + max_members] for g in groups.values() for i in range(0, len(g), max_members)]
+    chunks = [
+        g[i : i + max_members] for g in groups.values() for i in range(0, len(g), max_members)
+    ]
     for chunk in chunks:
         if len(chunk) > 1:
             config = chunk[0].config
-            parallel.member_mesh(len(chunk),
-                                 families.get(config.model_type).rows_per_step(config), mesh)
-    log(f"sweep: {len(members)} members, {reused} finished already, {len(todo)} to train "
-        f"as {len(chunks)} program(s)")
+            parallel.member_mesh(
+                len(chunk), families.get(config.model_type).rows_per_step(config), mesh
+            )
+    log(
+        f"sweep: {len(members)} members, {reused} finished already, {len(todo)} to train "
+        f"as {len(chunks)} program(s)"
+    )
     for chunk in chunks:
-        log(f"  {len(chunk)} member(s): {', '.join(m.name for m in chunk[:4])}"
-            f"{' ...' if len(chunk) > 4 else ''}")
-        train.train_members([m.config for m in chunk], [workdir / m.name for m in chunk],
-                            progress=progress, mesh=mesh if len(chunk) > 1 else None,
-                            steps_per_call=steps_per_call or train.STEPS_PER_CALL)
+        log(
+            f"  {len(chunk)} member(s): {', '.join(m.name for m in chunk[:4])}"
+            f"{' ...' if len(chunk) > 4 else ''}"
+        )
+        train.train_members(
+            [m.config for m in chunk],
+            [workdir / m.name for m in chunk],
+            progress=progress,
+            mesh=mesh if len(chunk) > 1 else None,
+            steps_per_call=steps_per_call or train.STEPS_PER_CALL,
+        )
     return {"trained": len(todo), "reused": reused, "groups": len(chunks)}

@@ -44,6 +44,7 @@ and its smallest effect of interest (:class:`Sesoi`: the paired difference
 below which an effect is too small to matter, declared before the data; the
 claims' equivalence tests use it, :mod:`experiments.study.claims`).
 """
+
 import math
 from typing import NamedTuple
 
@@ -67,6 +68,7 @@ class Penalty(NamedTuple):
       short: its name where space is short (sample panels, bar labels).
       colour: its colour in every figure (colour-blind-safe tab10 order).
     """
+
     kind: str
     coupling: str
     swept: str | None
@@ -89,24 +91,40 @@ def _baseline(label, short, colour, *, swept=None, settings=(), gan_only=True):
 PENALTIES = {
     "none": _baseline("none", "none", "black", gan_only=False),
     "l2": _weight("l2", "L2 (coupled)", "L2", "tab:blue"),
-    "weight_decay": _weight("l2", "weight decay (AdamW)", "AdamW", "tab:cyan",
-                            coupling="decoupled"),
+    "weight_decay": _weight(
+        "l2", "weight decay (AdamW)", "AdamW", "tab:cyan", coupling="decoupled"
+    ),
     "l1": _weight("l1", "L1 (subgradient)", "L1 subgrad", "tab:orange"),
     "prox_l1": _weight("prox_l1", "L1 (proximal)", "L1 prox", "tab:red"),
-    "elastic_net": _weight("prox_elastic_net", "elastic net (prox)", "elastic net", "tab:purple",
-                           tied=("l2_strength",)),
+    "elastic_net": _weight(
+        "prox_elastic_net", "elastic net (prox)", "elastic net", "tab:purple", tied=("l2_strength",)
+    ),
     "group_l1": _weight("prox_group_l1", "group L1 (prox)", "group L1", "tab:brown"),
     "max_norm": _weight("max_norm", "max-norm", "max-norm", "tab:olive", swept="radius"),
     # Tuned: spectral normalisation's own learning-rate sweep (on G and D alike).
-    "spectral_norm": _baseline("spectral norm (best lr)", "spectral norm", "tab:green",
-                               swept="learning_rate",
-                               settings=(("model.spectral_norm", True),)),
-    "r1": _baseline("R1 penalty", "R1", "tab:pink",
-                    settings=(("loss.gradient_penalty", "r1"), ("loss.gp_weight", 10.0))),
-    "wgan_gp": _baseline("WGAN-GP", "WGAN-GP", "tab:gray",
-                         settings=(("loss.kind", "wasserstein"),
-                                   ("loss.gradient_penalty", "wgan_gp"),
-                                   ("loss.gp_weight", 10.0))),
+    "spectral_norm": _baseline(
+        "spectral norm (best lr)",
+        "spectral norm",
+        "tab:green",
+        swept="learning_rate",
+        settings=(("model.spectral_norm", True),),
+    ),
+    "r1": _baseline(
+        "R1 penalty",
+        "R1",
+        "tab:pink",
+        settings=(("loss.gradient_penalty", "r1"), ("loss.gp_weight", 10.0)),
+    ),
+    "wgan_gp": _baseline(
+        "WGAN-GP",
+        "WGAN-GP",
+        "tab:gray",
+        settings=(
+            ("loss.kind", "wasserstein"),
+            ("loss.gradient_penalty", "wgan_gp"),
+            ("loss.gp_weight", 10.0),
+        ),
+    ),
 }
 # A run whose config carries no named setting (``describe`` labels it 'custom').
 CUSTOM = Penalty("custom", "coupled", None, (), (), False, "custom", "custom", "gold")
@@ -121,9 +139,19 @@ def penalty(name: str) -> Penalty:
 
 
 # Every target the study names, in the order of figures and tables, with its label.
-TARGETS = {"g": "G", "d": "D", "encoder": "encoder", "decoder": "decoder", "f": "F",
-           "d_a": "d_a", "d_b": "d_b", "generators": "generators",
-           "discriminators": "discriminators", "both": "both", "all": "all"}
+TARGETS = {
+    "g": "G",
+    "d": "D",
+    "encoder": "encoder",
+    "decoder": "decoder",
+    "f": "F",
+    "d_a": "d_a",
+    "d_b": "d_b",
+    "generators": "generators",
+    "discriminators": "discriminators",
+    "both": "both",
+    "all": "all",
+}
 
 
 def target_label(target: str) -> str:
@@ -138,6 +166,7 @@ class Sesoi(NamedTuple):
     0.05), or in standard deviations of ``d`` (``scale='d_z'``: the margin is
     ``value * sd(d)``) for a metric without a natural unit.
     """
+
     value: float
     scale: str
 
@@ -165,6 +194,7 @@ class Metric(NamedTuple):
         exactly for a metric without a direction (such runs are dropped).
       sesoi: the smallest effect of interest (:class:`Sesoi`).
     """
+
     label: str
     short: str
     lower: bool | None
@@ -196,35 +226,44 @@ METRICS = {
     "recon": _lower("reconstruction −log p(x|z) ↓", "recon", sesoi=_units(1.0)),
     "cond_accuracy": _higher("classifier accuracy on samples ↑", "accuracy", sesoi=_units(0.05)),
     "intra_fd": _lower("intra-class Fréchet distance ↓", "intra-class FD", sesoi=_units(5.0)),
-    "content_accuracy": _higher("content accuracy of G(a) (classifier reads a's class) ↑",
-                                "content accuracy", sesoi=_units(0.05)),
+    "content_accuracy": _higher(
+        "content accuracy of G(a) (classifier reads a's class) ↑",
+        "content accuracy",
+        sesoi=_units(0.05),
+    ),
     "cycle_error_a": _lower("cycle error |F(G(a)) − a| ↓", "cycle error", sesoi=_d_z(0.5)),
     "precision": _higher("precision ↑", "precision", sesoi=_units(0.05)),
     "recall": _higher("recall ↑", "recall", sesoi=_units(0.05)),
     "density": _higher("density ↑", "density", sesoi=_units(0.05)),
     "coverage": _higher("coverage ↑", "coverage", sesoi=_units(0.05)),
-    "fd_rebound": _lower("FD rebound (second-half max / min FD) ↓", "fd_rebound",
-                         sesoi=_units(0.1)),
-    "sample_tv": _descriptive("total variation of samples (lower = smoother)", "sample_tv",
-                              sesoi=_d_z(0.5)),
+    "fd_rebound": _lower(
+        "FD rebound (second-half max / min FD) ↓", "fd_rebound", sesoi=_units(0.1)
+    ),
+    "sample_tv": _descriptive(
+        "total variation of samples (lower = smoother)", "sample_tv", sesoi=_d_z(0.5)
+    ),
     "sparsity": _descriptive("fraction of exactly-zero weights", "sparsity", sesoi=_units(0.01)),
-    "filter_sparsity": _descriptive("fraction of all-zero units", "filter_sparsity",
-                                    sesoi=_units(0.01)),
-    "near_zero": _descriptive("fraction of near-zero weights (|w| < 1e-3 × initial RMS)",
-                              "near_zero", sesoi=_units(0.01)),
+    "filter_sparsity": _descriptive(
+        "fraction of all-zero units", "filter_sparsity", sesoi=_units(0.01)
+    ),
+    "near_zero": _descriptive(
+        "fraction of near-zero weights (|w| < 1e-3 × initial RMS)", "near_zero", sesoi=_units(0.01)
+    ),
     # Copying: C_T ≪ 0 copies the training set, ≫ 0 underfits; ≈ 0 is right, so no direction.
     "copying_pixels": _descriptive("copying statistic C_T, pixels (≪ 0: copies)", "C_T pixels"),
-    "copying_features": _descriptive("copying statistic C_T, features (≪ 0: copies)",
-                                     "C_T features"),
-    "memorisation_pixels": _lower("memorisation ratio, pixels (null 0.05) ↓",
-                                  "memorisation pixels", sesoi=_units(0.05)),
-    "memorisation_features": _lower("memorisation ratio, features (null 0.05) ↓",
-                                    "memorisation features", sesoi=_units(0.05)),
+    "copying_features": _descriptive(
+        "copying statistic C_T, features (≪ 0: copies)", "C_T features"
+    ),
+    "memorisation_pixels": _lower(
+        "memorisation ratio, pixels (null 0.05) ↓", "memorisation pixels", sesoi=_units(0.05)
+    ),
+    "memorisation_features": _lower(
+        "memorisation ratio, features (null 0.05) ↓", "memorisation features", sesoi=_units(0.05)
+    ),
     "fd_inf": _lower("FD∞ vs held-out (features) ↓", "FD∞", sesoi=_units(5.0)),
     "fd_inf_train": _lower("FD∞ vs training set (features) ↓", "FD∞ train", sesoi=_units(5.0)),
     "r_t": _descriptive("D overfitting r_t = E[sign D(x_train)]", "r_t"),
-    "r_v": _lower("D overfitting r_v (0: held-out scored like train) ↓", "r_v",
-                  sesoi=_units(0.1)),
+    "r_v": _lower("D overfitting r_v (0: held-out scored like train) ↓", "r_v", sesoi=_units(0.1)),
     "ppl": _lower("perceptual path length (classifier features) ↓", "PPL"),
     "jacobian_fro": _descriptive("RMS ‖J_G(z)‖_F (the map's scale)", "‖J‖_F"),
     "jacobian_log_cond": _lower("mean log condition number of J_G(z) ↓", "log cond J"),
@@ -258,8 +297,9 @@ def targets(model_type: str) -> tuple[str, ...]:
 def target_networks(model_type: str, target: str) -> tuple[str, ...]:
     """The networks ``target`` names: itself, a group of the family, or every one (``'both'``)."""
     family = families.get(model_type)
-    return family.networks if target == "both" else dict(family.target_groups).get(
-        target, (target,))
+    return (
+        family.networks if target == "both" else dict(family.target_groups).get(target, (target,))
+    )
 
 
 def target_name(model_type: str | None, on, nets) -> str:
@@ -278,10 +318,13 @@ def check_names(penalties, target_names, model_type: str) -> None:
         if p not in PENALTIES:
             raise ValueError(f"unknown penalty {p!r}; valid: {', '.join(PENALTIES)}")
         if PENALTIES[p].gan_only and not families.get(model_type).adversarial:
-            raise ValueError(f"penalty {p!r} is a discriminator baseline; model_type "
-                             f"{model_type!r} has no discriminator")
+            raise ValueError(
+                f"penalty {p!r} is a discriminator baseline; model_type "
+                f"{model_type!r} has no discriminator"
+            )
     valid = targets(model_type)
     for t in target_names:
         if t not in valid:
-            raise ValueError(f"unknown target {t!r} for model_type {model_type!r}; valid: "
-                             f"{', '.join(valid)}")
+            raise ValueError(
+                f"unknown target {t!r} for model_type {model_type!r}; valid: {', '.join(valid)}"
+            )

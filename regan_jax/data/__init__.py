@@ -5,6 +5,7 @@
 the fly; ``make_iterator(config.data, seed)`` the resumable batch stream;
 ``device_feed`` the same batches made inside the compiled step.
 """
+
 from regan_jax.data.builders import (
     DEBIAN_DATASETS_DIR,
     LOCAL_DATASETS,
@@ -28,9 +29,27 @@ from regan_jax.data.pipeline import (
 from regan_jax.data.spec import ArrayDataset, DataSpec
 
 __all__ = [
-    "ArrayDataset", "BatchIterator", "DEBIAN_DATASETS_DIR", "DataSpec", "DeviceFeed",
-    "LOCAL_DATASETS", "MIXTURES", "Mixture", "Prefetcher", "data_dir_or_default",
-    "default_config", "device_feed", "from_config", "group_position", "idx_directory", "load",
-    "make_iterator", "member_position", "mixture", "prefetch_to_device", "read_idx",
-    "read_idx_split", "stack_descriptors",
+    "ArrayDataset",
+    "BatchIterator",
+    "DEBIAN_DATASETS_DIR",
+    "DataSpec",
+    "DeviceFeed",
+    "LOCAL_DATASETS",
+    "MIXTURES",
+    "Mixture",
+    "Prefetcher",
+    "data_dir_or_default",
+    "default_config",
+    "device_feed",
+    "from_config",
+    "group_position",
+    "idx_directory",
+    "load",
+    "make_iterator",
+    "member_position",
+    "mixture",
+    "prefetch_to_device",
+    "read_idx",
+    "read_idx_split",
+    "stack_descriptors",
 ]

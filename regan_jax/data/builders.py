@@ -28,6 +28,7 @@ Any other name is looked up in the TFDS catalog (prepared data, or a download
 where the network allows). Examples keep their source index, and
 :func:`load` returns them in source order.
 """
+
 import contextlib
 import hashlib
 import io
@@ -49,10 +50,10 @@ DIGITS_TEST_SIZE = 297
 _IDX_DATASETS = ("fashion_mnist", "mnist")
 _HOW_TO_GET = {
     "fashion_mnist": "install Debian's package (`apt-get install dataset-fashion-mnist`, "
-                     "files in /usr/share/datasets/fashion-mnist) or set REGAN_DATA_DIR "
-                     "(or config.data.idx_dir) to a directory of its IDX files",
+    "files in /usr/share/datasets/fashion-mnist) or set REGAN_DATA_DIR "
+    "(or config.data.idx_dir) to a directory of its IDX files",
     "mnist": "set REGAN_DATA_DIR (or config.data.idx_dir) to a directory of the MNIST "
-             "IDX files (train-images-idx3-ubyte[.gz], ...)",
+    "IDX files (train-images-idx3-ubyte[.gz], ...)",
 }
 
 
@@ -64,6 +65,7 @@ class _ArrayRecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     ``variant`` names the builder config: the cache directory of one set of
     options (``<data_dir>/<name>/<variant>/<version>``).
     """
+
     VERSION = tfds.core.Version("1.0.0")
     # TFDS 4.9's `code_path` (used to find checksum files; these builders have
     # none) needs the `importlib_resources` backport for classes inside a
@@ -75,17 +77,28 @@ class _ArrayRecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     PIXEL_MAX: int
 
     def __init__(self, *, variant: str, data_dir: str):
-        super().__init__(data_dir=data_dir, file_format="array_record",
-                         config=tfds.core.BuilderConfig(name=variant))
+        super().__init__(
+            data_dir=data_dir,
+            file_format="array_record",
+            config=tfds.core.BuilderConfig(name=variant),
+        )
 
     def _info(self):
-        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-            # Raw bytes: int64-list storage of uint8 pixels is 8x larger and slower.
-            "image": tfds.features.Tensor(shape=self.IMAGE_SHAPE, dtype=np.uint8,
-                                          encoding=tfds.features.Encoding.BYTES),
-            "label": tfds.features.ClassLabel(num_classes=self.NUM_CLASSES),
-            "index": tfds.features.Scalar(dtype=np.int64),
-        }))
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    # Raw bytes: int64-list storage of uint8 pixels is 8x larger and slower.
+                    "image": tfds.features.Tensor(
+                        shape=self.IMAGE_SHAPE,
+                        dtype=np.uint8,
+                        encoding=tfds.features.Encoding.BYTES,
+                    ),
+                    "label": tfds.features.ClassLabel(num_classes=self.NUM_CLASSES),
+                    "index": tfds.features.Scalar(dtype=np.int64),
+                }
+            ),
+        )
 
     def _split_generators(self, dl_manager):
         del dl_manager  # Nothing is downloaded.
@@ -123,8 +136,11 @@ class ReganStackedDigits(_ArrayRecordBuilder, skip_registration=True):
         super().__init__(variant=f"train{size}_test{test_size}_seed{seed}", data_dir=data_dir)
 
     def _arrays(self, split):
-        return stack_digits(*digits_arrays(split), self._sizes[split],
-                            np.random.default_rng([self._seed, self.SPLITS.index(split)]))
+        return stack_digits(
+            *digits_arrays(split),
+            self._sizes[split],
+            np.random.default_rng([self._seed, self.SPLITS.index(split)]),
+        )
 
 
 class _IdxBuilder(_ArrayRecordBuilder, skip_registration=True):
@@ -140,13 +156,17 @@ class _IdxBuilder(_ArrayRecordBuilder, skip_registration=True):
         # offending example's pixels in its message and no file name.
         image_path, label_path = idx.find_split_files(self._directory, split)
         if tuple(images.shape[1:]) != self.IMAGE_SHAPE:
-            raise ValueError(f"{image_path}: images of shape {tuple(images.shape[1:3])}; "
-                             f"{self.name} expects {self.IMAGE_SHAPE[:2]}")
+            raise ValueError(
+                f"{image_path}: images of shape {tuple(images.shape[1:3])}; "
+                f"{self.name} expects {self.IMAGE_SHAPE[:2]}"
+            )
         bad = np.flatnonzero(labels >= self.NUM_CLASSES)
         if bad.size:
-            raise ValueError(f"{label_path}: label {int(labels[bad[0]])} at index {int(bad[0])} "
-                             f"is not a class of {self.name} (0..{self.NUM_CLASSES - 1}); "
-                             f"{bad.size} such label(s)")
+            raise ValueError(
+                f"{label_path}: label {int(labels[bad[0]])} at index {int(bad[0])} "
+                f"is not a class of {self.name} (0..{self.NUM_CLASSES - 1}); "
+                f"{bad.size} such label(s)"
+            )
         return images, labels
 
 
@@ -166,8 +186,9 @@ class ReganUnpairedDigits(_ArrayRecordBuilder, skip_registration=True):
 
     def _arrays(self, split):
         images, labels = digits_arrays(split)
-        return unpaired.unpaired_arrays(images, labels, self.PIXEL_MAX,
-                                        self.SPLITS.index(split))[:2]
+        return unpaired.unpaired_arrays(images, labels, self.PIXEL_MAX, self.SPLITS.index(split))[
+            :2
+        ]
 
 
 class ReganUnpairedFashionMnist(_ArrayRecordBuilder, skip_registration=True):
@@ -175,21 +196,28 @@ class ReganUnpairedFashionMnist(_ArrayRecordBuilder, skip_registration=True):
 
     def __init__(self, *, directory: str, data_dir: str):
         self._directory = directory
-        super().__init__(variant=f"invert_seed{unpaired.UNPAIRED_SEED}_"
-                         f"{_source_variant(directory)}", data_dir=data_dir)
+        super().__init__(
+            variant=f"invert_seed{unpaired.UNPAIRED_SEED}_{_source_variant(directory)}",
+            data_dir=data_dir,
+        )
 
     def _arrays(self, split):
         images, labels = idx.read_idx_split(self._directory, split)
         if tuple(images.shape[1:]) != (28, 28, 1):
             image_path, _ = idx.find_split_files(self._directory, split)
-            raise ValueError(f"{image_path}: images of shape {tuple(images.shape[1:3])}; "
-                             f"{self.name} expects (28, 28)")
+            raise ValueError(
+                f"{image_path}: images of shape {tuple(images.shape[1:3])}; "
+                f"{self.name} expects (28, 28)"
+            )
         if labels.size and labels.max() >= unpaired.CLASSES_PER_DOMAIN:
             _, label_path = idx.find_split_files(self._directory, split)
-            raise ValueError(f"{label_path}: label {int(labels.max())} is not a class of "
-                             f"{self.name} (0..{unpaired.CLASSES_PER_DOMAIN - 1})")
-        return unpaired.unpaired_arrays(images, labels, self.PIXEL_MAX,
-                                        self.SPLITS.index(split))[:2]
+            raise ValueError(
+                f"{label_path}: label {int(labels.max())} is not a class of "
+                f"{self.name} (0..{unpaired.CLASSES_PER_DOMAIN - 1})"
+            )
+        return unpaired.unpaired_arrays(images, labels, self.PIXEL_MAX, self.SPLITS.index(split))[
+            :2
+        ]
 
 
 def _unpaired_builder(name: str, *, data_dir: str, idx_dir: str = ""):
@@ -203,8 +231,7 @@ def _unpaired_builder(name: str, *, data_dir: str, idx_dir: str = ""):
     base = unpaired.UNPAIRED[name].base
     directory = idx_directory(base, idx_dir, data_dir)
     if directory is None:
-        raise FileNotFoundError(f"dataset {name!r} needs the {base} IDX files: "
-                                f"{_HOW_TO_GET[base]}")
+        raise FileNotFoundError(f"dataset {name!r} needs the {base} IDX files: {_HOW_TO_GET[base]}")
     return ReganUnpairedFashionMnist(directory=directory, data_dir=data_dir)
 
 
@@ -220,8 +247,9 @@ def digits_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images[part], digits.target[part].astype(np.int64)
 
 
-def stack_digits(images: np.ndarray, labels: np.ndarray, size: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def stack_digits(
+    images: np.ndarray, labels: np.ndarray, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """``size`` 3-channel images from three uniformly drawn digits each.
 
     For draws a, b, c (indices into ``images``) the example is
@@ -235,8 +263,9 @@ def stack_digits(images: np.ndarray, labels: np.ndarray, size: int,
 
 def data_dir_or_default(data_dir: str = "") -> str:
     """``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
-    return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR")
-                              or "~/tensorflow_datasets")
+    return os.path.expanduser(
+        data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    )
 
 
 def idx_directory(name: str, idx_dir: str = "", data_dir: str = "") -> str | None:
@@ -259,21 +288,34 @@ def idx_directory(name: str, idx_dir: str = "", data_dir: str = "") -> str | Non
         candidates = [os.path.join(env, name.replace("_", "-")), os.path.join(env, name), env]
         found = [d for d in candidates if _has_idx(d)]
         if not found:
-            raise FileNotFoundError(f"REGAN_DATA_DIR={env!r}: no {name} IDX files "
-                                    f"(train-images-idx3-ubyte[.gz], ...) in any of "
-                                    f"{candidates}; {_HOW_TO_GET[name]}")
+            raise FileNotFoundError(
+                f"REGAN_DATA_DIR={env!r}: no {name} IDX files "
+                f"(train-images-idx3-ubyte[.gz], ...) in any of "
+                f"{candidates}; {_HOW_TO_GET[name]}"
+            )
         return found[0]
     manual = os.path.join(data_dir_or_default(data_dir), "downloads", "manual")
-    for directory in (os.path.join(DEBIAN_DATASETS_DIR, name.replace("_", "-")),
-                      os.path.join(manual, name), manual):
+    for directory in (
+        os.path.join(DEBIAN_DATASETS_DIR, name.replace("_", "-")),
+        os.path.join(manual, name),
+        manual,
+    ):
         if _has_idx(directory):
             return directory
     return None
 
 
-def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = "",
-         download: bool = False, size: int = 10_000, test_size: int = 1_000,
-         seed: int = 0) -> ArrayDataset:
+def load(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str = "",
+    idx_dir: str = "",
+    download: bool = False,
+    size: int = 10_000,
+    test_size: int = 1_000,
+    seed: int = 0,
+) -> ArrayDataset:
     """One split of an image dataset, prepared once and read via ``tfds.data_source``.
 
     Pixels p with maximum P (16 for the digits, 255 otherwise) become
@@ -305,10 +347,11 @@ def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = 
         builder = ReganDigits(variant="sklearn", data_dir=data_dir)
     elif name == "stacked_digits":
         if size <= 0 or test_size <= 0 or seed < 0:
-            raise ValueError(f"stacked_digits needs size > 0, test_size > 0, seed >= 0; got "
-                             f"size={size}, test_size={test_size}, seed={seed}")
-        builder = ReganStackedDigits(size=size, test_size=test_size, seed=seed,
-                                     data_dir=data_dir)
+            raise ValueError(
+                f"stacked_digits needs size > 0, test_size > 0, seed >= 0; got "
+                f"size={size}, test_size={test_size}, seed={seed}"
+            )
+        builder = ReganStackedDigits(size=size, test_size=test_size, seed=seed, data_dir=data_dir)
     elif name in UNPAIRED_DATASETS:
         builder = _unpaired_builder(name, data_dir=data_dir, idx_dir=idx_dir)
     elif name in _IDX_DATASETS:
@@ -316,18 +359,22 @@ def load(name: str, split: str = "train", *, data_dir: str = "", idx_dir: str = 
         if directory is None:
             return _load_catalog(name, split, data_dir, download, hint=_HOW_TO_GET[name])
         builder = {"fashion_mnist": ReganFashionMnist, "mnist": ReganMnist}[name](
-            directory=directory, data_dir=data_dir)
+            directory=directory, data_dir=data_dir
+        )
     else:
         return _load_catalog(name, split, data_dir, download)
     if split not in builder.SPLITS:
         raise ValueError(f"dataset {name!r} has splits {list(builder.SPLITS)}; got {split!r}")
     _prepare_quietly(builder)
-    source = tfds.data_source(f"{builder.name}/{builder.builder_config.name}", split=split,
-                              data_dir=data_dir, download=False)
+    source = tfds.data_source(
+        f"{builder.name}/{builder.builder_config.name}",
+        split=split,
+        data_dir=data_dir,
+        download=False,
+    )
     images, labels, index = _read_all(source, ("image", "label", "index"))
     order = np.argsort(index)
-    return _to_dataset(name, images[order], labels[order], builder.NUM_CLASSES,
-                       builder.PIXEL_MAX)
+    return _to_dataset(name, images[order], labels[order], builder.NUM_CLASSES, builder.PIXEL_MAX)
 
 
 def _prepare_quietly(builder) -> None:
@@ -348,9 +395,11 @@ def _load_catalog(name, split, data_dir, download, hint=None) -> ArrayDataset:
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as e:
-        raise ValueError(f"dataset {name!r} unknown: expected one of {list(LOCAL_DATASETS)}, "
-                         f"a mixture {list(MIXTURES)}, or a TFDS catalog name "
-                         f"(e.g. cifar10, celeb_a)") from e
+        raise ValueError(
+            f"dataset {name!r} unknown: expected one of {list(LOCAL_DATASETS)}, "
+            f"a mixture {list(MIXTURES)}, or a TFDS catalog name "
+            f"(e.g. cifar10, celeb_a)"
+        ) from e
     try:
         source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
     except Exception as e:  # Any failure to prepare/download: say what to do instead.
@@ -358,12 +407,15 @@ def _load_catalog(name, split, data_dir, download, hint=None) -> ArrayDataset:
             raise FileNotFoundError(
                 f"dataset {name!r} is not prepared under {data_dir!r} and downloads are off "
                 "(set config.data.download=true, or download=True in regan_jax.data.load, "
-                "to let TFDS download it)") from e
+                "to let TFDS download it)"
+            ) from e
         if hint is None:
             raise
-        raise FileNotFoundError(f"dataset {name!r}: no local IDX files and the TFDS catalog "
-                                f"copy under {data_dir!r} is not available ({e}); "
-                                f"{hint}") from e
+        raise FileNotFoundError(
+            f"dataset {name!r}: no local IDX files and the TFDS catalog "
+            f"copy under {data_dir!r} is not available ({e}); "
+            f"{hint}"
+        ) from e
     features = builder.info.features
     if "image" not in features:
         raise ValueError(f"dataset {name!r} has no 'image' feature; it has {list(features)}")
@@ -373,8 +425,7 @@ def _load_catalog(name, split, data_dir, download, hint=None) -> ArrayDataset:
     else:
         (images,) = _read_all(source, ("image",))
         labels = np.zeros(len(images), np.int32)
-    return _to_dataset(name, images, labels,
-                       features["label"].num_classes if labelled else 0, 255)
+    return _to_dataset(name, images, labels, features["label"].num_classes if labelled else 0, 255)
 
 
 def _read_all(source, keys) -> list[np.ndarray]:
@@ -387,8 +438,9 @@ def _to_dataset(name, images, labels, num_classes, pixel_max) -> ArrayDataset:
     if images.ndim == 3:
         images = images[..., None]
     scaled = images.astype(np.float32) * np.float32(2.0 / pixel_max) - np.float32(1.0)
-    return ArrayDataset(images=scaled, labels=labels.astype(np.int32),
-                        num_classes=int(num_classes), name=name)
+    return ArrayDataset(
+        images=scaled, labels=labels.astype(np.int32), num_classes=int(num_classes), name=name
+    )
 
 
 def _has_idx(directory: str) -> bool:

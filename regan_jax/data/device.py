@@ -18,6 +18,7 @@ So ``gather(arrays, descriptor)`` is bitwise the host iterator's batch
 dispatch (:func:`regan_jax.steps.scan_steps`) with no host work between
 them. Descriptors carry the member axis of a group iterator like batches do.
 """
+
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -40,6 +41,7 @@ class DeviceFeed(NamedTuple):
       gather: ``(arrays, descriptor) -> {'image', 'label'}``, pure and
         jittable: one member's batch of one step.
     """
+
     arrays: dict
     gather: Callable[[dict, dict], dict]
 
@@ -47,19 +49,25 @@ class DeviceFeed(NamedTuple):
 def device_feed(source: ArrayDataset | Mixture, batch_size: int) -> DeviceFeed:
     """The :class:`DeviceFeed` of ``source`` with ``batch_size`` rows per step (the iterator's)."""
     if isinstance(source, Mixture):
+
         def draw(arrays, descriptor):
-            key = jax.random.fold_in(jax.random.wrap_key_data(descriptor["key"]),
-                                     descriptor["index"])
+            key = jax.random.fold_in(
+                jax.random.wrap_key_data(descriptor["key"]), descriptor["index"]
+            )
             image, label = mixtures.draw(key, arrays["centres"], arrays["sigma"], batch_size)
             return {"image": image, "label": label}
+
         # Arguments, not constants: constant-folded, the draw would differ in the last bit.
-        return DeviceFeed({"centres": np.asarray(source.centres, np.float32),
-                           "sigma": np.float32(source.sigma)}, draw)
+        return DeviceFeed(
+            {"centres": np.asarray(source.centres, np.float32), "sigma": np.float32(source.sigma)},
+            draw,
+        )
 
     arrays = {"image": np.asarray(source.images), "label": np.asarray(source.labels)}
 
     def gather(arrays, descriptor):
         return {name: values[descriptor["rows"]] for name, values in arrays.items()}
+
     return DeviceFeed(arrays, gather)
 
 

@@ -9,6 +9,7 @@ uint8, 3 dims ``[N, 28, 28]``) and ``{train,t10k}-labels-idx1-ubyte`` (magic
 Written by hand (about 60 lines) because TFDS's own MNIST builder parses these
 files with TensorFlow, which this project does not require.
 """
+
 import gzip
 import os
 import zlib
@@ -47,32 +48,42 @@ def read_idx(path: str, magic: int | None = None) -> np.ndarray:
             with open(path, "rb") as f:
                 raw = f.read()
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise ValueError(f"IDX file {path!r} is not a valid gzip file (corrupted or "
-                         f"truncated): {e}") from e
+        raise ValueError(
+            f"IDX file {path!r} is not a valid gzip file (corrupted or truncated): {e}"
+        ) from e
     if len(raw) < 4:
-        raise ValueError(f"IDX file {path!r} has {len(raw)} bytes; expected at least "
-                         f"a 4-byte magic number")
+        raise ValueError(
+            f"IDX file {path!r} has {len(raw)} bytes; expected at least a 4-byte magic number"
+        )
     found = int.from_bytes(raw[:4], "big")
     if magic is not None and found != magic:
-        raise ValueError(f"IDX file {path!r} has magic number 0x{found:08x}; expected "
-                         f"magic number 0x{magic:08x} "
-                         f"({np.dtype(_DTYPES[magic >> 8 & 0xFF]).name}, {magic & 0xFF} dims)")
+        raise ValueError(
+            f"IDX file {path!r} has magic number 0x{found:08x}; expected "
+            f"magic number 0x{magic:08x} "
+            f"({np.dtype(_DTYPES[magic >> 8 & 0xFF]).name}, {magic & 0xFF} dims)"
+        )
     zero, code, ndim = found >> 16, raw[2], raw[3]
     if zero != 0 or code not in _DTYPES or ndim == 0:
-        raise ValueError(f"IDX file {path!r} has magic number 0x{found:08x}; expected "
-                         f"magic number 0x0000<type><ndim> with type in "
-                         f"{sorted(hex(c) for c in _DTYPES)} and ndim >= 1")
+        raise ValueError(
+            f"IDX file {path!r} has magic number 0x{found:08x}; expected "
+            f"magic number 0x0000<type><ndim> with type in "
+            f"{sorted(hex(c) for c in _DTYPES)} and ndim >= 1"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"IDX file {path!r} is truncated: {len(raw)} bytes, header of "
-                         f"{ndim} dims needs {header}")
+        raise ValueError(
+            f"IDX file {path!r} is truncated: {len(raw)} bytes, header of "
+            f"{ndim} dims needs {header}"
+        )
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_DTYPES[code])
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"IDX file {path!r} has {len(raw)} bytes; its header "
-                         f"(shape {shape}, dtype {dtype.name}) needs exactly {expected}"
-                         f" ({'truncated' if len(raw) < expected else 'trailing bytes'})")
+        raise ValueError(
+            f"IDX file {path!r} has {len(raw)} bytes; its header "
+            f"(shape {shape}, dtype {dtype.name}) needs exactly {expected}"
+            f" ({'truncated' if len(raw) < expected else 'trailing bytes'})"
+        )
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -95,8 +106,10 @@ def find_split_files(directory: str, split: str) -> tuple[str, str]:
         stem = os.path.join(directory, f"{_PREFIX[split]}-{kind}-ubyte")
         found = [p for p in (stem, stem + ".gz") if os.path.isfile(p)]
         if not found:
-            raise FileNotFoundError(f"IDX directory {directory!r} has no {split} split file "
-                                    f"{os.path.basename(stem)}[.gz]")
+            raise FileNotFoundError(
+                f"IDX directory {directory!r} has no {split} split file "
+                f"{os.path.basename(stem)}[.gz]"
+            )
         paths.append(found[0])
     return paths[0], paths[1]
 
@@ -112,6 +125,8 @@ def read_idx_split(directory: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     image_path, label_path = find_split_files(directory, split)
     images, labels = read_idx(image_path, _IMAGE_MAGIC), read_idx(label_path, _LABEL_MAGIC)
     if len(images) != len(labels):
-        raise ValueError(f"IDX split {split!r} in {directory!r}: {len(images)} images in "
-                         f"{image_path!r} but {len(labels)} labels in {label_path!r}")
+        raise ValueError(
+            f"IDX split {split!r} in {directory!r}: {len(images)} images in "
+            f"{image_path!r} but {len(labels)} labels in {label_path!r}"
+        )
     return images[..., None], labels

@@ -10,6 +10,7 @@ Defaults r = 2, s = 2, σ = 0.02 are the published settings.
 ``Mixture.support()`` is the box around the modes in which the mode metrics'
 noise null (uniform points) lives.
 """
+
 import dataclasses
 import functools
 
@@ -32,6 +33,7 @@ class Mixture:
       centres: ``float32 [M, 2]`` mode centres (the evaluation's true modes).
       sigma: the standard deviation σ of every mode.
     """
+
     name: str
     centres: np.ndarray
     sigma: float
@@ -65,8 +67,9 @@ class Mixture:
         return modes.support_box(self.centres)
 
 
-def mixture(name: str, *, radius: float = 2.0, spacing: float = 2.0,
-            sigma: float = 0.02) -> Mixture:
+def mixture(
+    name: str, *, radius: float = 2.0, spacing: float = 2.0, sigma: float = 0.02
+) -> Mixture:
     """The mixture called ``name`` (``'ring8'`` or ``'grid25'``).
 
     Args:

@@ -27,6 +27,7 @@ datasets here fit in memory and a batch is one numpy gather, so there is no
 throughput for it to win on a 2-core CPU. The sources stay TFDS array_record
 builders read with ``tfds.data_source``.
 """
+
 import queue
 import threading
 from typing import Callable, Iterator, Sequence
@@ -45,27 +46,30 @@ Batch = dict[str, np.ndarray]
 
 def default_config() -> ml_collections.ConfigDict:
     """``config.data``: which dataset, the batch, and where data lives."""
-    return ml_collections.ConfigDict({
-        "name": "digits",          # LOCAL_DATASETS, MIXTURES or a TFDS catalog name
-        "batch_size": 64,          # global batch (all devices, per member)
-        "drop_remainder": True,    # False: each epoch ends with a smaller batch
-        "data_dir": "",            # prepared-data cache ('': $TFDS_DATA_DIR, ~/tensorflow_datasets)
-        "idx_dir": "",             # fashion_mnist/mnist IDX files ('': REGAN_DATA_DIR, Debian, ...)
-        "download": False,         # True: a TFDS catalog dataset may be downloaded
-        "prefetch": 2,             # batches prefetch_to_device keeps ready
-        "stacked_size": 10_000,    # stacked_digits train examples
-        "stacked_test_size": 1_000,  # stacked_digits test examples
-        "stacked_seed": 0,         # stacked_digits draws
-        "ring_radius": 2.0,        # ring8 radius
-        "grid_spacing": 2.0,       # grid25 spacing
-        "sigma": 0.02,             # ring8/grid25 per-mode standard deviation
-        "train_size": None,        # None: the whole training split; n: a class-stratified subset
-        "train_subset_seed": 0,    # the subset's draw (the held-out split is never subsampled)
-    })
+    return ml_collections.ConfigDict(
+        {
+            "name": "digits",  # LOCAL_DATASETS, MIXTURES or a TFDS catalog name
+            "batch_size": 64,  # global batch (all devices, per member)
+            "drop_remainder": True,  # False: each epoch ends with a smaller batch
+            "data_dir": "",  # prepared-data cache ('': $TFDS_DATA_DIR, ~/tensorflow_datasets)
+            "idx_dir": "",  # fashion_mnist/mnist IDX files ('': REGAN_DATA_DIR, Debian, ...)
+            "download": False,  # True: a TFDS catalog dataset may be downloaded
+            "prefetch": 2,  # batches prefetch_to_device keeps ready
+            "stacked_size": 10_000,  # stacked_digits train examples
+            "stacked_test_size": 1_000,  # stacked_digits test examples
+            "stacked_seed": 0,  # stacked_digits draws
+            "ring_radius": 2.0,  # ring8 radius
+            "grid_spacing": 2.0,  # grid25 spacing
+            "sigma": 0.02,  # ring8/grid25 per-mode standard deviation
+            "train_size": None,  # None: the whole training split; n: a class-stratified subset
+            "train_subset_seed": 0,  # the subset's draw (the held-out split is never subsampled)
+        }
+    )
 
 
-def from_config(data_cfg: ml_collections.ConfigDict,
-                split: str = "train") -> ArrayDataset | Mixture:
+def from_config(
+    data_cfg: ml_collections.ConfigDict, split: str = "train"
+) -> ArrayDataset | Mixture:
     """The dataset ``data_cfg.name`` (an :class:`ArrayDataset`) or mixture.
 
     The ``'train'`` split is cut to ``data_cfg.train_size`` examples
@@ -76,13 +80,26 @@ def from_config(data_cfg: ml_collections.ConfigDict,
     """
     if data_cfg.name in MIXTURES:
         if data_cfg.train_size is not None:
-            raise ValueError(f"train_size={data_cfg.train_size}: {data_cfg.name!r} is a mixture "
-                             "sampled on the fly; it has no training set to subsample")
-        return mixture(data_cfg.name, radius=data_cfg.ring_radius,
-                       spacing=data_cfg.grid_spacing, sigma=data_cfg.sigma)
-    dataset = load(data_cfg.name, split, data_dir=data_cfg.data_dir, idx_dir=data_cfg.idx_dir,
-                   download=data_cfg.download, size=data_cfg.stacked_size,
-                   test_size=data_cfg.stacked_test_size, seed=data_cfg.stacked_seed)
+            raise ValueError(
+                f"train_size={data_cfg.train_size}: {data_cfg.name!r} is a mixture "
+                "sampled on the fly; it has no training set to subsample"
+            )
+        return mixture(
+            data_cfg.name,
+            radius=data_cfg.ring_radius,
+            spacing=data_cfg.grid_spacing,
+            sigma=data_cfg.sigma,
+        )
+    dataset = load(
+        data_cfg.name,
+        split,
+        data_dir=data_cfg.data_dir,
+        idx_dir=data_cfg.idx_dir,
+        download=data_cfg.download,
+        size=data_cfg.stacked_size,
+        test_size=data_cfg.stacked_test_size,
+        seed=data_cfg.stacked_seed,
+    )
     if split != "train":
         return dataset
     return training_subset(dataset, data_cfg.train_size, data_cfg.train_subset_seed)
@@ -99,8 +116,13 @@ class BatchIterator:
       steps_per_epoch: batches per epoch (None for mixtures).
     """
 
-    def __init__(self, fetch: Callable[[int, int], Batch], steps_per_epoch: int | None,
-                 spec: DataSpec, position: dict):
+    def __init__(
+        self,
+        fetch: Callable[[int, int], Batch],
+        steps_per_epoch: int | None,
+        spec: DataSpec,
+        position: dict,
+    ):
         self._fetch = fetch
         self.steps_per_epoch = steps_per_epoch
         self.spec = spec
@@ -126,12 +148,17 @@ class BatchIterator:
         """Nothing to release (the same interface as :class:`Prefetcher`)."""
 
 
-def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
-                  position: dict | None = None, num_members: int | None = None,
-                  member_seeds: Sequence[int] | None = None,
-                  rows_per_step: int | None = None,
-                  source: ArrayDataset | Mixture | None = None,
-                  on_device: bool = False) -> BatchIterator:
+def make_iterator(
+    data_cfg: ml_collections.ConfigDict,
+    seed: int,
+    *,
+    position: dict | None = None,
+    num_members: int | None = None,
+    member_seeds: Sequence[int] | None = None,
+    rows_per_step: int | None = None,
+    source: ArrayDataset | Mixture | None = None,
+    on_device: bool = False,
+) -> BatchIterator:
     """The training batch iterator of ``data_cfg`` (see the module docstring).
 
     With members, batches get a leading member axis ``[K, B, ...]`` and member
@@ -162,8 +189,9 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
         dataset, or a position that does not belong to this iterator.
     """
     if num_members is not None and member_seeds is not None:
-        raise ValueError(f"give num_members ({num_members}) or member_seeds "
-                         f"({member_seeds}), not both")
+        raise ValueError(
+            f"give num_members ({num_members}) or member_seeds ({member_seeds}), not both"
+        )
     if num_members is not None:
         if num_members <= 0:
             raise ValueError(f"num_members must be > 0 or None, got {num_members}")
@@ -171,23 +199,40 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, seed: int, *,
     seeds = [seed] if member_seeds is None else [int(s) for s in member_seeds]
     batch_size = data_cfg.batch_size if rows_per_step is None else rows_per_step
     if not seeds or min(seeds) < 0 or batch_size <= 0:
-        raise ValueError(f"make_iterator needs seeds >= 0 (at least one) and batch_size > 0; "
-                         f"got seeds {seeds}, batch_size {batch_size}")
+        raise ValueError(
+            f"make_iterator needs seeds >= 0 (at least one) and batch_size > 0; "
+            f"got seeds {seeds}, batch_size {batch_size}"
+        )
     source = from_config(data_cfg) if source is None else source
-    start = {"name": data_cfg.name, "seed": seed if member_seeds is None else seeds,
-             "batch_size": batch_size, "epoch": 0, "index": 0}
+    start = {
+        "name": data_cfg.name,
+        "seed": seed if member_seeds is None else seeds,
+        "batch_size": batch_size,
+        "epoch": 0,
+        "index": 0,
+    }
     if position is not None:
         start = _checked_position(start, position)
     if isinstance(source, Mixture):
-        fetch, steps = (_mixture_descriptors(seeds) if on_device
-                        else _mixture_fetch(source, batch_size, seeds)), None
+        fetch, steps = (
+            (
+                _mixture_descriptors(seeds)
+                if on_device
+                else _mixture_fetch(source, batch_size, seeds)
+            ),
+            None,
+        )
     else:
         rows, steps = _array_rows(source, batch_size, seeds, data_cfg.drop_remainder)
-        fetch = ((lambda epoch, index: {"rows": rows(epoch, index)}) if on_device
-                 else _gathered(source, rows))
+        fetch = (
+            (lambda epoch, index: {"rows": rows(epoch, index)})
+            if on_device
+            else _gathered(source, rows)
+        )
     if steps is not None and start["index"] >= steps:
-        raise ValueError(f"data position index {start['index']} is past the end of an epoch "
-                         f"of {steps} batches")
+        raise ValueError(
+            f"data position index {start['index']} is past the end of an epoch of {steps} batches"
+        )
     if member_seeds is None:
         fetch = _drop_member_axis(fetch)
     return BatchIterator(fetch, steps, source.spec, start)
@@ -231,8 +276,7 @@ class Prefetcher:
         self._position = iterator.position
         self._queue = queue.Queue(maxsize=size)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, args=(iterator, sharding),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._fill, args=(iterator, sharding), daemon=True)
         self._thread.start()
 
     @property
@@ -275,8 +319,9 @@ class Prefetcher:
         self.close()
 
 
-def prefetch_to_device(iterator: BatchIterator, size: int = 2,
-                       sharding=None) -> "Prefetcher | BatchIterator":
+def prefetch_to_device(
+    iterator: BatchIterator, size: int = 2, sharding=None
+) -> "Prefetcher | BatchIterator":
     """Wraps ``iterator`` in a :class:`Prefetcher` keeping ``size`` batches ready.
 
     The training loop reads its batches through this (``config.data.prefetch``).
@@ -299,31 +344,38 @@ def prefetch_to_device(iterator: BatchIterator, size: int = 2,
 def _checked_position(start: dict, position: dict) -> dict:
     for key in ("name", "seed", "batch_size"):
         if position.get(key) != start[key]:
-            raise ValueError(f"data position {position} does not belong to this iterator: "
-                             f"{key} is {position.get(key)!r}, the iterator has {start[key]!r}")
-    if not (isinstance(position.get("epoch"), int) and isinstance(position.get("index"), int)
-            and position["epoch"] >= 0 and position["index"] >= 0):
+            raise ValueError(
+                f"data position {position} does not belong to this iterator: "
+                f"{key} is {position.get(key)!r}, the iterator has {start[key]!r}"
+            )
+    if not (
+        isinstance(position.get("epoch"), int)
+        and isinstance(position.get("index"), int)
+        and position["epoch"] >= 0
+        and position["index"] >= 0
+    ):
         raise ValueError(f"data position {position} needs integer epoch >= 0 and index >= 0")
     return {**start, "epoch": position["epoch"], "index": position["index"]}
 
 
-def _array_rows(dataset: ArrayDataset, batch_size: int, seeds: list[int],
-                drop_remainder: bool):
+def _array_rows(dataset: ArrayDataset, batch_size: int, seeds: list[int], drop_remainder: bool):
     """``rows(epoch, index) -> int32 [K, b]``, each member's dataset rows, and the epoch length."""
     n = len(dataset)
     if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than dataset {dataset.name!r} "
-                         f"({n} examples)")
+        raise ValueError(
+            f"batch_size {batch_size} is larger than dataset {dataset.name!r} ({n} examples)"
+        )
     steps = n // batch_size if drop_remainder else -(-n // batch_size)
     orders = {}  # Only the current epoch's permutations are kept.
 
     def rows(epoch, index):
         if epoch not in orders:
             orders.clear()
-            orders[epoch] = [np.random.default_rng([seed, epoch]).permutation(n)
-                             for seed in seeds]
-        return np.stack([order[index * batch_size:(index + 1) * batch_size]
-                         for order in orders[epoch]]).astype(np.int32)
+            orders[epoch] = [np.random.default_rng([seed, epoch]).permutation(n) for seed in seeds]
+        return np.stack(
+            [order[index * batch_size : (index + 1) * batch_size] for order in orders[epoch]]
+        ).astype(np.int32)
+
     return rows, steps
 
 
@@ -331,6 +383,7 @@ def _gathered(dataset: ArrayDataset, rows):
     def fetch(epoch, index):
         taken = rows(epoch, index)
         return {"image": dataset.images[taken], "label": dataset.labels[taken]}
+
     return fetch
 
 
@@ -339,9 +392,11 @@ def _mixture_fetch(source: Mixture, batch_size: int, seeds: list[int]):
 
     def fetch(epoch, index):
         del epoch  # A mixture's stream is one endless epoch.
-        points, labels = zip(*(source.sample_labelled(jax.random.fold_in(key, index),
-                                                      batch_size) for key in keys))
+        points, labels = zip(
+            *(source.sample_labelled(jax.random.fold_in(key, index), batch_size) for key in keys)
+        )
         return {"image": np.stack(points), "label": np.stack(labels)}
+
     return fetch
 
 
@@ -352,6 +407,7 @@ def _mixture_descriptors(seeds: list[int]):
     def fetch(epoch, index):
         del epoch
         return {"key": keys, "index": np.full((len(seeds),), index, np.int32)}
+
     return fetch
 
 

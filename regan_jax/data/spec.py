@@ -1,4 +1,5 @@
 """The in-memory dataset and the spec that models are built from."""
+
 import dataclasses
 from typing import NamedTuple
 
@@ -13,6 +14,7 @@ class DataSpec(NamedTuple):
       num_classes: label count (0: the dataset has no labels).
       name: the dataset name.
     """
+
     shape: tuple[int, ...]
     num_classes: int = 0
     name: str = ""
@@ -29,6 +31,7 @@ class ArrayDataset:
       num_classes: label count (0: the dataset has no labels).
       name: the dataset name.
     """
+
     images: np.ndarray
     labels: np.ndarray
     num_classes: int
@@ -39,5 +42,6 @@ class ArrayDataset:
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec(shape=tuple(self.images.shape[1:]), num_classes=self.num_classes,
-                        name=self.name)
+        return DataSpec(
+            shape=tuple(self.images.shape[1:]), num_classes=self.num_classes, name=self.name
+        )

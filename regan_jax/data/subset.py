@@ -1,4 +1,5 @@
 """Data-limited training sets: a class-stratified, seeded subset of a split."""
+
 import numpy as np
 
 from regan_jax.data.spec import ArrayDataset
@@ -19,16 +20,18 @@ def stratified_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     labels = np.asarray(labels)
     n = labels.shape[0]
     if not 1 <= size <= n:
-        raise ValueError(f"train_size={size} must lie in [1, {n}] (the training split has "
-                         f"{n} examples)")
+        raise ValueError(
+            f"train_size={size} must lie in [1, {n}] (the training split has {n} examples)"
+        )
     classes, counts = np.unique(labels, return_counts=True)
     quota = size * counts / n
     share = np.floor(quota).astype(int)
     leftover = size - share.sum()
     share[np.lexsort((classes, -(quota - share)))[:leftover]] += 1
     rng = np.random.default_rng(seed)
-    picked = [rng.choice(np.flatnonzero(labels == c), k, replace=False)
-              for c, k in zip(classes, share)]
+    picked = [
+        rng.choice(np.flatnonzero(labels == c), k, replace=False) for c, k in zip(classes, share)
+    ]
     return np.sort(np.concatenate(picked))
 
 
@@ -37,5 +40,9 @@ def training_subset(dataset: ArrayDataset, size: int | None, seed: int) -> Array
     if size is None:
         return dataset
     rows = stratified_indices(dataset.labels, size, seed)
-    return ArrayDataset(images=dataset.images[rows], labels=dataset.labels[rows],
-                        num_classes=dataset.num_classes, name=dataset.name)
+    return ArrayDataset(
+        images=dataset.images[rows],
+        labels=dataset.labels[rows],
+        num_classes=dataset.num_classes,
+        name=dataset.name,
+    )

@@ -34,6 +34,7 @@ name                       base        image        examples           classifie
 ``FileNotFoundError`` saying how to get them (no catalog fallback: the TFDS
 catalog has no such dataset).
 """
+
 from typing import NamedTuple
 
 import numpy as np
@@ -44,11 +45,14 @@ CLASSES_PER_DOMAIN = 10
 
 class Unpaired(NamedTuple):
     """An unpaired dataset: its base (domain B, and the name of its shipped classifier)."""
+
     base: str
 
 
-UNPAIRED = {"unpaired_digits": Unpaired("digits"),
-            "unpaired_fashion_mnist": Unpaired("fashion_mnist")}
+UNPAIRED = {
+    "unpaired_digits": Unpaired("digits"),
+    "unpaired_fashion_mnist": Unpaired("fashion_mnist"),
+}
 
 
 def invert(x):
@@ -60,9 +64,10 @@ def split_domains(images):
     """``[..., H, W, 2C] -> (a, b)``, each ``[..., H, W, C]`` (numpy or jax arrays)."""
     channels = images.shape[-1]
     if channels % 2:
-        raise ValueError(f"unpaired images stack two domains on the channel axis; got "
-                         f"{channels} channels")
-    return images[..., :channels // 2], images[..., channels // 2:]
+        raise ValueError(
+            f"unpaired images stack two domains on the channel axis; got {channels} channels"
+        )
+    return images[..., : channels // 2], images[..., channels // 2 :]
 
 
 def domain_labels(labels):
@@ -70,8 +75,13 @@ def domain_labels(labels):
     return labels // CLASSES_PER_DOMAIN, labels % CLASSES_PER_DOMAIN
 
 
-def unpaired_arrays(images: np.ndarray, labels: np.ndarray, pixel_max: int, split_index: int,
-                    seed: int = UNPAIRED_SEED):
+def unpaired_arrays(
+    images: np.ndarray,
+    labels: np.ndarray,
+    pixel_max: int,
+    split_index: int,
+    seed: int = UNPAIRED_SEED,
+):
     """The unpaired examples of one split of a base dataset (module docstring).
 
     Args:
@@ -88,8 +98,12 @@ def unpaired_arrays(images: np.ndarray, labels: np.ndarray, pixel_max: int, spli
     """
     order = np.random.default_rng([seed, split_index]).permutation(len(images))
     half = len(images) // 2
-    a_index, b_index = order[:half], order[half:2 * half]
+    a_index, b_index = order[:half], order[half : 2 * half]
     inverted = (pixel_max - images[a_index].astype(np.int64)).astype(images.dtype)
     stacked = np.concatenate([inverted, images[b_index]], axis=-1)
-    return (stacked, CLASSES_PER_DOMAIN * labels[a_index].astype(np.int64) + labels[b_index],
-            a_index, b_index)
+    return (
+        stacked,
+        CLASSES_PER_DOMAIN * labels[a_index].astype(np.int64) + labels[b_index],
+        a_index,
+        b_index,
+    )

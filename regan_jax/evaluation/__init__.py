@@ -10,6 +10,7 @@ training loop asks (in-training scores, the final summary). A family with
 its own scores keeps them in a module here (:mod:`regan_jax.evaluation.cyclegan`:
 the cycle GAN's held-out translation scores and its null references).
 """
+
 from regan_jax.evaluation.classifier import (
     CLASSIFIER_SPECS,
     ClassifierCNN,
@@ -49,12 +50,35 @@ from regan_jax.evaluation.references import (
 )
 
 __all__ = [
-    "CLASSIFIER_SPECS", "ClassifierCNN", "ClassifierSpec", "FIDInceptionV3", "FeatureClassifier",
+    "CLASSIFIER_SPECS",
+    "ClassifierCNN",
+    "ClassifierSpec",
+    "FIDInceptionV3",
+    "FeatureClassifier",
     "as_sample_fn_output",
-    "InceptionFeatures", "PerChannelClassifier", "Reference", "count_nonfinite", "draw_samples",
-    "evaluate", "load_classifier", "load_inception", "make_reference", "mean_elbo",
-    "mean_scores", "metric_names", "resize_bilinear", "RunHooks", "run_hooks", "weight_summary",
+    "InceptionFeatures",
+    "PerChannelClassifier",
+    "Reference",
+    "count_nonfinite",
+    "draw_samples",
+    "evaluate",
+    "load_classifier",
+    "load_inception",
+    "make_reference",
+    "mean_elbo",
+    "mean_scores",
+    "metric_names",
+    "resize_bilinear",
+    "RunHooks",
+    "run_hooks",
+    "weight_summary",
     "config_reference",
-    "MIXTURE_NULL_KINDS", "NULL_KINDS", "at_noise_level", "null_halves", "null_kinds", "null_reference",
-    "null_samples", "null_scores",
+    "MIXTURE_NULL_KINDS",
+    "NULL_KINDS",
+    "at_noise_level",
+    "null_halves",
+    "null_kinds",
+    "null_reference",
+    "null_samples",
+    "null_scores",
 ]

@@ -10,6 +10,7 @@ metadata that ties the file to its network and data: dataset name,
 architecture, sha256 of the weights file and of the training images, held-out
 accuracy, the command and seed that reproduce it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,10 +55,21 @@ class ClassifierSpec:
 # Sized so that a weights file stays a few hundred KB (float32 params). The
 # 8x8 digits keep full resolution in the first stage.
 CLASSIFIER_SPECS: Mapping[str, ClassifierSpec] = {
-    "digits": ClassifierSpec(image_shape=(8, 8, 1), widths=(32, 64, 64), strides=(1, 2, 2),
-                             feature_dim=64, num_classes=10, dropout_rate=0.3),
-    "fashion_mnist": ClassifierSpec(image_shape=(28, 28, 1), widths=(32, 64, 64),
-                                    strides=(2, 2, 2), feature_dim=64, num_classes=10),
+    "digits": ClassifierSpec(
+        image_shape=(8, 8, 1),
+        widths=(32, 64, 64),
+        strides=(1, 2, 2),
+        feature_dim=64,
+        num_classes=10,
+        dropout_rate=0.3,
+    ),
+    "fashion_mnist": ClassifierSpec(
+        image_shape=(28, 28, 1),
+        widths=(32, 64, 64),
+        strides=(2, 2, 2),
+        feature_dim=64,
+        num_classes=10,
+    ),
 }
 
 
@@ -109,8 +121,9 @@ def spec_for(name: str) -> ClassifierSpec:
 
 def make_module(spec: ClassifierSpec) -> ClassifierCNN:
     """The flax module of ``spec``."""
-    return ClassifierCNN(spec.widths, spec.strides, spec.feature_dim, spec.num_classes,
-                         spec.dropout_rate)
+    return ClassifierCNN(
+        spec.widths, spec.strides, spec.feature_dim, spec.num_classes, spec.dropout_rate
+    )
 
 
 def init_params(spec: ClassifierSpec, key: jax.Array) -> Any:
@@ -149,12 +162,15 @@ def batched_apply(
     """
     outputs = []
     starts = range(0, x.shape[0], batch_size)
-    for start in tqdm.auto.tqdm(starts, desc=desc, leave=False,
-                                disable=None if progress is None else not progress):
+    for start in tqdm.auto.tqdm(
+        starts, desc=desc, leave=False, disable=None if progress is None else not progress
+    ):
         chunk = x[start : start + batch_size]
         n = chunk.shape[0]
         if n < batch_size:
-            chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]), chunk.dtype)])
+            chunk = np.concatenate(
+                [chunk, np.zeros((batch_size - n, *chunk.shape[1:]), chunk.dtype)]
+            )
         outputs.append(fn(jnp.asarray(chunk))[:n])
     return jnp.concatenate(outputs)
 
@@ -184,12 +200,17 @@ class FeatureClassifier:
         x = np.asarray(images, np.float32)
         if x.ndim != 4 or x.shape[1:] != self.spec.image_shape:
             raise ValueError(
-                    f"the {self.name!r} classifier expects images [N, {', '.join(map(str, self.spec.image_shape))}], "
-                    f"got shape {x.shape}"
+                f"the {self.name!r} classifier expects images [N, {', '.join(map(str, self.spec.image_shape))}], "
+                f"got shape {x.shape}"
             )
         module = make_module(self.spec)
-        return batched_apply(lambda b: _apply(module, self.params, b)[index], x, self.batch_size,
-                             progress=progress, desc=f"{self.name} features")
+        return batched_apply(
+            lambda b: _apply(module, self.params, b)[index],
+            x,
+            self.batch_size,
+            progress=progress,
+            desc=f"{self.name} features",
+        )
 
     def features(self, images: Any, *, progress: bool | None = False) -> jax.Array:
         """Penultimate-layer activations ``[N, feature_dim]`` (``progress``: see :func:`batched_apply`)."""
@@ -266,8 +287,8 @@ def _check_shapes(name: str, path: pathlib.Path, params: Any, spec: ClassifierSp
         raise ValueError(f"{path} does not hold flax params: {err}") from err
     if got != expected:
         raise ValueError(
-                f"{path} does not hold the {name!r} classifier's params: expected shapes {expected}, "
-                f"got {got}"
+            f"{path} does not hold the {name!r} classifier's params: expected shapes {expected}, "
+            f"got {got}"
         )
 
 
@@ -289,29 +310,31 @@ def load_classifier(name: str, weights_path: str | pathlib.Path | None = None) -
             params whose structure or shapes are not this network's.
     """
     spec = spec_for(name)
-    path = pathlib.Path(weights_path) if weights_path is not None else WEIGHTS_DIR / f"{name}.msgpack"
+    path = (
+        pathlib.Path(weights_path) if weights_path is not None else WEIGHTS_DIR / f"{name}.msgpack"
+    )
     meta_path = path.with_suffix(".json")
     for p in (path, meta_path):
         if not p.is_file():
             raise ValueError(
-                    f"classifier file {p} not found; train it with "
-                    f"`python -m regan_jax.evaluation.train_classifier --dataset {name} --out {path.parent}`"
+                f"classifier file {p} not found; train it with "
+                f"`python -m regan_jax.evaluation.train_classifier --dataset {name} --out {path.parent}`"
             )
     metadata = json.loads(meta_path.read_text())
     if metadata.get("dataset") != name:
         raise ValueError(
-                f"{path} holds the classifier of dataset {metadata.get('dataset')!r}, not {name!r}"
+            f"{path} holds the classifier of dataset {metadata.get('dataset')!r}, not {name!r}"
         )
     if metadata.get("architecture") != architecture_dict(spec):
         raise ValueError(
-                f"{path} was trained with architecture {metadata.get('architecture')}, "
-                f"but the {name!r} classifier is {architecture_dict(spec)}"
+            f"{path} was trained with architecture {metadata.get('architecture')}, "
+            f"but the {name!r} classifier is {architecture_dict(spec)}"
         )
     digest = file_sha256(path)
     if digest != metadata.get("weights_sha256"):
         raise ValueError(
-                f"{path} has sha256 {digest}, but its metadata {meta_path} names "
-                f"{metadata.get('weights_sha256')}: the weights file is not the one the metadata describes"
+            f"{path} has sha256 {digest}, but its metadata {meta_path} names "
+            f"{metadata.get('weights_sha256')}: the weights file is not the one the metadata describes"
         )
     try:
         state = flax.serialization.msgpack_restore(path.read_bytes())

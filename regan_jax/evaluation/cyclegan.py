@@ -21,6 +21,7 @@ the same code: ``identity`` (G = F = identity: A's images themselves as B),
 ``noise`` (uniform pixels) and ``real`` (the true inverse T⁻¹: held-out real
 images against other held-out real images, the floor).
 """
+
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -35,8 +36,7 @@ from regan_jax import data, metrics
 from regan_jax.data import unpaired
 from regan_jax.evaluation import classifier as classifier_lib
 
-SCORES = ("fd", "content_accuracy", "fd_f", "content_accuracy_f", "cycle_error_a",
-          "cycle_error_b")
+SCORES = ("fd", "content_accuracy", "fd_f", "content_accuracy_f", "cycle_error_a", "cycle_error_b")
 NULL_KINDS = ("identity", "noise", "real")
 
 
@@ -50,6 +50,7 @@ class HeldOut(NamedTuple):
       b_features: features of ``b``, the reference of G(A).
       a_plain_features: features of T⁻¹(a), the reference of T⁻¹(F(B)).
     """
+
     a: np.ndarray
     b: np.ndarray
     label_a: np.ndarray
@@ -64,12 +65,20 @@ def held_out(dataset_name: str, test) -> HeldOut:
     clf = classifier_lib.load_classifier(unpaired.UNPAIRED[dataset_name].base)
     a, b = unpaired.split_domains(np.asarray(test.images, np.float32))
     label_a, label_b = unpaired.domain_labels(np.asarray(test.labels))
-    return HeldOut(a, b, label_a, label_b, clf, np.asarray(clf.features(b)),
-                   np.asarray(clf.features(unpaired.invert(a))))
+    return HeldOut(
+        a,
+        b,
+        label_a,
+        label_b,
+        clf,
+        np.asarray(clf.features(b)),
+        np.asarray(clf.features(unpaired.invert(a))),
+    )
 
 
-def score_translations(held: HeldOut, g_fn: Callable, f_fn: Callable,
-                       cheap: bool = False) -> dict[str, float | None]:
+def score_translations(
+    held: HeldOut, g_fn: Callable, f_fn: Callable, cheap: bool = False
+) -> dict[str, float | None]:
     """The family's held-out scores (module table) of translators ``g_fn``, ``f_fn``.
 
     Args:
@@ -95,8 +104,7 @@ def score_translations(held: HeldOut, g_fn: Callable, f_fn: Callable,
         "fd": metrics.frechet_distance(held.b_features, clf.features(fake_b)),
         "content_accuracy": float(np.mean(np.asarray(clf.predict(fake_b)) == held.label_a)),
         "fd_f": metrics.frechet_distance(held.a_plain_features, clf.features(fake_a_plain)),
-        "content_accuracy_f": float(np.mean(np.asarray(clf.predict(fake_a_plain))
-                                            == held.label_b)),
+        "content_accuracy_f": float(np.mean(np.asarray(clf.predict(fake_a_plain)) == held.label_b)),
         "cycle_error_a": float(np.mean(np.abs(rec_a.astype(np.float64) - held.a))),
         "cycle_error_b": float(np.mean(np.abs(rec_b.astype(np.float64) - held.b))),
     }
@@ -118,16 +126,19 @@ def make_evaluator(config: ml_collections.ConfigDict, models: Mapping[str, nn.Mo
 
     def translator(net, params):
         return lambda x: classifier_lib.batched_apply(
-            lambda chunk: _apply(models[net], params[net], chunk), np.asarray(x), batch)
+            lambda chunk: _apply(models[net], params[net], chunk), np.asarray(x), batch
+        )
 
     def evaluate(params, key, cheap=False):
         del key  # Translations of the whole split: nothing is drawn.
         return score_translations(held, translator("g", params), translator("f", params), cheap)
+
     return evaluate
 
 
-def null_scores(config: ml_collections.ConfigDict, key: jax.Array,
-                test=None) -> dict[str, dict[str, float | None]]:
+def null_scores(
+    config: ml_collections.ConfigDict, key: jax.Array, test=None
+) -> dict[str, dict[str, float | None]]:
     """The references' scores ``{kind: scores}``, by :func:`score_translations` (module docstring).
 
     ``identity``: G = F = identity (the untranslated images); ``noise``:
@@ -146,12 +157,14 @@ def null_scores(config: ml_collections.ConfigDict, key: jax.Array,
 
     def noise(x):
         calls.append(None)
-        return jax.random.uniform(jax.random.fold_in(key, len(calls)), np.shape(x),
-                                  jnp.float32, -1.0, 1.0)
+        return jax.random.uniform(
+            jax.random.fold_in(key, len(calls)), np.shape(x), jnp.float32, -1.0, 1.0
+        )
 
     translators = {"identity": lambda x: x, "noise": noise, "real": unpaired.invert}
-    return {kind: score_translations(held, translators[kind], translators[kind])
-            for kind in NULL_KINDS}
+    return {
+        kind: score_translations(held, translators[kind], translators[kind]) for kind in NULL_KINDS
+    }
 
 
 def study_nulls(config: ml_collections.ConfigDict, key: jax.Array) -> tuple[dict, int]:

@@ -45,6 +45,7 @@ as ``None`` (a mixture run with no sample near a mode gets ``reverse_kl =
 log M``, not inf, so it is not dropped). What noise and held-out real data
 score, by this same code, is :mod:`regan_jax.evaluation.references`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,8 +67,14 @@ FEATURE_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage")
 CLASS_METRICS = ("modes", "class_kl", "inception_score")
 CONDITIONAL_METRICS = ("cond_accuracy", "intra_fd")
 STACKED_METRICS = ("modes", "class_kl")
-MIXTURE_METRICS = ("modes", "robust_modes", "hq_fraction", "noise_hq_fraction", "reverse_kl",
-                   "at_noise_level")
+MIXTURE_METRICS = (
+    "modes",
+    "robust_modes",
+    "hq_fraction",
+    "noise_hq_fraction",
+    "reverse_kl",
+    "at_noise_level",
+)
 STACKED_DATASET = "stacked_digits"
 
 Classifier = classifier_lib.FeatureClassifier | classifier_lib.PerChannelClassifier
@@ -149,8 +156,9 @@ def make_reference(
     options = dict(data_options or {})
     if dataset in data.MIXTURES:
         source = data.mixture(dataset, **options) if mixture is None else mixture
-        return Reference(dataset=dataset, sample_shape=(2,), num_classes=source.num_modes,
-                         mixture=source)
+        return Reference(
+            dataset=dataset, sample_shape=(2,), num_classes=source.num_modes, mixture=source
+        )
     if (images is None) != (labels is None):
         raise ValueError("make_reference needs both images and labels, or neither")
     clf = default_classifier(dataset)
@@ -181,9 +189,15 @@ def make_reference(
     )
 
 
-def metric_names(reference: Reference, *, conditional: bool = False, cheap: bool = False,
-                 train: bool = False, critic: bool = False,
-                 latent_map: bool = False) -> tuple[str, ...]:
+def metric_names(
+    reference: Reference,
+    *,
+    conditional: bool = False,
+    cheap: bool = False,
+    train: bool = False,
+    critic: bool = False,
+    latent_map: bool = False,
+) -> tuple[str, ...]:
     """The sample-metric keys :func:`evaluate` reports for ``reference``
     (``train``, ``critic``, ``latent_map``: given a training reference, a
     ``critic_fn``, a ``latent_map``)."""
@@ -191,15 +205,16 @@ def metric_names(reference: Reference, *, conditional: bool = False, cheap: bool
         return MIXTURE_METRICS
     if cheap:
         return ("fd",)
-    extra = ((generalisation.GENERALISATION_METRICS if train else ())
-             + (generalisation.CRITIC_METRICS if train and critic else ())
-             + (generalisation.SMOOTHNESS_METRICS if train and latent_map else ()))
+    extra = (
+        (generalisation.GENERALISATION_METRICS if train else ())
+        + (generalisation.CRITIC_METRICS if train and critic else ())
+        + (generalisation.SMOOTHNESS_METRICS if train and latent_map else ())
+    )
     if isinstance(reference.classifier, classifier_lib.PerChannelClassifier):
         return FEATURE_METRICS + STACKED_METRICS + extra
     if reference.classifier is None:
         return FEATURE_METRICS + extra
-    return (FEATURE_METRICS + CLASS_METRICS + (CONDITIONAL_METRICS if conditional else ())
-            + extra)
+    return FEATURE_METRICS + CLASS_METRICS + (CONDITIONAL_METRICS if conditional else ()) + extra
 
 
 def draw_samples(
@@ -233,27 +248,36 @@ def draw_samples(
             shape, size or label count.
     """
     if num_samples < 1 or batch_size < 1:
-        raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
+        raise ValueError(
+            f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}"
+        )
     samples, labels = [], []
     starts = range(0, num_samples, batch_size)
-    bar = tqdm.auto.tqdm(starts, desc="sampling", leave=False,
-                         disable=None if progress is None else not progress)
+    bar = tqdm.auto.tqdm(
+        starts, desc="sampling", leave=False, disable=None if progress is None else not progress
+    )
     for i, start in enumerate(bar):
         n = min(batch_size, num_samples - start)
         out = sample_fn(jax.random.fold_in(key, i), n)
         x, y = out if isinstance(out, tuple) else (out, None)
         x = np.asarray(x, np.float32)
         if x.shape != (n, *sample_shape):
-            raise ValueError(f"sample_fn(key, {n}) returned samples of shape {x.shape}, "
-                             f"expected {(n, *sample_shape)}")
+            raise ValueError(
+                f"sample_fn(key, {n}) returned samples of shape {x.shape}, "
+                f"expected {(n, *sample_shape)}"
+            )
         if y is not None and np.shape(y) != (n,):
-            raise ValueError(f"sample_fn(key, {n}) returned labels of shape {np.shape(y)}, expected ({n},)")
+            raise ValueError(
+                f"sample_fn(key, {n}) returned labels of shape {np.shape(y)}, expected ({n},)"
+            )
         samples.append(x)
         labels.append(y)
     has_labels = [y is not None for y in labels]
     if any(has_labels) and not all(has_labels):
         raise ValueError("sample_fn returned labels for some batches only")
-    return np.concatenate(samples), (np.concatenate(labels).astype(np.int32) if all(has_labels) else None)
+    return np.concatenate(samples), (
+        np.concatenate(labels).astype(np.int32) if all(has_labels) else None
+    )
 
 
 def as_sample_fn_output(out):
@@ -290,8 +314,9 @@ def _sample_scores(
 ) -> dict[str, Any]:
     if reference.mixture is not None:
         mixture = reference.mixture
-        return metrics.mode_metrics(samples, mixture.centres, mixture.sigma,
-                                    support=mixture.support())
+        return metrics.mode_metrics(
+            samples, mixture.centres, mixture.sigma, support=mixture.support()
+        )
     fake = np.asarray(reference.feature_net.features(samples, progress=progress))
     scores: dict[str, Any] = {"fd": metrics.frechet_distance(reference.features, fake)}
     if cheap:
@@ -309,22 +334,35 @@ def _sample_scores(
         if labels is not None:
             scores["cond_accuracy"] = metrics.conditional_accuracy(np.argmax(probs, axis=1), labels)
             scores["intra_fd"] = metrics.intra_class_frechet_distance(
-                reference.features, reference.labels, fake, labels, reference.num_classes)
+                reference.features, reference.labels, fake, labels, reference.num_classes
+            )
     if train is not None:
-        scores.update(generalisation.generalisation_scores(
-            train, reference, samples, fake, jax.random.fold_in(key, 1)))
+        scores.update(
+            generalisation.generalisation_scores(
+                train, reference, samples, fake, jax.random.fold_in(key, 1)
+            )
+        )
         if critic_fn is not None:
-            scores.update(generalisation.critic_scores(critic_fn, train, reference, samples,
-                                                       labels))
+            scores.update(
+                generalisation.critic_scores(critic_fn, train, reference, samples, labels)
+            )
         if latent_map is not None:
-            scores.update(generalisation.smoothness_scores(
-                latent_map, reference.feature_net.feature_map(), len(samples),
-                jax.random.fold_in(key, 2)))
+            scores.update(
+                generalisation.smoothness_scores(
+                    latent_map,
+                    reference.feature_net.feature_map(),
+                    len(samples),
+                    jax.random.fold_in(key, 2),
+                )
+            )
     return scores
 
 
-def mean_scores(score_fn: Callable[[jax.Array], Mapping[str, jax.Array]], images: np.ndarray,
-                batch_size: int = 500) -> dict[str, float]:
+def mean_scores(
+    score_fn: Callable[[jax.Array], Mapping[str, jax.Array]],
+    images: np.ndarray,
+    batch_size: int = 500,
+) -> dict[str, float]:
     """Means over ``images`` of per-example scores ``score_fn(batch) -> {name: [B]}``.
 
     NaN stays NaN.
@@ -347,12 +385,15 @@ def mean_scores(score_fn: Callable[[jax.Array], Mapping[str, jax.Array]], images
     except TypeError as e:  # jnp.stack of scores that are not one value per example.
         raise ValueError(f"score_fn must return one value per image for every score: {e}") from None
     if values.shape != (images.shape[0], len(names)):
-        raise ValueError(f"score_fn must return one value per image, got shape "
-                         f"{values.shape[1:]} per image")
+        raise ValueError(
+            f"score_fn must return one value per image, got shape {values.shape[1:]} per image"
+        )
     return {name: float(np.mean(values[:, j])) for j, name in enumerate(names)}
 
 
-def mean_elbo(elbo_fn: Callable[[jax.Array], jax.Array], images: np.ndarray, batch_size: int = 500) -> float:
+def mean_elbo(
+    elbo_fn: Callable[[jax.Array], jax.Array], images: np.ndarray, batch_size: int = 500
+) -> float:
     """Mean over ``images`` of ``elbo_fn(batch) -> per-example ELBO [B]`` (:func:`mean_scores`)."""
     return mean_scores(lambda x: {"elbo": elbo_fn(x)}, images, batch_size)["elbo"]
 
@@ -417,23 +458,47 @@ def evaluate(
         (``elbo`` too with ``elbo_fn``).
     """
     sample_key, metric_key = jax.random.split(key)
-    samples, labels = draw_samples(sample_fn, sample_key, num_samples, reference.sample_shape,
-                                   batch_size=batch_size, progress=progress)
+    samples, labels = draw_samples(
+        sample_fn,
+        sample_key,
+        num_samples,
+        reference.sample_shape,
+        batch_size=batch_size,
+        progress=progress,
+    )
     nonfinite = count_nonfinite(samples)
     train = None if cheap else train
     if not hasattr(reference.feature_net, "feature_map"):
         latent_map = None  # Inception or per-channel features: no traceable map
-    names = metric_names(reference, conditional=labels is not None, cheap=cheap,
-                         train=train is not None, critic=critic_fn is not None,
-                         latent_map=latent_map is not None)
+    names = metric_names(
+        reference,
+        conditional=labels is not None,
+        cheap=cheap,
+        train=train is not None,
+        critic=critic_fn is not None,
+        latent_map=latent_map is not None,
+    )
     if nonfinite:
-        warnings.warn(f"{nonfinite} of {num_samples} samples are not finite; sample metrics "
-                      "are reported as None", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{nonfinite} of {num_samples} samples are not finite; sample metrics "
+            "are reported as None",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         scores = dict.fromkeys(names)
     else:
-        scores = _sample_scores(reference, samples, labels, metric_key, cheap=cheap, k=k,
-                                progress=progress, train=train, critic_fn=critic_fn,
-                                latent_map=latent_map)
+        scores = _sample_scores(
+            reference,
+            samples,
+            labels,
+            metric_key,
+            cheap=cheap,
+            k=k,
+            progress=progress,
+            train=train,
+            critic_fn=critic_fn,
+            latent_map=latent_map,
+        )
     result = {"num_samples": num_samples, "nonfinite_samples": nonfinite, **scores}
     if elbo_fn is not None and not cheap:
         if reference.images is None:
@@ -442,8 +507,9 @@ def evaluate(
     return {name: _json_ready(value) for name, value in result.items()}
 
 
-def weight_summary(params_by_net: Mapping[str, Any],
-                   initial_by_net: Mapping[str, Any] | None = None) -> dict[str, float]:
+def weight_summary(
+    params_by_net: Mapping[str, Any], initial_by_net: Mapping[str, Any] | None = None
+) -> dict[str, float]:
     """Per network, over its kernels (``penalties.kernel_mask``), from ``metrics.weight_stats``.
 
     ``sparsity_<net>`` = #{w = 0} / #w, ``norm_<net>`` = sqrt(Σ w²) and
@@ -453,8 +519,11 @@ def weight_summary(params_by_net: Mapping[str, Any],
     the layer's initial RMS} / #w (``near_zero_of_initial``).
     """
     stats = jax.device_get(_weight_stats(params_by_net, initial_by_net))
-    return {f"{name}_{net}": float(value) for net, by_name in stats.items()
-            for name, value in by_name.items()}
+    return {
+        f"{name}_{net}": float(value)
+        for net, by_name in stats.items()
+        for name, value in by_name.items()
+    }
 
 
 @jax.jit
@@ -465,8 +534,11 @@ def _weight_stats(params_by_net, initial_by_net):
     for net, params in params_by_net.items():
         initial = None if initial_by_net is None else initial_by_net[net]
         stats = metrics.weight_stats(params, initial=initial)
-        out[net] = {"sparsity": stats["sparsity"], "norm": stats["l2"],
-                    "filter_sparsity": stats["zero_filter_fraction"]}
+        out[net] = {
+            "sparsity": stats["sparsity"],
+            "norm": stats["l2"],
+            "filter_sparsity": stats["zero_filter_fraction"],
+        }
         if initial is not None:
             out[net]["near_zero"] = stats["near_zero_of_initial"]
     return out

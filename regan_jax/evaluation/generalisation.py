@@ -31,6 +31,7 @@ evaluator adds the smoothness scores of :mod:`regan_jax.evaluation.smoothness`
 feature classifier's space, ``min(m, 1000)`` pairs), ``jacobian_fro`` and
 ``jacobian_log_cond`` (exact, at 256 latents).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -42,8 +43,14 @@ import numpy as np
 from regan_jax import metrics
 from regan_jax.evaluation import smoothness
 
-GENERALISATION_METRICS = ("copying_pixels", "copying_features", "memorisation_pixels",
-                          "memorisation_features", "fd_inf", "fd_inf_train")
+GENERALISATION_METRICS = (
+    "copying_pixels",
+    "copying_features",
+    "memorisation_pixels",
+    "memorisation_features",
+    "fd_inf",
+    "fd_inf_train",
+)
 CRITIC_METRICS = ("r_t", "r_v")
 SMOOTHNESS_METRICS = ("ppl", "jacobian_fro", "jacobian_log_cond")
 PPL_PAIRS = 1000
@@ -54,8 +61,9 @@ def _flat(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, np.float32).reshape(images.shape[0], -1)
 
 
-def generalisation_scores(train, held_out, samples: np.ndarray, fake_features: np.ndarray,
-                          key: jax.Array) -> dict[str, Any]:
+def generalisation_scores(
+    train, held_out, samples: np.ndarray, fake_features: np.ndarray, key: jax.Array
+) -> dict[str, Any]:
     """The copying, memorisation and FD∞ keys of the module table.
 
     Args:
@@ -68,40 +76,54 @@ def generalisation_scores(train, held_out, samples: np.ndarray, fake_features: n
     key_held, key_train = jax.random.split(key)
     pixels = (_flat(train.images), _flat(held_out.images), _flat(samples))
     features = (train.features, held_out.features, fake_features)
-    cells = max(1, min(metrics.generalisation.COPYING_CELLS,
-                       len(samples) // (2 * metrics.generalisation.COPYING_MIN_GENERATED)))
+    cells = max(
+        1,
+        min(
+            metrics.generalisation.COPYING_CELLS,
+            len(samples) // (2 * metrics.generalisation.COPYING_MIN_GENERATED),
+        ),
+    )
     return {
         "copying_pixels": metrics.copying_statistic(*pixels, num_cells=cells),
         "copying_features": metrics.copying_statistic(*features, num_cells=cells),
         "memorisation_pixels": metrics.memorisation_ratio(*pixels),
         "memorisation_features": metrics.memorisation_ratio(*features),
-        "fd_inf": metrics.frechet_distance_infinity(held_out.features, fake_features,
-                                                    key=key_held)["fd_inf"],
-        "fd_inf_train": metrics.frechet_distance_infinity(train.features, fake_features,
-                                                          key=key_train)["fd_inf"],
+        "fd_inf": metrics.frechet_distance_infinity(held_out.features, fake_features, key=key_held)[
+            "fd_inf"
+        ],
+        "fd_inf_train": metrics.frechet_distance_infinity(
+            train.features, fake_features, key=key_train
+        )["fd_inf"],
     }
 
 
-def critic_scores(critic_fn: Callable, train, held_out, samples: np.ndarray,
-                  sample_labels: np.ndarray | None) -> dict[str, float]:
+def critic_scores(
+    critic_fn: Callable, train, held_out, samples: np.ndarray, sample_labels: np.ndarray | None
+) -> dict[str, float]:
     """``r_t`` and ``r_v`` from ``critic_fn(images, labels or None) -> logits [N]``.
 
     A class-conditional D is given each image's own label (the real labels,
     the labels the samples were conditioned on).
     """
     conditional = sample_labels is not None
-    logits = [np.asarray(critic_fn(ref.images, ref.labels if conditional else None))
-              for ref in (train, held_out)]
+    logits = [
+        np.asarray(critic_fn(ref.images, ref.labels if conditional else None))
+        for ref in (train, held_out)
+    ]
     logits.append(np.asarray(critic_fn(samples, sample_labels)))
     return metrics.discriminator_overfitting(*logits)
 
 
-def smoothness_scores(latent_map, embed: Callable, num_samples: int, key: jax.Array
-                      ) -> dict[str, float]:
+def smoothness_scores(
+    latent_map, embed: Callable, num_samples: int, key: jax.Array
+) -> dict[str, float]:
     """``ppl``, ``jacobian_fro`` and ``jacobian_log_cond`` of ``latent_map = (K, z -> x)``."""
     latent_dim, generate = latent_map
     key_ppl, key_z = jax.random.split(key)
     z = jax.random.normal(key_z, (JACOBIAN_LATENTS, latent_dim))
-    return {"ppl": smoothness.perceptual_path_length(generate, embed, key_ppl,
-                                                     min(num_samples, PPL_PAIRS), latent_dim),
-            **smoothness.jacobian_scores(generate, z)}
+    return {
+        "ppl": smoothness.perceptual_path_length(
+            generate, embed, key_ppl, min(num_samples, PPL_PAIRS), latent_dim
+        ),
+        **smoothness.jacobian_scores(generate, z),
+    }

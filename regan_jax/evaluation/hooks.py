@@ -4,6 +4,7 @@
 scored against (the mixture itself, or the held-out split in a feature
 network's space) and returns :class:`RunHooks`, two functions the loop calls.
 """
+
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -40,6 +41,7 @@ class RunHooks(NamedTuple):
     network ``near_zero_<net>``
     (:func:`regan_jax.evaluation.weight_summary` with the initial parameters).
     """
+
     cheap: Callable
     final: Callable
 
@@ -54,14 +56,21 @@ def run_hooks(program) -> RunHooks:
     """
     config = program.config
     # The held-out split, loaded once for the reference and every member's family scores.
-    test = (None if isinstance(program.source, data.Mixture)
-            else data.from_config(config.data, "test"))
+    test = (
+        None if isinstance(program.source, data.Mixture) else data.from_config(config.data, "test")
+    )
     reference = config_reference(config, program.source, test)
     make_family_scores = program.family.make_evaluator
-    family_scores = (None if make_family_scores is None or test is None
-                     else make_family_scores(config, program.models, test))
-    train = (training_reference(reference, program.source)
-             if config.eval.protocol_v2 and make_family_scores is None else None)
+    family_scores = (
+        None
+        if make_family_scores is None or test is None
+        else make_family_scores(config, program.models, test)
+    )
+    train = (
+        training_reference(reference, program.source)
+        if config.eval.protocol_v2 and make_family_scores is None
+        else None
+    )
 
     def sample_fn(params):
         return lambda key, n: evaluator.as_sample_fn_output(program.sample(params, key, n))
@@ -70,36 +79,59 @@ def run_hooks(program) -> RunHooks:
         out = {} if family_scores is None else family_scores(params, key, cheap=True)
         if reference is None:
             return out
-        scores = evaluator.evaluate(sample_fn(params), key, reference,
-                                    num_samples=config.eval.fd_samples,
-                                    batch_size=config.eval.batch_size, cheap=True)
-        out.update({k: v for k, v in scores.items()
-                    if k not in ("num_samples", "nonfinite_samples")})
-        logits = (None if train is None
-                  else critic(program, params, model_state or {}, config.eval.batch_size))
+        scores = evaluator.evaluate(
+            sample_fn(params),
+            key,
+            reference,
+            num_samples=config.eval.fd_samples,
+            batch_size=config.eval.batch_size,
+            cheap=True,
+        )
+        out.update(
+            {k: v for k, v in scores.items() if k not in ("num_samples", "nonfinite_samples")}
+        )
+        logits = (
+            None
+            if train is None
+            else critic(program, params, model_state or {}, config.eval.batch_size)
+        )
         if logits is not None and scores.get("fd") is not None:  # finite samples
-            x, labels = evaluator.draw_samples(sample_fn(params), jax.random.fold_in(key, 1),
-                                               config.eval.fd_samples, reference.sample_shape,
-                                               batch_size=config.eval.batch_size)
+            x, labels = evaluator.draw_samples(
+                sample_fn(params),
+                jax.random.fold_in(key, 1),
+                config.eval.fd_samples,
+                reference.sample_shape,
+                batch_size=config.eval.batch_size,
+            )
             out.update(generalisation.critic_scores(logits, train, reference, x, labels))
         return out
 
     def final(state, member_config, key, diverged):
-        initial = (program.init(jax.random.key(member_config.seed)).params
-                   if config.eval.protocol_v2 else None)
+        initial = (
+            program.init(jax.random.key(member_config.seed)).params
+            if config.eval.protocol_v2
+            else None
+        )
         out = evaluator.weight_summary(state.params, initial)
         if train is not None:
             out["train_size"] = int(train.images.shape[0])
         if diverged:
             return out
         if reference is not None:
-            out.update(evaluator.evaluate(
-                sample_fn(state.params), key, reference,
-                num_samples=member_config.eval.num_samples,
-                batch_size=member_config.eval.batch_size, train=train,
-                critic_fn=critic(program, state.params, state.model_state,
-                                 member_config.eval.batch_size),
-                latent_map=latent_map(program, state.params)))
+            out.update(
+                evaluator.evaluate(
+                    sample_fn(state.params),
+                    key,
+                    reference,
+                    num_samples=member_config.eval.num_samples,
+                    batch_size=member_config.eval.batch_size,
+                    train=train,
+                    critic_fn=critic(
+                        program, state.params, state.model_state, member_config.eval.batch_size
+                    ),
+                    latent_map=latent_map(program, state.params),
+                )
+            )
         if program.family.score_fn is not None and test is not None:
             score = program.family.score_fn(config, program.models, state.params, key)
             out.update(evaluator.mean_scores(score, test.images, config.eval.batch_size))
@@ -114,8 +146,12 @@ def training_reference(reference, source):
     """The run's training set in ``reference``'s feature space, or None (no image reference)."""
     if reference is None or reference.mixture is not None:
         return None
-    return evaluator.make_reference(reference.dataset, images=source.images,
-                                    labels=source.labels, feature_net=reference.feature_net)
+    return evaluator.make_reference(
+        reference.dataset,
+        images=source.images,
+        labels=source.labels,
+        feature_net=reference.feature_net,
+    )
 
 
 def critic(program, params, model_state, batch_size: int):
@@ -126,10 +162,18 @@ def critic(program, params, model_state, batch_size: int):
     apply = jax.jit(program.models["d"].apply)
 
     def logits(images, labels):
-        return np.concatenate([
-            np.asarray(apply(variables, images[i:i + batch_size],
-                             None if labels is None else labels[i:i + batch_size]))
-            for i in range(0, len(images), batch_size)])
+        return np.concatenate(
+            [
+                np.asarray(
+                    apply(
+                        variables,
+                        images[i : i + batch_size],
+                        None if labels is None else labels[i : i + batch_size],
+                    )
+                )
+                for i in range(0, len(images), batch_size)
+            ]
+        )
 
     return logits
 
@@ -168,9 +212,13 @@ def config_reference(config, source=None, test=None) -> Any:
         source = data.from_config(config.data) if source is None else source
         return evaluator.make_reference(config.data.name, mixture=source)
     test = data.from_config(config.data, "test") if test is None else test
-    feature_net = (inception.load_inception(config.eval.inception_weights)
-                   if config.eval.inception_weights else None)
+    feature_net = (
+        inception.load_inception(config.eval.inception_weights)
+        if config.eval.inception_weights
+        else None
+    )
     if feature_net is None and evaluator.default_classifier(config.data.name) is None:
         return None
-    return evaluator.make_reference(config.data.name, images=test.images, labels=test.labels,
-                                    feature_net=feature_net)
+    return evaluator.make_reference(
+        config.data.name, images=test.images, labels=test.labels, feature_net=feature_net
+    )

@@ -28,6 +28,7 @@ maps to the Flax variables of the same path (``P.conv.weight`` ``[O,I,kh,kw]``
 raises a ``ValueError``. The conversion command and the whole key table:
 ``docs/inception.md``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,8 +71,14 @@ class BasicConv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         ph, pw = self.padding
-        x = nn.Conv(self.features, self.kernel_size, (self.strides, self.strides),
-                    padding=((ph, ph), (pw, pw)), use_bias=False, name="conv")(x)
+        x = nn.Conv(
+            self.features,
+            self.kernel_size,
+            (self.strides, self.strides),
+            padding=((ph, ph), (pw, pw)),
+            use_bias=False,
+            name="conv",
+        )(x)
         x = nn.BatchNorm(use_running_average=True, epsilon=1e-3, name="bn")(x)
         return nn.relu(x)
 
@@ -158,16 +165,22 @@ class InceptionE(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         b1 = BasicConv(320, (1, 1), name="branch1x1")(x)
         b3 = BasicConv(384, (1, 1), name="branch3x3_1")(x)
-        b3 = jnp.concatenate([
-            BasicConv(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
-            BasicConv(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3),
-        ], axis=-1)
+        b3 = jnp.concatenate(
+            [
+                BasicConv(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
+                BasicConv(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3),
+            ],
+            axis=-1,
+        )
         bd = BasicConv(448, (1, 1), name="branch3x3dbl_1")(x)
         bd = BasicConv(384, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(bd)
-        bd = jnp.concatenate([
-            BasicConv(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
-            BasicConv(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd),
-        ], axis=-1)
+        bd = jnp.concatenate(
+            [
+                BasicConv(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
+                BasicConv(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd),
+            ],
+            axis=-1,
+        )
         if self.pool == "avg":
             pooled = _avg_pool_3x3(x)
         else:  # The FID graph's quirk: the last block max-pools its pool branch.
@@ -201,7 +214,12 @@ class FIDInceptionV3(nn.Module):
         x = InceptionA(64, name="Mixed_5c")(x)
         x = InceptionA(64, name="Mixed_5d")(x)
         x = InceptionB(name="Mixed_6a")(x)  # 17
-        for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
+        for name, c7 in (
+            ("Mixed_6b", 128),
+            ("Mixed_6c", 160),
+            ("Mixed_6d", 160),
+            ("Mixed_6e", 192),
+        ):
             x = InceptionC(c7, name=name)(x)
         x = InceptionD(name="Mixed_7a")(x)  # 8
         x = InceptionE("avg", name="Mixed_7b")(x)
@@ -239,7 +257,9 @@ def torch_key_map() -> dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]]:
         for path, leaf in flat:
             names = tuple(p.key for p in path)
             module, leaf_path = names[:-2], names[-2:]
-            suffix = next(s for s, (c, lp) in _TORCH_LEAF.items() if (c, lp) == (collection, leaf_path))
+            suffix = next(
+                s for s, (c, lp) in _TORCH_LEAF.items() if (c, lp) == (collection, leaf_path)
+            )
             shape = tuple(leaf.shape)
             if leaf_path == ("conv", "kernel"):
                 shape = (shape[3], shape[2], shape[0], shape[1])
@@ -264,7 +284,8 @@ def variables_from_torch(state: dict[str, np.ndarray], source: str = "state dict
     mapping = torch_key_map()
     missing = sorted(set(mapping) - set(state))
     unexpected = sorted(
-        k for k in set(state) - set(mapping) - {"fc.weight"}
+        k
+        for k in set(state) - set(mapping) - {"fc.weight"}
         if k not in _IGNORED_KEYS and not k.endswith(_IGNORED_SUFFIXES)
     )
     if missing or unexpected:
@@ -315,9 +336,16 @@ class InceptionFeatures:
         """
         x = np.asarray(images, np.float32)
         if x.ndim != 4 or x.shape[-1] not in (1, 3):
-            raise ValueError(f"Inception features need images [N, H, W, 1 or 3], got shape {x.shape}")
-        return batched_apply(functools.partial(_apply, FIDInceptionV3(), self.variables), x,
-                             self.batch_size, progress=progress, desc="inception features")
+            raise ValueError(
+                f"Inception features need images [N, H, W, 1 or 3], got shape {x.shape}"
+            )
+        return batched_apply(
+            functools.partial(_apply, FIDInceptionV3(), self.variables),
+            x,
+            self.batch_size,
+            progress=progress,
+            desc="inception features",
+        )
 
 
 def load_inception(path: str | pathlib.Path, batch_size: int = 50) -> InceptionFeatures:
@@ -329,7 +357,9 @@ def load_inception(path: str | pathlib.Path, batch_size: int = 50) -> InceptionF
     """
     path = pathlib.Path(path)
     if not path.is_file():
-        raise ValueError(f"Inception weights file {path} not found (see regan_jax.evaluation.inception)")
+        raise ValueError(
+            f"Inception weights file {path} not found (see regan_jax.evaluation.inception)"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:

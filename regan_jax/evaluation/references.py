@@ -38,6 +38,7 @@ are drawn without replacement, at most the pool (half the held-out split);
 why this makes the ``real`` band a slightly pessimistic floor:
 ``docs/metrics.md``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,8 +63,10 @@ def null_kinds(reference: evaluator.Reference) -> tuple[str, ...]:
 
 def _check_kind(reference: evaluator.Reference, kind: str) -> None:
     if kind not in null_kinds(reference):
-        raise ValueError(f"null kind {kind!r} does not apply to {reference.dataset!r}; "
-                         f"expected one of {list(null_kinds(reference))}")
+        raise ValueError(
+            f"null kind {kind!r} does not apply to {reference.dataset!r}; "
+            f"expected one of {list(null_kinds(reference))}"
+        )
 
 
 def null_halves(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,8 +90,12 @@ def null_reference(reference: evaluator.Reference) -> evaluator.Reference:
     if reference.mixture is not None:
         return reference
     rows, _ = null_halves(reference.labels)
-    return dataclasses.replace(reference, images=reference.images[rows],
-                               labels=reference.labels[rows], features=reference.features[rows])
+    return dataclasses.replace(
+        reference,
+        images=reference.images[rows],
+        labels=reference.labels[rows],
+        features=reference.features[rows],
+    )
 
 
 def _null_pool(reference: evaluator.Reference) -> np.ndarray:
@@ -130,14 +137,17 @@ def null_samples(reference: evaluator.Reference, kind: str, key: jax.Array, n: i
         low, high = reference.mixture.support()
         return np.asarray(jax.random.uniform(key, (n, 2), jnp.float32, low, high))
     if kind == "noise":
-        return np.asarray(jax.random.uniform(key, (n, *reference.sample_shape), jnp.float32,
-                                             -1.0, 1.0))
+        return np.asarray(
+            jax.random.uniform(key, (n, *reference.sample_shape), jnp.float32, -1.0, 1.0)
+        )
     pool = _null_pool(reference)
     if kind == "real":
         if n > len(pool):
-            raise ValueError(f"the 'real' null of {reference.dataset!r} has {len(pool)} held-out "
-                             f"images (half the reference split) and draws without replacement; "
-                             f"asked for {n}")
+            raise ValueError(
+                f"the 'real' null of {reference.dataset!r} has {len(pool)} held-out "
+                f"images (half the reference split) and draws without replacement; "
+                f"asked for {n}"
+            )
         return pool[np.asarray(jax.random.choice(key, len(pool), (n,), replace=False))]
     # 'shuffled': every image gets its own permutation, so the sources may repeat
     # (with replacement beyond the pool's size) without repeating a sample.
@@ -180,10 +190,15 @@ def null_scores(
         _check_kind(reference, kind)
     target = null_reference(reference)
     return {
-        kind: evaluator.evaluate(functools.partial(null_samples, reference, kind),
-                                 jax.random.fold_in(key, NULL_KINDS.index(kind)), target,
-                                 num_samples=num_samples, batch_size=num_samples, k=k,
-                                 progress=progress)
+        kind: evaluator.evaluate(
+            functools.partial(null_samples, reference, kind),
+            jax.random.fold_in(key, NULL_KINDS.index(kind)),
+            target,
+            num_samples=num_samples,
+            batch_size=num_samples,
+            k=k,
+            progress=progress,
+        )
         for kind in kinds
     }
 
@@ -217,8 +232,10 @@ def at_noise_level(scores: Mapping[str, Any], null: Mapping[str, Mapping[str, An
     if "fd" not in scores:
         if "at_noise_level" in scores:
             return scores["at_noise_level"] is not False
-        raise ValueError(f"at_noise_level needs image scores with 'fd' (or mixture scores with "
-                         f"'at_noise_level'); got keys {sorted(scores)}")
+        raise ValueError(
+            f"at_noise_level needs image scores with 'fd' (or mixture scores with "
+            f"'at_noise_level'); got keys {sorted(scores)}"
+        )
     floors = [null[kind]["fd"] for kind in ("shuffled", "noise") if kind in null]
     if not floors:
         raise ValueError(f"at_noise_level needs the 'shuffled' or 'noise' null; got {sorted(null)}")

@@ -12,6 +12,7 @@ length, ``embed(x) -> [N, F]`` (the classifier's features).
   of Odena et al. 2018 ("Is generator conditioning causally related to GAN
   performance?").
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,8 +28,9 @@ def _flat(x: jax.Array) -> jax.Array:
     return x.reshape(x.shape[0], -1)
 
 
-def path_lengths(generate: Callable, embed: Callable, z0: jax.Array, z1: jax.Array,
-                 t: jax.Array) -> jax.Array:
+def path_lengths(
+    generate: Callable, embed: Callable, z0: jax.Array, z1: jax.Array, t: jax.Array
+) -> jax.Array:
     """Per-pair squared speed of ``embed ∘ generate`` along the line from ``z0`` to ``z1``.
 
     .. math::
@@ -49,6 +51,7 @@ def path_lengths(generate: Callable, embed: Callable, z0: jax.Array, z1: jax.Arr
     Returns:
       ``[N]`` squared path speeds.
     """
+
     def along(s):
         z = z0 + (t + s)[:, None] * (z1 - z0)
         return _flat(embed(generate(z)))
@@ -64,9 +67,16 @@ def filtered_mean(values, percentiles=PPL_PERCENTILES) -> float:
     return float(np.mean(values[(values >= low) & (values <= high)]))
 
 
-def perceptual_path_length(generate: Callable, embed: Callable, key: jax.Array,
-                           num_samples: int, latent_dim: int, *, batch_size: int = 500,
-                           percentiles=PPL_PERCENTILES) -> float:
+def perceptual_path_length(
+    generate: Callable,
+    embed: Callable,
+    key: jax.Array,
+    num_samples: int,
+    latent_dim: int,
+    *,
+    batch_size: int = 500,
+    percentiles=PPL_PERCENTILES,
+) -> float:
     """Perceptual path length (Karras et al. 2019, "A style-based generator architecture").
 
     Pairs ``z0, z1 ~ N(0, I)`` and ``t ~ U(0, 1)`` (``key`` split three
@@ -82,14 +92,20 @@ def perceptual_path_length(generate: Callable, embed: Callable, key: jax.Array,
     z1 = jax.random.normal(k1, (num_samples, latent_dim))
     t = jax.random.uniform(kt, (num_samples,))
     lengths = jax.jit(lambda a, b, s: path_lengths(generate, embed, a, b, s))
-    values = np.concatenate([np.asarray(lengths(z0[i:i + batch_size], z1[i:i + batch_size],
-                                                t[i:i + batch_size]))
-                             for i in range(0, num_samples, batch_size)])
+    values = np.concatenate(
+        [
+            np.asarray(
+                lengths(z0[i : i + batch_size], z1[i : i + batch_size], t[i : i + batch_size])
+            )
+            for i in range(0, num_samples, batch_size)
+        ]
+    )
     return filtered_mean(values, percentiles)
 
 
-def jacobian_frobenius(generate: Callable, z: jax.Array, key: jax.Array,
-                       num_projections: int = 8) -> float:
+def jacobian_frobenius(
+    generate: Callable, z: jax.Array, key: jax.Array, num_projections: int = 8
+) -> float:
     """Root-mean-square Frobenius norm of the generator's Jacobian, by random projections.
 
     .. math::
@@ -106,6 +122,7 @@ def jacobian_frobenius(generate: Callable, z: jax.Array, key: jax.Array,
       key: PRNG key of the projections.
       num_projections: ``P`` per latent.
     """
+
     def squared(v):
         _, jv = jax.jvp(generate, (z,), (v,))
         return jnp.sum(jnp.square(_flat(jv)), axis=1)
@@ -120,6 +137,7 @@ def jacobian_singular_values(generate: Callable, z: jax.Array) -> np.ndarray:
     Exact (``jax.jacfwd`` per sample, then an SVD): for generators small
     enough that a ``D x K`` Jacobian per sample fits (digits: 64 x 32).
     """
+
     def one(zi):
         return jax.jacfwd(lambda v: generate(v[None]).reshape(-1))(zi)
 
@@ -133,5 +151,7 @@ def jacobian_scores(generate: Callable, z: jax.Array) -> dict[str, float]:
     s = jacobian_singular_values(generate, z)
     with np.errstate(divide="ignore"):
         log_cond = np.log(s[:, 0]) - np.log(s[:, -1])
-    return {"jacobian_fro": float(np.sqrt(np.mean(np.sum(s ** 2, axis=1)))),
-            "jacobian_log_cond": float(np.mean(log_cond))}
+    return {
+        "jacobian_fro": float(np.sqrt(np.mean(np.sum(s**2, axis=1)))),
+        "jacobian_log_cond": float(np.mean(log_cond)),
+    }

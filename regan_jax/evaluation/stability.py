@@ -21,6 +21,7 @@ The fourth criterion of the study, a final FD above twice the stable
 baseline's median, needs the baseline's runs and is applied where runs are
 compared (:func:`relative_flags`).
 """
+
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -47,8 +48,9 @@ def fd_rebound(steps: Sequence[int], fds: Sequence[float], total_steps: int) -> 
     return float(np.max(ratios[late]))
 
 
-def run_flags(history: Sequence[Mapping], summary: Mapping, total_steps: int,
-              num_modes: int) -> dict:
+def run_flags(
+    history: Sequence[Mapping], summary: Mapping, total_steps: int, num_modes: int
+) -> dict:
     """``{'fd_rebound', 'oscillating', 'collapsed'}`` of one run (module docstring).
 
     Args:
@@ -64,13 +66,11 @@ def run_flags(history: Sequence[Mapping], summary: Mapping, total_steps: int,
     return {
         "fd_rebound": rebound,
         "oscillating": None if rebound is None else bool(rebound > REBOUND),
-        "collapsed": (None if covered is None or not num_modes
-                      else bool(covered < num_modes / 2)),
+        "collapsed": (None if covered is None or not num_modes else bool(covered < num_modes / 2)),
     }
 
 
-def relative_flags(final_fd: float | None, baseline_fds: Sequence[float],
-                   run: Mapping) -> dict:
+def relative_flags(final_fd: float | None, baseline_fds: Sequence[float], run: Mapping) -> dict:
     """The study-level flags of a run against its experiment's unregularised runs.
 
     ``fd_blowup``: its final FD is missing (diverged) or above
@@ -82,8 +82,12 @@ def relative_flags(final_fd: float | None, baseline_fds: Sequence[float],
     if not finite:
         blowup = None
     else:
-        blowup = final_fd is None or not np.isfinite(final_fd) or bool(
-            final_fd > RELATIVE_FD * float(np.median(finite)))
+        blowup = (
+            final_fd is None
+            or not np.isfinite(final_fd)
+            or bool(final_fd > RELATIVE_FD * float(np.median(finite)))
+        )
     unstable = any(bool(run.get(k)) for k in ("diverged", "oscillating", "collapsed")) or bool(
-        blowup)
+        blowup
+    )
     return {"fd_blowup": blowup, "unstable": unstable}

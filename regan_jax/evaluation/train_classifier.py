@@ -11,6 +11,7 @@ dataset's train split; the reported accuracy is on its test split. Writes
 ``<out>/<dataset>.msgpack`` (``flax.serialization`` msgpack of
 ``{'params': ...}``) and ``<out>/<dataset>.json`` (metadata), atomically.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,9 @@ class TrainConfig:
 # the train split; distortions, dropout and weight decay carry the accuracy
 # there from ~93 % to ~98 %.
 TRAIN_CONFIGS = {
-    "digits": TrainConfig(epochs=60, batch_size=32, learning_rate=1e-3, weight_decay=1e-4,
-                          augment=True),
+    "digits": TrainConfig(
+        epochs=60, batch_size=32, learning_rate=1e-3, weight_decay=1e-4, augment=True
+    ),
     "fashion_mnist": TrainConfig(epochs=6, batch_size=128, learning_rate=2e-3),
 }
 
@@ -98,8 +100,11 @@ def random_affine(
         src_i = (cos * ii - sin * jj) / scale + ci + shift[0]
         src_j = (sin * ii + cos * jj) / scale + cj + shift[1]
         channels = jnp.moveaxis(image, -1, 0)
-        warped = jax.vmap(lambda c: jax.scipy.ndimage.map_coordinates(
-            c, [src_i, src_j], order=1, mode="constant", cval=-1.0))(channels)
+        warped = jax.vmap(
+            lambda c: jax.scipy.ndimage.map_coordinates(
+                c, [src_i, src_j], order=1, mode="constant", cval=-1.0
+            )
+        )(channels)
         return jnp.moveaxis(warped, 0, -1)
 
     return jax.vmap(warp)(images, theta, scale, shift)
@@ -165,7 +170,9 @@ def train(
             params, opt_state, loss = step(params, opt_state, x_all[idx], y_all[idx], key)
             losses.append(loss)
         if log_every and (epoch + 1) % log_every == 0:
-            print(f"epoch {epoch + 1}/{config.epochs}: loss {float(jnp.mean(jnp.stack(losses))):.4f}")
+            print(
+                f"epoch {epoch + 1}/{config.epochs}: loss {float(jnp.mean(jnp.stack(losses))):.4f}"
+            )
     return params
 
 
@@ -191,7 +198,9 @@ def train_and_save(
     options = {} if data_dir is None else {"data_dir": data_dir}
     train_split = data.load(name, "train", **options)
     test_split = data.load(name, "test", **options)
-    params = train(spec, train_split.images, train_split.labels, config, log_every=max(1, config.epochs // 6))
+    params = train(
+        spec, train_split.images, train_split.labels, config, log_every=max(1, config.epochs // 6)
+    )
     payload = flax.serialization.msgpack_serialize({"params": jax.tree.map(np.asarray, params)})
     out.mkdir(parents=True, exist_ok=True)
     weights_path = out / f"{name}.msgpack"
@@ -209,7 +218,9 @@ def train_and_save(
         "command": command,
         "versions": {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__},
     }
-    _write_atomic(weights_path.with_suffix(".json"), (json.dumps(metadata, indent=2) + "\n").encode())
+    _write_atomic(
+        weights_path.with_suffix(".json"), (json.dumps(metadata, indent=2) + "\n").encode()
+    )
     return metadata
 
 
@@ -219,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=pathlib.Path, help="directory for the weights")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, help="default: the dataset's TRAIN_CONFIGS entry")
-    parser.add_argument("--data_dir", help="forwarded to regan_jax.data.load (e.g. a directory of IDX files)")
+    parser.add_argument(
+        "--data_dir", help="forwarded to regan_jax.data.load (e.g. a directory of IDX files)"
+    )
     args = parser.parse_args(argv)
     config = dataclasses.replace(TRAIN_CONFIGS[args.dataset], seed=args.seed)
     if args.epochs is not None:

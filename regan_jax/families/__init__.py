@@ -23,6 +23,7 @@ name          networks                    notes
 Adding a family (a WGAN variant, another autoencoder) is one module that
 builds a :class:`Family` and one line in :data:`FAMILIES`.
 """
+
 from regan_jax._names import choose
 from regan_jax.families import cyclegan, gan, vae
 from regan_jax.families.base import Family

@@ -1,4 +1,5 @@
 """What a model family declares: :class:`Family`."""
+
 import dataclasses
 from collections.abc import Callable
 
@@ -7,19 +8,19 @@ from regan_jax import losses
 # Signatures of a family's functions (``models``/``optimizers``: ``{network: ...}``;
 # ``spec``: a ``regan_jax.data.DataSpec``; ``config``: a validated experiment config).
 MakeModels = Callable  # (model_cfg, spec) -> {network: flax module}
-InitState = Callable   # (models, optimizers, key, example_batch) -> steps.TrainState
+InitState = Callable  # (models, optimizers, key, example_batch) -> steps.TrainState
 # (config, models, optimizers) -> step(state, batch, key=None, axis_name=None)
 MakeStep = Callable
 # (config, models, spec) -> sample(params, key, n, labels=None) -> (x, labels | None)
 MakeSampler = Callable
 RowsPerStep = Callable  # (config) -> rows of data one step consumes
-Validate = Callable    # (config) -> None; raises ValueError naming the config key
-ScoreFn = Callable     # (config, models, params, key) -> (images [B, ...] -> {score: [B]})
+Validate = Callable  # (config) -> None; raises ValueError naming the config key
+ScoreFn = Callable  # (config, models, params, key) -> (images [B, ...] -> {score: [B]})
 # (config, models, test split) -> evaluate(params, key, cheap=False) -> {score: float}
 MakeEvaluator = Callable
 SampleShape = Callable  # (data shape) -> the shape of one of the sampler's samples
 NullScores = Callable  # (config, key) -> ({kind: scores}, the number of held-out examples)
-LossConfig = Callable   # () -> config.loss's defaults (the schema of that section)
+LossConfig = Callable  # () -> config.loss's defaults (the schema of that section)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Family:
         study may target at once (``('generators', ('g', 'f'))``), besides
         each network and ``'both'`` (every network). A tuple: a family is hashable.
     """
+
     name: str
     networks: tuple[str, ...]
     adversarial: bool

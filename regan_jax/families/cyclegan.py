@@ -47,6 +47,7 @@ Samples (:func:`make_sampler`): translation strips of held-out rows,
 ``(3H + 2, 2W + 1, C)``: the left column a, G(a), F(G(a)); the right
 column b, F(b), G(F(b)); grey (0) lines between.
 """
+
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -67,24 +68,24 @@ from regan_jax.families import gan
 from regan_jax.families.base import Family
 
 NETWORKS = ("g", "f", "d_a", "d_b")
-TARGET_GROUPS = (("generators", ("g", "f")), ("discriminators", ("d_a", "d_b")),
-                 ("all", NETWORKS))
+TARGET_GROUPS = (("generators", ("g", "f")), ("discriminators", ("d_a", "d_b")), ("all", NETWORKS))
 GRID_POOL = 256  # held-out rows the sampler draws its strips from
-_GAP = 0.0       # grey: the strips' separating lines (A's background is white, B's black)
+_GAP = 0.0  # grey: the strips' separating lines (A's background is white, B's black)
 
 
 def loss_config() -> ml_collections.ConfigDict:
     """``config.loss`` of the family: the GAN keys (LSGAN by default) and the two weights."""
     cfg = losses.default_config()
     cfg.kind = "least_squares"
-    cfg.cycle_weight = 10.0     # λ_cyc of the cycle-consistency loss
-    cfg.identity_weight = 0.0   # λ_id of the identity loss (the paper: 0.5 λ_cyc; see module)
+    cfg.cycle_weight = 10.0  # λ_cyc of the cycle-consistency loss
+    cfg.identity_weight = 0.0  # λ_id of the identity loss (the paper: 0.5 λ_cyc; see module)
     return cfg
 
 
 # ----------------------------------------------------------------------------
 # Networks
 # ----------------------------------------------------------------------------
+
 
 def domain_shape(data_shape) -> tuple[int, int, int]:
     """One domain's ``(H, W, C)`` of unpaired data ``(H, W, 2C)``.
@@ -94,8 +95,10 @@ def domain_shape(data_shape) -> tuple[int, int, int]:
     """
     shape = tuple(int(s) for s in data_shape)
     if len(shape) != 3 or shape[-1] % 2:
-        raise ValueError(f"model_type 'cyclegan' needs unpaired images (H, W, 2C), two domains "
-                         f"on the channel axis (regan_jax.data.unpaired); got shape {shape}")
+        raise ValueError(
+            f"model_type 'cyclegan' needs unpaired images (H, W, 2C), two domains "
+            f"on the channel axis (regan_jax.data.unpaired); got shape {shape}"
+        )
     return shape[:2] + (shape[2] // 2,)
 
 
@@ -110,20 +113,28 @@ def make_models(model_cfg: ml_collections.ConfigDict, data_spec) -> dict[str, nn
         :func:`regan_jax.models.trunk_and_body`.
     """
     shape = domain_shape(data_spec.shape)
-    trunk, _, spec = models_lib.trunk_and_body(model_cfg, models_lib.DataSpec(shape, 0),
-                                               model_cfg.spectral_norm)
-    depth = (model_cfg.mlp_layers if model_cfg.arch == "mlp"
-             else models_lib.num_stages(shape, model_cfg.stages))
+    trunk, _, spec = models_lib.trunk_and_body(
+        model_cfg, models_lib.DataSpec(shape, 0), model_cfg.spectral_norm
+    )
+    depth = (
+        model_cfg.mlp_layers
+        if model_cfg.arch == "mlp"
+        else models_lib.num_stages(shape, model_cfg.stages)
+    )
     output = choose("g_output", model_cfg.g_output, models_lib.GENERATOR_OUTPUTS)
-    translator = models_lib.Translator(model_cfg.arch, model_cfg.g_width, depth, spec.shape,
-                                       model_cfg.upsample, output)
+    translator = models_lib.Translator(
+        model_cfg.arch, model_cfg.g_width, depth, spec.shape, model_cfg.upsample, output
+    )
     discriminator = models_lib.Discriminator(trunk, spec.shape, 0, model_cfg.spectral_norm)
     return {"g": translator, "f": translator, "d_a": discriminator, "d_b": discriminator}
 
 
-def init_cyclegan_state(models: Mapping[str, nn.Module],
-                        optimizers: Mapping[str, optax.GradientTransformation],
-                        key: jax.Array, example_batch: Mapping[str, Any]) -> steps.TrainState:
+def init_cyclegan_state(
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, optax.GradientTransformation],
+    key: jax.Array,
+    example_batch: Mapping[str, Any],
+) -> steps.TrainState:
     """A fresh state: network k of :data:`NETWORKS` from ``fold_in(k_init, k)``, step 0.
 
     ``key`` splits into the parameter key ``k_init`` and the run's base key.
@@ -141,7 +152,8 @@ def _init(models, optimizers, key, x) -> steps.TrainState:
     params, model_state = {}, {}
     for k, net in enumerate(NETWORKS):
         params[net], extra = steps.split_variables(
-            models[net].init(jax.random.fold_in(init_key, k), x))
+            models[net].init(jax.random.fold_in(init_key, k), x)
+        )
         if extra:
             model_state[net] = extra
     return steps.new_state(run_key, params, model_state, optimizers)
@@ -150,6 +162,7 @@ def _init(models, optimizers, key, x) -> steps.TrainState:
 # ----------------------------------------------------------------------------
 # Losses and the step
 # ----------------------------------------------------------------------------
+
 
 def mean_absolute_error(x: jax.Array, y: jax.Array) -> jax.Array:
     """‖x - y‖₁ per entry: ``Σ |x - y| / x.size`` (the module's normalisation)."""
@@ -166,12 +179,17 @@ def identity_loss(a, f_of_a, b, g_of_b) -> jax.Array:
     return mean_absolute_error(g_of_b, b) + mean_absolute_error(f_of_a, a)
 
 
-def cyclegan_step(state: steps.TrainState, batch: Mapping[str, jax.Array],
-                  key: jax.Array | None = None, *, models: Mapping[str, nn.Module],
-                  optimizers: Mapping[str, optax.GradientTransformation],
-                  loss_cfg: ml_collections.ConfigDict,
-                  penalty_cfgs: Mapping[str, ml_collections.ConfigDict] | None = None,
-                  axis_name: str | None = None) -> tuple[steps.TrainState, steps.Metrics]:
+def cyclegan_step(
+    state: steps.TrainState,
+    batch: Mapping[str, jax.Array],
+    key: jax.Array | None = None,
+    *,
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, optax.GradientTransformation],
+    loss_cfg: ml_collections.ConfigDict,
+    penalty_cfgs: Mapping[str, ml_collections.ConfigDict] | None = None,
+    axis_name: str | None = None,
+) -> tuple[steps.TrainState, steps.Metrics]:
     """One update of G and F, then of D_A and D_B (module docstring).
 
     Args:
@@ -208,18 +226,21 @@ def cyclegan_step(state: steps.TrainState, batch: Mapping[str, jax.Array],
 
     def generator_loss(gen):
         fake_b, fake_a = translate("g", gen, a), translate("f", gen, b)
-        adversarial = (objective.g(discriminate("d_b", state.params["d_b"], fake_b))
-                       + objective.g(discriminate("d_a", state.params["d_a"], fake_a)))
-        cycle = cycle_consistency_loss(a, translate("f", gen, fake_b),
-                                       b, translate("g", gen, fake_a))
+        adversarial = objective.g(discriminate("d_b", state.params["d_b"], fake_b)) + objective.g(
+            discriminate("d_a", state.params["d_a"], fake_a)
+        )
+        cycle = cycle_consistency_loss(
+            a, translate("f", gen, fake_b), b, translate("g", gen, fake_a)
+        )
         total = adversarial + loss_cfg.cycle_weight * cycle
         identity = jnp.zeros((), cycle.dtype)
         if loss_cfg.identity_weight:  # Static: no extra forward passes at weight 0.
             identity = identity_loss(a, translate("f", gen, a), b, translate("g", gen, b))
             total = total + loss_cfg.identity_weight * identity
-        return total, ((fake_a, fake_b),
-                       {"g_loss": adversarial, "cycle": cycle, "identity": identity,
-                        "gen_loss": total})
+        return total, (
+            (fake_a, fake_b),
+            {"g_loss": adversarial, "cycle": cycle, "identity": identity, "gen_loss": total},
+        )
 
     generators = {"g": state.params["g"], "f": state.params["f"]}
     grads, ((fake_a, fake_b), metrics_) = jax.grad(generator_loss, has_aux=True)(generators)
@@ -227,7 +248,8 @@ def cyclegan_step(state: steps.TrainState, batch: Mapping[str, jax.Array],
     params, opt_state = dict(state.params), dict(state.opt_state)
     for net in ("g", "f"):
         params[net], opt_state[net] = steps.apply_update(
-            optimizers[net], grads[net], state.opt_state[net], state.params[net])
+            optimizers[net], grads[net], state.opt_state[net], state.params[net]
+        )
     finite = jnp.isfinite(metrics_["gen_loss"])
 
     new_model_state = {}
@@ -239,18 +261,24 @@ def cyclegan_step(state: steps.TrainState, batch: Mapping[str, jax.Array],
         fake = jax.lax.stop_gradient(fake)
 
         def d_loss_fn(p, d=d, d_state=d_state, net=net, real=real, fake=fake, gp_key=gp_key):
-            logits, new_state = d.apply({"params": p, **d_state}, jnp.concatenate([real, fake]),
-                                        update_stats=True, mutable=list(d_state))
+            logits, new_state = d.apply(
+                {"params": p, **d_state},
+                jnp.concatenate([real, fake]),
+                update_stats=True,
+                mutable=list(d_state),
+            )
             real_logits, fake_logits = jnp.split(logits, 2)
             adversarial = objective.d(real_logits, fake_logits)
             gp = penalty(lambda x: discriminate(net, p, x, new_state), real, fake, gp_key)
             return adversarial + loss_cfg.gp_weight * gp, (new_state, adversarial, gp)
 
         d_grads, (d_state, adversarial, gp) = jax.grad(d_loss_fn, has_aux=True)(params[net])
-        d_grads, d_state, adversarial, gp = steps.pmean((d_grads, d_state, adversarial, gp),
-                                                        axis_name)
+        d_grads, d_state, adversarial, gp = steps.pmean(
+            (d_grads, d_state, adversarial, gp), axis_name
+        )
         params[net], opt_state[net] = steps.apply_update(
-            optimizers[net], d_grads, state.opt_state[net], state.params[net])
+            optimizers[net], d_grads, state.opt_state[net], state.params[net]
+        )
         if d_state:
             new_model_state[net] = d_state
         metrics_[f"{net}_loss"] = adversarial
@@ -258,8 +286,9 @@ def cyclegan_step(state: steps.TrainState, batch: Mapping[str, jax.Array],
         finite = finite & jnp.isfinite(adversarial) & jnp.isfinite(gp)
     metrics_["d_loss"] = metrics_["d_a_loss"] + metrics_["d_b_loss"]
 
-    new = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                        model_state=new_model_state)
+    new = state.replace(
+        step=state.step + 1, params=params, opt_state=opt_state, model_state=new_model_state
+    )
     metrics_.update(steps.penalty_metrics(new.params, new.opt_state, penalty_cfgs))
     return steps.freeze_if_diverged(state, new, finite), metrics_
 
@@ -269,16 +298,25 @@ def rows_per_step(config: ml_collections.ConfigDict) -> int:
     return config.data.batch_size
 
 
-def make_step(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module],
-              optimizers: Mapping[str, optax.GradientTransformation]) -> Callable:
+def make_step(
+    config: ml_collections.ConfigDict,
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, optax.GradientTransformation],
+) -> Callable:
     """:func:`cyclegan_step` with the networks, optimizers, loss and penalty configs bound."""
-    return functools.partial(cyclegan_step, models=models, optimizers=optimizers,
-                             loss_cfg=config.loss, penalty_cfgs=dict(config.penalty))
+    return functools.partial(
+        cyclegan_step,
+        models=models,
+        optimizers=optimizers,
+        loss_cfg=config.loss,
+        penalty_cfgs=dict(config.penalty),
+    )
 
 
 # ----------------------------------------------------------------------------
 # Samples: translation strips
 # ----------------------------------------------------------------------------
+
 
 def strip_shape(data_shape) -> tuple[int, int, int]:
     """A strip's shape for unpaired data ``(H, W, 2C)``: ``(3H + 2, 2W + 1, C)``."""
@@ -288,6 +326,7 @@ def strip_shape(data_shape) -> tuple[int, int, int]:
 
 def translation_strips(a, b, fake_b, fake_a, rec_a, rec_b) -> jax.Array:
     """``[N, 3H + 2, 2W + 1, C]``: columns (a, G(a), F(G(a))) and (b, F(b), G(F(b)))."""
+
     def column(*images):
         gap = jnp.full(images[0].shape[:1] + (1,) + images[0].shape[2:], _GAP, images[0].dtype)
         return jnp.concatenate([images[0], gap, images[1], gap, images[2]], axis=1)
@@ -306,20 +345,25 @@ def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Modu
     """
     pool = np.asarray(data.from_config(config.data, "test").images[:GRID_POOL])
     if tuple(pool.shape[1:]) != tuple(spec.shape):
-        raise ValueError(f"test images of shape {pool.shape[1:]} do not match the data's "
-                         f"{tuple(spec.shape)}")
+        raise ValueError(
+            f"test images of shape {pool.shape[1:]} do not match the data's {tuple(spec.shape)}"
+        )
     g, f = models["g"], models["f"]
 
     def sample(params, key, n):
         size = pool.shape[0]
-        rows = (jax.random.permutation(key, size)[:n] if n <= size
-                else jax.random.randint(key, (n,), 0, size))
+        rows = (
+            jax.random.permutation(key, size)[:n]
+            if n <= size
+            else jax.random.randint(key, (n,), 0, size)
+        )
         a, b = unpaired.split_domains(jnp.asarray(pool)[rows])
         fake_b = g.apply({"params": params["g"]}, a)
         fake_a = f.apply({"params": params["f"]}, b)
         rec_a = f.apply({"params": params["f"]}, fake_b)
         rec_b = g.apply({"params": params["g"]}, fake_a)
         return translation_strips(a, b, fake_b, fake_a, rec_a, rec_b), None
+
     return sample
 
 
@@ -330,25 +374,41 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ValueError: naming the config key and its value.
     """
     if config.data.name not in unpaired.UNPAIRED:
-        raise ValueError(f"config.data.name: model_type 'cyclegan' needs an unpaired two-domain "
-                         f"dataset, one of {list(unpaired.UNPAIRED)}; got {config.data.name!r}")
+        raise ValueError(
+            f"config.data.name: model_type 'cyclegan' needs an unpaired two-domain "
+            f"dataset, one of {list(unpaired.UNPAIRED)}; got {config.data.name!r}"
+        )
     if config.eval.inception_weights:
-        raise ValueError("config.eval.inception_weights: model_type 'cyclegan' is scored with "
-                         "the base dataset's shipped classifier; Inception features are not "
-                         "supported")
+        raise ValueError(
+            "config.eval.inception_weights: model_type 'cyclegan' is scored with "
+            "the base dataset's shipped classifier; Inception features are not "
+            "supported"
+        )
     gan.check_loss_config(config.loss)
     if config.loss.d_steps != 1:
-        raise ValueError(f"config.loss.d_steps must be 1 for model_type 'cyclegan' (one "
-                         f"discriminator update per step), got {config.loss.d_steps}")
+        raise ValueError(
+            f"config.loss.d_steps must be 1 for model_type 'cyclegan' (one "
+            f"discriminator update per step), got {config.loss.d_steps}"
+        )
     for name in ("cycle_weight", "identity_weight"):
         if not config.loss[name] >= 0:
             raise ValueError(f"config.loss.{name} must be >= 0, got {config.loss[name]}")
 
 
 CYCLEGAN = Family(
-    name="cyclegan", networks=NETWORKS, adversarial=True, conditional=False,
-    make_models=make_models, init_state=init_cyclegan_state, make_step=make_step,
-    make_sampler=make_sampler, rows_per_step=rows_per_step, validate=validate,
-    make_evaluator=evaluation.make_evaluator, null_scores=evaluation.study_nulls,
-    sample_shape=strip_shape, loss_config=loss_config,
-    target_groups=TARGET_GROUPS)
+    name="cyclegan",
+    networks=NETWORKS,
+    adversarial=True,
+    conditional=False,
+    make_models=make_models,
+    init_state=init_cyclegan_state,
+    make_step=make_step,
+    make_sampler=make_sampler,
+    rows_per_step=rows_per_step,
+    validate=validate,
+    make_evaluator=evaluation.make_evaluator,
+    null_scores=evaluation.study_nulls,
+    sample_shape=strip_shape,
+    loss_config=loss_config,
+    target_groups=TARGET_GROUPS,
+)

@@ -16,6 +16,7 @@ update, a step consumes n·B rows (:func:`rows_per_step`) and update k uses
 rows ``k, k + n, k + 2n, ...`` (a strided split commutes with the contiguous
 per-device split, so it is the same on any number of devices).
 """
+
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -36,8 +37,9 @@ from regan_jax.families.base import Family
 _LATENT, _GP = 0, 1
 
 
-def make_models(model_cfg: ml_collections.ConfigDict, data_spec,
-                conditional: bool = False) -> dict[str, nn.Module]:
+def make_models(
+    model_cfg: ml_collections.ConfigDict, data_spec, conditional: bool = False
+) -> dict[str, nn.Module]:
     """``{'g': Generator, 'd': Discriminator}`` of ``config.model`` for ``data_spec``.
 
     Raises:
@@ -48,18 +50,24 @@ def make_models(model_cfg: ml_collections.ConfigDict, data_spec,
     num_classes = 0
     if conditional:
         if spec.num_classes < 2:
-            raise ValueError(f"model_type 'cgan' needs labelled data with >= 2 classes, got "
-                             f"num_classes = {spec.num_classes}")
+            raise ValueError(
+                f"model_type 'cgan' needs labelled data with >= 2 classes, got "
+                f"num_classes = {spec.num_classes}"
+            )
         num_classes = spec.num_classes
     output = choose("g_output", model_cfg.g_output, models_lib.GENERATOR_OUTPUTS)
-    return {"g": models_lib.Generator(body, model_cfg.latent_dim, num_classes, output),
-            "d": models_lib.Discriminator(trunk, spec.shape, num_classes,
-                                          model_cfg.spectral_norm)}
+    return {
+        "g": models_lib.Generator(body, model_cfg.latent_dim, num_classes, output),
+        "d": models_lib.Discriminator(trunk, spec.shape, num_classes, model_cfg.spectral_norm),
+    }
 
 
-def init_gan_state(models: Mapping[str, nn.Module],
-                   optimizers: Mapping[str, optax.GradientTransformation],
-                   key: jax.Array, example_batch: Mapping[str, Any]) -> steps.TrainState:
+def init_gan_state(
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, optax.GradientTransformation],
+    key: jax.Array,
+    example_batch: Mapping[str, Any],
+) -> steps.TrainState:
     """A fresh GAN/cGAN state: networks initialised from ``key``, step 0.
 
     ``key`` is split into the parameter key (``g`` gets ``fold_in(k, 0)``,
@@ -69,8 +77,13 @@ def init_gan_state(models: Mapping[str, nn.Module],
     """
     steps.check_networks(models, optimizers, ("g", "d"))
     labels = jnp.asarray(example_batch["label"])[:1] if models["g"].num_classes else None
-    return _init_gan(steps.hashable(models), steps.hashable(optimizers), key,
-                     jnp.asarray(example_batch["image"])[:1], labels)
+    return _init_gan(
+        steps.hashable(models),
+        steps.hashable(optimizers),
+        key,
+        jnp.asarray(example_batch["image"])[:1],
+        labels,
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -78,11 +91,13 @@ def _init_gan(models, optimizers, key, x, labels) -> steps.TrainState:
     models, optimizers = dict(models), dict(optimizers)
     g, d = models["g"], models["d"]
     init_key, run_key = jax.random.split(key)
-    g_params = g.init(jax.random.fold_in(init_key, 0), jnp.zeros((1, g.latent_dim)),
-                      labels)["params"]
+    g_params = g.init(jax.random.fold_in(init_key, 0), jnp.zeros((1, g.latent_dim)), labels)[
+        "params"
+    ]
     d_params, d_state = steps.split_variables(d.init(jax.random.fold_in(init_key, 1), x, labels))
-    return steps.new_state(run_key, {"g": g_params, "d": d_params},
-                           {"d": d_state} if d_state else {}, optimizers)
+    return steps.new_state(
+        run_key, {"g": g_params, "d": d_params}, {"d": d_state} if d_state else {}, optimizers
+    )
 
 
 def check_loss_config(loss_cfg: ml_collections.ConfigDict) -> None:
@@ -91,8 +106,10 @@ def check_loss_config(loss_cfg: ml_collections.ConfigDict) -> None:
     Raises:
       ValueError: naming the ``config.loss`` key and its value.
     """
-    for key, lookup in (("kind", losses.gan_loss),
-                        ("gradient_penalty", losses.gradient_penalty_fn)):
+    for key, lookup in (
+        ("kind", losses.gan_loss),
+        ("gradient_penalty", losses.gradient_penalty_fn),
+    ):
         try:
             lookup(loss_cfg[key])
         except ValueError as e:
@@ -106,8 +123,10 @@ def check_loss_config(loss_cfg: ml_collections.ConfigDict) -> None:
 def _strided_split(x: jax.Array, parts: int) -> jax.Array:
     """``[parts·B, ...] -> [parts, B, ...]`` with part k = rows ``k::parts``."""
     if x.shape[0] % parts:
-        raise ValueError(f"a GAN batch with d_steps = {parts} needs a multiple of {parts} "
-                         f"rows (d_steps batches), got {x.shape[0]}")
+        raise ValueError(
+            f"a GAN batch with d_steps = {parts} needs a multiple of {parts} "
+            f"rows (d_steps batches), got {x.shape[0]}"
+        )
     x = x.reshape((x.shape[0] // parts, parts) + x.shape[1:])
     return jnp.swapaxes(x, 0, 1)
 
@@ -116,12 +135,17 @@ def _d_variables(params, model_state):
     return {"params": params, **model_state}
 
 
-def gan_step(state: steps.TrainState, batch: Mapping[str, jax.Array], key: jax.Array | None = None,
-             *, models: Mapping[str, nn.Module],
-             optimizers: Mapping[str, optax.GradientTransformation],
-             loss_cfg: ml_collections.ConfigDict,
-             penalty_cfgs: Mapping[str, ml_collections.ConfigDict] | None = None,
-             axis_name: str | None = None) -> tuple[steps.TrainState, steps.Metrics]:
+def gan_step(
+    state: steps.TrainState,
+    batch: Mapping[str, jax.Array],
+    key: jax.Array | None = None,
+    *,
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, optax.GradientTransformation],
+    loss_cfg: ml_collections.ConfigDict,
+    penalty_cfgs: Mapping[str, ml_collections.ConfigDict] | None = None,
+    axis_name: str | None = None,
+) -> tuple[steps.TrainState, steps.Metrics]:
     """One generator update after ``loss_cfg.d_steps`` discriminator updates.
 
     With n = d_steps, real sub-batches x_k (k < n), latents z_k ~ N(0, I) and
@@ -170,8 +194,9 @@ def gan_step(state: steps.TrainState, batch: Mapping[str, jax.Array], key: jax.A
         return jax.random.fold_in(jax.random.fold_in(key, k), purpose)
 
     def generate_fn(k):
-        z = steps.local_draw(jax.random.normal, purpose_key(k, _LATENT), (rows, g.latent_dim),
-                        axis_name)
+        z = steps.local_draw(
+            jax.random.normal, purpose_key(k, _LATENT), (rows, g.latent_dim), axis_name
+        )
         return lambda g_params: g.apply({"params": g_params}, z, labels_at(k))
 
     def d_update(k, carry, fake):
@@ -184,15 +209,24 @@ def gan_step(state: steps.TrainState, batch: Mapping[str, jax.Array], key: jax.A
 
         def loss_fn(p):
             logits, new_d_state = d.apply(
-                _d_variables(p, d_state), jnp.concatenate([real, fake]), both_labels,
-                update_stats=True, mutable=list(d_state))
+                _d_variables(p, d_state),
+                jnp.concatenate([real, fake]),
+                both_labels,
+                update_stats=True,
+                mutable=list(d_state),
+            )
             real_logits, fake_logits = jnp.split(logits, 2)
             adversarial = objective.d(real_logits, fake_logits)
-            gp = penalty(lambda x: d.apply(_d_variables(p, new_d_state), x, y), real, fake,
-                         gp_key)
+            gp = penalty(lambda x: d.apply(_d_variables(p, new_d_state), x, y), real, fake, gp_key)
             return adversarial + loss_cfg.gp_weight * gp, (
-                new_d_state, {"d_loss": adversarial, "gp": gp,
-                              "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)})
+                new_d_state,
+                {
+                    "d_loss": adversarial,
+                    "gp": gp,
+                    "d_real": jnp.mean(real_logits),
+                    "d_fake": jnp.mean(fake_logits),
+                },
+            )
 
         grads, (d_state, metrics) = jax.grad(loss_fn, has_aux=True)(d_params)
         grads, d_state, metrics = steps.pmean((grads, d_state, metrics), axis_name)
@@ -201,12 +235,17 @@ def gan_step(state: steps.TrainState, batch: Mapping[str, jax.Array], key: jax.A
         return (d_params, d_opt, d_state, finite), metrics
 
     g_params = state.params["g"]
-    carry = (state.params["d"], state.opt_state["d"], state.model_state.get("d", {}),
-             jnp.ones((), bool))
+    carry = (
+        state.params["d"],
+        state.opt_state["d"],
+        state.model_state.get("d", {}),
+        jnp.ones((), bool),
+    )
     # Updates 0..n-2 need the fakes only; the last one keeps G's forward for G's gradient.
     if n > 1:  # (a zero-trip loop would still be traced and compiled)
         carry = lax.fori_loop(
-            0, n - 1, lambda k, c: d_update(k, c, generate_fn(k)(g_params))[0], carry)
+            0, n - 1, lambda k, c: d_update(k, c, generate_fn(k)(g_params))[0], carry
+        )
     fake, g_vjp = jax.vjp(generate_fn(n - 1), g_params)
     (d_params, d_opt, d_state, finite), metrics = d_update(n - 1, carry, fake)
 
@@ -219,14 +258,17 @@ def gan_step(state: steps.TrainState, batch: Mapping[str, jax.Array], key: jax.A
     g_params, g_opt = steps.apply_update(optimizers["g"], g_grads, state.opt_state["g"], g_params)
 
     new = state.replace(
-        step=state.step + 1, params={"g": g_params, "d": d_params},
+        step=state.step + 1,
+        params={"g": g_params, "d": d_params},
         opt_state={"g": g_opt, "d": d_opt},
-        model_state={"d": d_state} if d_state else {})
-    metrics = {**metrics, "g_loss": g_loss,
-               **steps.penalty_metrics(new.params, new.opt_state, penalty_cfgs)}
+        model_state={"d": d_state} if d_state else {},
+    )
+    metrics = {
+        **metrics,
+        "g_loss": g_loss,
+        **steps.penalty_metrics(new.params, new.opt_state, penalty_cfgs),
+    }
     return steps.freeze_if_diverged(state, new, finite & jnp.isfinite(g_loss)), metrics
-
-
 
 
 def rows_per_step(config: ml_collections.ConfigDict) -> int:
@@ -234,11 +276,19 @@ def rows_per_step(config: ml_collections.ConfigDict) -> int:
     return config.loss.d_steps * config.data.batch_size
 
 
-def make_step(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module],
-              optimizers: Mapping[str, optax.GradientTransformation]) -> Callable:
+def make_step(
+    config: ml_collections.ConfigDict,
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, optax.GradientTransformation],
+) -> Callable:
     """:func:`gan_step` with the networks, optimizers, loss and penalty configs bound."""
-    return functools.partial(gan_step, models=models, optimizers=optimizers,
-                             loss_cfg=config.loss, penalty_cfgs=dict(config.penalty))
+    return functools.partial(
+        gan_step,
+        models=models,
+        optimizers=optimizers,
+        loss_cfg=config.loss,
+        penalty_cfgs=dict(config.penalty),
+    )
 
 
 def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], spec):
@@ -258,6 +308,7 @@ def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Modu
         if labels is None and conditional:
             labels = jnp.arange(n, dtype=jnp.int32) % spec.num_classes
         return g.apply({"params": params["g"]}, z, labels), labels
+
     return sample
 
 
@@ -268,11 +319,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def _family(name: str, conditional: bool) -> Family:
     return Family(
-        name=name, networks=("g", "d"), adversarial=True,
+        name=name,
+        networks=("g", "d"),
+        adversarial=True,
         conditional=conditional,
         make_models=functools.partial(make_models, conditional=conditional),
-        init_state=init_gan_state, make_step=make_step, make_sampler=make_sampler,
-        rows_per_step=rows_per_step, validate=validate)
+        init_state=init_gan_state,
+        make_step=make_step,
+        make_sampler=make_sampler,
+        rows_per_step=rows_per_step,
+        validate=validate,
+    )
 
 
 GAN = _family("gan", conditional=False)

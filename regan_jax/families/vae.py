@@ -5,6 +5,7 @@ likelihood of pixels mapped to [0, 1] that is ``2 σ(logits) - 1``. The
 held-out scores (:func:`score_fn`) are the ELBO and its reconstruction term
 per example, one z draw each.
 """
+
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,23 +31,33 @@ def make_models(model_cfg: ml_collections.ConfigDict, data_spec) -> dict[str, nn
         :func:`regan_jax.models.trunk_and_body`.
     """
     if model_cfg.spectral_norm:
-        raise ValueError("spectral_norm is a discriminator baseline; it is not available "
-                         "for model_type 'vae'")
+        raise ValueError(
+            "spectral_norm is a discriminator baseline; it is not available for model_type 'vae'"
+        )
     choose("likelihood", model_cfg.likelihood, losses.LIKELIHOODS)
     if model_cfg.likelihood == "gaussian" and not model_cfg.gaussian_std > 0:
         raise ValueError(f"gaussian_std must be > 0, got {model_cfg.gaussian_std}")
     trunk, body, spec = models_lib.trunk_and_body(model_cfg, data_spec)
-    return {"encoder": models_lib.Encoder(trunk, spec.shape, model_cfg.latent_dim),
-            "decoder": models_lib.Decoder(body, model_cfg.latent_dim)}
+    return {
+        "encoder": models_lib.Encoder(trunk, spec.shape, model_cfg.latent_dim),
+        "decoder": models_lib.Decoder(body, model_cfg.latent_dim),
+    }
 
 
-def init_vae_state(models: Mapping[str, nn.Module],
-                   optimizers: Mapping[str, optax.GradientTransformation],
-                   key: jax.Array, example_batch: Mapping[str, Any]) -> steps.TrainState:
+def init_vae_state(
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, optax.GradientTransformation],
+    key: jax.Array,
+    example_batch: Mapping[str, Any],
+) -> steps.TrainState:
     """A fresh VAE state: ``encoder`` from ``fold_in(k, 0)``, ``decoder`` from ``fold_in(k, 1)``."""
     steps.check_networks(models, optimizers, ("encoder", "decoder"))
-    return _init_vae(steps.hashable(models), steps.hashable(optimizers), key,
-                     jnp.asarray(example_batch["image"])[:1])
+    return _init_vae(
+        steps.hashable(models),
+        steps.hashable(optimizers),
+        key,
+        jnp.asarray(example_batch["image"])[:1],
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -54,14 +65,23 @@ def _init_vae(models, optimizers, key, x) -> steps.TrainState:
     models, optimizers = dict(models), dict(optimizers)
     encoder, decoder = models["encoder"], models["decoder"]
     init_key, run_key = jax.random.split(key)
-    params = {"encoder": encoder.init(jax.random.fold_in(init_key, 0), x)["params"],
-              "decoder": decoder.init(jax.random.fold_in(init_key, 1),
-                                      jnp.zeros((1, decoder.latent_dim)))["params"]}
+    params = {
+        "encoder": encoder.init(jax.random.fold_in(init_key, 0), x)["params"],
+        "decoder": decoder.init(
+            jax.random.fold_in(init_key, 1), jnp.zeros((1, decoder.latent_dim))
+        )["params"],
+    }
     return steps.new_state(run_key, params, {}, optimizers)
 
 
-def negative_elbo(models: Mapping[str, nn.Module], params, x: jax.Array, eps: jax.Array,
-                  likelihood: str, gaussian_std: float):
+def negative_elbo(
+    models: Mapping[str, nn.Module],
+    params,
+    x: jax.Array,
+    eps: jax.Array,
+    likelihood: str,
+    gaussian_std: float,
+):
     """The reparameterised forward pass: ``(-ELBO, {'recon', 'kl'})`` of ``x`` with noise ``eps``.
 
     .. math::
@@ -77,12 +97,18 @@ def negative_elbo(models: Mapping[str, nn.Module], params, x: jax.Array, eps: ja
     return losses.negative_elbo(x, recon_out, mean, logvar, likelihood, gaussian_std)
 
 
-def vae_step(state: steps.TrainState, batch: Mapping[str, jax.Array], key: jax.Array | None = None,
-             *, models: Mapping[str, nn.Module],
-             optimizers: Mapping[str, optax.GradientTransformation],
-             likelihood: str, gaussian_std: float = 1.0,
-             penalty_cfgs: Mapping[str, ml_collections.ConfigDict] | None = None,
-             axis_name: str | None = None) -> tuple[steps.TrainState, steps.Metrics]:
+def vae_step(
+    state: steps.TrainState,
+    batch: Mapping[str, jax.Array],
+    key: jax.Array | None = None,
+    *,
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, optax.GradientTransformation],
+    likelihood: str,
+    gaussian_std: float = 1.0,
+    penalty_cfgs: Mapping[str, ml_collections.ConfigDict] | None = None,
+    axis_name: str | None = None,
+) -> tuple[steps.TrainState, steps.Metrics]:
     """One update of encoder and decoder on the negative ELBO (one sample of z).
 
     .. math::
@@ -118,7 +144,8 @@ def vae_step(state: steps.TrainState, batch: Mapping[str, jax.Array], key: jax.A
     params, opt_state = {}, {}
     for net in ("encoder", "decoder"):
         params[net], opt_state[net] = steps.apply_update(
-            optimizers[net], grads[net], state.opt_state[net], state.params[net])
+            optimizers[net], grads[net], state.opt_state[net], state.params[net]
+        )
     new = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     metrics = {"loss": loss, **parts, **steps.penalty_metrics(params, opt_state, penalty_cfgs)}
     return steps.freeze_if_diverged(state, new, jnp.isfinite(loss)), metrics
@@ -129,13 +156,20 @@ def rows_per_step(config: ml_collections.ConfigDict) -> int:
     return config.data.batch_size
 
 
-def make_step(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module],
-              optimizers: Mapping[str, optax.GradientTransformation]) -> Callable:
+def make_step(
+    config: ml_collections.ConfigDict,
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, optax.GradientTransformation],
+) -> Callable:
     """:func:`vae_step` with the networks, optimizers, likelihood and penalty configs bound."""
-    return functools.partial(vae_step, models=models, optimizers=optimizers,
-                             likelihood=config.model.likelihood,
-                             gaussian_std=config.model.gaussian_std,
-                             penalty_cfgs=dict(config.penalty))
+    return functools.partial(
+        vae_step,
+        models=models,
+        optimizers=optimizers,
+        likelihood=config.model.likelihood,
+        gaussian_std=config.model.gaussian_std,
+        penalty_cfgs=dict(config.penalty),
+    )
 
 
 def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], spec):
@@ -145,14 +179,17 @@ def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Modu
     bernoulli = config.model.likelihood == "bernoulli"
 
     def sample(params, key, n):
-        out = decoder.apply({"params": params["decoder"]},
-                            jax.random.normal(key, (n, decoder.latent_dim)))
+        out = decoder.apply(
+            {"params": params["decoder"]}, jax.random.normal(key, (n, decoder.latent_dim))
+        )
         return (2 * jax.nn.sigmoid(out) - 1 if bernoulli else jnp.clip(out, -1, 1)), None
+
     return sample
 
 
-def score_fn(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], params,
-             key: jax.Array) -> Callable:
+def score_fn(
+    config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], params, key: jax.Array
+) -> Callable:
     """Jitted ``images [B, ...] -> {'elbo': [B], 'recon': [B]}`` (nats per example).
 
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) ‖ p(z)), estimated with one
@@ -163,13 +200,15 @@ def score_fn(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module],
 
     def per_example(x, example_key):
         eps = jax.random.normal(example_key, (1, latent_dim))
-        loss, parts = negative_elbo(models, params, x[None], eps, config.model.likelihood,
-                                    config.model.gaussian_std)
+        loss, parts = negative_elbo(
+            models, params, x[None], eps, config.model.likelihood, config.model.gaussian_std
+        )
         return {"elbo": -loss, "recon": parts["recon"]}
 
     @jax.jit
     def scores(images):
         return jax.vmap(per_example)(images, jax.random.split(key, images.shape[0]))
+
     return scores
 
 
@@ -179,7 +218,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 VAE = Family(
-    name="vae", networks=("encoder", "decoder"),
-    adversarial=False, conditional=False, make_models=make_models,
-    init_state=init_vae_state, make_step=make_step, make_sampler=make_sampler,
-    rows_per_step=rows_per_step, validate=validate, score_fn=score_fn)
+    name="vae",
+    networks=("encoder", "decoder"),
+    adversarial=False,
+    conditional=False,
+    make_models=make_models,
+    init_state=init_vae_state,
+    make_step=make_step,
+    make_sampler=make_sampler,
+    rows_per_step=rows_per_step,
+    validate=validate,
+    score_fn=score_fn,
+)

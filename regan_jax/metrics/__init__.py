@@ -15,6 +15,7 @@ Modules: ``distances`` (FD, FD∞, intra-class FD, KID, PRDC), ``generalisation`
 coverage and class-prediction metrics), ``weights`` (weight statistics); the
 private ``_kernels`` (jitted device kernels) and ``_checks`` (input checks).
 """
+
 from regan_jax.metrics.distances import (
     feature_stats,
     frechet_distance,

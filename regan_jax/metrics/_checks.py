@@ -6,6 +6,7 @@ expected. Checks on large arrays run as one small jitted reduction each, so
 they cost one compile per shape instead of one per eager op; labels and
 class probabilities (small) are checked on the host.
 """
+
 from __future__ import annotations
 
 import jax
@@ -28,15 +29,17 @@ def features(name: str, x) -> jax.Array:
     if bad_rows:
         raise ValueError(
             f"{name} has {bad_rows} of {x.shape[0]} rows containing NaN or Inf "
-            "(a diverged generator?); refusing to average them into a score.")
+            "(a diverged generator?); refusing to average them into a score."
+        )
     return x
 
 
 def same_dim(a: jax.Array, b: jax.Array, names: str) -> None:
     """Raises unless two ``[N, D]`` arrays share ``D``."""
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"{names} have different feature dimensions: "
-                         f"{a.shape[1]} vs {b.shape[1]}.")
+        raise ValueError(
+            f"{names} have different feature dimensions: {a.shape[1]} vs {b.shape[1]}."
+        )
 
 
 def labels(name: str, y, num_classes: int) -> np.ndarray:
@@ -47,8 +50,9 @@ def labels(name: str, y, num_classes: int) -> np.ndarray:
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"{name} must hold integer class labels; got dtype {y.dtype}.")
     if y.min() < 0 or y.max() >= num_classes:
-        raise ValueError(f"{name} must lie in [0, {num_classes}); "
-                         f"got values in [{y.min()}, {y.max()}].")
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes}); got values in [{y.min()}, {y.max()}]."
+        )
     return y.astype(np.int32)
 
 
@@ -56,13 +60,16 @@ def probabilities(name: str, p) -> np.ndarray:
     """Returns ``p`` as a float32 ``[N, C]`` host array whose rows are distributions."""
     p = np.asarray(p, np.float32)
     if p.ndim != 2 or p.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty [N, C] array of class probabilities; "
-                         f"got shape {p.shape}.")
+        raise ValueError(
+            f"{name} must be a non-empty [N, C] array of class probabilities; got shape {p.shape}."
+        )
     if not np.all(np.isfinite(p)):
         raise ValueError(f"{name} contains NaN or Inf.")
     sums = p.sum(axis=1)
     if np.any(p < 0) or np.any(np.abs(sums - 1) > 1e-3):
-        raise ValueError(f"{name} rows must be probability vectors (>= 0, summing to 1); "
-                         f"row sums lie in [{sums.min()}, {sums.max()}]. "
-                         "Pass softmax outputs, not logits.")
+        raise ValueError(
+            f"{name} rows must be probability vectors (>= 0, summing to 1); "
+            f"row sums lie in [{sums.min()}, {sums.max()}]. "
+            "Pass softmax outputs, not logits."
+        )
     return p

@@ -5,6 +5,7 @@ the array work they hand to the device lives here. Pairwise kernels look at
 ``block_size`` rows of one set against the whole of another, so memory is
 ``O(block_size * N)`` and a 50k x 50k distance matrix never exists at once.
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,8 +33,10 @@ def row_blocks(x: jax.Array, block_size: int) -> tuple[jax.Array, jax.Array]:
     num_blocks = -(-n // block_size)
     padded = jnp.pad(x, ((0, num_blocks * block_size - n),) + ((0, 0),) * (x.ndim - 1))
     valid = jnp.arange(num_blocks * block_size) < n
-    return (padded.reshape(num_blocks, block_size, *x.shape[1:]),
-            valid.reshape(num_blocks, block_size))
+    return (
+        padded.reshape(num_blocks, block_size, *x.shape[1:]),
+        valid.reshape(num_blocks, block_size),
+    )
 
 
 def kth_smallest(d2: jax.Array, k: int) -> jax.Array:
@@ -89,8 +92,9 @@ def prdc_counts(real, fake, real_r2, fake_r2, block_size: int):
 
     init = (jnp.zeros(real.shape[0], bool), jnp.full(real.shape[0], jnp.inf))
     (recalled, nearest_fake_d2), balls = lax.scan(
-        scan_block, init, (fake_blocks, fake_valid, radius_blocks))
-    return balls.reshape(-1)[:fake.shape[0]], recalled, nearest_fake_d2
+        scan_block, init, (fake_blocks, fake_valid, radius_blocks)
+    )
+    return balls.reshape(-1)[: fake.shape[0]], recalled, nearest_fake_d2
 
 
 @functools.partial(jax.jit, static_argnames=("k", "real_block", "fake_block"))
@@ -103,7 +107,8 @@ def prdc_tallies(real, fake, k: int, real_block: int, fake_block: int) -> dict[s
     real, fake = real - shift, fake - shift
     real_r2 = knn_squared_radii(real, k, real_block)
     balls, recalled, nearest_fake_d2 = prdc_counts(
-        real, fake, real_r2, knn_squared_radii(fake, k, fake_block), fake_block)
+        real, fake, real_r2, knn_squared_radii(fake, k, fake_block), fake_block
+    )
     return {
         "precision": jnp.sum(balls > 0),
         "recall": jnp.sum(recalled),
@@ -132,17 +137,22 @@ def cubic_kernel(x: jax.Array, y: jax.Array) -> jax.Array:
 
 def unbiased_mmd2(x: jax.Array, y: jax.Array) -> jax.Array:
     """Unbiased MMD^2 estimate between the rows of ``x`` and ``y`` (see ``metrics.kid``)."""
+
     def off_diagonal_mean(k):
         n = k.shape[0]
         return (jnp.sum(k) - jnp.trace(k)) / (n * (n - 1))
 
-    return (off_diagonal_mean(cubic_kernel(x, x)) + off_diagonal_mean(cubic_kernel(y, y))
-            - 2.0 * jnp.mean(cubic_kernel(x, y)))
+    return (
+        off_diagonal_mean(cubic_kernel(x, x))
+        + off_diagonal_mean(cubic_kernel(y, y))
+        - 2.0 * jnp.mean(cubic_kernel(x, y))
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("num_subsets", "subset_size"))
 def kid_subsets(a, b, key, num_subsets: int, subset_size: int) -> jax.Array:
     """MMD^2 of ``num_subsets`` pairs of row subsets drawn without replacement: ``[S]``."""
+
     def one_subset(subset_key):
         key_a, key_b = jax.random.split(subset_key)
         x = a[jax.random.choice(key_a, a.shape[0], (subset_size,), replace=False)]
@@ -159,8 +169,11 @@ def mode_histogram(x: jax.Array, centres: jax.Array, radius: float):
     shift = jnp.mean(centres, axis=0)  # less cancellation in the Gram expansion
     d2 = squared_distances(x - shift, centres - shift)
     high_quality = jnp.min(d2, axis=1) <= radius**2
-    return jnp.zeros(centres.shape[0], jnp.int32).at[jnp.argmin(d2, axis=1)].add(
-        high_quality.astype(jnp.int32))
+    return (
+        jnp.zeros(centres.shape[0], jnp.int32)
+        .at[jnp.argmin(d2, axis=1)]
+        .add(high_quality.astype(jnp.int32))
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("num_splits",))

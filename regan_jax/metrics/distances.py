@@ -6,6 +6,7 @@ the Fréchet distance (FD / FID) and its per-class mean, the kernel distance
 done in row blocks (``block_size`` rows against a whole set), so no ``N x N``
 distance matrix is ever held at once.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -22,9 +23,13 @@ from regan_jax.metrics import _kernels as kernels
 # --------------------------------------------------------------------------- #
 def _warn_if_singular(n: int, d: int, what: str) -> None:
     if n <= d:
-        warnings.warn(f"{what}: N={n} samples <= D={d} dimensions, so the covariance is "
-                      "singular and the Fréchet distance is strongly biased; use more "
-                      "samples than feature dimensions.", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"{what}: N={n} samples <= D={d} dimensions, so the covariance is "
+            "singular and the Fréchet distance is strongly biased; use more "
+            "samples than feature dimensions.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def feature_stats(feats) -> tuple[jax.Array, jax.Array]:
@@ -87,13 +92,15 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
     s1, s2 = (np.asarray(s, np.float64) for s in (sigma1, sigma2))
     for name, mu, s in (("1", mu1, s1), ("2", mu2, s2)):
         if mu.ndim != 1 or s.shape != (mu.shape[0], mu.shape[0]):
-            raise ValueError(f"mu{name} must be [D] and sigma{name} [D, D]; "
-                             f"got shapes {mu.shape} and {s.shape}.")
+            raise ValueError(
+                f"mu{name} must be [D] and sigma{name} [D, D]; got shapes {mu.shape} and {s.shape}."
+            )
         if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(s))):
             raise ValueError(f"mu{name} / sigma{name} contain NaN or Inf.")
     if mu1.shape != mu2.shape:
-        raise ValueError(f"The two Gaussians have different dimensions: "
-                         f"{mu1.shape[0]} vs {mu2.shape[0]}.")
+        raise ValueError(
+            f"The two Gaussians have different dimensions: {mu1.shape[0]} vs {mu2.shape[0]}."
+        )
     s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
     root1 = _psd_sqrt(s1)
     eigenvalues = np.linalg.eigvalsh(root1 @ s2 @ root1)
@@ -121,8 +128,9 @@ def frechet_distance(feats_a, feats_b) -> float:
     return frechet_distance_from_stats(*feature_stats(a), *feature_stats(b))
 
 
-def intra_class_frechet_distance(real_feats, real_labels, fake_feats, fake_labels,
-                                 num_classes: int, *, min_samples: int = 2) -> float:
+def intra_class_frechet_distance(
+    real_feats, real_labels, fake_feats, fake_labels, num_classes: int, *, min_samples: int = 2
+) -> float:
     """Mean over classes of the Fréchet distance between per-class features.
 
     .. math::
@@ -149,31 +157,45 @@ def intra_class_frechet_distance(real_feats, real_labels, fake_feats, fake_label
     real_y = checks.labels("real_labels", real_labels, num_classes)
     fake_y = checks.labels("fake_labels", fake_labels, num_classes)
     if real_y.shape[0] != real.shape[0] or fake_y.shape[0] != fake.shape[0]:
-        raise ValueError("Each label array must have one label per feature row; got "
-                         f"{real_y.shape[0]} labels for {real.shape[0]} real rows and "
-                         f"{fake_y.shape[0]} for {fake.shape[0]} fake rows.")
+        raise ValueError(
+            "Each label array must have one label per feature row; got "
+            f"{real_y.shape[0]} labels for {real.shape[0]} real rows and "
+            f"{fake_y.shape[0]} for {fake.shape[0]} fake rows."
+        )
     if min_samples < 2:
-        raise ValueError(f"min_samples must be >= 2 (a covariance needs 2 samples); "
-                         f"got {min_samples}.")
-    per_class = np.minimum(np.bincount(real_y, minlength=num_classes),
-                           np.bincount(fake_y, minlength=num_classes))
+        raise ValueError(
+            f"min_samples must be >= 2 (a covariance needs 2 samples); got {min_samples}."
+        )
+    per_class = np.minimum(
+        np.bincount(real_y, minlength=num_classes), np.bincount(fake_y, minlength=num_classes)
+    )
     used = np.flatnonzero(per_class >= min_samples)
     skipped = np.flatnonzero(per_class < min_samples)
     if used.size == 0:
         raise ValueError(f"No class has >= {min_samples} real and fake samples.")
     if skipped.size:
-        warnings.warn(f"intra_class_frechet_distance: skipped classes {skipped.tolist()} "
-                      f"(fewer than {min_samples} real or fake samples).",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"intra_class_frechet_distance: skipped classes {skipped.tolist()} "
+            f"(fewer than {min_samples} real or fake samples).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     _warn_if_singular(int(per_class[used].min()), real.shape[1], "intra_class_frechet_distance")
-    return float(np.mean([
-        frechet_distance_from_stats(*kernels.moments(real, real_y == c),
-                                    *kernels.moments(fake, fake_y == c))
-        for c in used]))
+    return float(
+        np.mean(
+            [
+                frechet_distance_from_stats(
+                    *kernels.moments(real, real_y == c), *kernels.moments(fake, fake_y == c)
+                )
+                for c in used
+            ]
+        )
+    )
 
 
-def frechet_distance_infinity(feats_a, feats_b, *, sizes=None, key: jax.Array | None = None,
-                              draws: int = 10) -> dict[str, float]:
+def frechet_distance_infinity(
+    feats_a, feats_b, *, sizes=None, key: jax.Array | None = None, draws: int = 10
+) -> dict[str, float]:
     """FD extrapolated to infinitely many samples (FD∞).
 
     Chong & Forsyth 2020, "Effectively unbiased FID and Inception score and
@@ -211,11 +233,16 @@ def frechet_distance_infinity(feats_a, feats_b, *, sizes=None, key: jax.Array | 
     checks.same_dim(a, b, "feats_a and feats_b")
     most = min(a.shape[0], b.shape[0])
     lowest = min(max(most / 5, 2 * a.shape[1]), most / 2)
-    sizes = (np.unique(np.linspace(lowest, most, 5).astype(int)) if sizes is None
-             else np.unique(np.asarray(sizes, int)))
+    sizes = (
+        np.unique(np.linspace(lowest, most, 5).astype(int))
+        if sizes is None
+        else np.unique(np.asarray(sizes, int))
+    )
     if sizes.size < 2 or sizes.min() < 2 or sizes.max() > most:
-        raise ValueError(f"sizes must hold at least 2 distinct values in [2, {most}] "
-                         f"(min(Na, Nb)); got {sizes.tolist()}.")
+        raise ValueError(
+            f"sizes must hold at least 2 distinct values in [2, {most}] "
+            f"(min(Na, Nb)); got {sizes.tolist()}."
+        )
     if draws < 1:
         raise ValueError(f"draws must be >= 1; got {draws}.")
     key = jax.random.key(0) if key is None else key
@@ -227,9 +254,12 @@ def frechet_distance_infinity(feats_a, feats_b, *, sizes=None, key: jax.Array | 
         a_d = a[np.asarray(jax.random.permutation(key_a, a.shape[0]))]
         b_d = b[np.asarray(jax.random.permutation(key_b, b.shape[0]))]
         # Host moments: the device kernel would compile once per subset size.
-        fds += [frechet_distance_from_stats(a_d[:n].mean(0), np.cov(a_d[:n].T),
-                                            b_d[:n].mean(0), np.cov(b_d[:n].T))
-                for n in sizes]
+        fds += [
+            frechet_distance_from_stats(
+                a_d[:n].mean(0), np.cov(a_d[:n].T), b_d[:n].mean(0), np.cov(b_d[:n].T)
+            )
+            for n in sizes
+        ]
     fds /= draws
     design = np.stack([np.ones(sizes.size), 1.0 / sizes], axis=1)
     (intercept, slope), *_ = np.linalg.lstsq(design, fds, rcond=None)
@@ -239,8 +269,15 @@ def frechet_distance_infinity(feats_a, feats_b, *, sizes=None, key: jax.Array | 
 # --------------------------------------------------------------------------- #
 # Kernel distance
 # --------------------------------------------------------------------------- #
-def kid(feats_a, feats_b, *, num_subsets: int = 100, subset_size: int = 1000,
-        key: jax.Array | None = None, return_std: bool = False):
+def kid(
+    feats_a,
+    feats_b,
+    *,
+    num_subsets: int = 100,
+    subset_size: int = 1000,
+    key: jax.Array | None = None,
+    return_std: bool = False,
+):
     """Kernel distance (KID): unbiased MMD² with a cubic polynomial kernel.
 
     Bińkowski et al. 2018, "Demystifying MMD GANs". With
@@ -270,8 +307,10 @@ def kid(feats_a, feats_b, *, num_subsets: int = 100, subset_size: int = 1000,
     checks.same_dim(a, b, "feats_a and feats_b")
     m = min(subset_size, a.shape[0], b.shape[0])
     if m < 2:
-        raise ValueError(f"kid needs subsets of at least 2 samples; got subset_size="
-                         f"{subset_size}, Na={a.shape[0]}, Nb={b.shape[0]}.")
+        raise ValueError(
+            f"kid needs subsets of at least 2 samples; got subset_size="
+            f"{subset_size}, Na={a.shape[0]}, Nb={b.shape[0]}."
+        )
     if num_subsets < 1:
         raise ValueError(f"num_subsets must be >= 1; got {num_subsets}.")
     key = jax.random.key(0) if key is None else key
@@ -323,11 +362,16 @@ def prdc(real_feats, fake_feats, k: int = 5, *, block_size: int = 512) -> dict[s
         raise ValueError(f"block_size must be >= 1; got {block_size}.")
     for name, x in (("real_feats", real), ("fake_feats", fake)):
         if x.shape[0] < k + 1:
-            raise ValueError(f"prdc with k={k} needs at least k+1={k + 1} samples in "
-                             f"{name}; got {x.shape[0]}.")
-    tallies = kernels.prdc_tallies(real, fake, k, min(block_size, real.shape[0]),
-                                   min(block_size, fake.shape[0]))
+            raise ValueError(
+                f"prdc with k={k} needs at least k+1={k + 1} samples in {name}; got {x.shape[0]}."
+            )
+    tallies = kernels.prdc_tallies(
+        real, fake, k, min(block_size, real.shape[0]), min(block_size, fake.shape[0])
+    )
     n, m = real.shape[0], fake.shape[0]
-    return {"precision": int(tallies["precision"]) / m, "recall": int(tallies["recall"]) / n,
-            "density": int(tallies["density"]) / (k * m),
-            "coverage": int(tallies["coverage"]) / n}
+    return {
+        "precision": int(tallies["precision"]) / m,
+        "recall": int(tallies["recall"]) / n,
+        "density": int(tallies["density"]) / (k * m),
+        "coverage": int(tallies["coverage"]) / n,
+    }

@@ -13,6 +13,7 @@ as ``P`` is; one that copies places ``Q`` closer.
 - :func:`discriminator_overfitting`: Karras et al. 2020's ``r_t`` and
   ``r_v`` from a discriminator's logits.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,8 +46,10 @@ def nearest_neighbour_distances(queries, reference, *, block_size: int = 1024) -
     q, t = checks.features("queries", queries), checks.features("reference", reference)
     checks.same_dim(q, t, "queries and reference")
     if t.shape[0] < 1 or block_size < 1:
-        raise ValueError(f"need a non-empty reference and block_size >= 1; got M={t.shape[0]}, "
-                         f"block_size={block_size}.")
+        raise ValueError(
+            f"need a non-empty reference and block_size >= 1; got M={t.shape[0]}, "
+            f"block_size={block_size}."
+        )
     return _nn_distances(np.asarray(q, np.float64), np.asarray(t, np.float64), block_size)
 
 
@@ -55,9 +58,9 @@ def _nn_distances(q: np.ndarray, t: np.ndarray, block_size: int = 1024) -> np.nd
     t_sq = np.sum(t * t, axis=1)
     out = np.empty(q.shape[0])
     for start in range(0, q.shape[0], block_size):
-        rows = q[start:start + block_size]
+        rows = q[start : start + block_size]
         d2 = np.sum(rows * rows, axis=1)[:, None] + t_sq[None, :] - 2.0 * rows @ t.T
-        out[start:start + block_size] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+        out[start : start + block_size] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
     return out
 
 
@@ -78,8 +81,15 @@ def mann_whitney_z(x: np.ndarray, y: np.ndarray) -> float:
     return float((u - m * n / 2.0) / np.sqrt(m * n * (m + n + 1) / 12.0))
 
 
-def copying_statistic(train, held_out, generated, *, num_cells: int = COPYING_CELLS,
-                      min_generated: int = COPYING_MIN_GENERATED, seed: int = 0) -> float:
+def copying_statistic(
+    train,
+    held_out,
+    generated,
+    *,
+    num_cells: int = COPYING_CELLS,
+    min_generated: int = COPYING_MIN_GENERATED,
+    seed: int = 0,
+) -> float:
     """Meehan, Chaudhuri & Dasgupta 2020's data-copying statistic ``C_T``.
 
     "A non-parametric test to detect data-copying in generative models"
@@ -109,14 +119,17 @@ def copying_statistic(train, held_out, generated, *, num_cells: int = COPYING_CE
     Returns:
       ``C_T`` as a float, NaN if no cell qualifies.
     """
-    t, p, q = (checks.features(name, x) for name, x in
-               (("train", train), ("held_out", held_out), ("generated", generated)))
+    t, p, q = (
+        checks.features(name, x)
+        for name, x in (("train", train), ("held_out", held_out), ("generated", generated))
+    )
     checks.same_dim(p, t, "held_out and train")
     checks.same_dim(q, t, "generated and train")
     t, p, q = (np.asarray(x, np.float64) for x in (t, p, q))
     if not 1 <= num_cells <= t.shape[0]:
-        raise ValueError(f"num_cells must lie in [1, {t.shape[0]}] (the training rows); "
-                         f"got {num_cells}.")
+        raise ValueError(
+            f"num_cells must lie in [1, {t.shape[0]}] (the training rows); got {num_cells}."
+        )
     kmeans = sklearn.cluster.KMeans(num_cells, n_init=10, random_state=seed).fit(t)
     cells_p, cells_q = kmeans.predict(p), kmeans.predict(q)
     cells_t = kmeans.labels_
@@ -126,15 +139,17 @@ def copying_statistic(train, held_out, generated, *, num_cells: int = COPYING_CE
         if in_q.sum() < min_generated or not in_p.any():
             continue
         weights.append(in_p.mean())
-        scores.append(mann_whitney_z(_nn_distances(q[in_q], t[in_t]),
-                                     _nn_distances(p[in_p], t[in_t])))
+        scores.append(
+            mann_whitney_z(_nn_distances(q[in_q], t[in_t]), _nn_distances(p[in_p], t[in_t]))
+        )
     if not weights:
         return float("nan")
     return float(np.dot(weights, scores) / np.sum(weights))
 
 
-def memorisation_ratio(train, held_out, generated, *,
-                       percentile: float = MEMORISATION_PERCENTILE) -> float:
+def memorisation_ratio(
+    train, held_out, generated, *, percentile: float = MEMORISATION_PERCENTILE
+) -> float:
     """Share of generated samples closer to the training set than held-out data typically are.
 
     .. math::
@@ -179,8 +194,9 @@ def discriminator_overfitting(d_train, d_held_out, d_generated) -> dict[str, flo
     Returns:
       ``{'r_t', 'r_v'}`` as floats (``r_v`` is NaN when the denominator is 0).
     """
-    train, held, gen = (np.asarray(x, np.float64).reshape(-1)
-                        for x in (d_train, d_held_out, d_generated))
+    train, held, gen = (
+        np.asarray(x, np.float64).reshape(-1) for x in (d_train, d_held_out, d_generated)
+    )
     gap = train.mean() - gen.mean()
     r_v = (train.mean() - held.mean()) / gap if gap != 0 else float("nan")
     return {"r_t": float(np.mean(np.sign(train))), "r_v": float(r_v)}

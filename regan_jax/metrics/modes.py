@@ -6,6 +6,7 @@ take predicted labels or class probabilities (from an evaluation classifier):
 class histograms against uniform, modes covered (also of stacked digits),
 conditional accuracy and the Inception Score.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,16 +64,18 @@ def _checked_support(support, dim: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         low, high = (np.asarray(corner, np.float64) for corner in support)
     except (TypeError, ValueError):
-        raise ValueError(f"support must be a pair (low, high) of [{dim}] corners; "
-                         f"got {support!r}.") from None
+        raise ValueError(
+            f"support must be a pair (low, high) of [{dim}] corners; got {support!r}."
+        ) from None
     if low.shape != (dim,) or high.shape != (dim,) or not np.all(low < high):
-        raise ValueError(f"support must be corners (low, high) of shape [{dim}] with "
-                         f"low < high; got {low!r}, {high!r}.")
+        raise ValueError(
+            f"support must be corners (low, high) of shape [{dim}] with "
+            f"low < high; got {low!r}, {high!r}."
+        )
     return low, high
 
 
-def uniform_hq_probabilities(centres, radius: float, support, *,
-                             grid: int = 512) -> np.ndarray:
+def uniform_hq_probabilities(centres, radius: float, support, *, grid: int = 512) -> np.ndarray:
     """``p_c``: the chance that a uniform point of the box is a high-quality sample of mode ``c``.
 
     With the box :math:`B` = ``support`` and :math:`V_c` the Voronoi cell of
@@ -138,9 +141,16 @@ def uniform_hq_probabilities(centres, radius: float, support, *,
     return probs
 
 
-def mode_metrics(samples, centres, sigma: float, *, min_count: int = 1,
-                 num_std: float = 3.0, support=None,
-                 alpha: float = 0.05) -> dict[str, float | int | bool]:
+def mode_metrics(
+    samples,
+    centres,
+    sigma: float,
+    *,
+    min_count: int = 1,
+    num_std: float = 3.0,
+    support=None,
+    alpha: float = 0.05,
+) -> dict[str, float | int | bool]:
     """Mode coverage, sample quality and reverse KL on a 2-D Gaussian mixture, against noise.
 
     Each sample is assigned to its nearest centre; it is *high quality* if it
@@ -272,8 +282,9 @@ def stacked_modes(channel_preds, min_count: int = 1) -> dict[str, float]:
     """
     preds = np.asarray(channel_preds)
     if preds.ndim != 2 or preds.shape[1] != 3:
-        raise ValueError(f"channel_preds must be [N, 3] (one digit per channel); "
-                         f"got shape {preds.shape}.")
+        raise ValueError(
+            f"channel_preds must be [N, 3] (one digit per channel); got shape {preds.shape}."
+        )
     digits = checks.labels("channel_preds (flattened)", preds.reshape(-1), 10).reshape(-1, 3)
     counts = _label_histogram(digits @ np.array([100, 10, 1]), 1000)
     return {"modes": int(np.sum(counts >= min_count)), "class_kl": _kl_to_uniform(counts)}
@@ -286,8 +297,10 @@ def conditional_accuracy(pred_labels, target_labels) -> float:
     """Fraction of class-conditional samples classified as their target class."""
     pred, target = np.asarray(pred_labels), np.asarray(target_labels)
     if pred.ndim != 1 or pred.shape != target.shape or pred.shape[0] == 0:
-        raise ValueError(f"pred_labels and target_labels must be non-empty [N] arrays of "
-                         f"one length; got shapes {pred.shape} and {target.shape}.")
+        raise ValueError(
+            f"pred_labels and target_labels must be non-empty [N] arrays of "
+            f"one length; got shapes {pred.shape} and {target.shape}."
+        )
     return float(np.mean(pred == target))
 
 

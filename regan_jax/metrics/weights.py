@@ -1,4 +1,5 @@
 """Statistics of the trained weights: sparsity and norms (what the penalties produce)."""
+
 from typing import Any
 
 import jax
@@ -40,8 +41,10 @@ def weight_stats(
     leaves = selected_leaves(params, mask)
     if initial is not None:
         scales = [jnp.sqrt(jnp.mean(jnp.square(w0))) for _, w0 in selected_leaves(initial, mask)]
-        stats_near = sum(jnp.sum(jnp.abs(w) < NEAR_ZERO_OF_INITIAL_RMS * scale)
-                         for (_, w), scale in zip(leaves, scales, strict=True))
+        stats_near = sum(
+            jnp.sum(jnp.abs(w) < NEAR_ZERO_OF_INITIAL_RMS * scale)
+            for (_, w), scale in zip(leaves, scales, strict=True)
+        )
     size = sum(w.size for _, w in leaves)
     filters = sum(w.shape[-1] if w.ndim else 1 for _, w in leaves)
     zero_filters = 0

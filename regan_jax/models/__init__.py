@@ -18,6 +18,7 @@ discriminator (and VAE encoder) sizes come from ``d_width``, the generator
 (and VAE decoder) sizes from ``g_width``. No BatchNorm anywhere; kernels use
 flax's default init (see :mod:`regan_jax.models.layers`); float32.
 """
+
 import ml_collections
 
 from regan_jax._names import choose
@@ -35,28 +36,41 @@ from regan_jax.models.layers import (
 )
 from regan_jax.models.vae import Decoder, Encoder
 
-__all__ = ["ARCHITECTURES", "DataSpec", "Decoder", "Discriminator", "Encoder", "GENERATOR_OUTPUTS",
-           "Generator", "Translator",
-           "default_config", "depth_to_space", "num_stages", "trunk_and_body"]
+__all__ = [
+    "ARCHITECTURES",
+    "DataSpec",
+    "Decoder",
+    "Discriminator",
+    "Encoder",
+    "GENERATOR_OUTPUTS",
+    "Generator",
+    "Translator",
+    "default_config",
+    "depth_to_space",
+    "num_stages",
+    "trunk_and_body",
+]
 
 MAX_STAGES = 3
 
 
 def default_config() -> ml_collections.ConfigDict:
     """``config.model``: sized for Fashion-MNIST GANs on a 2-core CPU."""
-    return ml_collections.ConfigDict({
-        "arch": "dcgan",          # 'mlp' | 'dcgan' (ARCHITECTURES)
-        "latent_dim": 64,         # size of z
-        "g_width": 64,            # G/decoder: channels of the last stage (MLP: hidden width)
-        "d_width": 64,            # D/encoder: channels of the first stage (MLP: hidden width)
-        "stages": 0,              # DCGAN up/down-sampling stages; 0 = derived from the image size
-        "mlp_layers": 2,          # MLP hidden layers in each network
-        "upsample": "subpixel",   # 'subpixel' (conv then depth-to-space) | 'conv_transpose'
-        "g_output": "tanh",       # GAN generator output: 'tanh' ([-1, 1]) | 'linear' (mixtures)
-        "spectral_norm": False,   # spectrally normalise every discriminator layer (baseline)
-        "likelihood": "bernoulli",  # VAE p(x|z): 'bernoulli' | 'gaussian' (losses.LIKELIHOODS)
-        "gaussian_std": 0.1,      # fixed std of the Gaussian likelihood (data in [-1, 1])
-    })
+    return ml_collections.ConfigDict(
+        {
+            "arch": "dcgan",  # 'mlp' | 'dcgan' (ARCHITECTURES)
+            "latent_dim": 64,  # size of z
+            "g_width": 64,  # G/decoder: channels of the last stage (MLP: hidden width)
+            "d_width": 64,  # D/encoder: channels of the first stage (MLP: hidden width)
+            "stages": 0,  # DCGAN up/down-sampling stages; 0 = derived from the image size
+            "mlp_layers": 2,  # MLP hidden layers in each network
+            "upsample": "subpixel",  # 'subpixel' (conv then depth-to-space) | 'conv_transpose'
+            "g_output": "tanh",  # GAN generator output: 'tanh' ([-1, 1]) | 'linear' (mixtures)
+            "spectral_norm": False,  # spectrally normalise every discriminator layer (baseline)
+            "likelihood": "bernoulli",  # VAE p(x|z): 'bernoulli' | 'gaussian' (losses.LIKELIHOODS)
+            "gaussian_std": 0.1,  # fixed std of the Gaussian likelihood (data in [-1, 1])
+        }
+    )
 
 
 def num_stages(shape: tuple[int, ...], stages: int = 0) -> int:
@@ -69,42 +83,56 @@ def num_stages(shape: tuple[int, ...], stages: int = 0) -> int:
       ValueError: the shape is not an image, or its size cannot be reached.
     """
     if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"arch 'dcgan' needs image data of shape (H, W, C), got {shape}; "
-                         "use arch 'mlp' for other data")
+        raise ValueError(
+            f"arch 'dcgan' needs image data of shape (H, W, C), got {shape}; "
+            "use arch 'mlp' for other data"
+        )
     height, width, _ = shape
     if stages < 0:
         raise ValueError(f"stages must be >= 0 (0 = derived), got {stages}")
     if stages == 0:
-        stages = max((k for k in range(MAX_STAGES + 1)
-                      if height % 2**k == 0 and width % 2**k == 0
-                      and min(height, width) // 2**k >= 2), default=0)
+        stages = max(
+            (
+                k
+                for k in range(MAX_STAGES + 1)
+                if height % 2**k == 0 and width % 2**k == 0 and min(height, width) // 2**k >= 2
+            ),
+            default=0,
+        )
         if stages == 0:
-            raise ValueError(f"image size {height}x{width} is not reachable by stride-2 "
-                             "stages: it needs an even size of at least 4")
+            raise ValueError(
+                f"image size {height}x{width} is not reachable by stride-2 "
+                "stages: it needs an even size of at least 4"
+            )
     elif height % 2**stages or width % 2**stages:
-        raise ValueError(f"image size {height}x{width} is not reachable by {stages} stride-2 "
-                         f"stages: both sides must be divisible by {2**stages}")
+        raise ValueError(
+            f"image size {height}x{width} is not reachable by {stages} stride-2 "
+            f"stages: both sides must be divisible by {2**stages}"
+        )
     return stages
 
 
 def _mlp_nets(cfg, shape, spectral_norm):
     """(trunk, body) of arch 'mlp'."""
-    return (MLPTrunk(cfg.d_width, cfg.mlp_layers, spectral_norm),
-            MLPBody(cfg.g_width, cfg.mlp_layers, tuple(shape)))
+    return (
+        MLPTrunk(cfg.d_width, cfg.mlp_layers, spectral_norm),
+        MLPBody(cfg.g_width, cfg.mlp_layers, tuple(shape)),
+    )
 
 
 def _dcgan_nets(cfg, shape, spectral_norm):
     """(trunk, body) of arch 'dcgan'."""
     stages = num_stages(shape, cfg.stages)
-    return (ConvTrunk(cfg.d_width, stages, spectral_norm),
-            ConvBody(cfg.g_width, stages, tuple(shape), cfg.upsample))
+    return (
+        ConvTrunk(cfg.d_width, stages, spectral_norm),
+        ConvBody(cfg.g_width, stages, tuple(shape), cfg.upsample),
+    )
 
 
 ARCHITECTURES = {"mlp": _mlp_nets, "dcgan": _dcgan_nets}
 
 
-def trunk_and_body(model_cfg: ml_collections.ConfigDict, data_spec,
-                   spectral_norm: bool = False):
+def trunk_and_body(model_cfg: ml_collections.ConfigDict, data_spec, spectral_norm: bool = False):
     """``(trunk, body, spec)``: the architecture's feature trunk and generating body.
 
     The trunk maps data to features (the discriminator's or encoder's body),

@@ -11,6 +11,7 @@ layers) then the MLP body. Output ``tanh`` by default. The cycle GAN family
 (``g_width``, ``mlp_layers`` or the derived stages; ``latent_dim`` is unused)
 and pairs them with the GAN's :class:`~regan_jax.models.gan.Discriminator`.
 """
+
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -31,6 +32,7 @@ class Translator(nn.Module):
       upsample: ``'subpixel'`` or ``'conv_transpose'`` (dcgan).
       output: the output activation (``tanh``: [-1, 1]).
     """
+
     arch: str
     width: int
     depth: int
@@ -43,17 +45,24 @@ class Translator(nn.Module):
         layers.check_trailing_shape("x", x, self.data_shape)
         if self.arch == "mlp":
             h = layers.MLPTrunk(self.width, self.depth, name="encode")(x)
-            return self.output(layers.MLPBody(self.width, self.depth, self.data_shape,
-                                              name="decode")(h))
+            return self.output(
+                layers.MLPBody(self.width, self.depth, self.data_shape, name="decode")(h)
+            )
         skips, h = [], x
         for i in range(self.depth):
             skips.append(h)
-            h = nn.Conv(self.width * 2**i, (4, 4), strides=(2, 2), kernel_init=layers.CONV_INIT,
-                        name=f"down_{i}")(h)
+            h = nn.Conv(
+                self.width * 2**i,
+                (4, 4),
+                strides=(2, 2),
+                kernel_init=layers.CONV_INIT,
+                name=f"down_{i}",
+            )(h)
             h = nn.leaky_relu(h, layers.LEAKY_SLOPE)
         for i in range(self.depth):
-            features = self.width * 2**(self.depth - 1 - i)
+            features = self.width * 2 ** (self.depth - 1 - i)
             h = nn.relu(layers.Upsample2x(features, self.upsample, name=f"up_{i}")(h))
             h = jnp.concatenate([h, skips[-1 - i]], axis=-1)
-        return self.output(nn.Conv(self.data_shape[-1], (3, 3), kernel_init=layers.CONV_INIT,
-                                   name="out")(h))
+        return self.output(
+            nn.Conv(self.data_shape[-1], (3, 3), kernel_init=layers.CONV_INIT, name="out")(h)
+        )

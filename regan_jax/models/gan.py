@@ -15,6 +15,7 @@ No BatchNorm (see :mod:`regan_jax.models.layers` for why).
   ``spectral_norm`` every kernel, the head and the embedding ``V`` are
   spectrally normalised; the power-iteration state lives in ``batch_stats``.
 """
+
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -39,11 +40,12 @@ def check_labels(labels, batch_size: int, num_classes: int) -> None:
             raise ValueError("this model is unconditional (num_classes = 0) but got labels")
         return
     if labels is None:
-        raise ValueError(f"this model is conditional on {num_classes} classes; labels are "
-                         "required")
+        raise ValueError(f"this model is conditional on {num_classes} classes; labels are required")
     if labels.shape != (batch_size,) or not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise ValueError(f"labels must be integer [N] = [{batch_size}], got shape "
-                         f"{tuple(labels.shape)} and dtype {labels.dtype}")
+        raise ValueError(
+            f"labels must be integer [N] = [{batch_size}], got shape "
+            f"{tuple(labels.shape)} and dtype {labels.dtype}"
+        )
 
 
 class Generator(nn.Module):
@@ -58,6 +60,7 @@ class Generator(nn.Module):
       output: the output activation, a value of :data:`OUTPUTS` (``tanh``:
         in [-1, 1]; ``identity``: unbounded).
     """
+
     body: nn.Module
     latent_dim: int
     num_classes: int = 0
@@ -68,8 +71,12 @@ class Generator(nn.Module):
         check_trailing_shape("z", z, (self.latent_dim,))
         check_labels(labels, z.shape[0], self.num_classes)
         if self.num_classes:
-            embed = nn.Embed(self.num_classes, self.latent_dim,
-                             embedding_init=nn.initializers.normal(1.0), name="label_embed")
+            embed = nn.Embed(
+                self.num_classes,
+                self.latent_dim,
+                embedding_init=nn.initializers.normal(1.0),
+                name="label_embed",
+            )
             z = jnp.concatenate([z, embed(labels)], axis=-1)
         return self.output(self.body(z))
 
@@ -87,6 +94,7 @@ class Discriminator(nn.Module):
         embedding ``V`` (init LeCun normal over F, the scale of the head ``w``).
       spectral_norm: normalise the head and ``V`` (the trunk has its own flag).
     """
+
     trunk: nn.Module
     data_shape: tuple[int, ...]
     num_classes: int = 0
@@ -97,14 +105,22 @@ class Discriminator(nn.Module):
         check_trailing_shape("x", x, self.data_shape)
         check_labels(labels, x.shape[0], self.num_classes)
         features = self.trunk(x, update_stats=update_stats)
-        logits = maybe_spectral_norm(nn.Dense(1, name="head"), features,
-                                     enabled=self.spectral_norm, update_stats=update_stats)
+        logits = maybe_spectral_norm(
+            nn.Dense(1, name="head"),
+            features,
+            enabled=self.spectral_norm,
+            update_stats=update_stats,
+        )
         logits = logits[:, 0]
         if self.num_classes:
-            embed = nn.Embed(self.num_classes, features.shape[-1], name="label_embed",
-                             embedding_init=nn.initializers.lecun_normal(in_axis=-1,
-                                                                         out_axis=-2))
-            projection = maybe_spectral_norm(embed, labels, enabled=self.spectral_norm,
-                                             update_stats=update_stats)
+            embed = nn.Embed(
+                self.num_classes,
+                features.shape[-1],
+                name="label_embed",
+                embedding_init=nn.initializers.lecun_normal(in_axis=-1, out_axis=-2),
+            )
+            projection = maybe_spectral_norm(
+                embed, labels, enabled=self.spectral_norm, update_stats=update_stats
+            )
             logits = logits + jnp.sum(projection * features, axis=-1)
         return logits

@@ -19,6 +19,7 @@ than DCGAN's N(0, 0.02²): without BatchNorm the small DCGAN init shrinks the
 activations by about 2x per layer. Conv kernels draw that same distribution
 through :func:`matrix_init` (see there for why).
 """
+
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -87,8 +88,9 @@ def _subpixel(features: int, x: jnp.ndarray) -> jnp.ndarray:
 
 def _conv_transpose(features: int, x: jnp.ndarray) -> jnp.ndarray:
     """Stride-2 4x4 transposed convolution (DCGAN's upsampling)."""
-    return nn.ConvTranspose(features, (4, 4), strides=(2, 2), kernel_init=CONV_INIT,
-                            name="conv_transpose")(x)
+    return nn.ConvTranspose(
+        features, (4, 4), strides=(2, 2), kernel_init=CONV_INIT, name="conv_transpose"
+    )(x)
 
 
 # Sub-pixel is the default: on XLA's CPU backend the backward pass of a
@@ -98,6 +100,7 @@ UPSAMPLERS = {"subpixel": _subpixel, "conv_transpose": _conv_transpose}
 
 class Upsample2x(nn.Module):
     """Doubles height and width: ``[N, H, W, C] -> [N, 2H, 2W, features]``."""
+
     features: int
     method: str = "subpixel"
 
@@ -126,12 +129,14 @@ def check_trailing_shape(name: str, x: jnp.ndarray, expected: Sequence[int]) -> 
     """Raises ValueError unless ``x`` is ``[N, *expected]``."""
     expected = tuple(expected)
     if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
-        raise ValueError(f"{name} must have shape [N, {', '.join(map(str, expected))}], "
-                         f"got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have shape [N, {', '.join(map(str, expected))}], got {tuple(x.shape)}"
+        )
 
 
 class MLPTrunk(nn.Module):
     """``x [N, ...] -> h [N, width]``: flatten, then ``layers`` x (Dense, leaky ReLU 0.2)."""
+
     width: int
     layers: int
     spectral_norm: bool = False
@@ -141,14 +146,14 @@ class MLPTrunk(nn.Module):
         h = x.reshape(x.shape[0], -1)
         for i in range(self.layers):
             dense = nn.Dense(self.width, name=f"dense_{i}")
-            h = maybe_spectral_norm(dense, h, enabled=self.spectral_norm,
-                                    update_stats=update_stats)
+            h = maybe_spectral_norm(dense, h, enabled=self.spectral_norm, update_stats=update_stats)
             h = nn.leaky_relu(h, LEAKY_SLOPE)
         return h
 
 
 class MLPBody(nn.Module):
     """``z [N, K] -> [N, *out_shape]``: ``layers`` x (Dense, ReLU), then a linear Dense."""
+
     width: int
     layers: int
     out_shape: tuple[int, ...]
@@ -169,6 +174,7 @@ class ConvTrunk(nn.Module):
     followed by leaky ReLU 0.2, then flatten (DCGAN's discriminator without
     BatchNorm).
     """
+
     width: int
     stages: int
     spectral_norm: bool = False
@@ -177,10 +183,10 @@ class ConvTrunk(nn.Module):
     def __call__(self, x, update_stats: bool = False):
         h = x
         for i in range(self.stages):
-            conv = nn.Conv(self.width * 2**i, (4, 4), strides=(2, 2), kernel_init=CONV_INIT,
-                           name=f"conv_{i}")
-            h = maybe_spectral_norm(conv, h, enabled=self.spectral_norm,
-                                    update_stats=update_stats)
+            conv = nn.Conv(
+                self.width * 2**i, (4, 4), strides=(2, 2), kernel_init=CONV_INIT, name=f"conv_{i}"
+            )
+            h = maybe_spectral_norm(conv, h, enabled=self.spectral_norm, update_stats=update_stats)
             h = nn.leaky_relu(h, LEAKY_SLOPE)
         return h.reshape(h.shape[0], -1)
 
@@ -192,6 +198,7 @@ class ConvBody(nn.Module):
     (upsample 2x to ``width * 2**(s-1-i)`` channels, ReLU), then a 3x3 conv
     to ``C`` channels.
     """
+
     width: int
     stages: int
     out_shape: tuple[int, int, int]
@@ -201,10 +208,10 @@ class ConvBody(nn.Module):
     def __call__(self, z):
         height, width, channels = self.out_shape
         base_h, base_w = height // 2**self.stages, width // 2**self.stages
-        base_c = self.width * 2**(self.stages - 1)
+        base_c = self.width * 2 ** (self.stages - 1)
         h = nn.relu(nn.Dense(base_h * base_w * base_c, name="project")(z))
         h = h.reshape(z.shape[0], base_h, base_w, base_c)
         for i in range(self.stages):
-            features = self.width * 2**(self.stages - 1 - i)
+            features = self.width * 2 ** (self.stages - 1 - i)
             h = nn.relu(Upsample2x(features, self.upsample, name=f"up_{i}")(h))
         return nn.Conv(channels, (3, 3), kernel_init=CONV_INIT, name="out")(h)

@@ -6,6 +6,7 @@ mapped to [0, 1], or the mean of a Gaussian with fixed std (the likelihood is
 chosen in the loss, :func:`regan_jax.losses.negative_elbo`; both are linear
 outputs). No BatchNorm (see :mod:`regan_jax.models.layers`).
 """
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -20,6 +21,7 @@ class Encoder(nn.Module):
       data_shape: the shape of one example; other inputs raise ValueError.
       latent_dim: size of ``z``.
     """
+
     trunk: nn.Module
     data_shape: tuple[int, ...]
     latent_dim: int
@@ -39,6 +41,7 @@ class Decoder(nn.Module):
       body: ``z [N, latent_dim] -> [N, *data_shape]``.
       latent_dim: size of ``z``.
     """
+
     body: nn.Module
     latent_dim: int
 

@@ -21,6 +21,7 @@ Four modules, one concern each:
   :func:`fed_parallel` (chunks of steps whose batches are made on the device),
   :func:`data_parallel` (one run) and :func:`member_parallel` (a vmapped group).
 """
+
 from regan_jax.parallel.placement import (
     BATCH_AXIS,
     MEMBER_AXIS,
@@ -56,9 +57,31 @@ from regan_jax.parallel.runners import (
 )
 
 __all__ = [
-    "BACKENDS", "BATCH_AXIS", "LAUNCHERS", "MEMBER_AXIS", "MeshShape", "Step", "any_process",
-    "broadcast", "check_divisible", "check_mesh", "data_parallel", "distributed_settings",
-    "fed_parallel", "fetch", "initialize_distributed", "is_main_process", "launcher_processes",
-    "make_member_mesh", "make_mesh", "member_mesh", "member_parallel", "members_step",
-    "on_main_process", "parse_mesh", "pmap_step", "shard_batch", "shard_map_step",
+    "BACKENDS",
+    "BATCH_AXIS",
+    "LAUNCHERS",
+    "MEMBER_AXIS",
+    "MeshShape",
+    "Step",
+    "any_process",
+    "broadcast",
+    "check_divisible",
+    "check_mesh",
+    "data_parallel",
+    "distributed_settings",
+    "fed_parallel",
+    "fetch",
+    "initialize_distributed",
+    "is_main_process",
+    "launcher_processes",
+    "make_member_mesh",
+    "make_mesh",
+    "member_mesh",
+    "member_parallel",
+    "members_step",
+    "on_main_process",
+    "parse_mesh",
+    "pmap_step",
+    "shard_batch",
+    "shard_map_step",
 ]

@@ -29,6 +29,7 @@ most, JAX's own bound), each with one line. The coordinator (process 0)
 dying is the exception: JAX's client then aborts the others at once with its
 own message (naming no process), before any watch can speak.
 """
+
 import atexit
 import json
 import os
@@ -56,8 +57,7 @@ def check_timeout(seconds) -> int:
       ValueError: anything else, naming the value.
     """
     if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 2:
-        raise ValueError(f"process timeout {seconds!r}: expected an integer number of "
-                         "seconds >= 2")
+        raise ValueError(f"process timeout {seconds!r}: expected an integer number of seconds >= 2")
     return seconds
 
 
@@ -85,35 +85,46 @@ class _Watch:
         while True:  # Beats until the process ends (a verdict claimed elsewhere included).
             try:
                 beat += 1
-                self.client.key_value_set(f"{_PREFIX}/beat/{self.process}", str(beat),
-                                          allow_overwrite=True)
+                self.client.key_value_set(
+                    f"{_PREFIX}/beat/{self.process}", str(beat), allow_overwrite=True
+                )
                 records = dict(self.client.key_value_dir_get(f"{_PREFIX}/failed/"))
                 beats = dict(self.client.key_value_dir_get(f"{_PREFIX}/beat/"))
             except Exception as e:  # The coordination service is gone.
                 if not self.leaving:
-                    self.stop(PEER_EXIT, f"error: process {self.process} of {self.processes} "
-                              f"lost the coordinator (process 0): {_first_line(e)}")
+                    self.stop(
+                        PEER_EXIT,
+                        f"error: process {self.process} of {self.processes} "
+                        f"lost the coordinator (process 0): {_first_line(e)}",
+                    )
                 return
             for key, text in sorted(records.items()):
                 failed = int(key.rsplit("/", 1)[1])
                 if failed != self.process:
                     try:  # Lets the failed process exit (it waits for this, T / 2 at most).
-                        self.client.key_value_set(f"{_PREFIX}/seen/{failed}/{self.process}",
-                                                  "1", allow_overwrite=True)
+                        self.client.key_value_set(
+                            f"{_PREFIX}/seen/{failed}/{self.process}", "1", allow_overwrite=True
+                        )
                     except Exception:
                         pass
                     code, line = json.loads(text)
-                    self.stop(code, f"error: process {failed} of {self.processes} failed: "
-                              f"{line.removeprefix('error: ')}")
+                    self.stop(
+                        code,
+                        f"error: process {failed} of {self.processes} failed: "
+                        f"{line.removeprefix('error: ')}",
+                    )
             now = time.monotonic()
             for p in self.others():
                 value = beats.get(f"{_PREFIX}/beat/{p}")
                 if value != self._seen[p][0]:
                     self._seen[p] = (value, now)
                 elif now - self._seen[p][1] >= self.timeout_s / 2 and not self.leaving:
-                    self.stop(PEER_EXIT, f"error: process {p} of {self.processes} stopped "
-                              f"responding for {now - self._seen[p][1]:.0f} s (killed, crashed "
-                              "or hung); stopping")
+                    self.stop(
+                        PEER_EXIT,
+                        f"error: process {p} of {self.processes} stopped "
+                        f"responding for {now - self._seen[p][1]:.0f} s (killed, crashed "
+                        "or hung); stopping",
+                    )
             time.sleep(self.interval)
 
     def stop(self, code: int, line: str):
@@ -134,8 +145,9 @@ class _Watch:
         this process's id.
         """
         try:
-            self.client.key_value_set(f"{_PREFIX}/failed/{self.process}",
-                                      json.dumps([code, line]), allow_overwrite=True)
+            self.client.key_value_set(
+                f"{_PREFIX}/failed/{self.process}", json.dumps([code, line]), allow_overwrite=True
+            )
             deadline = time.monotonic() + self.timeout_s / 2
             while time.monotonic() < deadline:
                 seen = self.client.key_value_dir_get(f"{_PREFIX}/seen/{self.process}/")
@@ -170,8 +182,9 @@ _WATCH: list = []  # This process's watch, once started.
 
 def start_watch(timeout_s: int) -> None:
     """Starts this process's watch thread (after ``jax.distributed.initialize``)."""
-    watch = _Watch(jax_distributed.global_state.client, jax.process_index(),
-                   jax.process_count(), timeout_s)
+    watch = _Watch(
+        jax_distributed.global_state.client, jax.process_index(), jax.process_count(), timeout_s
+    )
     _WATCH.append(watch)
     atexit.register(lambda: setattr(watch, "leaving", True))  # Runs before JAX's shutdown.
     threading.Thread(target=watch.run, name="regan_jax-watch", daemon=True).start()

@@ -23,6 +23,7 @@ Randomness that must match the single-device run (latents, interpolation
 weights) is drawn by the steps for the *global* batch from a replicated key and
 sliced per device with ``lax.axis_index`` (see ``steps.local_draw``).
 """
+
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -43,6 +44,7 @@ Step = Callable[..., tuple[Any, dict]]
 # Meshes
 # ----------------------------------------------------------------------------
 
+
 class MeshShape(NamedTuple):
     """A ``members x batch`` device mesh: ``members`` groups of ``batch`` devices.
 
@@ -51,6 +53,7 @@ class MeshShape(NamedTuple):
     batch. ``MeshShape(1, D)`` is plain data parallelism; ``MeshShape(D, 1)``
     splits members only.
     """
+
     members: int = 1
     batch: int = 1
 
@@ -74,8 +77,10 @@ def parse_mesh(text: str) -> MeshShape:
         axis, eq, value = item.partition("=")
         axis = {"data": BATCH_AXIS}.get(axis.strip(), axis.strip())
         if not eq or axis not in MeshShape._fields or axis in sizes:
-            raise ValueError(f"mesh {text!r}: expected AXIS=SIZE items, each axis once, axes "
-                             f"{MEMBER_AXIS} and {BATCH_AXIS} (e.g. members=2,batch=2)")
+            raise ValueError(
+                f"mesh {text!r}: expected AXIS=SIZE items, each axis once, axes "
+                f"{MEMBER_AXIS} and {BATCH_AXIS} (e.g. members=2,batch=2)"
+            )
         if not value.strip().isdigit() or int(value) < 1:
             raise ValueError(f"mesh {text!r}: {axis}={value.strip()!r}, expected an integer >= 1")
         sizes[axis] = int(value)
@@ -96,10 +101,10 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
     available = jax.device_count()
     num_devices = available if num_devices is None else num_devices
     if not 1 <= num_devices <= available:
-        raise ValueError(f"num_devices must be in [1, {available}] (jax.device_count()), "
-                         f"got {num_devices}")
-    return jax.make_mesh((num_devices,), (BATCH_AXIS,),
-                         devices=jax.devices()[:num_devices])
+        raise ValueError(
+            f"num_devices must be in [1, {available}] (jax.device_count()), got {num_devices}"
+        )
+    return jax.make_mesh((num_devices,), (BATCH_AXIS,), devices=jax.devices()[:num_devices])
 
 
 def make_member_mesh(shape: MeshShape) -> Mesh:
@@ -115,12 +120,13 @@ def make_member_mesh(shape: MeshShape) -> Mesh:
         fewer than all of them.
     """
     check_mesh(shape)
-    devices = np.array(jax.devices()[:shape.size]).reshape(shape.members, shape.batch)
+    devices = np.array(jax.devices()[: shape.size]).reshape(shape.members, shape.batch)
     return Mesh(devices, (MEMBER_AXIS, BATCH_AXIS))
 
 
-def check_mesh(shape: MeshShape, num_members: int | None = None,
-               batch_rows: int | None = None) -> None:
+def check_mesh(
+    shape: MeshShape, num_members: int | None = None, batch_rows: int | None = None
+) -> None:
     """Raises unless ``shape`` fits the devices, the group's K members and its batch rows.
 
     Raises:
@@ -130,24 +136,31 @@ def check_mesh(shape: MeshShape, num_members: int | None = None,
         ``batch`` not dividing the rows of a member's step.
     """
     if num_members is not None and num_members % shape.members:
-        raise ValueError(f"mesh {shape}: members={shape.members} does not divide the group "
-                         f"of {num_members} members; expected a divisor of {num_members}")
+        raise ValueError(
+            f"mesh {shape}: members={shape.members} does not divide the group "
+            f"of {num_members} members; expected a divisor of {num_members}"
+        )
     if batch_rows is not None and batch_rows % shape.batch:
-        raise ValueError(f"mesh {shape}: the batch of {batch_rows} rows per step is not "
-                         f"divisible by batch={shape.batch}; set config.data.batch_size to a "
-                         f"multiple of {shape.batch}")
+        raise ValueError(
+            f"mesh {shape}: the batch of {batch_rows} rows per step is not "
+            f"divisible by batch={shape.batch}; set config.data.batch_size to a "
+            f"multiple of {shape.batch}"
+        )
     available = jax.device_count()
     if shape.size > available:
         raise ValueError(f"mesh {shape} needs {shape.size} devices; JAX sees {available}")
     if jax.process_count() > 1 and shape.size != available:
-        raise ValueError(f"mesh {shape} uses {shape.size} of the {available} devices of "
-                         f"{jax.process_count()} processes: expected members x batch = "
-                         f"{available}")
+        raise ValueError(
+            f"mesh {shape} uses {shape.size} of the {available} devices of "
+            f"{jax.process_count()} processes: expected members x batch = "
+            f"{available}"
+        )
 
 
 # ----------------------------------------------------------------------------
 # Steps across devices
 # ----------------------------------------------------------------------------
+
 
 def check_divisible(batch: Any, num_shards: int) -> int:
     """The common leading size of the batch's arrays, checked divisible by ``num_shards``.
@@ -161,8 +174,10 @@ def check_divisible(batch: Any, num_shards: int) -> int:
         raise ValueError(f"batch arrays have different leading sizes {sorted(sizes)}")
     (size,) = sizes
     if size % num_shards:
-        raise ValueError(f"batch size {size} is not divisible by the device count "
-                         f"{num_shards}; use a multiple of {num_shards}")
+        raise ValueError(
+            f"batch size {size} is not divisible by the device count "
+            f"{num_shards}; use a multiple of {num_shards}"
+        )
     return size
 
 
@@ -177,7 +192,8 @@ def shard_batch(batch: Any, num_devices: int) -> Any:
     """
     size = check_divisible(batch, num_devices)
     return jax.tree.map(
-        lambda x: x.reshape((num_devices, size // num_devices) + x.shape[1:]), batch)
+        lambda x: x.reshape((num_devices, size // num_devices) + x.shape[1:]), batch
+    )
 
 
 def shard_map_step(step: Step, mesh: Mesh) -> Callable:
@@ -203,10 +219,15 @@ def shard_map_step(step: Step, mesh: Mesh) -> Callable:
     replicated = NamedSharding(mesh, P())
     split = NamedSharding(mesh, P(BATCH_AXIS))
     mapped = xla.jit(
-        jax.shard_map(functools.partial(step, axis_name=BATCH_AXIS), mesh=mesh,
-                      in_specs=(P(), P(BATCH_AXIS), P()), out_specs=(P(), P()),
-                      check_vma=False),
-        donate_argnums=0)
+        jax.shard_map(
+            functools.partial(step, axis_name=BATCH_AXIS),
+            mesh=mesh,
+            in_specs=(P(), P(BATCH_AXIS), P()),
+            out_specs=(P(), P()),
+            check_vma=False,
+        ),
+        donate_argnums=0,
+    )
 
     def run(state, batch, key=None):
         check_divisible(batch, mesh.size)
@@ -240,16 +261,24 @@ def members_step(step: Step, mesh: Mesh) -> Callable:
     split = NamedSharding(mesh, P(MEMBER_AXIS, BATCH_AXIS))
     local = jax.vmap(functools.partial(step, axis_name=BATCH_AXIS), in_axes=(0, 0))
     mapped = xla.jit(
-        jax.shard_map(local, mesh=mesh, in_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS, BATCH_AXIS)),
-                      out_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS)), check_vma=False),
-        donate_argnums=0)
+        jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS, BATCH_AXIS)),
+            out_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS)),
+            check_vma=False,
+        ),
+        donate_argnums=0,
+    )
 
     def run(states, batch):
         size = sweep.num_members(states)
         leading = {tuple(np.shape(x)[:2]) for x in jax.tree.leaves(batch)}
         if len(leading) != 1 or len(next(iter(leading))) != 2 or next(iter(leading))[0] != size:
-            raise ValueError(f"per-member batches have leading shapes {sorted(leading)}; "
-                             f"expected ({size}, B) for the {size} members")
+            raise ValueError(
+                f"per-member batches have leading shapes {sorted(leading)}; "
+                f"expected ({size}, B) for the {size} members"
+            )
         check_mesh(MeshShape(members, rows), size, leading.pop()[1])
         return mapped(place(states, by_member), place(batch, split))
 
@@ -295,6 +324,7 @@ def place(tree: Any, sharding: NamedSharding) -> Any:
     ``jax.make_array_from_process_local_data`` (given the global shape) keeps
     the parts of this process's devices; typed RNG keys travel as their key data.
     """
+
     def put(x):
         if isinstance(x, jax.Array) and x.sharding == sharding:
             return x

@@ -12,6 +12,7 @@ a global array). A process that fails or dies stops the others within a
 bound (:mod:`regan_jax.parallel.faults`, started by
 :func:`initialize_distributed`).
 """
+
 import json
 import os
 from collections.abc import Mapping
@@ -27,10 +28,14 @@ from regan_jax.parallel import faults
 # (jax._src.clusters): the variables it requires, and the one holding the
 # process count.
 LAUNCHERS = {
-    "slurm": (("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID",
-               "SLURM_LOCALID"), "SLURM_NTASKS"),
-    "ompi": (("OMPI_MCA_orte_hnp_uri", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
-             "OMPI_COMM_WORLD_SIZE"),
+    "slurm": (
+        ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID"),
+        "SLURM_NTASKS",
+    ),
+    "ompi": (
+        ("OMPI_MCA_orte_hnp_uri", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
+        "OMPI_COMM_WORLD_SIZE",
+    ),
 }
 
 
@@ -51,15 +56,20 @@ def launcher_processes(environ: Mapping[str, str] | None = None) -> tuple[str, i
             try:
                 count = int(environ[count_var])
             except ValueError:
-                raise ValueError(f"{count_var}={environ[count_var]!r} in the environment: "
-                                 "expected an integer process count") from None
+                raise ValueError(
+                    f"{count_var}={environ[count_var]!r} in the environment: "
+                    "expected an integer process count"
+                ) from None
             return (name, count) if count > 1 else None
     return None
 
 
-def distributed_settings(coordinator: str | None = None, num_processes: int | None = None,
-                         process_id: int | None = None,
-                         environ: Mapping[str, str] | None = None) -> dict | None:
+def distributed_settings(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict | None:
     """The arguments of ``jax.distributed.initialize`` for this process, or None for one process.
 
     - all three given (``num_processes`` > 1): those;
@@ -73,41 +83,57 @@ def distributed_settings(coordinator: str | None = None, num_processes: int | No
       ValueError: a partial or inconsistent combination, naming the values
         and what was expected. Nothing is initialised.
     """
-    given = {"coordinator": coordinator, "num_processes": num_processes,
-             "process_id": process_id}
+    given = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
     if all(v is None for v in given.values()):
         return {} if launcher_processes(environ) else None
     if num_processes is None:
         named = ", ".join(f"{k}={v!r}" for k, v in given.items() if v is not None)
-        raise ValueError(f"{named} given without num_processes: expected all of coordinator "
-                         "(HOST:PORT), num_processes and process_id, or none of them")
+        raise ValueError(
+            f"{named} given without num_processes: expected all of coordinator "
+            "(HOST:PORT), num_processes and process_id, or none of them"
+        )
     if num_processes < 1:
         raise ValueError(f"num_processes={num_processes}: expected an integer >= 1")
     if num_processes == 1:
         if coordinator is not None or process_id not in (None, 0):
-            raise ValueError(f"num_processes=1 with coordinator={coordinator!r}, "
-                             f"process_id={process_id!r}: one process needs neither "
-                             "(expected no coordinator and process_id 0)")
+            raise ValueError(
+                f"num_processes=1 with coordinator={coordinator!r}, "
+                f"process_id={process_id!r}: one process needs neither "
+                "(expected no coordinator and process_id 0)"
+            )
         return None
     missing = [k for k in ("coordinator", "process_id") if given[k] is None]
     if missing:
-        raise ValueError(f"num_processes={num_processes} needs {' and '.join(missing)} too: "
-                         "expected coordinator (HOST:PORT of process 0), num_processes and "
-                         "process_id in every process")
+        raise ValueError(
+            f"num_processes={num_processes} needs {' and '.join(missing)} too: "
+            "expected coordinator (HOST:PORT of process 0), num_processes and "
+            "process_id in every process"
+        )
     host, _, port = coordinator.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"coordinator must be 'host:port' (a port in 1..65535), got "
-                         f"{coordinator!r}")
+        raise ValueError(
+            f"coordinator must be 'host:port' (a port in 1..65535), got {coordinator!r}"
+        )
     if not 0 <= process_id < num_processes:
-        raise ValueError(f"process_id={process_id} with num_processes={num_processes}: "
-                         f"expected 0 <= process_id < {num_processes}")
-    return {"coordinator_address": coordinator, "num_processes": num_processes,
-            "process_id": process_id}
+        raise ValueError(
+            f"process_id={process_id} with num_processes={num_processes}: "
+            f"expected 0 <= process_id < {num_processes}"
+        )
+    return {
+        "coordinator_address": coordinator,
+        "num_processes": num_processes,
+        "process_id": process_id,
+    }
 
 
-def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None, *, detect: bool = True,
-                           timeout_s: int = faults.DEFAULT_TIMEOUT_S) -> bool:
+def initialize_distributed(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    detect: bool = True,
+    timeout_s: int = faults.DEFAULT_TIMEOUT_S,
+) -> bool:
     """Joins a multi-process JAX run when the arguments or the environment ask for one.
 
     Call it in every process before any other JAX call (see
@@ -136,8 +162,7 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
         touched.
     """
     faults.check_timeout(timeout_s)
-    settings = distributed_settings(coordinator, num_processes, process_id,
-                                    None if detect else {})
+    settings = distributed_settings(coordinator, num_processes, process_id, None if detect else {})
     if settings is None:
         return False
     jax.distributed.initialize(**settings, heartbeat_timeout_seconds=timeout_s)
@@ -151,8 +176,14 @@ def is_main_process() -> bool:
 
 
 def _map_keys(fn_keys, fn_other, tree):
-    return jax.tree.map(lambda x: fn_keys(x) if jax.dtypes.issubdtype(
-        getattr(x, "dtype", np.float32), jax.dtypes.prng_key) else fn_other(x), tree)
+    return jax.tree.map(
+        lambda x: (
+            fn_keys(x)
+            if jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key)
+            else fn_other(x)
+        ),
+        tree,
+    )
 
 
 def broadcast(tree: Any) -> Any:
@@ -164,14 +195,19 @@ def broadcast(tree: Any) -> Any:
     """
     if jax.process_count() == 1:
         return tree
+
     def one(x):  # As bytes: exact (a sum with zeros), and no 64-bit type meets JAX.
         x = np.asarray(x)
         data = multihost_utils.broadcast_one_to_all(np.frombuffer(x.tobytes(), np.uint8))
         return np.frombuffer(np.asarray(data, np.uint8).tobytes(), x.dtype).reshape(x.shape)
 
     return _map_keys(
-        lambda k: jax.random.wrap_key_data(one(jax.random.key_data(k)),
-                                           impl=jax.random.key_impl(k)), one, tree)
+        lambda k: jax.random.wrap_key_data(
+            one(jax.random.key_data(k)), impl=jax.random.key_impl(k)
+        ),
+        one,
+        tree,
+    )
 
 
 def on_main_process(decide: Callable[[], Any]) -> Any:
@@ -194,8 +230,9 @@ def on_main_process(decide: Callable[[], Any]) -> Any:
             error, outcome = e, {"error": str(e)}
     text = np.frombuffer(json.dumps(outcome).encode(), np.uint8)
     size = int(broadcast(np.int64(text.size)))
-    data = broadcast(np.pad(text, (0, size - text.size)) if is_main_process()
-                     else np.zeros(size, np.uint8))
+    data = broadcast(
+        np.pad(text, (0, size - text.size)) if is_main_process() else np.zeros(size, np.uint8)
+    )
     outcome = json.loads(data.tobytes())
     if error is not None:
         raise error
@@ -223,6 +260,7 @@ def fetch(tree: Any) -> Any:
     """
     if jax.process_count() == 1:
         return tree
+
     def one(x):
         if not isinstance(x, jax.Array) or x.is_fully_addressable:
             return x
@@ -231,5 +269,11 @@ def fetch(tree: Any) -> Any:
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
     return _map_keys(
-        lambda k: k if k.is_fully_addressable else jax.random.wrap_key_data(
-            one(jax.random.key_data(k)), impl=jax.random.key_impl(k)), one, tree)
+        lambda k: (
+            k
+            if k.is_fully_addressable
+            else jax.random.wrap_key_data(one(jax.random.key_data(k)), impl=jax.random.key_impl(k))
+        ),
+        one,
+        tree,
+    )

@@ -7,6 +7,7 @@ device; split over the devices under ``shard_map`` or ``pmap`` when there are
 several, :mod:`regan_jax.parallel.placement`) and :func:`member_parallel` for a
 vmapped group of members.
 """
+
 from typing import Callable
 
 import jax
@@ -30,8 +31,9 @@ from regan_jax.parallel.placement import (
 BACKENDS = ("shard_map", "pmap")
 
 
-def data_parallel(step: Step, batch_rows: int, backend: str = "shard_map",
-                  mesh: MeshShape | None = None) -> Callable:
+def data_parallel(
+    step: Step, batch_rows: int, backend: str = "shard_map", mesh: MeshShape | None = None
+) -> Callable:
     """``step`` jitted, state donated; data-parallel over the devices when there are several.
 
     Args:
@@ -49,29 +51,37 @@ def data_parallel(step: Step, batch_rows: int, backend: str = "shard_map",
         compute.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown data-parallel backend {backend!r}; expected one of "
-                         f"{list(BACKENDS)}")
+        raise ValueError(
+            f"unknown data-parallel backend {backend!r}; expected one of {list(BACKENDS)}"
+        )
     mesh = MeshShape(1, jax.device_count()) if mesh is None else mesh
     if mesh.members != 1:
-        raise ValueError(f"mesh {mesh}: a single run is one member; expected members=1 "
-                         "(members > 1 splits a sweep group)")
+        raise ValueError(
+            f"mesh {mesh}: a single run is one member; expected members=1 "
+            "(members > 1 splits a sweep group)"
+        )
     check_mesh(mesh)
     if mesh.batch == 1 and jax.process_count() == 1:
         return xla.jit(step, donate_argnums=0)
     if batch_rows % mesh.batch:
-        raise ValueError(f"the batch of {batch_rows} rows per step is not divisible by the "
-                         f"{mesh.batch} devices; set config.data.batch_size to a multiple of "
-                         f"{mesh.batch}")
+        raise ValueError(
+            f"the batch of {batch_rows} rows per step is not divisible by the "
+            f"{mesh.batch} devices; set config.data.batch_size to a multiple of "
+            f"{mesh.batch}"
+        )
     if backend == "pmap":
         if jax.process_count() > 1:
-            raise ValueError(f"data-parallel backend 'pmap' runs in one process; with "
-                             f"{jax.process_count()} processes expected 'shard_map'")
-        return pmap_step(step, jax.devices()[:mesh.batch])
+            raise ValueError(
+                f"data-parallel backend 'pmap' runs in one process; with "
+                f"{jax.process_count()} processes expected 'shard_map'"
+            )
+        return pmap_step(step, jax.devices()[: mesh.batch])
     return shard_map_step(step, make_mesh(mesh.batch))
 
 
-def member_mesh(num_members: int, batch_rows: int | None = None,
-                mesh: MeshShape | None = None) -> MeshShape:
+def member_mesh(
+    num_members: int, batch_rows: int | None = None, mesh: MeshShape | None = None
+) -> MeshShape:
     """The mesh a group of K members runs on: ``mesh``, checked, or the default.
 
     The default splits the members over all devices when their count divides
@@ -88,16 +98,19 @@ def member_mesh(num_members: int, batch_rows: int | None = None,
         elif jax.process_count() == 1:
             mesh = MeshShape(1, 1)
         else:
-            raise ValueError(f"a group of {num_members} members on the {devices} devices of "
-                             f"{jax.process_count()} processes: the devices do not divide the "
-                             f"members; expected a mesh with members x batch = {devices} and "
-                             f"members dividing {num_members}")
+            raise ValueError(
+                f"a group of {num_members} members on the {devices} devices of "
+                f"{jax.process_count()} processes: the devices do not divide the "
+                f"members; expected a mesh with members x batch = {devices} and "
+                f"members dividing {num_members}"
+            )
     check_mesh(mesh, num_members, batch_rows)
     return mesh
 
 
-def member_parallel(step: Step, num_members: int, batch_rows: int | None = None,
-                    mesh: MeshShape | None = None) -> Callable:
+def member_parallel(
+    step: Step, num_members: int, batch_rows: int | None = None, mesh: MeshShape | None = None
+) -> Callable:
     """``step`` vmapped over K stacked members, on a ``members x batch`` mesh when asked or useful.
 
     Args:
@@ -119,9 +132,14 @@ def member_parallel(step: Step, num_members: int, batch_rows: int | None = None,
     return members_step(step, make_member_mesh(mesh))
 
 
-def fed_parallel(step: Step, gather: Callable, arrays: dict, num_members: int,
-                 batch_rows: int | None = None, mesh: MeshShape | None = None
-                 ) -> Callable | None:
+def fed_parallel(
+    step: Step,
+    gather: Callable,
+    arrays: dict,
+    num_members: int,
+    batch_rows: int | None = None,
+    mesh: MeshShape | None = None,
+) -> Callable | None:
     """Chunks of steps with the data on the device, where the placement allows; else None.
 
     Returns ``run(state, descriptors) -> (state, metrics)``: ``descriptors``
@@ -169,9 +187,15 @@ def fed_parallel(step: Step, gather: Callable, arrays: dict, num_members: int,
     steps_by_member = NamedSharding(devices, P(None, MEMBER_AXIS))
     arrays = place(arrays, NamedSharding(devices, P()))
     compiled = xla.jit(
-        jax.shard_map(chunk, mesh=devices,
-                      in_specs=(P(MEMBER_AXIS), P(), P(None, MEMBER_AXIS)),
-                      out_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS)), check_vma=False),
-        donate_argnums=0)
-    return lambda state, descriptors: compiled(place(state, by_member), arrays,
-                                               place(descriptors, steps_by_member))
+        jax.shard_map(
+            chunk,
+            mesh=devices,
+            in_specs=(P(MEMBER_AXIS), P(), P(None, MEMBER_AXIS)),
+            out_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS)),
+            check_vma=False,
+        ),
+        donate_argnums=0,
+    )
+    return lambda state, descriptors: compiled(
+        place(state, by_member), arrays, place(descriptors, steps_by_member)
+    )

@@ -55,6 +55,7 @@ A whole optimizer from configs (AdamW), its strength overridden in the state::
     >>> sorted(penalties.get_hyperparams(state))
     ['learning_rate', 'strength']
 """
+
 from regan_jax.penalties.builder import (
     COUPLINGS,
     OPTIMIZERS,
@@ -87,15 +88,35 @@ from regan_jax.penalties.transforms import (
 
 __all__ = [
     # masks
-    "Mask", "kernel_mask", "path_mask", "selected_leaves",
+    "Mask",
+    "kernel_mask",
+    "path_mask",
+    "selected_leaves",
     # transforms
-    "PenaltyState", "TerminalTransformation", "l2", "l1", "elastic_net", "group_l1",
-    "prox_l1", "prox_elastic_net", "prox_group_l1", "project_l2_ball", "max_norm",
-    "is_terminal", "chain",
+    "PenaltyState",
+    "TerminalTransformation",
+    "l2",
+    "l1",
+    "elastic_net",
+    "group_l1",
+    "prox_l1",
+    "prox_elastic_net",
+    "prox_group_l1",
+    "project_l2_ball",
+    "max_norm",
+    "is_terminal",
+    "chain",
     # builder
-    "OPTIMIZERS", "PENALTY_KINDS", "COUPLINGS", "default_optimizer_config",
-    "default_penalty_config", "validate_optimizer_config", "validate_penalty_config",
-    "build_optimizer", "get_hyperparams", "set_hyperparams",
+    "OPTIMIZERS",
+    "PENALTY_KINDS",
+    "COUPLINGS",
+    "default_optimizer_config",
+    "default_penalty_config",
+    "validate_optimizer_config",
+    "validate_penalty_config",
+    "build_optimizer",
+    "get_hyperparams",
+    "set_hyperparams",
     # logging
     "penalty_value",
 ]

@@ -7,6 +7,7 @@ its transform and its per-leaf penalty term. Config validation,
 :func:`build_optimizer`, :func:`set_hyperparams` and :func:`penalty_value` read
 the registry and the declarations; none restates a rule.
 """
+
 import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -48,6 +49,7 @@ from regan_jax.penalties.transforms import (
 # Registries
 # ----------------------------------------------------------------------------
 
+
 def _sgd(cfg) -> optax.GradientTransformation:
     if cfg.momentum == 0:
         return optax.identity()
@@ -87,38 +89,62 @@ class _Kind(NamedTuple):
 
 PENALTY_KINDS: dict[str, _Kind] = {
     "none": _Kind("none", (), None, ops.no_value),
-    "l2": _Kind("additive", (STRENGTH,),
-                lambda hp, lr, mask, axis: l2(hp["strength"], mask), ops.l2_value),
-    "l1": _Kind("additive", (STRENGTH,),
-                lambda hp, lr, mask, axis: l1(hp["strength"], mask), ops.l1_value),
+    "l2": _Kind(
+        "additive", (STRENGTH,), lambda hp, lr, mask, axis: l2(hp["strength"], mask), ops.l2_value
+    ),
+    "l1": _Kind(
+        "additive", (STRENGTH,), lambda hp, lr, mask, axis: l1(hp["strength"], mask), ops.l1_value
+    ),
     "elastic_net": _Kind(
-        "additive", (STRENGTH, L2_STRENGTH),
+        "additive",
+        (STRENGTH, L2_STRENGTH),
         lambda hp, lr, mask, axis: elastic_net(hp["strength"], hp["l2_strength"], mask),
-        ops.elastic_net_value),
-    "group_l1": _Kind("additive", (STRENGTH,),
-                      lambda hp, lr, mask, axis: group_l1(hp["strength"], mask, axis),
-                      ops.group_l1_value),
-    "prox_l1": _Kind("terminal", (STRENGTH,),
-                     lambda hp, lr, mask, axis: prox_l1(hp["strength"], lr, mask), ops.l1_value),
+        ops.elastic_net_value,
+    ),
+    "group_l1": _Kind(
+        "additive",
+        (STRENGTH,),
+        lambda hp, lr, mask, axis: group_l1(hp["strength"], mask, axis),
+        ops.group_l1_value,
+    ),
+    "prox_l1": _Kind(
+        "terminal",
+        (STRENGTH,),
+        lambda hp, lr, mask, axis: prox_l1(hp["strength"], lr, mask),
+        ops.l1_value,
+    ),
     "prox_elastic_net": _Kind(
-        "terminal", (STRENGTH, L2_STRENGTH),
+        "terminal",
+        (STRENGTH, L2_STRENGTH),
         lambda hp, lr, mask, axis: prox_elastic_net(hp["strength"], hp["l2_strength"], lr, mask),
-        ops.elastic_net_value),
+        ops.elastic_net_value,
+    ),
     "prox_group_l1": _Kind(
-        "terminal", (STRENGTH,),
+        "terminal",
+        (STRENGTH,),
         lambda hp, lr, mask, axis: prox_group_l1(hp["strength"], lr, mask, axis),
-        ops.group_l1_value),
+        ops.group_l1_value,
+    ),
     # Hard constraints: the penalty is the ball's indicator, 0 on the feasible set.
-    "l2_ball": _Kind("terminal", (RADIUS,),
-                     lambda hp, lr, mask, axis: project_l2_ball(hp["radius"], mask), ops.no_value),
-    "max_norm": _Kind("terminal", (RADIUS,),
-                      lambda hp, lr, mask, axis: max_norm(hp["radius"], mask, axis), ops.no_value),
+    "l2_ball": _Kind(
+        "terminal",
+        (RADIUS,),
+        lambda hp, lr, mask, axis: project_l2_ball(hp["radius"], mask),
+        ops.no_value,
+    ),
+    "max_norm": _Kind(
+        "terminal",
+        (RADIUS,),
+        lambda hp, lr, mask, axis: max_norm(hp["radius"], mask, axis),
+        ops.no_value,
+    ),
 }
 
 
 # ----------------------------------------------------------------------------
 # Configs
 # ----------------------------------------------------------------------------
+
 
 def default_optimizer_config() -> ml_collections.ConfigDict:
     """One network's optimizer: ``name`` from :data:`OPTIMIZERS` and its settings.
@@ -129,11 +155,20 @@ def default_optimizer_config() -> ml_collections.ConfigDict:
     ``decay_steps``). ``b1``/``b2``/``eps``: Adam's (rmsprop uses ``b2`` as its
     decay); ``momentum``/``nesterov``: sgd's.
     """
-    cfg = ml_collections.ConfigDict(dict(
-        name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, eps=1e-8,
-        momentum=0.0, nesterov=False,
-        schedule="constant", warmup_steps=0, decay_steps=0,
-    ))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            name="adam",
+            learning_rate=2e-4,
+            b1=0.5,
+            b2=0.999,
+            eps=1e-8,
+            momentum=0.0,
+            nesterov=False,
+            schedule="constant",
+            warmup_steps=0,
+            decay_steps=0,
+        )
+    )
     cfg.lock()
     return cfg
 
@@ -150,11 +185,20 @@ def default_penalty_config() -> ml_collections.ConfigDict:
     ``warmup_steps`` / ``decay_steps``: multiplier of both strengths (as for the
     learning rate), so the effective strength is strength × m(k).
     """
-    cfg = ml_collections.ConfigDict(dict(
-        kind="none", strength=STRENGTH.default, l2_strength=L2_STRENGTH.default,
-        coupling="coupled", mask="kernels", group_axis=-1, radius=RADIUS.default,
-        schedule="constant", warmup_steps=0, decay_steps=0,
-    ))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            kind="none",
+            strength=STRENGTH.default,
+            l2_strength=L2_STRENGTH.default,
+            coupling="coupled",
+            mask="kernels",
+            group_axis=-1,
+            radius=RADIUS.default,
+            schedule="constant",
+            warmup_steps=0,
+            decay_steps=0,
+        )
+    )
     cfg.lock()
     return cfg
 
@@ -173,9 +217,13 @@ def validate_optimizer_config(cfg: ml_collections.ConfigDict) -> None:
 def validate_penalty_config(cfg: ml_collections.ConfigDict) -> None:
     """Raises ``ValueError`` naming the first invalid field of a penalty config."""
     check_name("penalty kind", cfg.kind, PENALTY_KINDS)
-    check_name("coupling", cfg.coupling, COUPLINGS,
-               " (proximal steps are kinds: 'prox_l1', 'prox_elastic_net', 'prox_group_l1';"
-               " proximal L2 is 'prox_elastic_net' with strength=0)")
+    check_name(
+        "coupling",
+        cfg.coupling,
+        COUPLINGS,
+        " (proximal steps are kinds: 'prox_l1', 'prox_elastic_net', 'prox_group_l1';"
+        " proximal L2 is 'prox_elastic_net' with strength=0)",
+    )
     kind = PENALTY_KINDS[cfg.kind]
     if kind.role == "terminal" and cfg.coupling == "decoupled":
         raise ValueError(
@@ -205,6 +253,7 @@ def validate_penalty_config(cfg: ml_collections.ConfigDict) -> None:
 # The optimizer
 # ----------------------------------------------------------------------------
 
+
 def build_optimizer(
     optimizer_cfg: ml_collections.ConfigDict,
     penalty_cfg: ml_collections.ConfigDict | None = None,
@@ -230,35 +279,45 @@ def build_optimizer(
     kind = PENALTY_KINDS[penalty_cfg.kind]
     direction = OPTIMIZERS[optimizer_cfg.name](optimizer_cfg)
     lr_multiplier = multiplier_schedule(
-        optimizer_cfg.schedule, optimizer_cfg.warmup_steps, optimizer_cfg.decay_steps)
+        optimizer_cfg.schedule, optimizer_cfg.warmup_steps, optimizer_cfg.decay_steps
+    )
     strength_multiplier = multiplier_schedule(
-        penalty_cfg.schedule, penalty_cfg.warmup_steps, penalty_cfg.decay_steps)
+        penalty_cfg.schedule, penalty_cfg.warmup_steps, penalty_cfg.decay_steps
+    )
     mask = config_mask(penalty_cfg.mask)
     axis = penalty_cfg.group_axis
-    penalty_position = {"additive": 1 if penalty_cfg.coupling == "decoupled" else 0,
-                        "terminal": 2}.get(kind.role)
+    penalty_position = {
+        "additive": 1 if penalty_cfg.coupling == "decoupled" else 0,
+        "terminal": 2,
+    }.get(kind.role)
 
     def optimizer(learning_rate, **base):
         lr = scaled(learning_rate, lr_multiplier)
         steps = [direction, optax.scale_by_learning_rate(lr)]
         if kind.make is not None:
-            hp = {h.name: h.with_schedule(base[h.name], strength_multiplier)
-                  for h in kind.hyperparams}
+            hp = {
+                h.name: h.with_schedule(base[h.name], strength_multiplier) for h in kind.hyperparams
+            }
             steps.insert(penalty_position, kind.make(hp, lr, mask, axis))
         return chain(*steps)
 
     # inject_hyperparams injects the factory's named parameters: name the kind's.
-    optimizer.__signature__ = inspect.Signature([
-        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        for name in ("learning_rate", *kind.names)])
+    optimizer.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            for name in ("learning_rate", *kind.names)
+        ]
+    )
     hyperparams = {name: penalty_cfg[name] for name in kind.names}
     return optax.inject_hyperparams(optimizer)(
-        learning_rate=optimizer_cfg.learning_rate, **hyperparams)
+        learning_rate=optimizer_cfg.learning_rate, **hyperparams
+    )
 
 
 # ----------------------------------------------------------------------------
 # Hyperparameter access (works on states with a leading member axis too)
 # ----------------------------------------------------------------------------
+
 
 def _inject_state(opt_state: Any) -> optax.InjectStatefulHyperparamsState:
     if not isinstance(opt_state, optax.InjectStatefulHyperparamsState):
@@ -298,8 +357,7 @@ def set_hyperparams(opt_state: Any, **values: Any) -> optax.InjectStatefulHyperp
             hyperparams[name] = jnp.broadcast_to(value, old.shape)
         except ValueError:
             raise ValueError(
-                f"{name} of shape {value.shape} does not broadcast to the stored "
-                f"shape {old.shape}"
+                f"{name} of shape {value.shape} does not broadcast to the stored shape {old.shape}"
             ) from None
     return state._replace(hyperparams=hyperparams)
 
@@ -307,6 +365,7 @@ def set_hyperparams(opt_state: Any, **values: Any) -> optax.InjectStatefulHyperp
 # ----------------------------------------------------------------------------
 # Penalty value (for logging)
 # ----------------------------------------------------------------------------
+
 
 def penalty_value(
     params: Any,
@@ -337,7 +396,8 @@ def penalty_value(
     base = {name: penalty_cfg[name] for name in kind.names}
     base.update({k: v for k, v in (hyperparams or {}).items() if k in base})
     multiplier = multiplier_schedule(
-        penalty_cfg.schedule, penalty_cfg.warmup_steps, penalty_cfg.decay_steps)
+        penalty_cfg.schedule, penalty_cfg.warmup_steps, penalty_cfg.decay_steps
+    )
     hp = {h.name: h.at_step(base[h.name], multiplier, step) for h in kind.hyperparams}
     leaves = selected_leaves(params, config_mask(penalty_cfg.mask))
     return sum(kind.value(w, hp, penalty_cfg.group_axis) for _, w in leaves)

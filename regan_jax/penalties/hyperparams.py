@@ -12,6 +12,7 @@ declarations it uses.
 The schedule helpers at the end build the multiplier m(k) ∈ [0, 1] that a
 config's ``schedule`` field names; a scheduled value at step k is base × m(k).
 """
+
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -36,9 +37,7 @@ def check_value(name: str, value: Any, *, positive: bool = False) -> None:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be a number or an optax schedule, got {value!r}"
-        ) from None
+        raise ValueError(f"{name} must be a number or an optax schedule, got {value!r}") from None
     bound_ok = np.all(array > 0) if positive else np.all(array >= 0)
     if not (np.all(np.isfinite(array)) and bound_ok):
         expected = "finite and > 0" if positive else "finite and >= 0"
@@ -119,9 +118,7 @@ def multiplier_schedule(
         return None
     if name == "linear_warmup":
         if warmup_steps <= 0:
-            raise ValueError(
-                f"schedule 'linear_warmup' needs warmup_steps > 0, got {warmup_steps}"
-            )
+            raise ValueError(f"schedule 'linear_warmup' needs warmup_steps > 0, got {warmup_steps}")
         return optax.linear_schedule(0.0, 1.0, warmup_steps)
     if not 0 <= warmup_steps < decay_steps:
         raise ValueError(

@@ -5,6 +5,7 @@ callable ``params -> bool tree`` (e.g. :func:`path_mask`) or a bool tree. The
 transforms hand a checked callable to ``optax.masked``: a mask that selects no
 parameter raises instead of silently penalising nothing.
 """
+
 import dataclasses
 import re
 from collections.abc import Callable, Iterable
@@ -36,11 +37,13 @@ def path_mask(
 
 def path_str(path: tuple) -> str:
     """'/'-joined names of a ``jax.tree_util`` key path, e.g. 'Dense_0/kernel'."""
+
     def name(entry):
         for attr in ("key", "name", "idx"):
             if hasattr(entry, attr):
                 return str(getattr(entry, attr))
         return str(entry)
+
     return "/".join(name(entry) for entry in path)
 
 
@@ -64,15 +67,19 @@ class _PathMask:
 
     def selects(self, path: str) -> bool:
         return (not self.include or any(p.search(path) for p in self.include)) and not any(
-            p.search(path) for p in self.exclude)
+            p.search(path) for p in self.exclude
+        )
 
     def __call__(self, params: Any) -> Any:
         return jax.tree_util.tree_map_with_path(
-            lambda path, _: self.selects(path_str(path)), params)
+            lambda path, _: self.selects(path_str(path)), params
+        )
 
     def __repr__(self) -> str:
-        return (f"path_mask(include={[p.pattern for p in self.include]}, "
-                f"exclude={[p.pattern for p in self.exclude]})")
+        return (
+            f"path_mask(include={[p.pattern for p in self.include]}, "
+            f"exclude={[p.pattern for p in self.exclude]})"
+        )
 
 
 def resolve_mask(mask: Mask) -> Any:

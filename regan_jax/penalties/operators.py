@@ -7,6 +7,7 @@ Conv ``[kh, kw, in, out]`` kernel); a group's norm is taken over all the other
 axes. The last section gives each penalty's term R(w) on one leaf, used by
 ``penalty_value``; its ``jax.grad`` is exactly what the additive transform adds.
 """
+
 from typing import Any
 
 import jax
@@ -16,6 +17,7 @@ import optax
 # ----------------------------------------------------------------------------
 # Norms and safe division
 # ----------------------------------------------------------------------------
+
 
 def safe_sqrt(x: jax.Array) -> jax.Array:
     """sqrt(x) with value and gradient 0 at x = 0 (no NaN under ``jax.grad``)."""
@@ -40,6 +42,7 @@ def _safe_divide(x: jax.Array, norm: jax.Array) -> jax.Array:
 # Subgradients (what the additive transforms add)
 # ----------------------------------------------------------------------------
 
+
 def l1_subgradient(w: jax.Array) -> jax.Array:
     """∂‖w‖₁ with the convention sign(0) = 0."""
     return jnp.sign(w)
@@ -53,6 +56,7 @@ def group_l1_subgradient(w: jax.Array, axis: int = -1) -> jax.Array:
 # ----------------------------------------------------------------------------
 # Proximal operators and projections (what the terminal steps apply)
 # ----------------------------------------------------------------------------
+
 
 def soft_threshold(z: jax.Array, threshold: Any) -> jax.Array:
     """prox of threshold·‖·‖₁: sign(z)·max(|z| - threshold, 0) (exact zeros)."""
@@ -90,6 +94,7 @@ def project_max_norm(z: jax.Array, radius: Any, axis: int = -1) -> jax.Array:
 # ----------------------------------------------------------------------------
 # Penalty terms R(w) of one leaf (hp: the kind's hyperparameters by name)
 # ----------------------------------------------------------------------------
+
 
 def l2_value(w, hp, axis):
     """(λ/2)‖w‖²."""

@@ -17,6 +17,7 @@ schedule); its rule is checked by its declaration in
 :mod:`regan_jax.penalties.hyperparams`. The per-leaf math lives in
 :mod:`regan_jax.penalties.operators`, the masks in :mod:`regan_jax.penalties.masks`.
 """
+
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -31,6 +32,7 @@ from regan_jax.penalties.masks import Mask, checked_mask
 # ----------------------------------------------------------------------------
 # Machinery: one factory for additive terms, one for terminal steps
 # ----------------------------------------------------------------------------
+
 
 def value_at(hyperparam: Any, count: jax.Array | None) -> Any:
     """A hyperparameter's value at ``count``: ``h(count)`` for a schedule, else ``h``."""
@@ -62,6 +64,7 @@ def _init_fn(hyperparams):
         if any_schedule(*hyperparams):
             return PenaltyState(count=jnp.zeros([], jnp.int32))
         return optax.EmptyState()
+
     return init_fn
 
 
@@ -79,12 +82,11 @@ def _require_params(params):
 
 def additive(term: Callable, hyperparams: tuple, mask: Mask):
     """updates + term(params, *hyperparams) on the masked leaves."""
+
     def update_fn(updates, state, params=None):
         _require_params(params)
         values, state = _next_state(state, hyperparams)
-        updates = jax.tree.map(
-            lambda g, p: g + term(p, *values).astype(g.dtype), updates, params
-        )
+        updates = jax.tree.map(lambda g, p: g + term(p, *values).astype(g.dtype), updates, params)
         return updates, state
 
     inner = optax.GradientTransformation(_init_fn(hyperparams), update_fn)
@@ -93,6 +95,7 @@ def additive(term: Callable, hyperparams: tuple, mask: Mask):
 
 def terminal(operator: Callable, hyperparams: tuple, mask: Mask) -> TerminalTransformation:
     """operator(params + updates, *hyperparams) - params on the masked leaves."""
+
     def update_fn(updates, state, params=None):
         _require_params(params)
         values, state = _next_state(state, hyperparams)
@@ -108,6 +111,7 @@ def terminal(operator: Callable, hyperparams: tuple, mask: Mask) -> TerminalTran
 # ----------------------------------------------------------------------------
 # Additive transforms
 # ----------------------------------------------------------------------------
+
 
 def l2(strength: optax.ScalarOrSchedule, mask: Mask = None) -> optax.GradientTransformation:
     """Coupled/decoupled L2: ``optax.add_decayed_weights`` with a kernels-only default.
@@ -147,9 +151,7 @@ def elastic_net(
     """
     STRENGTH.check(l1, "l1")
     L2_STRENGTH.check(l2, "l2")
-    return additive(
-        lambda w, s1, s2: s1 * ops.l1_subgradient(w) + s2 * w, (l1, l2), mask
-    )
+    return additive(lambda w, s1, s2: s1 * ops.l1_subgradient(w) + s2 * w, (l1, l2), mask)
 
 
 def group_l1(
@@ -164,14 +166,13 @@ def group_l1(
         units / filters), its norm taken over all other axes.
     """
     STRENGTH.check(strength)
-    return additive(
-        lambda w, s: s * ops.group_l1_subgradient(w, axis), (strength,), mask
-    )
+    return additive(lambda w, s: s * ops.group_l1_subgradient(w, axis), (strength,), mask)
 
 
 # ----------------------------------------------------------------------------
 # Terminal steps: proximal operators and projections (LAST in a chain)
 # ----------------------------------------------------------------------------
+
 
 def prox_l1(
     strength: optax.ScalarOrSchedule,
@@ -192,9 +193,7 @@ def prox_l1(
     """
     STRENGTH.check(strength)
     LEARNING_RATE.check(learning_rate)
-    return terminal(
-        lambda z, s, t: ops.soft_threshold(z, t * s), (strength, learning_rate), mask
-    )
+    return terminal(lambda z, s, t: ops.soft_threshold(z, t * s), (strength, learning_rate), mask)
 
 
 def prox_elastic_net(
@@ -278,6 +277,7 @@ def max_norm(
 # Placement
 # ----------------------------------------------------------------------------
 
+
 def is_terminal(transform: optax.GradientTransformation) -> bool:
     """Whether ``transform`` is a proximal step or projection (must come last)."""
     return isinstance(transform, TerminalTransformation)
@@ -295,7 +295,7 @@ def chain(*transforms: optax.GradientTransformation) -> optax.GradientTransforma
       ValueError: a proximal/projection step is followed by a non-terminal one.
     """
     for index, transform in enumerate(transforms):
-        later = transforms[index + 1:]
+        later = transforms[index + 1 :]
         if is_terminal(transform) and not all(is_terminal(t) for t in later):
             raise ValueError(
                 f"proximal/projection step at position {index} of {len(transforms)} "

@@ -28,16 +28,25 @@ answers (the table above; a figure of one family's own scores goes to
 kinds=...)`` beside its ``fig_*`` function. A new group is a new module here,
 imported below and added to the table and to docs/FIGURES.md.
 """
+
 from experiments.study.figures import (
-                                       dirac,
-                                       families,
-                                       fidelity,
-                                       mixtures,
-                                       quality,
-                                       samples,
-                                       sparsity,
-                                       stability,
+    dirac,
+    families,
+    fidelity,
+    mixtures,
+    quality,
+    samples,
+    sparsity,
+    stability,
 )
 
-__all__ = ["dirac", "families", "fidelity", "mixtures", "quality", "samples", "sparsity",
-           "stability"]
+__all__ = [
+    "dirac",
+    "families",
+    "fidelity",
+    "mixtures",
+    "quality",
+    "samples",
+    "sparsity",
+    "stability",
+]

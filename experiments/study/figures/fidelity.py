@@ -5,6 +5,7 @@ target × strength) at the medians over seeds, with both medians' 95 %
 bootstrap CIs as a cross; a penalty's strengths joined in order; the
 baselines and the null references as their own markers.
 """
+
 import math
 
 from matplotlib.figure import Figure
@@ -36,9 +37,18 @@ def fig_precision_recall(rows, preset: str, nulls=None) -> Figure:
         _pr_panel(ax, rows, mx, my, nulls)
     handles = _pr_legend(rows, nulls)
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=7, frameon=False)
-    layout(fig, figure_title("9", "Fidelity vs diversity", rows, preset,
-                             "(colour: penalty; marker: target; number: strength; "
-                             "crosses: 95 % CIs of both medians)"), math.ceil(len(handles) / 5))
+    layout(
+        fig,
+        figure_title(
+            "9",
+            "Fidelity vs diversity",
+            rows,
+            preset,
+            "(colour: penalty; marker: target; number: strength; "
+            "crosses: 95 % CIs of both medians)",
+        ),
+        math.ceil(len(handles) / 5),
+    )
     return fig
 
 
@@ -49,20 +59,46 @@ def _pr_panel(ax, rows, mx, my, nulls) -> None:
     effective = cells.is_effective(rows)
     for penalty, key in cells.baseline_keys(rows, cells.headline_metric(rows)).items():
         if key in both:  # decreasing sizes: coinciding baselines stay visible
-            _pr_point(ax, cx[key], cy[key], vocabulary.penalty(penalty).colour,
-                      marker=BASELINE_MARKERS[penalty],
-                      mec="black", mew=0.6, ms=BASELINE_SIZES[penalty], zorder=4)
+            _pr_point(
+                ax,
+                cx[key],
+                cy[key],
+                vocabulary.penalty(penalty).colour,
+                marker=BASELINE_MARKERS[penalty],
+                mec="black",
+                mew=0.6,
+                ms=BASELINE_SIZES[penalty],
+                zorder=4,
+            )
     groups = sorted({k[:3] for k in both if cells.role_of_key(k) != "baseline"}, key=str)
     for group in groups:
         keys = sorted((k for k in both if k[:3] == group), key=lambda k: k.strength)
         colour = vocabulary.penalty(group[1]).colour
-        ax.plot([cx[k].median for k in keys], [cy[k].median for k in keys], color=colour,
-                lw=0.6, alpha=0.5)
+        ax.plot(
+            [cx[k].median for k in keys],
+            [cy[k].median for k in keys],
+            color=colour,
+            lw=0.6,
+            alpha=0.5,
+        )
         for k in keys:
-            _pr_point(ax, cx[k], cy[k], colour, marker=TARGET_MARKERS.get(k.target, "o"), ms=5,
-                      mfc="none" if k.regulariser != "none" else colour)
-            ax.annotate(value_text(k, effective).split("=")[1], (cx[k].median, cy[k].median),
-                        textcoords="offset points", xytext=(3, 3), fontsize=5.5, color=colour)
+            _pr_point(
+                ax,
+                cx[k],
+                cy[k],
+                colour,
+                marker=TARGET_MARKERS.get(k.target, "o"),
+                ms=5,
+                mfc="none" if k.regulariser != "none" else colour,
+            )
+            ax.annotate(
+                value_text(k, effective).split("=")[1],
+                (cx[k].median, cy[k].median),
+                textcoords="offset points",
+                xytext=(3, 3),
+                fontsize=5.5,
+                color=colour,
+            )
     for kind, (_, colour, _) in NULL_STYLES.items():
         vx, vy = cells.null_value(nulls, kind, mx), cells.null_value(nulls, kind, my)
         if vx is not None and vy is not None:
@@ -75,30 +111,74 @@ def _pr_panel(ax, rows, mx, my, nulls) -> None:
 
 def _pr_point(ax, x, y, colour, **marker) -> None:
     """A median point with faint CI crosses (both medians' 95 % CIs)."""
-    ax.errorbar(x.median, y.median, xerr=[[x.median - x.low], [x.high - x.median]],
-                yerr=[[y.median - y.low], [y.high - y.median]], fmt="none", ecolor=colour,
-                elinewidth=0.6, alpha=0.4)
+    ax.errorbar(
+        x.median,
+        y.median,
+        xerr=[[x.median - x.low], [x.high - x.median]],
+        yerr=[[y.median - y.low], [y.high - y.median]],
+        fmt="none",
+        ecolor=colour,
+        elinewidth=0.6,
+        alpha=0.4,
+    )
     ax.plot(x.median, y.median, color=colour, ls="none", **marker)
 
 
 def _pr_legend(rows, nulls) -> list:
-    handles = [Line2D([], [], color=vocabulary.penalty(p).colour, lw=3,
-                      label=vocabulary.penalty(p).label)
-               for p in cells.weight_penalties(rows)]
-    handles += [Line2D([], [], color="black", marker=TARGET_MARKERS.get(t, "o"), ls="none",
-                       label=f"on {target_label(t)}") for t in swept_targets(rows)]
+    handles = [
+        Line2D([], [], color=vocabulary.penalty(p).colour, lw=3, label=vocabulary.penalty(p).label)
+        for p in cells.weight_penalties(rows)
+    ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            color="black",
+            marker=TARGET_MARKERS.get(t, "o"),
+            ls="none",
+            label=f"on {target_label(t)}",
+        )
+        for t in swept_targets(rows)
+    ]
     if any(cells.role(r).startswith("on_") for r in rows):
-        handles.append(Line2D([], [], color="black", marker="o", mfc="none", ls="none",
-                              label="hollow: on top of R1"))
-    handles += [Line2D([], [], color=vocabulary.penalty(p).colour, marker=BASELINE_MARKERS[p],
-                       mec="black", ms=9, ls="none",
-                       label=f"baseline: {vocabulary.penalty(p).label}")
-                for p in cells.baselines_present(rows)]
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="black",
+                marker="o",
+                mfc="none",
+                ls="none",
+                label="hollow: on top of R1",
+            )
+        )
+    handles += [
+        Line2D(
+            [],
+            [],
+            color=vocabulary.penalty(p).colour,
+            marker=BASELINE_MARKERS[p],
+            mec="black",
+            ms=9,
+            ls="none",
+            label=f"baseline: {vocabulary.penalty(p).label}",
+        )
+        for p in cells.baselines_present(rows)
+    ]
     n = nulls["num_samples"] if nulls else 0
-    handles += [Line2D([], [], color=colour, marker=NULL_MARKERS[kind], ms=8, ls="none",
-                       label=label.format(n=n))
-                for kind, (label, colour, _) in NULL_STYLES.items()
-                if cells.null_value(nulls, kind, "precision") is not None]
+    handles += [
+        Line2D(
+            [],
+            [],
+            color=colour,
+            marker=NULL_MARKERS[kind],
+            ms=8,
+            ls="none",
+            label=label.format(n=n),
+        )
+        for kind, (label, colour, _) in NULL_STYLES.items()
+        if cells.null_value(nulls, kind, "precision") is not None
+    ]
     return handles
 
 

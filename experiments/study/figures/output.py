@@ -3,6 +3,7 @@
 :func:`draw_figures` writes them atomically; :func:`export_small_pngs` writes
 web-sized copies (how ``docs/study/figures`` was made).
 """
+
 import pathlib
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -44,10 +45,12 @@ def export_small_pngs(figure_files: dict, out_dir, max_width: int = 1200) -> Non
         image = Image.open(path).convert("L" if grey else "RGB")
         scale = min(1.0, max_width / image.width)
         if scale < 1:
-            image = image.resize((round(image.width * scale), round(image.height * scale)),
-                                 Image.LANCZOS)
+            image = image.resize(
+                (round(image.width * scale), round(image.height * scale)), Image.LANCZOS
+            )
         if not grey:
-            image = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE,
-                                   dither=Image.Dither.NONE)
+            image = image.quantize(
+                colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+            )
         with workdir_lib.atomic_path(out_dir / f"{stem}.png") as tmp:
             image.save(tmp, optimize=True)

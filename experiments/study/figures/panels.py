@@ -15,6 +15,7 @@ the panel instead of stretching it). A median or CI end at an infinite value
 (diverged runs) is drawn at the panel's edge as a triangle. Colours and labels
 are the vocabulary's (:mod:`experiments.study.vocabulary`).
 """
+
 import math
 import pathlib
 import textwrap
@@ -41,6 +42,7 @@ RADIUS_NOTE = " (top axis: radius)"  # after max-norm's label in strength panels
 
 class Line(NamedTuple):
     """A horizontal reference line: value, legend label, colour, dash pattern."""
+
     value: float
     label: str
     colour: str
@@ -50,6 +52,7 @@ class Line(NamedTuple):
 # ----------------------------------------------------------------------------
 # Axis texts
 # ----------------------------------------------------------------------------
+
 
 def strength_label(rows) -> str:
     """The x-axis label: effective strength where calibrated, else raw λ."""
@@ -67,15 +70,22 @@ def value_text(key, effective: bool) -> str:
     """``e=0.1`` / ``λ=0.01`` / ``r/r₀=1`` / ``lr=2e-4`` of a cell key ('' if unswept)."""
     if key.strength is None:
         return ""
-    symbol = ("lr" if key.penalty == "spectral_norm" else
-              ("r/r₀" if effective else "r") if key.penalty == "max_norm" else
-              "e" if effective else "λ")
+    symbol = (
+        "lr"
+        if key.penalty == "spectral_norm"
+        else ("r/r₀" if effective else "r")
+        if key.penalty == "max_norm"
+        else "e"
+        if effective
+        else "λ"
+    )
     return f"{symbol}={key.strength:.3g}"
 
 
 # ----------------------------------------------------------------------------
 # Drawing primitives
 # ----------------------------------------------------------------------------
+
 
 def edge(value: float, bottom: float, top: float) -> float:
     """An infinite value at the panel's edge (its sign's side), a finite one as it is."""
@@ -85,28 +95,45 @@ def edge(value: float, bottom: float, top: float) -> float:
 def _series(ax, points, deferred: list, *, colour, label, ls="-", marker="o"):
     """Medians joined by a line with CI bars; infinite parts deferred to the panel's edges."""
     xs = np.array([x for x, _ in points], float)
-    med, low, high = (np.array([getattr(c, f) for _, c in points], float)
-                      for f in ("median", "low", "high"))
+    med, low, high = (
+        np.array([getattr(c, f) for _, c in points], float) for f in ("median", "low", "high")
+    )
     finite = np.isfinite(med)
-    ax.plot(xs[finite], med[finite], color=colour, ls=ls, marker=marker, ms=3.5, lw=1.2,
-            label=label)
+    ax.plot(
+        xs[finite], med[finite], color=colour, ls=ls, marker=marker, ms=3.5, lw=1.2, label=label
+    )
     bounded = finite & np.isfinite(low) & np.isfinite(high)
     if bounded.any():
-        ax.errorbar(xs[bounded], med[bounded], yerr=[med[bounded] - low[bounded],
-                                                     high[bounded] - med[bounded]],
-                    fmt="none", ecolor=colour, elinewidth=1, capsize=2)
+        ax.errorbar(
+            xs[bounded],
+            med[bounded],
+            yerr=[med[bounded] - low[bounded], high[bounded] - med[bounded]],
+            fmt="none",
+            ecolor=colour,
+            elinewidth=1,
+            capsize=2,
+        )
     for x, m, lo, hi in zip(xs[~bounded], med[~bounded], low[~bounded], high[~bounded]):
-        deferred.append(lambda b, t, x=x, m=m, lo=lo, hi=hi: _overflow(ax, x, m, lo, hi, b, t,
-                                                                      colour))
+        deferred.append(
+            lambda b, t, x=x, m=m, lo=lo, hi=hi: _overflow(ax, x, m, lo, hi, b, t, colour)
+        )
 
 
 def _overflow(ax, x, median, low, high, bottom, top, colour):
-    ax.vlines(x, edge(low, bottom, top), edge(high, bottom, top), color=colour, lw=1,
-              ls=":")
+    ax.vlines(x, edge(low, bottom, top), edge(high, bottom, top), color=colour, lw=1, ls=":")
     if not math.isfinite(median):
-        ax.plot([x], [edge(median, bottom, top)], marker="^" if median > 0 else "v",
-                color=colour, mec="red", ms=6, ls="none", clip_on=False, zorder=5,
-                label=OFF_SCALE)
+        ax.plot(
+            [x],
+            [edge(median, bottom, top)],
+            marker="^" if median > 0 else "v",
+            color=colour,
+            mec="red",
+            ms=6,
+            ls="none",
+            clip_on=False,
+            zorder=5,
+            label=OFF_SCALE,
+        )
 
 
 def _band(ax, cell, deferred: list, *, colour, label):
@@ -120,10 +147,11 @@ def _band(ax, cell, deferred: list, *, colour, label):
 
     def draw(bottom, top):
         if not math.isfinite(med):
-            ax.axhline(edge(med, bottom, top), color=colour, lw=2, ls=":",
-                       label=f"{label} — {OFF_SCALE}")
-        ax.axhspan(edge(low, bottom, top), edge(high, bottom, top), color=colour, alpha=0.07,
-                   lw=0)
+            ax.axhline(
+                edge(med, bottom, top), color=colour, lw=2, ls=":", label=f"{label} — {OFF_SCALE}"
+            )
+        ax.axhspan(edge(low, bottom, top), edge(high, bottom, top), color=colour, alpha=0.07, lw=0)
+
     deferred.append(draw)
 
 
@@ -143,9 +171,16 @@ def _reference_lines(ax, lines, metric: str) -> None:
         else:
             far.append(f"{line.label.split(', N=')[0].removeprefix('null: ')} {line.value:.3g}")
     if far:
-        text = ax.text(0.02, 0.97, textwrap.fill("off scale: " + "; ".join(far), 58),
-                       transform=ax.transAxes, va="top", fontsize=6, color="0.3",
-                       bbox=dict(facecolor="white", alpha=0.7, lw=0, pad=1))
+        text = ax.text(
+            0.02,
+            0.97,
+            textwrap.fill("off scale: " + "; ".join(far), 58),
+            transform=ax.transAxes,
+            va="top",
+            fontsize=6,
+            color="0.3",
+            bbox=dict(facecolor="white", alpha=0.7, lw=0, pad=1),
+        )
         text.set_in_layout(False)
 
 
@@ -177,6 +212,7 @@ def null_lines(nulls, metric: str, *, mixture: bool = False) -> list[Line]:
             out.append(Line(value, label.format(n=nulls["num_samples"]), colour, style))
     return out
 
+
 def pacgan_lines(name: str, metric: str) -> list[Line]:
     """The published PacGAN GAN number of a mixture experiment's metric, if any."""
     table = pacgan_numbers(name) or {}
@@ -187,8 +223,10 @@ def pacgan_lines(name: str, metric: str) -> list[Line]:
 # Panels and figures
 # ----------------------------------------------------------------------------
 
-def strength_panel(ax, rows, metric: str, target: str, *, lines=(), on: str = "none",
-                   legend: bool = False) -> None:
+
+def strength_panel(
+    ax, rows, metric: str, target: str, *, lines=(), on: str = "none", legend: bool = False
+) -> None:
     """``metric`` against strength for every weight penalty on ``target``.
 
     Medians with CI bars per penalty (max-norm against its radius on a top
@@ -199,22 +237,35 @@ def strength_panel(ax, rows, metric: str, target: str, *, lines=(), on: str = "n
     table = cells.cells(rows, metric)
     deferred, radius_ax = [], None
     for penalty in cells.weight_penalties(rows, on):
-        points = sorted((k.strength, c) for k, c in table.items()
-                        if k[:3] == (on, penalty, target))
+        points = sorted((k.strength, c) for k, c in table.items() if k[:3] == (on, penalty, target))
         if not points:
             continue
         axis = ax
         if penalty == "max_norm":
             radius_ax = radius_ax or _radius_axis(ax)
             axis = radius_ax
-        label = (vocabulary.penalty(penalty).label + (RADIUS_NOTE if penalty == "max_norm" else "")
-                 + ("" if on == "none" else f" + {vocabulary.penalty(on).short}"))
-        _series(axis, points, deferred, colour=vocabulary.penalty(penalty).colour, label=label,
-                ls="--" if penalty == "max_norm" else "-")
+        label = (
+            vocabulary.penalty(penalty).label
+            + (RADIUS_NOTE if penalty == "max_norm" else "")
+            + ("" if on == "none" else f" + {vocabulary.penalty(on).short}")
+        )
+        _series(
+            axis,
+            points,
+            deferred,
+            colour=vocabulary.penalty(penalty).colour,
+            label=label,
+            ls="--" if penalty == "max_norm" else "-",
+        )
     for penalty, key in cells.baseline_keys(rows, cells.headline_metric(rows)).items():
         if key in table and (on == "none" or penalty in ("none", on)):
-            _band(ax, table[key], deferred, colour=vocabulary.penalty(penalty).colour,
-                  label=f"baseline: {vocabulary.penalty(penalty).label}")
+            _band(
+                ax,
+                table[key],
+                deferred,
+                colour=vocabulary.penalty(penalty).colour,
+                label=f"baseline: {vocabulary.penalty(penalty).label}",
+            )
     _reference_lines(ax, lines, metric)
     finish(ax, deferred)
     style_axes(ax, vocabulary.metric(metric).label, strength_label(rows))
@@ -257,19 +308,23 @@ def panel_figure(panels, title: str, *, width: float = 3.6, height: float = 2.9)
 
 
 def _has_twin(ax) -> bool:
-    return any(other is not ax and other.bbox.bounds == ax.bbox.bounds
-               for other in ax.figure.axes)
+    return any(other is not ax and other.bbox.bounds == ax.bbox.bounds for other in ax.figure.axes)
 
 
-def strength_figure(rows, metrics, targets, title: str, *, nulls=None,
-                    on: str = "none") -> Figure:
+def strength_figure(rows, metrics, targets, title: str, *, nulls=None, on: str = "none") -> Figure:
     """:func:`strength_panel` s: one row per metric, one column per target, nulls drawn."""
+
     def draw(metric, target):
         lines = null_lines(nulls, metric)
         return lambda ax: strength_panel(ax, rows, metric, target, lines=lines, on=on)
-    panels = [[(f"penalty on {vocabulary.target_label(t)}", draw(m, t)) for t in targets]
-              for m in metrics if cells.has_metric(rows, m)]
+
+    panels = [
+        [(f"penalty on {vocabulary.target_label(t)}", draw(m, t)) for t in targets]
+        for m in metrics
+        if cells.has_metric(rows, m)
+    ]
     return panel_figure(panels, title)
+
 
 def layout(fig, title: str, legend_rows: int = 0) -> None:
     """Sets the wrapped suptitle and fits the panels between it and a bottom legend."""
@@ -295,23 +350,32 @@ def shared_legend(fig, axes=None, ncol: int | None = None) -> int:
                 handles[label] = h
                 labels.append(label)
     if labels:
-        fig.legend([handles[lb] for lb in labels], labels, loc="lower center",
-                   ncol=min(ncol, len(labels)), fontsize=7, frameon=False)
+        fig.legend(
+            [handles[lb] for lb in labels],
+            labels,
+            loc="lower center",
+            ncol=min(ncol, len(labels)),
+            fontsize=7,
+            frameon=False,
+        )
     return math.ceil(len(labels) / ncol)
 
 
-def figure_title(number: str, what: str, rows, preset: str, note: str = "",
-                 dropped: bool = False) -> str:
+def figure_title(
+    number: str, what: str, rows, preset: str, note: str = "", dropped: bool = False
+) -> str:
     """``N. what — experiment note; SN note`` and the :func:`caption` line."""
     name = rows[0]["config.name"]
     extra = f" {note}" if note else ""
-    return (f"{number}. {what} — {name}{extra}{sn_note(rows)}\n"
-            f"{caption(rows, preset, dropped=dropped)}")
+    return (
+        f"{number}. {what} — {name}{extra}{sn_note(rows)}\n{caption(rows, preset, dropped=dropped)}"
+    )
 
 
 # ----------------------------------------------------------------------------
 # Sample panels
 # ----------------------------------------------------------------------------
+
 
 def final_samples(root, run) -> np.ndarray:
     """A run's final samples (``samples/final.npz`` in its run directory)."""
@@ -331,9 +395,12 @@ def panel_keys(rows, metric: str, target, strength_of) -> list:
 
     ``strength_of(penalty)``: the strength a weight penalty is shown at.
     """
-    keys = [(vocabulary.penalty(p).short, k)
-            for p, k in cells.baseline_keys(rows, metric).items()]
+    keys = [(vocabulary.penalty(p).short, k) for p, k in cells.baseline_keys(rows, metric).items()]
     for penalty in cells.weight_penalties(rows):
-        keys.append((vocabulary.penalty(penalty).short,
-                     cells.CellKey("none", penalty, target, strength_of(penalty))))
+        keys.append(
+            (
+                vocabulary.penalty(penalty).short,
+                cells.CellKey("none", penalty, target, strength_of(penalty)),
+            )
+        )
     return keys

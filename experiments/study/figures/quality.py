@@ -1,5 +1,6 @@
 """Image quality against strength: 3 (FD and KID of the image GANs) and 11 (penalties on
 top of R1)."""
+
 from matplotlib.figure import Figure
 
 from experiments.study import cells
@@ -26,12 +27,22 @@ def fig_quality(runs_by_experiment: dict, preset: str, nulls_by_experiment=None)
             if not cells.has_metric(rows, metric):
                 continue
             lines = null_lines(nulls_by_experiment.get(name), metric)
-            panels.append([(f"{name}: penalty on {target_label(t)}",
-                            lambda ax, r=rows, m=metric, t=t, ln=lines:
-                            strength_panel(ax, r, m, t, lines=ln))
-                           for t in swept_targets(rows)])
-    return panel_figure(panels, "3. Image quality vs strength (bands: baselines without a weight "
-                        f"penalty){sn_note(all_rows)}\n{caption(all_rows, preset)}")
+            panels.append(
+                [
+                    (
+                        f"{name}: penalty on {target_label(t)}",
+                        lambda ax, r=rows, m=metric, t=t, ln=lines: strength_panel(
+                            ax, r, m, t, lines=ln
+                        ),
+                    )
+                    for t in swept_targets(rows)
+                ]
+            )
+    return panel_figure(
+        panels,
+        "3. Image quality vs strength (bands: baselines without a weight "
+        f"penalty){sn_note(all_rows)}\n{caption(all_rows, preset)}",
+    )
 
 
 def fig_on_regulariser(rows, preset: str, nulls=None, on: str = "r1") -> Figure:
@@ -40,23 +51,34 @@ def fig_on_regulariser(rows, preset: str, nulls=None, on: str = "r1") -> Figure:
     targets = swept_targets([r for r in mine if cells.role(r) == f"on_{on}"])
     headline = cells.headline_metric(rows)
     metrics = (headline, "kid") if headline == "fd" else (headline, "robust_modes")
-    return strength_figure(mine, metrics, targets,
-                           figure_title("11", f"Weight penalties on top of {on.upper()} "
-                                        f"(bands: {on.upper()} alone, and no regulariser)", mine,
-                                        preset),
-                           nulls=nulls, on=on)
+    return strength_figure(
+        mine,
+        metrics,
+        targets,
+        figure_title(
+            "11",
+            f"Weight penalties on top of {on.upper()} "
+            f"(bands: {on.upper()} alone, and no regulariser)",
+            mine,
+            preset,
+        ),
+        nulls=nulls,
+        on=on,
+    )
 
 
 @registry.register("fig3_quality", scope=registry.GROUP, kinds=("image_gan",))
 def _quality(study, experiments):
-    return fig_quality({n: e.rows for n, e in experiments.items()}, study.preset,
-                       {n: e.nulls for n, e in study.experiments.items()})
+    return fig_quality(
+        {n: e.rows for n, e in experiments.items()},
+        study.preset,
+        {n: e.nulls for n, e in study.experiments.items()},
+    )
 
 
 def _has_r1_cells(study, experiment) -> bool:
     rows = experiment.rows
-    return (any(cells.role(r) == "on_r1" for r in rows)
-            and "r1" in cells.baselines_present(rows))
+    return any(cells.role(r) == "on_r1" for r in rows) and "r1" in cells.baselines_present(rows)
 
 
 @registry.register("fig11_on_r1", scope=registry.EXPERIMENT, when=_has_r1_cells)

@@ -13,6 +13,7 @@ and ``when`` (optional) a further condition on the same arguments. An
 experiment's *kind* (:func:`experiment_kind`) is read from its family and
 dataset. :func:`figure_specs` lists every registered figure the rows support.
 """
+
 import functools
 import pathlib
 from collections.abc import Callable
@@ -27,6 +28,7 @@ KINDS = ("image_gan", "mixture", "stacked", "vae", "cgan", "translation", "other
 
 class Experiment(NamedTuple):
     """One experiment of a results directory: its rows of ``results.csv`` and ``nulls.json``."""
+
     name: str
     kind: str
     rows: list
@@ -35,6 +37,7 @@ class Experiment(NamedTuple):
 
 class Study(NamedTuple):
     """What every figure may read: the results directory, the preset, its experiments."""
+
     root: pathlib.Path
     preset: str
     experiments: dict  # {name: Experiment}, in first-seen order
@@ -42,6 +45,7 @@ class Study(NamedTuple):
 
 class Entry(NamedTuple):
     """A registered figure (module docstring)."""
+
     stem: str
     scope: str
     kinds: tuple
@@ -69,6 +73,7 @@ def register(stem: str, *, scope: str, kinds: tuple = KINDS, when: Callable | No
             raise ValueError(f"figure {stem!r} registered twice")
         REGISTRY[stem] = Entry(stem, scope, tuple(kinds), draw, when)
         return draw
+
     return wrap
 
 
@@ -95,8 +100,9 @@ def load_study(rows, root, preset: str) -> Study:
     experiments = {}
     for name in cells.experiments_present(rows):
         mine = cells.experiment_rows(rows, name)
-        experiments[name] = Experiment(name, experiment_kind(mine), mine,
-                                       cells.read_nulls(root, mine))
+        experiments[name] = Experiment(
+            name, experiment_kind(mine), mine, cells.read_nulls(root, mine)
+        )
     return Study(pathlib.Path(root), preset, experiments)
 
 
@@ -111,8 +117,11 @@ def figure_specs(rows, root, preset: str) -> dict:
             group = {n: e for n, e in study.experiments.items() if e.kind in entry.kinds}
             args = [(entry.stem, (study, group))] if group else []
         else:
-            args = [(f"{entry.stem}_{n}", (study, e)) for n, e in study.experiments.items()
-                    if e.kind in entry.kinds]
+            args = [
+                (f"{entry.stem}_{n}", (study, e))
+                for n, e in study.experiments.items()
+                if e.kind in entry.kinds
+            ]
         for stem, arguments in args:
             if entry.when is None or entry.when(*arguments):
                 specs[stem] = functools.partial(entry.draw, *arguments)

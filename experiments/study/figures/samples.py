@@ -6,6 +6,7 @@ directory. A panel shows one seed's samples: the seed whose score is the
 median over the cell's seeds (the lower middle one for an even count), and
 says so.
 """
+
 import math
 import pathlib
 
@@ -39,14 +40,20 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
     targets = swept_targets(rows)
     target = next((t for t in ("both", "all") if t in targets), (targets or [None])[0])
     table = cells.cells(rows, metric)
-    panels = panel_keys(rows, metric, target,
-                         lambda p: cells.best_strength(rows, metric, p, target))
+    panels = panel_keys(
+        rows, metric, target, lambda p: cells.best_strength(rows, metric, p, target)
+    )
     conditional = families.get(rows[0]["config.model_type"]).conditional  # 4 rows x 10 classes
     columns = min(3 if conditional else 6, len(panels))
     fig_rows = math.ceil(len(panels) / columns)
     width = 3.4 if conditional else 2.1
-    fig = Figure(figsize=(max(7.5, width * columns + 0.2),
-                          (width * (0.4 if conditional else 1.0) + 0.8) * fig_rows + 1.2), dpi=110)
+    fig = Figure(
+        figsize=(
+            max(7.5, width * columns + 0.2),
+            (width * (0.4 if conditional else 1.0) + 0.8) * fig_rows + 1.2,
+        ),
+        dpi=110,
+    )
     axes = fig.subplots(fig_rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -55,22 +62,35 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
         if run is None:
             continue
         if not run.get("diverged"):
-            grid = plotting.image_grid(final_samples(root, run)[:40 if conditional else 36],
-                                       10 if conditional else 6)
-            ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0,
-                      vmax=1, interpolation="nearest")
-        ax.set_title(f"{label} {value_text(key, cells.is_effective(rows))}\n"
-                     f"{score_text(table.get(key), metric)}\nseed {run['seed']} shown"
-                     f"{' (diverged)' if run.get('diverged') else ''}", fontsize=6.5)
+            grid = plotting.image_grid(
+                final_samples(root, run)[: 40 if conditional else 36], 10 if conditional else 6
+            )
+            ax.imshow(
+                grid[..., 0] if grid.shape[-1] == 1 else grid,
+                cmap="gray",
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
+        ax.set_title(
+            f"{label} {value_text(key, cells.is_effective(rows))}\n"
+            f"{score_text(table.get(key), metric)}\nseed {run['seed']} shown"
+            f"{' (diverged)' if run.get('diverged') else ''}",
+            fontsize=6.5,
+        )
     score = vocabulary.metric(metric).short
-    layout(fig, f"5. Samples — {rows[0]['config.name']}: each penalty on {target_label(target)} at "
-           f"its best strength (best median {score} over the seeds, selected on these same runs); "
-           f"the seed shown has the median {score}{sn_note(rows)}\n{caption(rows, preset)}")
+    layout(
+        fig,
+        f"5. Samples — {rows[0]['config.name']}: each penalty on {target_label(target)} at "
+        f"its best strength (best median {score} over the seeds, selected on these same runs); "
+        f"the seed shown has the median {score}{sn_note(rows)}\n{caption(rows, preset)}",
+    )
     return fig
 
 
-def fig_smoothness(rows, root, preset: str, real_tv: float | None = None,
-                   real_count: int | None = None) -> Figure:
+def fig_smoothness(
+    rows, root, preset: str, real_tv: float | None = None, real_count: int | None = None
+) -> Figure:
     """10. Total variation of generated samples vs strength: does L2 make samples smoother?
 
     ``real_tv``: the held-out images' total variation (of ``real_count``
@@ -78,26 +98,34 @@ def fig_smoothness(rows, root, preset: str, real_tv: float | None = None,
     """
     if any("sample_tv" not in r for r in rows):  # rows of an older results.csv
         rows = with_sample_tv(rows, root)
-    nulls = (None if real_tv is None else
-             {"num_samples": real_count, "scores": {"real": {"sample_tv": real_tv}}})
+    nulls = (
+        None
+        if real_tv is None
+        else {"num_samples": real_count, "scores": {"real": {"sample_tv": real_tv}}}
+    )
     return strength_figure(
-        rows, ("sample_tv",), swept_targets(rows),
+        rows,
+        ("sample_tv",),
+        swept_targets(rows),
         f"10. Smoothness — {rows[0]['config.name']}: total variation of the final samples "
         f"(a run's saved samples)\n{caption(rows, preset, dropped=True)}",
-        nulls=nulls)
+        nulls=nulls,
+    )
 
 
 def held_out_tv(root, row) -> tuple[float, int]:
     """Total variation of the held-out split of a run's dataset, and its size (the smoothness
     null)."""
-    config = config_lib.from_json_dict(workdir_lib.read_json(pathlib.Path(root) / row["run"] /
-                                                             workdir_lib.CONFIG_FILE))
+    config = config_lib.from_json_dict(
+        workdir_lib.read_json(pathlib.Path(root) / row["run"] / workdir_lib.CONFIG_FILE)
+    )
     images = data.from_config(config.data, "test").images
     return total_variation(images), len(images)
 
 
-@registry.register("fig5_samples", scope=registry.EXPERIMENT,
-                   kinds=("image_gan", "cgan", "translation"))
+@registry.register(
+    "fig5_samples", scope=registry.EXPERIMENT, kinds=("image_gan", "cgan", "translation")
+)
 def _samples(study, experiment):
     metric = "intra_fd" if experiment.kind == "cgan" else "fd"
     return fig_samples(experiment.rows, study.root, study.preset, metric=metric)
@@ -105,5 +133,6 @@ def _samples(study, experiment):
 
 @registry.register("fig10_smoothness", scope=registry.EXPERIMENT, kinds=("image_gan",))
 def _smoothness(study, experiment):
-    return fig_smoothness(experiment.rows, study.root, study.preset,
-                          *held_out_tv(study.root, experiment.rows[0]))
+    return fig_smoothness(
+        experiment.rows, study.root, study.preset, *held_out_tv(study.root, experiment.rows[0])
+    )

@@ -9,6 +9,7 @@ oscillating, collapsed, or a final FD above twice the unregularised median),
 with the thresholds of the stable experiment in an unstable setting
 (:func:`experiments.study.cells.stable_rows`), never of the broken baseline.
 """
+
 import math
 import pathlib
 
@@ -45,13 +46,17 @@ def fig_stability(rows, root, preset: str, stable_rows=None) -> Figure:
         _curve(ax_fd, rows, root, key, deferred, cells.is_effective(rows))
     finish(ax_fd, deferred)
     style_axes(ax_fd, "Fréchet distance in training (fewer samples) ↓", "training step", False)
-    ax_fd.set_title(f"FD over training: penalties on {target} at the middle strength "
-                    f"{middle:.3g}" + (f" (max-norm r/r₀ {radius:.3g})" if radius else ""),
-                    fontsize=8.5)
+    ax_fd.set_title(
+        f"FD over training: penalties on {target} at the middle strength "
+        f"{middle:.3g}" + (f" (max-norm r/r₀ {radius:.3g})" if radius else ""),
+        fontsize=8.5,
+    )
     unstable_panel(ax_bar, rows, stable_rows)
-    layout(fig, figure_title("4b", "Stability", rows, preset,
-                             f"(unstable = {cells.UNSTABLE_RULE})"),
-           shared_legend(fig, [ax_fd], ncol=5))
+    layout(
+        fig,
+        figure_title("4b", "Stability", rows, preset, f"(unstable = {cells.UNSTABLE_RULE})"),
+        shared_legend(fig, [ax_fd], ncol=5),
+    )
     return fig
 
 
@@ -77,48 +82,92 @@ def _curve(ax, rows, root, key, deferred, effective: bool) -> None:
         values = tuple(v for v in values if v is not None)
         summaries.append(cells.summarise(values) if values else None)
     xs = np.array([s for s, c in zip(steps, summaries) if c], float)
-    med, low, high = (np.array([getattr(c, f) for c in summaries if c], float)
-                      for f in ("median", "low", "high"))
+    med, low, high = (
+        np.array([getattr(c, f) for c in summaries if c], float) for f in ("median", "low", "high")
+    )
     where = value_text(key, effective)
     colour = vocabulary.penalty(key.penalty).colour
-    ax.plot(xs, np.where(np.isfinite(med), med, np.nan), color=colour, marker="o", ms=3,
-            lw=1.2, ls="--" if key.penalty == "max_norm" else "-",
-            label=f"{vocabulary.penalty(key.penalty).label}{' ' + where if where else ''}")
+    ax.plot(
+        xs,
+        np.where(np.isfinite(med), med, np.nan),
+        color=colour,
+        marker="o",
+        ms=3,
+        lw=1.2,
+        ls="--" if key.penalty == "max_norm" else "-",
+        label=f"{vocabulary.penalty(key.penalty).label}{' ' + where if where else ''}",
+    )
     ends, at = np.concatenate([low, high]), np.concatenate([xs, xs])
     finite = np.isfinite(ends)  # the band's finite ends count for the panel's limits
     ax.update_datalim(np.column_stack([at[finite], ends[finite]]))
     ax.autoscale_view()
-    deferred.append(lambda b, t: ax.fill_between(
-        xs, [edge(v, b, t) for v in low], [edge(v, b, t) for v in high], color=colour,
-        alpha=0.08, lw=0))
+    deferred.append(
+        lambda b, t: ax.fill_between(
+            xs,
+            [edge(v, b, t) for v in low],
+            [edge(v, b, t) for v in high],
+            color=colour,
+            alpha=0.08,
+            lw=0,
+        )
+    )
 
 
 def unstable_panel(ax, rows, stable_rows=None) -> None:
     """Unstable runs per penalty (all strengths, targets, seeds): k/n, Clopper–Pearson 95 %."""
     flags = cells.instability(rows, stable_rows)
-    groups = [(vocabulary.penalty(p).label.split(" (")[0], p,
-               [r for r in rows if r["penalty"] == p and cells.role(r) == "baseline"])
-              for p in cells.baselines_present(rows)]
-    groups += [(vocabulary.penalty(p).label, p,
-                [r for r in rows if r["penalty"] == p and cells.role(r) == "weight"])
-               for p in cells.weight_penalties(rows)]
+    groups = [
+        (
+            vocabulary.penalty(p).label.split(" (")[0],
+            p,
+            [r for r in rows if r["penalty"] == p and cells.role(r) == "baseline"],
+        )
+        for p in cells.baselines_present(rows)
+    ]
+    groups += [
+        (
+            vocabulary.penalty(p).label,
+            p,
+            [r for r in rows if r["penalty"] == p and cells.role(r) == "weight"],
+        )
+        for p in cells.weight_penalties(rows)
+    ]
     for on in sorted({cells.regulariser(r) for r in rows} - {"none", "spectral_norm"}):
-        groups += [(f"{vocabulary.penalty(p).short} + {vocabulary.penalty(on).short}", p,
-                    [r for r in rows if r["penalty"] == p and cells.role(r) == f"on_{on}"])
-                   for p in cells.weight_penalties(rows, on)]
+        groups += [
+            (
+                f"{vocabulary.penalty(p).short} + {vocabulary.penalty(on).short}",
+                p,
+                [r for r in rows if r["penalty"] == p and cells.role(r) == f"on_{on}"],
+            )
+            for p in cells.weight_penalties(rows, on)
+        ]
     for i, (_, penalty, runs) in enumerate(groups):
         share = cells.unstable_fraction(runs, flags)
         fraction = share.k / share.n
         ax.barh(i, fraction, color=vocabulary.penalty(penalty).colour, alpha=0.8)
-        ax.errorbar(fraction, i, xerr=[[fraction - share.low], [share.high - fraction]],
-                    color="black", capsize=3, lw=1)
-        ax.text(1.02, i, f"{share.k}/{share.n}", va="center", fontsize=7,
-                transform=ax.get_yaxis_transform())
+        ax.errorbar(
+            fraction,
+            i,
+            xerr=[[fraction - share.low], [share.high - fraction]],
+            color="black",
+            capsize=3,
+            lw=1,
+        )
+        ax.text(
+            1.02,
+            i,
+            f"{share.k}/{share.n}",
+            va="center",
+            fontsize=7,
+            transform=ax.get_yaxis_transform(),
+        )
     ax.set_yticks(range(len(groups)), [g[0] for g in groups], fontsize=7)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.set_xlabel("fraction of runs unstable (all strengths, targets, seeds; "
-                  "bars: Clopper–Pearson 95 %)", fontsize=7.5)
+    ax.set_xlabel(
+        "fraction of runs unstable (all strengths, targets, seeds; bars: Clopper–Pearson 95 %)",
+        fontsize=7.5,
+    )
     ax.set_title("unstable runs (k/n at the right)", fontsize=8.5)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3, lw=0.4, axis="x")
@@ -126,13 +175,16 @@ def unstable_panel(ax, rows, stable_rows=None) -> None:
 
 def _metric_curve(root, run: str, metric: str) -> dict:
     """``{step: value}`` of ``metric`` in a run's metrics.jsonl (finite values only)."""
-    return {row["step"]: float(row[metric])
-            for row in workdir.read_metrics(pathlib.Path(root) / run)
-            if row.get(metric) is not None}
+    return {
+        row["step"]: float(row[metric])
+        for row in workdir.read_metrics(pathlib.Path(root) / run)
+        if row.get(metric) is not None
+    }
 
 
 @registry.register("fig4b_stability", scope=registry.EXPERIMENT, kinds=("image_gan",))
 def _stability(study, experiment):
     every_row = [r for e in study.experiments.values() for r in e.rows]
-    return fig_stability(experiment.rows, study.root, study.preset,
-                         cells.stable_rows(every_row, experiment.name))
+    return fig_stability(
+        experiment.rows, study.root, study.preset, cells.stable_rows(every_row, experiment.name)
+    )
