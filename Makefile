@@ -1,13 +1,16 @@
 # Convenience targets; each is the README's command of the same purpose.
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-slow bench figures
+.PHONY: setup demo lint test test-slow bench figures
 
 setup:
 	python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]'
 
 demo: setup
 	$(PY) -m experiments.train --config experiments/configs/digits_gan.py --workdir runs/digits_gan
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 test: setup
 	$(PY) -m pytest
