@@ -319,8 +319,8 @@ def test_markdown_prints_each_parts_family_and_the_guard_sensitivity():
     ) in text
     # Guarded, the only (collapsed) cell is left out; without the guard it carries the claim.
     assert (
-        "| L2 makes samples smoother. | smoother samples (lower total variation) | "
-        "inconclusive | supported | 1 |"
+        "| L2 makes samples smoother. | blurrier samples (lower total variation; a smoother "
+        "generator is protocol v2's PPL / Jacobian) | inconclusive | supported | 1 |"
     ) in text
     assert (
         "| L2 makes samples smoother. | **the claim** | **inconclusive** | **supported** | |"

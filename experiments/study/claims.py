@@ -189,7 +189,7 @@ CLAIMS = (
         "L2 makes samples smoother.",
         (
             Part(
-                "smoother samples (lower total variation)",
+                "blurrier samples (lower total variation; a smoother generator is protocol v2's PPL / Jacobian)",
                 dict.fromkeys(_IMAGES, "sample_tv"),
                 "lower",
                 _L2,
@@ -211,7 +211,7 @@ CLAIMS = (
                 versus="l2",
             ),
             Part(
-                "smoother than proximal L1 at the same target and strength",
+                "blurrier than proximal L1 at the same target and strength (total variation)",
                 dict.fromkeys(_IMAGES, "sample_tv"),
                 "lower",
                 ("elastic_net",),

@@ -240,7 +240,7 @@ METRICS = {
         "FD rebound (second-half max / min FD) ↓", "fd_rebound", sesoi=_units(0.1)
     ),
     "sample_tv": _descriptive(
-        "total variation of samples (lower = smoother)", "sample_tv", sesoi=_d_z(0.5)
+        "total variation of samples (blur: lower = blurrier)", "sample_tv", sesoi=_d_z(0.5)
     ),
     "sparsity": _descriptive("fraction of exactly-zero weights", "sparsity", sesoi=_units(0.01)),
     "filter_sparsity": _descriptive(
