@@ -4,6 +4,7 @@ fails to load, preemption, large groups, and the small items (a resumed member's
 ``sweep_members``, non-UTF-8 workdirs, downloads)."""
 
 import inspect
+import logging
 import os
 import pathlib
 import shutil
@@ -440,12 +441,19 @@ def test_an_absent_catalog_dataset_is_a_clear_error_not_a_download(tmp_path, no_
     assert inspect.signature(data.load).parameters["download"].default is False
 
 
-def test_a_first_run_prepares_the_bundled_data_without_tfds_messages(tmp_path, capfd, no_network):
-    dataset = data.load("digits", "train", data_dir=str(tmp_path))
+def test_a_first_run_prepares_the_bundled_data_without_tfds_messages(
+    tmp_path, capfd, caplog, no_network
+):
+    caplog.set_level(logging.DEBUG, logger="absl")
+    for _ in range(2):  # preparing, then reading the prepared copy
+        dataset = data.load("digits", "train", data_dir=str(tmp_path))
     assert len(dataset.images) == 1500
     out, err = capfd.readouterr()
     assert "downloaded and prepared" not in out + err and "Downloading" not in out + err
     assert "absl" not in err and "examples" not in err, err
+    # pytest's log capture takes absl's records before they reach stderr: none at WARNING
+    # or above ("Using custom data configuration" on the command line).
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_a_signal_during_the_members_periodic_saves_makes_the_group_checkpoint(

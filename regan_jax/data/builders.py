@@ -342,6 +342,12 @@ def load(
     """
     if name in MIXTURES:
         raise ValueError(f"{name!r} is a 2-D mixture; use regan_jax.data.mixture({name!r})")
+    with _absl_errors_only():  # TFDS warns "Using custom data configuration" for every builder.
+        return _load(name, split, data_dir, idx_dir, download, size, test_size, seed)
+
+
+def _load(name, split, data_dir, idx_dir, download, size, test_size, seed) -> ArrayDataset:
+    """:func:`load` after its name check (absl's warnings already silenced)."""
     data_dir = data_dir_or_default(data_dir)
     if name == "digits":
         builder = ReganDigits(variant="sklearn", data_dir=data_dir)
@@ -377,17 +383,23 @@ def load(
     return _to_dataset(name, images[order], labels[order], builder.NUM_CLASSES, builder.PIXEL_MAX)
 
 
-def _prepare_quietly(builder) -> None:
-    """``builder.download_and_prepare()`` (once per cache) without TFDS's progress bars or
-    absl warnings: a project builder's first run is a second or two of local work."""
+@contextlib.contextmanager
+def _absl_errors_only():
+    """absl's (TFDS's) log records below ERROR dropped while the block runs."""
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            builder.download_and_prepare()
+        yield
     finally:
         absl_logger.setLevel(level)
+
+
+def _prepare_quietly(builder) -> None:
+    """``builder.download_and_prepare()`` (once per cache) without TFDS's progress bars: a
+    project builder's first run is a second or two of local work."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        builder.download_and_prepare()
 
 
 def _load_catalog(name, split, data_dir, download, hint=None) -> ArrayDataset:
