@@ -203,8 +203,8 @@ def metric_names(
     ``critic_fn``, a ``latent_map``)."""
     if reference.mixture is not None:
         return MIXTURE_METRICS
-    if cheap:
-        return ("fd",)
+    if cheap:  # D's logits are cheap: r_t / r_v are logged during training too
+        return ("fd",) + (generalisation.CRITIC_METRICS if train and critic else ())
     extra = (
         (generalisation.GENERALISATION_METRICS if train else ())
         + (generalisation.CRITIC_METRICS if train and critic else ())
@@ -319,6 +319,8 @@ def _sample_scores(
         )
     fake = np.asarray(reference.feature_net.features(samples, progress=progress))
     scores: dict[str, Any] = {"fd": metrics.frechet_distance(reference.features, fake)}
+    if train is not None and critic_fn is not None:
+        scores.update(generalisation.critic_scores(critic_fn, train, reference, samples, labels))
     if cheap:
         return scores
     scores["kid"] = metrics.kid(reference.features, fake, key=key)
@@ -342,10 +344,6 @@ def _sample_scores(
                 train, reference, samples, fake, jax.random.fold_in(key, 1)
             )
         )
-        if critic_fn is not None:
-            scores.update(
-                generalisation.critic_scores(critic_fn, train, reference, samples, labels)
-            )
         if latent_map is not None:
             scores.update(
                 generalisation.smoothness_scores(
@@ -447,7 +445,7 @@ def evaluate(
             feature space (:func:`make_reference` with its images): adds the
             generalisation scores (not with ``cheap``).
         critic_fn: ``(images, labels or None) -> D's logits [N]``: with
-            ``train``, adds ``r_t`` and ``r_v``.
+            ``train``, adds ``r_t`` and ``r_v`` (also with ``cheap``).
         latent_map: ``(K, z [N, K] -> images)``, the generator's map: with
             ``train`` and a feature classifier (``feature_map``), adds ``ppl``,
             ``jacobian_fro`` and ``jacobian_log_cond``.
@@ -467,7 +465,6 @@ def evaluate(
         progress=progress,
     )
     nonfinite = count_nonfinite(samples)
-    train = None if cheap else train
     if not hasattr(reference.feature_net, "feature_map"):
         latent_map = None  # Inception or per-channel features: no traceable map
     names = metric_names(
@@ -497,7 +494,7 @@ def evaluate(
             progress=progress,
             train=train,
             critic_fn=critic_fn,
-            latent_map=latent_map,
+            latent_map=None if cheap else latent_map,
         )
     result = {"num_samples": num_samples, "nonfinite_samples": nonfinite, **scores}
     if elbo_fn is not None and not cheap:

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from regan_jax import data
-from regan_jax.evaluation import evaluator, generalisation, inception
+from regan_jax.evaluation import evaluator, inception
 
 
 class RunHooks(NamedTuple):
@@ -86,24 +86,16 @@ def run_hooks(program) -> RunHooks:
             num_samples=config.eval.fd_samples,
             batch_size=config.eval.batch_size,
             cheap=True,
+            train=train,
+            critic_fn=(
+                None
+                if train is None
+                else critic(program, params, model_state or {}, config.eval.batch_size)
+            ),
         )
         out.update(
             {k: v for k, v in scores.items() if k not in ("num_samples", "nonfinite_samples")}
         )
-        logits = (
-            None
-            if train is None
-            else critic(program, params, model_state or {}, config.eval.batch_size)
-        )
-        if logits is not None and scores.get("fd") is not None:  # finite samples
-            x, labels = evaluator.draw_samples(
-                sample_fn(params),
-                jax.random.fold_in(key, 1),
-                config.eval.fd_samples,
-                reference.sample_shape,
-                batch_size=config.eval.batch_size,
-            )
-            out.update(generalisation.critic_scores(logits, train, reference, x, labels))
         return out
 
     def final(state, member_config, key, diverged):
