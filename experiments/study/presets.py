@@ -170,10 +170,14 @@ def _quiet(steps: int, fd_points: int, num_samples: int) -> tuple:
 
     No intermediate sample grids or checkpoints: a vmapped group is short, and
     a sweep reuses finished members, so an interrupted preset loses at most
-    the group in flight.
+    the group in flight. Every study run is scored by protocol v2
+    (``eval.protocol_v2``: the generalisation, D-overfitting, smoothness and
+    near-zero scores of issue #21) -- the first study's runs (``docs/study/``,
+    run before protocol v2) were not.
     """
     return (
         ("steps", steps),
+        ("eval.protocol_v2", True),
         ("eval.fd_every", max(1, steps // fd_points) if fd_points else 0),
         ("eval.num_samples", num_samples),
         ("log.every", max(1, steps // 20)),
