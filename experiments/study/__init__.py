@@ -20,6 +20,8 @@ module              owns
                     same-program members as one vmapped program
 ``presets``         the presets (smoke, cpu, full) as data: each
                     experiment's grids
+``plan``            a preset's cost before it runs: programs per worker,
+                    member-steps, the wall priced from measured runs
 ``runner``          the preset runner: calibration, worker processes pinned
                     to CPUs, the progress bar, null references, and
                     ``make_figures`` (train, collect, draw, tables)

@@ -65,7 +65,6 @@ def preset_members(
     for name, grids in presets.PRESETS[preset].items():
         members = []
         for grid in grids:
-            base = experiments.load_config(grid.config, grid.overrides)
             record_path = None
             if grid.units == "effective":
                 record_path = calibration_path(workdir, name, grid.on)
@@ -76,28 +75,39 @@ def preset_members(
                     calibration.save(
                         record_path,
                         calibration.measure(
-                            members_lib.with_regulariser(base, grid.on),
+                            members_lib.with_regulariser(grid_base(grid), grid.on),
                             steps=grid.calibration_steps,
                             seeds=(0, 1),
                             progress=progress,
                         ),
                     )
-            seeds, _ = presets.grid_seeds(grid)
-            members += members_lib.grid(
-                base,
-                grid.penalties,
-                grid.targets,
-                {
-                    "strength": grid.strengths,
-                    "radius": grid.radii,
-                    "learning_rate": grid.learning_rates,
-                },
-                seeds,
-                None if record_path is None else str(record_path),
-                on=grid.on,
-            )
+            members += grid_members(grid, record_path)
         out[name] = members
     return out
+
+
+def grid_base(grid: presets.StudyGrid):
+    """The base config of ``grid``: its experiment's config with the grid's overrides."""
+    return experiments.load_config(grid.config, grid.overrides)
+
+
+def grid_members(grid: presets.StudyGrid, record_path=None) -> list:
+    """The members of one grid; ``record_path``: its calibration record (effective units).
+
+    Without a record the strengths are read as raw λ: right for a raw-unit
+    grid, and for counting an effective one's members and programs (a strength
+    is an injected hyperparameter, so it changes neither).
+    """
+    seeds, _ = presets.grid_seeds(grid)
+    return members_lib.grid(
+        grid_base(grid),
+        grid.penalties,
+        grid.targets,
+        {"strength": grid.strengths, "radius": grid.radii, "learning_rate": grid.learning_rates},
+        seeds,
+        None if record_path is None else str(record_path),
+        on=grid.on,
+    )
 
 
 def calibration_path(workdir, experiment: str, on: str = "none") -> pathlib.Path:
