@@ -52,24 +52,34 @@ class Target:
 
 
 def _scaling_targets(label: str, key: str) -> tuple[Target, ...]:
-    """Issue #14's three sweep targets of one MLP GAN (``key`` in the sweeps suite)."""
+    """Issue #25's targets of one MLP GAN's vmapped group (``key`` in the sweeps suite).
+
+    Stated against the FLOP bound, not as fixed multiples (issue #14's K=8 >= 3x and
+    K=64 <= 12x were beyond the bound on the 2-core CPUs seen): a group of K members
+    does K times one run's FLOPs, so at the measured matmul peak its step cannot take
+    less than ``K flops / peak``. Its speed-up over K sequential runs, divided by the
+    speed-up that floor allows, is therefore the step's fraction of the peak (the same
+    ratio, ``of_bound``): the K=8 targets are that ratio >= 0.6 (the fraction of peak)
+    and >= 0.75 (the speed-up, of its bound), so the second decides.
+    """
     return (
-        Target(
-            f"{label} sweep K=8 vmapped vs 8 sequential runs",
-            ("sweeps", key, "k_small", "speedup"),
-            3.0,
-        ),
         Target(
             f"{label} sweep K=8, fraction of the matmul peak",
             ("sweeps", key, "k_small", "fraction_of_peak"),
-            0.5,
+            0.6,
             unit="",
         ),
         Target(
-            f"{label} sweep K=64 step / one run's step",
-            ("sweeps", key, "k_large", "time_ratio"),
-            12.0,
-            at_least=False,
+            f"{label} sweep K=8 speed-up over 8 runs, of its bound",
+            ("sweeps", key, "k_small", "of_bound"),
+            0.75,
+            unit="",
+        ),
+        Target(
+            f"{label} sweep K=64 step / one run's step, of its bound",
+            ("sweeps", key, "k_large", "of_bound"),
+            0.75,
+            unit="",
         ),
     )
 
@@ -157,6 +167,7 @@ FIX_TARGETS = (
         1.0,
     ),
     *_scaling_targets("[candidate, no YNNPACK] ring8", "ring8_candidate"),
+    *_scaling_targets("[candidate, no YNNPACK] digits MLP", "digits_mlp_candidate"),
 )
 
 # Figures printed without a target: (label, path, unit).
@@ -208,6 +219,8 @@ INFO = (
             ("one run, steps/s", ("one_steps_per_s",), "steps/s"),
             ("one run, fraction of peak", ("one_fraction_of_peak",), ""),
             ("K=8 member-steps/s", ("k_small", "member_steps_per_s"), "steps/s"),
+            ("K=8 vmapped vs 8 sequential runs", ("k_small", "speedup"), "x"),
+            ("K=64 step / one run's step", ("k_large", "time_ratio"), "x"),
             ("K=64 member-steps/s", ("k_large", "member_steps_per_s"), "steps/s"),
             ("K=64 fraction of peak", ("k_large", "fraction_of_peak"), ""),
             ("K=8 best speed-up the peak allows", ("k_small", "speedup_bound"), "x"),

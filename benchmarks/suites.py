@@ -337,6 +337,8 @@ def _member_scaling(setup, sizes: Sizes, peak_flops: float, variant: str = "libr
             "fraction_of_peak": k * single.flops / timings["vmapped"].median_s / peak_flops,
             "time_ratio": timings["vmapped"].median_s / timings["one"].median_s,
             "time_ratio_bound": floor / timings["one"].median_s,
+            # the floor over the vmapped step: its speed-up (or time ratio) over its bound
+            "of_bound": floor / timings["vmapped"].median_s,
         }
         if "sequential" in timings:
             figures["speedup"] = timings["sequential"].median_s / timings["vmapped"].median_s
@@ -353,7 +355,8 @@ def sweeps(sizes: Sizes, peak_flops: float) -> dict:
     """Vmapped sweeps of the two MLP GANs (ring8, digits) and of the digits conv GAN.
 
     ``ring8`` / ``digits_mlp``: :func:`_member_scaling` (K = 1, 8, 64), with
-    ``ring8_candidate`` the ring8 figures compiled with YNNPACK off (CPU).
+    ``ring8_candidate`` / ``digits_mlp_candidate`` the same figures compiled
+    with YNNPACK off (CPU).
     ``digits_conv_k8``: the conv GAN's K = 8 vmapped step vs 8 sequential runs,
     as the library compiles it, and (CPU) with XLA's defaults.
     """
@@ -364,6 +367,8 @@ def sweeps(sizes: Sizes, peak_flops: float) -> dict:
         out["ring8_candidate"] = _member_scaling(ring, sizes, peak_flops, "candidate")
     digits = jax_setups.gan_setup(jax_setups.sweep_config(_config("digits_gan", "digits", sizes)))
     out["digits_mlp"] = _member_scaling(digits, sizes, peak_flops)
+    if ON_CPU and sizes.variants:
+        out["digits_mlp_candidate"] = _member_scaling(digits, sizes, peak_flops, "candidate")
     digits_conv = jax_setups.conv_variant(jax_setups.experiment_config("digits_gan", "digits"))
     if sizes.smoke:
         digits_conv = config_lib.shrink_for_smoke(digits_conv)

@@ -180,6 +180,14 @@ def _check_figures(results, suites):
                 k["fraction_of_peak"] * figures["matmul"]["jax_flops_per_s"],
                 rel_tol=1e-9,
             )
+            # the speed-up over its bound and the time ratio's bound over it are the
+            # fraction of the peak (run.py's targets rest on it)
+            assert math.isclose(k["speedup"] / k["speedup_bound"], k["of_bound"], rel_tol=1e-9)
+            assert math.isclose(k["of_bound"], k["fraction_of_peak"], rel_tol=1e-9)
+            large = scaling["k_large"]
+            assert math.isclose(
+                large["time_ratio_bound"] / large["time_ratio"], large["of_bound"], rel_tol=1e-9
+            )
     if "loop" in suites:
         loop = figures["loop"]
         for way in ("host_fed", "device_fed", "device_fed_chunks10"):
