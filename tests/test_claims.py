@@ -1,10 +1,12 @@
 """The claims' verdicts (experiments.study.claims) against hand-built rows and scipy."""
 
+import pathlib
+
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from experiments.study import claims
+from experiments.study import claims, vocabulary
 
 SEEDS = range(5)
 
@@ -307,8 +309,8 @@ def test_better_follows_each_metrics_own_direction():
 
 def test_markdown_prints_each_parts_family_and_the_guard_sensitivity():
     none_fd = np.array([30.0, 28.0, 29.0, 31.0, 27.0])
-    rows = _cell("digits_gan", "none", None, None, BASE, "sample_tv")
-    collapsed = _cell("digits_gan", "l2", "g", 10.0, BASE - 0.2 - BASE / 50, "sample_tv")
+    rows = _cell("digits_gan", "none", None, None, BASE, "ppl")
+    collapsed = _cell("digits_gan", "l2", "g", 10.0, BASE - 0.2 - BASE / 50, "ppl")
     for r, fd in zip(rows + collapsed, np.concatenate([none_fd, [500.0, 480, 470, 40, 35]])):
         r["fd"] = fd
     rows += collapsed
@@ -317,10 +319,15 @@ def test_markdown_prints_each_parts_family_and_the_guard_sensitivity():
         "Family: m = 0 comparisons (0 penalty × target cells × 0 strengths × 0 experiments; "
         "1 degenerate left out). Directional: 0 one-sided tests"
     ) in text
-    # Guarded, the only (collapsed) cell is left out; without the guard it carries the claim.
+    # Guarded, the only (collapsed) cell is left out; without the guard it carries the claim
+    # (its other reading, the Jacobian, has no runs: 'any' of supported and not tested).
     assert (
-        "| L2 makes samples smoother. | blurrier samples (lower total variation; a smoother "
-        "generator is protocol v2's PPL / Jacobian) | inconclusive | supported | 1 |"
+        "| L2 makes samples smoother. | shorter perceptual path length (blur: total variation "
+        "beside) | inconclusive | supported | 1 |"
+    ) in text
+    assert (
+        "| L2 makes samples smoother. | better-conditioned generator Jacobian (log condition "
+        "number; ‖J‖_F beside) | not tested | not tested | 0 |"
     ) in text
     assert (
         "| L2 makes samples smoother. | **the claim** | **inconclusive** | **supported** | |"
@@ -328,14 +335,240 @@ def test_markdown_prints_each_parts_family_and_the_guard_sensitivity():
     )
 
 
+def _claim(name):
+    return next(c for c in claims.CLAIMS if c.name == name)
+
+
 def test_grid25_reads_diversity_as_noise_robust_modes_with_the_published_count_beside():
-    part = dict(claims.CLAIMS[1].parts[1].metrics)
+    diversity = _claim("l1_sparse_diverse").parts[1]
+    part = dict(diversity.metrics)
     assert part["grid25_gan"] == "robust_modes" and part["ring8_gan"] == "reverse_kl"
     rows = _cell("grid25_gan", "none", None, None, [9, 8, 10, 9, 11], "robust_modes") + _cell(
         "grid25_gan", "prox_l1", "g", 1.0, [12, 11, 14, 12, 13], "robust_modes"
     )
     for r, modes in zip(rows, [18, 17, 19, 18, 20, 21, 20, 22, 21, 23]):
         r["modes"] = modes
-    (t,) = claims.part_tests(rows, claims.CLAIMS[1].parts[1])
+    (t,) = claims.part_tests(rows, diversity)
     assert t.metric == "robust_modes" and t.beside == ("modes", 21.0, 18.0)
     assert "| 12 (modes 21) | 9 (modes 18) (none) |" in claims.claims_markdown(rows)
+
+
+# ------------------------------------------------------------------ generalisation
+GAN_BASE = {  # digits_gan_small_data's unregularised runs, one value per seed
+    "memorisation_features": np.array([0.40, 0.42, 0.38, 0.41, 0.44]),
+    "fd_inf_gap": np.array([20.0, 22.0, 19.0, 24.0, 21.0]),
+    "r_v": np.array([0.60, 0.55, 0.62, 0.58, 0.65]),
+    "fd_inf": np.array([90.0, 110.0, 95.0, 120.0, 100.0]),
+    "copying_features": np.array([-4.0, -5.0, -3.5, -4.5, -6.0]),
+}
+VAE_BASE = {  # digits_vae_small_data's
+    "memorisation_features": np.array([0.30, 0.33, 0.28, 0.31, 0.35]),
+    "elbo_gap": np.array([6.0, 7.5, 5.5, 6.5, 8.0]),
+    "elbo": np.array([-31.0, -30.0, -32.5, -31.5, -29.0]),
+}
+NOISE = np.array([1.0, -0.5, 0.25, -1.0, 0.5])  # seed-to-seed jitter of a difference
+
+
+def _runs(name, penalty, target, strength, scores):
+    """One row per seed of ``scores = {metric: values}`` (several metrics per run)."""
+    rows = []
+    for seed in SEEDS:
+        row = _row(name, penalty, target, strength, seed, **{m: v[seed] for m, v in scores.items()})
+        rows.append(row)
+    return rows
+
+
+def _generalisation_rows(gan_shift, vae_shift):
+    """digits_gan (stable FD ~28) and the two data-limited experiments: unregularised runs
+    and one penalised cell each (weight decay on D, L2 on the decoder), whose metrics are the
+    baseline's plus ``shift[metric]`` (a difference per seed). Every small-data GAN run has an
+    FD of ~150: unstable by the stable experiment's threshold."""
+    fd = {"fd": np.array([150.0, 160.0, 140.0, 155.0, 145.0])}
+    return (
+        _cell("digits_gan", "none", None, None, [28.0, 29.0, 27.0, 30.0, 28.5], "fd")
+        + _runs("digits_gan_small_data", "none", None, None, {**GAN_BASE, **fd})
+        + _runs(
+            "digits_gan_small_data",
+            "weight_decay",
+            "d",
+            0.1,
+            {**{m: v + gan_shift.get(m, 0.0) for m, v in GAN_BASE.items()}, **fd},
+        )
+        + _runs("digits_vae_small_data", "none", None, None, VAE_BASE)
+        + _runs(
+            "digits_vae_small_data",
+            "l2",
+            "decoder",
+            0.1,
+            {m: v + vae_shift.get(m, 0.0) for m, v in VAE_BASE.items()},
+        )
+    )
+
+
+def _generalisation(rows):
+    (v,) = claims.verdicts(rows, (_claim("prevents_overfitting"),))
+    return v.verdict, {
+        part.name.split(" (")[0]: (verdict, tests) for part, verdict, tests in v.parts
+    }
+
+
+def test_generalisation_supported_when_every_symptom_shrinks_and_held_out_quality_improves():
+    rows = _generalisation_rows(
+        {
+            "memorisation_features": -0.2 + NOISE / 100,
+            "fd_inf_gap": -12.0 + NOISE,
+            "r_v": -0.3 + NOISE / 50,
+            "fd_inf": -20.0 + NOISE,
+        },
+        {
+            "memorisation_features": -0.15 + NOISE / 100,
+            "elbo_gap": -4 + NOISE / 5,
+            "elbo": 3.0 + NOISE / 5,
+        },
+    )
+    verdict, parts = _generalisation(rows)
+    assert {name: v for name, (v, _) in parts.items()} == {
+        "less memorisation": claims.SUPPORTED,
+        "smaller train-vs-held-out gap": claims.SUPPORTED,
+        "less discriminator overfitting": claims.SUPPORTED,
+        "better held-out quality": claims.SUPPORTED,
+    }
+    assert verdict == claims.SUPPORTED
+    # The gap part reads FD∞'s gap in the GAN and the ELBO's in the VAE, each by its own
+    # unit; 'better' quality is a lower FD∞ but a higher ELBO.
+    gap = {t.experiment: t for t in parts["smaller train-vs-held-out gap"][1]}
+    assert (gap["digits_gan_small_data"].metric, gap["digits_gan_small_data"].margin) == (
+        "fd_inf_gap",
+        5.0,
+    )
+    assert (gap["digits_vae_small_data"].metric, gap["digits_vae_small_data"].margin) == (
+        "elbo_gap",
+        1.0,
+    )
+    quality = {t.experiment: t for t in parts["better held-out quality"][1]}
+    assert quality["digits_vae_small_data"].metric == "elbo"
+    assert quality["digits_vae_small_data"].favours and quality["digits_gan_small_data"].favours
+    assert quality["digits_vae_small_data"].comparison.difference["median"] == pytest.approx(
+        np.median(3.0 + NOISE / 5)
+    )
+    # Unguarded: every small-data GAN run is unstable by the stable threshold, none is left out.
+    memorisation = parts["less memorisation"][1]
+    gan = next(t for t in memorisation if t.experiment == "digits_gan_small_data")
+    assert (gan.unstable.k, gan.unstable.n) == (5, 5) and not gan.degenerate
+    assert claims.family(memorisation) == claims.Family(
+        m=2, cells=2, strengths=1, experiments=2, left_out=0
+    )
+    # C_T is shown beside the memorisation ratio, not tested.
+    assert gan.beside == ("copying_features", -4.5, -4.5)
+    p = scipy_stats.ttest_1samp(-0.2 + NOISE / 100, 0.0, alternative="less").pvalue
+    assert gan.p_claimed == pytest.approx(p, rel=1e-9)
+
+
+def test_generalisation_contradicted_when_copying_less_comes_with_worse_held_out_quality():
+    """A generator that drifts away from the data copies less and has a smaller gap -- and a
+    worse held-out FD∞, which contradicts 'improves generalisation' and so the claim."""
+    rows = _generalisation_rows(
+        {
+            "memorisation_features": -0.2 + NOISE / 100,
+            "fd_inf_gap": -12.0 + NOISE,
+            "r_v": -0.3 + NOISE / 50,
+            "fd_inf": 40.0 + NOISE,
+        },
+        {"memorisation_features": -0.15 + NOISE / 100, "elbo_gap": -4 + NOISE / 5},
+    )
+    verdict, parts = _generalisation(rows)
+    assert parts["less memorisation"][0] == claims.SUPPORTED
+    quality = {t.experiment: t for t in parts["better held-out quality"][1]}
+    assert claims.reading(quality["digits_gan_small_data"]) == "against"
+    assert parts["better held-out quality"][0] == claims.CONTRADICTED
+    assert verdict == claims.CONTRADICTED
+
+
+def test_generalisation_no_effect_when_every_difference_is_within_its_sesoi():
+    gan_shift = {
+        "memorisation_features": NOISE / 200,
+        "fd_inf_gap": NOISE / 5,
+        "r_v": NOISE / 100,
+        "fd_inf": NOISE / 5,
+    }
+    vae_shift = {"memorisation_features": NOISE / 200, "elbo_gap": NOISE / 20, "elbo": NOISE / 20}
+    verdict, parts = _generalisation(_generalisation_rows(gan_shift, vae_shift))
+    assert {v for v, _ in parts.values()} == {claims.NO_EFFECT}
+    for _, tests in parts.values():
+        for t in tests:
+            d = (gan_shift if t.experiment.startswith("digits_gan") else vae_shift)[t.metric]
+            assert t.margin == vocabulary.metric(t.metric).sesoi.value
+            assert t.p_equivalent == pytest.approx(_tost_by_hand(d, t.margin), rel=1e-6)
+    assert verdict == claims.NO_EFFECT
+
+
+def test_generalisation_reads_every_weight_penalty_on_every_network_and_two_training_sizes():
+    claim = _claim("prevents_overfitting")
+    assert claim.join == "all" and not any(p.guard for p in claim.parts)
+    for part in claim.parts:
+        assert part.penalties == vocabulary.WEIGHT_PENALTIES
+        assert {"g", "d", "encoder", "decoder", "both"} <= set(part.targets)
+    experiments = {e for p in claim.parts for e in p.metrics}
+    assert experiments == {
+        "digits_gan",
+        "digits_gan_small_data",
+        "digits_vae",
+        "digits_vae_small_data",
+    }
+    # C_T has no direction: it is never a verdict's metric.
+    assert not {"copying_features", "copying_pixels"} & {
+        m for c in claims.CLAIMS for p in c.parts for m in p.metrics.values()
+    }
+
+
+# ------------------------------------------------------------------ smoothness
+def test_smoother_is_the_path_length_with_blur_beside_not_total_variation():
+    rows = _cell("digits_gan", "none", None, None, BASE * 100, "ppl") + _cell(
+        "digits_gan", "weight_decay", "g", 1.0, BASE * 100 - 5 + NOISE, "ppl"
+    )
+    for r, tv in zip(rows, [0.50, 0.52, 0.49, 0.51, 0.50, 0.40, 0.41, 0.39, 0.42, 0.40]):
+        r["sample_tv"] = tv
+    (v,) = claims.verdicts(rows, (_claim("l2_smoother"),))
+    (ppl_part, ppl_verdict, (t,)), (_, jacobian_verdict, _) = v.parts
+    assert t.metric == "ppl" and t.beside == ("sample_tv", 0.40, 0.50)
+    assert (ppl_verdict, jacobian_verdict, v.verdict) == (
+        claims.SUPPORTED,
+        claims.NOT_TESTED,
+        claims.SUPPORTED,
+    )
+    assert "sample_tv" not in {
+        m for c in claims.CLAIMS for p in c.parts for m in p.metrics.values()
+    }
+    assert "(sample_tv 0.4) |" in claims.claims_markdown(rows)
+
+
+@pytest.mark.parametrize(
+    "sparser,path,jacobian,expected",
+    [
+        ("supported", "supported", "inconclusive", "supported"),
+        ("supported", "inconclusive", "supported", "supported"),
+        ("supported", "inconclusive", "inconclusive", "inconclusive"),
+        ("supported", "contradicted", "no effect", "no effect"),
+        ("supported", "contradicted", "contradicted", "contradicted"),
+        ("contradicted", "supported", "supported", "contradicted"),
+    ],
+)
+def test_elastic_nets_smoother_than_l1_is_either_reading_then_joined_with_sparser(
+    sparser, path, jacobian, expected
+):
+    claim = _claim("elastic_net_balances")
+    assert [p.word for p in claim.parts] == ["", "smoother than L1", "smoother than L1"]
+    assert claims.claim_verdict(claim, [sparser, path, jacobian]) == expected
+
+
+# ------------------------------------------------------------------ docs agree with CLAIMS
+def test_the_figures_claims_table_names_every_claim_and_the_metrics_it_tests():
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "FIGURES.md").read_text()
+    table = text.split("## The claims", 1)[1].split("## Rules", 1)[0]
+    for claim in claims.CLAIMS:
+        (row,) = [ln for ln in table.splitlines() if ln.startswith(f"| {claim.statement} |")]
+        for part in claim.parts:
+            for metric in part.metrics.values():
+                assert f"`{metric}`" in row, (claim.name, metric)
+        for metric in {claims.BESIDE.get(m) for p in claim.parts for m in p.metrics.values()}:
+            assert metric is None or f"`{metric}`" in row, (claim.name, metric)

@@ -312,6 +312,20 @@ def test_the_capacity_setting_gives_d_sixteen_times_gs_width():
     assert (config.model.g_width, config.model.d_width) == (64, 1024)
 
 
+def test_the_data_limited_vae_is_digits_vae_on_100_training_images():
+    for arg in ("", ":smoke"):
+        path = f"experiments/configs/digits_vae_small_data.py{arg}"
+        config_lib.validate(experiments.load_config(path, []))
+    small = experiments.load_config("experiments/configs/digits_vae_small_data.py", [])
+    full = experiments.load_config("experiments/configs/digits_vae.py", [])
+    assert config_lib.differing_keys(small, full) == [
+        "data.train_size",
+        "log.samples_every",
+        "name",
+    ]
+    assert small.data.train_size == 100
+
+
 def test_mixture_table_puts_the_published_pacgan_numbers_beside_the_baseline():
     rows = [
         row("none", None, None, s, name="ring8_gan", modes=m, hq_fraction=0.9, reverse_kl=0.5)

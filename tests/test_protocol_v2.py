@@ -165,6 +165,9 @@ def test_a_protocol_v2_vae_run_scores_its_decoder(tmp_path):
     ):
         assert key in summary, key
     assert "r_v" not in summary
+    # The training images' ELBO at the held-out N (297 of the 1,500) and its gap.
+    assert np.isfinite(summary["elbo_train"])
+    assert summary["elbo_gap"] == pytest.approx(summary["elbo_train"] - summary["elbo"], abs=1e-9)
 
 
 def test_protocol_check_refuses_a_bad_size_before_writing(tmp_path, capsys):

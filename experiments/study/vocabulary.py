@@ -223,6 +223,12 @@ METRICS = {
     "reverse_kl": _lower("reverse KL to uniform ↓", "reverse KL", sesoi=_units(0.1)),
     "class_kl": _lower("KL(mode histogram ‖ uniform) ↓", "KL to uniform", sesoi=_d_z(0.5)),
     "elbo": _higher("held-out ELBO (nats) ↑", "ELBO", -math.inf, sesoi=_units(1.0)),
+    "elbo_train": _descriptive("training-set ELBO (nats, at the held-out N)", "ELBO train"),
+    "elbo_gap": _lower(
+        "ELBO gap: train − held-out (nats; > 0: fits its training set better) ↓",
+        "ELBO gap",
+        sesoi=_units(1.0),
+    ),
     "recon": _lower("reconstruction −log p(x|z) ↓", "recon", sesoi=_units(1.0)),
     "cond_accuracy": _higher("classifier accuracy on samples ↑", "accuracy", sesoi=_units(0.05)),
     "intra_fd": _lower("intra-class Fréchet distance ↓", "intra-class FD", sesoi=_units(5.0)),
@@ -262,10 +268,18 @@ METRICS = {
     ),
     "fd_inf": _lower("FD∞ vs held-out (features) ↓", "FD∞", sesoi=_units(5.0)),
     "fd_inf_train": _lower("FD∞ vs training set (features) ↓", "FD∞ train", sesoi=_units(5.0)),
+    "fd_inf_gap": _lower(
+        "FD∞ gap: vs held-out − vs train (> 0: closer to train) ↓", "FD∞ gap", sesoi=_units(5.0)
+    ),
     "r_t": _descriptive("D overfitting r_t = E[sign D(x_train)]", "r_t"),
     "r_v": _lower("D overfitting r_v (0: held-out scored like train) ↓", "r_v", sesoi=_units(0.1)),
+    # PPL is in squared feature distances of the in-house classifier per ε² (its scale is
+    # the classifier's, not the image's) and no study gives a smallest PPL difference that
+    # matters: no natural unit, so d_z 0.5.
     "ppl": _lower("perceptual path length (classifier features) ↓", "PPL"),
     "jacobian_fro": _descriptive("RMS ‖J_G(z)‖_F (the map's scale)", "‖J‖_F"),
+    # Unit-free (a log ratio of singular values), but no published smallest difference
+    # that matters (Odena et al. 2018 relate it to sample quality, not by a margin): d_z 0.5.
     "jacobian_log_cond": _lower("mean log condition number of J_G(z) ↓", "log cond J"),
 }
 

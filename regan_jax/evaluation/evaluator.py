@@ -396,6 +396,58 @@ def mean_elbo(
     return mean_scores(lambda x: {"elbo": elbo_fn(x)}, images, batch_size)["elbo"]
 
 
+def training_rows(num_train: int, num: int, key: jax.Array) -> np.ndarray:
+    """The rows of a training set of ``num_train`` images scored at a held-out split's N = ``num``.
+
+    Every row in order where there are no more than ``num``; otherwise
+    ``num`` distinct rows drawn with ``key``, sorted.
+    """
+    if num_train <= num:
+        return np.arange(num_train)
+    return np.sort(np.asarray(jax.random.permutation(key, num_train)[:num]))
+
+
+def elbo_gap(
+    score_fn: Callable[[jax.Array], Mapping[str, jax.Array]],
+    train_images: np.ndarray,
+    held_out_elbo: float,
+    num: int,
+    key: jax.Array,
+    batch_size: int = 500,
+) -> dict[str, float]:
+    """The ELBO of a VAE's own training images and its gap to the held-out ELBO.
+
+    .. math::
+        \\mathrm{elbo\\_train} = \\frac1n \\sum_{i \\in R} \\widehat{\\mathrm{ELBO}}(x_i),
+        \\qquad \\mathrm{elbo\\_gap} = \\mathrm{elbo\\_train} - \\mathrm{held\\_out\\_elbo}
+
+    with the held-out score's estimator ``score_fn`` (its ``'elbo'``, one z
+    per example) on the rows ``R`` of :func:`training_rows` (``n = |R|``: the
+    held-out N, or the whole training set where it is smaller; the mean of
+    the per-example estimate is unbiased at any N, so equal N only matches
+    the two means' Monte-Carlo variances). Given the held-out score's own
+    ``score_fn`` (its key), example ``i`` of a batch draws the same noise in
+    both scores (common random numbers): on the held-out images themselves
+    the gap is exactly 0. ``elbo_gap > 0``: the VAE fits its training set
+    better than held-out data.
+
+    Args:
+      score_fn: ``images [B, ...] -> {'elbo': [B], ...}`` (``Family.score_fn``).
+      train_images: the run's training images (the ``config.data.train_size``
+        subset where one is set).
+      held_out_elbo: the held-out mean ELBO (:func:`mean_scores` of ``score_fn``).
+      num: the held-out split's size.
+      key: PRNG key of the rows, where there are more than ``num``.
+      batch_size: images per ``score_fn`` call.
+
+    Returns:
+      ``{'elbo_train': float, 'elbo_gap': float}`` (NaN stays NaN).
+    """
+    rows = training_rows(train_images.shape[0], num, key)
+    train = mean_scores(score_fn, train_images[rows], batch_size)["elbo"]
+    return {"elbo_train": train, "elbo_gap": train - held_out_elbo}
+
+
 def _json_ready(value: Any) -> Any:
     """Python scalars; non-finite floats become None."""
     if isinstance(value, (bool, np.bool_)):

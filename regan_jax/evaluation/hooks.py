@@ -37,8 +37,10 @@ class RunHooks(NamedTuple):
     :mod:`regan_jax.evaluation.generalisation` against the run's own
     training set (``r_t`` and ``r_v`` too where the family has a
     discriminator ``d``; ``ppl``, ``jacobian_fro`` and ``jacobian_log_cond``
-    where it has an unconditional generator ``g`` or a ``decoder``), and per
-    network ``near_zero_<net>``
+    where it has an unconditional generator ``g`` or a ``decoder``), the
+    VAE's ``elbo_train`` and ``elbo_gap`` (:func:`regan_jax.evaluation.elbo_gap`:
+    the held-out ELBO's estimator, noise and N on the run's training images),
+    and per network ``near_zero_<net>``
     (:func:`regan_jax.evaluation.weight_summary` with the initial parameters).
     """
 
@@ -126,7 +128,19 @@ def run_hooks(program) -> RunHooks:
             )
         if program.family.score_fn is not None and test is not None:
             score = program.family.score_fn(config, program.models, state.params, key)
-            out.update(evaluator.mean_scores(score, test.images, config.eval.batch_size))
+            held_out = evaluator.mean_scores(score, test.images, config.eval.batch_size)
+            out.update(held_out)
+            if config.eval.protocol_v2 and "elbo" in held_out:
+                out.update(
+                    evaluator.elbo_gap(
+                        score,
+                        program.source.images,
+                        held_out["elbo"],
+                        len(test.images),
+                        jax.random.fold_in(key, 3),
+                        config.eval.batch_size,
+                    )
+                )
         if family_scores is not None:
             out.update(family_scores(state.params, key))
         return out
