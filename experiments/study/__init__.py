@@ -35,6 +35,7 @@ module              owns
                     their verdicts
 ``captions``        the caption line, null-reference labels, PacGAN's numbers
 ``convergence``     how long an unregularised baseline must train
+``length``          the length ablation: the claims read at each length
 ``dirac``           the Dirac GAN (figure 4a's model; ``docs/dirac.md``)
 ``figures/``        the figure registry and one module per figure group
 ==================  =========================================================
