@@ -12,7 +12,7 @@ from _params import leaves_by_path, make_params, params_with_zeros
 import experiments
 from experiments import train as train_cli
 from regan_jax import config as config_lib
-from regan_jax import data, effective_strength, parallel, sweep, train
+from regan_jax import data, effective_strength, families, parallel, sweep, train
 from regan_jax import penalties as P
 from regan_jax import program as program_lib
 
@@ -132,6 +132,8 @@ def test_additive_one_step_gives_the_target_ratio(kind, coupling, granularity):
         else:  # shrinkage per update η·RMS(term) = e · RMS(w)
             assert LR * rms(term) / rms(w) == pytest.approx(E, rel=1e-5)
         assert lam == pytest.approx(hand_strength(kind, coupling, g, w), rel=1e-5)
+    # what the loop logs as lambda_<net>: the network's λ_t, or the layers' mean
+    assert float(P.realised_strength(state)) == pytest.approx(np.mean(realised(state)), rel=1e-6)
     leaves, before = leaves_by_path(out), leaves_by_path(grads)
     for path in leaves:
         if path.endswith("bias"):  # outside the default mask: untouched
@@ -454,3 +456,32 @@ def test_the_loop_logs_lambda_and_reports_e(tmp_path):
     assert all("lambda_g" not in row for row in rows)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["effective_strength_d"] == 0.3
+
+
+def test_a_vmapped_group_runs_each_member_at_its_own_e(tmp_path):
+    # Decoupled L2 (AdamW's weight decay) holds e with λ_t = e / (U η): each
+    # member's logged λ_t shows that its own injected e reached its transform.
+    targets = (0.1, 0.8)
+    configs = [
+        experiments.load_config(
+            "ring8_gan:smoke",
+            [
+                ("penalty.d.kind", "l2"),
+                ("penalty.d.coupling", "decoupled"),
+                ("penalty.d.strength", str(e)),
+                ("penalty.d.adaptive", "true"),
+                ("steps", "4"),
+                ("log.every", "2"),
+            ],
+        )
+        for e in targets
+    ]
+    workdirs = [tmp_path / f"m{k}" for k in range(len(targets))]
+    train.train_members(configs, [str(w) for w in workdirs])
+    config = configs[0]
+    updates = config.steps * families.get(config.model_type).updates_per_step(config, "d")
+    for e, w in zip(targets, workdirs, strict=True):
+        rows = [json.loads(line) for line in (w / "metrics.jsonl").read_text().splitlines()]
+        lams = [row["lambda_d"] for row in rows if "lambda_d" in row]
+        expected = e / (updates * config.optimizer.d.learning_rate)
+        np.testing.assert_allclose(lams, expected, rtol=1e-6)
