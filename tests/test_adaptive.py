@@ -276,6 +276,20 @@ def test_a_decoupled_builder_penalty_spreads_e_over_the_runs_updates():
         P.build_optimizer(*_configs("l2", "decoupled"))
 
 
+def test_a_config_schedule_multiplies_the_target():
+    opt_cfg, pen_cfg = _configs("l1", schedule="linear_warmup", warmup_steps=4)
+    opt = P.build_optimizer(opt_cfg, pen_cfg)
+    params, grads = params_with_zeros(), gradients()
+    w, g = groups(params, "network")[0], groups(grads, "network")[0]
+    state = opt.init(params)
+    for k in range(6):
+        _, state = opt.update(grads, state, params)
+        target = E * min(k / 4, 1.0)
+        assert float(P.realised_hyperparams(state)["strength"]) == pytest.approx(
+            hand_strength("l1", "coupled", g, w, target), rel=1e-5, abs=1e-12
+        )
+
+
 @pytest.mark.parametrize("kind, coupling", [("l2", "coupled"), ("prox_l1", "coupled")])
 def test_vmapped_members_each_hit_their_own_target(kind, coupling):
     updates, targets = 100, np.array([0.05, 0.3, 2.0])

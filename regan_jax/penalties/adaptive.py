@@ -112,11 +112,7 @@ def _ratio(numerator, denominator):
     return jnp.where(positive, numerator / jnp.where(positive, denominator, 1.0), 0.0)
 
 
-def adaptive_strength(
-    target: Any,
-    reference: Any,
-    unit_rms: Any,
-) -> Any:
+def _strength(target: Any, reference: Any, unit_rms: Any) -> Any:
     """λ = target · reference / unit_rms (0 where unit_rms is 0), per leaf if trees."""
     return jax.tree.map(lambda r, u: _ratio(target * r, u), reference, unit_rms)
 
@@ -164,18 +160,14 @@ def _adaptive(
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError("an adaptive penalty needs `params` passed to update()")
-        e = value_at(target, state.count)
-        m = value_at(mix, state.count)
+        e, m, t = (value_at(h, state.count) for h in (target, mix, learning_rate))
         unit_rms = rms(jax.tree.map(lambda w: penalty.unit(w, m), params), granularity)
-        if coupling == "coupled":
-            reference = rms(updates, granularity)
-            strength = adaptive_strength(e, reference, unit_rms)
-        else:
-            t = value_at(learning_rate, state.count)
-            strength = adaptive_strength(_ratio(e, t), rms(params, granularity), unit_rms)
+        if coupling == "coupled":  # relative to the gradient it is added to
+            strength = _strength(e, rms(updates, granularity), unit_rms)
+        else:  # shrinkage η_t λ_t RMS(∂R₁(w)) relative to the weights
+            strength = _strength(_ratio(e, t), rms(params, granularity), unit_rms)
         per_leaf = _per_leaf(strength, params, granularity)
         if terminal:
-            t = value_at(learning_rate, state.count)
             updates = jax.tree.map(
                 lambda u, p, s: (penalty.operator(p + u, s, m, t) - p).astype(u.dtype),
                 updates,
