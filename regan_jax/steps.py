@@ -216,7 +216,9 @@ def penalty_metrics(
     A network without a penalty logs 0 without reading its optimizer state
     (which a calibration run wraps, see :mod:`regan_jax.calibration`). An
     adaptive penalty also logs ``lambda_<net>``, its realised λ_t, and R(w)
-    is taken at λ_t (:func:`regan_jax.penalties.realised_hyperparams`).
+    is taken at λ_t (:func:`regan_jax.penalties.realised_hyperparams`; with
+    ``granularity='layer'`` both use the layers' mean λ_t, so R(w) is then an
+    approximation of Σ_l λ_l R₁(w_l)).
     """
     metrics = {}
     for net, cfg in (penalty_cfgs or {}).items():
