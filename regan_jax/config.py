@@ -53,6 +53,11 @@ ADDED = {
     ("data", "train_subset_seed"): 0,
     ("eval", "protocol_v2"): False,
 }
+# Likewise for keys added to every network's section of a group.
+ADDED_PER_NETWORK = {
+    ("penalty", "adaptive"): False,
+    ("penalty", "granularity"): "network",
+}
 
 
 def networks(model_type: str) -> tuple[str, ...]:
@@ -243,6 +248,13 @@ def upgrade(data: dict) -> dict:
     for (section, key), value in ADDED.items():
         if isinstance(data.get(section), dict) and key not in data[section]:
             data = {**data, section: {**data[section], key: value}}
+    for (group, key), value in ADDED_PER_NETWORK.items():
+        if isinstance(data.get(group), dict):
+            nets = {
+                net: {**cfg, key: cfg.get(key, value)} if isinstance(cfg, dict) else cfg
+                for net, cfg in data[group].items()
+            }
+            data = {**data, group: nets}
     return data
 
 

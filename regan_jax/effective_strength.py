@@ -19,7 +19,9 @@ l2_ball                     e = r / norm_init
 
 ρ: λ·weight_rms (L2), λ·sqrt(nonzero) (L1), sqrt(λ₁² nonzero + 2λ₁λ₂ mean_abs
 + λ₂² weight_rms²) (elastic net), λ·sqrt(group_ms) (group L1). e is linear in
-λ (or r), so :func:`raw_strength` inverts it. Each kind of the optimizer
+λ (or r), so :func:`raw_strength` inverts it. An adaptive penalty
+(``penalty.<net>.adaptive``) holds e = its ``strength`` by construction
+(:func:`adaptive_effective_strength`), with no record needed. Each kind of the optimizer
 builder's registry (:data:`regan_jax.penalties.PENALTY_KINDS`) has one rule in
 :data:`RULES`; the kind's role there picks the row. docs/calibration.md
 derives the units.
@@ -131,6 +133,29 @@ def total_step(optimizer_cfg, penalty_cfg, updates: int) -> float:
     return float(np.sum(per_update))
 
 
+def adaptive_effective_strength(penalty_cfg, steps: int, fields: Mapping | None) -> float | None:
+    """e of an adaptive penalty (:mod:`regan_jax.penalties.adaptive`): its ``strength``.
+
+    A coupled one holds e·m(k) at update k, reported as e (the fixed-λ row
+    ignores the schedule likewise); a decoupled or proximal one shrinks by
+    e·m(k)/U at update k of U, so e × the mean of m over the run's U updates
+    (U from ``fields['updates_per_step']``; None without ``fields`` when the
+    schedule is not constant).
+    """
+    multiplier = multiplier_schedule(
+        penalty_cfg.schedule, penalty_cfg.warmup_steps, penalty_cfg.decay_steps
+    )
+    coupled = PENALTY_KINDS[penalty_cfg.kind].role == "additive" and (
+        penalty_cfg.coupling == "coupled"
+    )
+    if multiplier is None or coupled:
+        return float(penalty_cfg.strength)
+    if fields is None:
+        return None
+    updates = jnp.arange(round(steps * fields["updates_per_step"]))
+    return float(penalty_cfg.strength) * float(np.mean(np.asarray(multiplier(updates), np.float64)))
+
+
 def effective_strength(penalty_cfg, optimizer_cfg, steps: int, fields: Mapping) -> float | None:
     """The effective strength of one network's penalty (module docstring); None for no penalty.
 
@@ -142,6 +167,8 @@ def effective_strength(penalty_cfg, optimizer_cfg, steps: int, fields: Mapping) 
     """
     kind = penalty_cfg.kind
     rule = choose("penalty kind", kind, RULES)
+    if penalty_cfg.adaptive:
+        return adaptive_effective_strength(penalty_cfg, steps, fields)
     if rule.radius_over is not None:
         return penalty_cfg.radius / fields[rule.radius_over]
     if rule.gradient_rms is None:
@@ -217,20 +244,26 @@ def summary_fields(config, record: Mapping | None = None) -> dict:
 
     ``effective_strength`` is the common value when every penalised network's
     agrees (to 1e-6 relative: one effective strength on ``both``), else None.
-    Empty when ``config.eval.calibration`` is unset (and no ``record`` given).
+    Without ``config.eval.calibration`` (and no ``record`` given) only the
+    adaptive penalties', whose e needs no record; empty if there are none.
     """
-    if record is None:
-        if not config.eval.calibration:
-            return {}
+    if record is None and config.eval.calibration:
         record = load(config.eval.calibration)
-    out = {}
+    out, unknown = {}, False
     for net in config.penalty.keys():
-        value = effective_strength(
-            config.penalty[net], config.optimizer[net], config.steps, record["networks"][net]
-        )
+        cfg = config.penalty[net]
+        if record is None and not cfg.adaptive:
+            unknown = unknown or cfg.kind != "none"  # a fixed penalty's e needs the record
+            continue
+        fields = record["networks"][net] if record is not None else None
+        value = effective_strength(cfg, config.optimizer[net], config.steps, fields)
         if value is not None:
             out[f"effective_strength_{net}"] = value
+    if record is None and not out:
+        return {}
     values = list(out.values())
-    common = values and all(math.isclose(v, values[0], rel_tol=1e-6) for v in values)
+    common = (
+        not unknown and values and all(math.isclose(v, values[0], rel_tol=1e-6) for v in values)
+    )
     out["effective_strength"] = float(np.mean(values)) if common else None
     return out

@@ -113,7 +113,11 @@ def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
     with _naming("config.model"):
         nets = family.make_models(config.model, spec)
     optimizers = {
-        net: penalties.build_optimizer(config.optimizer[net], config.penalty[net])
+        net: penalties.build_optimizer(
+            config.optimizer[net],
+            config.penalty[net],
+            run_updates=config.steps * family.updates_per_step(config, net),
+        )
         for net in family.networks
     }
     if wrap_optimizer is not None:

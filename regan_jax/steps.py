@@ -214,19 +214,30 @@ def penalty_metrics(
     """``penalty_<net>``: the value R(w) of each configured penalty (its current strengths).
 
     A network without a penalty logs 0 without reading its optimizer state
-    (which a calibration run wraps, see :mod:`regan_jax.calibration`).
+    (which a calibration run wraps, see :mod:`regan_jax.calibration`). An
+    adaptive penalty also logs ``lambda_<net>``, its realised λ_t, and R(w)
+    is taken at λ_t (:func:`regan_jax.penalties.realised_hyperparams`; with
+    ``granularity='layer'`` both use the layers' mean λ_t, so R(w) is then an
+    approximation of Σ_l λ_l R₁(w_l)).
     """
-    return {
-        f"penalty_{net}": jnp.zeros([], jnp.float32)
-        if cfg.kind == "none"
-        else penalties.penalty_value(
-            params[net],
-            cfg,
-            hyperparams=penalties.get_hyperparams(opt_state[net]),
-            step=opt_state[net].count,
-        )
-        for net, cfg in (penalty_cfgs or {}).items()
-    }
+    metrics = {}
+    for net, cfg in (penalty_cfgs or {}).items():
+        if cfg.kind == "none":
+            metrics[f"penalty_{net}"] = jnp.zeros([], jnp.float32)
+        elif cfg.adaptive:
+            realised = penalties.realised_hyperparams(opt_state[net])
+            metrics[f"penalty_{net}"] = penalties.penalty_value(
+                params[net], cfg, hyperparams=realised
+            )
+            metrics[f"lambda_{net}"] = realised["strength"]
+        else:
+            metrics[f"penalty_{net}"] = penalties.penalty_value(
+                params[net],
+                cfg,
+                hyperparams=penalties.get_hyperparams(opt_state[net]),
+                step=opt_state[net].count,
+            )
+    return metrics
 
 
 def check_batch(

@@ -21,6 +21,13 @@ MakeEvaluator = Callable
 SampleShape = Callable  # (data shape) -> the shape of one of the sampler's samples
 NullScores = Callable  # (config, key) -> ({kind: scores}, the number of held-out examples)
 LossConfig = Callable  # () -> config.loss's defaults (the schema of that section)
+UpdatesPerStep = Callable  # (config, network) -> that network's optimizer updates per step
+
+
+def one_update_per_step(config, network) -> int:
+    """Every network updated once per training step (the default)."""
+    del config, network
+    return 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +62,9 @@ class Family:
       target_groups: ``((name, networks), ...)``, named sets of networks a
         study may target at once (``('generators', ('g', 'f'))``), besides
         each network and ``'both'`` (every network). A tuple: a family is hashable.
+      updates_per_step: a network's optimizer updates per training step (an
+        adaptive decoupled or proximal penalty spreads its per-run effective
+        strength over them, as the calibration's ``updates_per_step``).
     """
 
     name: str
@@ -73,3 +83,4 @@ class Family:
     sample_shape: SampleShape | None = None
     loss_config: LossConfig = losses.default_config
     target_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    updates_per_step: UpdatesPerStep = one_update_per_step

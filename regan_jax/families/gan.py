@@ -317,6 +317,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check_loss_config(config.loss)
 
 
+def updates_per_step(config: ml_collections.ConfigDict, network: str) -> int:
+    """``loss.d_steps`` discriminator updates per generator update."""
+    return config.loss.d_steps if network == "d" else 1
+
+
 def _family(name: str, conditional: bool) -> Family:
     return Family(
         name=name,
@@ -329,6 +334,7 @@ def _family(name: str, conditional: bool) -> Family:
         make_sampler=make_sampler,
         rows_per_step=rows_per_step,
         validate=validate,
+        updates_per_step=updates_per_step,
     )
 
 

@@ -31,6 +31,8 @@ delegated to ``optax.masked``, and a mask that selects no parameter raises.
 
 Modules: ``operators`` (per-leaf math), ``masks``, ``hyperparams`` (each
 hyperparameter's rule, declared once), ``transforms`` (the optax factories),
+``adaptive`` (the same penalties held at a constant effective strength, λ_t
+set every update from the gradient and weight statistics),
 ``builder`` (the penalty-kind registry and the optimizer built from configs).
 
 Example (a proximal step zeroes weak kernels exactly; biases are untouched)::
@@ -56,6 +58,18 @@ A whole optimizer from configs (AdamW), its strength overridden in the state::
     ['learning_rate', 'strength']
 """
 
+from regan_jax.penalties.adaptive import (
+    GRANULARITIES,
+    AdaptiveState,
+    adaptive_elastic_net,
+    adaptive_group_l1,
+    adaptive_l1,
+    adaptive_l2,
+    adaptive_prox_elastic_net,
+    adaptive_prox_group_l1,
+    adaptive_prox_l1,
+    realised_strength,
+)
 from regan_jax.penalties.builder import (
     COUPLINGS,
     OPTIMIZERS,
@@ -65,6 +79,7 @@ from regan_jax.penalties.builder import (
     default_penalty_config,
     get_hyperparams,
     penalty_value,
+    realised_hyperparams,
     set_hyperparams,
     validate_optimizer_config,
     validate_penalty_config,
@@ -106,6 +121,17 @@ __all__ = [
     "max_norm",
     "is_terminal",
     "chain",
+    # adaptive (held at an effective strength)
+    "GRANULARITIES",
+    "AdaptiveState",
+    "adaptive_l2",
+    "adaptive_l1",
+    "adaptive_elastic_net",
+    "adaptive_group_l1",
+    "adaptive_prox_l1",
+    "adaptive_prox_elastic_net",
+    "adaptive_prox_group_l1",
+    "realised_strength",
     # builder
     "OPTIMIZERS",
     "PENALTY_KINDS",
@@ -117,6 +143,7 @@ __all__ = [
     "build_optimizer",
     "get_hyperparams",
     "set_hyperparams",
+    "realised_hyperparams",
     # logging
     "penalty_value",
 ]

@@ -19,7 +19,19 @@ import optax
 
 from regan_jax._names import check_name
 from regan_jax.penalties import operators as ops
+from regan_jax.penalties.adaptive import (
+    GRANULARITIES,
+    adaptive_elastic_net,
+    adaptive_group_l1,
+    adaptive_l1,
+    adaptive_l2,
+    adaptive_prox_elastic_net,
+    adaptive_prox_group_l1,
+    adaptive_prox_l1,
+    realised_strength,
+)
 from regan_jax.penalties.hyperparams import (
+    COUPLINGS,
     HYPERPARAMS,
     L2_STRENGTH,
     LEARNING_RATE,
@@ -64,8 +76,6 @@ OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = {
     "rmsprop": lambda cfg: optax.scale_by_rms(decay=cfg.b2, eps=cfg.eps, eps_in_sqrt=False),
 }
 
-COUPLINGS = ("coupled", "decoupled")
-
 
 class _Kind(NamedTuple):
     """One penalty kind.
@@ -75,12 +85,16 @@ class _Kind(NamedTuple):
       hyperparams: the scalars it injects besides ``learning_rate``.
       make: ``(hp by name, learning_rate, mask, axis) -> transform`` (None for 'none').
       value: ``(leaf, hp by name, axis) -> `` that leaf's penalty term.
+      adaptive: ``(target, l2_ratio, learning_rate, mask, axis, coupling,
+        granularity) -> `` the transform held at effective strength ``target``
+        (:mod:`regan_jax.penalties.adaptive`); None: the kind cannot be adaptive.
     """
 
     role: str
     hyperparams: tuple[Hyperparam, ...]
     make: Callable | None
     value: Callable
+    adaptive: Callable | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -90,40 +104,67 @@ class _Kind(NamedTuple):
 PENALTY_KINDS: dict[str, _Kind] = {
     "none": _Kind("none", (), None, ops.no_value),
     "l2": _Kind(
-        "additive", (STRENGTH,), lambda hp, lr, mask, axis: l2(hp["strength"], mask), ops.l2_value
+        "additive",
+        (STRENGTH,),
+        lambda hp, lr, mask, axis: l2(hp["strength"], mask),
+        ops.l2_value,
+        lambda e, ratio, lr, mask, axis, coupling, granularity: adaptive_l2(
+            e, mask, coupling=coupling, learning_rate=lr, granularity=granularity
+        ),
     ),
     "l1": _Kind(
-        "additive", (STRENGTH,), lambda hp, lr, mask, axis: l1(hp["strength"], mask), ops.l1_value
+        "additive",
+        (STRENGTH,),
+        lambda hp, lr, mask, axis: l1(hp["strength"], mask),
+        ops.l1_value,
+        lambda e, ratio, lr, mask, axis, coupling, granularity: adaptive_l1(
+            e, mask, coupling=coupling, learning_rate=lr, granularity=granularity
+        ),
     ),
     "elastic_net": _Kind(
         "additive",
         (STRENGTH, L2_STRENGTH),
         lambda hp, lr, mask, axis: elastic_net(hp["strength"], hp["l2_strength"], mask),
         ops.elastic_net_value,
+        lambda e, ratio, lr, mask, axis, coupling, granularity: adaptive_elastic_net(
+            e, ratio, mask, coupling=coupling, learning_rate=lr, granularity=granularity
+        ),
     ),
     "group_l1": _Kind(
         "additive",
         (STRENGTH,),
         lambda hp, lr, mask, axis: group_l1(hp["strength"], mask, axis),
         ops.group_l1_value,
+        lambda e, ratio, lr, mask, axis, coupling, granularity: adaptive_group_l1(
+            e, mask, axis, coupling=coupling, learning_rate=lr, granularity=granularity
+        ),
     ),
     "prox_l1": _Kind(
         "terminal",
         (STRENGTH,),
         lambda hp, lr, mask, axis: prox_l1(hp["strength"], lr, mask),
         ops.l1_value,
+        lambda e, ratio, lr, mask, axis, coupling, granularity: adaptive_prox_l1(
+            e, lr, mask, granularity=granularity
+        ),
     ),
     "prox_elastic_net": _Kind(
         "terminal",
         (STRENGTH, L2_STRENGTH),
         lambda hp, lr, mask, axis: prox_elastic_net(hp["strength"], hp["l2_strength"], lr, mask),
         ops.elastic_net_value,
+        lambda e, ratio, lr, mask, axis, coupling, granularity: adaptive_prox_elastic_net(
+            e, ratio, lr, mask, granularity=granularity
+        ),
     ),
     "prox_group_l1": _Kind(
         "terminal",
         (STRENGTH,),
         lambda hp, lr, mask, axis: prox_group_l1(hp["strength"], lr, mask, axis),
         ops.group_l1_value,
+        lambda e, ratio, lr, mask, axis, coupling, granularity: adaptive_prox_group_l1(
+            e, lr, mask, axis, granularity=granularity
+        ),
     ),
     # Hard constraints: the penalty is the ball's indicator, 0 on the feasible set.
     "l2_ball": _Kind(
@@ -184,6 +225,11 @@ def default_penalty_config() -> ml_collections.ConfigDict:
     L1 / max-norm; ``radius`` for the projections; ``schedule`` /
     ``warmup_steps`` / ``decay_steps``: multiplier of both strengths (as for the
     learning rate), so the effective strength is strength × m(k).
+    ``adaptive``: hold the effective strength at e = ``strength`` (× m(k)) at
+    every update, λ_t set from the gradient and weight statistics
+    (:mod:`regan_jax.penalties.adaptive`; elastic net keeps λ₂/λ₁ =
+    ``l2_strength / strength``); ``granularity``: those statistics pooled over
+    the 'network' (the calibration's unit) or per 'layer' (adaptive only).
     """
     cfg = ml_collections.ConfigDict(
         dict(
@@ -197,6 +243,8 @@ def default_penalty_config() -> ml_collections.ConfigDict:
             schedule="constant",
             warmup_steps=0,
             decay_steps=0,
+            adaptive=False,
+            granularity="network",
         )
     )
     cfg.lock()
@@ -230,6 +278,7 @@ def validate_penalty_config(cfg: ml_collections.ConfigDict) -> None:
             f"coupling 'decoupled' is meaningless for the proximal/projection kind "
             f"{cfg.kind!r} (it always runs last); use coupling='coupled'"
         )
+    _validate_adaptive(cfg, kind)
     for hyperparam in PENALTY_FIELDS:
         hyperparam.check(cfg[hyperparam.name])
     for hyperparam in PENALTY_FIELDS:
@@ -249,6 +298,27 @@ def validate_penalty_config(cfg: ml_collections.ConfigDict) -> None:
     multiplier_schedule(cfg.schedule, cfg.warmup_steps, cfg.decay_steps)
 
 
+def _validate_adaptive(cfg: ml_collections.ConfigDict, kind: _Kind) -> None:
+    if not isinstance(cfg.adaptive, bool):
+        raise ValueError(f"adaptive must be true or false, got {cfg.adaptive!r}")
+    check_name("granularity", cfg.granularity, GRANULARITIES)
+    if not cfg.adaptive:
+        if cfg.granularity != "network":
+            raise ValueError(f"granularity={cfg.granularity!r} has no effect without adaptive=true")
+        return
+    if kind.adaptive is None:
+        raise ValueError(
+            f"adaptive=true is not available for kind {cfg.kind!r}; adaptive kinds: "
+            f"{', '.join(k for k, v in PENALTY_KINDS.items() if v.adaptive)}"
+        )
+    if "l2_strength" in kind.names and cfg.strength == 0 and cfg.l2_strength != 0:
+        raise ValueError(
+            f"adaptive {cfg.kind!r} reads strength as the effective strength e and keeps "
+            f"l2_strength/strength; strength=0 with l2_strength={cfg.l2_strength!r} "
+            "has no target (for adaptive L2 use kind 'l2')"
+        )
+
+
 # ----------------------------------------------------------------------------
 # The optimizer
 # ----------------------------------------------------------------------------
@@ -257,6 +327,8 @@ def validate_penalty_config(cfg: ml_collections.ConfigDict) -> None:
 def build_optimizer(
     optimizer_cfg: ml_collections.ConfigDict,
     penalty_cfg: ml_collections.ConfigDict | None = None,
+    *,
+    run_updates: int | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """One network's optimizer: the named optimizer + the configured penalty.
 
@@ -272,6 +344,21 @@ def build_optimizer(
     ``l2_strength``, ``radius``); schedules multiply the scheduled ones (see
     :mod:`regan_jax.penalties.hyperparams`), so a sweep can override each
     member's base value with :func:`set_hyperparams`.
+
+    With ``penalty_cfg.adaptive``, P is the kind's adaptive transform and the
+    injected ``strength`` is the target effective strength e (the
+    calibration's per-run e): a coupled penalty holds e at every update, a
+    decoupled or proximal one e / ``run_updates`` per update, so that its
+    shrinkage summed over the run is e.
+
+    Args:
+      optimizer_cfg: ``config.optimizer.<net>``.
+      penalty_cfg: ``config.penalty.<net>`` (default: no penalty).
+      run_updates: the network's optimizer updates over the run (steps ×
+        updates per step); needed by an adaptive decoupled or proximal penalty.
+
+    Raises:
+      ValueError: an invalid config, or ``run_updates`` missing (or < 1) where needed.
     """
     penalty_cfg = default_penalty_config() if penalty_cfg is None else penalty_cfg
     validate_optimizer_config(optimizer_cfg)
@@ -290,11 +377,31 @@ def build_optimizer(
         "additive": 1 if penalty_cfg.coupling == "decoupled" else 0,
         "terminal": 2,
     }.get(kind.role)
+    per_update = penalty_cfg.adaptive and penalty_position != 0
+    if per_update and not (isinstance(run_updates, int) and run_updates >= 1):
+        raise ValueError(
+            f"an adaptive {penalty_cfg.kind!r} penalty (decoupled or proximal) needs "
+            f"run_updates >= 1, the network's updates over the run; got {run_updates!r}"
+        )
 
     def optimizer(learning_rate, **base):
         lr = scaled(learning_rate, lr_multiplier)
         steps = [direction, optax.scale_by_learning_rate(lr)]
-        if kind.make is not None:
+        if penalty_cfg.adaptive:
+            target = base["strength"] / run_updates if per_update else base["strength"]
+            steps.insert(
+                penalty_position,
+                kind.adaptive(
+                    STRENGTH.with_schedule(target, strength_multiplier),
+                    _l2_ratio(base),
+                    lr,
+                    mask,
+                    axis,
+                    "decoupled" if per_update else "coupled",
+                    penalty_cfg.granularity,
+                ),
+            )
+        elif kind.make is not None:
             hp = {
                 h.name: h.with_schedule(base[h.name], strength_multiplier) for h in kind.hyperparams
             }
@@ -311,6 +418,16 @@ def build_optimizer(
     hyperparams = {name: penalty_cfg[name] for name in kind.names}
     return optax.inject_hyperparams(optimizer)(
         learning_rate=optimizer_cfg.learning_rate, **hyperparams
+    )
+
+
+def _l2_ratio(base: dict) -> Any:
+    """λ₂/λ₁ of an adaptive elastic net from its base strengths (0 for other kinds)."""
+    if "l2_strength" not in base:
+        return 0.0
+    strength = jnp.asarray(base["strength"])
+    return jnp.where(
+        strength > 0, base["l2_strength"] / jnp.where(strength > 0, strength, 1.0), 0.0
     )
 
 
@@ -360,6 +477,22 @@ def set_hyperparams(opt_state: Any, **values: Any) -> optax.InjectStatefulHyperp
                 f"{name} of shape {value.shape} does not broadcast to the stored shape {old.shape}"
             ) from None
     return state._replace(hyperparams=hyperparams)
+
+
+def realised_hyperparams(opt_state: Any) -> dict[str, jax.Array]:
+    """An adaptive penalty's strengths at its last update: ``strength`` = λ_t (and
+    ``l2_strength`` = λ_t · l2_strength / strength for elastic net).
+
+    λ_t is :func:`regan_jax.penalties.adaptive.realised_strength` (the layers'
+    mean with ``granularity='layer'``); the schedule is already in it. The
+    state may be wrapped (a calibration or test chains a recorder before it).
+    """
+    strength = realised_strength(opt_state)
+    out = {"strength": strength}
+    hyperparams = optax.tree_utils.tree_get(opt_state, "hyperparams")
+    if "l2_strength" in hyperparams:
+        out["l2_strength"] = strength * _l2_ratio(hyperparams)
+    return out
 
 
 # ----------------------------------------------------------------------------

@@ -90,6 +90,10 @@ RADIUS = Hyperparam("radius", positive=True, scheduled=False, default=1.0)
 # t of the proximal steps (the optimizer's own, scheduled by the optimizer config).
 LEARNING_RATE = Hyperparam("learning_rate", scheduled=False, default=None)
 
+# Where an additive penalty sits: before the optimizer's scaling (the penalty in
+# the loss) or after it (AdamW).
+COUPLINGS = ("coupled", "decoupled")
+
 # The hyperparameter fields of a penalty config, in their validation order.
 PENALTY_FIELDS = (STRENGTH, L2_STRENGTH, RADIUS)
 # Every hyperparameter a build_optimizer() state may hold, by name.

@@ -109,6 +109,41 @@ def terminal(operator: Callable, hyperparams: tuple, mask: Mask) -> TerminalTran
 
 
 # ----------------------------------------------------------------------------
+# Per-leaf terms and operators at given strengths (shared with the adaptive kinds)
+# ----------------------------------------------------------------------------
+
+
+def l1_term(w, s):
+    """λ·sign(w): what :func:`l1` adds."""
+    return s * ops.l1_subgradient(w)
+
+
+def elastic_net_term(w, s1, s2):
+    """λ₁·sign(w) + λ₂·w: what :func:`elastic_net` adds."""
+    return s1 * ops.l1_subgradient(w) + s2 * w
+
+
+def group_l1_term(w, s, axis):
+    """λ·w_g/‖w_g‖₂: what :func:`group_l1` adds."""
+    return s * ops.group_l1_subgradient(w, axis)
+
+
+def prox_l1_operator(z, s, t):
+    """soft_threshold(z, tλ): what :func:`prox_l1` applies."""
+    return ops.soft_threshold(z, t * s)
+
+
+def prox_elastic_net_operator(z, s1, s2, t):
+    """soft_threshold(z, tλ₁) / (1 + tλ₂): what :func:`prox_elastic_net` applies."""
+    return ops.soft_threshold(z, t * s1) / (1.0 + t * s2)
+
+
+def prox_group_l1_operator(z, s, t, axis):
+    """Block soft-threshold of z at tλ: what :func:`prox_group_l1` applies."""
+    return ops.block_soft_threshold(z, t * s, axis)
+
+
+# ----------------------------------------------------------------------------
 # Additive transforms
 # ----------------------------------------------------------------------------
 
@@ -136,7 +171,7 @@ def l1(strength: optax.ScalarOrSchedule, mask: Mask = None) -> optax.GradientTra
       mask: leaves to penalise (default kernels).
     """
     STRENGTH.check(strength)
-    return additive(lambda w, s: s * ops.l1_subgradient(w), (strength,), mask)
+    return additive(l1_term, (strength,), mask)
 
 
 def elastic_net(
@@ -151,7 +186,7 @@ def elastic_net(
     """
     STRENGTH.check(l1, "l1")
     L2_STRENGTH.check(l2, "l2")
-    return additive(lambda w, s1, s2: s1 * ops.l1_subgradient(w) + s2 * w, (l1, l2), mask)
+    return additive(elastic_net_term, (l1, l2), mask)
 
 
 def group_l1(
@@ -166,7 +201,7 @@ def group_l1(
         units / filters), its norm taken over all other axes.
     """
     STRENGTH.check(strength)
-    return additive(lambda w, s: s * ops.group_l1_subgradient(w, axis), (strength,), mask)
+    return additive(lambda w, s: group_l1_term(w, s, axis), (strength,), mask)
 
 
 # ----------------------------------------------------------------------------
@@ -193,7 +228,7 @@ def prox_l1(
     """
     STRENGTH.check(strength)
     LEARNING_RATE.check(learning_rate)
-    return terminal(lambda z, s, t: ops.soft_threshold(z, t * s), (strength, learning_rate), mask)
+    return terminal(prox_l1_operator, (strength, learning_rate), mask)
 
 
 def prox_elastic_net(
@@ -214,11 +249,7 @@ def prox_elastic_net(
     STRENGTH.check(l1, "l1")
     L2_STRENGTH.check(l2, "l2")
     LEARNING_RATE.check(learning_rate)
-    return terminal(
-        lambda z, s1, s2, t: ops.soft_threshold(z, t * s1) / (1.0 + t * s2),
-        (l1, l2, learning_rate),
-        mask,
-    )
+    return terminal(prox_elastic_net_operator, (l1, l2, learning_rate), mask)
 
 
 def prox_group_l1(
@@ -239,9 +270,7 @@ def prox_group_l1(
     STRENGTH.check(strength)
     LEARNING_RATE.check(learning_rate)
     return terminal(
-        lambda z, s, t: ops.block_soft_threshold(z, t * s, axis),
-        (strength, learning_rate),
-        mask,
+        lambda z, s, t: prox_group_l1_operator(z, s, t, axis), (strength, learning_rate), mask
     )
 
 
