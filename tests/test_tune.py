@@ -9,6 +9,7 @@ import pytest
 
 import experiments
 from experiments import tune as tune_cli
+from experiments.study.figures import registry
 from experiments.study.figures import search as search_figure
 from regan_jax import checkpoint, parallel, pbt, train, tune
 from regan_jax import config as config_lib
@@ -279,3 +280,13 @@ def test_the_command_line_records_the_search_and_draws_the_figure(tmp_path, caps
     assert (tmp_path / "fig15_strength_search.png").is_file()
     assert tune_cli.main(argv) == 0  # finished: drawn again, nothing trained
     assert "finished already" in capsys.readouterr().out
+
+
+def test_the_registered_figure_is_drawn_for_a_search_directory_only(reference, tmp_path):
+    root, _, _ = reference
+    entry = registry.REGISTRY[search_figure.STEM]
+    assert entry.scope == registry.PRESET
+    assert entry.when(registry.Study(root, "smoke", {}))
+    assert not entry.when(registry.Study(tmp_path, "smoke", {}))
+    figure = entry.draw(registry.Study(root, "smoke", {}))
+    assert len(figure.axes) == 3  # the strengths, the scores, the colour bar of the ranks
