@@ -166,6 +166,8 @@ def _main(argv) -> int:
     mesh = experiments.start_devices(args)
     configs, workdirs, tune_config = search_from_args(args, overrides)
     if all(workdir_lib.is_finished(w) for w in workdirs):
+        for c, w in zip(configs, workdirs):  # a finished search of another experiment: refused
+            workdir_lib.check_same_experiment(w, c)
         print(f"tune: the search in {args.workdir} has finished already")
     else:
         tune.search(

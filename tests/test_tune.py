@@ -280,6 +280,8 @@ def test_the_command_line_records_the_search_and_draws_the_figure(tmp_path, caps
     assert (tmp_path / "fig15_strength_search.png").is_file()
     assert tune_cli.main(argv) == 0  # finished: drawn again, nothing trained
     assert "finished already" in capsys.readouterr().out
+    assert tune_cli.main(argv + ["--config.data.batch_size", "64"]) == 2  # another experiment
+    assert "different experiment" in capsys.readouterr().err
 
 
 def test_the_registered_figure_is_drawn_for_a_search_directory_only(reference, tmp_path):
