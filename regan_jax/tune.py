@@ -144,7 +144,7 @@ def interval_hook(tune_config, configs, search_dir, expected: dict) -> Callable:
             held_out["images"] = test.images[: prog.config.eval.fd_samples]
         out = []
         for i, (c, r) in enumerate(zip(configs, rows)):
-            if r is None:
+            if r is None or r.get("frozen"):  # diverged: the worst, whatever its frozen state
                 out.append(np.nan)
                 continue
             fn = prog.family.score_fn(
