@@ -292,3 +292,24 @@ def test_the_registered_figure_is_drawn_for_a_search_directory_only(reference, t
     assert not entry.when(registry.Study(tmp_path, "smoke", {}))
     figure = entry.draw(registry.Study(root, "smoke", {}))
     assert len(figure.axes) == 3  # the strengths, the scores, the colour bar of the ranks
+
+
+def test_a_diverged_member_ranks_last_and_trains_on_from_its_donors_state(tmp_path):
+    configs = members()
+    for net in ("g", "d"):  # member 1's first step overflows: frozen, no score
+        configs[1].optimizer[net].learning_rate = 1e30
+    dirs = [tmp_path / f"m{k}" for k in range(POPULATION)]
+    tune.search(configs, dirs, tune_config(), tmp_path, progress=False)
+    first = tune.read_search(tmp_path)["history"][0]
+    assert first["scores"][1] is None and first["parents"] == [0, 0, 2, 3]
+    rows = train.read_metrics(dirs[1])
+    assert rows[0]["step"] == 3 and rows[0]["frozen"]
+    assert rows[1] == {
+        "step": 4,
+        "wall_s": rows[1]["wall_s"],
+        "pbt_parent": 0,
+        "pbt_score": None,
+        "strength_d": first["values"]["strength_d"][1],
+    }
+    assert [r["step"] for r in rows[2:]] == [6, 8, 9, 12] and np.isfinite(rows[-1]["d_loss"])
+    assert train.read_json(dirs[1] / train.SUMMARY_FILE)["diverged"] is False
