@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from regan_jax import config as config_lib
-from regan_jax import data, evaluation, families, pbt, program, sweep, train
+from regan_jax import data, families, pbt, program, train
 from regan_jax import workdir as workdir_lib
 from regan_jax.evaluation import evaluator
 
@@ -139,24 +139,18 @@ def interval_hook(tune_config, configs, search_dir, expected: dict) -> Callable:
                 [np.nan if r is None else r.get(tune_config.metric, np.nan) for r in rows],
                 np.float64,
             )
-        if "images" not in held_out:
-            test = data.from_config(prog.config.data, "test")
-            held_out["images"] = test.images[: prog.config.eval.fd_samples]
-        out = []
-        for i, (c, r) in enumerate(zip(configs, rows)):
-            if r is None or r.get("frozen"):  # diverged: the worst, whatever its frozen state
-                out.append(np.nan)
-                continue
-            fn = prog.family.score_fn(
-                prog.config,
-                prog.models,
-                sweep.member(state.params, i),
-                jax.random.fold_in(program.sample_key(c), step),
-            )
-            out.append(
-                evaluation.mean_scores(fn, held_out["images"], prog.config.eval.batch_size)[ELBO]
-            )
-        return np.asarray(out, np.float64)
+        if not held_out:  # once: the test images and one compiled program for every member
+            held_out["images"] = data.from_config(prog.config.data, "test").images[
+                : prog.config.eval.fd_samples
+            ]
+            held_out["elbo"] = member_elbos(prog)
+        keys = jnp.stack([jax.random.fold_in(program.sample_key(c), step) for c in configs])
+        elbo = np.asarray(held_out["elbo"](state.params, keys, held_out["images"]), np.float64)
+        means = elbo.mean(axis=1)  # over the images, in float64 on the host
+        # A member diverged (now or before) is the worst, whatever its frozen state scores.
+        return np.array(
+            [np.nan if r is None or r.get("frozen") else m for r, m in zip(rows, means)]
+        )
 
     def hook(prog, step, state, rows):
         scores = score(prog, step, state, rows)
@@ -199,6 +193,17 @@ def interval_hook(tune_config, configs, search_dir, expected: dict) -> Callable:
         return state, extras
 
     return hook
+
+
+def member_elbos(prog) -> Callable:
+    """Jitted ``(stacked params, [K] keys, images [N, ...]) -> [K, N]`` per-example held-out
+    ELBOs of every member: the family's ``score_fn`` vmapped over the member axis (one compile
+    for the whole search, where ``score_fn`` alone compiles per call)."""
+
+    def member(params, key, images):
+        return prog.family.score_fn(prog.config, prog.models, params, key)(images)[ELBO]
+
+    return jax.jit(jax.vmap(member, in_axes=(0, 0, None)))
 
 
 def search(

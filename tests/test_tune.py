@@ -11,7 +11,7 @@ import experiments
 from experiments import tune as tune_cli
 from experiments.study.figures import registry
 from experiments.study.figures import search as search_figure
-from regan_jax import checkpoint, parallel, pbt, train, tune
+from regan_jax import checkpoint, data, evaluation, parallel, pbt, train, tune
 from regan_jax import config as config_lib
 from regan_jax import program as program_lib
 
@@ -168,6 +168,18 @@ def test_a_vae_search_ranks_by_the_held_out_elbo(tmp_path):
         worse, better = np.argsort(h["scores"])  # higher is better: the lower one copies
         assert h["parents"][worse] == better and h["parents"][better] == better
         assert all(np.isfinite(h["scores"])) and h["scores"][0] != h["scores"][1]
+    # The kept member's score against the summary's way of computing the ELBO (mean_scores).
+    worse, better = np.argsort(history[0]["scores"])
+    c = tune.prepare_configs(configs, config)[better]
+    prog = program_lib.build_program(c)
+    _, state, _ = checkpoint.restore_readable(
+        str(dirs[better] / train.CHECKPOINT_DIR), [INTERVAL], program_lib.init_member(prog, c)
+    )
+    images = data.from_config(c.data, "test").images[: c.eval.fd_samples]
+    key = jax.random.fold_in(program_lib.sample_key(c), INTERVAL)
+    fn = prog.family.score_fn(c, prog.models, state.params, key)
+    expected = evaluation.mean_scores(fn, images, c.eval.batch_size)["elbo"]
+    assert history[0]["scores"][better] == pytest.approx(expected, rel=1e-5)
 
 
 def test_cheap_metrics_follow_the_family_and_data():
