@@ -201,6 +201,7 @@ def train_members(
     mesh: parallel.MeshShape | None = None,
     steps_per_call: int = STEPS_PER_CALL,
     device_data: bool = True,
+    on_scores: Callable | None = None,
 ) -> list:
     """Trains K runs that share one compiled program (:func:`regan_jax.program.program_key`).
 
@@ -227,6 +228,16 @@ def train_members(
     apart), so keep ``steps_per_call`` fixed within a study
     (tests/test_device_data.py). A run may resume under either.
 
+    ``on_scores(program, step, state, rows) -> (state, extras)``, if given, is
+    called at every in-training evaluation (``eval.fd_every``) of a stacked
+    group in one process, after the scores and before grids and checkpoints:
+    ``rows`` are the members' metrics rows (None for a member frozen since
+    an earlier step), ``state`` the stacked state; it returns the state to
+    train on and one dict per member merged into its row (a frozen member
+    given a non-empty dict logs it and trains on, if the new state's
+    ``diverged`` flag is down). The population-based search
+    (:mod:`regan_jax.tune`) is such a callback.
+
     Returns:
       The K final train states (unstacked).
 
@@ -249,6 +260,8 @@ def train_members(
         raise ValueError(f"workdirs must be distinct, got {[str(w) for w in workdirs]}")
     for c in configs:
         config_lib.validate(c)
+    if on_scores is not None and (len(configs) < 2 or jax.process_count() > 1):
+        raise ValueError("on_scores needs a vmapped group (two members or more) in one process")
     if len({program_lib.program_key(c) for c in configs}) != 1:
         raise ValueError(
             "configs trained as one vmapped program may differ only in "
@@ -260,7 +273,7 @@ def train_members(
         feeder = _feeder(program, group, mesh, data_parallel, steps_per_call, device_data)
         hooks = evaluation.run_hooks(program)
         stop.check()
-        return _train(program, group, feeder, hooks, overwrite, progress, stop)
+        return _train(program, group, feeder, hooks, overwrite, progress, stop, on_scores)
 
 
 def _train(
@@ -271,6 +284,7 @@ def _train(
     overwrite: bool,
     progress: bool | None,
     stop: "_StopOnSignal",
+    on_scores: Callable | None = None,
 ) -> list:
     """:func:`train_members` once the program is built: take the workdirs, start, loop, finish."""
     configs, workdirs, writes = group.configs, group.workdirs, group.writes
@@ -296,7 +310,9 @@ def _train(
             state, batches, recorded = _start(program, group, feeder, stop, show)
             stack.callback(batches.close)
             stop.check()
-            state, wall, trained = _loop(program, group, state, batches, hooks, show, logs, stop)
+            state, wall, trained = _loop(
+                program, group, state, batches, hooks, show, logs, stop, on_scores
+            )
         except BaseException:
             for w in workdirs if writes else ():  # An --overwrite'n run comes back if this
                 started = bool(workdir_lib.read_metrics(w))  # one never started.
@@ -618,11 +634,14 @@ def _restore_common(directories: list[str], templates: list, stop: "_StopOnSigna
     return restored
 
 
-def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs, stop):
+def _loop(
+    program: Program, group: _Group, state, batches, hooks, progress, logs, stop, on_scores=None
+):
     """Runs the steps from ``state.step`` to ``config.steps`` (or until all diverge).
 
     A member found diverged writes one last row (``frozen``, with the step
-    and reason) and no more. Returns ``(state, wall seconds, steps trained here)``.
+    and reason) and no more (unless ``on_scores`` revives it, see
+    :func:`train_members`). Returns ``(state, wall seconds, steps trained here)``.
 
     Raises:
       Interrupted: a signal arrived; the checkpoint of the step reached is saved.
@@ -658,7 +677,8 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
                 )
                 scored = parallel.fetch(state) if fd_due else None
                 wall = time.perf_counter() - t0
-                for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
+                rows = [None] * len(group.configs)
+                for i, c in enumerate(group.configs):
                     if frozen[i]:
                         continue
                     diverged, at, reason = (np.asarray(x).reshape(-1)[i] for x in divergence)
@@ -686,9 +706,19 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
                                     member.model_state,
                                 )
                             )
-                    if group.writes:
-                        workdir_lib.append_metrics(w, row)
-                        logs[i].scalars(row)
+                    rows[i] = row
+                if on_scores is not None and fd_due:
+                    state, extras = on_scores(program, step, state, rows)
+                    for i, extra in enumerate(extras):
+                        if extra and rows[i] is None:  # revived by the callback
+                            rows[i] = {"step": step, "wall_s": previous_wall[i] + wall}
+                        if extra:
+                            rows[i].update(extra)
+                    frozen = [bool(d) for d in np.asarray(jax.device_get(state.diverged))]
+                for i, w in enumerate(group.workdirs):
+                    if rows[i] is not None and group.writes:
+                        workdir_lib.append_metrics(w, rows[i])
+                        logs[i].scalars(rows[i])
                 bar.set_postfix(_postfix(host, group.stacked), refresh=False)
                 if all(frozen):
                     break

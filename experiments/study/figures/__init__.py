@@ -16,6 +16,8 @@ module             figures
 ``families``       6/7/8/12. a family's own scores (VAE, cGAN, stacked digits,
                    cycle GAN)
 ``fidelity``       9. precision vs recall, density vs coverage
+``search``         15. the strength search (a search directory of
+                   ``experiments.tune``)
 =================  ==========================================================
 
 Shared drawing (strength panels, panel grids, legends, sample panels) is
@@ -36,6 +38,7 @@ from experiments.study.figures import (
     mixtures,
     quality,
     samples,
+    search,
     sparsity,
     stability,
 )
@@ -47,6 +50,7 @@ __all__ = [
     "mixtures",
     "quality",
     "samples",
+    "search",
     "sparsity",
     "stability",
 ]
