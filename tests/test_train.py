@@ -222,7 +222,10 @@ def test_refuses_to_clobber_a_finished_or_different_run(finished_runs, capsys, e
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("--config.penalty.g.knd=l1", "valid keys at penalty.g are coupling, decay_steps"),
+        (
+            "--config.penalty.g.knd=l1",
+            "valid keys at penalty.g are adaptive, coupling, decay_steps",
+        ),
         ("--config.stepz=5", "valid keys at the top level are data, eval, log"),
         ("--config.steps=abc", "expects type int"),
         ("--config.penalty.g.kind=l3", "unknown penalty kind 'l3'"),
