@@ -1,7 +1,7 @@
 """Steps/s of CPU-sized 28x28 GAN candidates beside the Fashion-MNIST DCGAN (issue #25 item 4).
 
-Each candidate is ``fashion_mnist_gan`` with a few ``config.model`` / batch
-overrides; every step is the library's (``jax_setups.gan_setup``: the
+Each candidate is ``fashion_mnist_gan`` (or ``fashion_mnist_gan_small``)
+with a few ``config.model`` / batch overrides; every step is the library's (``jax_setups.gan_setup``: the
 family's step as training compiles it, on synthetic batches already on the
 device), and all sides are timed in one process, alternating block by block
 (:func:`benchmarks.harness.time_alternating`), so the ratios to the width-64
@@ -9,7 +9,7 @@ DCGAN hold on a loaded machine even where the absolute rates do not.
 
     python -m benchmarks.fashion_candidates
     python -m benchmarks.fashion_candidates --only dcgan64_b64,dcgan16_b64 --blocks 3
-    python -m benchmarks.fashion_candidates --only mlp256_b64 --members 5
+    python -m benchmarks.fashion_candidates --only fashion_mnist_gan_small --members 5
 
 ``--members K`` times instead one candidate's step vmapped over K seeds (one
 program, as ``experiments.sweep --seeds`` runs a group; the batch shared, as
@@ -26,23 +26,33 @@ from regan_jax import sweep
 
 BASELINE = "dcgan64_b64"
 
-# name -> overrides of fashion_mnist_gan (config.model and config.data.batch_size).
+# name -> (experiment config, its overrides of config.model / config.data.batch_size).
 CANDIDATES = {
-    BASELINE: {},
-    "dcgan32_b64": {"model.g_width": 32, "model.d_width": 32},
-    "dcgan24_b64": {"model.g_width": 24, "model.d_width": 24},
-    "dcgan16_b64": {"model.g_width": 16, "model.d_width": 16},
-    "dcgan32_b32": {"model.g_width": 32, "model.d_width": 32, "data.batch_size": 32},
-    "dcgan16_b32": {"model.g_width": 16, "model.d_width": 16, "data.batch_size": 32},
-    "mlp256_b64": {"model.arch": "mlp", "model.g_width": 256, "model.d_width": 256},
-    "mlp512_b64": {"model.arch": "mlp", "model.g_width": 512, "model.d_width": 512},
+    BASELINE: ("fashion_mnist_gan", {}),
+    "dcgan32_b64": ("fashion_mnist_gan", {"model.g_width": 32, "model.d_width": 32}),
+    "dcgan24_b64": ("fashion_mnist_gan", {"model.g_width": 24, "model.d_width": 24}),
+    "dcgan16_b64": ("fashion_mnist_gan", {"model.g_width": 16, "model.d_width": 16}),
+    "dcgan32_b32": (
+        "fashion_mnist_gan",
+        {"model.g_width": 32, "model.d_width": 32, "data.batch_size": 32},
+    ),
+    "dcgan16_b32": (
+        "fashion_mnist_gan",
+        {"model.g_width": 16, "model.d_width": 16, "data.batch_size": 32},
+    ),
+    # The MLP GAN of width 256 (digits_gan's shape at 784 inputs), as committed.
+    "fashion_mnist_gan_small": ("fashion_mnist_gan_small", {}),
+    "mlp512_b64": (
+        "fashion_mnist_gan_small",
+        {"model.g_width": 512, "model.d_width": 512},
+    ),
 }
 
 
-def candidate_config(name: str, base: str = "fashion_mnist_gan"):
-    """``base`` with the overrides of ``CANDIDATES[name]``, validated."""
-    overrides = [(key, str(value)) for key, value in CANDIDATES[name].items()]
-    return experiments.load_config(base, overrides)
+def candidate_config(name: str):
+    """The experiment config of ``CANDIDATES[name]`` with its overrides, validated."""
+    base, overrides = CANDIDATES[name]
+    return experiments.load_config(base, [(key, str(value)) for key, value in overrides.items()])
 
 
 def measure(names: list[str], steps_per_block: int, blocks: int) -> dict:
@@ -125,7 +135,7 @@ def _print(out: dict) -> None:
     for name, figures in out.items():
         ratio = figures["vs_baseline"]
         print(
-            f"{name:>14}: {figures['steps_per_s']:7.2f} steps/s  "
+            f"{name:>24}: {figures['steps_per_s']:7.2f} steps/s  "
             f"(fastest block {1 / figures['min_s']:7.2f})  "
             f"{figures['images_per_s']:8.0f} images/s  "
             + (f"{ratio:5.2f}x {BASELINE}" if ratio is not None else "")
