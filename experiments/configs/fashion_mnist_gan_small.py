@@ -4,10 +4,22 @@ Needs the IDX files (see fashion_mnist_gan.py). MLP generator and
 discriminator (2 hidden layers of 256, latent 64, batch 64, Adam 2e-4 / 0.5):
 the fastest candidate that trains, measured beside the width-64 DCGAN
 (fashion_mnist_gan) in one process by ``python -m benchmarks.fashion_candidates
---steps 5 --blocks 5`` (2-core AMD EPYC shared with other jobs, load ~8, so
-read the ratios, not the rates): DCGAN width 64 0.75 steps/s (1.00x), width
-32 2.61 (3.5x), 24 4.41 (5.9x), 16 7.62 (10.2x); batch 32 at width 32 5.95
-(7.9x), at width 16 17.3 (23x); this MLP 73.8 (98x); MLP width 512 27.4 (36x).
+--steps 5 --blocks 5`` (2-core AMD EPYC shared with other jobs, load 7-12, so
+read the ratios, not the rates): DCGAN width 64 0.94 steps/s (1.00x), width
+32 3.13 (3.3x), 24 5.78 (6.1x), 16 9.96 (10.5x); batch 32 at width 32 6.78
+(7.2x), at width 16 29.9 (32x); this MLP 125 (132x; 98x in an earlier run at
+load ~8); MLP width 512 62.3 (66x).
+
+Vmapped groups of it are slower than its runs one after another on this CPU:
+``python -m benchmarks.fashion_candidates --only fashion_mnist_gan_small
+--members 5 --steps 20 --blocks 7``: one run 195 steps/s, 5 seeds vmapped
+11.0 steps/s (55 member-steps/s), a K=5 step takes 17.7x one run's step
+(0.28x of 5 sequential runs; 9.8x at load ~19). Whole processes, 300 steps
+each with the final evaluation (``experiments.sweep --penalties none --seeds
+0,1,2,3,4 --config.steps=300`` against one ``experiments.train``): 315 s
+against 83 s wall (3.8x), 62 against 25 CPU-s (2.5x). A 16,000-step run
+below took 1,055 s wall (15.2 steps/s) with three running at once on the
+loaded machine; the 3-seed vmapped 10,000-step sweep took 2,325 s.
 
 Convergence criterion (issue #12: median FD at T within 10 % of the median at
 2T) NOT met within 16,000 steps: the FD is still falling. Three single runs
