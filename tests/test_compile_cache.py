@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -48,6 +49,11 @@ def test_a_second_process_loads_the_small_program_the_first_compiled(tmp_path):
     assert entries, "the tiny program was not written to the cache"
     assert run(cache) == [str(cache), "7.0", "1"]
     assert sorted(p.name for p in cache.iterdir()) == entries  # loaded, not written again
+    # A copy elsewhere (a study directory moved or copied) hits too: no path in the keys.
+    copy = tmp_path / "elsewhere" / "cache"
+    shutil.copytree(cache, copy)
+    assert run(copy) == [str(copy), "7.0", "1"]
+    assert sorted(p.name for p in copy.iterdir()) == entries
 
 
 def test_a_process_given_a_cache_keeps_it(tmp_path):
