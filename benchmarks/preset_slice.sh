@@ -39,12 +39,13 @@ for side in before after; do
 done
 "$PY" - "$WORK" <<'EOF'
 import json, pathlib, sys
+from regan_jax.walltime import TIMING_FIELDS
 work = pathlib.Path(sys.argv[1])
 same, differ = 0, []
 for path in sorted((work / "before").glob("*/*/summary.json")):
     a = json.loads(path.read_text())
     b = json.loads((work / "after" / path.relative_to(work / "before")).read_text())
-    for key in ("wall_s", "steps_per_s"):
+    for key in TIMING_FIELDS:
         a.pop(key, None), b.pop(key, None)
     same += a == b
     if a != b:

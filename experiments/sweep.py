@@ -37,6 +37,7 @@ import sys
 import experiments
 from experiments.study import members as members_lib
 from experiments.study import results, sweeps, vocabulary
+from regan_jax import xla
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -105,6 +106,12 @@ def parse_run_args(argv):
     parser.add_argument(
         "--max-members", type=int, default=64, help="largest group trained as one vmapped program"
     )
+    parser.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="persistent XLA compilation cache shared by the sweep's processes "
+        "(e.g. WORKDIR/.jax_cache)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the members and exit")
     parser.add_argument("--no-progress", action="store_true")
     experiments.add_device_flags(parser)
@@ -162,6 +169,8 @@ def _main(argv) -> int:
     args, rest = parse_run_args(argv)
     overrides = experiments.split_overrides(rest)
     shard = parse_shard(args.shard)
+    if args.compile_cache:
+        xla.use_compilation_cache(args.compile_cache)
     per_call = experiments.steps_per_call(args)
     mesh = experiments.start_devices(args, detect=shard[1] == 1, join=not args.dry_run)
     members = members_from_args(args, overrides)

@@ -55,6 +55,8 @@ class Program(NamedTuple):
       config: the first member's config (all agree on :func:`program_key`).
       family: its :class:`regan_jax.families.Family`.
       source: the loaded dataset or mixture.
+      test: the held-out split (an image dataset's ``'test'`` split; None for a
+        mixture), loaded once for the sampler and the evaluation.
       spec: its :class:`regan_jax.data.DataSpec`.
       models: the networks by name.
       step: the pure step ``(state, batch, key=None) -> (state, metrics)``.
@@ -66,6 +68,7 @@ class Program(NamedTuple):
     config: Any
     family: families.Family
     source: Any
+    test: Any
     spec: Any
     models: dict
     step: Callable
@@ -109,6 +112,7 @@ def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
     with _naming("config.data"):
         source = data.from_config(config.data)
         check_reachable(source, config.model.g_output)
+        test = None if isinstance(source, data.Mixture) else data.from_config(config.data, "test")
     spec = source.spec
     with _naming("config.model"):
         nets = family.make_models(config.model, spec)
@@ -133,11 +137,12 @@ def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
         config=config,
         family=family,
         source=source,
+        test=test,
         spec=spec,
         models=nets,
         step=family.make_step(config, nets, optimizers),
         init=init,
-        sample=xla.jit(family.make_sampler(config, nets, spec), static_argnums=2),
+        sample=xla.jit(family.make_sampler(config, nets, spec, test), static_argnums=2),
         rows_per_step=rows,
     )
 

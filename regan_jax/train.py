@@ -68,6 +68,7 @@ from regan_jax import (
     plotting,
     steps,
     sweep,
+    walltime,
 )
 from regan_jax import config as config_lib
 from regan_jax import program as program_lib
@@ -267,13 +268,15 @@ def train_members(
             "configs trained as one vmapped program may differ only in "
             f"{program_lib.MEMBER_KEYS} and {program_lib.MEMBER_HYPERPARAMS}"
         )
-    with _StopOnSignal() as stop:  # From the start: a signal during set-up ends it there.
-        program = program_lib.build_program(configs[0])
-        group = _Group(configs, workdirs, len(configs) > 1)
-        feeder = _feeder(program, group, mesh, data_parallel, steps_per_call, device_data)
-        hooks = evaluation.run_hooks(program)
+    # From the start: a signal during set-up ends it there.
+    with _StopOnSignal() as stop, walltime.WallProfile() as profile:
+        with profile.phase("setup"):
+            program = program_lib.build_program(configs[0])
+            group = _Group(configs, workdirs, len(configs) > 1)
+            feeder = _feeder(program, group, mesh, data_parallel, steps_per_call, device_data)
+            hooks = evaluation.run_hooks(program)
         stop.check()
-        return _train(program, group, feeder, hooks, overwrite, progress, stop, on_scores)
+        return _train(program, group, feeder, hooks, overwrite, progress, stop, profile, on_scores)
 
 
 def _train(
@@ -284,9 +287,13 @@ def _train(
     overwrite: bool,
     progress: bool | None,
     stop: "_StopOnSignal",
+    profile: walltime.WallProfile,
     on_scores: Callable | None = None,
 ) -> list:
-    """:func:`train_members` once the program is built: take the workdirs, start, loop, finish."""
+    """:func:`train_members` once the program is built: take the workdirs, start, loop, finish.
+
+    Each summary then gains the group's wall profile (:mod:`regan_jax.walltime`) of this call.
+    """
     configs, workdirs, writes = group.configs, group.workdirs, group.writes
     show = (program.config.log.progress if progress is None else progress) and writes
     check_resources(program, group)
@@ -299,7 +306,8 @@ def _train(
             for c, w in zip(configs, workdirs):
                 workdir_lib.prepare(w, c, overwrite)
 
-        parallel.on_main_process(take_workdirs)
+        with profile.phase("setup"):
+            parallel.on_main_process(take_workdirs)
         logs = [
             stack.enter_context(
                 contextlib.closing(events.EventLog(w, c.log.tensorboard and writes))
@@ -307,11 +315,12 @@ def _train(
             for c, w in zip(configs, workdirs)
         ]
         try:
-            state, batches, recorded = _start(program, group, feeder, stop, show)
+            with profile.phase("setup"):
+                state, batches, recorded = _start(program, group, feeder, stop, show)
             stack.callback(batches.close)
             stop.check()
-            state, wall, trained = _loop(
-                program, group, state, batches, hooks, show, logs, stop, on_scores
+            state, loop_wall, trained = _loop(
+                program, group, state, batches, hooks, show, logs, stop, profile, on_scores
             )
         except BaseException:
             for w in workdirs if writes else ():  # An --overwrite'n run comes back if this
@@ -323,7 +332,17 @@ def _train(
         # The group a member trained in: this one, or (nothing left to train, e.g. killed
         # between the members' summaries) the one its checkpoint records.
         members = len(configs) if trained or recorded is None else recorded
-        return _finish(program, group, state, batches, hooks, wall, trained, logs, members)
+        finals = _finish(
+            program, group, state, batches, hooks, loop_wall, trained, logs, members, profile
+        )
+        _add_wall_profile(group, profile.fields())
+        return finals
+
+
+def _add_wall_profile(group: "_Group", fields: dict) -> None:
+    """Adds the group's wall profile to each member's ``summary.json`` (process 0's work)."""
+    for w in group.workdirs if group.writes else ():
+        write_json(w / SUMMARY_FILE, {**read_json(w / SUMMARY_FILE), **fields})
 
 
 def check_resources(program: Program, group: "_Group") -> None:
@@ -635,9 +654,20 @@ def _restore_common(directories: list[str], templates: list, stop: "_StopOnSigna
 
 
 def _loop(
-    program: Program, group: _Group, state, batches, hooks, progress, logs, stop, on_scores=None
+    program: Program,
+    group: _Group,
+    state,
+    batches,
+    hooks,
+    progress,
+    logs,
+    stop,
+    profile,
+    on_scores=None,
 ):
     """Runs the steps from ``state.step`` to ``config.steps`` (or until all diverge).
+
+    ``profile`` (a :class:`regan_jax.walltime.WallProfile`) is charged with its phases.
 
     A member found diverged writes one last row (``frozen``, with the step
     and reason) and no more (unless ``on_scores`` revives it, see
@@ -664,17 +694,19 @@ def _loop(
     try:
         while step < config.steps:
             n = chunk_length(step, config, batches.steps_per_call)
-            state, metrics = batches.advance(state, n)
+            with profile.phase("train"):
+                state, metrics = batches.advance(state, n)
             step += n
             bar.update(n)
             fd_due = due(config.eval.fd_every, step)
             logged = due(log.every, step) or fd_due or step == config.steps
             if logged:
-                host, divergence = jax.device_get(
-                    parallel.fetch(
-                        (metrics, (state.diverged, state.diverged_step, state.diverged_reason))
+                with profile.phase("train"):  # Waits for the steps dispatched so far.
+                    host, divergence = jax.device_get(
+                        parallel.fetch(
+                            (metrics, (state.diverged, state.diverged_step, state.diverged_reason))
+                        )
                     )
-                )
                 scored = parallel.fetch(state) if fd_due else None
                 wall = time.perf_counter() - t0
                 rows = [None] * len(group.configs)
@@ -699,16 +731,18 @@ def _loop(
                         )
                         if fd_due:
                             member = group.member(scored, i)
-                            row.update(
-                                hooks.cheap(
-                                    member.params,
-                                    jax.random.fold_in(program_lib.sample_key(c), step),
-                                    member.model_state,
+                            with profile.phase("eval"):
+                                row.update(
+                                    hooks.cheap(
+                                        member.params,
+                                        jax.random.fold_in(program_lib.sample_key(c), step),
+                                        member.model_state,
+                                    )
                                 )
-                            )
                     rows[i] = row
                 if on_scores is not None and fd_due:
-                    state, extras = on_scores(program, step, state, rows)
+                    with profile.phase("eval"):
+                        state, extras = on_scores(program, step, state, rows)
                     for i, extra in enumerate(extras):
                         if extra and rows[i] is None:  # revived by the callback
                             rows[i] = {"step": step, "wall_s": previous_wall[i] + wall}
@@ -717,16 +751,21 @@ def _loop(
                     frozen = [bool(d) for d in np.asarray(jax.device_get(state.diverged))]
                 for i, w in enumerate(group.workdirs):
                     if rows[i] is not None and group.writes:
-                        workdir_lib.append_metrics(w, rows[i])
-                        logs[i].scalars(rows[i])
+                        with profile.phase("io"):
+                            workdir_lib.append_metrics(w, rows[i])
+                            logs[i].scalars(rows[i])
                 bar.set_postfix(_postfix(host, group.stacked), refresh=False)
                 if all(frozen):
                     break
             if due(log.samples_every, step):
-                _save_grids(program, group, parallel.fetch(state), step, logs)
+                _wait(state, profile)
+                with profile.phase("io"):
+                    _save_grids(program, group, parallel.fetch(state), step, logs)
             saved = due(log.checkpoint_every, step)
             if saved:
-                _save_checkpoints(group, parallel.fetch(state), batches, step, stop)
+                _wait(state, profile)
+                with profile.phase("io"):
+                    _save_checkpoints(group, parallel.fetch(state), batches, step, stop)
             # With several processes, they agree on a signal where they meet anyway.
             if (jax.process_count() == 1 or logged or saved) and parallel.any_process(
                 stop.signum is not None
@@ -734,14 +773,29 @@ def _loop(
                 if not saved:
                     _save_on_signal(group, parallel.fetch(state), batches, step)
                 raise Interrupted(stop.signum or signal.SIGTERM, step)
-        jax.block_until_ready(state)
+        _wait(state, profile)
         return state, time.perf_counter() - t0, step - start
     finally:
         bar.close()
 
 
+def _wait(state, profile: walltime.WallProfile) -> None:
+    """Waits for the steps dispatched so far, charging the wait to training."""
+    with profile.phase("train"):
+        jax.block_until_ready(state)
+
+
 def _finish(
-    program: Program, group: _Group, state, batches, hooks, wall, trained, logs, members: int
+    program: Program,
+    group: _Group,
+    state,
+    batches,
+    hooks,
+    wall,
+    trained,
+    logs,
+    members: int,
+    profile: walltime.WallProfile,
 ):
     """Final checkpoint, sample grid, ``samples/final.npz`` and ``summary.json`` per member.
 
@@ -755,9 +809,10 @@ def _finish(
     if not group.writes:
         return [group.member(state, i) for i in range(len(group.configs))]
     step = int(group.member(state, 0).step)
-    if checkpoint.latest_step(str(group.workdirs[0] / CHECKPOINT_DIR)) != step:
-        _save_checkpoints(group, state, batches, step)
-    grids = _save_grids(program, group, state, step, logs)
+    with profile.phase("io"):
+        if checkpoint.latest_step(str(group.workdirs[0] / CHECKPOINT_DIR)) != step:
+            _save_checkpoints(group, state, batches, step)
+        grids = _save_grids(program, group, state, step, logs)
     finals = []
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
         member = group.member(state, i)
@@ -773,22 +828,24 @@ def _finish(
             summary[SWEEP_MEMBERS] = members
         samples, labels = grids[i]
         if np.all(np.isfinite(samples)):
-            with workdir_lib.atomic_path(w / SAMPLES_DIR / "final.npz") as tmp:
+            with profile.phase("io"), workdir_lib.atomic_path(w / SAMPLES_DIR / "final.npz") as tmp:
                 np.savez_compressed(
                     tmp, samples=samples, **({} if labels is None else {"labels": labels})
                 )
-        summary.update(
-            hooks.final(
-                member, c, jax.random.fold_in(program_lib.sample_key(c), 1), summary["diverged"]
+        with profile.phase("final"):
+            summary.update(
+                hooks.final(
+                    member, c, jax.random.fold_in(program_lib.sample_key(c), 1), summary["diverged"]
+                )
             )
-        )
         summary.update(
             stability.run_flags(
                 workdir_lib.read_metrics(w), summary, c.steps, program.spec.num_classes
             )
         )
         summary.update(effective_strength.summary_fields(c))
-        write_json(w / SUMMARY_FILE, workdir_lib.finite_or_none(summary))
+        with profile.phase("io"):
+            write_json(w / SUMMARY_FILE, workdir_lib.finite_or_none(summary))
         finals.append(member)
     return finals
 

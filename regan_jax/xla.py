@@ -98,3 +98,34 @@ def jit(fun: Callable, **kwargs) -> Callable:
     library's. Returns a callable with ``lower`` like a jitted function's.
     """
     return _Jitted(fun, compiler_options(), kwargs)
+
+
+# The persistent compilation cache keeps every program: the study's are small (many compile in
+# well under JAX's default 1 s minimum) but many, and each process compiles its own.
+CACHE_MIN_COMPILE_TIME_S = 0.0
+CACHE_MIN_ENTRY_BYTES = -1  # no size minimum (0 would let JAX choose one for the filesystem)
+# JAX's default also turns on XLA's GPU autotuning cache inside the cache directory, whose
+# path then enters every cache key: a study directory moved or copied would miss on all of
+# its programs. None of XLA's own caches: the keys do not depend on where the cache lies.
+CACHE_XLA_CACHES = "none"
+
+
+def use_compilation_cache(directory) -> str:
+    """Points this process's persistent XLA compilation cache at ``directory``; returns the one used.
+
+    Call it once per process, before the first compile (JAX opens its cache
+    at the first compile and keeps it). Processes that share ``directory``
+    load a program one of them compiled instead of compiling it again (also
+    after the directory is moved or copied); a loaded executable is the one
+    that was compiled, so results are unchanged.
+    A process already given a cache (``JAX_COMPILATION_CACHE_DIR``, as the
+    tests do) keeps it, with its own settings.
+    """
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return current
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_TIME_S)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", CACHE_MIN_ENTRY_BYTES)
+    jax.config.update("jax_persistent_cache_enable_xla_caches", CACHE_XLA_CACHES)
+    return str(directory)

@@ -464,6 +464,28 @@ def test_smoke_training_writes_the_scores(smoke_run):
         assert summary[key] == pytest.approx(again[key], rel=1e-4, abs=1e-6), key
 
 
+def test_a_run_loads_its_test_split_once(tmp_path, cache, monkeypatch):
+    """The sampler's pool and the evaluation share one load (issue #25, item 2c)."""
+    from regan_jax import train
+    from regan_jax.data import pipeline
+
+    loads, load = [], pipeline.load
+
+    def counted(name, split="train", **kwargs):
+        loads.append(split)
+        return load(name, split, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load", counted)
+    config = experiments_config(
+        "digits_cyclegan:smoke",
+        ("data.data_dir", cache),
+        ("log.progress", "false"),
+        ("log.tensorboard", "false"),
+    )
+    train.train_and_evaluate(config, tmp_path / "run")
+    assert sorted(loads) == ["test", "train"]
+
+
 def test_samples_are_translation_strips(smoke_run, tmp_path):
     from experiments import sample as sample_cli
     from regan_jax import sampling

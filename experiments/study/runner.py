@@ -5,7 +5,8 @@
    ``DIR/<experiment>/`` yet -- members that share a compiled program as one
    vmapped program, through :func:`experiments.study.sweeps.run_members` -- and
    reuses the finished ones; ``jobs`` worker processes (each pinned to its
-   share of the cores) train round-robin slices, and a progress bar counts
+   share of the cores, all sharing one persistent compilation cache,
+   ``DIR/.jax_cache``) train round-robin slices, and a progress bar counts
    member-steps over the whole preset; then it scores each experiment's null
    references once (:func:`null_references`);
 2. :func:`make_figures` also collects every finished run into
@@ -35,10 +36,12 @@ import experiments
 from experiments.study import cells, presets, sweeps, tables
 from experiments.study import members as members_lib
 from experiments.study.figures import output
-from regan_jax import calibration, evaluation, families
+from regan_jax import calibration, evaluation, families, xla
 from regan_jax import workdir as workdir_lib
 
 FIGURES_DIR = "figures"
+# The persistent compilation cache that every process of a preset shares (xla.use_compilation_cache).
+COMPILE_CACHE_DIR = ".jax_cache"
 
 
 # ----------------------------------------------------------------------------
@@ -156,6 +159,7 @@ def train_preset(
         raise workdir_lib.WorkdirError(
             f"{str(workdir)!r} holds the {recorded!r} preset; use another --workdir for {preset!r}"
         )
+    xla.use_compilation_cache(workdir / COMPILE_CACHE_DIR)  # before the first compile
     if count > 1:  # a worker: the parent calibrated and owns the bar and the nulls
         members = preset_members(preset, workdir, calibrate=False)
         for name, ms in members.items():

@@ -57,10 +57,7 @@ def run_hooks(program) -> RunHooks:
     summary holds the weight statistics (and the family's scores) only.
     """
     config = program.config
-    # The held-out split, loaded once for the reference and every member's family scores.
-    test = (
-        None if isinstance(program.source, data.Mixture) else data.from_config(config.data, "test")
-    )
+    test = program.test  # Loaded once by the program, for the sampler too.
     reference = config_reference(config, program.source, test)
     make_family_scores = program.family.make_evaluator
     family_scores = (

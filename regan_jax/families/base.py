@@ -11,7 +11,8 @@ MakeModels = Callable  # (model_cfg, spec) -> {network: flax module}
 InitState = Callable  # (models, optimizers, key, example_batch) -> steps.TrainState
 # (config, models, optimizers) -> step(state, batch, key=None, axis_name=None)
 MakeStep = Callable
-# (config, models, spec) -> sample(params, key, n, labels=None) -> (x, labels | None)
+# (config, models, spec, test split or None) -> sample(params, key, n, labels=None)
+#   -> (x, labels | None)
 MakeSampler = Callable
 RowsPerStep = Callable  # (config) -> rows of data one step consumes
 Validate = Callable  # (config) -> None; raises ValueError naming the config key

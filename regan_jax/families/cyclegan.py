@@ -336,14 +336,18 @@ def translation_strips(a, b, fake_b, fake_a, rec_a, rec_b) -> jax.Array:
     return jnp.concatenate([left, gap, right], axis=2)
 
 
-def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], spec):
+def make_sampler(
+    config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], spec, test=None
+):
     """``sample(params, key, n) -> (strips [n, 3H + 2, 2W + 1, C], None)`` of held-out rows.
 
-    Row r of the first ``GRID_POOL`` rows of the test split for each strip:
+    Row r of the first ``GRID_POOL`` rows of the test split (``test``, the
+    program's; loaded from ``config.data`` if not given) for each strip:
     ``permutation(key, P)[:n]`` (distinct rows) when n <= P, else
     ``randint(key, (n,), 0, P)``. See :func:`translation_strips`.
     """
-    pool = np.asarray(data.from_config(config.data, "test").images[:GRID_POOL])
+    test = data.from_config(config.data, "test") if test is None else test
+    pool = np.asarray(test.images[:GRID_POOL])
     if tuple(pool.shape[1:]) != tuple(spec.shape):
         raise ValueError(
             f"test images of shape {pool.shape[1:]} do not match the data's {tuple(spec.shape)}"

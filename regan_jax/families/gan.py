@@ -291,7 +291,9 @@ def make_step(
     )
 
 
-def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], spec):
+def make_sampler(
+    config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], spec, test=None
+):
     """``sample(params, key, n, labels=None) -> (G(z), labels or None)``, z ~ N(0, I).
 
     Conditional: ``G(z, y)`` with y cycling through the classes,
@@ -300,6 +302,7 @@ def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Modu
     ``labels [n]`` (e.g. one class throughout; the latents are the same
     either way). An unconditional generator refuses labels.
     """
+    del config, test  # Samples from the generator alone.
     g = models["g"]
     conditional = g.num_classes > 0
 

@@ -172,9 +172,11 @@ def make_step(
     )
 
 
-def make_sampler(config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], spec):
+def make_sampler(
+    config: ml_collections.ConfigDict, models: Mapping[str, nn.Module], spec, test=None
+):
     """``sample(params, key, n) -> (decoder mean at z ~ N(0, I), None)``, in [-1, 1]."""
-    del spec  # Unconditional; the decoder knows the data shape.
+    del spec, test  # Unconditional; the decoder knows the data shape.
     decoder = models["decoder"]
     bernoulli = config.model.likelihood == "bernoulli"
 
