@@ -12,7 +12,11 @@ experiments, e.g. a slice of the preset: ``experiments.figures --shard 0/20``,
 or a ``results.csv`` such as ``docs/study/results.csv``) it also estimates the wall: a program of K members and S steps costs
 ``K S / rate(K)`` seconds of training, at the member-steps per second the
 measured runs of that experiment reached in the measured group closest in
-size to K, plus the seconds outside training per member measured there.
+size to K, plus what the runs' wall profiles (:mod:`regan_jax.walltime`)
+measured outside the steps: set-up and compilation once per program, the
+in-training and final evaluation, I/O and the rest once per member. Runs
+without a profile (before it was recorded, e.g. the first study's) price the
+training wall ``wall_s`` alone.
 Workers run side by side, so the preset's wall is the slowest worker's sum.
 Calibration and the null references are not counted (each is one short run
 per experiment). An experiment without measured runs is listed as unpriced:
@@ -33,10 +37,12 @@ from experiments.study import presets, results, runner, sweeps
 from regan_jax import program
 from regan_jax import workdir as workdir_lib
 
-# summary.json fields: the training wall of a run and the group it trained in.
-WALL, MEMBERS, STEPS = "wall_s", "sweep_members", "steps"
-# Seconds a run spent outside its training steps, where the summary records them.
-OUTSIDE_FIELDS = ("wall_final_eval_s",)
+# summary.json fields: the training wall of a run (its steps' share of the profile where
+# recorded) and the group it trained in.
+WALL, TRAIN_WALL, MEMBERS, STEPS = "wall_s", "wall_train_s", "sweep_members", "steps"
+# A group's profile outside its steps: once per program, and shared by its members.
+PER_PROGRAM = ("wall_setup_s", "wall_compile_s")
+PER_MEMBER = ("wall_eval_s", "wall_final_s", "wall_io_s", "wall_other_s")
 
 
 class Program(NamedTuple):
@@ -49,10 +55,16 @@ class Program(NamedTuple):
 
 
 class Rate(NamedTuple):
-    """What the measured runs of one experiment say: group size → member-steps/s, outside s."""
+    """What the measured runs of one experiment say (medians over their rows).
+
+    ``by_size``: group size K → training member-steps per second;
+    ``program_s``: seconds per program outside the steps (set-up, compile);
+    ``member_s``: seconds per member outside the steps (evaluation, I/O, rest).
+    """
 
     by_size: dict
-    outside_s: float
+    program_s: float
+    member_s: float
 
 
 def programs(preset: str, jobs: int = 1, max_members: int = 64) -> list[Program]:
@@ -74,24 +86,29 @@ def programs(preset: str, jobs: int = 1, max_members: int = 64) -> list[Program]
 def measured_rates(rows: list[dict]) -> dict[str, Rate]:
     """``{experiment: Rate}`` from finished runs' rows (:func:`experiments.study.results.collect`).
 
-    A group's rate is ``K S / wall_s`` (``wall_s``: the group's training wall,
-    the same in each member's summary); the rate at size K is the median over
-    the measured groups of that size.
+    A group's rate is ``K S / wall`` (the group's steps' wall ``wall_train_s``
+    where the run recorded a profile, else its training wall ``wall_s``; the
+    same in each member's summary); the rate at size K is the median over the
+    measured groups of that size.
     """
     by_experiment = collections.defaultdict(lambda: collections.defaultdict(list))
-    outside = collections.defaultdict(list)
+    per_program = collections.defaultdict(list)
+    per_member = collections.defaultdict(list)
     for r in rows:
-        wall, steps = _number(r.get(WALL)), _number(r.get(STEPS))
+        wall = _number(r.get(TRAIN_WALL)) or _number(r.get(WALL))
+        steps = _number(r.get(STEPS))
         if not wall or not steps:
             continue
         k = int(_number(r.get(MEMBERS)) or 1)
         name = r["config.name"]
         by_experiment[name][k].append(k * steps / wall)
-        outside[name].append(sum(_number(r.get(f)) or 0.0 for f in OUTSIDE_FIELDS))
+        per_program[name].append(sum(_number(r.get(f)) or 0.0 for f in PER_PROGRAM))
+        per_member[name].append(sum(_number(r.get(f)) or 0.0 for f in PER_MEMBER) / k)
     return {
         name: Rate(
             {k: statistics.median(v) for k, v in sizes.items()},
-            statistics.median(outside[name]),
+            statistics.median(per_program[name]),
+            statistics.median(per_member[name]),
         )
         for name, sizes in by_experiment.items()
     }
@@ -108,7 +125,7 @@ def _number(value):
 def program_seconds(p: Program, rate: Rate) -> float:
     """Estimated seconds of one program: training at the closest measured size, plus outside."""
     size = min(rate.by_size, key=lambda k: (abs(k - p.members), -k))
-    return p.members * p.steps / rate.by_size[size] + p.members * rate.outside_s
+    return p.members * p.steps / rate.by_size[size] + rate.program_s + p.members * rate.member_s
 
 
 def estimate(plan: list[Program], rates: dict[str, Rate], jobs: int) -> dict:
