@@ -657,8 +657,24 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
                     )
                 )
                 scored = parallel.fetch(state) if fd_due else None
+                cheap = (
+                    hooks.cheap(
+                        scored.params,
+                        [
+                            jax.random.fold_in(program_lib.sample_key(c), step)
+                            for c in group.configs
+                        ],
+                        scored.model_state,
+                        [
+                            not (f or bool(d))
+                            for f, d in zip(frozen, np.asarray(divergence[0]).reshape(-1))
+                        ],
+                    )
+                    if fd_due and group.writes
+                    else None
+                )
                 wall = time.perf_counter() - t0
-                for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
+                for i, w in enumerate(group.workdirs):
                     if frozen[i]:
                         continue
                     diverged, at, reason = (np.asarray(x).reshape(-1)[i] for x in divergence)
@@ -678,14 +694,7 @@ def _loop(program: Program, group: _Group, state, batches, hooks, progress, logs
                             }
                         )
                         if fd_due:
-                            member = group.member(scored, i)
-                            row.update(
-                                hooks.cheap(
-                                    member.params,
-                                    jax.random.fold_in(program_lib.sample_key(c), step),
-                                    member.model_state,
-                                )
-                            )
+                            row.update(cheap[i])
                     if group.writes:
                         workdir_lib.append_metrics(w, row)
                         logs[i].scalars(row)
@@ -728,6 +737,12 @@ def _finish(
     if checkpoint.latest_step(str(group.workdirs[0] / CHECKPOINT_DIR)) != step:
         _save_checkpoints(group, state, batches, step)
     grids = _save_grids(program, group, state, step, logs)
+    scores = hooks.final(
+        state,
+        group.configs,
+        [jax.random.fold_in(program_lib.sample_key(c), 1) for c in group.configs],
+        [bool(d) for d in np.asarray(jax.device_get(state.diverged)).reshape(-1)],
+    )
     finals = []
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
         member = group.member(state, i)
@@ -747,11 +762,7 @@ def _finish(
                 np.savez_compressed(
                     tmp, samples=samples, **({} if labels is None else {"labels": labels})
                 )
-        summary.update(
-            hooks.final(
-                member, c, jax.random.fold_in(program_lib.sample_key(c), 1), summary["diverged"]
-            )
-        )
+        summary.update(scores[i])
         summary.update(
             stability.run_flags(
                 workdir_lib.read_metrics(w), summary, c.steps, program.spec.num_classes
