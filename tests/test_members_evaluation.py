@@ -13,8 +13,8 @@ from experiments.configs import digits_cgan, digits_gan, ring8_gan
 from regan_jax import config as config_lib
 from regan_jax import data, sweep
 from regan_jax import program as program_lib
+from regan_jax.evaluation import classifier, members
 from regan_jax.evaluation import hooks as hooks_lib
-from regan_jax.evaluation import members
 
 RTOL = 1e-6
 TRAIN_STEPS = 30
@@ -115,3 +115,11 @@ def test_draw_members_draws_each_members_own_samples():
             lambda key, n, p=params: program.sample(p, key, n)[0], key, 7, shape, batch_size=3
         )
         np.testing.assert_allclose(samples[k], alone, rtol=RTOL, atol=1e-7)
+
+
+def test_features_and_logits_are_the_two_passes_bit_for_bit():
+    clf = classifier.load_classifier("digits")
+    images = np.concatenate([data.load("digits", "test").images] * 4)  # 1,188: two batches
+    features, logits = clf.features_and_logits(images)
+    np.testing.assert_array_equal(np.asarray(features), np.asarray(clf.features(images)))
+    np.testing.assert_array_equal(np.asarray(logits), np.asarray(clf.logits(images)))

@@ -95,14 +95,16 @@ def _outputs(reference: evaluator.Reference, samples: np.ndarray, cheap: bool):
     """
     size, n = samples.shape[:2]
     flat = samples.reshape(size * n, *samples.shape[2:])
-    features = np.asarray(reference.feature_net.features(flat)).reshape(size, n, -1)
     clf = reference.classifier
-    logits = (
-        np.asarray(clf.logits(flat)).reshape(size, n, -1)
-        if not cheap and isinstance(clf, classifier_lib.FeatureClassifier)
-        else None
+    if cheap or not isinstance(clf, classifier_lib.FeatureClassifier):
+        features, logits = reference.feature_net.features(flat), None
+    elif clf is reference.feature_net:  # the shipped classifier: both from one pass
+        features, logits = clf.features_and_logits(flat)
+    else:
+        features, logits = reference.feature_net.features(flat), clf.logits(flat)
+    return np.asarray(features).reshape(size, n, -1), (
+        None if logits is None else np.asarray(logits).reshape(size, n, -1)
     )
-    return features, logits
 
 
 def evaluate_members(
