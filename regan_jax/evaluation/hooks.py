@@ -25,13 +25,13 @@ class RunHooks(NamedTuple):
     features extracted in one pass (:mod:`regan_jax.evaluation.members`).
 
     ``cheap(params, keys, model_state=None, scored=None) -> [dict]``: per
-    member, the in-training scores
-    logged to metrics.jsonl (``fd`` for images, the mode metrics for 2-D
-    data; empty where no feature space applies; with
-    ``config.eval.protocol_v2`` also ``r_t`` and ``r_v`` where the family has
-    a discriminator ``d``), ``{}`` for a member not ``scored`` (default all);
-    ``final(state, configs, keys, diverged) -> [dict]``: per member (its
-    config, key and divergence flag), the summary's scores and weight statistics (``sparsity_<net>``,
+    member, the in-training scores logged to metrics.jsonl (``fd`` for
+    images, the mode metrics for 2-D data; empty where no feature space
+    applies; with ``config.eval.protocol_v2`` also ``r_t`` and ``r_v`` where
+    the family has a discriminator ``d``), ``{}`` for a member not ``scored``
+    (default all); ``final(state, configs, keys, diverged) -> [dict]``: per
+    member (its config, key and divergence flag), the summary's scores and
+    weight statistics (``sparsity_<net>``,
     ``norm_<net>`` and the unit-level ``filter_sparsity_<net>``) plus the
     family's held-out scores (the VAE's ``elbo`` and ``recon``; a
     translation family's own evaluation, ``Family.make_evaluator``, which
