@@ -708,9 +708,26 @@ def _loop(
                         )
                     )
                 scored = parallel.fetch(state) if fd_due else None
+                with profile.phase("eval"):
+                    cheap = (
+                        hooks.cheap(
+                            scored.params,
+                            [
+                                jax.random.fold_in(program_lib.sample_key(c), step)
+                                for c in group.configs
+                            ],
+                            scored.model_state,
+                            [
+                                not (f or bool(d))
+                                for f, d in zip(frozen, np.asarray(divergence[0]).reshape(-1))
+                            ],
+                        )
+                        if fd_due and group.writes
+                        else None
+                    )
                 wall = time.perf_counter() - t0
                 rows = [None] * len(group.configs)
-                for i, c in enumerate(group.configs):
+                for i in range(len(group.configs)):
                     if frozen[i]:
                         continue
                     diverged, at, reason = (np.asarray(x).reshape(-1)[i] for x in divergence)
@@ -730,15 +747,7 @@ def _loop(
                             }
                         )
                         if fd_due:
-                            member = group.member(scored, i)
-                            with profile.phase("eval"):
-                                row.update(
-                                    hooks.cheap(
-                                        member.params,
-                                        jax.random.fold_in(program_lib.sample_key(c), step),
-                                        member.model_state,
-                                    )
-                                )
+                            row.update(cheap[i])
                     rows[i] = row
                 if on_scores is not None and fd_due:
                     with profile.phase("eval"):
@@ -813,6 +822,13 @@ def _finish(
         if checkpoint.latest_step(str(group.workdirs[0] / CHECKPOINT_DIR)) != step:
             _save_checkpoints(group, state, batches, step)
         grids = _save_grids(program, group, state, step, logs)
+    with profile.phase("final"):
+        scores = hooks.final(
+            state,
+            group.configs,
+            [jax.random.fold_in(program_lib.sample_key(c), 1) for c in group.configs],
+            [bool(d) for d in np.asarray(jax.device_get(state.diverged)).reshape(-1)],
+        )
     finals = []
     for i, (c, w) in enumerate(zip(group.configs, group.workdirs)):
         member = group.member(state, i)
@@ -832,12 +848,7 @@ def _finish(
                 np.savez_compressed(
                     tmp, samples=samples, **({} if labels is None else {"labels": labels})
                 )
-        with profile.phase("final"):
-            summary.update(
-                hooks.final(
-                    member, c, jax.random.fold_in(program_lib.sample_key(c), 1), summary["diverged"]
-                )
-            )
+        summary.update(scores[i])
         summary.update(
             stability.run_flags(
                 workdir_lib.read_metrics(w), summary, c.steps, program.spec.num_classes

@@ -3,7 +3,8 @@
 ``load_classifier(name)`` gives a dataset's trained feature classifier
 (``features``, ``logits``, ``predict``); ``load_inception(path)`` the FID
 network from a user-supplied weights file; ``make_reference`` and
-``evaluate`` the summary metrics of a generator; ``null_scores`` what noise
+``evaluate`` the summary metrics of a generator (``evaluate_members``: a
+vmapped group's members, sampled and featured as one program); ``null_scores`` what noise
 and held-out real data score by the same code (the figures' null bands);
 ``weight_summary`` the per-network sparsity and norm; ``run_hooks`` what the
 training loop asks (in-training scores, the final summary). A family with
@@ -30,6 +31,7 @@ from regan_jax.evaluation.evaluator import (
     mean_elbo,
     mean_scores,
     metric_names,
+    score_samples,
     weight_summary,
 )
 from regan_jax.evaluation.hooks import RunHooks, config_reference, run_hooks
@@ -39,6 +41,7 @@ from regan_jax.evaluation.inception import (
     load_inception,
     resize_bilinear,
 )
+from regan_jax.evaluation.members import draw_members, evaluate_members, vmap_sampler
 from regan_jax.evaluation.references import (
     MIXTURE_NULL_KINDS,
     NULL_KINDS,
@@ -61,9 +64,11 @@ __all__ = [
     "PerChannelClassifier",
     "Reference",
     "count_nonfinite",
+    "draw_members",
     "draw_samples",
     "elbo_gap",
     "evaluate",
+    "evaluate_members",
     "load_classifier",
     "load_inception",
     "make_reference",
@@ -71,6 +76,8 @@ __all__ = [
     "mean_scores",
     "metric_names",
     "resize_bilinear",
+    "score_samples",
+    "vmap_sampler",
     "RunHooks",
     "run_hooks",
     "weight_summary",

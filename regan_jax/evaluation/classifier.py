@@ -196,7 +196,8 @@ class FeatureClassifier:
     metadata: Mapping[str, Any]
     batch_size: int = 1000
 
-    def _outputs(self, images: Any, index: int, progress: bool | None = False) -> jax.Array:
+    def _outputs(self, images: Any, index: int | None, progress: bool | None = False) -> jax.Array:
+        # index 0: features, 1: logits, None: both side by side ([N, feature_dim + num_classes]).
         x = np.asarray(images, np.float32)
         if x.ndim != 4 or x.shape[1:] != self.spec.image_shape:
             raise ValueError(
@@ -205,7 +206,11 @@ class FeatureClassifier:
             )
         module = make_module(self.spec)
         return batched_apply(
-            lambda b: _apply(module, self.params, b)[index],
+            lambda b: (
+                jnp.concatenate(_apply(module, self.params, b), axis=1)
+                if index is None
+                else _apply(module, self.params, b)[index]
+            ),
             x,
             self.batch_size,
             progress=progress,
@@ -219,6 +224,11 @@ class FeatureClassifier:
     def logits(self, images: Any) -> jax.Array:
         """Class logits ``[N, num_classes]``."""
         return self._outputs(images, 1)
+
+    def features_and_logits(self, images: Any) -> tuple[jax.Array, jax.Array]:
+        """``(features(images), logits(images))`` from one pass of the network."""
+        both = self._outputs(images, None)
+        return both[:, : self.spec.feature_dim], both[:, self.spec.feature_dim :]
 
     def feature_map(self) -> Callable[[jax.Array], jax.Array]:
         """``images -> features``, traceable (no batching, no checks): for derivatives

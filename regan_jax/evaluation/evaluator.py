@@ -311,13 +311,18 @@ def _sample_scores(
     train: Reference | None = None,
     critic_fn: Callable | None = None,
     latent_map: tuple[int, Callable] | None = None,
+    fake: np.ndarray | None = None,
+    logits: np.ndarray | None = None,
 ) -> dict[str, Any]:
+    # fake, logits: the samples' features and class logits when already computed
+    # (a sweep group's members share one feature pass, evaluation.members).
     if reference.mixture is not None:
         mixture = reference.mixture
         return metrics.mode_metrics(
             samples, mixture.centres, mixture.sigma, support=mixture.support()
         )
-    fake = np.asarray(reference.feature_net.features(samples, progress=progress))
+    if fake is None:
+        fake = np.asarray(reference.feature_net.features(samples, progress=progress))
     scores: dict[str, Any] = {"fd": metrics.frechet_distance(reference.features, fake)}
     if train is not None and critic_fn is not None:
         scores.update(generalisation.critic_scores(critic_fn, train, reference, samples, labels))
@@ -329,7 +334,7 @@ def _sample_scores(
     if isinstance(clf, classifier_lib.PerChannelClassifier):
         scores.update(metrics.stacked_modes(np.asarray(clf.predict(samples))))
     elif clf is not None:
-        probs = _softmax(clf.logits(samples))
+        probs = _softmax(clf.logits(samples) if logits is None else logits)
         scores["modes"] = metrics.modes_covered(probs, reference.num_classes)
         scores["class_kl"] = metrics.class_histogram_kl(probs, reference.num_classes)
         scores["inception_score"] = metrics.inception_score(probs, num_splits=min(10, len(probs)))
@@ -516,6 +521,46 @@ def evaluate(
         batch_size=batch_size,
         progress=progress,
     )
+    return score_samples(
+        reference,
+        samples,
+        labels,
+        metric_key,
+        batch_size=batch_size,
+        cheap=cheap,
+        elbo_fn=elbo_fn,
+        k=k,
+        progress=progress,
+        train=train,
+        critic_fn=critic_fn,
+        latent_map=latent_map,
+    )
+
+
+def score_samples(
+    reference: Reference,
+    samples: np.ndarray,
+    labels: np.ndarray | None,
+    key: jax.Array,
+    *,
+    batch_size: int = 500,
+    cheap: bool = False,
+    elbo_fn: Callable[[jax.Array], jax.Array] | None = None,
+    k: int = 5,
+    progress: bool | None = None,
+    train: Reference | None = None,
+    critic_fn: Callable | None = None,
+    latent_map: tuple[int, Callable] | None = None,
+    features: np.ndarray | None = None,
+    logits: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate`'s result for samples already drawn (``key``: its ``split(key)[1]``).
+
+    ``features`` / ``logits``: the samples' features in ``reference``'s
+    space and the class classifier's logits, if already computed (they are
+    then not recomputed); the other arguments are :func:`evaluate`'s.
+    """
+    num_samples = len(samples)
     nonfinite = count_nonfinite(samples)
     if not hasattr(reference.feature_net, "feature_map"):
         latent_map = None  # Inception or per-channel features: no traceable map
@@ -540,13 +585,15 @@ def evaluate(
             reference,
             samples,
             labels,
-            metric_key,
+            key,
             cheap=cheap,
             k=k,
             progress=progress,
             train=train,
             critic_fn=critic_fn,
             latent_map=None if cheap else latent_map,
+            fake=features,
+            logits=logits,
         )
     result = {"num_samples": num_samples, "nonfinite_samples": nonfinite, **scores}
     if elbo_fn is not None and not cheap:

@@ -11,19 +11,27 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from regan_jax import data
-from regan_jax.evaluation import evaluator, inception
+from regan_jax import data, sweep
+from regan_jax.evaluation import evaluator, inception, members
 
 
 class RunHooks(NamedTuple):
     """What the loop asks of the evaluation.
 
-    ``cheap(params, key, model_state=None) -> dict``: the in-training scores
-    logged to metrics.jsonl (``fd`` for images, the mode metrics for 2-D
-    data; empty where no feature space applies; with
-    ``config.eval.protocol_v2`` also ``r_t`` and ``r_v`` where the family has
-    a discriminator ``d``); ``final(state, config, key, diverged) ->
-    dict``: the summary's scores and weight statistics (``sparsity_<net>``,
+    Both take a whole group: ``params`` / ``state`` stacked on a member axis
+    (:mod:`regan_jax.sweep`) when ``keys`` holds several keys, a single run's
+    otherwise, and one key per member (the key the member's own evaluation
+    gets); a group's members are sampled by one vmapped program and their
+    features extracted in one pass (:mod:`regan_jax.evaluation.members`).
+
+    ``cheap(params, keys, model_state=None, scored=None) -> [dict]``: per
+    member, the in-training scores logged to metrics.jsonl (``fd`` for
+    images, the mode metrics for 2-D data; empty where no feature space
+    applies; with ``config.eval.protocol_v2`` also ``r_t`` and ``r_v`` where
+    the family has a discriminator ``d``), ``{}`` for a member not ``scored``
+    (default all); ``final(state, configs, keys, diverged) -> [dict]``: per
+    member (its config, key and divergence flag), the summary's scores and
+    weight statistics (``sparsity_<net>``,
     ``norm_<net>`` and the unit-level ``filter_sparsity_<net>``) plus the
     family's held-out scores (the VAE's ``elbo`` and ``recon``; a
     translation family's own evaluation, ``Family.make_evaluator``, which
@@ -70,77 +78,147 @@ def run_hooks(program) -> RunHooks:
         if config.eval.protocol_v2 and make_family_scores is None
         else None
     )
+    # Jitted once: a jit per member and call would compile D at every evaluation.
+    d_apply = jax.jit(program.models["d"].apply) if "d" in program.models else None
 
     def sample_fn(params):
         return lambda key, n: evaluator.as_sample_fn_output(program.sample(params, key, n))
 
-    def cheap(params, key, model_state=None):
-        out = {} if family_scores is None else family_scores(params, key, cheap=True)
-        if reference is None:
-            return out
-        scores = evaluator.evaluate(
-            sample_fn(params),
-            key,
-            reference,
-            num_samples=config.eval.fd_samples,
-            batch_size=config.eval.batch_size,
-            cheap=True,
-            train=train,
-            critic_fn=(
-                None
-                if train is None
-                else critic(program, params, model_state or {}, config.eval.batch_size)
-            ),
-        )
-        out.update(
-            {k: v for k, v in scores.items() if k not in ("num_samples", "nonfinite_samples")}
-        )
-        return out
+    group_sample = members.vmap_sampler(program.sample)
 
-    def final(state, member_config, key, diverged):
-        initial = (
-            program.init(jax.random.key(member_config.seed)).params
-            if config.eval.protocol_v2
-            else None
-        )
-        out = evaluator.weight_summary(state.params, initial)
-        if train is not None:
-            out["train_size"] = int(train.images.shape[0])
-        if diverged:
-            return out
-        if reference is not None:
-            out.update(
-                evaluator.evaluate(
-                    sample_fn(state.params),
-                    key,
-                    reference,
-                    num_samples=member_config.eval.num_samples,
-                    batch_size=member_config.eval.batch_size,
-                    train=train,
-                    critic_fn=critic(
-                        program, state.params, state.model_state, member_config.eval.batch_size
-                    ),
-                    latent_map=latent_map(program, state.params),
-                )
+    def sample_scores(params, keys, scored, *, num_samples, cheap, critic_fns, latent_maps):
+        """``evaluate`` of each scored member: alone for a single run, else as one group."""
+        if len(keys) > 1:
+            return members.evaluate_members(
+                group_sample,
+                params,
+                keys,
+                reference,
+                num_samples=num_samples,
+                batch_size=config.eval.batch_size,
+                cheap=cheap,
+                scored=scored,
+                train=train,
+                critic_fns=critic_fns,
+                latent_maps=latent_maps,
             )
-        if program.family.score_fn is not None and test is not None:
-            score = program.family.score_fn(config, program.models, state.params, key)
-            held_out = evaluator.mean_scores(score, test.images, config.eval.batch_size)
-            out.update(held_out)
-            if config.eval.protocol_v2 and "elbo" in held_out:
-                out.update(
-                    evaluator.elbo_gap(
-                        score,
-                        program.source.images,
-                        held_out["elbo"],
-                        len(test.images),
-                        jax.random.fold_in(key, 3),
-                        config.eval.batch_size,
-                    )
+        if not scored[0]:
+            return [None]
+        return [
+            evaluator.evaluate(
+                sample_fn(params),
+                keys[0],
+                reference,
+                num_samples=num_samples,
+                batch_size=config.eval.batch_size,
+                cheap=cheap,
+                train=train,
+                critic_fn=critic_fns[0],
+                latent_map=latent_maps[0],
+            )
+        ]
+
+    def cheap(params, keys, model_state=None, scored=None):
+        size = len(keys)
+        scored = [True] * size if scored is None else list(scored)
+        params_of = [_member(params, k, size) for k in range(size)]
+        outs = [
+            {}
+            if family_scores is None or not scored[k]
+            else family_scores(params_of[k], keys[k], cheap=True)
+            for k in range(size)
+        ]
+        if reference is None:
+            return outs
+        critics = [
+            None
+            if train is None
+            else critic(
+                program,
+                params_of[k],
+                _member(model_state or {}, k, size),
+                config.eval.batch_size,
+                d_apply,
+            )
+            for k in range(size)
+        ]
+        scores = sample_scores(
+            params,
+            keys,
+            scored,
+            num_samples=config.eval.fd_samples,
+            cheap=True,
+            critic_fns=critics,
+            latent_maps=[None] * size,
+        )
+        for out, member_scores in zip(outs, scores, strict=True):
+            out.update(
+                {
+                    k: v
+                    for k, v in (member_scores or {}).items()
+                    if k not in ("num_samples", "nonfinite_samples")
+                }
+            )
+        return outs
+
+    def final(state, member_configs, keys, diverged):
+        size = len(member_configs)
+        params_of = [_member(state.params, k, size) for k in range(size)]
+        outs = []
+        for k, member_config in enumerate(member_configs):
+            initial = (
+                program.init(jax.random.key(member_config.seed)).params
+                if config.eval.protocol_v2
+                else None
+            )
+            out = evaluator.weight_summary(params_of[k], initial)
+            if train is not None:
+                out["train_size"] = int(train.images.shape[0])
+            outs.append(out)
+        scored = [not d for d in diverged]
+        if reference is not None and any(scored):
+            critics = [
+                critic(
+                    program,
+                    params_of[k],
+                    _member(state.model_state, k, size),
+                    config.eval.batch_size,
+                    d_apply,
                 )
-        if family_scores is not None:
-            out.update(family_scores(state.params, key))
-        return out
+                for k in range(size)
+            ]
+            scores = sample_scores(
+                state.params,
+                keys,
+                scored,
+                num_samples=config.eval.num_samples,
+                cheap=False,
+                critic_fns=critics,
+                latent_maps=[latent_map(program, p) for p in params_of],
+            )
+            for out, member_scores in zip(outs, scores, strict=True):
+                out.update(member_scores or {})
+        for k in range(size):
+            if not scored[k]:
+                continue
+            if program.family.score_fn is not None and test is not None:
+                score = program.family.score_fn(config, program.models, params_of[k], keys[k])
+                held_out = evaluator.mean_scores(score, test.images, config.eval.batch_size)
+                outs[k].update(held_out)
+                if config.eval.protocol_v2 and "elbo" in held_out:
+                    outs[k].update(
+                        evaluator.elbo_gap(
+                            score,
+                            program.source.images,
+                            held_out["elbo"],
+                            len(test.images),
+                            jax.random.fold_in(keys[k], 3),
+                            config.eval.batch_size,
+                        )
+                    )
+            if family_scores is not None:
+                outs[k].update(family_scores(params_of[k], keys[k]))
+        return outs
 
     return RunHooks(cheap, final)
 
@@ -157,12 +235,20 @@ def training_reference(reference, source):
     )
 
 
-def critic(program, params, model_state, batch_size: int):
-    """``(images, labels or None) -> D's logits [N]`` of a family with a discriminator ``d``."""
+def _member(tree, index: int, size: int):
+    """Member ``index`` of a group's stacked ``tree`` (``size`` > 1), or the single run's own."""
+    return sweep.member(tree, index) if size > 1 and jax.tree.leaves(tree) else tree
+
+
+def critic(program, params, model_state, batch_size: int, apply=None):
+    """``(images, labels or None) -> D's logits [N]`` of a family with a discriminator ``d``.
+
+    ``apply``: ``program.models['d'].apply``, jitted (default: jitted here).
+    """
     if not program.family.adversarial or "d" not in program.models:
         return None
     variables = {"params": params["d"], **model_state.get("d", {})}
-    apply = jax.jit(program.models["d"].apply)
+    apply = jax.jit(program.models["d"].apply) if apply is None else apply
 
     def logits(images, labels):
         return np.concatenate(
