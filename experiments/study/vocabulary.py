@@ -262,6 +262,9 @@ METRICS = {
     ),
     "fd_inf": _lower("FD∞ vs held-out (features) ↓", "FD∞", sesoi=_units(5.0)),
     "fd_inf_train": _lower("FD∞ vs training set (features) ↓", "FD∞ train", sesoi=_units(5.0)),
+    "fd_inf_gap": _lower(
+        "FD∞ gap: vs held-out − vs train (> 0: closer to train) ↓", "FD∞ gap", sesoi=_units(5.0)
+    ),
     "r_t": _descriptive("D overfitting r_t = E[sign D(x_train)]", "r_t"),
     "r_v": _lower("D overfitting r_v (0: held-out scored like train) ↓", "r_v", sesoi=_units(0.1)),
     "ppl": _lower("perceptual path length (classifier features) ↓", "PPL"),
