@@ -3,8 +3,9 @@
 ``load_classifier(name)`` gives a dataset's trained feature classifier
 (``features``, ``logits``, ``predict``); ``load_inception(path)`` the FID
 network from a user-supplied weights file; ``make_reference`` and
-``evaluate`` the summary metrics of a generator; ``null_scores`` what noise
-and held-out real data score by the same code (the figures' null bands);
+``evaluate`` the summary metrics of a generator; ``null_scores`` what noise,
+held-out real data and (with the training set) a memoriser score by the
+same code (the figures' null bands);
 ``weight_summary`` the per-network sparsity and norm; ``run_hooks`` what the
 training loop asks (in-training scores, the final summary). A family with
 its own scores keeps them in a module here (:mod:`regan_jax.evaluation.cyclegan`:
@@ -31,7 +32,7 @@ from regan_jax.evaluation.evaluator import (
     metric_names,
     weight_summary,
 )
-from regan_jax.evaluation.hooks import RunHooks, config_reference, run_hooks
+from regan_jax.evaluation.hooks import RunHooks, config_reference, run_hooks, training_reference
 from regan_jax.evaluation.inception import (
     FIDInceptionV3,
     InceptionFeatures,
@@ -39,9 +40,12 @@ from regan_jax.evaluation.inception import (
     resize_bilinear,
 )
 from regan_jax.evaluation.references import (
+    MEMORISER,
+    MEMORISER_NOISE,
     MIXTURE_NULL_KINDS,
     NULL_KINDS,
     at_noise_level,
+    memoriser_samples,
     null_halves,
     null_kinds,
     null_reference,
@@ -73,6 +77,10 @@ __all__ = [
     "run_hooks",
     "weight_summary",
     "config_reference",
+    "training_reference",
+    "MEMORISER",
+    "MEMORISER_NOISE",
+    "memoriser_samples",
     "MIXTURE_NULL_KINDS",
     "NULL_KINDS",
     "at_noise_level",
