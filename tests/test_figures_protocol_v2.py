@@ -66,6 +66,7 @@ def test_log_y_where_the_cells_span_two_decades():
     # Cells from 1e-4 to 2e-2: two decades or more, linear below the smallest positive value.
     assert ax.get_yscale() == "symlog"
     assert ax.yaxis.get_transform().linthresh == pytest.approx(1e-4)
+    assert ax.get_ylim()[0] == 0  # fractions: no negative decades below the zeros
     flat = Figure().add_subplot()
     narrow = grid("digits_gan", ("g",), lambda v, s: {"sparsity_g": 0.5 + 0.01 * s})
     panels.log_y_if_decades(flat, narrow, "sparsity", "g")

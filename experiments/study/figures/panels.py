@@ -207,15 +207,19 @@ def log_y_if_decades(ax, rows, metric: str, target: str, decades: float = 2.0) -
 
     Read from the positive medians and CI ends of the cells drawn in the
     panel (the baselines' too); linear below the smallest of them, so that
-    exact zeros stay on the axis.
+    exact zeros stay on the axis (given a decade's height); the axis starts
+    at 0 where no value is negative.
     """
     table = cells.cells(rows, metric)
     values = np.array(
         [v for k, c in table.items() if k.target in (target, None) for v in c[:3]], float
     )
-    positive = values[np.isfinite(values) & (values > 0)]
+    values = values[np.isfinite(values)]
+    positive = values[values > 0]
     if positive.size and positive.max() >= positive.min() * 10**decades:
-        ax.set_yscale("symlog", linthresh=float(positive.min()), linscale=0.3)
+        bottom, top = ax.get_ylim()
+        ax.set_yscale("symlog", linthresh=float(positive.min()), linscale=1.0)
+        ax.set_ylim(0.0 if values.min() >= 0 else bottom, top)
 
 
 def null_lines(nulls, metric: str, *, mixture: bool = False, kinds=None) -> list[Line]:

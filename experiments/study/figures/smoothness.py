@@ -53,13 +53,7 @@ def fig_smoothness(
         return lambda ax: strength_panel(ax, rows, metric, target, lines=lines)
 
     panels = [
-        [
-            (
-                f"{vocabulary.metric(m).short} — penalty on {vocabulary.target_label(t)}",
-                draw(m, t),
-            )
-            for m in metrics
-        ]
+        [(f"{_short(m)} — penalty on {vocabulary.target_label(t)}", draw(m, t)) for m in metrics]
         for t in cells.swept_targets(rows)
     ]
     return panel_figure(
@@ -67,9 +61,14 @@ def fig_smoothness(
         f"10. Smoothness — {rows[0]['config.name']}: perceptual path length, RMS ‖J_G(z)‖_F "
         "and mean log condition number of J_G(z) (the generator's map; rows: the penalised "
         "network); right: total variation of the final samples — blur / sharpness, not "
-        f"smoothness; ‖J‖_F and total variation have no better direction, so their diverged "
-        f"runs are left out{sn_note(rows)}\n{caption(rows, preset)}",
+        "smoothness; ‖J‖_F and total variation have no better direction, so their diverged "
+        "runs are left out; log cond J is +∞ where J_G(z) is singular (e.g. exact zeros), "
+        f"drawn at the edge as a diverged run is{sn_note(rows)}\n{caption(rows, preset)}",
     )
+
+
+def _short(metric: str) -> str:
+    return "blur: total variation" if metric == BLUR_METRIC else vocabulary.metric(metric).short
 
 
 def held_out_tv(root, row) -> tuple[float, int]:
