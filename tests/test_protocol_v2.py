@@ -108,6 +108,12 @@ def test_memoriser_samples_are_training_images_plus_clipped_noise():
         evaluation.memoriser_samples(train, jax.random.key(0), 0)
 
 
+def test_the_memoriser_null_needs_the_training_set(digits_refs):
+    held, _, _ = digits_refs
+    with pytest.raises(ValueError, match="needs the training set"):
+        evaluation.null_scores(held, jax.random.key(0), 20, kinds=[evaluation.MEMORISER])
+
+
 def test_the_study_nulls_with_protocol_v2_flag_the_memoriser_not_held_out_images(tmp_path):
     config = experiments.load_config("digits_gan:smoke", [("eval.protocol_v2", "true")])
     nulls = runner.null_references(tmp_path, config)
