@@ -49,6 +49,13 @@ SMOKE_FIGURES = {
     "fig11_on_r1_digits_gan",
     "fig12_translation_digits_cyclegan",
     "fig5_samples_digits_cyclegan",
+    "fig13_generalisation",
+    # digits_gan_small: the digits GAN at 100 training images (figure 13's second size).
+    "fig1_sparsity_digits_gan_small",
+    "fig4b_stability_digits_gan_small",
+    "fig5_samples_digits_gan_small",
+    "fig9_precision_recall_digits_gan_small",
+    "fig10_smoothness_digits_gan_small",
 }
 
 

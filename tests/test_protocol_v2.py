@@ -1,8 +1,10 @@
 """The protocol-v2 scores in the evaluation: near-zero weights, generalisation, D overfitting.
 
 References: numpy for the near-zero fraction, hand computation for r_t / r_v
-through the evaluator, and the two nulls on the digits reference (training
-images plus small noise are flagged as copies, held-out images are not).
+through the evaluator, FD∞'s own function for the train-vs-held-out gap, and
+the two nulls on the digits reference (training images plus small noise are
+flagged as copies, held-out images are not), also as the study's null
+references.
 """
 
 import json
@@ -11,8 +13,9 @@ import jax
 import numpy as np
 import pytest
 
+import experiments
 from experiments import train as train_cli
-from experiments.study import protocol_check
+from experiments.study import protocol_check, runner
 from regan_jax import data, evaluation, metrics
 from regan_jax.evaluation import generalisation
 
@@ -75,6 +78,59 @@ def test_evaluate_with_the_training_set_flags_the_memoriser_not_held_out_images(
     assert mem["memorisation_pixels"] > 0.8 and real["memorisation_pixels"] < 0.2
     # FD∞ is not asserted here: at N <= 148 against D = 64 features its line is
     # too noisy to order two scores (metrics.frechet_distance_infinity).
+
+
+def test_the_fd_inf_gap_is_fd_inf_against_held_out_minus_against_train(digits_refs):
+    held, train, _ = digits_refs
+    samples = evaluation.memoriser_samples(train.images, jax.random.key(3), 148)
+    features = np.asarray(held.feature_net.features(samples))
+    key = jax.random.key(4)
+    scores = generalisation.generalisation_scores(train, held, samples, features, key)
+    key_held, key_train = jax.random.split(key)
+    fd_held = metrics.frechet_distance_infinity(held.features, features, key=key_held)["fd_inf"]
+    fd_train = metrics.frechet_distance_infinity(train.features, features, key=key_train)["fd_inf"]
+    assert scores["fd_inf"] == pytest.approx(fd_held, rel=1e-12)
+    assert scores["fd_inf_train"] == pytest.approx(fd_train, rel=1e-12)
+    assert scores["fd_inf_gap"] == pytest.approx(fd_held - fd_train, rel=1e-12, abs=1e-12)
+    assert scores["fd_inf_gap"] > 0  # copies of the training set: closer to it
+
+
+def test_memoriser_samples_are_training_images_plus_clipped_noise():
+    train = np.linspace(-1, 1, 5 * 4).reshape(5, 2, 2, 1).astype(np.float32)
+    x = evaluation.memoriser_samples(train, jax.random.key(0), 5, noise=0.05)
+    # Without replacement up to the set's size: each training image once, within the noise.
+    nearest = np.argmin(((x[:, None] - train[None]) ** 2).reshape(5, 5, -1).sum(-1), axis=1)
+    assert sorted(nearest) == list(range(5))
+    assert np.all(np.abs(x - train[nearest]) < 0.05 * 6) and np.all(np.abs(x) <= 1)
+    assert np.abs(x - train[nearest]).std() == pytest.approx(0.05, rel=0.5)
+    assert evaluation.memoriser_samples(train, jax.random.key(0), 12).shape == (12, 2, 2, 1)
+    with pytest.raises(ValueError, match="n >= 1"):
+        evaluation.memoriser_samples(train, jax.random.key(0), 0)
+
+
+def test_the_memoriser_null_needs_the_training_set(digits_refs):
+    held, _, _ = digits_refs
+    with pytest.raises(ValueError, match="needs the training set"):
+        evaluation.null_scores(held, jax.random.key(0), 20, kinds=[evaluation.MEMORISER])
+
+
+def test_the_study_nulls_with_protocol_v2_flag_the_memoriser_not_held_out_images(tmp_path):
+    config = experiments.load_config("digits_gan:smoke", [("eval.protocol_v2", "true")])
+    nulls = runner.null_references(tmp_path, config)
+    scores = nulls["scores"]
+    assert set(scores) == {*evaluation.NULL_KINDS, evaluation.MEMORISER}
+    mem, real = scores["memoriser"], scores["real"]
+    for space in ("pixels", "features"):
+        assert mem[f"copying_{space}"] < -3 and abs(real[f"copying_{space}"]) < 2
+        assert mem[f"memorisation_{space}"] > 0.9 and real[f"memorisation_{space}"] < 0.2
+    for metric in ("memorisation_pixels", "memorisation_features", "fd_inf_gap"):
+        assert max(scores, key=lambda kind: scores[kind][metric]) == "memoriser", metric
+    # The training set adds scores and the memoriser; the other nulls' scores stay.
+    plain = evaluation.null_scores(
+        evaluation.config_reference(config), jax.random.key(0), nulls["num_samples"]
+    )
+    for kind, values in plain.items():
+        assert {k: scores[kind][k] for k in values} == pytest.approx(values), kind
 
 
 def test_critic_scores_through_the_evaluator_by_hand(digits_refs):

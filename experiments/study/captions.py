@@ -12,6 +12,7 @@ NULL_STYLES = {
     "noise": ("null: noise", "dimgray", (0, (5, 2))),
     "shuffled": ("null: shuffled pixels", "rosybrown", (0, (5, 2, 1, 2))),
     "real": ("null: held-out real, N={n}", "darkcyan", (0, (2, 1.5))),
+    "memoriser": ("null: memoriser (train + noise), N={n}", "darkgoldenrod", (0, (6, 1.5, 1, 1.5))),
 }
 MIXTURE_REAL = "null: true mixture samples, N={n}"
 PACGAN_LABEL = "PacGAN Table 1 (GAN, published)"

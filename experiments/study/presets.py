@@ -12,7 +12,9 @@ or a total shrinkage over the run of 0.1, 1 and 10 weight sizes
 (decoupled, proximal); max-norm radii are multiples of the initial unit norm.
 
 - ``smoke``: for tests (tiny widths, 12 steps; the numbers mean nothing):
-  every figure from the fewest compiled programs.
+  every figure from the fewest compiled programs; the digits GAN with
+  protocol v2, at the full training set and at 100 images
+  (``digits_gan_small``: figure 13's second training size).
 - ``cpu``: the study on a 2-core CPU (<= 2 h with ``--jobs 2``): trained
   baselines, 5 seeds, three effective strengths, every weight penalty on G,
   D and both of the digits GAN, the baselines (none, R1, WGAN-GP, spectral
@@ -194,6 +196,10 @@ _SMOKE = (
     ("log.checkpoint_every", 0),
 )
 _SMOKE_NO_FD = (*_SMOKE, ("eval.fd_every", 0))
+# The digits GAN's smoke grids that figures 10 and 13 draw score protocol v2 (its evaluation
+# costs several times a smoke member's training), also at a small training set.
+_SMOKE_V2 = (*_SMOKE, ("eval.protocol_v2", True))
+SMOKE_SMALL_TRAIN = 100
 
 
 def _smoke(config: str, target: str) -> tuple:
@@ -288,7 +294,7 @@ PRESETS = {
                 (0.1, 10.0),
                 (1.0,),
                 (0, 1),
-                _SMOKE,
+                _SMOKE_V2,
                 calibration_steps=2,
                 seeds_reason=SMOKE_REASON,
             ),
@@ -299,9 +305,28 @@ PRESETS = {
                 (1.0,),
                 (1.0,),
                 (0, 1),
-                _SMOKE,
+                _SMOKE,  # figures 10 and 13 do not draw penalties on top of R1
                 on="r1",
                 calibration_steps=2,
+                seeds_reason=SMOKE_REASON,
+            ),
+        ),
+        # Figure 13's second training size: one program, raw units (no calibration), one
+        # seed (a protocol-v2 evaluation costs far more than a smoke run's 12 steps).
+        "digits_gan_small": (
+            StudyGrid(
+                "digits_gan:smoke",
+                ("prox_l1",),
+                ("both",),
+                (1e-2, 1.0),
+                (1.0,),
+                (0,),
+                (
+                    ("name", "digits_gan_small"),
+                    ("data.train_size", SMOKE_SMALL_TRAIN),
+                    *_SMOKE_V2,
+                ),
+                units="raw",
                 seeds_reason=SMOKE_REASON,
             ),
         ),

@@ -6,8 +6,9 @@ scores of three sample sources scored by the same evaluator against the
 same references at the same sample count:
 
 - ``run``: the trained generator;
-- ``memoriser``: training images plus N(0, 0.05²) pixel noise (clipped):
-  must be flagged (C_T ≪ 0, memorisation ≈ 1);
+- ``memoriser``: training images plus N(0, 0.05²) pixel noise (clipped,
+  :func:`regan_jax.evaluation.memoriser_samples`): must be flagged (C_T ≪ 0,
+  memorisation ≈ 1);
 - ``real``: held-out images the reference does not hold (the nulls' pool,
   :func:`regan_jax.evaluation.null_halves`): must not be (C_T ≈ 0,
   memorisation ≈ 0.05).
@@ -23,19 +24,18 @@ training set against the held-out split is the real floor.
 """
 
 import argparse
+import functools
 import json
 import pathlib
 import sys
 
 import jax
-import numpy as np
 
 import experiments
 from regan_jax import evaluation, metrics, sampling, train
 from regan_jax import workdir as workdir_lib
 from regan_jax.evaluation import generalisation, hooks
 
-MEMORISER_NOISE = 0.05
 # The table's columns: the protocol-v2 scores as the evaluator names them (the Jacobian's
 # scale left out: the table compares a run with its nulls, which have no generator).
 COLUMNS = (
@@ -84,23 +84,13 @@ def _run(args, rest, size, root: pathlib.Path):
     return sampling.load_run(workdir), workdir
 
 
-def _from(pool: np.ndarray, noise: float):
-    def sample_fn(key, n):
-        rows = np.asarray(jax.random.choice(key, len(pool), (n,), replace=n > len(pool)))
-        x = pool[rows] + noise * np.asarray(jax.random.normal(key, pool[rows].shape))
-        return np.clip(x, -1.0, 1.0)
-
-    return sample_fn
-
-
 def check(run) -> dict:
     """``{source: scores}`` for the run, the memoriser and the real null, and the real floor."""
     program, state = run.program, run.state
     reference = hooks.config_reference(run.config, program.source)
     train_ref = hooks.training_reference(reference, program.source)
     held = evaluation.null_reference(reference)
-    pool = reference.images[evaluation.null_halves(reference.labels)[1]]
-    n = len(pool)
+    n = len(evaluation.null_halves(reference.labels)[1])  # the real null's pool
 
     def run_fn(key, k):
         return evaluation.as_sample_fn_output(program.sample(state.params, key, k))
@@ -111,8 +101,12 @@ def check(run) -> dict:
             hooks.critic(program, state.params, state.model_state, 500),
             hooks.latent_map(program, state.params),
         ),
-        "memoriser": (_from(train_ref.images, MEMORISER_NOISE), None, None),
-        "real": (_from(pool, 0.0), None, None),
+        "memoriser": (
+            functools.partial(evaluation.memoriser_samples, train_ref.images),
+            None,
+            None,
+        ),
+        "real": (functools.partial(evaluation.null_samples, reference, "real"), None, None),
     }
     out = {
         name: evaluation.evaluate(

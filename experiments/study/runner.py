@@ -36,7 +36,7 @@ import experiments
 from experiments.study import cells, presets, sweeps, tables
 from experiments.study import members as members_lib
 from experiments.study.figures import output
-from regan_jax import calibration, evaluation, families, xla
+from regan_jax import calibration, data, evaluation, families, xla
 from regan_jax import workdir as workdir_lib
 
 FIGURES_DIR = "figures"
@@ -286,6 +286,9 @@ def null_references(directory, config, *, seed: int = 0) -> dict:
     :func:`regan_jax.evaluation.null_scores` at the runs' sample count, or
     at the held-out pool's size where that is smaller (digits: 148 images;
     the figures say N). Empty scores where the data has no feature space.
+    With ``config.eval.protocol_v2`` the nulls are scored against the runs'
+    training set too (``config.data``'s, ``train_size`` applied): the
+    generalisation scores, and the ``memoriser`` null.
     A family with its own evaluation scores its own nulls (``Family.null_scores``).
     """
     path = pathlib.Path(directory) / cells.NULLS_FILE
@@ -299,7 +302,12 @@ def null_references(directory, config, *, seed: int = 0) -> dict:
     elif reference is not None:
         if reference.images is not None:  # the pool of 'real': half the held-out split
             n = min(n, len(reference.images) // 2)
-        scores = evaluation.null_scores(reference, jax.random.key(seed), n)
+        train = (
+            evaluation.training_reference(reference, data.from_config(config.data))
+            if config.eval.protocol_v2
+            else None
+        )
+        scores = evaluation.null_scores(reference, jax.random.key(seed), n, train=train)
     out = {"num_samples": n, "scores": scores}  # evaluate's scores: non-finite -> None
     workdir_lib.write_json(path, out)
     return out

@@ -4,8 +4,9 @@
 (``features``, ``logits``, ``predict``); ``load_inception(path)`` the FID
 network from a user-supplied weights file; ``make_reference`` and
 ``evaluate`` the summary metrics of a generator (``evaluate_members``: a
-vmapped group's members, sampled and featured as one program); ``null_scores`` what noise
-and held-out real data score by the same code (the figures' null bands);
+vmapped group's members, sampled and featured as one program); ``null_scores``
+what noise, held-out real data and (with the training set) a memoriser score
+by the same code (the figures' null bands);
 ``weight_summary`` the per-network sparsity and norm; ``run_hooks`` what the
 training loop asks (in-training scores, the final summary). A family with
 its own scores keeps them in a module here (:mod:`regan_jax.evaluation.cyclegan`:
@@ -34,7 +35,7 @@ from regan_jax.evaluation.evaluator import (
     score_samples,
     weight_summary,
 )
-from regan_jax.evaluation.hooks import RunHooks, config_reference, run_hooks
+from regan_jax.evaluation.hooks import RunHooks, config_reference, run_hooks, training_reference
 from regan_jax.evaluation.inception import (
     FIDInceptionV3,
     InceptionFeatures,
@@ -43,9 +44,12 @@ from regan_jax.evaluation.inception import (
 )
 from regan_jax.evaluation.members import draw_members, evaluate_members, vmap_sampler
 from regan_jax.evaluation.references import (
+    MEMORISER,
+    MEMORISER_NOISE,
     MIXTURE_NULL_KINDS,
     NULL_KINDS,
     at_noise_level,
+    memoriser_samples,
     null_halves,
     null_kinds,
     null_reference,
@@ -82,6 +86,10 @@ __all__ = [
     "run_hooks",
     "weight_summary",
     "config_reference",
+    "training_reference",
+    "MEMORISER",
+    "MEMORISER_NOISE",
+    "memoriser_samples",
     "MIXTURE_NULL_KINDS",
     "NULL_KINDS",
     "at_noise_level",

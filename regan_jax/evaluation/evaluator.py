@@ -30,7 +30,7 @@ cheap              ``fd`` (images), the mixture metrics (2-D)
 ``train`` given    the generalisation scores (images, not ``cheap``):
                    ``copying_pixels``, ``copying_features``,
                    ``memorisation_pixels``, ``memorisation_features``,
-                   ``fd_inf``, ``fd_inf_train``, and with a
+                   ``fd_inf``, ``fd_inf_train``, ``fd_inf_gap``, and with a
                    ``critic_fn`` ``r_t``, ``r_v``, with a ``latent_map``
                    ``ppl``, ``jacobian_fro``, ``jacobian_log_cond``
                    (:mod:`regan_jax.evaluation.generalisation`)

@@ -20,6 +20,8 @@ key                      value
 ``fd_inf_train``         the same against the training set: a model that
                          fits its training set better than the distribution
                          has ``fd_inf_train < fd_inf``
+``fd_inf_gap``           ``fd_inf - fd_inf_train``, the train-vs-held-out gap
+                         at equal N: > 0, samples closer to the training set
 ``r_t``, ``r_v``         ``metrics.discriminator_overfitting`` (Karras et
                          al. 2020) from D's logits, for a family with a
                          discriminator (``critic_fn``)
@@ -50,6 +52,7 @@ GENERALISATION_METRICS = (
     "memorisation_features",
     "fd_inf",
     "fd_inf_train",
+    "fd_inf_gap",
 )
 CRITIC_METRICS = ("r_t", "r_v")
 SMOOTHNESS_METRICS = ("ppl", "jacobian_fro", "jacobian_log_cond")
@@ -64,7 +67,7 @@ def _flat(images: np.ndarray) -> np.ndarray:
 def generalisation_scores(
     train, held_out, samples: np.ndarray, fake_features: np.ndarray, key: jax.Array
 ) -> dict[str, Any]:
-    """The copying, memorisation and FD∞ keys of the module table.
+    """The copying, memorisation, FD∞ and FD∞-gap keys of the module table.
 
     Args:
       train, held_out: references (``images``, ``features``) of the training
@@ -83,17 +86,16 @@ def generalisation_scores(
             len(samples) // (2 * metrics.generalisation.COPYING_MIN_GENERATED),
         ),
     )
+    fd_inf = metrics.frechet_distance_infinity(held_out.features, fake_features, key=key_held)
+    fd_inf_train = metrics.frechet_distance_infinity(train.features, fake_features, key=key_train)
     return {
         "copying_pixels": metrics.copying_statistic(*pixels, num_cells=cells),
         "copying_features": metrics.copying_statistic(*features, num_cells=cells),
         "memorisation_pixels": metrics.memorisation_ratio(*pixels),
         "memorisation_features": metrics.memorisation_ratio(*features),
-        "fd_inf": metrics.frechet_distance_infinity(held_out.features, fake_features, key=key_held)[
-            "fd_inf"
-        ],
-        "fd_inf_train": metrics.frechet_distance_infinity(
-            train.features, fake_features, key=key_train
-        )["fd_inf"],
+        "fd_inf": fd_inf["fd_inf"],
+        "fd_inf_train": fd_inf_train["fd_inf"],
+        "fd_inf_gap": fd_inf["fd_inf"] - fd_inf_train["fd_inf"],
     }
 
 

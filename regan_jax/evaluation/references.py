@@ -15,7 +15,17 @@ kind           2-D mixture                         images (stacked digits includ
                                                    permutation; channels kept together)
 ``real``       draws from the true mixture         held-out real images that are not in
                                                    the reference
+``memoriser``  --                                  training images plus N(0, 0.05²) pixel
+                                                   noise, clipped (with a training set
+                                                   only: :func:`memoriser_samples`)
 =============  ==================================  =====================================
+
+**With the run's training set** (``train``, protocol v2), every null is
+also given the generalisation scores of
+:mod:`regan_jax.evaluation.generalisation`, and a ``memoriser`` joins
+them: it must be flagged as copying (C_T ≪ 0, memorisation ratio ≈ 1, the
+largest FD∞ gap) where held-out ``real`` images are not (C_T ≈ 0,
+memorisation ≈ its null 0.05, FD∞ gap ≈ 0).
 
 **The held-out split, in two halves.** A reference holds the held-out
 (test) split. Scoring real images against features of those same images
@@ -54,6 +64,10 @@ from regan_jax.evaluation import evaluator
 
 NULL_KINDS = ("noise", "shuffled", "real")
 MIXTURE_NULL_KINDS = ("noise", "real")
+MEMORISER = "memoriser"
+MEMORISER_NOISE = 0.05
+# Each kind's key is fold_in(key, index): the memoriser after the three, whose keys stay.
+_KEY_INDEX = {kind: i for i, kind in enumerate((*NULL_KINDS, MEMORISER))}
 
 
 def null_kinds(reference: evaluator.Reference) -> tuple[str, ...]:
@@ -156,6 +170,30 @@ def null_samples(reference: evaluator.Reference, kind: str, key: jax.Array, n: i
     return np.asarray(_permute_pixels(permute_key, jnp.asarray(pool[rows])))
 
 
+def memoriser_samples(
+    train_images: np.ndarray, key: jax.Array, n: int, noise: float = MEMORISER_NOISE
+) -> np.ndarray:
+    """``n`` training images plus N(0, ``noise``²) pixel noise, clipped to [-1, 1]: a memoriser.
+
+    The images are drawn without replacement up to the training set's size,
+    with replacement beyond it; ``functools.partial(memoriser_samples,
+    train.images)`` is a ``sample_fn`` of :func:`regan_jax.evaluation.evaluate`.
+
+    Raises:
+        ValueError: ``n < 1`` or no training images.
+    """
+    if n < 1 or len(train_images) < 1:
+        raise ValueError(
+            f"memoriser_samples needs n >= 1 and training images; got n={n}, "
+            f"{len(train_images)} images"
+        )
+    pick_key, noise_key = jax.random.split(key)
+    count = len(train_images)
+    rows = np.asarray(jax.random.choice(pick_key, count, (n,), replace=n > count))
+    x = np.asarray(train_images[rows], np.float32)
+    return np.clip(x + noise * np.asarray(jax.random.normal(noise_key, x.shape)), -1.0, 1.0)
+
+
 def null_scores(
     reference: evaluator.Reference,
     key: jax.Array,
@@ -164,40 +202,57 @@ def null_scores(
     *,
     k: int = 5,
     progress: bool | None = False,
+    train: evaluator.Reference | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The evaluator's scores of each null: ``{kind: evaluate(...)}``.
 
-    Each null's samples come from :func:`null_samples` as ``evaluate``'s
-    ``sample_fn``, in a single batch (so ``real`` images are drawn without
-    replacement across the whole set), scored against
-    :func:`null_reference`. Kind ``kind`` uses ``fold_in(key,
-    NULL_KINDS.index(kind))``, whichever other kinds are asked for.
+    Each null's samples come from :func:`null_samples` (the ``memoriser``'s
+    from :func:`memoriser_samples`) as ``evaluate``'s ``sample_fn``, in a
+    single batch (so ``real`` images are drawn without replacement across
+    the whole set), scored against :func:`null_reference`. Kind ``kind``
+    uses ``fold_in(key, i)``, ``i`` its index in ``(*NULL_KINDS,
+    'memoriser')``, whichever other kinds are asked for.
 
     Args:
         reference: from ``make_reference`` (the whole held-out split for images).
         key: PRNG key.
         num_samples: samples per null -- the count the runs were scored at
             (FD depends on it; module docstring).
-        kinds: the nulls to score; default :func:`null_kinds` of ``reference``.
+        kinds: the nulls to score; default :func:`null_kinds` of ``reference``,
+            and ``'memoriser'`` with ``train``.
         k: the neighbourhood size of precision/recall/density/coverage.
         progress: progress bars (as ``evaluate``).
+        train: the runs' training set in ``reference``'s feature space
+            (:func:`regan_jax.evaluation.hooks.training_reference`): adds
+            the generalisation scores to every null, and the memoriser.
 
     Returns:
         One ``evaluate`` result per kind.
+
+    Raises:
+        ValueError: a kind that does not apply (the memoriser without ``train``).
     """
-    kinds = null_kinds(reference) if kinds is None else tuple(kinds)
+    if kinds is None:
+        kinds = null_kinds(reference) + (() if train is None else (MEMORISER,))
+    kinds = tuple(kinds)
     for kind in kinds:
-        _check_kind(reference, kind)
+        if kind == MEMORISER and train is None:
+            raise ValueError("the 'memoriser' null needs the training set (train=...)")
+        if kind != MEMORISER:
+            _check_kind(reference, kind)
     target = null_reference(reference)
     return {
         kind: evaluator.evaluate(
-            functools.partial(null_samples, reference, kind),
-            jax.random.fold_in(key, NULL_KINDS.index(kind)),
+            functools.partial(memoriser_samples, train.images)
+            if kind == MEMORISER
+            else functools.partial(null_samples, reference, kind),
+            jax.random.fold_in(key, _KEY_INDEX[kind]),
             target,
             num_samples=num_samples,
             batch_size=num_samples,
             k=k,
             progress=progress,
+            train=train,
         )
         for kind in kinds
     }

@@ -12,10 +12,14 @@ module             figures
 ``quality``        3. image quality vs strength; 11. penalties on top of R1
 ``dirac``          4a. the Dirac GAN
 ``stability``      4b. FD over training and unstable runs
-``samples``        5. sample grids; 10. smoothness (total variation of samples)
+``samples``        5. sample grids
 ``families``       6/7/8/12. a family's own scores (VAE, cGAN, stacked digits,
                    cycle GAN)
 ``fidelity``       9. precision vs recall, density vs coverage
+``smoothness``     10. the generator's smoothness (path length, Jacobian), blur
+                   beside it
+``generalisation`` 13. copying, memorisation, D overfitting and the FD∞ gap,
+                   per training-set size
 ``search``         15. the strength search (a search directory of
                    ``experiments.tune``)
 =================  ==========================================================
@@ -35,10 +39,12 @@ from experiments.study.figures import (
     dirac,
     families,
     fidelity,
+    generalisation,
     mixtures,
     quality,
     samples,
     search,
+    smoothness,
     sparsity,
     stability,
 )
@@ -47,9 +53,11 @@ __all__ = [
     "dirac",
     "families",
     "fidelity",
+    "generalisation",
     "mixtures",
     "quality",
     "samples",
+    "smoothness",
     "search",
     "sparsity",
     "stability",

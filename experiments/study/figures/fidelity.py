@@ -21,7 +21,7 @@ from experiments.study.vocabulary import target_label
 TARGET_MARKERS = {"g": "o", "d": "s", "both": "^", "encoder": "o", "decoder": "s"}
 BASELINE_MARKERS = {"none": "*", "spectral_norm": "D", "r1": "P", "wgan_gp": "X"}
 BASELINE_SIZES = {"none": 15, "spectral_norm": 10, "r1": 8, "wgan_gp": 6}
-NULL_MARKERS = {"noise": "x", "shuffled": "+", "real": "h"}
+NULL_MARKERS = {"noise": "x", "shuffled": "+", "real": "h", "memoriser": "d"}
 
 
 def fig_precision_recall(rows, preset: str, nulls=None) -> Figure:

@@ -202,10 +202,35 @@ def style_axes(ax, ylabel: str, xlabel: str | None, log_x: bool = True) -> None:
     ax.grid(alpha=0.3, which="both", lw=0.4)
 
 
-def null_lines(nulls, metric: str, *, mixture: bool = False) -> list[Line]:
-    """The null references of ``metric`` in ``nulls.json`` (none where it has none)."""
+def log_y_if_decades(ax, rows, metric: str, target: str, decades: float = 2.0) -> None:
+    """A symmetric-log y axis where ``metric``'s cells on ``target`` span ``decades`` or more.
+
+    Read from the positive medians and CI ends of the cells drawn in the
+    panel (the baselines' too); linear below the smallest of them, so that
+    exact zeros stay on the axis (given a decade's height); the axis starts
+    at 0 where no value is negative.
+    """
+    table = cells.cells(rows, metric)
+    values = np.array(
+        [v for k, c in table.items() if k.target in (target, None) for v in c[:3]], float
+    )
+    values = values[np.isfinite(values)]
+    positive = values[values > 0]
+    if positive.size and positive.max() >= positive.min() * 10**decades:
+        bottom, top = ax.get_ylim()
+        ax.set_yscale("symlog", linthresh=float(positive.min()), linscale=1.0)
+        ax.set_ylim(0.0 if values.min() >= 0 else bottom, top)
+
+
+def null_lines(nulls, metric: str, *, mixture: bool = False, kinds=None) -> list[Line]:
+    """The null references of ``metric`` in ``nulls.json`` (none where it has none).
+
+    ``kinds``: only these nulls (default: every one in ``NULL_STYLES``).
+    """
     out = []
     for kind, (label, colour, style) in NULL_STYLES.items():
+        if kinds is not None and kind not in kinds:
+            continue
         value = cells.null_value(nulls, kind, metric)
         if value is not None:
             label = MIXTURE_REAL if mixture and kind == "real" else label

@@ -1,5 +1,4 @@
-"""Figures drawn from the runs' samples: 5 (sample grids at each penalty's best strength) and
-10 (smoothness: total variation of the samples against strength).
+"""Figure 5, drawn from the runs' samples: sample grids at each penalty's best strength.
 
 Each run's final samples are read from ``samples/final.npz`` in its run
 directory. A panel shows one seed's samples: the seed whose score is the
@@ -8,7 +7,6 @@ says so.
 """
 
 import math
-import pathlib
 
 from matplotlib.figure import Figure
 
@@ -21,14 +19,10 @@ from experiments.study.figures.panels import (
     layout,
     panel_keys,
     score_text,
-    strength_figure,
     value_text,
 )
-from experiments.study.tables import total_variation, with_sample_tv
 from experiments.study.vocabulary import target_label
-from regan_jax import config as config_lib
-from regan_jax import data, families, plotting
-from regan_jax import workdir as workdir_lib
+from regan_jax import families, plotting
 
 
 def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
@@ -88,51 +82,9 @@ def fig_samples(rows, root, preset: str, metric: str = "fd") -> Figure:
     return fig
 
 
-def fig_smoothness(
-    rows, root, preset: str, real_tv: float | None = None, real_count: int | None = None
-) -> Figure:
-    """10. Total variation of generated samples vs strength: does L2 make samples smoother?
-
-    ``real_tv``: the held-out images' total variation (of ``real_count``
-    images), drawn as the real null.
-    """
-    if any("sample_tv" not in r for r in rows):  # rows of an older results.csv
-        rows = with_sample_tv(rows, root)
-    nulls = (
-        None
-        if real_tv is None
-        else {"num_samples": real_count, "scores": {"real": {"sample_tv": real_tv}}}
-    )
-    return strength_figure(
-        rows,
-        ("sample_tv",),
-        swept_targets(rows),
-        f"10. Smoothness — {rows[0]['config.name']}: total variation of the final samples "
-        f"(a run's saved samples)\n{caption(rows, preset, dropped=True)}",
-        nulls=nulls,
-    )
-
-
-def held_out_tv(root, row) -> tuple[float, int]:
-    """Total variation of the held-out split of a run's dataset, and its size (the smoothness
-    null)."""
-    config = config_lib.from_json_dict(
-        workdir_lib.read_json(pathlib.Path(root) / row["run"] / workdir_lib.CONFIG_FILE)
-    )
-    images = data.from_config(config.data, "test").images
-    return total_variation(images), len(images)
-
-
 @registry.register(
     "fig5_samples", scope=registry.EXPERIMENT, kinds=("image_gan", "cgan", "translation")
 )
 def _samples(study, experiment):
     metric = "intra_fd" if experiment.kind == "cgan" else "fd"
     return fig_samples(experiment.rows, study.root, study.preset, metric=metric)
-
-
-@registry.register("fig10_smoothness", scope=registry.EXPERIMENT, kinds=("image_gan",))
-def _smoothness(study, experiment):
-    return fig_smoothness(
-        experiment.rows, study.root, study.preset, *held_out_tv(study.root, experiment.rows[0])
-    )
