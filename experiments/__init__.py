@@ -20,6 +20,7 @@ import ml_collections
 from regan_jax import config as config_lib
 from regan_jax import parallel
 from regan_jax import train as train_lib  # `train` names the submodule experiments.train
+from regan_jax import workdir as workdir_lib
 from regan_jax.parallel import faults
 
 CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
@@ -69,6 +70,14 @@ def run_main(body) -> int:
     except Exception as e:
         faults.leave(e, None)
         raise
+
+
+def write_or_print(text: str, out=None) -> None:
+    """A report command's Markdown: written atomically to ``out``, or printed."""
+    if out:
+        workdir_lib.write_text_atomic(out, text)
+    else:
+        print(text, end="")
 
 
 def _drop_later_output() -> None:

@@ -10,7 +10,6 @@ import sys
 
 import experiments
 from experiments.study import claims, tables
-from regan_jax import workdir as workdir_lib
 
 
 def main(argv=None) -> int:
@@ -32,10 +31,7 @@ def main(argv=None) -> int:
                 "python -m experiments.figures first"
             )
         text = claims.claims_of(args.workdir)
-        if args.out:
-            workdir_lib.write_text_atomic(args.out, text)
-        else:
-            print(text, end="")
+        experiments.write_or_print(text, args.out)
         return 0
 
     return experiments.run_main(body)

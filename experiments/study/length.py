@@ -23,7 +23,6 @@ import sys
 import experiments
 from experiments.study import cells, claims, tables
 from experiments.study import results as results_lib
-from regan_jax import workdir as workdir_lib
 
 # ``<experiment>_length<k>x``: the ablation's experiment names.
 LENGTH_NAME = re.compile(r"^(?P<base>.+)_length(?P<times>\d+)x$")
@@ -133,10 +132,7 @@ def main(argv=None) -> int:
                 "python -m experiments.figures --preset length first"
             )
         text = markdown(results_lib.read_csv(path))
-        if args.out:
-            workdir_lib.write_text_atomic(args.out, text)
-        else:
-            print(text, end="")
+        experiments.write_or_print(text, args.out)
         return 0
 
     return experiments.run_main(body)
