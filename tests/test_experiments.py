@@ -439,7 +439,22 @@ def test_a_power_plan_asks_the_pilot_for_its_seeds():
     assert f"d_z {d_z:.2f} over 5 seeds, {corrected:.2f} corrected" in reason
     assert reason.startswith(f"{math.ceil(n)} seeds: 80% power") and "step 1 of 72" in reason
     plain = presets.PRESETS["cpu"]["digits_gan"][0]
-    assert presets.grid_seeds(plain) == (presets.SEEDS, presets.CPU_REASON)
+    assert presets.grid_seeds(plain) == (presets.V2_SEEDS, presets.V2_REASON)
+
+
+def test_study_v2s_stated_power_is_statsmodels_at_holms_first_step():
+    """V2_REASON's smallest d_z that 8 seeds detect with 80 % power at alpha 0.05 / 126."""
+    d_z = TTestPower().solve_power(
+        nobs=len(presets.V2_SEEDS),
+        alpha=cells.ALPHA / presets.V2_FAMILY,
+        power=0.8,
+        alternative="larger",
+    )
+    assert f"{presets.V2_FAMILY} tests" in presets.V2_REASON
+    assert f"d_z >= {d_z:.1f}" in presets.V2_REASON
+    (grid,) = [g for g in presets.PRESETS["cpu"]["digits_gan_unstable"] if g.on == "none"]
+    seeds, reason = presets.grid_seeds(grid)
+    assert len(seeds) >= 11 and "step 1 of 52" in reason
 
 
 def test_the_length_ablation_doubles_the_length_at_one_effective_strength():

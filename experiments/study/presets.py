@@ -15,11 +15,16 @@ or a total shrinkage over the run of 0.1, 1 and 10 weight sizes
   every figure from the fewest compiled programs; the digits GAN with
   protocol v2, at the full training set and at 100 images
   (``digits_gan_small``: figure 13's second training size).
-- ``cpu``: the study on a 2-core CPU (<= 2 h with ``--jobs 2``): trained
-  baselines, 5 seeds, three effective strengths, every weight penalty on G,
-  D and both of the digits GAN, the baselines (none, R1, WGAN-GP, spectral
-  normalisation with its own learning-rate sweep) and weight decay on top of
-  R1; on the other experiments the penalties that bear on each claim.
+- ``cpu``: study v2 (issue #22) on a 2-core CPU, every run scored by
+  protocol v2: the claim-bearing weight penalties on G, D and both of the
+  digits GAN and on the VAE's encoder, decoder and both, each at full and at
+  a small training set; the three unstable settings with R1 as the
+  reference, at the seeds the stability claim's power plan asks for
+  (:data:`V2_POWER`); the cycle GAN's translators and discriminators; ring8
+  for diversity; the decisive cells on real 28x28 images
+  (``fashion_mnist_gan_small``). Declared, not yet run, and not yet sized to
+  its budget: ``python -m experiments.study.plan`` prices it. (The first
+  study's ``cpu`` preset, 660 runs, is the one at commit 465b9db.)
 - ``full``: the same protocol for a GPU: 8 seeds, six strengths, the full
   factorial on every experiment, twice the measured lengths, Fashion-MNIST;
   the unstable setting at the seeds its claim needs for 80 % power
@@ -154,6 +159,22 @@ CPU_REASON = (
     "observed effect a cell needs about 10"
 )
 FULL_REASON = "8 seeds: the GPU budget, not chosen by power"
+# Study v2 (issue #22). The weight penalties its claims name (group L1 and max-norm,
+# which no claim names, are the full preset's).
+V2_PENALTIES = ("l2", "weight_decay", "l1", "prox_l1", "elastic_net")
+_V2_SHORT = ("l2", "weight_decay", "prox_l1")
+V2_SEEDS = tuple(range(8))
+# The generalisation claim's largest part: 5 penalties x 3 targets x 3 strengths in
+# digits_gan and 3 x 3 x 2 in digits_gan_small_data, 63 comparisons, 126 directional tests.
+V2_FAMILY = 126
+V2_REASON = (
+    "8 seeds: the 2-core CPU budget, not chosen by power (no pilot has these grids' protocol-v2 "
+    f"effects); at Holm's first step of {V2_FAMILY} tests they give 80 % power for d_z >= 2.4"
+)
+# Study v2's stability claim: L2 and weight decay in the three unstable settings
+# (12 + 12 + 2 comparisons, 52 directional tests), sized for the cpu study's
+# largest FD effect in the optimiser setting (weight decay on both at e = 1).
+V2_POWER = PowerPlan("digits_gan_unstable", "fd", "weight_decay", "both", 1.0, family_size=52)
 # The unstable setting's stability claim in the full preset: weight decay and L2 on G, D and
 # both at six strengths, 36 comparisons, so 72 directional tests; sized for the cpu study's
 # largest FD effect there (weight decay on both at e = 1).
@@ -337,28 +358,79 @@ PRESETS = {
         "digits_cgan": _smoke("digits_cgan", "g"),
         "digits_cyclegan": _smoke("digits_cyclegan", "generators"),
     },
-    # Sized to <= 2 h on a 2-core CPU with ``--jobs 2`` (issue #13; member-steps
-    # per second measured there). The full factorial (every weight penalty on G,
-    # D and both, three strengths, five seeds) on the digits GAN; on the others
-    # the penalties that bear on each claim: diversity (L1, proximal L1, elastic
-    # net against L2 on G of the mixtures), stability (L2 and
-    # weight decay in the unstable setting), the VAE's decoder and the
-    # conditional GAN's G and D. In priority order: an interrupted run still has
-    # the main figures.
+    # Study v2 (issue #22), sized for <= 2.5 h on a 2-core CPU with ``--jobs 2``
+    # (``python -m experiments.study.plan --preset cpu --jobs 2 --measured DIR``
+    # prices it from measured runs). Every run is scored by protocol v2. In
+    # priority order: an interrupted run still answers the first claims.
     "cpu": {
+        # Generalisation, sparsity, diversity, smoothness and elastic net: the
+        # claim-bearing weight penalties on G, D and both of the stable digits GAN.
         "digits_gan": _gan(
-            "digits_gan", 5000, 10, 2000, learning_rates=(1e-4, 2e-4, 5e-4), on_r1=("weight_decay",)
-        ),
-        "digits_gan_unstable": _gan(
-            "digits_gan_unstable",
+            "digits_gan",
             5000,
             10,
             2000,
-            targets=("d", "both"),
-            penalties=("l2", "weight_decay"),
-            baselines=("none", "r1"),
+            seeds=V2_SEEDS,
+            penalties=V2_PENALTIES,
+            baselines=("none",),
+            on_r1=(),
+            seeds_reason=V2_REASON,
+        ),
+        # The three unstable settings (stability; the small training set also
+        # the generalisation claim's data-limited GAN), R1 as the reference.
+        **{
+            name: _gan(
+                name,
+                5000,
+                10,
+                2000,
+                seeds=plan,
+                targets=targets,
+                penalties=penalties,
+                baselines=("none", "r1"),
+                strengths=strengths,
+                on_r1=(),
+                seeds_reason="",
+            )
+            for name, targets, penalties, strengths, plan in (
+                ("digits_gan_small_data", ("g", "d", "both"), _V2_SHORT, (0.1, 1.0), V2_POWER),
+                ("digits_gan_unstable", ("d", "both"), ("l2", "weight_decay"), EFFECTIVE, V2_POWER),
+                # D 1,024 units wide: a step costs several of the others', so one strength.
+                ("digits_gan_capacity", ("d", "both"), ("weight_decay",), (1.0,), V2_POWER),
+            )
+        },
+        # The VAE: every claim-bearing penalty on the encoder, the decoder and both.
+        **{
+            name: (
+                StudyGrid(
+                    name,
+                    ("none", *penalties),
+                    ("encoder", "decoder", "both"),
+                    strengths,
+                    EFFECTIVE_RADII,
+                    V2_SEEDS,
+                    _quiet(4000, 10, 2000),
+                    seeds_reason=V2_REASON,
+                ),
+            )
+            for name, penalties, strengths in (
+                ("digits_vae", V2_PENALTIES, EFFECTIVE),
+                ("digits_vae_small_data", _V2_SHORT, (0.1, 1.0)),
+            )
+        },
+        # The cycle GAN's translators and discriminators.
+        "digits_cyclegan": _gan(
+            "digits_cyclegan",
+            2000,
+            10,
+            2000,
+            targets=("generators", "discriminators", "all"),
+            penalties=_V2_SHORT,
+            baselines=("none",),
+            strengths=(0.1, 1.0),
             on_r1=(),
         ),
+        # Diversity on a mixture: the noise-robust reading of mode coverage.
         "ring8_gan": _gan(
             "ring8_gan",
             10000,
@@ -369,41 +441,31 @@ PRESETS = {
             baselines=("none",),
             on_r1=(),
         ),
-        "grid25_gan": _gan(
-            "grid25_gan",
-            20000,
-            10,
-            2500,
-            targets=("g",),
-            penalties=("l2", "prox_l1"),
-            baselines=("none",),
-            on_r1=(),
-        ),
-        "digits_vae": (
+        # Real 28x28 images: the first study's decisive cells (proximal L1 on G:
+        # sparsity and the contradicted diversity; weight decay on both:
+        # stability and generalisation; L2 on G: smoothness) at e = 1.
+        "fashion_mnist_gan_small": (
             StudyGrid(
-                "digits_vae",
-                ("none", "l2", "weight_decay", "prox_l1", "elastic_net"),
-                ("decoder",),
-                EFFECTIVE,
-                EFFECTIVE_RADII,
+                "fashion_mnist_gan_small",
+                ("none", "prox_l1", "l2"),
+                ("g",),
+                (1.0,),
+                (),
                 SEEDS,
-                _quiet(4000, 10, 2000),
+                _quiet(16000, 8, 5000),
+                seeds_reason=CPU_REASON,
+            ),
+            StudyGrid(
+                "fashion_mnist_gan_small",
+                ("weight_decay",),
+                ("both",),
+                (1.0,),
+                (),
+                SEEDS,
+                _quiet(16000, 8, 5000),
                 seeds_reason=CPU_REASON,
             ),
         ),
-        "digits_cgan": _gan(
-            "digits_cgan",
-            5000,
-            0,
-            2000,
-            targets=("g", "d"),
-            penalties=("weight_decay", "prox_l1"),
-            baselines=("none",),
-            on_r1=(),
-        ),
-        # Not stacked digits: its FD still falls at 10,000 steps (171, from 271 at
-        # 5,000), so within this budget it would compare untrained GANs; the
-        # full preset runs it at 40,000.
     },
     # The same protocol for a GPU: 8 seeds, six strengths, every weight
     # penalty on every network of every experiment, penalties on top of R1,
@@ -469,7 +531,7 @@ PRESETS = {
                 name,
                 steps,
                 20,
-                0,
+                2000,  # the cycle GAN scores its held-out rows, not eval.num_samples samples
                 seeds=FULL_SEEDS,
                 strengths=FULL_EFFECTIVE,
                 targets=("generators", "discriminators", "all"),
