@@ -22,19 +22,43 @@ below took 1,055 s wall (15.2 steps/s) with three running at once on the
 loaded machine; the 3-seed vmapped 10,000-step sweep took 2,325 s.
 
 Convergence criterion (issue #12: median FD at T within 10 % of the median at
-2T) NOT met within 16,000 steps: the FD is still falling. Three single runs
-``python -m experiments.train --config experiments/configs/fashion_mnist_gan_small.py
---workdir W/seed$S --config.seed=$S --config.steps=16000 --config.eval.fd_every=1000
+2T) NOT met within 32,000 steps: the FD keeps falling. The default stays
+16,000 steps, a length measured, not a converged one. Median in-training FD
+(2,000 samples) over seeds 0, 1, 2 of single runs, medians and CIs by
+experiments.study.convergence (step_values, stats.cell, converged_at):
+
+    steps                   1k    2k    4k    8k   16k   24k   32k   48k   64k
+    Adam 2e-4 (default)    277   177   121  82.3  56.2  40.5  35.3  35.9  30.0
+    Adam 5e-4 (g and d)    181   120  65.0  50.5  33.5     -     -     -     -
+
+Adam 2e-4: 95 % CI [46.8, 62.4] at 16,000, [33.9, 40.4] at 32,000, [26.6,
+31.9] at 64,000; FD(T) / FD(2T) = 1.47 at T = 8,000, 1.59 at 16,000, 1.31 at
+18,000, 1.13 at 24,000 (the lowest), 1.15 at 28,000, 1.18 at 32,000. Adam
+5e-4, the one variant tried (faster at every length, not converged either):
+FD(T) / FD(2T) = 1.29 at 4,000, 1.51 at 8,000 (seeds 0, 1 alone: 1.21, 1.47).
+Steps 1,000-16,000: ``python -m experiments.train --config
+experiments/configs/fashion_mnist_gan_small.py --workdir W/seed$S
+--config.seed=$S --config.steps=16000 --config.eval.fd_every=1000
 --config.log.samples_every=0 --config.log.checkpoint_every=0`` (S = 0, 1, 2;
-medians by experiments.study.convergence; 2,000-sample in-training FD): 277 /
-177 / 141 / 121 / 105 at 1,000-5,000 steps, 82.3 at 8,000, 64.6 at 10,000,
-56.2 [95 % CI 46.8, 62.4] at 16,000 (FD(8000) / FD(16000) = 1.46). The
+the variant adds ``--config.optimizer.g.learning_rate=5e-4
+--config.optimizer.d.learning_rate=5e-4``). Steps 16,000-64,000: those
+runs resumed from their final checkpoints twice, their config.json's
+``steps`` raised to 32000, then 64000, with ``--config.steps=32000`` (64000)
+``--config.eval.fd_every=2000 --config.log.progress=False`` (a step's key is
+fold_in(step) and the data position is in the checkpoint, so a resumed run
+equals an uninterrupted one; checked here: seed 0 run to 1,000 steps and run
+to 500 then extended so log every row and the final FD bitwise equal). The
 vmapped ``python -m experiments.convergence --config fashion_mnist_gan
 --config.model.arch=mlp --config.model.g_width=256 --config.model.d_width=256
---steps 10000 --every 1000 --seeds 0,1,2`` agrees: 102.5 at 5,000, 71.9 at
-10,000 (ratio 1.43). The default is the longest length measured, not a
-converged one. Final scores at 16,000 steps (5,000 samples): FD 58.7, 47.9,
-58.8; recall 0.28, 0.29, 0.22; all 10 classes, class KL 0.13-0.17. Null
+--steps 10000 --every 1000 --seeds 0,1,2`` agrees
+on 1,000-10,000: 102.5 at 5,000, 71.9 at 10,000. Speed (``lscpu``: AMD EPYC,
+2 cores shared with a CI test run and another helper's benchmark): 80-81
+steps/s per run for 16,000-32,000 with the three runs at once (load 8-14);
+45 for 32,000-64,000 and 31-32 for the variant, six runs at once (load
+15-21). Final scores (5,000 samples): at 16,000 FD 58.7, 47.9, 58.8, recall
+0.28, 0.29, 0.22; at 32,000 FD 36.3, 37.7, 41.0, recall 0.49, 0.47, 0.42; at
+64,000 FD 31.8, 30.4, 28.0, recall 0.54, 0.59, 0.61; Adam 5e-4 at 16,000 FD
+34.7, 31.8, 30.9, recall 0.39, 0.40, 0.38; all 10 classes in every run. Null
 references (experiments.study.runner.null_references, the evaluator that
 scores runs) at 5,000 samples: noise FD 413, pixel-shuffled 362, real 0.37;
 at 2,000 (the in-training FD's count): 411, 365, 0.88.
