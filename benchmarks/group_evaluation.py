@@ -12,8 +12,11 @@ compiles, most of them (feature network, metric kernels) shared by both
 sides and paid by the side that runs first (the per-member one), so it is
 reported (``rounds_s``) but not compared; the speed-ups are ratios of the
 medians over the other rounds. ``parts`` splits one warm per-member evaluation into sampling,
-features (and logits) and the statistics that follow them. Prints one JSON
-object. The machine may be shared: compare the two sides, not absolute seconds.
+features (and logits) and the statistics that follow them, and times the
+same statistics once more with what the members share computed once for the
+group (``statistics_shared_s``, :func:`regan_jax.evaluation.generalisation.shared`
+included; protocol v2 only) -- the statistics before and after, side by
+side. Prints one JSON object. The machine may be shared: compare the two sides, not absolute seconds.
 """
 
 import argparse
@@ -29,7 +32,7 @@ from experiments.configs import digits_gan
 from regan_jax import config as config_lib
 from regan_jax import data, sweep
 from regan_jax import program as program_lib
-from regan_jax.evaluation import classifier, evaluator, hooks
+from regan_jax.evaluation import classifier, evaluator, generalisation, hooks
 
 STRENGTHS = (0.0, 1e-4, 1e-3, 1e-2)
 TRAIN_STEPS = 200
@@ -67,12 +70,12 @@ def _parts(program, configs, state, run_hooks_reference) -> dict:
     """One warm member-by-member pass split: sampling, features (+ logits), statistics.
 
     The statistics are those of the summary without the critic's r_t / r_v
-    and the generator's smoothness scores (with protocol v2: with the
-    generalisation scores).
+    (with protocol v2: with the generalisation and smoothness scores).
     """
     reference, config = run_hooks_reference, configs[0]
     train = hooks.training_reference(reference, program.source) if config.eval.protocol_v2 else None
     parts = {"sample_s": 0.0, "features_s": 0.0, "statistics_s": 0.0}
+    member_inputs = []
     for k, c in enumerate(configs):
         params = sweep.member(state.params, k)
         sample_key, metric_key = jax.random.split(jax.random.fold_in(program_lib.sample_key(c), 1))
@@ -93,6 +96,8 @@ def _parts(program, configs, state, run_hooks_reference) -> dict:
             else None
         )
         parts["features_s"] += time.perf_counter() - start
+        latent_map = hooks.latent_map(program, params) if train is not None else None
+        member_inputs.append((samples, labels, metric_key, features, logits, latent_map))
         start = time.perf_counter()
         evaluator.score_samples(
             reference,
@@ -102,10 +107,30 @@ def _parts(program, configs, state, run_hooks_reference) -> dict:
             train=train,
             features=features,
             logits=logits,
+            latent_map=latent_map,
         )
         parts["statistics_s"] += time.perf_counter() - start
     total = sum(parts.values())
-    return {**parts, **{name.replace("_s", "_share"): v / total for name, v in parts.items()}}
+    out = {**parts, **{name.replace("_s", "_share"): v / total for name, v in parts.items()}}
+    if train is None:
+        return out
+    start = time.perf_counter()
+    shared = generalisation.shared(train, reference, config.eval.num_samples, reference.feature_net)
+    for samples, labels, metric_key, features, logits, latent_map in member_inputs:
+        evaluator.score_samples(
+            reference,
+            samples,
+            labels,
+            metric_key,
+            train=train,
+            features=features,
+            logits=logits,
+            latent_map=latent_map,
+            shared=shared,
+        )
+    out["statistics_shared_s"] = time.perf_counter() - start
+    out["statistics_speedup"] = parts["statistics_s"] / out["statistics_shared_s"]
+    return out
 
 
 def measure(size: int, protocol_v2: bool, rounds: int) -> dict:

@@ -169,3 +169,29 @@ def test_frechet_distance_infinity_refuses_bad_sizes():
         ValueError, match=r"sizes must hold at least 2 distinct values in \[2, 10\]"
     ):
         metrics.frechet_distance_infinity(x, x, sizes=[5, 20])
+
+
+def test_split_statistics_give_the_scores_bit_for_bit_and_fit_once(digits, monkeypatch):
+    """One split_statistics serves every generated set, with exactly the scores without it."""
+    splits = metrics.split_statistics(digits["train"], digits["held"], num_cells=5, seed=3)
+    fits = []
+    monkeypatch.setattr(sklearn.cluster.KMeans, "fit", lambda *a, **k: fits.append(a))
+    for which in ("memoriser", "real"):
+        got = metrics.copying_statistic(
+            None, None, digits[which], num_cells=5, seed=3, splits=splits
+        )
+        got_ratio = metrics.memorisation_ratio(None, None, digits[which], splits=splits)
+        monkeypatch.undo()
+        assert got == metrics.copying_statistic(
+            digits["train"], digits["held"], digits[which], num_cells=5, seed=3
+        )
+        assert got == pytest.approx(
+            _reference_c_t(digits["train"], digits["held"], digits[which], 5, 20, 3), rel=1e-4
+        )
+        assert got_ratio == metrics.memorisation_ratio(
+            digits["train"], digits["held"], digits[which]
+        )
+        monkeypatch.setattr(sklearn.cluster.KMeans, "fit", lambda *a, **k: fits.append(a))
+    assert fits == []
+    with pytest.raises(ValueError, match="num_cells=5, seed=3"):
+        metrics.copying_statistic(None, None, digits["real"], num_cells=4, seed=3, splits=splits)

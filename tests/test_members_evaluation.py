@@ -8,8 +8,9 @@ summary and the in-training ``fd`` must agree within 1e-6 relative.
 import jax
 import numpy as np
 import pytest
+import sklearn.cluster
 
-from experiments.configs import digits_cgan, digits_gan, ring8_gan
+from experiments.configs import digits_cgan, digits_gan, digits_vae, ring8_gan
 from regan_jax import config as config_lib
 from regan_jax import data, sweep
 from regan_jax import program as program_lib
@@ -26,8 +27,9 @@ def _group(get_config, protocol_v2=False):
     for seed, strength in ((0, 0.0), (1, 1e-3), (2, 1e-1)):
         c = get_config("smoke")
         c.seed = seed
-        c.penalty.d.kind = "l2"
-        c.penalty.d.strength = strength
+        net = "d" if "d" in c.penalty else "decoder"
+        c.penalty[net].kind = "l2"
+        c.penalty[net].strength = strength
         c.eval.protocol_v2 = protocol_v2
         config_lib.validate(c)
         configs.append(c)
@@ -123,3 +125,50 @@ def test_features_and_logits_are_the_two_passes_bit_for_bit():
     features, logits = clf.features_and_logits(images)
     np.testing.assert_array_equal(np.asarray(features), np.asarray(clf.features(images)))
     np.testing.assert_array_equal(np.asarray(logits), np.asarray(clf.logits(images)))
+
+
+def _protocol_v2_members(program, configs, state):
+    """``evaluate_members``' final scores of the group, its reference and training reference."""
+    reference = hooks_lib.config_reference(program.config, program.source, program.test)
+    train = hooks_lib.training_reference(reference, program.source)
+    params_of = [sweep.member(state.params, k) for k in range(len(configs))]
+    return members.evaluate_members(
+        members.vmap_sampler(program.sample),
+        state.params,
+        [jax.random.fold_in(program_lib.sample_key(c), 1) for c in configs],
+        reference,
+        num_samples=configs[0].eval.num_samples,
+        batch_size=configs[0].eval.batch_size,
+        train=train,
+        latent_maps=[hooks_lib.latent_map(program, p) for p in params_of],
+    )
+
+
+@pytest.mark.parametrize("get_config", [digits_gan.get_config, digits_vae.get_config])
+def test_shared_statistics_score_each_member_bit_for_bit(get_config, monkeypatch):
+    """The group's once-computed k-means cells, held-out distances and smoothness programs
+    give every member exactly the scores it computes without them."""
+    program, configs, state = _group(get_config, protocol_v2=True)
+    shared = _protocol_v2_members(program, configs, state)
+    assert all(s["copying_pixels"] is not None and s["ppl"] is not None for s in shared)
+    monkeypatch.setattr(members.generalisation, "shared", lambda *args, **kwargs: None)
+    per_member = _protocol_v2_members(program, configs, state)
+    assert shared == per_member
+    assert len({s["ppl"] for s in shared}) == len(configs)  # the members' own maps
+
+
+def test_k_means_is_fitted_once_per_group_and_space(monkeypatch):
+    """Two fits per group's final evaluation (pixels, features), not two per member."""
+    program, configs, state = _group(digits_gan.get_config, protocol_v2=True)
+    fits = []
+    fit = sklearn.cluster.KMeans.fit
+
+    def counted(self, *args, **kwargs):
+        fits.append(self.n_clusters)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(sklearn.cluster.KMeans, "fit", counted)
+    keys = [jax.random.fold_in(program_lib.sample_key(c), 1) for c in configs]
+    scores = hooks_lib.run_hooks(program).final(state, configs, keys, [False] * 3)
+    assert len(scores) == 3 and all(s["copying_features"] is not None for s in scores)
+    assert len(fits) == 2

@@ -80,3 +80,27 @@ def test_small_mlp_against_jacfwd():
 def test_filtered_mean_keeps_the_middle():
     values = np.arange(1.0, 101.0)  # percentiles 1 and 99: 1.99 and 99.01
     assert smoothness.filtered_mean(values) == pytest.approx(np.mean(np.arange(2.0, 100.0)))
+
+
+def _linear_of(a, z):
+    return (z @ a.T).reshape(z.shape[0], 3, 4)
+
+
+def test_programs_compile_once_and_score_bit_for_bit():
+    """A map given as a Partial: one compile for every parameter value, the closure's scores."""
+    programs = smoothness.programs(identity)
+    key, z = jax.random.key(9), jax.random.normal(jax.random.key(10), (6, 4))
+    for scale in (1.0, 0.5, 2.0):
+        generate = jax.tree_util.Partial(_linear_of, A * scale)
+        ppl = smoothness.perceptual_path_length(generate, identity, key, 40, 4, batch_size=16)
+        assert ppl == smoothness.perceptual_path_length(
+            generate, identity, key, 40, 4, batch_size=16, programs=programs
+        )
+        jacobian = smoothness.jacobian_scores(generate, z)
+        assert jacobian == smoothness.jacobian_scores(generate, z, programs=programs)
+        assert jacobian["jacobian_fro"] == pytest.approx(
+            scale * np.linalg.norm(np.asarray(A, np.float64)), rel=1e-5
+        )
+    # Batches of 16, 16 and 8 latents; the Jacobian at 6.
+    assert programs.path_lengths._cache_size() == 2
+    assert programs.jacobians._cache_size() == 1

@@ -313,9 +313,11 @@ def _sample_scores(
     latent_map: tuple[int, Callable] | None = None,
     fake: np.ndarray | None = None,
     logits: np.ndarray | None = None,
+    shared: generalisation.Shared | None = None,
 ) -> dict[str, Any]:
     # fake, logits: the samples' features and class logits when already computed
-    # (a sweep group's members share one feature pass, evaluation.members).
+    # (a sweep group's members share one feature pass, evaluation.members);
+    # shared: what every member's generalisation and smoothness scores share.
     if reference.mixture is not None:
         mixture = reference.mixture
         return metrics.mode_metrics(
@@ -346,7 +348,7 @@ def _sample_scores(
     if train is not None:
         scores.update(
             generalisation.generalisation_scores(
-                train, reference, samples, fake, jax.random.fold_in(key, 1)
+                train, reference, samples, fake, jax.random.fold_in(key, 1), shared=shared
             )
         )
         if latent_map is not None:
@@ -356,6 +358,7 @@ def _sample_scores(
                     reference.feature_net.feature_map(),
                     len(samples),
                     jax.random.fold_in(key, 2),
+                    shared=shared,
                 )
             )
     return scores
@@ -553,12 +556,17 @@ def score_samples(
     latent_map: tuple[int, Callable] | None = None,
     features: np.ndarray | None = None,
     logits: np.ndarray | None = None,
+    shared: generalisation.Shared | None = None,
 ) -> dict[str, Any]:
     """:func:`evaluate`'s result for samples already drawn (``key``: its ``split(key)[1]``).
 
     ``features`` / ``logits``: the samples' features in ``reference``'s
     space and the class classifier's logits, if already computed (they are
-    then not recomputed); the other arguments are :func:`evaluate`'s.
+    then not recomputed); ``shared``: with ``train``,
+    :func:`~regan_jax.evaluation.generalisation.shared` of ``train``,
+    ``reference`` and ``len(samples)``, if already computed (a sweep group's
+    members share it; the scores are the same bit for bit); the other
+    arguments are :func:`evaluate`'s.
     """
     num_samples = len(samples)
     nonfinite = count_nonfinite(samples)
@@ -594,6 +602,7 @@ def score_samples(
             latent_map=None if cheap else latent_map,
             fake=features,
             logits=logits,
+            shared=shared,
         )
     result = {"num_samples": num_samples, "nonfinite_samples": nonfinite, **scores}
     if elbo_fn is not None and not cheap:

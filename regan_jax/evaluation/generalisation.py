@@ -32,12 +32,18 @@ evaluator adds the smoothness scores of :mod:`regan_jax.evaluation.smoothness`
 (:data:`SMOOTHNESS_METRICS`): ``ppl`` (perceptual path length in the
 feature classifier's space, ``min(m, 1000)`` pairs), ``jacobian_fro`` and
 ``jacobian_log_cond`` (exact, at 256 latents).
+
+What these scores compute from the training and held-out sets alone (the
+k-means cells, the held-out distances) and the smoothness programs are the
+same for every member of a sweep group: :func:`shared` computes them once
+per group, and :func:`generalisation_scores` / :func:`smoothness_scores`
+take them as ``shared`` (bit for bit the scores computed without it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -60,12 +66,61 @@ PPL_PAIRS = 1000
 JACOBIAN_LATENTS = 256
 
 
+class Shared(NamedTuple):
+    """What every member's generalisation and smoothness scores share (:func:`shared`)."""
+
+    num_samples: int  # the generated set's size the cells were chosen for
+    pixels: metrics.generalisation.SplitStatistics
+    features: metrics.generalisation.SplitStatistics
+    embed: Callable | None  # the feature classifier's traceable map, or None
+    programs: smoothness.Programs | None  # compiled once for every member's latent map
+
+
 def _flat(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, np.float32).reshape(images.shape[0], -1)
 
 
+def copying_cells(num_samples: int) -> int:
+    """The copying statistic's k-means cells for ``num_samples`` generated samples."""
+    return max(
+        1,
+        min(
+            metrics.generalisation.COPYING_CELLS,
+            num_samples // (2 * metrics.generalisation.COPYING_MIN_GENERATED),
+        ),
+    )
+
+
+def shared(train, held_out, num_samples: int, feature_net: Any = None) -> Shared:
+    """The member-independent part of the scores of ``num_samples`` generated samples.
+
+    Args:
+      train, held_out: as :func:`generalisation_scores`'s.
+      num_samples: each member's number of samples.
+      feature_net: the reference's feature network; with a ``feature_map``
+        the smoothness programs are built too.
+    """
+    cells = copying_cells(num_samples)
+    embed = feature_net.feature_map() if hasattr(feature_net, "feature_map") else None
+    return Shared(
+        num_samples=num_samples,
+        pixels=metrics.split_statistics(
+            _flat(train.images), _flat(held_out.images), num_cells=cells
+        ),
+        features=metrics.split_statistics(train.features, held_out.features, num_cells=cells),
+        embed=embed,
+        programs=None if embed is None else smoothness.programs(embed),
+    )
+
+
 def generalisation_scores(
-    train, held_out, samples: np.ndarray, fake_features: np.ndarray, key: jax.Array
+    train,
+    held_out,
+    samples: np.ndarray,
+    fake_features: np.ndarray,
+    key: jax.Array,
+    *,
+    shared: Shared | None = None,
 ) -> dict[str, Any]:
     """The copying, memorisation, FD∞ and FD∞-gap keys of the module table.
 
@@ -75,24 +130,28 @@ def generalisation_scores(
       samples: the generated images ``[m, H, W, C]``.
       fake_features: their features ``[m, D]``.
       key: PRNG key of FD∞'s subsets.
+      shared: :func:`shared` of ``train``, ``held_out`` and ``m``, if already computed.
     """
     key_held, key_train = jax.random.split(key)
+    cells = copying_cells(len(samples))
+    if shared is not None and shared.num_samples != len(samples):
+        raise ValueError(
+            f"shared was computed for {shared.num_samples} samples; got {len(samples)}"
+        )
     pixels = (_flat(train.images), _flat(held_out.images), _flat(samples))
     features = (train.features, held_out.features, fake_features)
-    cells = max(
-        1,
-        min(
-            metrics.generalisation.COPYING_CELLS,
-            len(samples) // (2 * metrics.generalisation.COPYING_MIN_GENERATED),
-        ),
+    split_pixels, split_features = (
+        (None, None) if shared is None else (shared.pixels, shared.features)
     )
     fd_inf = metrics.frechet_distance_infinity(held_out.features, fake_features, key=key_held)
     fd_inf_train = metrics.frechet_distance_infinity(train.features, fake_features, key=key_train)
     return {
-        "copying_pixels": metrics.copying_statistic(*pixels, num_cells=cells),
-        "copying_features": metrics.copying_statistic(*features, num_cells=cells),
-        "memorisation_pixels": metrics.memorisation_ratio(*pixels),
-        "memorisation_features": metrics.memorisation_ratio(*features),
+        "copying_pixels": metrics.copying_statistic(*pixels, num_cells=cells, splits=split_pixels),
+        "copying_features": metrics.copying_statistic(
+            *features, num_cells=cells, splits=split_features
+        ),
+        "memorisation_pixels": metrics.memorisation_ratio(*pixels, splits=split_pixels),
+        "memorisation_features": metrics.memorisation_ratio(*features, splits=split_features),
         "fd_inf": fd_inf["fd_inf"],
         "fd_inf_train": fd_inf_train["fd_inf"],
         "fd_inf_gap": fd_inf["fd_inf"] - fd_inf_train["fd_inf"],
@@ -117,15 +176,27 @@ def critic_scores(
 
 
 def smoothness_scores(
-    latent_map, embed: Callable, num_samples: int, key: jax.Array
+    latent_map, embed: Callable, num_samples: int, key: jax.Array, *, shared: Shared | None = None
 ) -> dict[str, float]:
-    """``ppl``, ``jacobian_fro`` and ``jacobian_log_cond`` of ``latent_map = (K, z -> x)``."""
+    """``ppl``, ``jacobian_fro`` and ``jacobian_log_cond`` of ``latent_map = (K, z -> x)``.
+
+    ``shared``: from :func:`shared` (``embed`` is then its own); its programs
+    are used where ``z -> x`` is a ``jax.tree_util.Partial`` (its parameters
+    an argument of the compiled program, not a constant of it).
+    """
     latent_dim, generate = latent_map
     key_ppl, key_z = jax.random.split(key)
     z = jax.random.normal(key_z, (JACOBIAN_LATENTS, latent_dim))
+    programs = None
+    if (
+        shared is not None
+        and shared.programs is not None
+        and isinstance(generate, jax.tree_util.Partial)
+    ):
+        embed, programs = shared.embed, shared.programs
     return {
         "ppl": smoothness.perceptual_path_length(
-            generate, embed, key_ppl, min(num_samples, PPL_PAIRS), latent_dim
+            generate, embed, key_ppl, min(num_samples, PPL_PAIRS), latent_dim, programs=programs
         ),
-        **smoothness.jacobian_scores(generate, z),
+        **smoothness.jacobian_scores(generate, z, programs=programs),
     }

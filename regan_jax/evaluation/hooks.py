@@ -5,6 +5,7 @@ scored against (the mixture itself, or the held-out split in a feature
 network's space) and returns :class:`RunHooks`, two functions the loop calls.
 """
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -267,26 +268,38 @@ def critic(program, params, model_state, batch_size: int, apply=None):
     return logits
 
 
+@dataclasses.dataclass(frozen=True)
+class _DecodedImage:
+    """A decoder's image map ``(variables, z) -> images``, equal for every member of a program."""
+
+    decoder: Any
+    bernoulli: bool
+
+    def __call__(self, variables, z):
+        out = self.decoder.apply(variables, z)
+        return 2 * jax.nn.sigmoid(out) - 1 if self.bernoulli else out
+
+
 def latent_map(program, params):
     """``(K, z -> images)`` of an unconditional generator ``g`` or a VAE's ``decoder``, or None.
 
     The decoder's image map is its sampler's without the final clip (whose
     derivative is 0 outside [-1, 1]): ``2 sigmoid(logits) - 1`` for a
-    Bernoulli likelihood, the Gaussian mean otherwise.
+    Bernoulli likelihood, the Gaussian mean otherwise. ``z -> images`` is a
+    ``jax.tree_util.Partial`` with the network's parameters its argument,
+    its function the same for every member of ``program``: a group's
+    smoothness programs compile once (:mod:`regan_jax.evaluation.smoothness`).
     """
     models = program.models
     if "g" in models and not program.family.conditional:
         g = models["g"]
-        return g.latent_dim, lambda z: g.apply({"params": params["g"]}, z)
+        return g.latent_dim, jax.tree_util.Partial(g.apply, {"params": params["g"]})
     if "decoder" in models:
         decoder = models["decoder"]
         bernoulli = program.config.model.likelihood == "bernoulli"
-
-        def decode(z):
-            out = decoder.apply({"params": params["decoder"]}, z)
-            return 2 * jax.nn.sigmoid(out) - 1 if bernoulli else out
-
-        return decoder.latent_dim, decode
+        return decoder.latent_dim, jax.tree_util.Partial(
+            _DecodedImage(decoder, bernoulli), {"params": params["decoder"]}
+        )
     return None
 
 

@@ -10,7 +10,11 @@ folds it), and the features (and class logits) of all members' samples come
 from one pass of the feature network over the ``K·N`` images. The
 statistics that follow the features (FD, KID, PRDC, the class and
 generalisation scores) stay per member
-(:func:`~regan_jax.evaluation.score_samples`). Batched kernels may round
+(:func:`~regan_jax.evaluation.score_samples`), but what they compute from
+the references alone (the generalisation scores' k-means cells and
+held-out distances, the smoothness programs) is computed once per group
+(:func:`regan_jax.evaluation.generalisation.shared`), bit for bit what each
+member would compute. Batched kernels may round
 differently from the member's own, so a member's scores equal its single
 evaluation up to float reassociation (tested within 1e-6 relative).
 """
@@ -26,7 +30,7 @@ import numpy as np
 
 from regan_jax import xla
 from regan_jax.evaluation import classifier as classifier_lib
-from regan_jax.evaluation import evaluator
+from regan_jax.evaluation import evaluator, generalisation
 
 
 def vmap_sampler(sample: Callable) -> Callable:
@@ -155,6 +159,11 @@ def evaluate_members(
     features = logits = None
     if reference.mixture is None and featured:
         features, logits = _outputs(reference, samples[featured], cheap)
+    shared = (
+        generalisation.shared(train, reference, num_samples, reference.feature_net)
+        if train is not None and features is not None and not cheap
+        else None
+    )
     out: list[dict[str, Any] | None] = [None] * size
     for k in range(size):
         if not scored[k]:
@@ -172,5 +181,6 @@ def evaluate_members(
             latent_map=latent_maps[k],
             features=None if at is None else features[at],
             logits=None if at is None or logits is None else logits[at],
+            shared=shared,
         )
     return out

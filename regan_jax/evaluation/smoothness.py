@@ -11,11 +11,19 @@ length, ``embed(x) -> [N, F]`` (the classifier's features).
   (``jax.jacfwd``; for small generators) and from them the condition number
   of Odena et al. 2018 ("Is generator conditioning causally related to GAN
   performance?").
+
+Each function jits its program around the ``generate`` it is given, so a
+new ``generate`` (another member's parameters) compiles anew; with
+:func:`programs` (``programs=``) the map is an argument of programs
+compiled once: ``generate`` must then be a ``jax.tree_util.Partial`` whose
+function is the same for every member and whose arguments are its parameters.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +68,28 @@ def path_lengths(
     return jnp.sum(jnp.square(speed), axis=1)
 
 
+class Programs(NamedTuple):
+    """The smoothness programs with the map ``generate`` (a ``jax.tree_util.Partial``) an argument."""
+
+    path_lengths: Callable  # (generate, z0, z1, t) -> [N], with programs()' embed
+    jacobians: Callable  # (generate, z [N, K]) -> [N, D, K]
+
+
+def _jacobians(generate: Callable, z: jax.Array) -> jax.Array:
+    def one(zi):
+        return jax.jacfwd(lambda v: generate(v[None]).reshape(-1))(zi)
+
+    return jax.vmap(one)(z)
+
+
+def programs(embed: Callable) -> Programs:
+    """:class:`Programs` for ``embed``, compiled at their first call and reused by every map."""
+    return Programs(
+        path_lengths=jax.jit(lambda generate, z0, z1, t: path_lengths(generate, embed, z0, z1, t)),
+        jacobians=jax.jit(_jacobians),
+    )
+
+
 def filtered_mean(values, percentiles=PPL_PERCENTILES) -> float:
     """Mean of the values between two percentiles (inclusive), as StyleGAN's PPL filters them."""
     values = np.asarray(values, np.float64)
@@ -76,6 +106,7 @@ def perceptual_path_length(
     *,
     batch_size: int = 500,
     percentiles=PPL_PERCENTILES,
+    programs: Programs | None = None,
 ) -> float:
     """Perceptual path length (Karras et al. 2019, "A style-based generator architecture").
 
@@ -85,13 +116,18 @@ def perceptual_path_length(
     outliers). Linear interpolation: the paper lerps in its W space and
     slerps in Z; these latents feed the generator directly and lerp keeps
     the closed forms of a linear map (``E ℓ = 2 ‖A‖_F²`` in pixel space).
-    Lower: a smoother map.
+    Lower: a smoother map. ``programs``: from :func:`programs` of this
+    ``embed`` (module docstring).
     """
     k0, k1, kt = jax.random.split(key, 3)
     z0 = jax.random.normal(k0, (num_samples, latent_dim))
     z1 = jax.random.normal(k1, (num_samples, latent_dim))
     t = jax.random.uniform(kt, (num_samples,))
-    lengths = jax.jit(lambda a, b, s: path_lengths(generate, embed, a, b, s))
+    lengths = (
+        jax.jit(lambda a, b, s: path_lengths(generate, embed, a, b, s))
+        if programs is None
+        else functools.partial(programs.path_lengths, generate)
+    )
     values = np.concatenate(
         [
             np.asarray(
@@ -131,24 +167,29 @@ def jacobian_frobenius(
     return float(jnp.sqrt(jnp.mean(jax.lax.map(squared, vs))))
 
 
-def jacobian_singular_values(generate: Callable, z: jax.Array) -> np.ndarray:
+def jacobian_singular_values(
+    generate: Callable, z: jax.Array, *, programs: Programs | None = None
+) -> np.ndarray:
     """Singular values of ``J_G(z_i)`` for each row of ``z``: ``[N, min(K, D)]``, descending.
 
     Exact (``jax.jacfwd`` per sample, then an SVD): for generators small
     enough that a ``D x K`` Jacobian per sample fits (digits: 64 x 32).
+    ``programs``: from :func:`programs` (module docstring).
     """
-
-    def one(zi):
-        return jax.jacfwd(lambda v: generate(v[None]).reshape(-1))(zi)
-
-    jacobians = jax.jit(jax.vmap(one))(z)
+    jacobians = (
+        jax.jit(functools.partial(_jacobians, generate))(z)
+        if programs is None
+        else programs.jacobians(generate, z)
+    )
     return np.linalg.svd(np.asarray(jacobians, np.float64), compute_uv=False)
 
 
-def jacobian_scores(generate: Callable, z: jax.Array) -> dict[str, float]:
+def jacobian_scores(
+    generate: Callable, z: jax.Array, *, programs: Programs | None = None
+) -> dict[str, float]:
     """``jacobian_fro`` = sqrt(mean_i ‖J(z_i)‖_F²) and ``jacobian_log_cond`` = mean_i of
     log(s_max / s_min) (Odena et al. 2018 report the log condition number), exact."""
-    s = jacobian_singular_values(generate, z)
+    s = jacobian_singular_values(generate, z, programs=programs)
     with np.errstate(divide="ignore"):
         log_cond = np.log(s[:, 0]) - np.log(s[:, -1])
     return {

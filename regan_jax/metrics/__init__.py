@@ -31,6 +31,7 @@ from regan_jax.metrics.generalisation import (
     mann_whitney_z,
     memorisation_ratio,
     nearest_neighbour_distances,
+    split_statistics,
 )
 from regan_jax.metrics.modes import (
     class_histogram_kl,
@@ -60,6 +61,7 @@ __all__ = [
     "modes_covered",
     "nearest_neighbour_distances",
     "prdc",
+    "split_statistics",
     "stacked_modes",
     "weight_stats",
 ]

@@ -12,9 +12,16 @@ as ``P`` is; one that copies places ``Q`` closer.
   held-out images typically are.
 - :func:`discriminator_overfitting`: Karras et al. 2020's ``r_t`` and
   ``r_v`` from a discriminator's logits.
+
+What the first two compute from ``T`` and ``P`` alone (the k-means cells,
+the held-out distances) is the same for every ``Q``: :func:`split_statistics`
+computes it once, and both take it as ``splits`` (a sweep group's members
+share it; the scores are bit for bit those computed without it).
 """
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import numpy as np
 import sklearn.cluster
@@ -64,6 +71,68 @@ def _nn_distances(q: np.ndarray, t: np.ndarray, block_size: int = 1024) -> np.nd
     return out
 
 
+class SplitStatistics(NamedTuple):
+    """What :func:`copying_statistic` and :func:`memorisation_ratio` compute from ``T`` and ``P`` alone.
+
+    Built by :func:`split_statistics`; every field is independent of the generated set.
+    """
+
+    train: np.ndarray  # [L, D] float64
+    held_out: np.ndarray  # [n, D] float64
+    num_cells: int
+    seed: int
+    kmeans: Any  # sklearn KMeans fitted on train
+    held_out_cells: np.ndarray  # [n] the cell of each held-out row
+    cell_distances: tuple  # per cell: L(P_pi) against the cell's training rows, [n_pi]
+    nearest_train: np.ndarray  # [n] L(p) against the whole training set
+
+
+def _points(train, held_out) -> tuple[np.ndarray, np.ndarray]:
+    t, p = checks.features("train", train), checks.features("held_out", held_out)
+    checks.same_dim(p, t, "held_out and train")
+    return np.asarray(t, np.float64), np.asarray(p, np.float64)
+
+
+def split_statistics(
+    train, held_out, *, num_cells: int = COPYING_CELLS, seed: int = 0
+) -> SplitStatistics:
+    """The k-means cells of ``T`` and the held-out distances, for any number of generated sets.
+
+    Args:
+      train, held_out: ``[L, D]`` and ``[n, D]`` points.
+      num_cells, seed: :func:`copying_statistic`'s (the cells are fitted here).
+    """
+    t, p = _points(train, held_out)
+    if not 1 <= num_cells <= t.shape[0]:
+        raise ValueError(
+            f"num_cells must lie in [1, {t.shape[0]}] (the training rows); got {num_cells}."
+        )
+    kmeans = sklearn.cluster.KMeans(num_cells, n_init=10, random_state=seed).fit(t)
+    cells_p, cells_t = kmeans.predict(p), kmeans.labels_
+    return SplitStatistics(
+        train=t,
+        held_out=p,
+        num_cells=num_cells,
+        seed=seed,
+        kmeans=kmeans,
+        held_out_cells=cells_p,
+        cell_distances=tuple(
+            # A cell without training rows (k-means on duplicates) has no distances.
+            _nn_distances(p[cells_p == cell], t[cells_t == cell])
+            if np.any(cells_t == cell)
+            else np.zeros(0)
+            for cell in range(num_cells)
+        ),
+        nearest_train=_nn_distances(p, t),
+    )
+
+
+def _generated(generated, splits: SplitStatistics) -> np.ndarray:
+    q = checks.features("generated", generated)
+    checks.same_dim(q, splits.train, "generated and train")
+    return np.asarray(q, np.float64)
+
+
 def mann_whitney_z(x: np.ndarray, y: np.ndarray) -> float:
     """The z-scored Mann–Whitney U of sample ``x`` against ``y`` (no continuity or tie correction).
 
@@ -89,6 +158,7 @@ def copying_statistic(
     num_cells: int = COPYING_CELLS,
     min_generated: int = COPYING_MIN_GENERATED,
     seed: int = 0,
+    splits: SplitStatistics | None = None,
 ) -> float:
     """Meehan, Chaudhuri & Dasgupta 2020's data-copying statistic ``C_T``.
 
@@ -115,32 +185,33 @@ def copying_statistic(
       num_cells: k-means cells (``<= L``).
       min_generated: generated samples a cell needs to count.
       seed: k-means' initialisation (``random_state``, 10 restarts).
+      splits: :func:`split_statistics` of ``train`` and ``held_out`` with
+        these ``num_cells`` and ``seed``, if already computed (``train`` and
+        ``held_out`` are then not read).
 
     Returns:
       ``C_T`` as a float, NaN if no cell qualifies.
     """
-    t, p, q = (
-        checks.features(name, x)
-        for name, x in (("train", train), ("held_out", held_out), ("generated", generated))
-    )
-    checks.same_dim(p, t, "held_out and train")
-    checks.same_dim(q, t, "generated and train")
-    t, p, q = (np.asarray(x, np.float64) for x in (t, p, q))
-    if not 1 <= num_cells <= t.shape[0]:
+    if splits is None:
+        splits = split_statistics(train, held_out, num_cells=num_cells, seed=seed)
+    elif (splits.num_cells, splits.seed) != (num_cells, seed):
         raise ValueError(
-            f"num_cells must lie in [1, {t.shape[0]}] (the training rows); got {num_cells}."
+            f"splits were computed with num_cells={splits.num_cells}, seed={splits.seed}; "
+            f"got num_cells={num_cells}, seed={seed}."
         )
-    kmeans = sklearn.cluster.KMeans(num_cells, n_init=10, random_state=seed).fit(t)
-    cells_p, cells_q = kmeans.predict(p), kmeans.predict(q)
-    cells_t = kmeans.labels_
+    q = _generated(generated, splits)
+    cells_q = splits.kmeans.predict(q)
+    cells_t = splits.kmeans.labels_
     weights, scores = [], []
     for cell in range(num_cells):
-        in_p, in_q, in_t = cells_p == cell, cells_q == cell, cells_t == cell
+        in_p, in_q = splits.held_out_cells == cell, cells_q == cell
         if in_q.sum() < min_generated or not in_p.any():
             continue
         weights.append(in_p.mean())
         scores.append(
-            mann_whitney_z(_nn_distances(q[in_q], t[in_t]), _nn_distances(p[in_p], t[in_t]))
+            mann_whitney_z(
+                _nn_distances(q[in_q], splits.train[cells_t == cell]), splits.cell_distances[cell]
+            )
         )
     if not weights:
         return float("nan")
@@ -148,7 +219,12 @@ def copying_statistic(
 
 
 def memorisation_ratio(
-    train, held_out, generated, *, percentile: float = MEMORISATION_PERCENTILE
+    train,
+    held_out,
+    generated,
+    *,
+    percentile: float = MEMORISATION_PERCENTILE,
+    splits: SplitStatistics | None = None,
 ) -> float:
     """Share of generated samples closer to the training set than held-out data typically are.
 
@@ -166,11 +242,20 @@ def memorisation_ratio(
     Args:
       train, held_out, generated: ``[L, D]``, ``[n, D]``, ``[m, D]`` points.
       percentile: ``q`` in ``(0, 100)``.
+      splits: :func:`split_statistics` of ``train`` and ``held_out`` (any
+        cells), if already computed (``train`` and ``held_out`` are then not read).
     """
     if not 0 < percentile < 100:
         raise ValueError(f"percentile must lie in (0, 100); got {percentile}.")
-    threshold = np.percentile(nearest_neighbour_distances(held_out, train), percentile)
-    return float(np.mean(nearest_neighbour_distances(generated, train) < threshold))
+    if splits is None:
+        t, p = _points(train, held_out)
+        nearest_train = _nn_distances(p, t)
+    else:
+        t, nearest_train = splits.train, splits.nearest_train
+    q = np.asarray(checks.features("generated", generated), np.float64)
+    checks.same_dim(q, t, "generated and train")
+    threshold = np.percentile(nearest_train, percentile)
+    return float(np.mean(_nn_distances(q, t) < threshold))
 
 
 def discriminator_overfitting(d_train, d_held_out, d_generated) -> dict[str, float]:
