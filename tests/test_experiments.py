@@ -25,7 +25,16 @@ from statsmodels.stats.power import TTestPower
 
 import experiments
 from experiments import figures, sweep
-from experiments.study import captions, cells, presets, results, runner, tables, vocabulary
+from experiments.study import (
+    captions,
+    cells,
+    claims,
+    presets,
+    results,
+    runner,
+    tables,
+    vocabulary,
+)
 from experiments.study import members as members_lib
 from experiments.study.figures import output, panels
 from regan_jax import config as config_lib
@@ -455,6 +464,29 @@ def test_study_v2s_stated_power_is_statsmodels_at_holms_first_step():
     (grid,) = [g for g in presets.PRESETS["cpu"]["digits_gan_unstable"] if g.on == "none"]
     seeds, reason = presets.grid_seeds(grid)
     assert len(seeds) >= 11 and "step 1 of 52" in reason
+
+
+def _directional_tests(part, preset="cpu"):
+    """2 x the comparisons of a claim part against the unregularised runs in a preset's grids."""
+    comparisons = 0
+    for name in part.metrics:
+        for grid in presets.PRESETS[preset].get(name, ()):
+            if grid.on != "none":
+                continue
+            penalties = [p for p in grid.penalties if p in part.penalties]
+            targets = [t for t in grid.targets if t in part.targets]
+            comparisons += len(penalties) * len(targets) * len(grid.strengths)
+    return 2 * comparisons
+
+
+def test_study_v2s_power_plans_are_sized_for_the_families_the_claims_declare():
+    """V2_FAMILY: the generalisation claim's largest part; V2_POWER: the stability claim's
+    final-FD part, both counted from claims.CLAIMS over the cpu preset's grids."""
+    by_name = {c.name: c for c in claims.CLAIMS}
+    generalisation = by_name["prevents_overfitting"].parts
+    assert max(_directional_tests(p) for p in generalisation) == presets.V2_FAMILY
+    final_fd = by_name["weight_decay_stabilises"].parts[0]
+    assert _directional_tests(final_fd) == presets.V2_POWER.family_size
 
 
 def test_the_length_ablation_doubles_the_length_at_one_effective_strength():
