@@ -82,10 +82,6 @@ def depends_on_length(found: list[dict]) -> dict[tuple, bool]:
     return {k: len(v) > 1 for k, v in by.items()}
 
 
-def _number(x) -> str:
-    return "–" if x is None else f"{x:.3g}"
-
-
 def markdown(rows) -> str:
     """The ablation as a Markdown table: each comparison's reading at every length."""
     found = readings(rows)
@@ -109,7 +105,8 @@ def markdown(rows) -> str:
             shown.append(
                 "–"
                 if r is None
-                else f"{_number(r['difference'])} [{_number(r['ci'][0])}, {_number(r['ci'][1])}], "
+                else f"{cells.fmt(r['difference'])} [{cells.fmt(r['ci'][0])}, "
+                f"{cells.fmt(r['ci'][1])}], "
                 f"{r['reading']}"
             )
         lines.append(f"| {' | '.join(key)} | {' | '.join(shown)} | {'yes' if differs else 'no'} |")

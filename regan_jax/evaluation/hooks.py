@@ -119,6 +119,14 @@ def run_hooks(program) -> RunHooks:
             )
         ]
 
+    def critics_of(params_of, model_state):
+        """Each member's D-logit function (:func:`critic`) from the group's stacked state."""
+        size = len(params_of)
+        return [
+            critic(program, p, _member(model_state, k, size), config.eval.batch_size, d_apply)
+            for k, p in enumerate(params_of)
+        ]
+
     def cheap(params, keys, model_state=None, scored=None):
         size = len(keys)
         scored = [True] * size if scored is None else list(scored)
@@ -131,18 +139,7 @@ def run_hooks(program) -> RunHooks:
         ]
         if reference is None:
             return outs
-        critics = [
-            None
-            if train is None
-            else critic(
-                program,
-                params_of[k],
-                _member(model_state or {}, k, size),
-                config.eval.batch_size,
-                d_apply,
-            )
-            for k in range(size)
-        ]
+        critics = [None] * size if train is None else critics_of(params_of, model_state or {})
         scores = sample_scores(
             params,
             keys,
@@ -178,23 +175,13 @@ def run_hooks(program) -> RunHooks:
             outs.append(out)
         scored = [not d for d in diverged]
         if reference is not None and any(scored):
-            critics = [
-                critic(
-                    program,
-                    params_of[k],
-                    _member(state.model_state, k, size),
-                    config.eval.batch_size,
-                    d_apply,
-                )
-                for k in range(size)
-            ]
             scores = sample_scores(
                 state.params,
                 keys,
                 scored,
                 num_samples=config.eval.num_samples,
                 cheap=False,
-                critic_fns=critics,
+                critic_fns=critics_of(params_of, state.model_state),
                 latent_maps=[latent_map(program, p) for p in params_of],
             )
             for out, member_scores in zip(outs, scores, strict=True):
