@@ -29,8 +29,9 @@ def _row(name, penalty, target, strength, seed, diverged=False, **scores):
     return row
 
 
-def _cell(name, penalty, target, strength, values, metric):
-    return [_row(name, penalty, target, strength, s, **{metric: v}) for s, v in zip(SEEDS, values)]
+def _cell(name, penalty, target, strength, values, metric, seeds=None):
+    seeds = SEEDS if seeds is None else range(seeds)
+    return [_row(name, penalty, target, strength, s, **{metric: v}) for s, v in zip(seeds, values)]
 
 
 BASE = np.array([0.30, 0.32, 0.29, 0.31, 0.33])
@@ -572,3 +573,26 @@ def test_the_figures_claims_table_names_every_claim_and_the_metrics_it_tests():
                 assert f"`{metric}`" in row, (claim.name, metric)
         for metric in {claims.BESIDE.get(m) for p in claim.parts for m in p.metrics.values()}:
             assert metric is None or f"`{metric}`" in row, (claim.name, metric)
+
+
+def test_a_significant_effect_inside_the_sesoi_is_trivial_and_decides_nothing():
+    """Lakens' fourth outcome: Δ ≈ -0.01 recall with tiny spread is significant against the
+    claim and equivalent within ±0.05, so it reads "trivial" and the part "no effect"."""
+    d = np.array([-0.010, -0.011, -0.009, -0.0105, -0.0095, -0.010, -0.0102, -0.0098])
+    base = np.linspace(0.4, 0.6, d.size)
+    rows = _cell("digits_gan", "none", None, None, base, "recall", seeds=d.size)
+    rows += _cell("digits_gan", "prox_l1", "g", 1.0, base + d, "recall", seeds=d.size)
+    part = _part()
+    (t,) = claims.part_tests(rows, part)
+    p_against = scipy_stats.ttest_1samp(d, 0.0, alternative="less").pvalue
+    assert t.p_against == pytest.approx(p_against, rel=1e-9) and t.holm_against < 0.05
+    assert t.holm_equivalent == pytest.approx(_tost_by_hand(d, 0.05), rel=1e-9)
+    assert t.holm_equivalent < 0.05
+    assert claims.reading(t) == claims.TRIVIAL
+    assert claims.part_verdict(part, [t]) == claims.NO_EFFECT
+    # The same shift ten times larger leaves the SESOI: against, and the part contradicted.
+    rows = _cell("digits_gan", "none", None, None, base, "recall", seeds=d.size)
+    rows += _cell("digits_gan", "prox_l1", "g", 1.0, base + 10 * d, "recall", seeds=d.size)
+    (t,) = claims.part_tests(rows, part)
+    assert claims.reading(t) == "against"
+    assert claims.part_verdict(part, [t]) == claims.CONTRADICTED

@@ -31,16 +31,30 @@ so the family-wise error rate of every "claimed way" and "against" reading
 is at most 0.05; its ``m`` equivalence tests are Holm-adjusted together, at
 family-wise error rate 0.05.
 
+A comparison reads (Lakens, Scheel & Isager 2018, "Equivalence testing for
+psychological research", their four outcomes):
+
+- **claimed way** / **against**: significant in that direction (Holm-adjusted
+  p < 0.05) and not shown equivalent;
+- **trivial**: significant in a direction *and* equivalent within ±SESOI
+  (both Holm-adjusted p < 0.05): an effect too small to matter, shown to be
+  real -- it counts as no effect, for the claim and against it alike;
+- **equivalent**: equivalent and significant in neither direction;
+- **—**: none of these (inconclusive).
+
+(The "trivial" reading was added before study v2 was run, 2026-12-05: under
+the earlier rule a significant effect below the SESOI decided a claim, e.g.
+the first study's VAE held-out ELBO, 0.37 nats worse with weight decay,
+contradicted "prevents overfitting" although its SESOI is 1 nat.)
+
 Verdict of a part (declared before the data):
 
-- **supported**: some comparison goes the claimed way at a Holm-adjusted
-  p < 0.05 (the claims are existential in the strength: "at some strength,
-  on some network"; comparisons significantly against are listed beside);
-- **contradicted**: none does, and some comparison goes against the claim at
-  a Holm-adjusted p < 0.05;
-- **no effect**: no directional test rejects, and every comparison is
-  equivalent (Holm-adjusted TOST p < 0.05): at no tested strength does the
-  effect reach its SESOI;
+- **supported**: some comparison goes the claimed way (the claims are
+  existential in the strength: "at some strength, on some network";
+  comparisons against are listed beside);
+- **contradicted**: none does, and some comparison goes against the claim;
+- **no effect**: every comparison is equivalent or trivial: at no tested
+  strength does the effect reach its SESOI;
 - **inconclusive**: otherwise; **not tested**: the runs are not there.
 
 A ``d_z``-margin TOST needs ``|t| < 0.5 sqrt(n) - t_{n-1, 0.95}``, impossible
@@ -139,6 +153,8 @@ SUPPORTED, CONTRADICTED, NO_EFFECT, INCONCLUSIVE, NOT_TESTED = (
     "inconclusive",
     "not tested",
 )
+# A comparison significant in a direction and equivalent within its SESOI (module docstring).
+TRIVIAL = "trivial"
 GENERATOR_SIDE = ("g", "both", "decoder")
 # Shown beside a claim's metric, not tested: the published count beside the noise-robust
 # one; C_T beside the memorisation ratio; blur beside the path length; the Jacobian's
@@ -525,15 +541,15 @@ def _significant(p) -> bool:
 
 
 def reading(t: Test) -> str:
-    """What one comparison shows: ``'claimed way'``, ``'against'``, ``'equivalent'``,
-    ``'degenerate'`` or ``'—'`` (nothing at the family's error rate)."""
+    """What one comparison shows: ``'claimed way'``, ``'against'``, ``'trivial'``,
+    ``'equivalent'``, ``'degenerate'`` or ``'—'`` (nothing at the family's error rate)."""
     if t.degenerate:
         return "degenerate"
-    if _significant(t.holm_claimed):
-        return "claimed way"
-    if _significant(t.holm_against):
-        return "against"
-    return "equivalent" if _significant(t.holm_equivalent) else "—"
+    equivalent = _significant(t.holm_equivalent)
+    for direction, p in (("claimed way", t.holm_claimed), ("against", t.holm_against)):
+        if _significant(p):
+            return TRIVIAL if equivalent else direction
+    return "equivalent" if equivalent else "—"
 
 
 def part_verdict(part: Part, tests: list[Test]) -> str:
@@ -547,7 +563,7 @@ def part_verdict(part: Part, tests: list[Test]) -> str:
         return SUPPORTED
     if "against" in readings:
         return CONTRADICTED
-    return NO_EFFECT if set(readings) == {"equivalent"} else INCONCLUSIVE
+    return NO_EFFECT if set(readings) <= {"equivalent", TRIVIAL} else INCONCLUSIVE
 
 
 def family(tests: list[Test]) -> Family:
