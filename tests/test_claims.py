@@ -596,3 +596,26 @@ def test_a_significant_effect_inside_the_sesoi_is_trivial_and_decides_nothing():
     (t,) = claims.part_tests(rows, part)
     assert claims.reading(t) == "against"
     assert claims.part_verdict(part, [t]) == claims.CONTRADICTED
+
+
+def test_the_cycle_gans_content_claim_reads_content_accuracy_with_cycle_error_beside():
+    """Content accuracy up by 0.1 on the translators: supported; the cycle error is beside."""
+    rows = _cell("digits_cyclegan", "none", None, None, BASE + 0.5, "content_accuracy")
+    rows += _cell(
+        "digits_cyclegan",
+        "weight_decay",
+        "generators",
+        1.0,
+        BASE + 0.6 + NOISE / 100,
+        "content_accuracy",
+    )
+    for r, err in zip(rows, [0.30, 0.31, 0.29, 0.30, 0.32, 0.20, 0.21, 0.19, 0.22, 0.20]):
+        r["cycle_error_a"] = err
+    (v,) = claims.verdicts(rows, (_claim("translators_keep_content"),))
+    ((_, verdict, (t,)),) = v.parts
+    d = (BASE + 0.6 + NOISE / 100) - (BASE + 0.5)
+    assert t.p_claimed == pytest.approx(
+        scipy_stats.ttest_1samp(d, 0.0, alternative="greater").pvalue, rel=1e-9
+    )
+    assert t.beside == ("cycle_error_a", 0.20, 0.30)
+    assert verdict == v.verdict == claims.SUPPORTED

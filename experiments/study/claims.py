@@ -164,6 +164,7 @@ BESIDE = {
     "memorisation_features": "copying_features",
     "ppl": "sample_tv",
     "jacobian_log_cond": "jacobian_fro",
+    "content_accuracy": "cycle_error_a",
 }
 
 
@@ -353,6 +354,23 @@ CLAIMS = (
                 versus="prox_l1",
                 guard=True,
                 word="smoother than L1",
+            ),
+        ),
+    ),
+    # The cycle GAN's reading (issue #22, declared before study v2's data): a translator
+    # that keeps content maps a digit to one of the same class; the cycle error (F(G(a))
+    # back to a) is shown beside it and not tested -- an identity-like G keeps it low
+    # without translating.
+    Claim(
+        "translators_keep_content",
+        "A norm penalty on a cycle GAN's translators helps them keep content.",
+        (
+            Part(
+                "higher content accuracy of G(a) (cycle error beside)",
+                {"digits_cyclegan": "content_accuracy"},
+                "higher",
+                vocabulary.WEIGHT_PENALTIES,
+                ("generators", "all"),
             ),
         ),
     ),
