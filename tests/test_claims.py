@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from experiments.study import claims, vocabulary
+from experiments.study import cells, claims, vocabulary
 
 SEEDS = range(5)
 
@@ -619,3 +619,42 @@ def test_the_cycle_gans_content_claim_reads_content_accuracy_with_cycle_error_be
     )
     assert t.beside == ("cycle_error_a", 0.20, 0.30)
     assert verdict == v.verdict == claims.SUPPORTED
+
+
+def test_the_headline_reads_each_network_with_its_deciding_numbers():
+    """Recall up 0.1 with weight decay on G, down 0.3 on D: the claim is supported (on some
+    network), its generator reading supported and its discriminator reading contradicted,
+    each decided by its own comparison, Holm-adjusted in the whole part (2 x 2 tests)."""
+    up, down = BASE + 0.1 + NOISE / 100, BASE - 0.3 + NOISE / 100
+    rows = _cell("digits_gan", "none", None, None, BASE, "recall")
+    rows += _cell("digits_gan", "weight_decay", "g", 1.0, up, "recall")
+    rows += _cell("digits_gan", "weight_decay", "d", 1.0, down, "recall")
+    for r in rows:
+        r["steps"] = 5000
+    part = claims.Part(
+        "more recall", {"digits_gan": "recall"}, "higher", ("weight_decay",), ("g", "d")
+    )
+    claim = claims.Claim("c", "A penalty raises recall.", (part,))
+    (v,) = claims.verdicts(rows, (claim,))
+    assert v.verdict == claims.SUPPORTED
+    by_family = {name: verdict for name, verdict, _ in claims.family_verdicts(v)}
+    assert by_family == {
+        "GAN generator": claims.SUPPORTED,
+        "GAN discriminator": claims.CONTRADICTED,
+    }
+    d_up, d_down = up - BASE, down - BASE
+    p = [
+        scipy_stats.ttest_1samp(d_up, 0.0, alternative="greater").pvalue,
+        scipy_stats.ttest_1samp(d_down, 0.0, alternative="greater").pvalue,
+        scipy_stats.ttest_1samp(d_up, 0.0, alternative="less").pvalue,
+        scipy_stats.ttest_1samp(d_down, 0.0, alternative="less").pvalue,
+    ]
+    holm = _holm_by_hand(p)
+    table = claims.headline_markdown(rows, (claim,))
+    (generator,) = [ln for ln in table.splitlines() if "| GAN generator |" in ln]
+    (discriminator,) = [ln for ln in table.splitlines() if "| GAN discriminator |" in ln]
+    assert f"d_z {cells.fmt(d_up.mean() / d_up.std(ddof=1))}" in generator
+    assert f"Holm p {claims._p(holm[0])} claimed way" in generator
+    assert f"Δ {cells.fmt(np.median(d_down))}" in discriminator
+    assert f"Holm p {claims._p(holm[3])} against" in discriminator and "n = 5" in discriminator
+    assert "digits_gan 5,000" in table.splitlines()[2]

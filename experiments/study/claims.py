@@ -784,6 +784,18 @@ def claims_markdown(rows, claims=CLAIMS) -> str:
     results = verdicts(rows, claims)
     parts = [
         "# The claims: verdicts\n",
+        "## Every claim and where it was read\n",
+        (
+            "Each claim's verdict, then its readings per model family and network (the same "
+            "tests, split by what they penalise, each keeping its whole part's Holm "
+            "adjustment), with the comparisons that decide each: Δ = cell − unregularised "
+            "(or the part's reference), median over seeds [95 % bootstrap CI], d_z, the "
+            "Holm-adjusted p that decides it (for *no effect*: the least clear equivalence "
+            "test, within ±SESOI), n = seeds; m = the part's comparisons (2m directional "
+            "tests).\n"
+        ),
+        headline_markdown(rows, claims) + "\n",
+        "## The rule\n",
         _markdown(__doc__.split("\n\n", 1)[1].strip()) + "\n",
         summary_table(results) + "\n",
     ]
@@ -814,6 +826,156 @@ def claims_markdown(rows, claims=CLAIMS) -> str:
         sensitivity_table(rows, claims),
     ]
     return "\n".join(parts) + "\n"
+
+
+# ----------------------------------------------------------------------------
+# The headline: every claim and its per-family readings, with the deciding numbers
+# ----------------------------------------------------------------------------
+
+# The networks a claim is read on (issue #22's table): a comparison's model family (from
+# its experiment) and the network its penalty is on.
+_NETWORK = {
+    "g": "generator",
+    "d": "discriminator",
+    "both": "G and D",
+    "encoder": "encoder",
+    "decoder": "decoder",
+    "generators": "translators",
+    "discriminators": "discriminators",
+    "all": "all four networks",
+}
+
+
+def _model(experiment: str) -> str:
+    if "cyclegan" in experiment:
+        return "cycle GAN"
+    return "VAE" if "vae" in experiment else "GAN"
+
+
+def network_family(experiment: str, target: str) -> str:
+    """``'GAN generator'``, ``'VAE encoder'``, ``'cycle GAN translators'``, ...: the network
+    a penalty on ``target`` in ``experiment`` is on (``'VAE both'`` reads ``'VAE encoder and
+    decoder'``)."""
+    model = _model(experiment)
+    if model == "VAE":
+        return "VAE encoder and decoder" if target == "both" else f"VAE {target}"
+    return f"{model} {_NETWORK[target]}"
+
+
+# What a part's ``'*'`` (every experiment) reads: one experiment of each model family.
+_EVERY_MODEL = ("digits_gan", "digits_vae", "digits_cyclegan")
+
+
+def _applies(part: Part, name: str) -> bool:
+    """Whether ``part`` reads the network family ``name`` (whether or not it has runs there)."""
+    experiments = [x for e in part.metrics for x in (_EVERY_MODEL if e == "*" else (e,))]
+    return any(
+        network_family(e, t) == name for e in experiments for t in part.targets if t in _NETWORK
+    )
+
+
+def _family_of(t: Test) -> str:
+    return network_family(t.experiment, t.comparison.key.target)
+
+
+def deciding(verdict: str, tests: list[Test]) -> Test | None:
+    """The comparison that decides a part's ``verdict``: the strongest claimed-way one
+    (supported), the strongest against (contradicted), the least clearly equivalent
+    (no effect: every comparison is at least that close to 0), or the nearest to a
+    directional decision (inconclusive)."""
+    counted = [t for t in tests if not t.degenerate and t.p_claimed is not None]
+    if not counted:
+        return None
+
+    def p(x):
+        return 1.0 if x is None else x
+
+    if verdict == SUPPORTED:
+        return min(
+            (t for t in counted if reading(t) == "claimed way"), key=lambda t: p(t.holm_claimed)
+        )
+    if verdict == CONTRADICTED:
+        return min((t for t in counted if reading(t) == "against"), key=lambda t: p(t.holm_against))
+    if verdict == NO_EFFECT:
+        return max(counted, key=lambda t: p(t.holm_equivalent))
+    return min(counted, key=lambda t: min(p(t.holm_claimed), p(t.holm_against)))
+
+
+def deciding_numbers(t: Test) -> str:
+    """One comparison as the headline states it: where, Δ median [95 % CI], d_z, the Holm p
+    that decides it (the equivalence bound ±SESOI for a no-effect reading), seeds."""
+    c, d = t.comparison, t.comparison.difference
+    what = reading(t)
+    if what in ("equivalent", TRIVIAL):
+        p = f"TOST within ±{_sesoi(t)}: Holm p {_p(t.holm_equivalent)}"
+    elif what == "against":
+        p = f"Holm p {_p(t.holm_against)} against"
+    else:
+        p = f"Holm p {_p(t.holm_claimed)} claimed way"
+        if what == "—":
+            p += f", {_p(t.holm_against)} against"
+    return (
+        f"{c.key.penalty} on {c.key.target} at e = {cells.fmt(c.key.strength)}, "
+        f"{t.experiment}: {t.metric} Δ {cells.fmt(d['median'])} "
+        f"[{cells.fmt(d['low'])}, {cells.fmt(d['high'])}], d_z {cells.fmt(c.d_z)}, {p}, "
+        f"n = {t.cell.n}"
+    )
+
+
+def family_verdicts(v: Verdict) -> list[tuple]:
+    """``[(network family, verdict, [(part, part verdict, tests), ...]), ...]``: ``v``'s tests
+    split by :func:`network_family` and read by the same rule, each keeping its whole part's
+    Holm adjustment (a subset of an adjusted family is no less strict). A family is listed
+    where some part has comparisons on it; a part that reads that network but has no runs
+    there counts as *not tested* (so an ``all`` claim cannot be supported without it), a part
+    that does not read it (r_v on a VAE) is left out of its join."""
+    names = sorted({_family_of(t) for _, _, tests in v.parts for t in tests})
+    out = []
+    for name in names:
+        parts = []
+        for part, _, tests in v.parts:
+            mine = [t for t in tests if _family_of(t) == name]
+            if mine or _applies(part, name):
+                parts.append((part, part_verdict(part, mine), mine))
+        claim = v.claim._replace(parts=tuple(p for p, _, _ in parts))
+        out.append((name, claim_verdict(claim, [pv for _, pv, _ in parts]), parts))
+    return out
+
+
+def _decided_by(claim_verdict_: str, parts) -> str:
+    """The deciding comparisons of the parts whose verdict is the claim's (all of them when
+    none is), one per part."""
+    chosen = [x for x in parts if x[1] == claim_verdict_] or list(parts)
+    lines = []
+    for part, verdict, tests in chosen:
+        t = deciding(verdict, tests)
+        if t is not None:
+            lines.append(f"*{part.name}* ({verdict}, m = {family(tests).m}): {deciding_numbers(t)}")
+    return "<br>".join(lines) or "—"
+
+
+def headline_markdown(rows, claims=CLAIMS) -> str:
+    """Every claim with its verdict and its per-family readings, each with the comparisons
+    that decide it (Δ median [95 % CI], d_z, Holm p or the equivalence bound, seeds) and
+    its parts' family sizes m (the Holm families are the whole part's)."""
+    steps = {}
+    for r in rows:
+        if r.get("steps") not in (None, ""):
+            steps.setdefault(r["config.name"], int(float(r["steps"])))
+    lines = [
+        "| claim | read on | verdict | decided by | steps |",
+        "|---|---|---|---|---|",
+    ]
+    for v in verdicts(rows, claims):
+        experiments = sorted({t.experiment for _, _, tests in v.parts for t in tests})
+        length = ", ".join(f"{e} {steps[e]:,}" for e in experiments if e in steps) or "—"
+        lines.append(
+            f"| {v.claim.statement} | all | **{v.verdict}** | {_decided_by(v.verdict, v.parts)} "
+            f"| {length} |"
+        )
+        for name, verdict, parts in family_verdicts(v):
+            lines.append(f"| | {name} | {verdict} | {_decided_by(verdict, parts)} | |")
+    return "\n".join(lines)
 
 
 def claims_of(workdir) -> str:
