@@ -9,7 +9,7 @@ member-steps, and each grid's seeds with the reason for them.
 
 With ``--measured DIR`` (a study directory holding finished runs of the same
 experiments, e.g. a slice of the preset: ``experiments.figures --shard 0/20``,
-or a ``results.csv`` such as ``docs/study/results.csv``) it also estimates the wall: a program of K members and S steps costs
+or a ``results.csv`` such as ``docs/study_v1/results.csv``) it also estimates the wall: a program of K members and S steps costs
 ``K S / rate(K)`` seconds of training, at the member-steps per second the
 measured runs of that experiment reached in the measured group closest in
 size to K, plus what the runs' wall profiles (:mod:`regan_jax.walltime`)

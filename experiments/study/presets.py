@@ -51,7 +51,7 @@ from experiments.study.vocabulary import BASELINES, WEIGHT_PENALTIES
 from regan_jax import stats
 
 # The first study's runs (issue #13's cpu preset), the pilot of a PowerPlan.
-PILOT = pathlib.Path(__file__).resolve().parents[2] / "docs" / "study" / "results.csv"
+PILOT = pathlib.Path(__file__).resolve().parents[2] / "docs" / "study_v1" / "results.csv"
 
 
 class PowerPlan(NamedTuple):
@@ -205,7 +205,7 @@ def _quiet(steps: int, fd_points: int, num_samples: int) -> tuple:
     a sweep reuses finished members, so an interrupted preset loses at most
     the group in flight. Every study run is scored by protocol v2
     (``eval.protocol_v2``: the generalisation, D-overfitting, smoothness and
-    near-zero scores of issue #21) -- the first study's runs (``docs/study/``,
+    near-zero scores of issue #21) -- the first study's runs (``docs/study_v1/``,
     run before protocol v2) were not.
     """
     return (
