@@ -15,9 +15,9 @@ multiplies their strengths by 0.8 or 1.25, clipped to ``--range``
 ``python -m experiments.calibrate`` of the same experiment) ``--range`` is in
 effective units: the initial values and the bounds are converted to raw
 strengths per target network by the sweep's conversion
-(:func:`experiments.study.members.member_config`); a target whose networks
-would get different raw bounds is refused (the search clips every network to
-one range). Member k trains in ``WORKDIR/m<k>`` with the full
+(:mod:`experiments.study.population`); a target whose networks would get
+different raw bounds is refused (the search clips every network to one
+range). Member k trains in ``WORKDIR/m<k>`` with the full
 run-directory contract (lock, validation before anything is written, exit 2
 with one line on bad input, SIGINT/SIGTERM save a checkpoint and exit
 130/143; the same command resumes bitwise). The search's history is
@@ -31,14 +31,10 @@ import argparse
 import pathlib
 import sys
 
-import numpy as np
-
 import experiments
-from experiments.study import members as members_lib
-from experiments.study import vocabulary
+from experiments.study import population, vocabulary
 from experiments.study.figures import search as search_figure
-from regan_jax import effective_strength as calibration_lib
-from regan_jax import pbt, tune
+from regan_jax import tune
 from regan_jax import workdir as workdir_lib
 
 DEFAULT_RANGES = {"strength": "1e-6,1e-1", "radius": "0.25,8"}
@@ -130,76 +126,37 @@ def search_from_args(args, overrides):
     bounds = experiments.parse_floats(text, "--range", positive=True)
     if len(bounds) != 2 or not bounds[0] < bounds[1]:
         raise experiments.UsageError(f"--range must be LOW,HIGH with 0 < LOW < HIGH, got {text!r}")
-    tune_config = pbt.default_config()
-    tune_config.metric = args.metric
-    tune_config.lower_is_better = _direction(args.metric, args.lower)
-    tune_config.interval = args.interval
-    tune_config.quantile = args.quantile
-    record = _calibration(args.calibration, base)
-    tune_config.bounds = tuple(bounds) if record is None else raw_bounds(base, args, bounds, record)
-    tune_config.hyperparams = (spec.swept, *spec.tied)
-    tune_config.networks = vocabulary.target_networks(base.model_type, args.target)
-    tune_config.seed = args.search_seed
-    values = [float(f"{v:.3g}") for v in np.geomspace(*bounds, args.population)]
+    lower = _direction(args.metric, args.lower)
     workdir = pathlib.Path(args.workdir)
     try:
-        configs = [
-            members_lib.member_config(
-                base, args.penalty, args.target, v, base.seed + k, args.calibration
-            )
-            for k, v in enumerate(values)
-        ]
+        record = (
+            None if args.calibration is None else population.load_record(args.calibration, base)
+        )
+        raw = (
+            tuple(bounds)
+            if record is None
+            else population.raw_bounds(base, args.penalty, args.target, bounds, record)
+        )
+        tune_config = population.tune_config(
+            base,
+            args.penalty,
+            args.target,
+            raw,
+            metric=args.metric,
+            lower_is_better=lower,
+            interval=args.interval,
+            quantile=args.quantile,
+            seed=args.search_seed,
+        )
+        configs = population.member_configs(
+            base, args.penalty, args.target, bounds, args.population, args.calibration
+        )
         workdirs = [workdir / f"m{k:02d}" for k in range(args.population)]
         configs = tune.prepare_configs(configs, tune_config)
         tune.check_search_dir(workdir, tune.header(tune_config, workdirs, configs))
     except ValueError as e:
         raise experiments.UsageError(f"{_flag(str(e))}{e}") from e
     return configs, workdirs, tune_config
-
-
-def _calibration(path, base) -> dict | None:
-    """The calibration record at ``path`` (None without one), of ``base``'s experiment.
-
-    Raises:
-      UsageError: no file, not a record, or a record of another experiment.
-    """
-    if path is None:
-        return None
-    try:
-        record = calibration_lib.load(path)
-    except ValueError as e:
-        raise experiments.UsageError(f"--calibration: {e}") from None
-    if record.get("experiment") != base.name:
-        raise experiments.UsageError(
-            f"--calibration {path}: a record of {record.get('experiment')!r}, not of {base.name!r}"
-        )
-    return record
-
-
-def raw_bounds(base, args, bounds, record) -> tuple[float, float]:
-    """The raw ``(low, high)`` of the effective ``bounds`` on ``args.target``'s networks.
-
-    The sweep's conversion (:func:`experiments.study.members.raw_value`, which
-    ``--strengths`` with ``--calibration`` goes through), unrounded.
-
-    Raises:
-      UsageError: the target's networks get different raw bounds.
-    """
-    nets = vocabulary.target_networks(base.model_type, args.target)
-    try:
-        per_net = {
-            net: tuple(members_lib.raw_value(base, args.penalty, net, e, record) for e in bounds)
-            for net in nets
-        }
-    except (KeyError, ValueError) as e:
-        raise experiments.UsageError(f"--calibration: {e}") from None
-    first = per_net[nets[0]]
-    if any(not np.allclose(v, first, rtol=1e-6, atol=0.0) for v in per_net.values()):
-        raise experiments.UsageError(
-            f"--calibration: the effective --range maps to different raw ranges on "
-            f"{', '.join(nets)} ({per_net}); search one network at a time"
-        )
-    return first
 
 
 def _flag(message: str) -> str:
@@ -209,6 +166,7 @@ def _flag(message: str) -> str:
         ("tune.interval", "--interval"),
         ("tune.quantile", "--quantile"),
         ("population", "--population"),
+        ("calibration record", "--calibration"),
     ):
         if message.startswith(field) or f" {field} " in message:
             return f"{flag}: "
