@@ -11,7 +11,13 @@ VAE's held-out ``elbo``; its direction is the study vocabulary's, unless
 ``--lower-is-better`` / ``--higher-is-better`` says otherwise); the bottom
 ``--quantile`` copies the states of members drawn from the top one and
 multiplies their strengths by 0.8 or 1.25, clipped to ``--range``
-(:mod:`regan_jax.tune`). Member k trains in ``WORKDIR/m<k>`` with the full
+(:mod:`regan_jax.tune`). With ``--calibration FILE`` (a record of
+``python -m experiments.calibrate`` of the same experiment) ``--range`` is in
+effective units: the initial values and the bounds are converted to raw
+strengths per target network by the sweep's conversion
+(:mod:`experiments.study.population`); a target whose networks would get
+different raw bounds is refused (the search clips every network to one
+range). Member k trains in ``WORKDIR/m<k>`` with the full
 run-directory contract (lock, validation before anything is written, exit 2
 with one line on bad input, SIGINT/SIGTERM save a checkpoint and exit
 130/143; the same command resumes bitwise). The search's history is
@@ -25,13 +31,10 @@ import argparse
 import pathlib
 import sys
 
-import numpy as np
-
 import experiments
-from experiments.study import members as members_lib
-from experiments.study import vocabulary
+from experiments.study import population, vocabulary
 from experiments.study.figures import search as search_figure
-from regan_jax import pbt, tune
+from regan_jax import tune
 from regan_jax import workdir as workdir_lib
 
 DEFAULT_RANGES = {"strength": "1e-6,1e-1", "radius": "0.25,8"}
@@ -59,6 +62,12 @@ def parse_run_args(argv):
     direction.add_argument("--higher-is-better", dest="lower", action="store_false")
     parser.add_argument(
         "--range", default=None, help="LOW,HIGH: initial values and bounds (default by field)"
+    )
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        default=None,
+        help="a record of python -m experiments.calibrate: --range is in effective units",
     )
     parser.add_argument(
         "--quantile", type=float, default=0.25, help="fraction of members replaced per step"
@@ -117,22 +126,31 @@ def search_from_args(args, overrides):
     bounds = experiments.parse_floats(text, "--range", positive=True)
     if len(bounds) != 2 or not bounds[0] < bounds[1]:
         raise experiments.UsageError(f"--range must be LOW,HIGH with 0 < LOW < HIGH, got {text!r}")
-    tune_config = pbt.default_config()
-    tune_config.metric = args.metric
-    tune_config.lower_is_better = _direction(args.metric, args.lower)
-    tune_config.interval = args.interval
-    tune_config.quantile = args.quantile
-    tune_config.bounds = tuple(bounds)
-    tune_config.hyperparams = (spec.swept, *spec.tied)
-    tune_config.networks = vocabulary.target_networks(base.model_type, args.target)
-    tune_config.seed = args.search_seed
-    values = [float(f"{v:.3g}") for v in np.geomspace(*bounds, args.population)]
+    lower = _direction(args.metric, args.lower)
     workdir = pathlib.Path(args.workdir)
     try:
-        configs = [
-            members_lib.member_config(base, args.penalty, args.target, v, base.seed + k)
-            for k, v in enumerate(values)
-        ]
+        record = (
+            None if args.calibration is None else population.load_record(args.calibration, base)
+        )
+        raw = (
+            tuple(bounds)
+            if record is None
+            else population.raw_bounds(base, args.penalty, args.target, bounds, record)
+        )
+        tune_config = population.tune_config(
+            base,
+            args.penalty,
+            args.target,
+            raw,
+            metric=args.metric,
+            lower_is_better=lower,
+            interval=args.interval,
+            quantile=args.quantile,
+            seed=args.search_seed,
+        )
+        configs = population.member_configs(
+            base, args.penalty, args.target, bounds, args.population, args.calibration
+        )
         workdirs = [workdir / f"m{k:02d}" for k in range(args.population)]
         configs = tune.prepare_configs(configs, tune_config)
         tune.check_search_dir(workdir, tune.header(tune_config, workdirs, configs))
@@ -148,6 +166,7 @@ def _flag(message: str) -> str:
         ("tune.interval", "--interval"),
         ("tune.quantile", "--quantile"),
         ("population", "--population"),
+        ("calibration record", "--calibration"),
     ):
         if message.startswith(field) or f" {field} " in message:
             return f"{flag}: "

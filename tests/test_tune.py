@@ -9,9 +9,10 @@ import pytest
 
 import experiments
 from experiments import tune as tune_cli
+from experiments.study import members as members_lib
 from experiments.study.figures import registry
 from experiments.study.figures import search as search_figure
-from regan_jax import checkpoint, data, evaluation, parallel, pbt, train, tune
+from regan_jax import checkpoint, data, effective_strength, evaluation, parallel, pbt, train, tune
 from regan_jax import config as config_lib
 from regan_jax import program as program_lib
 
@@ -325,3 +326,58 @@ def test_a_diverged_member_ranks_last_and_trains_on_from_its_donors_state(tmp_pa
     }
     assert [r["step"] for r in rows[2:]] == [6, 8, 9, 12] and np.isfinite(rows[-1]["d_loss"])
     assert train.read_json(dirs[1] / train.SUMMARY_FILE)["diverged"] is False
+
+
+def record_file(path, experiment="ring8_gan", grad_rms=(0.5, 0.5)):
+    """A calibration record of ``experiment`` with made-up units (g, d)."""
+    fields = {f: 1.0 for f in effective_strength.FIELDS}
+    networks = {
+        net: {**fields, "grad_rms": rms, "weight_rms": 0.2}
+        for net, rms in zip(("g", "d"), grad_rms)
+    }
+    record = {"format": 1, "experiment": experiment, "model_type": "gan", "networks": networks}
+    path.write_text(json.dumps(record))
+    return str(path)
+
+
+def calibrated_argv(workdir, record, penalty="weight_decay", target="both"):
+    return [
+        "--config", "ring8_gan:smoke", "--workdir", str(workdir), "--penalty", penalty,
+        "--target", target, "--population", "3", "--interval", "4", "--metric", "reverse_kl",
+        "--range", "0.1,10", "--calibration", record, "--no-progress",
+    ]  # fmt: skip
+
+
+def test_a_calibrated_range_is_the_sweeps_conversion_of_the_same_effective_values(tmp_path):
+    record = record_file(tmp_path / "cal.json")
+    args, rest = tune_cli.parse_run_args(calibrated_argv(tmp_path / "search", record))
+    configs, _, config = tune_cli.search_from_args(args, experiments.split_overrides(rest))
+    base = experiments.load_config("ring8_gan:smoke")
+    sweep = members_lib.grid(
+        base, ["weight_decay"], ["both"], {"strength": [0.1, 1.0, 10.0]}, [0], record
+    )  # geomspace(0.1, 10, 3): the members' effective strengths
+    for net in ("g", "d"):
+        raw = [c.penalty[net].strength for c in configs]
+        assert raw == [m.config.penalty[net].strength for m in sweep]
+        # Decoupled L2 by hand: e = S λ, S = lr x updates = 1e-3 x 12 (constant rate).
+        np.testing.assert_allclose(raw, np.array([0.1, 1.0, 10.0]) / (1e-3 * 12), rtol=1e-12)
+    np.testing.assert_allclose(config.bounds, (0.1 / 0.012, 10 / 0.012), rtol=1e-12)
+    assert config.bounds == (sweep[0].config.penalty.d.strength, sweep[2].config.penalty.d.strength)
+
+
+@pytest.mark.parametrize(
+    "case, flag",
+    [("missing", "--calibration"), ("other", "--calibration"), ("per_net", "--calibration")],
+)
+def test_a_bad_calibration_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, case, flag):
+    workdir = tmp_path / "search"
+    if case == "missing":
+        record, penalty = str(tmp_path / "none.json"), "weight_decay"
+    elif case == "other":
+        record, penalty = record_file(tmp_path / "cal.json", "digits_gan"), "weight_decay"
+    else:  # coupled L2: e = λ weight_rms / grad_rms differs between g and d
+        record, penalty = record_file(tmp_path / "cal.json", grad_rms=(0.5, 2.0)), "l2"
+    assert tune_cli.main(calibrated_argv(workdir, record, penalty)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and flag in err[0], err
+    assert not workdir.exists()

@@ -37,6 +37,10 @@ module              owns
 ``convergence``     how long an unregularised baseline must train
 ``length``          the length ablation: the claims read at each length
 ``dirac``           the Dirac GAN (figure 4a's model; ``docs/dirac.md``)
+``population``      a strength search's member configs and ``tune.*`` config
+                    (effective ranges through a calibration record)
+strength_choice     issue #23 item 3: none vs grid vs adaptive vs PBT,
+                    paired by test seed, and figure 16
 ``figures/``        the figure registry and one module per figure group
 ==================  =========================================================
 
