@@ -38,25 +38,15 @@ smoke configs (12 steps, 2 test seeds, 1 selection seed, population 2);
 ``--settings`` picks some settings; ``--jobs N`` trains the settings in N
 worker processes (round robin), then writes the report.
 
-Compute is not matched, and cannot be with this design: per setting of T
-steps the arms cost (member-steps) none 5 T, adaptive 5 T, grid 20 T (15 T of
-selection runs, shared by the 5 test seeds, + 5 T), pbt 30 T (5 searches of
-6); the calibration adds 400 steps (unregularised) for grid and pbt.
+Compute: the two searches are matched. Per setting of T steps the arms cost
+(member-steps) grid 20 T (15 T of selection runs, shared by the 5 test seeds,
++ 5 T) and pbt 20 T (5 searches of 4); none and adaptive cost 5 T each (one
+run per seed: what the penalty costs without any search); the calibration
+adds 400 unregularised steps for grid and pbt.
 
-Cost of the real run (arithmetic, not run): member-steps 60 x 5,000 x 2 +
-60 x 4,000 = 840,000 (+ 1,200 calibration steps), in 3 settings x (1
-calibration + 1 selection group of 15 + none, grid, adaptive groups of 5 + 5
-searches of 6) = 3 x 10 = 30 programs. At the 69-79 member-steps/s of single
-digits runs on this 2-core AMD EPYC (BENCHMARKS.md, the cpu-preset slice
-table) that is 840,000 / 75 = 11,200 s = 3.1 h of training steps, plus 30
-compilations of about 25 s (measured on the same machine while the study ran
-beside it: ``python -m experiments.train --config digits_gan:smoke --workdir
-/tmp/digits`` took 38 s, 25 s of it compiling) and the in-training FD every
-interval: about 3.5 h with ``--jobs 1``. Vmapped groups of 5-15 members run
-faster per member-step than single runs (626 member-steps/s at K = 8 on the
-idle machine, BENCHMARKS.md), so plan for 1.5-3.5 h; ``--jobs 2`` splits the
-three settings 2 : 1, so the slower worker has two thirds of it. The smoke
-pipeline of one setting took 93 s there (``--smoke --settings digits_vae``).
+Cost of the real run: 50 T per setting, 50 x 5,000 x 2 + 50 x 4,000 = 700,000
+member-steps (+ 1,200 calibration steps) in 3 x 10 = 30 compiled programs,
+every group vmapped (5-15 members).
 """
 
 import argparse
@@ -126,7 +116,8 @@ class Plan(NamedTuple):
 
 
 PLANS = {
-    "full": Plan("", (0, 1, 2, 3, 4), (100, 101, 102), 6, 10, 200, (0, 1)),
+    # Population 4: a search per test seed costs 4 T, the grid's share 3 T + T (module doc).
+    "full": Plan("", (0, 1, 2, 3, 4), (100, 101, 102), 4, 10, 200, (0, 1)),
     "smoke": Plan(":smoke", (0, 1), (100,), 2, 3, 4, (0,)),
 }
 
@@ -476,8 +467,9 @@ def markdown(results: list) -> str:
         "ranked best at the last exploit step. Δ = arm − reference, paired by test seed; p: "
         "one-sided paired t-tests (sign test where a run diverged); Holm over each setting's "
         "directional tests, TOSTs within the metric's SESOI as a second family; readings as "
-        "the study's claims (better / worse / trivial / equivalent / —). Compute is not "
-        "matched: see member-steps (grid's selection runs are shared by its test seeds).",
+        "the study's claims (better / worse / trivial / equivalent / —). The two searches "
+        "cost the same member-steps (grid's selection runs are shared by its test seeds); "
+        "none and adaptive are one run per seed.",
     ]
     return "\n\n".join(["\n".join(head), *(setting_markdown(r) for r in results)]) + "\n"
 
