@@ -306,6 +306,27 @@ def _gan(
     return tuple(grids)
 
 
+def _v2(
+    config, steps, seeds, reason, *blocks, baselines=("none",), fd_points=10, samples=2000
+) -> tuple:
+    """Study v2's grids of one experiment: one per ``(penalties, targets, strengths)`` block,
+    ``baselines`` in the first (trained once whatever the targets); ``steps`` long,
+    ``fd_points`` in-training FDs, ``samples`` scored at the end (:func:`_quiet`)."""
+    return tuple(
+        StudyGrid(
+            config,
+            (*(baselines if i == 0 else ()), *penalties),
+            targets,
+            strengths,
+            (),
+            seeds,
+            _quiet(steps, fd_points, samples),
+            seeds_reason=reason,
+        )
+        for i, (penalties, targets, strengths) in enumerate(blocks)
+    )
+
+
 def _length(times: int) -> tuple:
     """The length ablation's grid at ``times`` the digits GAN's measured length (5,000 steps)."""
     steps = 5000 * times
@@ -385,118 +406,55 @@ PRESETS = {
         # Generalisation, sparsity, diversity, smoothness and elastic net: the
         # generalisation penalties on G, D and both of the stable digits GAN, and
         # L1 and elastic net (sparsity, "balances") on G.
-        "digits_gan": (
-            *_gan(
-                "digits_gan",
-                5000,
-                10,
-                2000,
-                seeds=V2_SEEDS,
-                penalties=_V2_SHORT,
-                baselines=("none",),
-                strengths=V2_STRENGTHS,
-                on_r1=(),
-                seeds_reason=V2_REASON,
-            ),
-            *_gan(
-                "digits_gan",
-                5000,
-                10,
-                2000,
-                seeds=V2_SEEDS,
-                targets=("g",),
-                penalties=("l1", "elastic_net"),
-                baselines=(),
-                strengths=(*V2_GENERATOR_STRENGTHS, *V2_STRENGTHS),
-                on_r1=(),
-                seeds_reason=V2_REASON,
-            ),
-            *_gan(
-                "digits_gan",
-                5000,
-                10,
-                2000,
-                seeds=V2_SEEDS,
-                targets=("g", "both"),
-                penalties=_V2_SHORT,
-                baselines=(),
-                strengths=V2_GENERATOR_STRENGTHS,
-                on_r1=(),
-                seeds_reason=V2_REASON,
-            ),
+        "digits_gan": _v2(
+            "digits_gan",
+            5000,
+            V2_SEEDS,
+            V2_REASON,
+            (_V2_SHORT, ("g", "d", "both"), V2_STRENGTHS),
+            (("l1", "elastic_net"), ("g",), (*V2_GENERATOR_STRENGTHS, *V2_STRENGTHS)),
+            (_V2_SHORT, ("g", "both"), V2_GENERATOR_STRENGTHS),
         ),
         # The three unstable settings (stability; the small training set also
         # the generalisation claim's data-limited GAN), R1 as the reference, at
         # the seeds the stability claim's power plan asks for; the small
         # training set's generator-side cells also at V2_GENERATOR_STRENGTHS.
-        "digits_gan_small_data": (
-            *_gan(
-                "digits_gan_small_data",
-                5000,
-                10,
-                2000,
-                seeds=V2_POWER,
-                penalties=_V2_SHORT,
-                baselines=("none", "r1"),
-                strengths=V2_STRENGTHS,
-                on_r1=(),
-                seeds_reason="",
-            ),
-            *_gan(
-                "digits_gan_small_data",
-                5000,
-                10,
-                2000,
-                seeds=V2_POWER,
-                targets=("g", "both"),
-                penalties=_V2_SHORT,
-                baselines=(),
-                strengths=V2_GENERATOR_STRENGTHS,
-                on_r1=(),
-                seeds_reason="",
-            ),
+        "digits_gan_small_data": _v2(
+            "digits_gan_small_data",
+            5000,
+            V2_POWER,
+            "",
+            (_V2_SHORT, ("g", "d", "both"), V2_STRENGTHS),
+            (_V2_SHORT, ("g", "both"), V2_GENERATOR_STRENGTHS),
+            baselines=("none", "r1"),
         ),
-        "digits_gan_unstable": _gan(
+        "digits_gan_unstable": _v2(
             "digits_gan_unstable",
             5000,
-            10,
-            2000,
-            seeds=V2_POWER,
-            targets=("d", "both"),
-            penalties=("l2", "weight_decay"),
+            V2_POWER,
+            "",
+            (("l2", "weight_decay"), ("d", "both"), V2_STRENGTHS),
             baselines=("none", "r1"),
-            strengths=V2_STRENGTHS,
-            on_r1=(),
-            seeds_reason="",
         ),
         # D 1,024 units wide: a member costs about 7 of the others' (100-170 s of
         # training on one core, measured), so only the first study's decisive cell,
         # weight decay on both, at a budget of 5 seeds (not chosen by power; R1's
         # reference is the other two settings').
-        "digits_gan_capacity": _gan(
+        "digits_gan_capacity": _v2(
             "digits_gan_capacity",
             5000,
-            10,
-            2000,
-            targets=("both",),
-            penalties=("weight_decay",),
-            baselines=("none",),
-            strengths=V2_STRENGTHS,
-            on_r1=(),
+            SEEDS,
+            CPU_REASON,
+            (("weight_decay",), ("both",), V2_STRENGTHS),
         ),
         # The VAE: the generalisation penalties on the encoder, the decoder and both.
         **{
-            name: (
-                StudyGrid(
-                    name,
-                    ("none", *_V2_SHORT),
-                    ("encoder", "decoder", "both"),
-                    V2_STRENGTHS,
-                    (),
-                    V2_SEEDS,
-                    _quiet(4000, 10, 2000),
-                    seeds_reason=V2_REASON,
-                ),
+            name: _v2(
+                name,
+                4000,
+                V2_SEEDS,
+                V2_REASON,
+                (_V2_SHORT, ("encoder", "decoder", "both"), V2_STRENGTHS),
             )
             for name in ("digits_vae", "digits_vae_small_data")
         },
@@ -505,60 +463,36 @@ PRESETS = {
         # (measured: 200 steps of a K=5 group in 218 s with an evaluation every 40), so
         # the three penalties on the translators and weight decay on all four networks,
         # two in-training evaluations (its claims read the final scores).
-        "digits_cyclegan": (
-            *_gan(
-                "digits_cyclegan",
-                2000,
-                2,
-                2000,
-                targets=("generators",),
-                penalties=_V2_SHORT,
-                baselines=("none",),
-                strengths=V2_STRENGTHS,
-                on_r1=(),
-            ),
-            *_gan(
-                "digits_cyclegan",
-                2000,
-                2,
-                2000,
-                targets=("all",),
-                penalties=("weight_decay",),
-                baselines=(),
-                strengths=V2_STRENGTHS,
-                on_r1=(),
-            ),
+        "digits_cyclegan": _v2(
+            "digits_cyclegan",
+            2000,
+            SEEDS,
+            CPU_REASON,
+            (_V2_SHORT, ("generators",), V2_STRENGTHS),
+            (("weight_decay",), ("all",), V2_STRENGTHS),
+            fd_points=2,
         ),
         # Diversity on a mixture: the noise-robust reading of mode coverage.
-        "ring8_gan": _gan(
+        "ring8_gan": _v2(
             "ring8_gan",
             10000,
-            10,
-            2500,
-            targets=("g",),
-            penalties=("l2", "weight_decay", "prox_l1", "elastic_net"),
-            baselines=("none",),
-            strengths=V2_STRENGTHS,
-            on_r1=(),
+            SEEDS,
+            CPU_REASON,
+            (("l2", "weight_decay", "prox_l1", "elastic_net"), ("g",), V2_STRENGTHS),
+            samples=2500,
         ),
         # Real 28x28 images: the first study's decisive cells (proximal L1 on G:
         # sparsity and the contradicted diversity; weight decay on both:
         # stability and generalisation; L2 on G: smoothness) at e = 1.
-        "fashion_mnist_gan_small": tuple(
-            StudyGrid(
-                "fashion_mnist_gan_small",
-                penalties,
-                targets,
-                V2_STRENGTHS,
-                (),
-                SEEDS,
-                _quiet(16000, 8, 5000),
-                seeds_reason=CPU_REASON,
-            )
-            for penalties, targets in (
-                (("none", "prox_l1", "l2"), ("g",)),
-                (("weight_decay",), ("both",)),
-            )
+        "fashion_mnist_gan_small": _v2(
+            "fashion_mnist_gan_small",
+            16000,
+            SEEDS,
+            CPU_REASON,
+            (("prox_l1", "l2"), ("g",), V2_STRENGTHS),
+            (("weight_decay",), ("both",), V2_STRENGTHS),
+            fd_points=8,
+            samples=5000,
         ),
     },
     # The same protocol for a GPU: 8 seeds, six strengths, every weight
