@@ -67,11 +67,13 @@ class Rate(NamedTuple):
     member_s: float
 
 
-def programs(preset: str, jobs: int = 1, max_members: int = 64) -> list[Program]:
-    """The vmapped programs of ``preset`` trained by ``jobs`` workers, as the runner splits them."""
+def programs(preset: str, jobs: int = 1) -> list[Program]:
+    """The vmapped programs of ``preset`` trained by ``jobs`` workers, as the runner splits them
+    (groups of at most :func:`experiments.study.presets.max_members`)."""
     out = []
     for name, grids in presets.PRESETS[preset].items():
         members = [m for grid in grids for m in runner.grid_members(grid)]
+        max_members = presets.max_members(preset, name)
         for worker in range(jobs):
             groups = collections.defaultdict(list)
             for m in sweeps.shard_members(members, (worker, jobs)):

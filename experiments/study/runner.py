@@ -164,7 +164,11 @@ def train_preset(
         members = preset_members(preset, workdir, calibrate=False)
         for name, ms in members.items():
             sweeps.run_members(
-                sweeps.shard_members(ms, shard), workdir / name, progress=False, log=log
+                sweeps.shard_members(ms, shard),
+                workdir / name,
+                max_members=presets.max_members(preset, name),
+                progress=False,
+                log=log,
             )
         return members
     workdir_lib.write_json(record, {"preset": preset})
@@ -174,7 +178,13 @@ def train_preset(
         if jobs == 1:
             for name, ms in members.items():
                 log(f"[{name}] {len(ms)} runs")
-                sweeps.run_members(ms, workdir / name, progress=False, log=log)
+                sweeps.run_members(
+                    ms,
+                    workdir / name,
+                    max_members=presets.max_members(preset, name),
+                    progress=False,
+                    log=log,
+                )
         else:
             _run_workers(preset, workdir, jobs, log)
     for name, ms in members.items():
