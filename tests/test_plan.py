@@ -40,8 +40,11 @@ def test_two_workers_split_the_members_round_robin_then_group_them(tiny):
     )
 
 
-def test_max_members_chunks_a_program(tiny):
-    sizes = sorted(p.members for p in plan.programs(tiny, jobs=1, max_members=4))
+def test_a_grids_max_members_chunks_its_experiments_programs(monkeypatch):
+    (grid,) = TINY["ring8_gan"]
+    monkeypatch.setitem(presets.PRESETS, "tiny", {"ring8_gan": (grid._replace(max_members=4),)})
+    assert presets.max_members("tiny", "ring8_gan") == 4
+    sizes = sorted(p.members for p in plan.programs("tiny", jobs=1))
     assert sizes == [2, 3, 4]
 
 
