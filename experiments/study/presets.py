@@ -497,6 +497,7 @@ PRESETS = {
             (("weight_decay",), ("both",), V2_STRENGTHS),
             fd_points=8,
             samples=5000,
+            max_members=1,  # vmapped, slower than its runs one by one (its config's docstring)
         ),
         # The cycle GAN: does a penalty on the translators help them keep content? At
         # its measured length (1,000 steps: its config's docstring), member by member:
