@@ -658,3 +658,34 @@ def test_the_headline_reads_each_network_with_its_deciding_numbers():
     assert f"Δ {cells.fmt(np.median(d_down))}" in discriminator
     assert f"Holm p {claims._p(holm[3])} against" in discriminator and "n = 5" in discriminator
     assert "digits_gan 5,000" in table.splitlines()[2]
+
+
+def test_whole_cells_are_the_cells_that_go_the_claimed_way_in_every_part():
+    """Weight decay on G raises recall and lowers FD (both parts the claimed way); on D it
+    raises recall but raises FD: only G carries the whole claim, though each part is
+    supported by some cell."""
+    jitter = NOISE / 100
+    rows = []
+    for penalty, target, recall, fd in (
+        ("none", None, BASE, BASE * 100),
+        ("weight_decay", "g", BASE + 0.2 + jitter, BASE * 100 - 20 + NOISE),
+        ("weight_decay", "d", BASE + 0.2 + jitter, BASE * 100 + 20 + NOISE),
+    ):
+        for row, r, f in zip(
+            _cell("digits_gan", penalty, target, 1.0, recall, "recall"), recall, fd
+        ):
+            row["fd"] = f
+            rows.append(row)
+    parts = (
+        claims.Part(
+            "more recall", {"digits_gan": "recall"}, "higher", ("weight_decay",), ("g", "d")
+        ),
+        claims.Part("lower FD", {"digits_gan": "fd"}, "lower", ("weight_decay",), ("g", "d")),
+    )
+    (v,) = claims.verdicts(rows, (claims.Claim("c", "A penalty helps.", parts),))
+    assert [pv for _, pv, _ in v.parts] == [claims.SUPPORTED, claims.SUPPORTED]
+    ((experiment, key, unstable, n),) = claims.whole_cells(v)
+    assert (experiment, key.penalty, key.target, n) == ("digits_gan", "weight_decay", "g", 2)
+    assert "**1**: digits_gan weight_decay on g at e = 1 (2 parts" in claims.whole_cells_markdown(
+        rows, (v.claim,)
+    )

@@ -795,6 +795,14 @@ def claims_markdown(rows, claims=CLAIMS) -> str:
             "tests).\n"
         ),
         headline_markdown(rows, claims) + "\n",
+        "## One cell for the whole claim\n",
+        (
+            "The cells that go the claimed way in every part of a claim joined with `all` "
+            "(a supported `all` claim may rest on different cells in different parts); a "
+            "description beside the verdicts, added after the first look at study v2's "
+            "runs (`whole_cells`):\n"
+        ),
+        whole_cells_markdown(rows, claims) + "\n",
         "## The rule\n",
         _markdown(__doc__.split("\n\n", 1)[1].strip()) + "\n",
         summary_table(results) + "\n",
@@ -952,6 +960,47 @@ def _decided_by(claim_verdict_: str, parts) -> str:
         if t is not None:
             lines.append(f"*{part.name}* ({verdict}, m = {family(tests).m}): {deciding_numbers(t)}")
     return "<br>".join(lines) or "—"
+
+
+def whole_cells(v: Verdict) -> list[tuple]:
+    """``[(experiment, cell key, unstable fraction, parts read), ...]``: the cells that go
+    the claimed way in *every* part of an ``all`` claim that reads their experiment, where
+    at least two parts do (a cell read by one part says nothing about the whole claim).
+
+    A supported ``all`` claim may rest on different cells in different parts (one copies
+    less, another generalises better); these are the cells that carry the whole claim at
+    once. (Added after the first look at study v2's runs, where the strongest
+    "memorises less" cells were collapsed generators; a description beside the verdict,
+    not a second test.)
+    """
+    by_cell = {}
+    for part, _, tests in v.parts:
+        for t in tests:
+            by_cell.setdefault((t.experiment, t.comparison.key), {})[part.name] = t
+    out = []
+    for (experiment, key), tests in by_cell.items():
+        parts = [p for p, _, ts in v.parts if any(t.experiment == experiment for t in ts)]
+        if len(parts) >= 2 and all(
+            p.name in tests and reading(tests[p.name]) == "claimed way" for p in parts
+        ):
+            out.append((experiment, key, next(iter(tests.values())).unstable, len(parts)))
+    return sorted(out, key=lambda x: (x[0], x[1].penalty, x[1].target, x[1].strength))
+
+
+def whole_cells_markdown(rows, claims=CLAIMS) -> str:
+    """:func:`whole_cells` of every ``all`` claim with more than one part."""
+    lines = []
+    for v in verdicts(rows, claims):
+        if v.claim.join != "all" or len(v.claim.parts) < 2:
+            continue
+        found = whole_cells(v)
+        listed = "; ".join(
+            f"{e} {k.penalty} on {k.target} at e = {cells.fmt(k.strength)} "
+            f"({n} parts; unstable {u.k}/{u.n})"
+            for e, k, u, n in found
+        )
+        lines.append(f"- {v.claim.statement} **{len(found)}**{': ' + listed if listed else ''}")
+    return "\n".join(lines)
 
 
 def headline_markdown(rows, claims=CLAIMS) -> str:
