@@ -671,9 +671,7 @@ def test_whole_cells_are_the_cells_that_go_the_claimed_way_in_every_part():
         ("weight_decay", "g", BASE + 0.2 + jitter, BASE * 100 - 20 + NOISE),
         ("weight_decay", "d", BASE + 0.2 + jitter, BASE * 100 + 20 + NOISE),
     ):
-        for row, r, f in zip(
-            _cell("digits_gan", penalty, target, 1.0, recall, "recall"), recall, fd
-        ):
+        for row, f in zip(_cell("digits_gan", penalty, target, 1.0, recall, "recall"), fd):
             row["fd"] = f
             rows.append(row)
     parts = (
