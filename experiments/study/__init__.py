@@ -41,6 +41,8 @@ module              owns
                     (effective ranges through a calibration record)
 strength_choice     issue #23 item 3: none vs grid vs adaptive vs PBT,
                     paired by test seed, and figure 16
+``replication``     an effect's direction in two experiments side by side
+                    (Fashion-MNIST against the digits GAN)
 ``figures/``        the figure registry and one module per figure group
 ==================  =========================================================
 
