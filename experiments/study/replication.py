@@ -60,20 +60,18 @@ def agreement(source, replica) -> str:
 
 def _effects(rows, name: str, metric: str) -> dict:
     """``{cell key: Comparison}`` of ``name``'s weight-penalty cells against its unregularised
-    runs on ``metric`` (no regulariser underneath)."""
+    runs on ``metric`` (no regulariser underneath): :func:`experiments.study.cells.comparisons`
+    (its Holm adjustment over the experiment is not read here)."""
     mine = cells.experiment_rows(rows, name)
     if not cells.has_metric(mine, metric):
         return {}
-    by_key = cells.seed_values(mine, metric)
-    none = cells.baseline_keys(mine, metric).get("none")
-    out = {}
-    for key in by_key:
-        if key.penalty == "none" or key.regulariser != "none" or none is None:
-            continue
-        c = cells.compare(key, none, by_key)
-        if c.difference is not None:
-            out[key] = c
-    return out
+    return {
+        c.key: c
+        for c in cells.comparisons(mine, metric)
+        if c.key.penalty in vocabulary.WEIGHT_PENALTIES
+        and c.key.regulariser == "none"
+        and c.difference is not None
+    }
 
 
 def replication_rows(rows, source: str, replica: str, metrics=METRICS) -> list[dict]:
