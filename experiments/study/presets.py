@@ -502,8 +502,9 @@ PRESETS = {
         # The cycle GAN: does a penalty on the translators help them keep content? At
         # its measured length (1,000 steps: its config's docstring), member by member:
         # a vmapped group of its conv translators ran at 6 member-steps/s on one core
-        # (measured in this preset's first pass: 100 steps of a K = 3 group per 51 s),
-        # a single run at about 27 steps/s; the three penalties on the translators.
+        # (measured in this preset's first pass: 100 steps of a K = 3 group per 51 s);
+        # member by member it ran no faster (154-169 s per 1,000-step run, study v2's
+        # summaries); the three penalties on the translators.
         "digits_cyclegan": _v2(
             "digits_cyclegan",
             1000,
