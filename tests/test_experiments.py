@@ -59,6 +59,7 @@ SMOKE_FIGURES = {
     "fig12_translation_digits_cyclegan",
     "fig5_samples_digits_cyclegan",
     "fig13_generalisation",
+    "fig17_verdicts",
     # digits_gan_small: the digits GAN at 100 training images (figure 13's second size).
     "fig1_sparsity_digits_gan_small",
     "fig4b_stability_digits_gan_small",

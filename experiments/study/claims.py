@@ -433,6 +433,11 @@ def _lower(part: Part, metric: str) -> bool:
     return part.direction == "lower"
 
 
+def claimed_sign(part: Part, metric: str) -> int:
+    """+1 where ``part`` predicts a higher ``metric`` (cell minus reference), -1 a lower one."""
+    return -1 if _lower(part, metric) else 1
+
+
 def directional_pvalues(c: cells.Comparison, d: np.ndarray) -> tuple:
     """``(p_lower, p_higher)``: the one-sided tests that the cell's metric is lower / higher
     than its reference's (the paired t-test, or the exact sign test where some ``d`` is

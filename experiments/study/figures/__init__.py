@@ -22,6 +22,8 @@ module             figures
                    per training-set size
 ``search``         15. the strength search (a search directory of
                    ``experiments.tune``)
+``verdicts``       17. every comparison of every claim in SESOI units, coloured
+                   by its reading
 =================  ==========================================================
 
 Shared drawing (strength panels, panel grids, legends, sample panels) is
@@ -47,6 +49,7 @@ from experiments.study.figures import (
     smoothness,
     sparsity,
     stability,
+    verdicts,
 )
 
 __all__ = [
@@ -61,4 +64,5 @@ __all__ = [
     "search",
     "sparsity",
     "stability",
+    "verdicts",
 ]
