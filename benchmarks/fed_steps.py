@@ -14,7 +14,9 @@ can run for it (real data, the experiment's own step and init):
 - ``fed_scan1``: the same inside a one-trip ``lax.scan`` (how the loop ran it before);
 - ``vmap_k1``: the step vmapped over a member axis of size 1 (``sweep.vmap_step``);
 - ``fed_k{K}`` / ``fed_k{K}_scan1``: a group of K members fed on the device, each way
-  (per group step; member-steps/s = K / its time).
+  (per group step; member-steps/s = K / its time);
+- ``fed_chunk{C}`` / ``fed_chunk{C}_unrolled``: one run, C steps per call
+  (``--steps-per-call C``): the loop's ``lax.scan``, and the same scan unrolled whole.
 
 Beside each, the convolutions of its compiled program by form
 (:func:`conv_forms`): XLA:CPU's Eigen kernels take ``b01f_01io->b01f``; the
@@ -58,11 +60,14 @@ def conv_forms(compiled_text: str) -> dict[str, int]:
     return dict(collections.Counter(forms))
 
 
-def one_trip_scan(step):
-    """How the loop ran a chunk before: ``lax.scan`` over the step axis, even for one step."""
+def one_trip_scan(step, unroll: int | bool = 1):
+    """How the loop ran a chunk before: ``lax.scan`` over the step axis, even for one step.
+
+    ``unroll=True``: the loop unrolled whole (straight-line code, no loop body).
+    """
 
     def run(state, xs):
-        state, metrics = lax.scan(step, state, xs)
+        state, metrics = lax.scan(step, state, xs, unroll=unroll)
         return state, jax.tree.map(lambda m: m[-1], metrics)
 
     return run
@@ -96,8 +101,8 @@ def _side(run, state, inputs, extra=()):
     return advance
 
 
-def _inputs(config, program, members: int, on_device: bool, count: int = 4) -> list:
-    """``count`` steps' host batches or one-step descriptor chunks (member axis if K > 1)."""
+def _inputs(config, program, members: int, on_device: bool, count: int = 4, chunk: int = 1) -> list:
+    """``count`` host batches or descriptor chunks of ``chunk`` steps (member axis if K > 1)."""
     seeds = list(range(members)) if members > 1 else None
     iterator = data.make_iterator(
         config.data,
@@ -107,14 +112,18 @@ def _inputs(config, program, members: int, on_device: bool, count: int = 4) -> l
         source=program.source,
         on_device=on_device,
     )
-    items = [next(iterator) for _ in range(count)]
     if on_device:
-        return [data.stack_descriptors([d]) for d in items]
-    return [jax.device_put(b) for b in items]
+        return [
+            data.stack_descriptors([next(iterator) for _ in range(chunk)]) for _ in range(count)
+        ]
+    return [jax.device_put(next(iterator)) for _ in range(count)]
 
 
-def measure(config, members: int, steps_per_block: int, blocks: int) -> dict:
-    """Each side's timing, its conv forms and its time over ``host``'s (see the module doc)."""
+def measure(config, members: int, steps_per_block: int, blocks: int, chunk: int = 3) -> dict:
+    """Each side's timing, its conv forms and its time per step over ``host``'s (module doc).
+
+    A ``fed_chunk{C}`` side's block runs ``steps_per_block`` chunks of C steps.
+    """
     program = program_lib.build_program(config)
     step, feed = program.step, data.device_feed(program.source, program.rows_per_step)
     arrays = jax.device_put(feed.arrays)
@@ -122,6 +131,7 @@ def measure(config, members: int, steps_per_block: int, blocks: int) -> dict:
     group = sweep.stack_members([one] * members)
     host, descriptors = _inputs(config, program, 1, False), _inputs(config, program, 1, True)
     group_descriptors = _inputs(config, program, members, True)
+    chunks_of = _inputs(config, program, 1, True, chunk=chunk)
     host_step = xla.jit(step, donate_argnums=0)
     chunks = {  # (program, state, inputs); the fed programs take the arrays first
         "host": (host_step, one, host),
@@ -142,6 +152,12 @@ def measure(config, members: int, steps_per_block: int, blocks: int) -> dict:
             group,
             group_descriptors,
         ),
+        f"fed_chunk{chunk}": (_chunk(step, feed.gather, 1, steps.scan_steps), one, chunks_of),
+        f"fed_chunk{chunk}_unrolled": (
+            _chunk(step, feed.gather, 1, lambda s: one_trip_scan(s, unroll=True)),
+            one,
+            chunks_of,
+        ),
     }
     runs, forms = {}, {}
     for name, (jitted, state, inputs) in chunks.items():
@@ -159,11 +175,13 @@ def measure(config, members: int, steps_per_block: int, blocks: int) -> dict:
     out = {}
     for name, timing in timings.items():
         k = members if name.startswith("fed_k") else 1
+        per_call = chunk if name.startswith("fed_chunk") else 1
         out[name] = {
             **timing.as_dict(),
             "members": k,
-            "member_steps_per_s": k / timing.median_s,
-            "time_over_host": timing.median_s / base,
+            "steps_per_call": per_call,
+            "member_steps_per_s": k * per_call / timing.median_s,
+            "time_over_host": timing.median_s / per_call / base,
             "conv_forms": forms.get(name),
         }
     return out
@@ -176,24 +194,25 @@ def main(argv=None) -> int:
         "--conv", action="store_true", help="the config's DCGAN variant (jax_setups.conv_variant)"
     )
     parser.add_argument("--members", type=int, default=3, help="K of the device-fed group")
-    parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
+    parser.add_argument("--chunk", type=int, default=3, help="C of the fed_chunk sides")
+    parser.add_argument("--steps", type=int, default=10, help="calls per timed block")
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks per side")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     if args.config.split(":")[0] not in experiments.experiment_names():
         print(f"unknown config {args.config!r}", file=sys.stderr)
         return 2
-    if args.members < 2 or args.steps < 1 or args.blocks < 1:
-        print("--members must be >= 2, --steps and --blocks >= 1", file=sys.stderr)
+    if args.members < 2 or args.chunk < 2 or args.steps < 1 or args.blocks < 1:
+        print("--members and --chunk must be >= 2, --steps and --blocks >= 1", file=sys.stderr)
         return 2
     config = experiments.load_config(args.config)
     config = jax_setups.conv_variant(config) if args.conv else config
-    out = measure(config, args.members, args.steps, args.blocks)
+    out = measure(config, args.members, args.steps, args.blocks, args.chunk)
     for name, figures in out.items():
         print(
-            f"{name:>14}: {figures['steps_per_s']:8.2f} steps/s "
+            f"{name:>20}: {figures['steps_per_s']:8.2f} calls/s "
             f"({figures['member_steps_per_s']:8.2f} member-steps/s), "
-            f"{figures['time_over_host']:6.2f}x host's time"
+            f"{figures['time_over_host']:6.2f}x host's time per step"
             + (f", convs {figures['conv_forms']}" if figures["conv_forms"] else "")
         )
     if args.json:

@@ -241,7 +241,16 @@ def test_fed_steps_one_step_fed_on_the_device_compiles_the_host_steps_convolutio
     convolutions, every one in the Eigen form; each side timed, ``host`` the unit."""
     config = experiments.load_config("digits_cyclegan:smoke")
     out = fed_steps.measure(config, members=2, steps_per_block=1, blocks=1)
-    assert set(out) == {"host", "fed", "fed_scan1", "vmap_k1", "fed_k2", "fed_k2_scan1"}
+    assert set(out) == {
+        "host",
+        "fed",
+        "fed_scan1",
+        "vmap_k1",
+        "fed_k2",
+        "fed_k2_scan1",
+        "fed_chunk3",
+        "fed_chunk3_unrolled",
+    }
     forms = out["host"]["conv_forms"]
     assert set(forms) == {fed_steps.CANONICAL} and forms[fed_steps.CANONICAL] > 0
     assert out["fed"]["conv_forms"] == forms
@@ -251,7 +260,13 @@ def test_fed_steps_one_step_fed_on_the_device_compiles_the_host_steps_convolutio
     }
     assert out["host"]["time_over_host"] == 1.0
     for side in out.values():
-        assert side["member_steps_per_s"] == pytest.approx(side["members"] / side["median_s"])
+        steps = side["members"] * side["steps_per_call"]
+        assert side["member_steps_per_s"] == pytest.approx(steps / side["median_s"])
+    assert out["fed_chunk3"]["steps_per_call"] == 3 and out["fed"]["steps_per_call"] == 1
+    # Unrolled whole, a chunk of three steps holds three steps' convolutions, in the Eigen form.
+    assert out["fed_chunk3_unrolled"]["conv_forms"] == {
+        fed_steps.CANONICAL: 3 * forms[fed_steps.CANONICAL]
+    }
 
 
 def test_fed_steps_refuses_an_unknown_config_with_exit_2(capsys):
