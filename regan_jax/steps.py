@@ -201,12 +201,12 @@ def scan_steps(step: Callable) -> Callable:
     a loop body's convolutions apart).
 
     A chunk of one step (the loop's default ``steps_per_call``) is ``step``
-    called on ``xs[0]``, no ``lax.scan``: jaxlib 0.10's XLA:CPU leaves the
-    convolutions of a loop body (even a one-trip loop, which it removes
-    later) in the layouts its autodiff made, not the form its Eigen kernels
-    take, and runs them on a generic loop nest -- the cycle GAN's step 17x
-    slower (BENCHMARKS.md, "The cycle GAN in a sweep"). So a one-step chunk
-    of a convolutional program is bitwise the one-step program.
+    called on ``xs[0]``, no ``lax.scan``: jaxlib 0.10's XLA:CPU does not bring
+    the convolutions of a loop body (even a one-trip loop, which it removes
+    later) into the form its Eigen kernels take and runs them on a generic
+    loop nest -- the cycle GAN's step 17x slower, as it still is per step in
+    longer chunks (BENCHMARKS.md, "The cycle GAN in a sweep"). So a one-step
+    chunk of a convolutional program is bitwise the one-step program.
     """
 
     def run(state, xs):
