@@ -199,9 +199,19 @@ def scan_steps(step: Callable) -> Callable:
     Python loop, with no host round trip between steps: bitwise for programs
     without convolutions, to float reassociation for those with (XLA compiles
     a loop body's convolutions apart).
+
+    A chunk of one step (the loop's default ``steps_per_call``) is ``step``
+    called on ``xs[0]``, no ``lax.scan``: jaxlib 0.10's XLA:CPU does not bring
+    the convolutions of a loop body (even a one-trip loop, which it removes
+    later) into the form its Eigen kernels take and runs them on a generic
+    loop nest -- the cycle GAN's step 17x slower, as it still is per step in
+    longer chunks (BENCHMARKS.md, "The cycle GAN in a sweep"). So a one-step
+    chunk of a convolutional program is bitwise the one-step program.
     """
 
     def run(state, xs):
+        if {jnp.shape(x)[0] for x in jax.tree.leaves(xs)} == {1}:
+            return step(state, jax.tree.map(lambda x: x[0], xs))
         state, metrics = lax.scan(step, state, xs)
         return state, jax.tree.map(lambda m: m[-1], metrics)
 

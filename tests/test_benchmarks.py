@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import harness, jax_setups, run
+import experiments
+from benchmarks import fed_steps, harness, jax_setups, run
 from regan_jax import config as config_lib
 from regan_jax import families, models
 
@@ -212,3 +213,62 @@ def test_smoke_run_writes_the_step_compile_and_evaluation_figures(tmp_path):
 def test_smoke_run_writes_every_figure(tmp_path):
     """All suites, sweeps and the memory subprocess included (about 1-2 minutes)."""
     _check_figures(_run_smoke(tmp_path), run.SUITES)
+
+
+def test_conv_forms_counts_each_convolution_by_dim_labels_and_groups():
+    hlo = "\n".join(
+        [
+            "  %c.1 = f32[1,4,4,8]{3,2,1,0} convolution(%a, %b), window={size=3x3}, "
+            "dim_labels=b01f_01io->b01f, metadata={op_name=x}",
+            "  %c.2 = f32[3,3,8,8]{3,2,1,0} convolution(%a, %b), window={size=4x4}, "
+            "dim_labels=f01b_i01o->01bf, metadata={op_name=y}",
+            "  %c.3 = f32[2,4,4,8]{3,2,1,0} convolution(%a, %b), window={size=3x3}, "
+            "dim_labels=b01f_01io->b01f, feature_group_count=2, metadata={op_name=z}",
+            "  %c.4 = f32[1,4,4,8]{3,2,1,0} convolution(%a, %b), window={size=3x3}, "
+            "dim_labels=b01f_01io->b01f",
+            "  %d = f32[4,4]{1,0} dot(%a, %b), lhs_contracting_dims={1}",
+        ]
+    )
+    assert fed_steps.conv_forms(hlo) == {
+        fed_steps.CANONICAL: 2,
+        "f01b_i01o->01bf": 1,
+        f"{fed_steps.CANONICAL} feature_group_count=2": 1,
+    }
+
+
+def test_fed_steps_one_step_fed_on_the_device_compiles_the_host_steps_convolutions():
+    """The cycle GAN (smoke): the loop's device-fed one-step program has the host step's
+    convolutions, every one in the Eigen form; each side timed, ``host`` the unit."""
+    config = experiments.load_config("digits_cyclegan:smoke")
+    out = fed_steps.measure(config, members=2, steps_per_block=1, blocks=1)
+    assert set(out) == {
+        "host",
+        "fed",
+        "fed_scan1",
+        "vmap_k1",
+        "fed_k2",
+        "fed_k2_scan1",
+        "fed_chunk3",
+        "fed_chunk3_unrolled",
+    }
+    forms = out["host"]["conv_forms"]
+    assert set(forms) == {fed_steps.CANONICAL} and forms[fed_steps.CANONICAL] > 0
+    assert out["fed"]["conv_forms"] == forms
+    assert sum(out["fed_scan1"]["conv_forms"].values()) == forms[fed_steps.CANONICAL]
+    assert out["fed_k2"]["conv_forms"] == {
+        f"{fed_steps.CANONICAL} feature_group_count=2": forms[fed_steps.CANONICAL]
+    }
+    assert out["host"]["time_over_host"] == 1.0
+    for side in out.values():
+        steps = side["members"] * side["steps_per_call"]
+        assert side["member_steps_per_s"] == pytest.approx(steps / side["median_s"])
+    assert out["fed_chunk3"]["steps_per_call"] == 3 and out["fed"]["steps_per_call"] == 1
+    # Unrolled whole, a chunk of three steps holds three steps' convolutions, in the Eigen form.
+    assert out["fed_chunk3_unrolled"]["conv_forms"] == {
+        fed_steps.CANONICAL: 3 * forms[fed_steps.CANONICAL]
+    }
+
+
+def test_fed_steps_refuses_an_unknown_config_with_exit_2(capsys):
+    assert fed_steps.main(["--config", "no_such_experiment"]) == 2
+    assert capsys.readouterr().err.strip() == "unknown config 'no_such_experiment'"
