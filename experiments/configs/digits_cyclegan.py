@@ -15,7 +15,11 @@ Length: measured with this config, seeds 0-2 (2-core AMD EPYC shared with
 another job, niced; 51-57 steps/s, 35-38 s): the in-training FD (all 148
 held-out rows) falls from 30-41 at 250 steps to 28-31 at 1,000 and stays
 there to 2,000, the default; final FD 27.8 / 28.7 / 30.9, content accuracy
-0.98 / 0.98 / 0.98 (F: 0.97 / 0.98 / 0.95), cycle errors 0.07. References
+0.98 / 0.98 / 0.98 (F: 0.97 / 0.98 / 0.95), cycle errors 0.07.
+Speed today: about 92 steps/s on one core of that CPU (``experiments.train``,
+300 steps, pinned; ``BENCHMARKS.md``, "The cycle GAN in a sweep"); from some
+commit before study v2 until 6f96941 a one-trip ``lax.scan`` in the loop ran
+it at 6. References
 (``cyclegan.null_scores``): real (the true inverse) FD 27.3, accuracy 0.97;
 identity (A untranslated) FD 198, accuracy 0.14; noise FD 240, accuracy 0.11.
 
