@@ -5,6 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
+from study_rows import study_row
 
 from experiments.study import cells, claims, vocabulary
 
@@ -12,21 +13,7 @@ SEEDS = range(5)
 
 
 def _row(name, penalty, target, strength, seed, diverged=False, **scores):
-    row = {
-        "config.name": name,
-        "penalty": penalty,
-        "target": target,
-        "value": strength,
-        "effective_strength": strength,
-        "regulariser": "none",
-        "seed": seed,
-        "run": f"{name}/{penalty}-{target}-{strength}-seed{seed}",
-        "diverged": diverged,
-        "config.penalty.g.kind": "none",
-        "config.penalty.d.kind": "none",
-    }
-    row.update(scores)
-    return row
+    return study_row(name, penalty, target, strength, seed, diverged=diverged, **scores)
 
 
 def _cell(name, penalty, target, strength, values, metric, seeds=None):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
+from study_rows import study_row
 
 from experiments.study import claims
 from experiments.study.figures import registry, verdicts
@@ -11,22 +12,8 @@ BASE = np.array([0.30, 0.32, 0.29, 0.31, 0.33])
 
 
 def _row(name, penalty, target, strength, seed, **scores):
-    return {
-        "config.name": name,
-        "config.model_type": "gan",
-        "config.data.name": "digits",
-        "penalty": penalty,
-        "target": target,
-        "value": strength,
-        "effective_strength": strength,
-        "regulariser": "none",
-        "seed": seed,
-        "run": f"{name}/{penalty}-{target}-{strength}-seed{seed}",
-        "diverged": False,
-        "config.penalty.g.kind": "none",
-        "config.penalty.d.kind": "none",
-        **scores,
-    }
+    kind = {"config.model_type": "gan", "config.data.name": "digits"}
+    return study_row(name, penalty, target, strength, seed, **kind, **scores)
 
 
 def _cell(penalty, target, strength, values, metric="recall"):

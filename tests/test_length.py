@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
+from study_rows import study_row
 
 from experiments.study import length
 
@@ -11,21 +12,17 @@ BASE = np.array([10.0, 11.0, 9.5, 10.5, 12.0])
 
 
 def _row(name, penalty, target, strength, seed, steps, **scores):
-    return {
-        "config.name": name,
-        "config.steps": steps,
-        "penalty": penalty,
-        "target": target,
-        "value": strength,
-        "effective_strength": strength,
-        "regulariser": "none",
-        "seed": seed,
-        "run": f"{name}/{penalty}-{seed}",
-        "diverged": False,
-        "config.penalty.g.kind": "weight_decay" if penalty == "weight_decay" else "none",
-        "config.penalty.d.kind": "weight_decay" if penalty == "weight_decay" else "none",
+    kind = "weight_decay" if penalty == "weight_decay" else "none"
+    return study_row(
+        name,
+        penalty,
+        target,
+        strength,
+        seed,
+        **{"config.steps": steps, "run": f"{name}/{penalty}-{seed}"},
+        **{"config.penalty.g.kind": kind, "config.penalty.d.kind": kind},
         **scores,
-    }
+    )
 
 
 def _experiment(times, shift):
