@@ -95,6 +95,48 @@ def test_the_fd_inf_gap_is_fd_inf_against_held_out_minus_against_train(digits_re
     assert scores["fd_inf_gap"] > 0  # copies of the training set: closer to it
 
 
+def test_generalisation_scores_equal_the_metrics_computed_without_a_cache(digits_refs):
+    """The copying and memorisation scores, now from statistics kept by content, are bit for
+    bit the metrics' own functions recomputing everything (the path before), cold and warm."""
+    held, train, _ = digits_refs
+    samples = evaluation.memoriser_samples(train.images, jax.random.key(5), 148)
+    features = np.asarray(held.feature_net.features(samples))
+    cells = generalisation.copying_cells(len(samples))
+    flat = [x.reshape(len(x), -1) for x in (train.images, held.images, samples)]
+    points = {"pixels": flat, "features": (train.features, held.features, features)}
+    expected = {}
+    for space, (t, p, q) in points.items():
+        expected[f"copying_{space}"] = metrics.copying_statistic(t, p, q, num_cells=cells)
+        expected[f"memorisation_{space}"] = metrics.memorisation_ratio(t, p, q)
+    generalisation._SPLIT_CACHE.clear()
+    for _ in ("cold", "warm"):
+        scores = generalisation.generalisation_scores(
+            train, held, samples, features, jax.random.key(6)
+        )
+        assert {name: scores[name] for name in expected} == expected
+    assert len(generalisation._SPLIT_CACHE) == 2  # pixels and features, each fitted once
+    assert expected["memorisation_pixels"] > 0.5  # memoriser samples: a score that can differ
+
+
+def test_cached_split_statistics_are_keyed_by_content():
+    rng = np.random.default_rng(0)
+    train, held = rng.standard_normal((60, 5)), rng.standard_normal((20, 5))
+    generalisation._SPLIT_CACHE.clear()
+    first = generalisation.cached_split_statistics(train, held, 3)
+    assert generalisation.cached_split_statistics(train.copy(), held.copy(), 3) is first
+    fresh = metrics.split_statistics(train, held, num_cells=3)
+    np.testing.assert_array_equal(first.nearest_train, fresh.nearest_train)
+    np.testing.assert_array_equal(first.held_out_cells, fresh.held_out_cells)
+    assert not first.nearest_train.flags.writeable
+    moved = held.copy()
+    moved[0, 0] += 1e-9
+    assert generalisation.cached_split_statistics(train, moved, 3) is not first
+    assert generalisation.cached_split_statistics(train, held, 4).num_cells == 4
+    # The oldest entry is dropped beyond SPLIT_CACHE_SIZE (2).
+    assert len(generalisation._SPLIT_CACHE) == generalisation.SPLIT_CACHE_SIZE
+    assert generalisation.cached_split_statistics(train, held, 3) is not first
+
+
 def test_memoriser_samples_are_training_images_plus_clipped_noise():
     train = np.linspace(-1, 1, 5 * 4).reshape(5, 2, 2, 1).astype(np.float32)
     x = evaluation.memoriser_samples(train, jax.random.key(0), 5, noise=0.05)
