@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import experiments
-from benchmarks import fed_steps, harness, jax_setups, run
+from benchmarks import fashion_evaluation, fed_steps, harness, jax_setups, run
 from regan_jax import config as config_lib
 from regan_jax import families, models
 
@@ -272,3 +272,45 @@ def test_fed_steps_one_step_fed_on_the_device_compiles_the_host_steps_convolutio
 def test_fed_steps_refuses_an_unknown_config_with_exit_2(capsys):
     assert fed_steps.main(["--config", "no_such_experiment"]) == 2
     assert capsys.readouterr().err.strip() == "unknown config 'no_such_experiment'"
+
+
+def test_fashion_evaluation_times_every_part_and_its_generalisation_sides_agree(tmp_path, capsys):
+    """The digits GAN (smoke): every protocol-v2 part timed, the totals their sums, the
+    generalisation scores of the path before and of the cache (cold, warm) bit for bit equal."""
+    out_path = tmp_path / "out.json"
+    argv = ["--config", "digits_gan:smoke", "--steps", "2", "--samples", "100"]
+    assert fashion_evaluation.main([*argv, "--json", str(out_path)]) == 0
+    out = json.loads(out_path.read_text())
+    assert json.loads(capsys.readouterr().out) == out
+    parts = out["parts_s"]
+    assert set(parts) == {
+        "build_program_s",
+        "held_out_features_s",
+        "train_features_s",
+        "sample_s",
+        "sample_features_s",
+        "fd_s",
+        "kid_s",
+        "prdc_s",
+        "r_t_r_v_s",
+        "smoothness_s",
+        "generalisation_before_s",
+        "generalisation_cold_s",
+        "generalisation_warm_s",
+    }
+    assert all(v > 0 for v in parts.values())
+    other = sum(v for k, v in parts.items() if k[:7] not in ("build_p", "general"))
+    for side in ("before", "cold", "warm"):
+        assert out[f"final_{side}_s"] == pytest.approx(other + parts[f"generalisation_{side}_s"])
+    assert out["generalisation_speedup_warm"] == pytest.approx(
+        parts["generalisation_before_s"] / parts["generalisation_warm_s"]
+    )
+    assert (out["train_size"], out["held_out_size"], out["num_samples"]) == (1500, 297, 100)
+    assert out["generalisation_equal"] is True
+
+
+def test_fashion_evaluation_refuses_bad_arguments_with_exit_2(capsys):
+    assert fashion_evaluation.main(["--config", "no_such_experiment"]) == 2
+    assert capsys.readouterr().err.strip() == "unknown config 'no_such_experiment'"
+    assert fashion_evaluation.main(["--steps", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "--steps and --samples must be >= 1"
