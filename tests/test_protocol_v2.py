@@ -7,6 +7,7 @@ flagged as copies, held-out images are not), also as the study's null
 references.
 """
 
+import collections
 import json
 
 import jax
@@ -95,7 +96,7 @@ def test_the_fd_inf_gap_is_fd_inf_against_held_out_minus_against_train(digits_re
     assert scores["fd_inf_gap"] > 0  # copies of the training set: closer to it
 
 
-def test_generalisation_scores_equal_the_metrics_computed_without_a_cache(digits_refs):
+def test_generalisation_scores_equal_the_metrics_computed_without_a_cache(digits_refs, monkeypatch):
     """The copying and memorisation scores, now from statistics kept by content, are bit for
     bit the metrics' own functions recomputing everything (the path before), cold and warm."""
     held, train, _ = digits_refs
@@ -108,7 +109,7 @@ def test_generalisation_scores_equal_the_metrics_computed_without_a_cache(digits
     for space, (t, p, q) in points.items():
         expected[f"copying_{space}"] = metrics.copying_statistic(t, p, q, num_cells=cells)
         expected[f"memorisation_{space}"] = metrics.memorisation_ratio(t, p, q)
-    generalisation._SPLIT_CACHE.clear()
+    monkeypatch.setattr(generalisation, "_SPLIT_CACHE", collections.OrderedDict())
     for _ in ("cold", "warm"):
         scores = generalisation.generalisation_scores(
             train, held, samples, features, jax.random.key(6)
@@ -118,10 +119,10 @@ def test_generalisation_scores_equal_the_metrics_computed_without_a_cache(digits
     assert expected["memorisation_pixels"] > 0.5  # memoriser samples: a score that can differ
 
 
-def test_cached_split_statistics_are_keyed_by_content():
+def test_cached_split_statistics_are_keyed_by_content(monkeypatch):
     rng = np.random.default_rng(0)
     train, held = rng.standard_normal((60, 5)), rng.standard_normal((20, 5))
-    generalisation._SPLIT_CACHE.clear()
+    monkeypatch.setattr(generalisation, "_SPLIT_CACHE", collections.OrderedDict())
     first = generalisation.cached_split_statistics(train, held, 3)
     assert generalisation.cached_split_statistics(train.copy(), held.copy(), 3) is first
     fresh = metrics.split_statistics(train, held, num_cells=3)
