@@ -121,7 +121,7 @@ def measure(config, steps: int) -> dict:
         )
 
     # Cold first: it pays FD-infinity's compiles, not the path before.
-    generalisation._SPLIT_CACHE.clear()
+    generalisation.clear_split_cache()
     cold = after("cold")
     before = _timed(
         parts,

@@ -98,6 +98,7 @@ def _parts(program, configs, state, run_hooks_reference) -> dict:
         parts["features_s"] += time.perf_counter() - start
         latent_map = hooks.latent_map(program, params) if train is not None else None
         member_inputs.append((samples, labels, metric_key, features, logits, latent_map))
+        generalisation.clear_split_cache()  # each member alone fits its own statistics
         start = time.perf_counter()
         evaluator.score_samples(
             reference,
@@ -114,6 +115,7 @@ def _parts(program, configs, state, run_hooks_reference) -> dict:
     out = {**parts, **{name.replace("_s", "_share"): v / total for name, v in parts.items()}}
     if train is None:
         return out
+    generalisation.clear_split_cache()
     start = time.perf_counter()
     shared = generalisation.shared(train, reference, config.eval.num_samples, reference.feature_net)
     for samples, labels, metric_key, features, logits, latent_map in member_inputs:

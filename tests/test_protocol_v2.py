@@ -135,7 +135,11 @@ def test_cached_split_statistics_are_keyed_by_content(monkeypatch):
     assert generalisation.cached_split_statistics(train, held, 4).num_cells == 4
     # The oldest entry is dropped beyond SPLIT_CACHE_SIZE (2).
     assert len(generalisation._SPLIT_CACHE) == generalisation.SPLIT_CACHE_SIZE
-    assert generalisation.cached_split_statistics(train, held, 3) is not first
+    again = generalisation.cached_split_statistics(train, held, 3)
+    assert again is not first
+    generalisation.clear_split_cache()
+    assert not generalisation._SPLIT_CACHE
+    assert generalisation.cached_split_statistics(train, held, 3) is not again
 
 
 def test_memoriser_samples_are_training_images_plus_clipped_noise():
