@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import experiments
-from benchmarks import fashion_evaluation, fed_steps, harness, jax_setups, run
+from benchmarks import compile_options, fashion_evaluation, fed_steps, harness, jax_setups, run
 from regan_jax import config as config_lib
 from regan_jax import families, models
 
@@ -314,3 +314,27 @@ def test_fashion_evaluation_refuses_bad_arguments_with_exit_2(capsys):
     assert capsys.readouterr().err.strip() == "unknown config 'no_such_experiment'"
     assert fashion_evaluation.main(["--steps", "0"]) == 2
     assert capsys.readouterr().err.strip() == "--steps and --samples must be >= 1"
+
+
+def test_compile_options_measures_every_option_set_against_the_library():
+    result = compile_options.measure("ring8_gan", steps_per_block=2, blocks=1, check_steps=3)
+    assert list(result) == list(compile_options.OPTION_SETS)
+    library = result["library"]
+    assert library["speed_vs_library"] == 1.0 and library["bitwise_library"]
+    assert all(r["compile_s"] > 0 and r["step_ms"] > 0 for r in result.values())
+    text = compile_options.table({"ring8_gan": result})
+    assert text.count("\n| ring8_gan |") == len(compile_options.OPTION_SETS)
+
+
+def test_compile_options_arrays_drop_keys_and_keep_numbers():
+    state = {"key": jax.random.key(0), "w": jnp.arange(3.0), "step": jnp.int32(4)}
+    arrays = compile_options._arrays(state)
+    assert [a.tolist() for a in arrays] == [4, [0.0, 1.0, 2.0]]
+
+
+@pytest.mark.parametrize(
+    "argv", [["--configs", "no_such_experiment"], ["--configs", ","], ["--blocks", "0"]]
+)
+def test_compile_options_refuses_bad_arguments_with_exit_2(argv, capsys):
+    assert compile_options.main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: ")
