@@ -67,12 +67,21 @@ def compare(a: dict, b: dict, rtol: float, ignore=frozenset(), roots=("", "")) -
 def compare_runs(before, after, rtol: float = 1e-6) -> dict:
     """Every run of ``before`` (``*/*/summary.json``) against the same run of ``after``.
 
-    Returns ``{'runs', 'missing', 'config_differ', 'summary_differ', 'config_only_*',
-    'summary_only_*'}``: the run count; runs ``after`` lacks; ``{run: [keys]}`` of the
-    configs and summaries that differ; the union of keys only one side wrote.
+    Returns ``{'runs', 'missing', 'extra', 'config_differ', 'summary_differ',
+    'config_only_*', 'summary_only_*'}``: the run count; runs ``after`` lacks; runs only
+    ``after`` has (more work there); ``{run: [keys]}`` of the configs and summaries that
+    differ; the union of keys only one side wrote.
     """
     before, after = pathlib.Path(before), pathlib.Path(after)
-    out = {"runs": 0, "missing": [], "config_differ": {}, "summary_differ": {}}
+    runs = {p.parent.relative_to(before) for p in before.glob("*/*/summary.json")}
+    extra = {p.parent.relative_to(after) for p in after.glob("*/*/summary.json")} - runs
+    out = {
+        "runs": 0,
+        "missing": [],
+        "extra": sorted(map(str, extra)),
+        "config_differ": {},
+        "summary_differ": {},
+    }
     for side in ("config", "summary"):
         out[f"{side}_only_before"], out[f"{side}_only_after"] = set(), set()
     for summary in sorted(before.glob("*/*/summary.json")):
@@ -97,7 +106,8 @@ def compare_runs(before, after, rtol: float = 1e-6) -> dict:
 def report(result: dict, rtol: float) -> str:
     """The comparison in a few lines: counts first, then what differs."""
     lines = [
-        f"runs: {result['runs']}; missing after: {result['missing'] or 'none'}",
+        f"runs: {result['runs']}; missing after: {result['missing'] or 'none'}; "
+        f"only after: {result['extra'] or 'none'}",
         f"same work (config.json, every common key): "
         f"{result['runs'] - len(result['missing']) - len(result['config_differ'])}; "
         f"differ: {result['config_differ'] or 'none'}",
@@ -130,7 +140,9 @@ def main(argv=None) -> int:
         return 2
     result = compare_runs(args.before, args.after, args.rtol)
     print(report(result, args.rtol))
-    same = not (result["missing"] or result["config_differ"] or result["summary_differ"])
+    same = not (
+        result["missing"] or result["extra"] or result["config_differ"] or result["summary_differ"]
+    )
     return 0 if same else 1
 
 

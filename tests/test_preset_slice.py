@@ -86,9 +86,11 @@ def test_compare_runs_counts_work_results_and_new_keys(tmp_path, capsys):
     _run(before, "e/other", config, {"fd": 3.0})
     _run(after, "e/other", {**newer, "steps": 11}, {"fd": 3.1})
     _run(before, "e/gone", config, {"fd": 3.0})
+    _run(after, "e/new", newer, {"fd": 3.0})
     result = slice_compare.compare_runs(before, after)
     assert result["runs"] == 3
     assert result["missing"] == ["e/gone"]
+    assert result["extra"] == ["e/new"]
     assert result["config_differ"] == {"e/other": ["steps"]}
     assert result["summary_differ"] == {"e/other": ["fd"]}  # wall_s is a timing field
     assert result["config_only_after"] == ["eval.protocol_v2"]
@@ -96,7 +98,7 @@ def test_compare_runs_counts_work_results_and_new_keys(tmp_path, capsys):
     assert slice_compare.main([str(before), str(after)]) == 1
     out = capsys.readouterr().out
     assert "same work (config.json, every common key): 1;" in out
-    assert "missing after: ['e/gone']" in out
+    assert "missing after: ['e/gone']; only after: ['e/new']" in out
 
 
 def test_compare_exits_0_on_identical_sides_and_2_on_a_bad_path(tmp_path, capsys):
