@@ -13,6 +13,7 @@ import pytest
 from regan_jax import config as config_lib
 from regan_jax import data, evaluation, families
 from regan_jax.evaluation import evaluator
+from regan_jax.families import vae as vae_family
 
 
 def _tiny_vae(likelihood):
@@ -101,3 +102,20 @@ def test_training_rows_are_distinct_sorted_and_seeded():
     assert np.all(np.diff(rows) > 0) and 0 <= rows[0] and rows[-1] < 1500
     assert np.array_equal(rows, evaluator.training_rows(1500, 297, jax.random.key(0)))
     assert not np.array_equal(rows, evaluator.training_rows(1500, 297, jax.random.key(1)))
+
+
+def test_runs_with_other_parameters_and_keys_share_one_scoring_program():
+    """A second run's parameters and key are arguments, not constants of a program of its
+    own: scoring it compiles nothing new, and each still matches the float64 hand ELBO."""
+    config, models, params = _tiny_vae("bernoulli")
+    other = jax.tree.map(lambda a: a * 0.5, params)
+    test = np.asarray(data.load("digits", "test").images[:6])
+    vae = families.get("vae")
+    first = vae.score_fn(config, models, params, jax.random.key(4))(test)["elbo"]
+    compiled = vae_family._scores._cache_size()
+    second = vae.score_fn(config, models, other, jax.random.key(5))(test)["elbo"]
+    assert vae_family._scores._cache_size() == compiled
+    std = config.model.gaussian_std
+    for got, p, key in ((first, params, 4), (second, other, 5)):
+        want = _elbo_by_hand(p, test, _eps(jax.random.key(key), 6), "bernoulli", std)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)

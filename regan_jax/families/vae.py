@@ -197,21 +197,33 @@ def score_fn(
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) ‖ p(z)), estimated with one
     z ~ q(z|x) per example (example i of a batch draws with
     ``split(key, B)[i]``); ``recon`` is the estimate's -log p(x|z) term.
+
+    ``params`` and ``key`` are arguments of one program per model and image
+    shape (:func:`_scores`), not constants of a program per run: a group's
+    members and a study's runs share it (and the compilation cache finds it).
     """
-    latent_dim = models["decoder"].latent_dim
+    return functools.partial(
+        _scores,
+        models["encoder"],
+        models["decoder"],
+        config.model.likelihood,
+        float(config.model.gaussian_std),
+        params,
+        key,
+    )
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _scores(encoder, decoder, likelihood, gaussian_std, params, key, images):
+    """:func:`score_fn`'s program; the modules (hashable, equal by their fields) are static."""
+    models = {"encoder": encoder, "decoder": decoder}
 
     def per_example(x, example_key):
-        eps = jax.random.normal(example_key, (1, latent_dim))
-        loss, parts = negative_elbo(
-            models, params, x[None], eps, config.model.likelihood, config.model.gaussian_std
-        )
+        eps = jax.random.normal(example_key, (1, decoder.latent_dim))
+        loss, parts = negative_elbo(models, params, x[None], eps, likelihood, gaussian_std)
         return {"elbo": -loss, "recon": parts["recon"]}
 
-    @jax.jit
-    def scores(images):
-        return jax.vmap(per_example)(images, jax.random.split(key, images.shape[0]))
-
-    return scores
+    return jax.vmap(per_example)(images, jax.random.split(key, images.shape[0]))
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
