@@ -11,6 +11,7 @@ everything but :data:`MEMBER_KEYS` and :data:`MEMBER_HYPERPARAMS`
 """
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -60,7 +61,8 @@ class Program(NamedTuple):
       spec: its :class:`regan_jax.data.DataSpec`.
       models: the networks by name.
       step: the pure step ``(state, batch, key=None) -> (state, metrics)``.
-      init: jitted ``key -> state`` (the first member's hyperparameters).
+      init: ``key -> state`` (the first member's hyperparameters): two compiled programs,
+        the networks' initialiser (per model) and the optimizer states' (per optimizers).
       sample: jitted sampler ``(params, key, n) -> (x, labels or None)``, ``n`` static.
       rows_per_step: rows of data one step consumes (per member).
     """
@@ -132,7 +134,9 @@ def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
         data.make_iterator(config.data, config.seed, rows_per_step=rows, source=source)
     example = {"image": np.zeros((1, *spec.shape), np.float32), "label": np.zeros((1,), np.int32)}
     _check_masks(family, nets, optimizers, example)
-    init = xla.jit(lambda key: family.init_state(nets, optimizers, key, example))
+    # Not one jitted program: the family compiles its networks' initialiser per model and the
+    # optimizer states per optimizers (steps.init_train_state), so penalties share the former.
+    init = functools.partial(_init_state, family, nets, optimizers, example)
     return Program(
         config=config,
         family=family,
@@ -145,6 +149,10 @@ def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
         sample=xla.jit(family.make_sampler(config, nets, spec, test), static_argnums=2),
         rows_per_step=rows,
     )
+
+
+def _init_state(family, nets, optimizers, example, key):
+    return family.init_state(nets, optimizers, key, example)
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ offending update) and ``diverged_reason`` (a code of
 later step; nothing raises.
 """
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -108,6 +109,23 @@ def new_state(key, params, model_state, optimizers) -> TrainState:
         diverged_step=jnp.full((), -1, jnp.int32),
         diverged_reason=jnp.full((), NOT_DIVERGED, jnp.int32),
     )
+
+
+def init_train_state(key, params, model_state, optimizers) -> TrainState:
+    """:func:`new_state` compiled as a program of its own, per optimizers.
+
+    The families initialise their networks in a program per *model* and the
+    optimizer states here: the networks' initialiser (random draws for every
+    weight, slow to compile) is then one program that every penalty and
+    strength of an experiment shares (and the compilation cache finds), and
+    only this small one is compiled per penalty.
+    """
+    return _new_state(hashable(optimizers), key, params, model_state)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _new_state(optimizers, key, params, model_state) -> TrainState:
+    return new_state(key, params, model_state, dict(optimizers))
 
 
 def check_networks(models, optimizers, expected) -> None:

@@ -142,12 +142,14 @@ def init_cyclegan_state(
     """
     steps.check_networks(models, optimizers, NETWORKS)
     a, _ = unpaired.split_domains(jnp.asarray(example_batch["image"])[:1])
-    return _init(steps.hashable(models), steps.hashable(optimizers), key, a)
+    run_key, params, model_state = _init(steps.hashable(models), key, a)
+    return steps.init_train_state(run_key, params, model_state, optimizers)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _init(models, optimizers, key, x) -> steps.TrainState:
-    models, optimizers = dict(models), dict(optimizers)
+@functools.partial(jax.jit, static_argnums=0)
+def _init(models, key, x):
+    """``(run key, params, model state)``: one program per model, whatever the optimizers."""
+    models = dict(models)
     init_key, run_key = jax.random.split(key)
     params, model_state = {}, {}
     for k, net in enumerate(NETWORKS):
@@ -156,7 +158,7 @@ def _init(models, optimizers, key, x) -> steps.TrainState:
         )
         if extra:
             model_state[net] = extra
-    return steps.new_state(run_key, params, model_state, optimizers)
+    return run_key, params, model_state
 
 
 # ----------------------------------------------------------------------------

@@ -77,27 +77,23 @@ def init_gan_state(
     """
     steps.check_networks(models, optimizers, ("g", "d"))
     labels = jnp.asarray(example_batch["label"])[:1] if models["g"].num_classes else None
-    return _init_gan(
-        steps.hashable(models),
-        steps.hashable(optimizers),
-        key,
-        jnp.asarray(example_batch["image"])[:1],
-        labels,
+    run_key, params, model_state = _init_gan(
+        steps.hashable(models), key, jnp.asarray(example_batch["image"])[:1], labels
     )
+    return steps.init_train_state(run_key, params, model_state, optimizers)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _init_gan(models, optimizers, key, x, labels) -> steps.TrainState:
-    models, optimizers = dict(models), dict(optimizers)
+@functools.partial(jax.jit, static_argnums=0)
+def _init_gan(models, key, x, labels):
+    """``(run key, params, model state)``: one program per model, whatever the optimizers."""
+    models = dict(models)
     g, d = models["g"], models["d"]
     init_key, run_key = jax.random.split(key)
     g_params = g.init(jax.random.fold_in(init_key, 0), jnp.zeros((1, g.latent_dim)), labels)[
         "params"
     ]
     d_params, d_state = steps.split_variables(d.init(jax.random.fold_in(init_key, 1), x, labels))
-    return steps.new_state(
-        run_key, {"g": g_params, "d": d_params}, {"d": d_state} if d_state else {}, optimizers
-    )
+    return run_key, {"g": g_params, "d": d_params}, {"d": d_state} if d_state else {}
 
 
 def check_loss_config(loss_cfg: ml_collections.ConfigDict) -> None:

@@ -52,17 +52,16 @@ def init_vae_state(
 ) -> steps.TrainState:
     """A fresh VAE state: ``encoder`` from ``fold_in(k, 0)``, ``decoder`` from ``fold_in(k, 1)``."""
     steps.check_networks(models, optimizers, ("encoder", "decoder"))
-    return _init_vae(
-        steps.hashable(models),
-        steps.hashable(optimizers),
-        key,
-        jnp.asarray(example_batch["image"])[:1],
+    run_key, params = _init_vae(
+        steps.hashable(models), key, jnp.asarray(example_batch["image"])[:1]
     )
+    return steps.init_train_state(run_key, params, {}, optimizers)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _init_vae(models, optimizers, key, x) -> steps.TrainState:
-    models, optimizers = dict(models), dict(optimizers)
+@functools.partial(jax.jit, static_argnums=0)
+def _init_vae(models, key, x):
+    """``(run key, params)``: one program per model, whatever the optimizers."""
+    models = dict(models)
     encoder, decoder = models["encoder"], models["decoder"]
     init_key, run_key = jax.random.split(key)
     params = {
@@ -71,7 +70,7 @@ def _init_vae(models, optimizers, key, x) -> steps.TrainState:
             jax.random.fold_in(init_key, 1), jnp.zeros((1, decoder.latent_dim))
         )["params"],
     }
-    return steps.new_state(run_key, params, {}, optimizers)
+    return run_key, params
 
 
 def negative_elbo(
