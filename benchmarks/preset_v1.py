@@ -34,7 +34,11 @@ V1_REASON = "the first study's 5 seeds (issue #13's budget)"
 
 
 def _v1_overrides(steps: int, fd_points: int, num_samples: int) -> tuple:
-    """2550e99's ``_quiet``: today's study overrides without protocol v2's scores."""
+    """2550e99's ``_quiet``: today's study overrides without protocol v2's scores.
+
+    Written out rather than derived from today's ``presets._quiet``: this is a record of
+    what 2550e99 ran, and must not follow later changes to the study's overrides.
+    """
     return (
         ("steps", steps),
         ("eval.fd_every", max(1, steps // fd_points) if fd_points else 0),
