@@ -65,17 +65,17 @@ another: ``... --only fashion_mnist_vae_small --members 5 --steps 20 --blocks
 5 sequential runs (K = 3 at ``--blocks 5``: 0.93x); a study grid of it wants
 ``max_members=1``, as the GAN's. Wall: the three 16,000-step runs above took
 235-238 s each at once (67-68 steps/s each, ~200 member-steps/s on the two
-cores). One converged run, ``python -m experiments.sweep --config
+cores). A 5-seed cell, ``python -m experiments.sweep --config
 experiments/configs/fashion_mnist_vae_small.py --penalties none --seeds
-0,1,2,3,4 --max-members 1`` (12,000 steps, the final evaluation at 5,000
-samples; beside the vmapped convergence run): 176, 243, 191 s per member
-(training 159-224 s, compilation 11-21 s, final evaluation 13-18 s); its
-members are bitwise the single runs above (FD and loss rows equal). The
-5-seed cell was stopped at its fourth member when the lead's timed runs took
-both cores, so its wall is a projection from those: ~5 x 200 s = 17 min one
-after another, ~6 min as processes side by side (60,000 member-steps at the
-~200 member-steps/s above, plus ~50 s of setup, compilation and evaluation per
-run).
+0,1,2,3,4 --max-members 1`` (12,000 steps each, one run after another in one
+process, the final evaluation at 5,000 samples), 2026-12-06 01:58-02:06 UTC:
+492 s wall. Seed 0 ran beside other jobs at 68 steps/s (176 s); seeds 1-4 on
+a quieter machine (load 1.6-3.5) at 195-224 steps/s, 53-62 s each (training
+49-57 s, compilation 2.4-3.3 s from the process's cache, final evaluation
+3.0-5.6 s), so an unloaded cell is ~5-6 min. Its median final FD 32.9
+(29.8-37.3), in-training FD at 12,000 32.9 [95 % CI 30.0, 34.9], held-out
+ELBO -241.5 to -242.0, recall 0.59-0.65, all 10 classes; seeds 0-2 are
+bitwise the single runs above (FD and loss rows equal).
 
     python -m experiments.train --config experiments/configs/fashion_mnist_vae_small.py \\
         --workdir runs/fashion_mnist_vae_small
