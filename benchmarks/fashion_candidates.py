@@ -1,7 +1,7 @@
-"""Steps/s of CPU-sized 28x28 GAN candidates beside the Fashion-MNIST DCGAN (issue #25 item 4).
+"""Steps/s of CPU-sized 28x28 GAN/VAE candidates beside the Fashion-MNIST DCGAN (issue #25 item 4).
 
-Each candidate is ``fashion_mnist_gan`` (or ``fashion_mnist_gan_small``)
-with a few ``config.model`` / batch overrides; every step is the library's (``jax_setups.gan_setup``: the
+Each candidate is ``fashion_mnist_gan`` (or ``fashion_mnist_gan_small``,
+``fashion_mnist_vae_small``) with a few ``config.model`` / batch overrides; every step is the library's (``jax_setups.gan_setup``: the
 family's step as training compiles it, on synthetic batches already on the
 device), and all sides are timed in one process, alternating block by block
 (:func:`benchmarks.harness.time_alternating`), so the ratios to the width-64
@@ -46,6 +46,8 @@ CANDIDATES = {
         "fashion_mnist_gan_small",
         {"model.g_width": 512, "model.d_width": 512},
     ),
+    # The MLP VAE of width 256 (digits_vae's shape at 784 inputs), as committed.
+    "fashion_mnist_vae_small": ("fashion_mnist_vae_small", {}),
 }
 
 

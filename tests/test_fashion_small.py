@@ -12,7 +12,7 @@ from benchmarks import fashion_candidates
 from regan_jax import config as config_lib
 from regan_jax import train
 
-SMALL_CONFIGS = ["fashion_mnist_gan_small"]
+SMALL_CONFIGS = ["fashion_mnist_gan_small", "fashion_mnist_vae_small"]
 
 
 def _write_idx(path, array: np.ndarray) -> None:
