@@ -12,10 +12,12 @@ side: the real data set, each member its own batch rows), for every K of
 ``--member-steps`` member-steps, so every K's block takes about as long). Beside
 each K: member-steps/s, its time over ``K`` one-run steps (``time_over_runs``,
 < 1: the group beats its runs one by one), the fraction of the matmul peak
-measured first in the same process (:func:`benchmarks.suites.matmul_peak`,
+(a 2048-square float32 product timed as one more side of the same alternation;
 XLA's FLOPs of the compiled group step), and the group's train state in MiB
 (``state_mib``: parameters and Adam moments of K members; the step's working
-set is a few times that) beside the CPU's cache sizes.
+set is a few times that) beside the CPU's caches. ``--before`` also times each
+K with the divergence check's finite test as it was before this benchmark's
+change (:func:`concatenated_finite_check`), side by side.
 
 The study's workers are each pinned to one core, so run it pinned (the CLI does
 not pin itself; the JSON records the affinity it ran with):
@@ -26,11 +28,13 @@ not pin itself; the JSON records the affinity it ran with):
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import pathlib
 import sys
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -86,28 +90,62 @@ def _state_bytes(state) -> int:
     return sum(x.nbytes for x in jax.tree.leaves(state))
 
 
-def measure(config, members: list[int], member_steps: int, blocks: int, matmul_n: int) -> dict:
+def concatenated_finite_check(tree) -> jax.Array:
+    """``steps._all_finite`` before the group-size change: the leaves raveled, concatenated,
+    one reduction (under vmap XLA:CPU writes the concatenation out; BENCHMARKS.md)."""
+    return jnp.all(jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])))
+
+
+def _figures(k, compiled, step_s, timing, scale, one_s, peak, state_bytes) -> dict:
+    return {
+        "members": k,
+        "median_s": step_s,
+        "q25_s": timing.q25_s * scale,
+        "q75_s": timing.q75_s * scale,
+        "member_steps_per_s": k / step_s,
+        "time_over_runs": step_s / (k * one_s) if one_s else math.nan,
+        "flops_per_step": compiled.flops,
+        "fraction_of_peak": compiled.flops / step_s / peak,
+        "compile_s": compiled.compile_s,
+        "state_mib": state_bytes / 2**20,
+    }
+
+
+def measure(
+    config, members: list[int], member_steps: int, blocks: int, matmul_n: int, before: bool = False
+) -> dict:
     """Each K's timing and figures (module doc) for one experiment config.
 
     The matmul peak is a side of the same alternation (one ``matmul_n``-square
     float32 product per block), so that on a loaded machine each fraction of
-    the peak compares timings taken in the same rounds.
+    the peak compares timings taken in the same rounds. ``before``: every K
+    also compiled with :func:`concatenated_finite_check` (``by_members_before``,
+    and ``before_over_now``, its step time over the library's).
     """
     program = program_lib.build_program(config)
     feed = data.device_feed(program.source, program.rows_per_step)
     arrays = jax.device_put(feed.arrays)
     one = program_lib.init_member(program, config)
-    runs, compiled, state_bytes = {}, {}, {}
+    checks = {"now": contextlib.nullcontext}
+    if before:
+        checks["before"] = lambda: mock.patch.object(
+            steps, "_all_finite", concatenated_finite_check
+        )
+    runs, compiled, state_bytes, per_block = {}, {}, {}, {"matmul": 1}
     for k in members:
-        group = sweep.stack_members([one] * k) if k > 1 else jax.tree.map(jnp.copy, one)
-        inputs = fed_steps._inputs(config, program, k, True)  # pylint: disable=protected-access
-        jitted = fed_steps._chunk(program.step, feed.gather, k, steps.scan_steps)  # pylint: disable=protected-access
-        compiled[k] = harness.compile_seconds(jitted, group, arrays, inputs[0])
-        state_bytes[k] = _state_bytes(group)
-        runs[k] = fed_steps._side(compiled[k].executable, group, inputs, (arrays,))  # pylint: disable=protected-access
+        for label, check in checks.items():
+            group = sweep.stack_members([one] * k) if k > 1 else jax.tree.map(jnp.copy, one)
+            inputs = fed_steps._inputs(config, program, k, True)  # pylint: disable=protected-access
+            with check():  # the step is traced, so the check chosen, when it is lowered
+                jitted = fed_steps._chunk(program.step, feed.gather, k, steps.scan_steps)  # pylint: disable=protected-access
+                compiled[label, k] = harness.compile_seconds(jitted, group, arrays, inputs[0])
+            state_bytes[k] = _state_bytes(group)
+            per_block[label, k] = steps_per_block(k, member_steps)
+            runs[label, k] = fed_steps._side(  # pylint: disable=protected-access
+                compiled[label, k].executable, group, inputs, (arrays,)
+            )
     runs["matmul"] = harness.matmul_sides(matmul_n, with_torch=False)["jax"]
     # Every side alternates with every other; a K's block is about member_steps member-steps.
-    per_block = {k: steps_per_block(k, member_steps) for k in members} | {"matmul": 1}
     unit = min(per_block.values())
     timings = harness.time_alternating(
         {name: _scaled(run, per_block[name], unit) for name, run in runs.items()},
@@ -116,29 +154,35 @@ def measure(config, members: list[int], member_steps: int, blocks: int, matmul_n
     )
     step_s = {name: t.median_s * unit / per_block[name] for name, t in timings.items()}
     peak = 2.0 * matmul_n**3 / step_s["matmul"]
-    by_members = {}
-    for k in members:
-        by_members[k] = {
-            "members": k,
-            "steps_per_block": per_block[k],
-            "median_s": step_s[k],
-            "q25_s": timings[k].q25_s * unit / per_block[k],
-            "q75_s": timings[k].q75_s * unit / per_block[k],
-            "member_steps_per_s": k / step_s[k],
-            "time_over_runs": step_s[k] / (k * step_s[1]) if 1 in step_s else math.nan,
-            "flops_per_step": compiled[k].flops,
-            "fraction_of_peak": compiled[k].flops / step_s[k] / peak,
-            "compile_s": compiled[k].compile_s,
-            "state_mib": state_bytes[k] / 2**20,
+    out = {"peak_flops_per_s": peak}
+    for label in checks:
+        one_s = step_s.get((label, 1))
+        out["by_members" + ("" if label == "now" else f"_{label}")] = {
+            k: {
+                **_figures(
+                    k,
+                    compiled[label, k],
+                    step_s[label, k],
+                    timings[label, k],
+                    unit / per_block[label, k],
+                    one_s,
+                    peak,
+                    state_bytes[k],
+                ),
+                "steps_per_block": per_block[label, k],
+            }
+            for k in members
         }
-    return {"peak_flops_per_s": peak, "by_members": by_members, **best_members(by_members)}
+    if before:
+        out["before_over_now"] = {k: step_s["before", k] / step_s["now", k] for k in members}
+    return {**out, **best_members(out["by_members"])}
 
 
-def _scaled(run, steps: int, unit: int):
-    """``run`` doing ``steps`` steps wherever the harness asks for ``unit`` (at least one)."""
+def _scaled(run, count: int, unit: int):
+    """``run`` doing ``count`` steps wherever the harness asks for ``unit`` (at least one)."""
 
     def advance(n: int) -> None:
-        run(max(1, n * steps // unit))
+        run(max(1, n * count // unit))
 
     return advance
 
@@ -164,6 +208,11 @@ def main(argv=None) -> int:
         "--member-steps", type=int, default=64, help="member-steps per timed block (about)"
     )
     parser.add_argument("--blocks", type=int, default=3, help="timed blocks per K")
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="also time each K with the finite check as it was (concatenated_finite_check)",
+    )
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     names = args.config.split(",")
@@ -194,7 +243,9 @@ def main(argv=None) -> int:
     print(f"cores {out['affinity']}, caches {out['caches']}")
     for name in names:
         config = experiments.load_config(name)
-        figures = measure(config, members, args.member_steps, args.blocks, MATMUL_N)
+        figures = measure(
+            config, members, args.member_steps, args.blocks, MATMUL_N, before=args.before
+        )
         out["programs"][name] = figures
         print(f"{name}: matmul peak {figures['peak_flops_per_s'] / 1e9:.1f} GFLOP/s")
         for k, f in figures["by_members"].items():
@@ -203,6 +254,7 @@ def main(argv=None) -> int:
                 f"{f['fraction_of_peak']:.3f} of peak, "
                 f"{f['time_over_runs']:5.2f}x K runs' time, "
                 f"state {f['state_mib']:7.1f} MiB"
+                + (f", before {figures['before_over_now'][k]:.2f}x" if args.before else "")
             )
         print(
             f"{name:>24} best K={figures['best_members']}: "
