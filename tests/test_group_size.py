@@ -62,7 +62,7 @@ def test_cpu_caches_reads_data_and_unified_caches_of_a_sysfs_tree(tmp_path):
 
 def test_measure_times_each_k_beside_the_matmul_and_its_figures_agree():
     config = experiments.load_config("ring8_gan:smoke")
-    out = group_size.measure(config, [1, 2, 4], member_steps=4, blocks=1, matmul_n=64)
+    out = group_size.measure(config, [1, 2, 4], member_steps=4, blocks=1, matmul_n=64, before=True)
     assert out["peak_flops_per_s"] > 0
     by = out["by_members"]
     assert sorted(by) == [1, 2, 4]
@@ -79,6 +79,12 @@ def test_measure_times_each_k_beside_the_matmul_and_its_figures_agree():
         assert f["state_mib"] == pytest.approx(k * one["state_mib"], rel=1e-12)
         # A group step does about K single steps' arithmetic (plus the shared gather).
         assert 0.9 * k < f["flops_per_step"] / one["flops_per_step"] < 1.1 * k
+    # --before: the same K with the concatenated finite check, timed in the same rounds.
+    before = out["by_members_before"]
+    assert sorted(before) == [1, 2, 4] and before[1]["time_over_runs"] == 1.0
+    for k, f in before.items():
+        assert out["before_over_now"][k] == pytest.approx(f["median_s"] / by[k]["median_s"])
+        assert f["state_mib"] == by[k]["state_mib"]
     rates = {k: f["member_steps_per_s"] for k, f in by.items()}
     assert out["best_members"] == max(rates, key=rates.get)
     assert out["best_over_k1"] == pytest.approx(rates[out["best_members"]] / rates[1])
