@@ -92,7 +92,7 @@ def _state_bytes(state) -> int:
 
 def concatenated_finite_check(tree) -> jax.Array:
     """``steps._all_finite`` before the group-size change: the leaves raveled, concatenated,
-    one reduction (under vmap XLA:CPU writes the concatenation out; BENCHMARKS.md)."""
+    one reduction (XLA:CPU writes the concatenation out first; BENCHMARKS.md)."""
     return jnp.all(jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])))
 
 

@@ -154,12 +154,12 @@ def local_draw(
 
 
 def _all_finite(tree) -> jax.Array:
-    # One reduction per leaf. The leaves raveled and concatenated into one reduction
-    # (6742656: one kernel less per leaf to compile) fuse in a single run's program,
-    # but vmapped, XLA:CPU writes the concatenation out ([K, all parameters]) and an
-    # is-finite array of it before reducing: two more passes over the group's
-    # parameters, at memory speed once the group's state is larger than the cache
-    # (BENCHMARKS.md, "The vmapped group's size"). Only the boolean depends on it.
+    # One reduction per leaf. With the leaves raveled and concatenated into one
+    # reduction (6742656: fewer kernels to compile), jaxlib 0.10's XLA:CPU writes the
+    # concatenation out -- a copy of every parameter, [K, n] in a vmapped group --
+    # before its is-finite pass: one more pass over the group's parameters, at memory
+    # speed once the group's state is larger than the cache (BENCHMARKS.md, "The
+    # vmapped group's size"). Only the divergence boolean depends on how it is written.
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
