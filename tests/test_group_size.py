@@ -13,6 +13,8 @@ import pytest
 
 import experiments
 from benchmarks import group_size
+from experiments import sweep as sweep_cli
+from experiments.study import sweeps
 
 
 def test_steps_per_block_gives_about_member_steps_and_at_least_one():
@@ -127,3 +129,11 @@ def test_cli_writes_each_program_with_its_best_k(tmp_path, capsys):
     assert program["best_members"] in (1, 2) and program["largest_members"] == 2
     assert figures["matmul_n"] == group_size.MATMUL_N and figures["affinity"]
     assert "best K=" in capsys.readouterr().out
+
+
+def test_default_max_members_is_the_measured_cpu_group_and_the_large_one_elsewhere():
+    assert sweeps.default_max_members("cpu") == sweeps.CPU_MAX_MEMBERS == 4
+    assert sweeps.default_max_members("gpu") == sweeps.ACCELERATOR_MAX_MEMBERS == 64
+    assert sweeps.default_max_members() == 4  # the tests run on the CPU
+    args, _ = sweep_cli.parse_run_args(["--config", "ring8_gan:smoke", "--workdir", "w"])
+    assert args.max_members is None  # experiments.sweep leaves it to run_members
