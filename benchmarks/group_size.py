@@ -17,7 +17,9 @@ XLA's FLOPs of the compiled group step), and the group's train state in MiB
 (``state_mib``: parameters and Adam moments of K members; the step's working
 set is a few times that) beside the CPU's caches. ``--before`` also times each
 K with the divergence check's finite test as it was before this benchmark's
-change (:func:`concatenated_finite_check`), side by side.
+change (:func:`concatenated_finite_check`), side by side; ``--profile STEPS``
+then traces STEPS steps of each K and gives each XLA op's seconds per step
+(:func:`op_seconds`).
 
 The study's workers are each pinned to one core, so run it pinned (the CLI does
 not pin itself; the JSON records the affinity it ran with):
@@ -28,12 +30,14 @@ not pin itself; the JSON records the affinity it ran with):
 """
 
 import argparse
+import collections
 import contextlib
 import json
 import math
 import os
 import pathlib
 import sys
+import tempfile
 from unittest import mock
 
 import jax
@@ -112,7 +116,13 @@ def _figures(k, compiled, step_s, timing, scale, one_s, peak, state_bytes) -> di
 
 
 def measure(
-    config, members: list[int], member_steps: int, blocks: int, matmul_n: int, before: bool = False
+    config,
+    members: list[int],
+    member_steps: int,
+    blocks: int,
+    matmul_n: int,
+    before: bool = False,
+    profile: int = 0,
 ) -> dict:
     """Each K's timing and figures (module doc) for one experiment config.
 
@@ -120,7 +130,8 @@ def measure(
     float32 product per block), so that on a loaded machine each fraction of
     the peak compares timings taken in the same rounds. ``before``: every K
     also compiled with :func:`concatenated_finite_check` (``by_members_before``,
-    and ``before_over_now``, its step time over the library's).
+    and ``before_over_now``, its step time over the library's). ``profile``: after
+    the timing, ``profile`` steps of each K traced, :func:`op_seconds` per K.
     """
     program = program_lib.build_program(config)
     feed = data.device_feed(program.source, program.rows_per_step)
@@ -175,7 +186,33 @@ def measure(
         }
     if before:
         out["before_over_now"] = {k: step_s["before", k] / step_s["now", k] for k in members}
+    if profile:  # last: the trace is not timed
+        out["op_seconds"] = {k: op_seconds(runs["now", k], profile) for k in members}
     return {**out, **best_members(out["by_members"])}
+
+
+def op_seconds(run, count: int) -> dict[str, float]:
+    """Seconds per step of each XLA op (thunk) name over ``count`` steps of ``run``.
+
+    From a ``jax.profiler`` trace: XLA:CPU records every op it executes; the
+    durations of one name are summed over the process's threads (a name is an
+    op of the compiled program, e.g. ``concatenate.9`` or ``multiply_add_fusion.24``).
+    """
+    run(1)  # compiled and warm
+    with tempfile.TemporaryDirectory() as directory:
+        with jax.profiler.trace(directory):
+            run(count)
+        (path,) = pathlib.Path(directory).glob("**/*.xplane.pb")
+        profile = jax.profiler.ProfileData.from_file(str(path))
+    seconds = collections.Counter()
+    for plane in profile.planes:
+        for line in plane.lines:
+            if line.name == "python":
+                continue
+            for event in line.events:
+                if not event.name.startswith("ThunkExecutor"):
+                    seconds[event.name] += event.duration_ns * 1e-9 / count
+    return dict(seconds)
 
 
 def _scaled(run, count: int, unit: int):
@@ -213,6 +250,13 @@ def main(argv=None) -> int:
         action="store_true",
         help="also time each K with the finite check as it was (concatenated_finite_check)",
     )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="then trace STEPS steps of each K: seconds per step of each XLA op (JSON)",
+    )
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     names = args.config.split(",")
@@ -230,6 +274,9 @@ def main(argv=None) -> int:
     if args.member_steps < 1 or args.blocks < 1:
         print("--member-steps and --blocks must be >= 1", file=sys.stderr)
         return 2
+    if args.profile < 0:
+        print("--profile must be >= 0", file=sys.stderr)
+        return 2
     if args.json and not pathlib.Path(args.json).resolve().parent.is_dir():
         print(f"--json: no directory {pathlib.Path(args.json).parent}", file=sys.stderr)
         return 2
@@ -244,7 +291,13 @@ def main(argv=None) -> int:
     for name in names:
         config = experiments.load_config(name)
         figures = measure(
-            config, members, args.member_steps, args.blocks, MATMUL_N, before=args.before
+            config,
+            members,
+            args.member_steps,
+            args.blocks,
+            MATMUL_N,
+            before=args.before,
+            profile=args.profile,
         )
         out["programs"][name] = figures
         print(f"{name}: matmul peak {figures['peak_flops_per_s'] / 1e9:.1f} GFLOP/s")

@@ -102,6 +102,7 @@ def test_measure_times_each_k_beside_the_matmul_and_its_figures_agree():
         (["--members", "1,x"], "--members must be distinct ints >= 1, commas; got '1,x'"),
         (["--member-steps", "0"], "--member-steps and --blocks must be >= 1"),
         (["--blocks", "0"], "--member-steps and --blocks must be >= 1"),
+        (["--profile", "-1"], "--profile must be >= 0"),
     ],
 )
 def test_cli_refuses_bad_arguments_in_one_line_with_exit_2(argv, message, tmp_path, capsys):
@@ -119,16 +120,20 @@ def test_cli_refuses_a_json_path_in_a_missing_directory(tmp_path, capsys):
     assert not out.parent.exists()
 
 
-def test_cli_writes_each_program_with_its_best_k(tmp_path, capsys):
+def test_cli_writes_each_program_with_its_best_k_and_op_profile(tmp_path, capsys):
     out = tmp_path / "out.json"
     argv = ["--config", "ring8_gan:smoke", "--members", "1,2", "--member-steps", "2"]
-    assert group_size.main([*argv, "--blocks", "1", "--json", str(out)]) == 0
+    assert group_size.main([*argv, "--blocks", "1", "--profile", "2", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     program = figures["programs"]["ring8_gan:smoke"]
     assert sorted(program["by_members"]) == ["1", "2"]  # JSON keys
     assert program["best_members"] in (1, 2) and program["largest_members"] == 2
     assert figures["matmul_n"] == group_size.MATMUL_N and figures["affinity"]
     assert "best K=" in capsys.readouterr().out
+    # --profile: each K's XLA ops by name, seconds per step; the step's dots among them.
+    for ops in program["op_seconds"].values():
+        assert ops and all(v >= 0 for v in ops.values())
+        assert any(name.startswith(("dot", "ynn_fusion")) for name in ops)
 
 
 def test_default_max_members_is_the_measured_cpu_group_and_the_large_one_elsewhere():
