@@ -104,7 +104,10 @@ def parse_run_args(argv):
     parser.add_argument("--search-seed", type=int, default=0, help="seed of --random draws")
     parser.add_argument("--shard", default="0/1", help="run slice i of N (0-based), e.g. 2/8")
     parser.add_argument(
-        "--max-members", type=int, default=64, help="largest group trained as one vmapped program"
+        "--max-members",
+        type=int,
+        help="largest group trained as one vmapped program (default: "
+        f"{sweeps.CPU_MAX_MEMBERS} on a CPU, {sweeps.ACCELERATOR_MAX_MEMBERS} otherwise)",
     )
     parser.add_argument(
         "--compile-cache",
@@ -125,7 +128,7 @@ def members_from_args(args, overrides) -> list:
     seeds = experiments.parse_seeds(args.seeds)
     if args.random < 0:
         raise experiments.UsageError(f"--random N needs N >= 0 (0 = the grids), got {args.random}")
-    if args.max_members < 1:
+    if args.max_members is not None and args.max_members < 1:
         raise experiments.UsageError(f"--max-members must be >= 1, got {args.max_members}")
     try:
         if args.random:

@@ -172,10 +172,13 @@ def local_draw(
 
 
 def _all_finite(tree) -> jax.Array:
-    # One reduction over all leaves raveled together (XLA fuses the concatenation
-    # into it) rather than one per leaf: each per-leaf reduction was a kernel of
-    # its own for XLA:CPU to compile (see freeze_if_diverged and BENCHMARKS.md).
-    return jnp.all(jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])))
+    # One reduction per leaf. With the leaves raveled and concatenated into one
+    # reduction (6742656: fewer kernels to compile), jaxlib 0.10's XLA:CPU writes the
+    # concatenation out -- a copy of every parameter, [K, n] in a vmapped group --
+    # before its is-finite pass: one more pass over the group's parameters, at memory
+    # speed once the group's state is larger than the cache (BENCHMARKS.md, "The
+    # vmapped group's size"). Only the divergence boolean depends on how it is written.
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def apply_update(optimizer, grads, opt_state, params):

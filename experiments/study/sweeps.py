@@ -9,8 +9,27 @@ program after another; every member keeps the full run-directory contract.
 
 import pathlib
 
+import jax
+
 from regan_jax import families, parallel, program, train
 from regan_jax import workdir as workdir_lib
+
+# The largest vmapped group when the caller names none. On a CPU a group pays only while
+# its state stays in the cache. Measured on the 2-core AMD EPYC (L2 1 MiB per core, L3
+# 32 MiB shared), one core per worker as the preset runs them, by `taskset -c 1 python -m
+# benchmarks.group_size --before` (BENCHMARKS.md, "The vmapped group's size"; a shared
+# machine): at K = 4 the digits GAN, VAE and ring8 made 0.72-0.76 of their best K's
+# member-steps/s (best K 2, 2, 16) and 1.2-1.7x K = 64's, the 28x28 MLP GAN its best
+# (2.1x K = 64's); once a group's state passed 13-50 MiB every program slowed 1.6-2x.
+# Accelerators keep the large group. The study's presets name theirs (presets.max_members).
+CPU_MAX_MEMBERS = 4
+ACCELERATOR_MAX_MEMBERS = 64
+
+
+def default_max_members(backend: str | None = None) -> int:
+    """The largest vmapped group on ``backend`` (default: JAX's) when none is given."""
+    backend = jax.default_backend() if backend is None else backend
+    return CPU_MAX_MEMBERS if backend == "cpu" else ACCELERATOR_MAX_MEMBERS
 
 
 def shard_members(members: list, shard: tuple[int, int]) -> list:
@@ -23,7 +42,7 @@ def run_members(
     members: list,
     workdir,
     *,
-    max_members: int = 64,
+    max_members: int | None = None,
     progress: bool = True,
     log=print,
     mesh: parallel.MeshShape | None = None,
@@ -34,7 +53,8 @@ def run_members(
     Args:
       members: :class:`experiments.study.members.Member` s.
       workdir: the sweep directory; member m trains in ``workdir/m.name``.
-      max_members: the largest group trained as one vmapped program.
+      max_members: the largest group trained as one vmapped program (None:
+        :func:`default_max_members`).
       progress: show progress bars.
       log: where to report what runs (process 0 only, with several processes).
       mesh: the device mesh of each vmapped group
@@ -55,6 +75,7 @@ def run_members(
             "the sweep has zero members: give at least one penalty, target, "
             "strength (or --random N) and seed"
         )
+    max_members = default_max_members() if max_members is None else max_members
     if max_members < 1:
         raise ValueError(f"max_members must be >= 1, got {max_members}")
     workdir = pathlib.Path(workdir)
