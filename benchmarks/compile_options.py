@@ -1,6 +1,7 @@
-"""XLA compile options for the study's MLP programs: compile time, step time, and whether bitwise.
+"""XLA compile options for the study's steps: compile time, step time, and whether bitwise.
 
     python -m benchmarks.compile_options [--configs digits_gan,ring8_gan] [--json PATH]
+    python -m benchmarks.compile_options --configs fashion_mnist_gan --sets conv --steps 3
 
 For each config, the single-run training step is compiled cold (a fresh
 ``jax.jit``, no persistent cache) under each option set of :data:`OPTION_SETS`
@@ -22,8 +23,10 @@ import numpy as np
 
 import experiments
 from benchmarks import harness, jax_setups, run
+from regan_jax import xla
 
 # name -> XLA:CPU compile options (None: the library's choice, ``regan_jax.xla.jit``).
+# For MLP programs (the library compiles them as plain jax.jit).
 OPTION_SETS = {
     "library": None,
     "llvm_O1": {"xla_backend_optimization_level": 1},
@@ -31,6 +34,28 @@ OPTION_SETS = {
     "no_expensive_llvm_passes": {"xla_llvm_disable_expensive_passes": True},
     "ynnpack_off": {"xla_cpu_experimental_ynn_fusion_type": ""},
 }
+# For programs with a convolution: each on top of the library's conv option. oneDNN and
+# XNNPACK are the libraries torch's CPU convolutions use; YNNPACK for convolutions too is
+# what regan_jax.xla turned off.
+_CONV = xla.CPU_OPTIONS
+CONV_OPTION_SETS = {
+    "library": None,
+    "onednn": {**_CONV, "xla_cpu_use_onednn": True},
+    "onednn_custom_call": {**_CONV, "xla_cpu_experimental_onednn_custom_call": True},
+    "xnnpack": {**_CONV, "xla_cpu_use_xnnpack": True},
+    "xnnpack_convolutions": {
+        **_CONV,
+        "xla_cpu_use_xnnpack": True,
+        "xla_cpu_experimental_xnn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION",
+    },
+    "ynnpack_convolutions_too": {
+        "xla_cpu_experimental_ynn_fusion_type": (
+            f"{_CONV['xla_cpu_experimental_ynn_fusion_type']},"
+            "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"
+        )
+    },
+}
+SETS = {"mlp": OPTION_SETS, "conv": CONV_OPTION_SETS}
 
 
 def _jit(step, options):
@@ -60,12 +85,14 @@ def _train(executable, setup, steps: int):
     return state
 
 
-def measure(name: str, *, steps_per_block: int, blocks: int, check_steps: int) -> dict:
+def measure(
+    name: str, *, steps_per_block: int, blocks: int, check_steps: int, option_sets=OPTION_SETS
+) -> dict:
     """One config's option sets: cold compile seconds, step time, bitwise equality."""
     setup = jax_setups.gan_setup(jax_setups.experiment_config(name))
     compiled = {
         label: harness.compile_seconds(_jit(setup.step, options), setup.init(0), setup.batches[0])
-        for label, options in OPTION_SETS.items()
+        for label, options in option_sets.items()
     }
     sides = {
         label: jax_setups.loop_side(c.executable, setup.init(0), setup.batches)
@@ -79,7 +106,7 @@ def measure(name: str, *, steps_per_block: int, blocks: int, check_steps: int) -
     out = {}
     for label, c in compiled.items():
         out[label] = {
-            "options": OPTION_SETS[label],
+            "options": option_sets[label],
             "compile_s": c.compile_s,
             "compile_cpu_s": c.cpu_s,
             "step_ms": timings[label].median_s * 1e3,
@@ -111,6 +138,9 @@ def main(argv=None) -> int:
         prog="python -m benchmarks.compile_options", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--configs", default="digits_gan,ring8_gan")
+    parser.add_argument(
+        "--sets", default="mlp", help="option sets: mlp (OPTION_SETS) or conv (CONV_OPTION_SETS)"
+    )
     parser.add_argument("--steps", type=int, default=100, help="steps per timed block")
     parser.add_argument("--blocks", type=int, default=7)
     parser.add_argument("--check-steps", type=int, default=20)
@@ -127,12 +157,19 @@ def main(argv=None) -> int:
         if value < 1:
             print(f"error: {flag} must be >= 1, got {value}", file=sys.stderr)
             return 2
+    if args.sets not in SETS:
+        print(f"error: --sets must be one of {sorted(SETS)}, got {args.sets!r}", file=sys.stderr)
+        return 2
     if args.check_steps < 1:
         print(f"error: --check-steps must be >= 1, got {args.check_steps}", file=sys.stderr)
         return 2
     results = {
         name: measure(
-            name, steps_per_block=args.steps, blocks=args.blocks, check_steps=args.check_steps
+            name,
+            steps_per_block=args.steps,
+            blocks=args.blocks,
+            check_steps=args.check_steps,
+            option_sets=SETS[args.sets],
         )
         for name in names
     }

@@ -20,7 +20,15 @@ import numpy as np
 import pytest
 
 import experiments
-from benchmarks import compile_options, fashion_evaluation, fed_steps, harness, jax_setups, run
+from benchmarks import (
+    compile_options,
+    fashion_evaluation,
+    fed_steps,
+    harness,
+    jax_setups,
+    op_profile,
+    run,
+)
 from regan_jax import config as config_lib
 from regan_jax import families, models
 
@@ -333,8 +341,34 @@ def test_compile_options_arrays_drop_keys_and_keep_numbers():
 
 
 @pytest.mark.parametrize(
-    "argv", [["--configs", "no_such_experiment"], ["--configs", ","], ["--blocks", "0"]]
+    "argv",
+    [["--configs", "no_such_experiment"], ["--configs", ","], ["--blocks", "0"], ["--sets", "gpu"]],
 )
 def test_compile_options_refuses_bad_arguments_with_exit_2(argv, capsys):
     assert compile_options.main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_op_profile_groups_ops_by_kind():
+    assert op_profile.kind("convolution.3") == "convolution"
+    assert op_profile.kind("wrapped_reduce-window.12") == "wrapped_reduce-window"
+    assert op_profile.kind("ynn_fusion") == "ynn_fusion"
+    seconds = {"copy.1": 1.0, "copy.2": 2.0, "convolution": 0.5, "convolution.7": 4.0}
+    assert op_profile.by_kind(seconds) == {"convolution": 4.5, "copy": 3.0}
+    assert list(op_profile.by_kind(seconds)) == ["convolution", "copy"]  # largest first
+
+
+def test_op_profile_traces_a_conv_step_and_its_kinds_sum_to_its_ops():
+    result = op_profile.measure("digits_gan", conv=True, steps=1)
+    assert result["ops"] and all(s >= 0 for s in result["ops"].values())
+    assert sum(result["kinds"].values()) == pytest.approx(sum(result["ops"].values()))
+    assert any("conv" in k for k in result["kinds"])  # the DCGAN variant's convolutions
+    assert "ms of ops per step" in op_profile.report(result)
+
+
+@pytest.mark.parametrize(
+    "argv", [["--config", "no_such_experiment"], ["--config", "digits_gan", "--steps", "0"]]
+)
+def test_op_profile_refuses_bad_arguments_with_exit_2(argv, capsys):
+    assert op_profile.main(argv) == 2
     assert capsys.readouterr().err.startswith("error: ")
