@@ -31,6 +31,7 @@ from regan_jax import xla
 V1_WEIGHT = ("l2", "weight_decay", "l1", "prox_l1", "elastic_net", "group_l1", "max_norm")
 V1_GAN_BASELINES = ("none", "spectral_norm", "r1", "wgan_gp")
 V1_REASON = "the first study's 5 seeds (issue #13's budget)"
+V1_MAX_MEMBERS = 64
 
 
 def _v1_overrides(steps: int, fd_points: int, num_samples: int) -> tuple:
@@ -177,7 +178,14 @@ def train_shard(workdir, shard: tuple[int, int], log=print) -> None:
         raise ValueError(f"no calibration record at {', '.join(sorted(set(missing)))}")
     xla.use_compilation_cache(workdir / runner.COMPILE_CACHE_DIR)
     for name, ms in members(workdir).items():
-        sweeps.run_members(sweeps.shard_members(ms, shard), workdir / name, progress=False, log=log)
+        # 2550e99's groups: up to 64 members (today's CPU default is 4).
+        sweeps.run_members(
+            sweeps.shard_members(ms, shard),
+            workdir / name,
+            max_members=V1_MAX_MEMBERS,
+            progress=False,
+            log=log,
+        )
 
 
 def main(argv=None) -> int:
