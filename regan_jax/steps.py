@@ -196,9 +196,8 @@ def freeze_if_diverged(old: TrainState, new: TrainState, loss_finite: jax.Array)
     bad = ~(loss_finite & _all_finite(new.params))
     keep_old = old.diverged | bad
     # One conditional instead of a jnp.where per leaf: the same values, fewer
-    # kernels to compile (with _all_finite's single reduction, the ring8 step's
-    # XLA:CPU compile went from 2.8-3.4 s to 2.0-2.3 s); under vmap it becomes a
-    # per-member select, so only a diverged member freezes.
+    # kernels to compile; under vmap it becomes a per-member select, so only a
+    # diverged member freezes.
     kept = lax.cond(keep_old, lambda o, n: o, lambda o, n: n, old, new)
     first = bad & ~old.diverged
     return kept.replace(
