@@ -136,7 +136,7 @@ def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
     _check_masks(family, nets, optimizers, example)
     # Not one jitted program: the family compiles its networks' initialiser per model and the
     # optimizer states per optimizers (steps.init_train_state), so penalties share the former.
-    init = functools.partial(_init_state, family, nets, optimizers, example)
+    init = functools.partial(family.init_state, nets, optimizers, example_batch=example)
     return Program(
         config=config,
         family=family,
@@ -149,10 +149,6 @@ def build_program(config, *, wrap_optimizer: Callable | None = None) -> Program:
         sample=xla.jit(family.make_sampler(config, nets, spec, test), static_argnums=2),
         rows_per_step=rows,
     )
-
-
-def _init_state(family, nets, optimizers, example, key):
-    return family.init_state(nets, optimizers, key, example)
 
 
 @contextlib.contextmanager
