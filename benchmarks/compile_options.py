@@ -133,6 +133,22 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _check(args, names) -> None:
+    """Raises ``experiments.UsageError`` (exit 2, one line) on a bad argument."""
+    unknown = [n for n in names if n not in experiments.experiment_names()]
+    if not names or unknown:
+        raise experiments.UsageError(f"--configs needs experiment names, got {unknown or '(none)'}")
+    for flag, value in (
+        ("--steps", args.steps),
+        ("--blocks", args.blocks),
+        ("--check-steps", args.check_steps),
+    ):
+        if value < 1:
+            raise experiments.UsageError(f"{flag} must be >= 1, got {value}")
+    if args.sets not in SETS:
+        raise experiments.UsageError(f"--sets must be one of {sorted(SETS)}, got {args.sets!r}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.compile_options", description=__doc__.split("\n\n")[0]
@@ -145,43 +161,28 @@ def main(argv=None) -> int:
     parser.add_argument("--blocks", type=int, default=7)
     parser.add_argument("--check-steps", type=int, default=20)
     parser.add_argument("--json", metavar="PATH")
-    args = parser.parse_args(argv)
-    names = [n for n in args.configs.split(",") if n]
-    unknown = [n for n in names if n not in experiments.experiment_names()]
-    if not names or unknown:
-        print(
-            f"error: --configs needs experiment names, got {unknown or '(none)'}", file=sys.stderr
-        )
-        return 2
-    for flag, value in (("--steps", args.steps), ("--blocks", args.blocks)):
-        if value < 1:
-            print(f"error: {flag} must be >= 1, got {value}", file=sys.stderr)
-            return 2
-    if args.sets not in SETS:
-        print(f"error: --sets must be one of {sorted(SETS)}, got {args.sets!r}", file=sys.stderr)
-        return 2
-    if args.check_steps < 1:
-        print(f"error: --check-steps must be >= 1, got {args.check_steps}", file=sys.stderr)
-        return 2
-    results = {
-        name: measure(
-            name,
-            steps_per_block=args.steps,
-            blocks=args.blocks,
-            check_steps=args.check_steps,
-            option_sets=SETS[args.sets],
-        )
-        for name in names
-    }
-    print(table(results))
-    if args.json:
-        record = {
-            "machine": run.machine_info(),
-            "jax": jax.__version__,
-            "results": results,
+
+    def body() -> int:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        names = [n for n in args.configs.split(",") if n]
+        _check(args, names)
+        results = {
+            name: measure(
+                name,
+                steps_per_block=args.steps,
+                blocks=args.blocks,
+                check_steps=args.check_steps,
+                option_sets=SETS[args.sets],
+            )
+            for name in names
         }
-        pathlib.Path(args.json).write_text(json.dumps(record, indent=1))
-    return 0
+        print(table(results))
+        if args.json:
+            record = {"machine": run.machine_info(), "jax": jax.__version__, "results": results}
+            pathlib.Path(args.json).write_text(json.dumps(record, indent=1))
+        return 0
+
+    return experiments.run_main(body)
 
 
 if __name__ == "__main__":

@@ -65,20 +65,22 @@ def main(argv=None) -> int:
     parser.add_argument("--conv", action="store_true", help="its DCGAN variant (conv_variant)")
     parser.add_argument("--steps", type=int, default=5, help="steps traced")
     parser.add_argument("--json", metavar="PATH")
-    args = parser.parse_args(argv)
-    if args.config not in experiments.experiment_names():
-        print(f"error: --config needs an experiment name, got {args.config!r}", file=sys.stderr)
-        return 2
-    if args.steps < 1:
-        print(f"error: --steps must be >= 1, got {args.steps}", file=sys.stderr)
-        return 2
-    result = measure(args.config, conv=args.conv, steps=args.steps)
-    print(report(result))
-    if args.json:
-        pathlib.Path(args.json).write_text(
-            json.dumps({"machine": run.machine_info(), **result}, indent=1)
-        )
-    return 0
+
+    def body() -> int:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        if args.config not in experiments.experiment_names():
+            raise experiments.UsageError(f"--config needs an experiment name, got {args.config!r}")
+        if args.steps < 1:
+            raise experiments.UsageError(f"--steps must be >= 1, got {args.steps}")
+        result = measure(args.config, conv=args.conv, steps=args.steps)
+        print(report(result))
+        if args.json:
+            pathlib.Path(args.json).write_text(
+                json.dumps({"machine": run.machine_info(), **result}, indent=1)
+            )
+        return 0
+
+    return experiments.run_main(body)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import math
 import pathlib
 import sys
 
+import experiments
 from regan_jax.walltime import TIMING_FIELDS
 
 # Summary fields that are wall-clock measurements in one commit or another (today's are
@@ -130,20 +131,20 @@ def main(argv=None) -> int:
     parser.add_argument("before")
     parser.add_argument("after")
     parser.add_argument("--rtol", type=float, default=1e-6)
-    args = parser.parse_args(argv)
-    for path in (args.before, args.after):
-        if not pathlib.Path(path).is_dir():
-            print(f"error: {path!r} is not a directory", file=sys.stderr)
-            return 2
-    if not args.rtol >= 0:
-        print(f"error: --rtol must be >= 0, got {args.rtol}", file=sys.stderr)
-        return 2
-    result = compare_runs(args.before, args.after, args.rtol)
-    print(report(result, args.rtol))
-    same = not (
-        result["missing"] or result["extra"] or result["config_differ"] or result["summary_differ"]
-    )
-    return 0 if same else 1
+
+    def body() -> int:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        for path in (args.before, args.after):
+            if not pathlib.Path(path).is_dir():
+                raise experiments.UsageError(f"{path!r} is not a directory")
+        if not args.rtol >= 0:
+            raise experiments.UsageError(f"--rtol must be >= 0, got {args.rtol}")
+        result = compare_runs(args.before, args.after, args.rtol)
+        print(report(result, args.rtol))
+        differ = ("missing", "extra", "config_differ", "summary_differ")
+        return 1 if any(result[k] for k in differ) else 0
+
+    return experiments.run_main(body)
 
 
 if __name__ == "__main__":
