@@ -73,7 +73,7 @@ def one_trip_scan(step, unroll: int | bool = 1):
     return run
 
 
-def _chunk(step, gather, members: int, scan):
+def chunk_program(step, gather, members: int, scan):
     """``fed_parallel``'s one-device chunk, its steps run by ``scan`` (compiled, state donated)."""
 
     def one(state, arrays, descriptor):
@@ -88,7 +88,7 @@ def _chunk(step, gather, members: int, scan):
     return xla.jit(chunk, donate_argnums=0)
 
 
-def _side(run, state, inputs, extra=()):
+def cycling_side(run, state, inputs, extra=()):
     """``run(n)``: n calls of ``run(state, *extra, inputs[i])`` cycling ``inputs``, then block."""
     box, count = [state], [0]
 
@@ -101,7 +101,9 @@ def _side(run, state, inputs, extra=()):
     return advance
 
 
-def _inputs(config, program, members: int, on_device: bool, count: int = 4, chunk: int = 1) -> list:
+def feed_inputs(
+    config, program, members: int, on_device: bool, count: int = 4, chunk: int = 1
+) -> list:
     """``count`` host batches or descriptor chunks of ``chunk`` steps (member axis if K > 1)."""
     seeds = list(range(members)) if members > 1 else None
     iterator = data.make_iterator(
@@ -129,32 +131,39 @@ def measure(config, members: int, steps_per_block: int, blocks: int, chunk: int 
     arrays = jax.device_put(feed.arrays)
     one = program_lib.init_member(program, config)
     group = sweep.stack_members([one] * members)
-    host, descriptors = _inputs(config, program, 1, False), _inputs(config, program, 1, True)
-    group_descriptors = _inputs(config, program, members, True)
-    chunks_of = _inputs(config, program, 1, True, chunk=chunk)
+    host, descriptors = (
+        feed_inputs(config, program, 1, False),
+        feed_inputs(config, program, 1, True),
+    )
+    group_descriptors = feed_inputs(config, program, members, True)
+    chunks_of = feed_inputs(config, program, 1, True, chunk=chunk)
     host_step = xla.jit(step, donate_argnums=0)
     chunks = {  # (program, state, inputs); the fed programs take the arrays first
         "host": (host_step, one, host),
-        "fed": (_chunk(step, feed.gather, 1, steps.scan_steps), one, descriptors),
-        "fed_scan1": (_chunk(step, feed.gather, 1, one_trip_scan), one, descriptors),
+        "fed": (chunk_program(step, feed.gather, 1, steps.scan_steps), one, descriptors),
+        "fed_scan1": (chunk_program(step, feed.gather, 1, one_trip_scan), one, descriptors),
         "vmap_k1": (
             sweep.vmap_step(step, shared_batch=False),
             sweep.stack_members([one]),
             [jax.tree.map(lambda x: x[None], b) for b in host],
         ),
         f"fed_k{members}": (
-            _chunk(step, feed.gather, members, steps.scan_steps),
+            chunk_program(step, feed.gather, members, steps.scan_steps),
             group,
             group_descriptors,
         ),
         f"fed_k{members}_scan1": (
-            _chunk(step, feed.gather, members, one_trip_scan),
+            chunk_program(step, feed.gather, members, one_trip_scan),
             group,
             group_descriptors,
         ),
-        f"fed_chunk{chunk}": (_chunk(step, feed.gather, 1, steps.scan_steps), one, chunks_of),
+        f"fed_chunk{chunk}": (
+            chunk_program(step, feed.gather, 1, steps.scan_steps),
+            one,
+            chunks_of,
+        ),
         f"fed_chunk{chunk}_unrolled": (
-            _chunk(step, feed.gather, 1, lambda s: one_trip_scan(s, unroll=True)),
+            chunk_program(step, feed.gather, 1, lambda s: one_trip_scan(s, unroll=True)),
             one,
             chunks_of,
         ),
@@ -167,7 +176,7 @@ def measure(config, members: int, steps_per_block: int, blocks: int, chunk: int 
             forms[name] = conv_forms(compiled.as_text())
         runs[name] = (jitted, state, inputs, extra)
     sides = {
-        name: _side(run, jax.tree.map(lambda x: x.copy(), state), inputs, extra)
+        name: cycling_side(run, jax.tree.map(lambda x: x.copy(), state), inputs, extra)
         for name, (run, state, inputs, extra) in runs.items()
     }
     timings = harness.time_alternating(sides, steps_per_block=steps_per_block, blocks=blocks)

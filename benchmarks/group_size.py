@@ -146,13 +146,13 @@ def measure(
     for k in members:
         for label, check in checks.items():
             group = sweep.stack_members([one] * k) if k > 1 else jax.tree.map(jnp.copy, one)
-            inputs = fed_steps._inputs(config, program, k, True)  # pylint: disable=protected-access
+            inputs = fed_steps.feed_inputs(config, program, k, True)
             with check():  # the step is traced, so the check chosen, when it is lowered
-                jitted = fed_steps._chunk(program.step, feed.gather, k, steps.scan_steps)  # pylint: disable=protected-access
+                jitted = fed_steps.chunk_program(program.step, feed.gather, k, steps.scan_steps)
                 compiled[label, k] = harness.compile_seconds(jitted, group, arrays, inputs[0])
             state_bytes[k] = _state_bytes(group)
             per_block[label, k] = steps_per_block(k, member_steps)
-            runs[label, k] = fed_steps._side(  # pylint: disable=protected-access
+            runs[label, k] = fed_steps.cycling_side(
                 compiled[label, k].executable, group, inputs, (arrays,)
             )
     runs["matmul"] = harness.matmul_sides(matmul_n, with_torch=False)["jax"]
